@@ -1,0 +1,539 @@
+"""Sans-I/O SIP messages (RFC 3261 §7): parse, serialise, build responses.
+
+`parse_message()` takes the bytes of one datagram (or one message cut out of a stream by
+`framing.StreamFramer`) and returns a `Request` or `Response`, or raises `SipParseError`, which
+carries the status to answer with and, when possible, a `Request` good enough to answer. It
+never raises anything else, whatever the input.
+
+A returned message is guaranteed to have parseable Via, From, To, Call-ID and CSeq headers, so
+the convenience properties (`call_id`, `cseq`, `vias`, `top_via`, `from_`, `to`, tags,
+`max_forwards`) do not raise. Semantic checks a server core applies before acting on a request
+(CSeq method matching, duplicated singletons, Request-URI scheme) live in `validate_request()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from callcenter.sip import grammar as g
+from callcenter.sip.uri import NameAddr, SipUri, Via, parse_uri, split_outside_quotes, uri_scheme
+
+__all__ = [
+    "MAX_MESSAGE_SIZE",
+    "Headers",
+    "Message",
+    "Request",
+    "Response",
+    "SipParseError",
+    "make_response",
+    "parse_message",
+    "serialize",
+    "validate_request",
+]
+
+#: Largest message accepted, in octets (a UDP datagram's limit; §18.1.1 for the UDP/TCP choice).
+MAX_MESSAGE_SIZE = 65535
+
+_ENCODING = "utf-8"
+_ERRORS = "surrogateescape"  # any octet survives decode -> encode unchanged
+
+
+class SipParseError(Exception):
+    """The peer sent something we cannot accept; `status`/`reason` are the wire answer.
+
+    `request` is set when the message was a request whose Via, From, To, Call-ID and CSeq are
+    usable, so the caller can answer with `make_response(err.request, err.status, err.reason)`;
+    otherwise it is None and the message is dropped.
+    """
+
+    def __init__(self, status: int, reason: str, request: Request | None = None) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.request = request
+
+
+def _bad(detail: str, status: int = 400) -> SipParseError:
+    base = g.REASON_PHRASES.get(status, "Bad Request")
+    return SipParseError(status, f"{base} ({detail})")
+
+
+# Headers ------------------------------------------------------------------------------------
+
+
+class Headers:
+    """Ordered header fields with canonical names; values are kept as written on one line.
+
+    List-valued headers (Via, Contact, Route, ...) may carry several comma-separated values per
+    line; `get_all` splits them, respecting quotes and <...>, except for headers in
+    `grammar.NEVER_SPLIT`, whose values may contain unquoted commas.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: list[tuple[str, str]] = [(g.canonical_name(n), v) for n, v in items]
+
+    @staticmethod
+    def _split(name: str, value: str) -> list[str]:
+        if name in g.NEVER_SPLIT or "," not in value:
+            return [value.strip()]
+        parts = (p.strip() for p in split_outside_quotes(value, ",", angle=True))
+        return [p for p in parts if p]
+
+    def get(self, name: str) -> str | None:
+        """First value of `name` (first element for list headers), or None."""
+        cname = g.canonical_name(name)
+        for n, v in self._items:
+            if n == cname:
+                parts = self._split(n, v)
+                if parts:
+                    return parts[0]
+        return None
+
+    def get_all(self, name: str) -> list[str]:
+        """All values of `name` in order, comma-separated lists split."""
+        cname = g.canonical_name(name)
+        out: list[str] = []
+        for n, v in self._items:
+            if n == cname:
+                out.extend(self._split(n, v))
+        return out
+
+    def count(self, name: str) -> int:
+        """Number of header lines named `name` (not list elements)."""
+        cname = g.canonical_name(name)
+        return sum(1 for n, _ in self._items if n == cname)
+
+    def set(self, name: str, value: str) -> None:
+        """Replace all values of `name` by `value`, at the position of the first one."""
+        cname = g.canonical_name(name)
+        for i, (n, _) in enumerate(self._items):
+            if n == cname:
+                self._items[i] = (cname, value)
+                self._items[i + 1 :] = [it for it in self._items[i + 1 :] if it[0] != cname]
+                return
+        self._items.append((cname, value))
+
+    def add(self, name: str, value: str, *, first: bool = False) -> None:
+        """Append a value; with `first`, insert it before the other values of `name` (Via)."""
+        cname = g.canonical_name(name)
+        if first:
+            for i, (n, _) in enumerate(self._items):
+                if n == cname:
+                    self._items.insert(i, (cname, value))
+                    return
+            self._items.insert(0, (cname, value))
+        else:
+            self._items.append((cname, value))
+
+    def remove(self, name: str) -> None:
+        """Remove every value of `name` (no error if absent)."""
+        cname = g.canonical_name(name)
+        self._items = [it for it in self._items if it[0] != cname]
+
+    def pop_first(self, name: str) -> str | None:
+        """Remove and return the first list element of `name` (e.g. the top Via), or None."""
+        cname = g.canonical_name(name)
+        for i, (n, v) in enumerate(self._items):
+            if n == cname:
+                parts = self._split(n, v)
+                if len(parts) <= 1:
+                    del self._items[i]
+                else:
+                    self._items[i] = (n, ", ".join(parts[1:]))
+                return parts[0] if parts else None
+        return None
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        cname = g.canonical_name(name)
+        return any(n == cname for n, _ in self._items)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(list(self._items))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Headers) and self._items == other._items
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+    def copy(self) -> Headers:
+        """A shallow copy (values are strings)."""
+        new = Headers()
+        new._items = list(self._items)
+        return new
+
+
+# Messages -----------------------------------------------------------------------------------
+
+
+class Message:
+    """Convenience properties shared by requests and responses, computed from `headers`."""
+
+    headers: Headers
+    body: bytes
+
+    @property
+    def call_id(self) -> str:
+        """The Call-ID (§20.8)."""
+        value = self.headers.get("Call-ID")
+        if value is None:
+            raise ValueError("no Call-ID")
+        return value
+
+    @property
+    def cseq(self) -> tuple[int, str]:
+        """(sequence number, method) from CSeq (§20.16)."""
+        value = self.headers.get("CSeq")
+        if value is None:
+            raise ValueError("no CSeq")
+        return _parse_cseq(value)
+
+    @property
+    def vias(self) -> list[Via]:
+        """All Via values, top first (§20.42)."""
+        return [Via.parse(v) for v in self.headers.get_all("Via")]
+
+    @property
+    def top_via(self) -> Via:
+        """The topmost Via."""
+        value = self.headers.get("Via")
+        if value is None:
+            raise ValueError("no Via")
+        return Via.parse(value)
+
+    @property
+    def from_(self) -> NameAddr:
+        """The From header (§20.20)."""
+        return NameAddr.parse(self.headers.get("From") or "")
+
+    @property
+    def to(self) -> NameAddr:
+        """The To header (§20.39)."""
+        return NameAddr.parse(self.headers.get("To") or "")
+
+    @property
+    def from_tag(self) -> str | None:
+        """The From tag, or None."""
+        return self.from_.tag
+
+    @property
+    def to_tag(self) -> str | None:
+        """The To tag, or None."""
+        return self.to.tag
+
+    @property
+    def max_forwards(self) -> int | None:
+        """Max-Forwards (§20.22), or None if absent."""
+        value = self.headers.get("Max-Forwards")
+        return None if value is None else _parse_uint(value, "Max-Forwards")
+
+    @property
+    def contacts(self) -> list[NameAddr]:
+        """Contact values (§20.10); `*` is returned as a NameAddr whose uri is "*"."""
+        out = []
+        for v in self.headers.get_all("Contact"):
+            out.append(NameAddr(uri="*") if v == "*" else NameAddr.parse(v))
+        return out
+
+    @property
+    def content_type(self) -> str | None:
+        """The media type of Content-Type, lowercased, without parameters."""
+        value = self.headers.get("Content-Type")
+        return None if value is None else value.split(";", 1)[0].strip().lower()
+
+
+@dataclass
+class Request(Message):
+    """A SIP request (§7.1). `uri` is the Request-URI as text."""
+
+    method: str
+    uri: str
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+    version: str = g.SIP_VERSION
+
+    @property
+    def request_uri(self) -> SipUri | str:
+        """The Request-URI parsed: a `SipUri`, or the text for other schemes."""
+        return parse_uri(self.uri)
+
+
+@dataclass
+class Response(Message):
+    """A SIP response (§7.2)."""
+
+    status: int
+    reason: str
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+    version: str = g.SIP_VERSION
+
+
+# Parsing ------------------------------------------------------------------------------------
+
+
+def _parse_uint(text: str, what: str) -> int:
+    text = text.strip()
+    if not text or not text.isascii() or not text.isdigit():
+        raise ValueError(f"bad {what}")
+    return int(text)
+
+
+def _parse_cseq(value: str) -> tuple[int, str]:
+    parts = value.split()
+    if len(parts) != 2 or not g.is_token(parts[1]):
+        raise ValueError("bad CSeq")
+    return _parse_uint(parts[0], "CSeq"), parts[1]
+
+
+def _split_head(data: bytes) -> tuple[bytes, bytes]:
+    """Split at the blank line; with none, the whole datagram is headers (RFC 4475 baddn)."""
+    idx = data.find(b"\r\n\r\n")
+    if idx >= 0:
+        return data[:idx], data[idx + 4 :]
+    idx = data.find(b"\n\n")
+    if idx >= 0:
+        return data[:idx], data[idx + 2 :]
+    return data, b""
+
+
+def _header_lines(lines: list[str]) -> list[tuple[str, str]]:
+    """Unfold continuation lines (§7.3.1) and split `name: value`."""
+    items: list[tuple[str, str]] = []
+    for line in lines:
+        if line[:1] in (" ", "\t"):
+            if not items:
+                raise _bad("continuation line before first header")
+            name, value = items[-1]
+            items[-1] = (name, f"{value} {line.strip()}" if value else line.strip())
+            continue
+        if not line:
+            raise _bad("empty header line")
+        name, colon, value = line.partition(":")
+        name = name.rstrip(" \t")
+        if not colon or not g.is_token(name):
+            raise _bad("malformed header line")
+        items.append((g.canonical_name(name), value.strip()))
+    return items
+
+
+def _body_length(headers: Headers, available: int) -> int:
+    values = headers.get_all("Content-Length")
+    if not values:
+        return available  # §18.3: over UDP, the body runs to the end of the datagram
+    if len(set(values)) > 1:
+        raise _bad("conflicting Content-Length")
+    try:
+        length = _parse_uint(values[0], "Content-Length")
+    except ValueError:
+        raise _bad("bad Content-Length") from None
+    if length > available:
+        raise _bad("Content-Length larger than the message")
+    return length
+
+
+def _answerable(req: Request) -> bool:
+    """Whether `req` carries enough to build a response to it."""
+    h = req.headers
+    if any(name not in h for name in g.MANDATORY_REQUEST):
+        return False
+    try:
+        req.top_via  # noqa: B018 - parse check
+        req.cseq  # noqa: B018
+    except ValueError:
+        return False
+    return True
+
+
+def _check_core(msg: Message) -> None:
+    """Raise ValueError-derived SipParseError if the core headers cannot be used."""
+    h = msg.headers
+    for name in g.MANDATORY_REQUEST:
+        if name not in h:
+            raise _bad(f"missing {name}")
+    checks = (
+        ("Via", lambda: msg.vias),
+        ("From", lambda: msg.from_),
+        ("To", lambda: msg.to),
+        ("CSeq", lambda: msg.cseq),
+        ("Max-Forwards", lambda: msg.max_forwards),
+    )
+    for name, check in checks:
+        try:
+            check()
+        except ValueError:
+            raise _bad(f"bad {name}") from None
+    if not msg.call_id:
+        raise _bad("bad Call-ID")
+    if msg.cseq[0] > g.MAX_CSEQ:
+        raise _bad("CSeq out of range")
+    mf = msg.max_forwards
+    if mf is not None and mf > g.MAX_MAX_FORWARDS:
+        raise _bad("Max-Forwards out of range")
+
+
+def parse_message(data: bytes) -> Request | Response:
+    """Parse one SIP message from a datagram (or a framed stream message).
+
+    Leading CRLFs (keep-alives) are skipped; octets after Content-Length are ignored (§18.3).
+    Raise `SipParseError` for anything malformed.
+    """
+    try:
+        return _parse(bytes(data))
+    except SipParseError:
+        raise
+    except (ValueError, IndexError, UnicodeError, OverflowError, RecursionError) as exc:
+        raise SipParseError(400, f"Bad Request ({exc.__class__.__name__})") from None
+
+
+def _parse(data: bytes) -> Request | Response:
+    data = data.lstrip(b"\r\n")
+    if not data:
+        raise _bad("empty message")
+    head_bytes, rest = _split_head(data)
+    if len(head_bytes) > MAX_MESSAGE_SIZE:
+        raise SipParseError(413, "Request Entity Too Large")
+    lines = head_bytes.decode(_ENCODING, _ERRORS).split("\n")
+    lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    while len(lines) > 1 and not lines[-1]:
+        lines.pop()  # no blank line before the end of the datagram (RFC 4475 baddn)
+    start = lines[0]
+    if start.startswith("SIP/") or start[:4].upper() == "SIP/":
+        if len(data) > MAX_MESSAGE_SIZE:
+            raise SipParseError(413, "Message Too Large")
+        return _parse_response(start, lines[1:], rest)
+    return _parse_request(start, lines[1:], rest, len(data))
+
+
+def _parse_response(start: str, lines: list[str], rest: bytes) -> Response:
+    version, _, tail = start.partition(" ")
+    code, _, reason = tail.partition(" ")
+    if version.upper() != g.SIP_VERSION:
+        raise _bad("unsupported version", 505)
+    if len(code) != 3 or not code.isascii() or not code.isdigit() or not 100 <= int(code) <= 699:
+        raise _bad("bad status code")
+    headers = Headers(_header_lines(lines))
+    length = _body_length(headers, len(rest))
+    resp = Response(int(code), reason.strip(), headers, rest[:length], g.SIP_VERSION)
+    _check_core(resp)
+    return resp
+
+
+def _parse_request(start: str, lines: list[str], rest: bytes, size: int) -> Request:
+    parts = start.split()
+    method = parts[0] if parts else ""
+    start_error: SipParseError | None = None
+    version = g.SIP_VERSION
+    uri = ""
+    if len(parts) != 3 or not g.is_token(method):
+        start_error = _bad("malformed Request-Line")
+    else:
+        uri, version = parts[1], parts[2]
+    headers = Headers(_header_lines(lines))
+    req = Request(method, uri, headers, b"", version)
+    try:
+        if size > MAX_MESSAGE_SIZE:
+            raise SipParseError(413, "Request Entity Too Large")
+        if start_error is not None:
+            raise start_error
+        if version.upper() != g.SIP_VERSION:
+            raise _bad("unsupported version", 505)
+        req.version = g.SIP_VERSION
+        try:
+            parse_uri(uri)
+        except ValueError:
+            raise _bad("malformed Request-URI") from None
+        req.body = rest[: _body_length(headers, len(rest))]
+        _check_core(req)
+    except SipParseError as err:
+        if _answerable(req):
+            err.request = req
+        raise
+    return req
+
+
+def validate_request(req: Request) -> None:
+    """Semantic checks a server core makes before acting on a request (RFC 3261 §8.2, §16.3).
+
+    Raise `SipParseError` (with `request` set) for: wrong version (505), missing or malformed
+    mandatory headers, CSeq out of range, duplicated single-valued headers, CSeq method not
+    matching the Request-Line, Max-Forwards out of range (400), and a Request-URI scheme other
+    than sip/sips/tel (416).
+    """
+    try:
+        if req.version.upper() != g.SIP_VERSION:
+            raise _bad("unsupported version", 505)
+        _check_core(req)
+        for name in g.SINGLETONS:
+            if len(req.headers.get_all(name)) > 1:
+                raise _bad(f"multiple {name} values")
+        if req.cseq[1] != req.method:
+            raise _bad("CSeq method does not match")
+        scheme = uri_scheme(req.uri)
+        if scheme is None:
+            raise _bad("malformed Request-URI")
+        if scheme not in g.SUPPORTED_SCHEMES:
+            raise _bad(f"scheme {scheme}", 416)
+        try:
+            parse_uri(req.uri)
+        except ValueError:
+            raise _bad("malformed Request-URI") from None
+    except SipParseError as err:
+        err.request = req if _answerable(req) else None
+        raise
+
+
+# Serialising --------------------------------------------------------------------------------
+
+
+def serialize(msg: Request | Response) -> bytes:
+    """Wire form: CRLF line ends, canonical names, a Content-Length matching the body."""
+    if isinstance(msg, Request):
+        lines = [f"{msg.method} {msg.uri} {msg.version}"]
+    else:
+        lines = [f"{msg.version} {msg.status} {msg.reason}"]
+    lines.extend(f"{name}: {value}" for name, value in msg.headers if name != "Content-Length")
+    lines.append(f"Content-Length: {len(msg.body)}")
+    head = "\r\n".join(lines) + "\r\n\r\n"
+    return head.encode(_ENCODING, _ERRORS) + msg.body
+
+
+def make_response(
+    req: Request, status: int, reason: str | None = None, *, to_tag: str | None = None
+) -> Response:
+    """A response to `req` (§8.2.6.2): Via(s), From, To, Call-ID and CSeq copied.
+
+    `to_tag` is added to To unless To already has a tag. The reason defaults to the §21 phrase.
+    """
+    headers = Headers()
+    for name, value in req.headers:
+        if name == "Via":
+            headers.add(name, value)
+    for name in ("From", "To", "Call-ID", "CSeq"):
+        value = req.headers.get(name)
+        if value is not None:
+            headers.add(name, value)
+    if to_tag is not None and "To" in headers:
+        try:
+            has_tag = req.to.tag is not None
+        except ValueError:
+            has_tag = True
+        if not has_tag:
+            headers.set("To", f"{headers.get('To')};tag={to_tag}")
+    if reason is None:
+        reason = g.REASON_PHRASES.get(status, _class_reason(status))
+    return Response(status, reason, headers)
+
+
+def _class_reason(status: int) -> str:
+    return {1: "Trying", 2: "OK", 3: "Redirect", 4: "Client Error", 5: "Server Error"}.get(
+        status // 100, "Global Failure"
+    )
