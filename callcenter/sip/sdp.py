@@ -222,10 +222,9 @@ class MediaDescription:
         if self.connection is not None:
             lines.append(f"c={self.connection}")
         lines.extend(f"b={kind}:{value}" for kind, value in self.bandwidths)
-        for fmt in self.formats:
-            if not fmt.isdigit():
-                continue
-            pt = int(fmt)
+        listed = [int(f) for f in dict.fromkeys(self.formats) if f.isdigit()]
+        unlisted = sorted((self.rtpmap.keys() | self.fmtp.keys()) - set(listed))
+        for pt in listed + unlisted:  # maps for unlisted formats are kept, not dropped
             if pt in self.rtpmap:
                 lines.append(f"a=rtpmap:{pt} {self.rtpmap[pt]}")
             if pt in self.fmtp:
