@@ -1,0 +1,122 @@
+"""Dialog state (RFC 3261 §12): identifiers, sequence numbers, route set, remote target."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from enum import Enum
+
+from callcenter.sip.errors import SipError
+from callcenter.sip.message import Headers, Request, Response
+from callcenter.sip.uri import NameAddr
+
+
+def new_tag() -> str:
+    return secrets.token_hex(6)
+
+
+def new_branch() -> str:
+    return "z9hG4bK" + secrets.token_hex(8)
+
+
+def new_call_id(host: str) -> str:
+    return f"{secrets.token_hex(10)}@{host}"
+
+
+class DialogState(Enum):
+    EARLY = "early"
+    CONFIRMED = "confirmed"
+    TERMINATED = "terminated"
+
+
+@dataclass
+class Dialog:
+    call_id: str
+    local_tag: str
+    remote_tag: str
+    local_uri: str  # our From/To name-addr as text (without tag)
+    remote_uri: str
+    remote_target: str  # Contact URI of the peer
+    route_set: list[str] = field(default_factory=list)
+    local_seq: int = 0
+    remote_seq: int | None = None
+    state: DialogState = DialogState.EARLY
+
+    @property
+    def id(self) -> tuple[str, str, str]:
+        return (self.call_id, self.local_tag, self.remote_tag)
+
+    @classmethod
+    def from_uas(cls, req: Request, local_tag: str) -> Dialog:
+        """The dialog a UAS creates when it answers ``req`` (§12.1.1)."""
+        contact = req.headers.get("Contact")
+        if not contact:
+            raise SipError(400, "Bad Request (missing Contact)")
+        return cls(
+            call_id=req.call_id,
+            local_tag=local_tag,
+            remote_tag=req.from_tag or "",
+            local_uri=_without_tag(req.headers.get("To") or ""),
+            remote_uri=_without_tag(req.headers.get("From") or ""),
+            remote_target=str(NameAddr.parse(contact).uri),
+            route_set=list(req.headers.get_all("Record-Route")),
+            local_seq=0,
+            remote_seq=req.cseq[0],
+        )
+
+    @classmethod
+    def from_uac(cls, req: Request, resp: Response) -> Dialog:
+        """The dialog a UAC creates from a 1xx-with-tag or 2xx response (§12.1.2)."""
+        contact = resp.headers.get("Contact")
+        target = str(NameAddr.parse(contact).uri) if contact else req.uri
+        return cls(
+            call_id=req.call_id,
+            local_tag=req.from_tag or "",
+            remote_tag=resp.to_tag or "",
+            local_uri=_without_tag(req.headers.get("From") or ""),
+            remote_uri=_without_tag(req.headers.get("To") or ""),
+            remote_target=target,
+            route_set=list(reversed(resp.headers.get_all("Record-Route"))),
+            local_seq=req.cseq[0],
+            remote_seq=None,
+            state=DialogState.CONFIRMED if 200 <= resp.status < 300 else DialogState.EARLY,
+        )
+
+    def accept_remote_request(self, req: Request) -> bool:
+        """Check CSeq order of an in-dialog request (§12.2.2); False means answer 500."""
+        seq = req.cseq[0]
+        if req.method in ("ACK", "CANCEL"):
+            return True
+        if self.remote_seq is not None and seq <= self.remote_seq:
+            return False
+        self.remote_seq = seq
+        contact = req.headers.get("Contact")
+        if contact and req.method in ("INVITE", "UPDATE"):
+            self.remote_target = str(NameAddr.parse(contact).uri)
+        return True
+
+    def create_request(
+        self, method: str, *, via: str, contact: str | None = None, cseq: int | None = None
+    ) -> Request:
+        """A request inside this dialog (§12.2.1.1). ``via`` is the full Via value."""
+        if cseq is None:
+            self.local_seq += 1
+            cseq = self.local_seq
+        headers = Headers()
+        headers.add("Via", via)
+        headers.add("Max-Forwards", "70")
+        for route in self.route_set:
+            headers.add("Route", route)
+        headers.add("From", f"{self.local_uri};tag={self.local_tag}")
+        headers.add("To", f"{self.remote_uri};tag={self.remote_tag}")
+        headers.add("Call-ID", self.call_id)
+        headers.add("CSeq", f"{cseq} {method}")
+        if contact:
+            headers.add("Contact", contact)
+        return Request(method, self.remote_target, headers)
+
+
+def _without_tag(value: str) -> str:
+    addr = NameAddr.parse(value)
+    addr.params.pop("tag", None)
+    return str(addr)
