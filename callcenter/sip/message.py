@@ -27,6 +27,7 @@ __all__ = [
     "Response",
     "SipParseError",
     "make_response",
+    "parse_headers",
     "parse_message",
     "serialize",
     "validate_request",
@@ -323,6 +324,14 @@ def _header_lines(lines: list[str]) -> list[tuple[str, str]]:
             raise _bad("malformed header line")
         items.append((g.canonical_name(name), value.strip()))
     return items
+
+
+def parse_headers(text: str) -> Headers:
+    """Parse header lines (no start line, no blank line) into `Headers`; raise SipParseError."""
+    lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return Headers(_header_lines(lines))
 
 
 def _body_length(headers: Headers, available: int) -> int:
