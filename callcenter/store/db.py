@@ -1,0 +1,222 @@
+"""The SQLite store: plain tables any SQLite tool can open (sqlite-utils, Datasette).
+
+Writes are small and synchronous; WAL with ``synchronous=NORMAL`` keeps them cheap enough to
+run on the event loop. A call's row is inserted when the call starts, so a crash never loses it.
+Schema changes are numbered migrations recorded in ``schema_migrations``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from callcenter.store.records import CALL_FIELDS, CallRecord
+
+__all__ = ["MIGRATIONS", "Store"]
+
+#: Migration N (1-based) brings the schema from version N-1 to N. Append, never edit.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE calls (
+        id TEXT PRIMARY KEY,
+        sip_call_id TEXT NOT NULL,
+        direction TEXT NOT NULL,      -- inbound | outbound | internal
+        caller TEXT NOT NULL,
+        called TEXT NOT NULL,
+        source TEXT NOT NULL,         -- trunk:<name> | user:<user>
+        line TEXT,                    -- dialplan line that matched
+        start REAL NOT NULL,          -- unix time
+        answer REAL,
+        "end" REAL,
+        duration REAL,                -- end - start
+        billsec REAL,                 -- end - answer
+        hangup_cause TEXT,            -- normal_clearing, no_answer, busy, cancelled, ...
+        hangup_side TEXT,             -- caller | callee | system
+        sip_status INTEGER,
+        digits TEXT NOT NULL DEFAULT '',
+        codec TEXT,
+        recording TEXT
+    );
+    CREATE INDEX calls_start ON calls(start);
+    CREATE INDEX calls_sip_call_id ON calls(sip_call_id);
+    CREATE TABLE call_events (
+        id INTEGER PRIMARY KEY,
+        call_id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        type TEXT NOT NULL,
+        data TEXT NOT NULL DEFAULT '{}'  -- JSON
+    );
+    CREATE INDEX call_events_call_id ON call_events(call_id, ts);
+    CREATE TABLE registrations (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        user TEXT NOT NULL,
+        contact TEXT NOT NULL,
+        source TEXT NOT NULL,         -- transport:host:port the REGISTER came from
+        expires INTEGER NOT NULL,     -- 0 = unregister
+        user_agent TEXT
+    );
+    CREATE INDEX registrations_user ON registrations(user, ts);
+    """,
+]
+
+
+class Store:
+    """The call-center database. ``Store(":memory:")`` works for tests."""
+
+    def __init__(self, path: Path | str) -> None:
+        if str(path) == ":memory:":
+            self.db = sqlite_utils.Database(memory=True)
+        else:
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite_utils.Database(path)
+            self.db.enable_wal()
+        self.path = path
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=2000")
+        self.migrate()
+
+    # -- schema ------------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        """Number of migrations applied."""
+        if "schema_migrations" not in self.db.table_names():
+            return 0
+        row = self.db.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def migrate(self) -> None:
+        """Apply the migrations this database has not seen yet."""
+        conn = self.db.conn
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, applied REAL NOT NULL)"
+        )
+        current = self.schema_version
+        if current > len(MIGRATIONS):
+            raise RuntimeError(
+                f"database {self.path} has schema version {current}, newer than this program "
+                f"({len(MIGRATIONS)}); upgrade callcenter or use another --db"
+            )
+        for version in range(current + 1, len(MIGRATIONS) + 1):
+            # executescript commits first and runs outside a transaction; wrap it explicitly.
+            conn.executescript(
+                "BEGIN;\n"
+                + MIGRATIONS[version - 1]
+                + f"\nINSERT INTO schema_migrations VALUES ({version}, {time.time()!r});\nCOMMIT;"
+            )
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def start_call(self, record: CallRecord) -> None:
+        """Insert the CDR when the call starts."""
+        self.db["calls"].insert(record.to_row())
+
+    def update_call(self, call_id: str, **fields: Any) -> None:
+        """Set columns of a call's CDR (names as in CallRecord); KeyError for unknown calls."""
+        bad = (set(fields) - CALL_FIELDS) | (set(fields) & {"id"})
+        if bad:
+            raise TypeError(f"update_call: not updatable: {', '.join(sorted(bad))}")
+        if not fields:
+            return
+        sets = ", ".join(f'"{name}" = ?' for name in fields)
+        with self.db.conn:
+            cursor = self.db.conn.execute(
+                f"UPDATE calls SET {sets} WHERE id = ?", [*fields.values(), call_id]
+            )
+        if cursor.rowcount != 1:
+            raise KeyError(call_id)
+
+    def finish_call(
+        self,
+        call_id: str,
+        *,
+        end: float,
+        hangup_cause: str,
+        hangup_side: str,
+        sip_status: int | None = None,
+        **fields: Any,
+    ) -> None:
+        """Close a CDR: sets end, duration (end - start) and billsec (end - answer, or 0)."""
+        record = self.get_call(call_id)
+        if record is None:
+            raise KeyError(call_id)
+        answer = fields.get("answer", record.answer)
+        self.update_call(
+            call_id,
+            end=end,
+            duration=round(max(0.0, end - record.start), 3),
+            billsec=round(max(0.0, end - answer), 3) if answer is not None else 0.0,
+            hangup_cause=hangup_cause,
+            hangup_side=hangup_side,
+            **({"sip_status": sip_status} if sip_status is not None else {}),
+            **fields,
+        )
+
+    def get_call(self, call_id: str) -> CallRecord | None:
+        """The CDR of ``call_id``, or None."""
+        rows = list(self.db["calls"].rows_where("id = ?", [call_id]))
+        return CallRecord.from_row(rows[0]) if rows else None
+
+    def recent_calls(self, limit: int = 50) -> list[CallRecord]:
+        """The latest calls, newest first."""
+        rows = self.db["calls"].rows_where(order_by="start DESC", limit=limit)
+        return [CallRecord.from_row(row) for row in rows]
+
+    # -- events ------------------------------------------------------------------------------
+
+    def add_call_event(self, call_id: str, ts: float, type: str, data: dict[str, Any]) -> None:
+        """Append an event to a call's timeline (``data`` is stored as JSON)."""
+        with self.db.conn:
+            self.db.conn.execute(
+                "INSERT INTO call_events (call_id, ts, type, data) VALUES (?, ?, ?, ?)",
+                (call_id, ts, type, json.dumps(data, ensure_ascii=False, default=str)),
+            )
+
+    def call_events(self, call_id: str) -> list[dict[str, Any]]:
+        """A call's events in time order, ``data`` decoded."""
+        rows = self.db["call_events"].rows_where(
+            "call_id = ?", [call_id], order_by="ts, id", select="ts, type, data"
+        )
+        return [{**row, "data": json.loads(row["data"])} for row in rows]
+
+    # -- registrations -----------------------------------------------------------------------
+
+    def log_registration(
+        self,
+        *,
+        ts: float,
+        user: str,
+        contact: str,
+        source: str,
+        expires: int,
+        user_agent: str | None = None,
+    ) -> None:
+        """Record a REGISTER (``expires=0`` for an unregister)."""
+        row = {"ts": ts, "user": user, "contact": contact, "source": source}
+        row |= {"expires": expires, "user_agent": user_agent}
+        with self.db.conn:
+            self.db.conn.execute(
+                "INSERT INTO registrations (ts, user, contact, source, expires, user_agent) "
+                "VALUES (:ts, :user, :contact, :source, :expires, :user_agent)",
+                row,
+            )
+
+    def registrations(self, user: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest REGISTER log entries, newest first."""
+        where, args = ("user = ?", [user]) if user is not None else (None, None)
+        return list(
+            self.db["registrations"].rows_where(
+                where, args, order_by="ts DESC, id DESC", limit=limit
+            )
+        )

@@ -1,0 +1,52 @@
+"""Rows of the store as typed records."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+__all__ = ["CALL_FIELDS", "HANGUP_CAUSES", "CallRecord", "Direction", "HangupSide"]
+
+Direction = Literal["inbound", "outbound", "internal"]
+HangupSide = Literal["caller", "callee", "system"]
+
+#: Values used in ``calls.hangup_cause`` (others may be added; keep them snake_case).
+HANGUP_CAUSES = frozenset(
+    {"normal_clearing", "no_answer", "busy", "cancelled", "timeout", "failed", "rejected"}
+)
+
+
+@dataclass(kw_only=True, slots=True)
+class CallRecord:
+    """One call detail record (a row of ``calls``); times are unix seconds."""
+
+    id: str  #: our UUID for the call
+    sip_call_id: str  #: Call-ID of the leg that created the call
+    direction: Direction
+    caller: str  #: calling number / user
+    called: str  #: dialled number
+    source: str  #: where it came from: "trunk:pstn", "user:1001"
+    start: float
+    line: str | None = None  #: dialplan line number that matched
+    answer: float | None = None
+    end: float | None = None
+    duration: float | None = None  #: end - start
+    billsec: float | None = None  #: end - answer (0 when never answered)
+    hangup_cause: str | None = None  #: see HANGUP_CAUSES
+    hangup_side: HangupSide | None = None
+    sip_status: int | None = None  #: final SIP status of the call
+    digits: str = ""  #: DTMF digits the caller pressed, in order
+    codec: str | None = None
+    recording: str | None = None  #: path of the recording, if any
+
+    def to_row(self) -> dict[str, Any]:
+        """The record as a ``calls`` row."""
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> CallRecord:
+        """Build a record from a ``calls`` row (unknown columns are ignored)."""
+        return cls(**{k: v for k, v in row.items() if k in CALL_FIELDS})
+
+
+CALL_FIELDS = frozenset(f.name for f in fields(CallRecord))
