@@ -1,0 +1,641 @@
+"""The media engine: RTP channels on UDP sockets, one 20 ms clock, play / record / bridge.
+
+This is the only module of the media package that touches sockets or the event loop.
+
+Control interface (the seam for moving media into worker processes later): the public methods
+of `MediaEngine` and `Channel` (open_channel, configure, play, stop_playing, send_dtmf,
+start_recording, stop_recording, bridge, unbridge, close) are the commands; the callbacks
+(`on_done`, `on_dtmf`) are the events coming back. Nothing else crosses it, so a worker can
+offer the same calls over a pipe keyed by `Channel.id`.
+
+Hot paths: one `call_at` ticker on a fixed grid of absolute deadlines drives every channel
+that sends its own media; arriving packets are drained (up to `drain` datagrams per readiness)
+from non-blocking sockets and relayed at once, re-stamped into the peer's outgoing stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from . import g711
+from .dtmf import DtmfError, InbandDtmfDetector, Rfc4733Receiver, event_packets
+from .prompts import Prompt
+from .recorder import WavRecorder
+from .rtp import (
+    RTP_HEADER,
+    Bye,
+    RtcpPacket,
+    RtpError,
+    RtpStream,
+    decode_rtcp,
+    encode_rtcp,
+    payload_bounds,
+    ts_delta,
+)
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+PT_CN = 13
+PTIME = 0.020
+LATE_THRESHOLD = 0.010
+"""A tick more than this late (s) counts as late."""
+SR_INTERVAL_TICKS = 250
+"""A sender report every 5 s (250 ticks) per sending channel, staggered across channels."""
+_RECV_SIZE = 2048
+
+
+class MediaError(Exception):
+    """The engine cannot do what was asked (no free port, not started, channel closed)."""
+
+
+class PlayOutcome(Enum):
+    """Why a playback ended; passed to `on_done`."""
+
+    DONE = "done"
+    STOPPED = "stopped"
+    INTERRUPTED = "interrupted"
+    """Stopped by a DTMF digit because it was played with `interruptible=True`."""
+
+
+DoneCallback = Callable[[PlayOutcome], None]
+DtmfCallback = Callable[[str], None]
+
+
+@dataclass(slots=True)
+class _Playback:
+    frames: Sequence[bytes]
+    on_done: DoneCallback | None
+    interruptible: bool
+    loop: bool
+    pos: int = 0
+
+
+@dataclass(slots=True)
+class ChannelStats:
+    packets_in: int = 0
+    bytes_in: int = 0
+    packets_out: int = 0
+    bytes_out: int = 0
+    relayed_out: int = 0
+    """Packets sent that came from the bridged peer."""
+    late_frames: int = 0
+    """Frames sent on a tick that fired more than 10 ms late."""
+    missed_frames: int = 0
+    """Frames the clock could not send at all (ticks skipped after a stall)."""
+    dropped_in: int = 0
+    """Malformed packets and unexpected payload types."""
+    send_errors: int = 0
+    rtcp_in: int = 0
+    rtcp_out: int = 0
+    dtmf_in: int = 0
+
+
+@dataclass(slots=True)
+class EngineStats:
+    ticks: int = 0
+    late_ticks: int = 0
+    missed_ticks: int = 0
+    max_lateness: float = 0.0
+    channels: int = 0
+
+
+def _safe_call(fn: Callable[..., object], *args: object) -> None:
+    """Run an owner's callback; a failure there must not stop the clock or the receive path."""
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("media callback %r failed", fn)
+
+
+class Channel:
+    """One RTP endpoint: an even RTP port and the RTCP port above it. Made by `open_channel`."""
+
+    def __init__(
+        self,
+        engine: MediaEngine,
+        channel_id: int,
+        rtp_sock: socket.socket,
+        rtcp_sock: socket.socket,
+        *,
+        inband_dtmf: bool,
+    ) -> None:
+        self.engine = engine
+        self.id = channel_id
+        self.port: int = rtp_sock.getsockname()[1]
+        self.rtcp_port: int = rtcp_sock.getsockname()[1]
+        self.remote: Address | None = None
+        self.rtcp_remote: Address | None = None
+        self.payload_type: int = g711.PCMU
+        self.dtmf_payload_type: int | None = 101
+        self.on_dtmf: DtmfCallback | None = None
+        self._detector: InbandDtmfDetector | None = None
+        self.inband_dtmf = inband_dtmf
+        self.last_rtcp: list[RtcpPacket] = []
+        """The last RTCP packets received (parsed; unknown types kept as OtherRtcp)."""
+        self.send_silence = True
+        """Send silence frames when nothing plays and the channel is not bridged."""
+        self.stats = ChannelStats()
+        self.stream = RtpStream(
+            ssrc=random.getrandbits(32),
+            sequence=random.getrandbits(16),
+            timestamp=random.getrandbits(32),
+        )
+        self.peer: Channel | None = None
+        self.closed = False
+        self._sock = rtp_sock
+        self._rtcp_sock = rtcp_sock
+        self._silence = g711.silence(self.payload_type)
+        self._current: _Playback | None = None
+        self._queue: deque[_Playback] = deque()
+        self._dtmf_out: deque[tuple[bytes, bool] | None] = deque()
+        self._dtmf_event_ts = 0
+        self._dtmf_rx = Rfc4733Receiver()
+        self._rfc4733_seen = False
+        self._recorder: WavRecorder | None = None
+        self._rec_ssrc = -1
+        self._rec_next_ts = 0
+        self._sr_packets = 0
+
+    # ------------------------------------------------------------------ control interface
+
+    def configure(
+        self,
+        remote: Address | None = None,
+        payload_type: int = g711.PCMU,
+        dtmf_payload_type: int | None = 101,
+        *,
+        rtcp_remote: Address | None = None,
+    ) -> None:
+        """Set where to send and what: payload type 0 (PCMU) or 8 (PCMA), and the RFC 4733
+        payload type (None if the peer did not offer telephone-event)."""
+        if payload_type not in (g711.PCMU, g711.PCMA):
+            raise ValueError(f"payload type {payload_type} is not G.711 (0 or 8)")
+        if remote is not None:
+            self.remote = remote
+            self.rtcp_remote = rtcp_remote or (remote[0], remote[1] + 1)
+        self.payload_type = payload_type
+        self.dtmf_payload_type = dtmf_payload_type
+        self._silence = g711.silence(payload_type)
+        self.engine._refresh()
+
+    def play(
+        self,
+        frames: Prompt | Sequence[bytes],
+        on_done: DoneCallback | None = None,
+        *,
+        interruptible: bool = False,
+        replace: bool = False,
+        loop: bool = False,
+    ) -> None:
+        """Queue encoded 20 ms frames behind what is playing (or `replace` it). `on_done` gets a
+        PlayOutcome when this item ends. `interruptible` items stop on a received DTMF digit;
+        `loop` repeats until stopped (music on hold)."""
+        if self.closed:
+            raise MediaError(f"channel {self.id} is closed")
+        if isinstance(frames, Prompt):
+            if frames.codec != self.payload_type:
+                frames = tuple(g711.transcode(f, frames.codec, self.payload_type) for f in frames.frames)
+            else:
+                frames = frames.frames
+        if replace:
+            self.stop_playing()
+        item = _Playback(frames, on_done, interruptible, loop)
+        if not frames and not loop:
+            if on_done is not None:
+                _safe_call(on_done, PlayOutcome.DONE)
+            return
+        if self._current is None:
+            self._current = item
+        else:
+            self._queue.append(item)
+
+    def stop_playing(self, *, outcome: PlayOutcome = PlayOutcome.STOPPED) -> None:
+        """Stop the current prompt and drop the queue; each item's on_done gets `outcome`."""
+        items = [self._current, *self._queue] if self._current else list(self._queue)
+        self._current = None
+        self._queue.clear()
+        for item in items:
+            if item.on_done is not None:
+                _safe_call(item.on_done, outcome)
+
+    @property
+    def playing(self) -> bool:
+        return self._current is not None
+
+    def send_dtmf(self, digits: str, *, duration_ms: int = 100, gap_ms: int = 60) -> None:
+        """Send digits as RFC 4733 events, one packet per tick, `gap_ms` apart."""
+        if self.dtmf_payload_type is None:
+            raise MediaError(f"channel {self.id}: the peer has no telephone-event payload type")
+        for digit in digits:
+            for pkt in event_packets(digit, duration_ms=duration_ms):
+                self._dtmf_out.append((pkt.payload, pkt.marker))
+            self._dtmf_out.extend([None] * max(1, gap_ms // 20))
+
+    def dtmf_received(self, digit: str) -> None:
+        """Report a digit (also used by signaling for SIP INFO): interrupts interruptible
+        prompts, then calls on_dtmf."""
+        self.stats.dtmf_in += 1
+        if self._current is not None and self._current.interruptible:
+            items = [self._current]
+            while self._queue and self._queue[0].interruptible:
+                items.append(self._queue.popleft())
+            self._current = self._queue.popleft() if self._queue else None
+            for item in items:
+                if item.on_done is not None:
+                    _safe_call(item.on_done, PlayOutcome.INTERRUPTED)
+        if self.on_dtmf is not None:
+            _safe_call(self.on_dtmf, digit)
+
+    def start_recording(self, path: str | Path) -> None:
+        """Record what the far end sends, decoded, to an 8 kHz 16-bit mono WAV file."""
+        self.stop_recording()
+        self._recorder = WavRecorder(path)
+        self._rec_ssrc = -1
+
+    def stop_recording(self) -> None:
+        if self._recorder is not None:
+            self._recorder.close()
+            self._recorder = None
+
+    @property
+    def inband_dtmf(self) -> bool:
+        return self._detector is not None
+
+    @inband_dtmf.setter
+    def inband_dtmf(self, enabled: bool) -> None:
+        """Detect DTMF tones in received audio (until RFC 4733 events are seen)."""
+        self._detector = InbandDtmfDetector() if enabled else None
+
+    def close(self) -> None:
+        """Stop everything, send RTCP BYE, release the ports. Idempotent."""
+        if self.closed:
+            return
+        self.engine.unbridge(self)
+        self.stop_playing()
+        self.stop_recording()
+        if self.stream.packets and self.rtcp_remote is not None:
+            self._send_rtcp(encode_rtcp(self.stream.sender_report(self.engine.now(), time.time()))
+                            + encode_rtcp(Bye((self.stream.ssrc,))))
+        self.closed = True
+        self.engine._release(self)
+
+    # ---------------------------------------------------------------------------- sending
+
+    def _send(self, packet: bytes) -> None:
+        try:
+            self._sock.sendto(packet, self.remote)  # type: ignore[arg-type]
+        except OSError:  # includes BlockingIOError: a full send buffer drops the packet
+            self.stats.send_errors += 1
+            return
+        self.stats.packets_out += 1
+        self.stats.bytes_out += len(packet)
+
+    def _send_rtcp(self, packet: bytes) -> None:
+        try:
+            self._rtcp_sock.sendto(packet, self.rtcp_remote)  # type: ignore[arg-type]
+            self.stats.rtcp_out += 1
+        except OSError:
+            self.stats.send_errors += 1
+
+    def _tick(self, now: float, late: bool, skipped: int) -> None:
+        """One 20 ms step of the clock: send a DTMF packet, a prompt frame or silence."""
+        if self.remote is None:
+            return
+        stream = self.stream
+        if self._dtmf_out:
+            entry = self._dtmf_out.popleft()
+            if entry is not None:
+                payload, marker = entry
+                self._account(late, skipped)
+                if marker:
+                    pkt = stream.local(payload, self.dtmf_payload_type or 101, now, marker=True)
+                    self._dtmf_event_ts = stream.last_ts
+                else:
+                    pkt = stream.local(payload, self.dtmf_payload_type or 101, now,
+                                       timestamp=self._dtmf_event_ts)
+                self._send(pkt)
+                return
+        item = self._current
+        if item is not None:
+            frame = item.frames[item.pos]
+            item.pos += 1
+            self._account(late, skipped)
+            self._send(stream.local(frame, self.payload_type, now, samples=len(frame)))
+            if item.pos >= len(item.frames):
+                if item.loop:
+                    item.pos = 0
+                else:
+                    self._current = self._queue.popleft() if self._queue else None
+                    if item.on_done is not None:
+                        _safe_call(item.on_done, PlayOutcome.DONE)
+            return
+        if self.peer is not None or not self.send_silence:
+            return
+        self._account(late, skipped)
+        self._send(stream.local(self._silence, self.payload_type, now, samples=len(self._silence)))
+
+    def _account(self, late: bool, skipped: int) -> None:
+        if late:
+            self.stats.late_frames += 1
+        if skipped:
+            self.stats.missed_frames += skipped
+            self.stream.skip(skipped * g711.FRAME_SAMPLES)
+
+    def _sender_report(self, now: float, unix_time: float) -> None:
+        if self.stream.packets != self._sr_packets and self.rtcp_remote is not None:
+            self._sr_packets = self.stream.packets
+            self._send_rtcp(encode_rtcp(self.stream.sender_report(now, unix_time)))
+
+    # -------------------------------------------------------------------------- receiving
+
+    def _on_readable(self) -> None:
+        recv = self._sock.recvfrom
+        now = self.engine.now()
+        for _ in range(self.engine.drain):
+            try:
+                data, addr = recv(_RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.stats.dropped_in += 1
+                return
+            self._on_packet(data, addr, now)
+            if self.closed:
+                return
+
+    def _on_packet(self, data: bytes, addr: Address, now: float) -> None:
+        n = len(data)
+        if n < 12:
+            self.stats.dropped_in += 1
+            return
+        b1 = data[1]
+        if 192 <= b1 <= 223:  # RTCP multiplexed on the RTP port (RFC 5761)
+            self._on_rtcp(data, addr)
+            return
+        if data[0] == 0x80:
+            start = 12
+            end = n
+        else:
+            try:
+                start, end = payload_bounds(data)
+            except RtpError:
+                self.stats.dropped_in += 1
+                return
+        pt = b1 & 0x7F
+        if pt != self.payload_type and pt != self.dtmf_payload_type:
+            if pt != PT_CN:
+                self.stats.dropped_in += 1
+            return
+        stats = self.stats
+        stats.packets_in += 1
+        stats.bytes_in += n
+        if addr != self.remote:  # symmetric RTP: answer where the media comes from
+            self.remote = addr
+            self.rtcp_remote = (addr[0], addr[1] + 1)
+            self.engine._refresh()
+        _, _, _, ts, ssrc = RTP_HEADER.unpack_from(data)
+        payload = data[start:end]
+        peer = self.peer
+        if pt == self.dtmf_payload_type:
+            self._on_event(payload, ts, ssrc, b1, now)
+            return
+        if self._recorder is not None or self._detector is not None:
+            self._on_audio(payload, pt, ts, ssrc)
+        if (
+            peer is not None
+            and peer._current is None
+            and not peer._dtmf_out
+            and peer.remote is not None
+        ):
+            if peer.payload_type != pt:
+                payload = payload.translate(
+                    g711.ULAW_TO_ALAW if pt == g711.PCMU else g711.ALAW_TO_ULAW
+                )
+            peer._send(
+                peer.stream.relay(
+                    payload, peer.payload_type, ssrc, ts, now,
+                    marker=b1 > 127, samples=len(payload),
+                )
+            )
+            peer.stats.relayed_out += 1
+
+    def _on_event(self, payload: bytes, ts: int, ssrc: int, b1: int, now: float) -> None:
+        try:
+            digit = self._dtmf_rx.feed(payload, ts, ssrc)
+        except DtmfError:
+            self.stats.dropped_in += 1
+            return
+        peer = self.peer
+        if (
+            peer is not None
+            and peer.dtmf_payload_type is not None
+            and peer.remote is not None
+            and not peer._dtmf_out
+        ):
+            peer._send(
+                peer.stream.relay(payload, peer.dtmf_payload_type, ssrc, ts, now,
+                                  marker=b1 > 127, samples=0)
+            )
+            peer.stats.relayed_out += 1
+        if digit is not None:
+            self._rfc4733_seen = True
+            self.dtmf_received(digit)
+
+    def _on_audio(self, payload: bytes, pt: int, ts: int, ssrc: int) -> None:
+        pcm = g711.decode(payload, pt)
+        rec = self._recorder
+        if rec is not None:
+            if ssrc == self._rec_ssrc:
+                gap = ts_delta(ts, self._rec_next_ts)
+                if 0 < gap <= g711.SAMPLE_RATE:  # lost packets: keep the timeline
+                    rec.write(bytes(2 * gap))
+                elif gap < 0:  # late or duplicate: already covered
+                    return
+            self._rec_ssrc = ssrc
+            self._rec_next_ts = (ts + len(payload)) & 0xFFFFFFFF
+            rec.write(pcm)
+        if self._detector is not None and not self._rfc4733_seen:
+            for digit in self._detector.feed(pcm):
+                self.dtmf_received(digit)
+
+    def _on_rtcp_readable(self) -> None:
+        for _ in range(self.engine.drain):
+            try:
+                data, addr = self._rtcp_sock.recvfrom(_RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            self._on_rtcp(data, addr)
+
+    def _on_rtcp(self, data: bytes, addr: Address) -> None:
+        self.stats.rtcp_in += 1
+        self.rtcp_remote = addr
+        self.last_rtcp = decode_rtcp(data)
+
+
+class MediaEngine:
+    """RTP channels on one address and port range, driven by one 20 ms clock."""
+
+    def __init__(
+        self,
+        address: str = "127.0.0.1",
+        port_range: tuple[int, int] = (20000, 29999),
+        *,
+        drain: int = 64,
+        ptime: float = PTIME,
+    ) -> None:
+        lo, hi = port_range
+        if lo > hi or lo < 1 or hi > 65535:
+            raise ValueError(f"bad port range {port_range}")
+        self.address = address
+        self.port_range = (lo + (lo & 1), hi)
+        self.drain = drain
+        self.ptime = ptime
+        self.stats = EngineStats()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._channels: dict[int, Channel] = {}
+        self._clocked: tuple[Channel, ...] = ()
+        self._ports_used: set[int] = set()
+        self._next_port = self.port_range[0]
+        self._next_id = 1
+
+    def now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    async def start(self) -> None:
+        """Start the clock on the running loop."""
+        if self._loop is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._deadline = self._loop.time() + self.ptime
+        self._timer = self._loop.call_at(self._deadline, self._tick)
+
+    async def close(self) -> None:
+        """Close every channel and stop the clock."""
+        for ch in list(self._channels.values()):
+            ch.close()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._loop = None
+
+    @property
+    def channels(self) -> list[Channel]:
+        return list(self._channels.values())
+
+    def open_channel(self, *, inband_dtmf: bool = False) -> Channel:
+        """Bind an RTP (even) + RTCP port pair and return its channel."""
+        loop = self._loop
+        if loop is None:
+            raise MediaError("MediaEngine.start() was not awaited")
+        rtp, rtcp = self._bind_pair()
+        ch = Channel(self, self._next_id, rtp, rtcp, inband_dtmf=inband_dtmf)
+        self._next_id += 1
+        self._channels[ch.id] = ch
+        self._ports_used.add(ch.port)
+        loop.add_reader(rtp.fileno(), ch._on_readable)
+        loop.add_reader(rtcp.fileno(), ch._on_rtcp_readable)
+        self.stats.channels = len(self._channels)
+        return ch
+
+    def bridge(self, a: Channel, b: Channel) -> None:
+        """Relay each channel's incoming audio and DTMF to the other as it arrives."""
+        if a is b or a.closed or b.closed:
+            raise MediaError("bridge needs two open channels")
+        self.unbridge(a)
+        self.unbridge(b)
+        a.peer = b
+        b.peer = a
+
+    def unbridge(self, ch: Channel) -> None:
+        """Undo `bridge` for `ch` and its peer; both go back to silence or prompts."""
+        peer = ch.peer
+        ch.peer = None
+        if peer is not None and peer.peer is ch:
+            peer.peer = None
+
+    # ------------------------------------------------------------------------- internals
+
+    def _bind_pair(self) -> tuple[socket.socket, socket.socket]:
+        lo, hi = self.port_range
+        span = (hi - lo) // 2 + 1
+        for _ in range(span):
+            port = self._next_port
+            self._next_port = port + 2 if port + 3 <= hi else lo
+            if port in self._ports_used or port + 1 > hi:
+                continue
+            socks = []
+            try:
+                for p in (port, port + 1):
+                    s = socket.socket(socket.AF_INET6 if ":" in self.address else socket.AF_INET,
+                                      socket.SOCK_DGRAM)
+                    socks.append(s)
+                    s.setblocking(False)
+                    s.bind((self.address, p))
+            except OSError:
+                for s in socks:
+                    s.close()
+                continue
+            return socks[0], socks[1]
+        raise MediaError(f"no free RTP port pair in {self.port_range}")
+
+    def _release(self, ch: Channel) -> None:
+        loop = self._loop
+        for s in (ch._sock, ch._rtcp_sock):
+            if loop is not None:
+                loop.remove_reader(s.fileno())
+            s.close()
+        self._channels.pop(ch.id, None)
+        self._ports_used.discard(ch.port)
+        self.stats.channels = len(self._channels)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self._clocked = tuple(c for c in self._channels.values() if c.remote is not None)
+
+    def _tick(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        now = loop.time()
+        stats = self.stats
+        lateness = now - self._deadline
+        skipped = 0
+        if lateness >= self.ptime:  # stalled: skip whole ticks instead of bursting
+            skipped = int(lateness / self.ptime)
+            stats.missed_ticks += skipped
+            self._deadline += skipped * self.ptime
+        late = lateness > LATE_THRESHOLD
+        if late:
+            stats.late_ticks += 1
+        if lateness > stats.max_lateness:
+            stats.max_lateness = lateness
+        stats.ticks += 1
+        self._deadline += self.ptime
+        self._timer = loop.call_at(self._deadline, self._tick)
+        slot = stats.ticks % SR_INTERVAL_TICKS
+        unix_time = 0.0
+        for ch in self._clocked:
+            if ch.closed:
+                continue
+            try:
+                ch._tick(now, late, skipped)
+                if ch.id % SR_INTERVAL_TICKS == slot:
+                    unix_time = unix_time or time.time()
+                    ch._sender_report(now, unix_time)
+            except Exception:
+                log.exception("media channel %d failed on the clock", ch.id)
