@@ -110,7 +110,9 @@ def event_packets(
     dur = step
     first = True
     while dur < total:
-        out.append(EventPacket(encode_event(code, end=False, volume=volume, duration=dur), first, False))
+        out.append(
+            EventPacket(encode_event(code, end=False, volume=volume, duration=dur), first, False)
+        )
         first = False
         dur += step
     end = encode_event(code, end=True, volume=volume, duration=total)

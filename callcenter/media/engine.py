@@ -204,7 +204,9 @@ class Channel:
             raise MediaError(f"channel {self.id} is closed")
         if isinstance(frames, Prompt):
             if frames.codec != self.payload_type:
-                frames = tuple(g711.transcode(f, frames.codec, self.payload_type) for f in frames.frames)
+                frames = tuple(
+                    g711.transcode(f, frames.codec, self.payload_type) for f in frames.frames
+                )
             else:
                 frames = frames.frames
         if replace:
@@ -284,8 +286,10 @@ class Channel:
         self.stop_playing()
         self.stop_recording()
         if self.stream.packets and self.rtcp_remote is not None:
-            self._send_rtcp(encode_rtcp(self.stream.sender_report(self.engine.now(), time.time()))
-                            + encode_rtcp(Bye((self.stream.ssrc,))))
+            self._send_rtcp(
+                encode_rtcp(self.stream.sender_report(self.engine.now(), time.time()))
+                + encode_rtcp(Bye((self.stream.ssrc,)))
+            )
         self.closed = True
         self.engine._release(self)
 
@@ -321,8 +325,9 @@ class Channel:
                     pkt = stream.local(payload, self.dtmf_payload_type or 101, now, marker=True)
                     self._dtmf_event_ts = stream.last_ts
                 else:
-                    pkt = stream.local(payload, self.dtmf_payload_type or 101, now,
-                                       timestamp=self._dtmf_event_ts)
+                    pkt = stream.local(
+                        payload, self.dtmf_payload_type or 101, now, timestamp=self._dtmf_event_ts
+                    )
                 self._send(pkt)
                 return
         item = self._current
@@ -423,8 +428,13 @@ class Channel:
                 )
             peer._send(
                 peer.stream.relay(
-                    payload, peer.payload_type, ssrc, ts, now,
-                    marker=b1 > 127, samples=len(payload),
+                    payload,
+                    peer.payload_type,
+                    ssrc,
+                    ts,
+                    now,
+                    marker=b1 > 127,
+                    samples=len(payload),
                 )
             )
             peer.stats.relayed_out += 1
@@ -443,8 +453,9 @@ class Channel:
             and not peer._dtmf_out
         ):
             peer._send(
-                peer.stream.relay(payload, peer.dtmf_payload_type, ssrc, ts, now,
-                                  marker=b1 > 127, samples=0)
+                peer.stream.relay(
+                    payload, peer.dtmf_payload_type, ssrc, ts, now, marker=b1 > 127, samples=0
+                )
             )
             peer.stats.relayed_out += 1
         if digit is not None:
@@ -581,8 +592,10 @@ class MediaEngine:
             socks = []
             try:
                 for p in (port, port + 1):
-                    s = socket.socket(socket.AF_INET6 if ":" in self.address else socket.AF_INET,
-                                      socket.SOCK_DGRAM)
+                    s = socket.socket(
+                        socket.AF_INET6 if ":" in self.address else socket.AF_INET,
+                        socket.SOCK_DGRAM,
+                    )
                     socks.append(s)
                     s.setblocking(False)
                     s.bind((self.address, p))

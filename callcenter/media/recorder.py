@@ -17,8 +17,19 @@ def wav_header(data_bytes: int, channels: int, rate: int = SAMPLE_RATE) -> bytes
     """A 44-byte PCM 16-bit WAV header for `data_bytes` of sample data."""
     block = 2 * channels
     return _HEADER.pack(
-        b"RIFF", 36 + data_bytes, b"WAVE", b"fmt ", 16, 1, channels, rate, rate * block, block, 16,
-        b"data", data_bytes,
+        b"RIFF",
+        36 + data_bytes,
+        b"WAVE",
+        b"fmt ",
+        16,
+        1,
+        channels,
+        rate,
+        rate * block,
+        block,
+        16,
+        b"data",
+        data_bytes,
     )
 
 

@@ -289,7 +289,9 @@ def decode_rtcp(data: bytes) -> list[RtcpPacket]:
             body = body[: max(0, len(body) - body[-1])]
         if ptype == RtcpType.SR and len(body) >= 24:
             ssrc, ntp, rtp_ts, pkts, octets = struct.unpack_from("!IQIII", body)
-            out.append(SenderReport(ssrc, ntp, rtp_ts, pkts, octets, _decode_blocks(body, 24, count)))
+            out.append(
+                SenderReport(ssrc, ntp, rtp_ts, pkts, octets, _decode_blocks(body, 24, count))
+            )
         elif ptype == RtcpType.RR and len(body) >= 4:
             (ssrc,) = struct.unpack_from("!I", body)
             out.append(ReceiverReport(ssrc, _decode_blocks(body, 4, count)))
@@ -356,9 +358,7 @@ class RtpStream:
         self.octets += len(payload)
         self.last_ts = ts
         self.last_time = now
-        return (
-            RTP_HEADER.pack(0x80, (0x80 | pt) if marker else pt, seq, ts, self.ssrc) + payload
-        )
+        return RTP_HEADER.pack(0x80, (0x80 | pt) if marker else pt, seq, ts, self.ssrc) + payload
 
     def local(
         self,
