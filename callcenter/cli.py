@@ -1,0 +1,187 @@
+"""The ``callcenter`` command: ``serve`` runs the server, ``check`` validates the setup.
+
+Exit codes: 0 success, 1 invalid configuration or dialplan, 2 usage error (bad option,
+config file not found).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from callcenter import config as config_mod
+from callcenter.config import Config, ConfigError, apply_overrides, check_warnings, load_config
+from callcenter.log import LEVELS, configure_logging, get_logger
+from ivr.dialplan import Dialplan, load_dialplans
+
+__all__ = ["build_parser", "load_setup", "main"]
+
+PROG = "callcenter"
+
+#: Where the repository (or an editable install) keeps the shipped sounds/ and dialplans/.
+_INSTALL_ROOT = Path(__file__).resolve().parent.parent
+
+
+class UsageError(Exception):
+    """The command line points at something that is not there (exit status 2)."""
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port 0-65535 (0 = any free), got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Call-center SIP server: IVR, ACD, predictive dialer."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    config_help = "configuration file (default: the built-in configuration, same as config.yaml)"
+    serve = sub.add_parser("serve", help="run the server", description="Run the server.")
+    serve.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+    serve.add_argument("--sip-port", type=_port, metavar="N", help="override sip.port")
+    serve.add_argument("--http-port", type=_port, metavar="N", help="override http.port")
+    serve.add_argument("--db", type=Path, metavar="PATH", help="override database")
+    serve.add_argument(
+        "--log-format", choices=("auto", "console", "json"), help="override logging.format"
+    )
+    serve.add_argument("--log-level", choices=LEVELS, type=str.lower, help="override logging.level")
+
+    check = sub.add_parser(
+        "check",
+        help="validate the configuration and dialplans",
+        description="Validate the configuration and dialplans; exit 1 with file:line errors.",
+    )
+    check.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+    return parser
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("callcenter")
+    except Exception:  # not installed (running from a checkout)
+        return "0.1.0"
+
+
+def _read_config(path: Path | None) -> Config:
+    if path is not None and not path.is_file():
+        what = "is a directory" if path.is_dir() else "not found"
+        raise UsageError(
+            f"config file {str(path)!r} {what}; pass an existing file to --config, "
+            "or leave --config out to use the built-in defaults"
+        )
+    cfg = load_config(path)
+    if path is None:
+        cfg = _shipped_data_fallback(cfg)
+    return cfg
+
+
+def _shipped_data_fallback(cfg: Config) -> Config:
+    """Built-in defaults outside a checkout: use the shipped sounds/ and dialplans/."""
+    update = {}
+    for key in ("sounds", "dialplans"):
+        current: Path = getattr(cfg, key)
+        shipped = _INSTALL_ROOT / config_mod.Config.model_fields[key].default
+        if not current.exists() and shipped.is_dir():
+            update[key] = shipped
+    return cfg.model_copy(update=update) if update else cfg
+
+
+def load_setup(path: Path | None) -> tuple[Config, Dialplan, list[str]]:
+    """Load and validate config and dialplans; return them with the warnings.
+
+    Raises ConfigError (covers DialplanError) or UsageError.
+    """
+    cfg = _read_config(path)
+    dialplan = load_dialplans(cfg.dialplans, cfg.sounds, trunks=[t.name for t in cfg.trunks])
+    warnings = check_warnings(cfg)
+    if not len(dialplan):
+        warnings.append(f"no dialplan lines in {cfg.dialplans}: incoming calls will be refused")
+    return cfg, dialplan, warnings
+
+
+def _print_errors(errors: Sequence[str], out: TextIO) -> None:
+    for error in errors:
+        print(error, file=out)
+    noun = "error" if len(errors) == 1 else "errors"
+    print(f"{PROG}: {len(errors)} {noun}; fix them and run `{PROG} check` again", file=out)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """``callcenter check``."""
+    try:
+        cfg, dialplan, warnings = load_setup(args.config)
+    except ConfigError as exc:
+        _print_errors(exc.errors, sys.stderr)
+        return 1
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"OK: {len(cfg.users)} users, {len(cfg.trunks)} trunks, {len(dialplan)} lines")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``callcenter serve``."""
+    try:
+        cfg, dialplan, warnings = load_setup(args.config)
+        cfg = apply_overrides(
+            cfg,
+            sip_port=args.sip_port,
+            http_port=args.http_port,
+            db=args.db,
+            log_format=args.log_format,
+            log_level=args.log_level,
+        )
+    except ConfigError as exc:
+        _print_errors(exc.errors, sys.stderr)
+        return 1
+    configure_logging(cfg.logging.level, cfg.logging.format, cfg.logging.file)
+    log = get_logger("callcenter.cli")
+    for warning in warnings:
+        log.warning(warning)
+    try:
+        from callcenter.app import run_server
+    except ModuleNotFoundError as exc:
+        if exc.name != "callcenter.app":
+            raise
+        print(f"{PROG}: the server core (callcenter.app) is not available yet", file=sys.stderr)
+        return 1
+    log.info(
+        "starting",
+        config=str(args.config) if args.config else "<built-in>",
+        sip=f"{cfg.sip.listen}:{cfg.sip.port}",
+        http=f"{cfg.http.listen}:{cfg.http.port}",
+        database=str(cfg.database),
+        lines=len(dialplan),
+    )
+    try:
+        run_server(cfg, dialplan)
+    except KeyboardInterrupt:
+        log.info("interrupted")
+        return 130
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``callcenter`` console script and ``python -m callcenter``."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            return cmd_check(args)
+        return cmd_serve(args)
+    except UsageError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
