@@ -1,0 +1,1 @@
+"""Helpers for the integration tests: ports, the server process, SIP peers, RTP and audio."""
