@@ -5,7 +5,10 @@ Section numbers refer to RFC 3261 unless another RFC is named.
 
 from __future__ import annotations
 
+import re
 import string
+from collections.abc import Callable
+from functools import lru_cache
 
 # §25.1 basic rules ---------------------------------------------------------------------------
 
@@ -94,6 +97,7 @@ _CANONICAL: dict[str, str] = {n.lower(): n for n in _SPECIAL_NAMES}
 _CANONICAL.update({k: v for k, v in COMPACT_FORMS.items()})
 
 
+@lru_cache(maxsize=512)
 def canonical_name(name: str) -> str:
     """Canonical spelling of a header name: compact forms expanded, known casing applied (§7.3.1)."""
     low = name.lower()
@@ -216,6 +220,37 @@ REASON_PHRASES: dict[int, str] = {
 }
 
 
+def char_class(chars: frozenset[str]) -> str:
+    """A regex character class matching exactly `chars`."""
+    return "[" + "".join(re.escape(c) for c in sorted(chars)) + "]"
+
+
+#: A run of token characters at the start of a string (linear: one character class).
+TOKEN_RUN = re.compile(char_class(TOKEN_CHARS) + "*")
+
+
+def only(chars: frozenset[str]) -> Callable[[str], bool]:
+    """A test that a string uses only `chars` (one regex character class: linear)."""
+    pattern = re.compile(char_class(chars) + "*")
+    match = pattern.fullmatch
+    return lambda text: match(text) is not None
+
+
+_token_chars = only(TOKEN_CHARS)
+
+
 def is_token(text: str) -> bool:
     """True if `text` is a non-empty §25.1 token."""
-    return bool(text) and all(c in TOKEN_CHARS for c in text)
+    return bool(text) and _token_chars(text)
+
+
+# Character-set tests used by the URI and header parsers ("%" admits escapes, decoded later).
+is_scheme_tail = only(SCHEME_CHARS)
+is_user = only(USER_CHARS | {"%"})
+is_password = only(PASSWORD_CHARS | {"%"})
+is_uri_param = only(PARAM_CHARS | {"%"})
+is_uri_header = only(HEADER_CHARS | {"%"})
+is_hostname = only(HOSTNAME_CHARS)
+is_ipv6 = only(IPV6_CHARS)
+#: generic-param values: token / host (IPv6 references included) (§25.1 gen-value)
+is_gen_value = only(TOKEN_CHARS | frozenset("[]:"))

@@ -308,13 +308,14 @@ def _split_head(data: bytes) -> tuple[bytes, bytes]:
 
 def _header_lines(lines: list[str]) -> list[tuple[str, str]]:
     """Unfold continuation lines (§7.3.1) and split `name: value`."""
-    items: list[tuple[str, str]] = []
+    items: list[tuple[str, list[str]]] = []  # value pieces joined once, to stay linear
     for line in lines:
         if line[:1] in (" ", "\t"):
             if not items:
                 raise _bad("continuation line before first header")
-            name, value = items[-1]
-            items[-1] = (name, f"{value} {line.strip()}" if value else line.strip())
+            piece = line.strip()
+            if piece:
+                items[-1][1].append(piece)
             continue
         if not line:
             raise _bad("empty header line")
@@ -322,8 +323,9 @@ def _header_lines(lines: list[str]) -> list[tuple[str, str]]:
         name = name.rstrip(" \t")
         if not colon or not g.is_token(name):
             raise _bad("malformed header line")
-        items.append((g.canonical_name(name), value.strip()))
-    return items
+        value = value.strip()
+        items.append((g.canonical_name(name), [value] if value else []))
+    return [(name, " ".join(pieces)) for name, pieces in items]
 
 
 def parse_headers(text: str) -> Headers:

@@ -8,9 +8,12 @@ parse and re-escaped on `str()`; decoding uses UTF-8 with surrogateescape so any
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from callcenter.sip import grammar as g
+
+_URI_FORBIDDEN = re.compile(r'[\s<>"]').search
 
 ParamValue = str | None
 """A parameter value; None for a flag parameter such as `;lr` or `;rport`."""
@@ -52,6 +55,8 @@ def escape(text: str, allowed: frozenset[str]) -> str:
 
 def split_outside_quotes(text: str, sep: str, *, angle: bool = False) -> list[str]:
     """Split on `sep` outside quoted strings (and, if `angle`, outside <...>), in linear time."""
+    if '"' not in text and not (angle and "<" in text):
+        return text.split(sep)
     parts: list[str] = []
     start = 0
     in_quotes = False
@@ -131,7 +136,7 @@ def parse_header_params(text: str) -> dict[str, ParamValue]:
                 _, end = parse_quoted(value)
                 if value[end:].strip():
                     raise ValueError(f"junk after quoted parameter {name!r}")
-            elif not all(c in g.TOKEN_CHARS or c in "[]:" for c in value):
+            elif not g.is_gen_value(value):
                 raise ValueError(f"bad value for parameter {name!r}")
             params[name.lower()] = value
         else:
@@ -148,9 +153,9 @@ def _check_host(host: str) -> None:
     if not host:
         raise ValueError("empty host")
     if ":" in host:
-        if not all(c in g.IPV6_CHARS for c in host):
+        if not g.is_ipv6(host):
             raise ValueError(f"bad IPv6 address {host!r}")
-    elif not all(c in g.HOSTNAME_CHARS for c in host):
+    elif not g.is_hostname(host):
         raise ValueError(f"bad host {host!r}")
 
 
@@ -191,7 +196,7 @@ def uri_scheme(text: str) -> str | None:
     if colon <= 0:
         return None
     scheme = text[:colon]
-    if scheme[0] not in g.ALPHA or not all(c in g.SCHEME_CHARS for c in scheme):
+    if scheme[0] not in g.ALPHA or not g.is_scheme_tail(scheme):
         return None
     return scheme.lower()
 
@@ -218,7 +223,7 @@ class SipUri:
         if scheme not in ("sip", "sips"):
             raise ValueError(f"not a SIP URI: {text[:40]!r}")
         rest = text[len(scheme) + 1 :]
-        if not rest or any(c in ' \t\r\n<>"' for c in rest):
+        if not rest or _URI_FORBIDDEN(rest):
             raise ValueError(f"bad characters in URI {text[:40]!r}")
         user: str | None = None
         password: str | None = None
@@ -226,9 +231,9 @@ class SipUri:
         if at >= 0:
             userinfo, rest = rest[:at], rest[at + 1 :]
             u, colon, pw = userinfo.partition(":")
-            if not u or not all(c in g.USER_CHARS or c == "%" for c in u):
+            if not u or not g.is_user(u):
                 raise ValueError(f"bad user part in {text[:40]!r}")
-            if colon and not all(c in g.PASSWORD_CHARS or c == "%" for c in pw):
+            if colon and not g.is_password(pw):
                 raise ValueError(f"bad password in {text[:40]!r}")
             user = unescape(u)
             password = unescape(pw) if colon else None
@@ -239,7 +244,7 @@ class SipUri:
         if param_text:
             for item in param_text.split(";"):
                 name, eq, value = item.partition("=")
-                if not name or not all(c in g.PARAM_CHARS or c == "%" for c in name + value):
+                if not name or not g.is_uri_param(name + value):
                     raise ValueError(f"bad URI parameter {item!r}")
                 params[unescape(name).lower()] = unescape(value) if eq else None
         headers: dict[str, str] = {}
@@ -248,7 +253,7 @@ class SipUri:
                 name, eq, value = item.partition("=")
                 if not name or not eq:
                     raise ValueError(f"bad URI header {item!r}")
-                if not all(c in g.HEADER_CHARS or c == "%" for c in name + value):
+                if not g.is_uri_header(name + value):
                     raise ValueError(f"bad URI header {item!r}")
                 headers[unescape(name)] = unescape(value)
         return cls(
@@ -298,7 +303,7 @@ def parse_uri(text: str) -> SipUri | str:
         raise ValueError(f"not an absolute URI: {text[:40]!r}")
     if scheme in ("sip", "sips"):
         return SipUri.parse(text)
-    if any(c in ' \t\r\n<>"' for c in text):
+    if _URI_FORBIDDEN(text):
         raise ValueError(f"bad characters in URI {text[:40]!r}")
     return text
 
@@ -361,6 +366,28 @@ class NameAddr:
 # Via ----------------------------------------------------------------------------------------
 
 
+def _check_via_params(params: dict[str, ParamValue]) -> None:
+    """Check the §20.42 / RFC 3581 grammar of the Via parameters a server acts on."""
+    for name in ("received", "maddr"):
+        value = params.get(name)
+        if name in params and value is None:
+            raise ValueError(f"Via {name} without value")
+        if value is not None:
+            _check_host(value[1:-1] if value.startswith("[") and value.endswith("]") else value)
+    ttl = params.get("ttl")
+    if "ttl" in params and (ttl is None or not _is_uint(ttl, 255)):
+        raise ValueError("bad Via ttl")
+    rport = params.get("rport")
+    if rport is not None and not _is_uint(rport, 65535):
+        raise ValueError("bad Via rport")
+    if "branch" in params and params["branch"] is None:
+        raise ValueError("Via branch without value")
+
+
+def _is_uint(text: str, limit: int) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 10 and int(text) <= limit
+
+
 @dataclass
 class Via:
     """One Via value (§20.42). `host` is without IPv6 brackets; `transport` is uppercased.
@@ -383,9 +410,8 @@ class Via:
             raise ValueError(f"bad Via {text[:40]!r}")
         name, version = parts[0].strip(), parts[1].strip()
         rest = parts[2].lstrip()
-        i = 0
-        while i < len(rest) and rest[i] in g.TOKEN_CHARS:
-            i += 1
+        match = g.TOKEN_RUN.match(rest)
+        i = match.end() if match else 0
         transport = rest[:i]
         if not (g.is_token(name) and g.is_token(version) and g.is_token(transport)):
             raise ValueError(f"bad Via protocol {text[:40]!r}")
@@ -399,6 +425,7 @@ class Via:
         sent_by = "".join(sent_by.split())
         host, port = parse_hostport(sent_by)
         params = parse_header_params("" if semi < 0 else rest[semi:])
+        _check_via_params(params)
         return cls(
             transport=transport.upper(),
             host=host,
