@@ -274,6 +274,15 @@ def validation_messages(
 def _expected(err: Any) -> str:
     msg: str = err["msg"]
     value = err.get("input")
+    ctx = err.get("ctx") or {}
+    kind = err["type"]
+    if kind == "too_short" and isinstance(value, list):
+        n = ctx.get("min_length", 1)
+        return f"expected at least {n} item{'s' if n != 1 else ''}, got {len(value)}"
+    if kind == "string_too_short":
+        return "expected a non-empty string"
+    if kind == "string_pattern_mismatch":
+        return f"expected text matching {ctx.get('pattern')!s}, got {value!r}"
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
             return msg[len(prefix) :]
