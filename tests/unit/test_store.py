@@ -1,0 +1,167 @@
+"""SQLite store: CDR round trip, events, registrations, WAL, migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from callcenter.store import CallRecord, Store
+from callcenter.store.db import MIGRATIONS
+
+
+def record(call_id: str = "c1", start: float = 1000.0) -> CallRecord:
+    return CallRecord(
+        id=call_id,
+        sip_call_id=f"{call_id}@192.0.2.1",
+        direction="inbound",
+        caller="48600111222",
+        called="0800123456",
+        source="trunk:pstn",
+        start=start,
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "var" / "callcenter.db")
+    yield s
+    s.close()
+
+
+def test_creates_parent_dir_wal_and_tables(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "var" / "cc.db"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"calls", "call_events", "registrations", "schema_migrations"} <= tables
+
+
+def test_cdr_round_trip_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "cc.db"
+    s = Store(path)
+    s.start_call(record())
+    s.update_call("c1", answer=1002.5, digits="12", codec="PCMU", line="0800123456")
+    s.finish_call(
+        "c1", end=1030.0, hangup_cause="normal_clearing", hangup_side="caller", sip_status=200
+    )
+    s.close()
+    # Another process (any SQLite tool) sees the committed row.
+    row = (
+        sqlite3.connect(path)
+        .execute(
+            'SELECT caller, "end", duration, billsec, hangup_cause FROM calls WHERE id = ?', ("c1",)
+        )
+        .fetchone()
+    )
+    assert row == ("48600111222", 1030.0, 30.0, 27.5, "normal_clearing")
+    again = Store(path)
+    got = again.get_call("c1")
+    assert got is not None
+    assert (got.answer, got.digits, got.codec, got.sip_status) == (1002.5, "12", "PCMU", 200)
+    assert got.hangup_side == "caller" and got.line == "0800123456"
+    again.close()
+
+
+def test_record_is_visible_from_call_start(store: Store) -> None:
+    store.start_call(record())
+    got = store.get_call("c1")
+    assert got == record()  # nothing lost if we crash now
+    assert got is not None and got.end is None
+
+
+def test_unanswered_call_has_zero_billsec(store: Store) -> None:
+    store.start_call(record())
+    store.finish_call(
+        "c1", end=1010.0, hangup_cause="no_answer", hangup_side="system", sip_status=480
+    )
+    got = store.get_call("c1")
+    assert got is not None and (got.duration, got.billsec, got.sip_status) == (10.0, 0.0, 480)
+
+
+def test_update_rejects_unknown_calls_and_fields(store: Store) -> None:
+    store.start_call(record())
+    with pytest.raises(KeyError):
+        store.update_call("nope", answer=1.0)
+    with pytest.raises(TypeError, match="bogus"):
+        store.update_call("c1", bogus=1)
+    with pytest.raises(TypeError, match="id"):
+        store.update_call("c1", id="other")
+
+
+def test_recent_calls_newest_first(store: Store) -> None:
+    for i in range(5):
+        store.start_call(record(f"c{i}", start=1000.0 + i))
+    assert [c.id for c in store.recent_calls(3)] == ["c4", "c3", "c2"]
+    assert store.get_call("missing") is None
+
+
+def test_call_events_keep_order_and_json(store: Store) -> None:
+    store.start_call(record())
+    store.add_call_event("c1", 1000.1, "ivr.prompt", {"prompt": "welcome", "lang": "pl"})
+    store.add_call_event("c1", 1000.1, "dtmf", {"digit": "1", "via": "rfc4733"})
+    store.add_call_event("c1", 1003.0, "hangup", {"cause": "normal_clearing", "ł": "ó"})
+    store.add_call_event("other", 999.0, "x", {})
+    events = store.call_events("c1")
+    assert [e["type"] for e in events] == ["ivr.prompt", "dtmf", "hangup"]
+    assert events[1]["data"] == {"digit": "1", "via": "rfc4733"}
+    assert events[2]["data"]["ł"] == "ó"
+
+
+def test_registration_log(store: Store) -> None:
+    store.log_registration(
+        ts=1.0,
+        user="1001",
+        contact="<sip:1001@192.0.2.5:5062>",
+        source="udp:192.0.2.5:5062",
+        expires=600,
+        user_agent="baresip",
+    )
+    store.log_registration(
+        ts=2.0,
+        user="1001",
+        contact="<sip:1001@192.0.2.5:5062>",
+        source="udp:192.0.2.5:5062",
+        expires=0,
+    )
+    store.log_registration(
+        ts=3.0, user="1002", contact="*", source="tcp:192.0.2.6:40000", expires=0
+    )
+    rows = store.registrations("1001")
+    assert [(r["ts"], r["expires"]) for r in rows] == [(2.0, 0), (1.0, 600)]
+    assert rows[1]["user_agent"] == "baresip"
+    assert len(store.registrations()) == 3
+
+
+def test_migrations_run_once(tmp_path: Path) -> None:
+    path = tmp_path / "cc.db"
+    first = Store(path)
+    assert first.schema_version == len(MIGRATIONS)
+    first.start_call(record())
+    first.close()
+    second = Store(path)  # reopening does not re-create or wipe anything
+    assert second.schema_version == len(MIGRATIONS)
+    assert second.get_call("c1") is not None
+    rows = second.db.execute("SELECT count(*) FROM schema_migrations").fetchone()
+    assert rows[0] == len(MIGRATIONS)
+    second.close()
+
+
+def test_refuses_a_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "cc.db"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_migrations VALUES (999, 0)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(RuntimeError, match="newer than this program"):
+        Store(path)
+
+
+def test_in_memory_store() -> None:
+    s = Store(":memory:")
+    s.start_call(record())
+    assert s.recent_calls(1)[0].id == "c1"
