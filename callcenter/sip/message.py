@@ -529,9 +529,9 @@ def make_response(
         if name == "Via":
             headers.add(name, value)
     for name in ("From", "To", "Call-ID", "CSeq"):
-        value = req.headers.get(name)
-        if value is not None:
-            headers.add(name, value)
+        first = req.headers.get(name)
+        if first is not None:
+            headers.add(name, first)
     if to_tag is not None and "To" in headers:
         try:
             has_tag = req.to.tag is not None
