@@ -1,0 +1,126 @@
+"""Logging: JSON lines carry level, timestamp, bound call_id; stdlib records are routed too."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from callcenter.log import bind_call, configure_logging, get_logger
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    yield
+    configure_logging("info", "console", stream=io.StringIO())
+    logging.captureWarnings(False)
+
+
+def lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_json_lines_carry_call_id_inside_bind_call_only() -> None:
+    out = io.StringIO()
+    configure_logging("info", "json", stream=out)
+    log = get_logger("callcenter.test")
+    with bind_call("call-42"):
+        log.info("call answered", caller="0600111222", name="Wiśniewska")
+    log.info("after")
+    first, second = lines(out)
+    assert first["event"] == "call answered" and first["call_id"] == "call-42"
+    assert first["level"] == "info" and first["logger"] == "callcenter.test"
+    assert first["caller"] == "0600111222" and first["name"] == "Wiśniewska"
+    assert str(first["timestamp"]).endswith("Z") and "T" in str(first["timestamp"])
+    assert "call_id" not in second
+
+
+def test_tasks_started_inside_bind_call_inherit_it() -> None:
+    out = io.StringIO()
+    configure_logging("debug", "json", stream=out)
+    log = get_logger("callcenter.test")
+
+    async def leg() -> None:
+        await asyncio.sleep(0)
+        log.debug("leg running")
+
+    async def main() -> None:
+        with bind_call("call-1"):
+            task = asyncio.create_task(leg())
+        log.info("outside")
+        await task
+
+    asyncio.run(main())
+    by_event = {line["event"]: line for line in lines(out)}
+    assert by_event["leg running"]["call_id"] == "call-1"
+    assert "call_id" not in by_event["outside"]
+
+
+def test_level_filters_and_stdlib_records_are_rendered_alike() -> None:
+    out = io.StringIO()
+    configure_logging("warning", "json", stream=out)
+    get_logger("x").info("hidden")
+    with bind_call("c9"):
+        logging.getLogger("asyncio").warning("socket %s closed", "udp")
+        warnings.warn("deprecated option", UserWarning, stacklevel=1)
+    records = lines(out)
+    assert [r["logger"] for r in records] == ["asyncio", "py.warnings"]
+    assert records[0]["event"] == "socket udp closed" and records[0]["call_id"] == "c9"
+    assert "deprecated option" in str(records[1]["event"])
+
+
+def test_exceptions_without_locals() -> None:
+    out = io.StringIO()
+    configure_logging("info", "json", stream=out)
+    password = "agent1001"  # noqa: F841 - must not leak into the log
+    try:
+        raise ValueError("bad digest")
+    except ValueError:
+        get_logger("x").exception("auth failed")
+    text = out.getvalue()
+    assert "bad digest" in text and "agent1001" not in text
+
+
+def test_console_format_without_tty_has_no_colours() -> None:
+    out = io.StringIO()
+    configure_logging("info", "console", stream=out)
+    with bind_call("abc"):
+        get_logger("x").info("hello", n=1)
+    text = out.getvalue()
+    assert "hello" in text and "call_id=abc" in text and "\x1b[" not in text
+
+
+def test_auto_is_json_when_not_a_tty() -> None:
+    out = io.StringIO()
+    configure_logging("info", "auto", stream=out)
+    get_logger("x").info("hi")
+    assert lines(out)[0]["event"] == "hi"
+
+
+def test_log_file(tmp_path: Path) -> None:
+    path = tmp_path / "log" / "cc.log"
+    configure_logging("info", "auto", path)
+    get_logger("x").info("to file")
+    logging.getLogger().handlers[-1].flush()
+    assert json.loads(path.read_text().splitlines()[0])["event"] == "to file"
+
+
+def test_reconfigure_replaces_the_handler() -> None:
+    first, second = io.StringIO(), io.StringIO()
+    configure_logging("info", "json", stream=first)
+    configure_logging("info", "json", stream=second)
+    get_logger("x").info("once")
+    assert first.getvalue() == "" and len(lines(second)) == 1
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError):
+        configure_logging("loud", "json")
+    with pytest.raises(ValueError):
+        configure_logging("info", "xml")
