@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass, field
 from enum import Enum
 
-from callcenter.sip.errors import SipError
+from callcenter.sip.errors import BadRequest
 from callcenter.sip.message import Headers, Request, Response
 from callcenter.sip.uri import NameAddr
 
@@ -51,7 +51,7 @@ class Dialog:
         """The dialog a UAS creates when it answers ``req`` (§12.1.1)."""
         contact = req.headers.get("Contact")
         if not contact:
-            raise SipError(400, "Bad Request (missing Contact)")
+            raise BadRequest("missing Contact")
         return cls(
             call_id=req.call_id,
             local_tag=local_tag,

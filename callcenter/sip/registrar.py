@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from callcenter.sip.errors import SipError
+from callcenter.sip.errors import BadRequest, Forbidden, SipError
 from callcenter.sip.message import Request
 from callcenter.sip.uri import NameAddr
 
@@ -69,7 +69,7 @@ class Registrar:
         removed: list[Binding] = []
         if any(c.strip() == "*" for c in contacts):
             if len(contacts) != 1 or header_expires != 0:
-                raise SipError(400, "Bad Request (Contact: * needs Expires: 0 and no other Contact)")
+                raise BadRequest("Contact: * needs Expires: 0 and no other Contact")
             removed = list(current.values())
             current.clear()
             return RegisterResult(200, "OK", [], added=(), removed=tuple(removed))
@@ -78,7 +78,7 @@ class Registrar:
             try:
                 addr = NameAddr.parse(value)
             except ValueError as exc:
-                raise SipError(400, "Bad Request (malformed Contact)") from exc
+                raise BadRequest("malformed Contact") from exc
             expires = _int_or_none(addr.params.get("expires"))
             if expires is None:
                 expires = header_expires if header_expires is not None else self.default_expires
@@ -90,13 +90,13 @@ class Registrar:
         for uri, expires, q in parsed:
             old = current.get(uri)
             if old is not None and old.call_id == call_id and cseq <= old.cseq:
-                raise SipError(500, "Server Internal Error (out-of-order REGISTER)")
+                raise SipError("out-of-order REGISTER")
             if expires == 0:
                 if old is not None:
                     removed.append(current.pop(uri))
                 continue
             if old is None and len(current) >= self.max_contacts:
-                raise SipError(403, "Forbidden (too many contacts)")
+                raise Forbidden("too many contacts")
             binding = Binding(
                 user, uri, now + expires, source, transport, call_id, cseq, ua, q,
                 last_qualified=now,

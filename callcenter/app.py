@@ -1,0 +1,418 @@
+"""The process: wires the SIP stack, registrar, media engine, B2BUA, store and flows together.
+
+``run_server(cfg, dialplan)`` is what ``callcenter serve`` calls. Everything runs in one
+asyncio loop (uvloop when installed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+import signal
+import time
+from typing import Any
+
+import structlog
+
+from callcenter.calls import flows
+from callcenter.calls.b2bua import B2BUA
+from callcenter.calls.call import Call, HangupCause, Leg
+from callcenter.config import Config
+from callcenter.log import bind_call
+from callcenter.media.engine import MediaEngine
+from callcenter.media.g711 import PCMA, PCMU
+from callcenter.media.prompts import PromptCache, PromptError
+from callcenter.sip.auth import DigestAuthenticator, FailureLimiter
+from callcenter.sip.errors import NotAcceptableHere, SipError
+from callcenter.sip.message import Headers, Request, make_response
+from callcenter.sip.registrar import Registrar
+from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
+from callcenter.sip.uri import SipUri
+from callcenter.store.db import Store
+from callcenter.store.records import CallRecord
+from ivr.dialplan import Dialplan, Line
+
+log = structlog.get_logger("app")
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
+
+
+class Application:
+    def __init__(self, cfg: Config, dialplan: Dialplan) -> None:
+        self.cfg = cfg
+        self.dialplan = dialplan
+        sip = cfg.sip
+        self.advertised = sip.advertised_address or sip.listen
+        self.store = Store(cfg.database)
+        self.registrar = Registrar(
+            min_expires=sip.registration.min_expires,
+            max_expires=sip.registration.max_expires,
+            default_expires=sip.registration.default_expires,
+        )
+        self.auth = DigestAuthenticator(
+            sip.realm, secret=os.urandom(32), nonce_ttl=sip.auth.nonce_ttl,
+            # MD5 first: many phones (and SIPp) answer only the first challenge; clients that
+            # know SHA-256 (RFC 8760) still find it in the second header.
+            algorithms=("MD5", "SHA-256"),
+        )
+        self.limiter = FailureLimiter(
+            max_failures=sip.auth.max_failures, window=sip.auth.failure_window,
+            block_for=sip.auth.block_for,
+        )
+        self.passwords = {u.user: u.password for u in cfg.users}
+        self.names = {u.user: u.name for u in cfg.users}
+        self.prompts = PromptCache(cfg.sounds)
+        self.media = MediaEngine(
+            cfg.media.address, (cfg.media.rtp_port_min, cfg.media.rtp_port_max)
+        )
+        self.stack = SipStack(
+            host=sip.listen, port=sip.port, advertised=self.advertised,
+            transports=list(sip.transports), handler=self.handle,
+            on_ack_timeout=lambda e: self.b2bua.on_ack_timeout(e),
+            on_server_timeout=lambda e: self.b2bua.on_server_timeout(e),
+            user_agent=sip.user_agent, tcp_idle_timeout=float(sip.tcp_idle_timeout),
+        )
+        self.b2bua = B2BUA(
+            stack=self.stack, media=self.media, media_address=cfg.media.address,
+            codecs=tuple(cfg.media.codecs), on_call_end=self._call_ended,
+        )
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = asyncio.Event()
+
+    # ------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        await self.media.start()
+        await self.stack.start()
+        self._spawn(self._housekeeping())
+        log.info(
+            "server_started", sip=f"{self.cfg.sip.listen}:{self.cfg.sip.port}",
+            transports=list(self.cfg.sip.transports), database=str(self.cfg.database),
+            lines=[line.number for line in self.dialplan.lines], users=len(self.cfg.users),
+        )
+
+    async def stop(self) -> None:
+        log.info("server_stopping", calls=len(self.b2bua.calls))
+        for call in list(self.b2bua.calls.values()):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    self.b2bua.hangup_call(call, HangupCause.SHUTDOWN, "system"), 2.0
+                )
+        for task in list(self._tasks):
+            task.cancel()
+        await self.stack.close()
+        await self.media.close()
+        self.store.close()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def now(self) -> float:
+        return self.stack.now()
+
+    async def _housekeeping(self) -> None:
+        """Expire bindings and qualify registered contacts with OPTIONS."""
+        interval = self.cfg.sip.registration.qualify_interval
+        while True:
+            await asyncio.sleep(min(interval, 10) if interval else 10)
+            for gone in self.registrar.expire(self.now()):
+                log.info("registration_expired", user=gone.user, contact=gone.contact)
+            if not interval:
+                continue
+            now = self.now()
+            for binding in self.registrar.all_bindings():
+                if now - binding.last_qualified >= interval:
+                    binding.last_qualified = now
+                    self._spawn(self._qualify(binding))
+
+    async def _qualify(self, binding: Any) -> None:
+        headers = Headers()
+        headers.add("Via", self.stack.via(binding.transport))
+        headers.add("Max-Forwards", "70")
+        headers.add("From", f"<sip:callcenter@{self.advertised}>;tag={os.urandom(4).hex()}")
+        headers.add("To", f"<{binding.contact}>")
+        headers.add("Call-ID", f"{os.urandom(8).hex()}@{self.advertised}")
+        headers.add("CSeq", "1 OPTIONS")
+        req = Request("OPTIONS", binding.contact, headers)
+        try:
+            await self.stack.request(req, binding.source, binding.transport)
+            ok = True
+        except RequestTimeout:
+            ok = False
+        if ok != binding.reachable:
+            log.info("contact_reachability", user=binding.user, contact=binding.contact,
+                     reachable=ok)
+        binding.reachable = ok
+        binding.missed_qualify = 0 if ok else binding.missed_qualify + 1
+
+    # ------------------------------------------------------------- dispatch
+    async def handle(self, sreq: ServerRequest) -> None:
+        req = sreq.request
+        method = req.method
+        if method == "CANCEL":
+            self.b2bua.on_cancel(sreq)
+        elif req.to_tag is not None and method != "REGISTER":
+            await self.b2bua.on_in_dialog(sreq)
+        elif method == "ACK":
+            return  # ACK for a 2xx of a dialog we no longer know: nothing to do
+        elif method == "REGISTER":
+            self.on_register(sreq)
+        elif method == "OPTIONS":
+            sreq.respond(200, headers={
+                "Allow": ALLOW, "Accept": "application/sdp",
+            })
+        elif method == "INVITE":
+            await self.on_invite(sreq)
+        elif method in ("BYE", "INFO"):
+            sreq.respond(481)
+        else:
+            sreq.respond(405, headers={"Allow": ALLOW})
+
+    # ------------------------------------------------------------ registrar
+    def _authenticate(self, sreq: ServerRequest, *, proxy: bool) -> str | None:
+        """The authenticated user name, or None after answering 401/407/403."""
+        req = sreq.request
+        ip = sreq.source[0]
+        wall = time.time()
+        status = 407 if proxy else 401
+        challenge_header = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+        if self.limiter.is_blocked(ip, wall):
+            log.warning("auth_blocked", source=ip, method=req.method)
+            sreq.respond(403, "Forbidden (too many failed attempts, try later)")
+            return None
+        value = req.headers.get("Proxy-Authorization" if proxy else "Authorization")
+        if value is None and proxy:
+            value = req.headers.get("Authorization")
+        if not value:
+            self._challenge(sreq, status, challenge_header, wall, stale=False)
+            return None
+        result = self.auth.verify(
+            value, method=req.method, lookup_password=self.passwords.get, now=wall
+        )
+        if result.ok and result.username:
+            self.limiter.record_success(ip)
+            return result.username
+        if result.stale or result.reason == "bad nonce":
+            # an expired nonce, or one from before a restart: not a guessing attempt
+            self._challenge(sreq, status, challenge_header, wall, stale=result.stale)
+            return None
+        blocked = self.limiter.record_failure(ip, wall)
+        log.warning(
+            "auth_failed", source=f"{ip}:{sreq.source[1]}", user=result.username,
+            method=req.method, blocked=blocked,
+        )
+        self._challenge(sreq, status, challenge_header, wall, stale=False)
+        return None
+
+    def _challenge(
+        self, sreq: ServerRequest, status: int, header: str, wall: float, *, stale: bool
+    ) -> None:
+        resp = make_response(sreq.request, status)
+        for value in self.auth.challenge(wall, stale=stale):
+            resp.headers.add(header, value)
+        resp.headers.add("Server", self.stack.user_agent)
+        sreq.send(resp)
+
+    def on_register(self, sreq: ServerRequest) -> None:
+        req = sreq.request
+        user = self._authenticate(sreq, proxy=False)
+        if user is None:
+            return
+        aor = req.to.uri
+        aor_user = aor.user if isinstance(aor, SipUri) else None
+        if aor_user != user:
+            log.warning("register_wrong_aor", user=user, aor=str(aor))
+            sreq.respond(403, "Forbidden (credentials do not match the AOR)")
+            return
+        try:
+            result = self.registrar.register(
+                req, user, sreq.source, sreq.transport, self.now()
+            )
+        except SipError as exc:
+            sreq.respond(exc.status, exc.reason)
+            return
+        if result.status == 423:
+            sreq.respond(423, headers={"Min-Expires": str(result.min_expires)})
+            return
+        resp = make_response(req, 200)
+        for contact in result.contacts:
+            resp.headers.add("Contact", contact)
+        resp.headers.add("Date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()))
+        resp.headers.add("Server", self.stack.user_agent)
+        sreq.send(resp)
+        wall = time.time()
+        source = f"{sreq.transport}:{sreq.source[0]}:{sreq.source[1]}"
+        ua = req.headers.get("User-Agent")
+        for binding in result.added:
+            log.info("registered", user=user, contact=binding.contact, source=source)
+            self.store.log_registration(
+                ts=wall, user=user, contact=binding.contact, source=source,
+                expires=binding.expires_in(self.now()), user_agent=ua,
+            )
+        for binding in result.removed:
+            log.info("unregistered", user=user, contact=binding.contact)
+            self.store.log_registration(
+                ts=wall, user=user, contact=binding.contact, source=source, expires=0,
+                user_agent=ua,
+            )
+
+    # ------------------------------------------------------------------ calls
+    def _trunk_for(self, ip: str) -> str | None:
+        addr = ipaddress.ip_address(ip)
+        for trunk in self.cfg.trunks:
+            for net in trunk.addresses:
+                if addr in ipaddress.ip_network(net, strict=False):
+                    return trunk.name
+        return None
+
+    def _is_user_signalling(self, req: Request, source: tuple[str, int]) -> bool:
+        """A request from a phone registered by one of our users (it must authenticate)."""
+        if "Authorization" in req.headers or "Proxy-Authorization" in req.headers:
+            return True
+        uri = req.from_.uri
+        user = uri.user if isinstance(uri, SipUri) else None
+        if user is None or user not in self.passwords:
+            return False
+        return any(b.source == source for b in self.registrar.contacts(user, self.now()))
+
+    async def on_invite(self, sreq: ServerRequest) -> None:
+        req = sreq.request
+        trunk = self._trunk_for(sreq.source[0])
+        from_uri = req.from_.uri
+        caller = (from_uri.user if isinstance(from_uri, SipUri) else None) or "anonymous"
+        user: str | None = None
+        if trunk is None or self._is_user_signalling(req, sreq.source):
+            user = self._authenticate(sreq, proxy=True)
+            if user is None:
+                return
+            caller = user
+        ruri = req.request_uri
+        called = (ruri.user if isinstance(ruri, SipUri) else None) or ""
+        source = f"user:{user}" if user else f"trunk:{trunk}"
+        call = Call(caller=caller, called=called, source=source,
+                    direction="internal" if user and called in self.passwords else "inbound")
+        with bind_call(call.id):
+            await self._route(call, sreq, user, trunk)
+
+    async def _route(
+        self, call: Call, sreq: ServerRequest, user: str | None, trunk: str | None
+    ) -> None:
+        req = sreq.request
+        line = self.dialplan.match(call.called)
+        leg = self.b2bua.new_inbound(call, sreq, call.caller)
+        if line is None and call.called not in self.passwords:
+            log.info("no_route", called=call.called, source=call.source)
+            self.b2bua.reject(leg, 404, "Not Found")
+            return
+        if line is not None:
+            allowed = ("users" in line.accept) if user else (trunk in line.accept)
+            if not allowed:
+                log.info("line_refused", line=line.number, source=call.source)
+                self.b2bua.reject(leg, 403, "Forbidden")
+                return
+        try:
+            self.b2bua.accept_offer(leg)
+        except NotAcceptableHere:
+            log.info("no_common_codec", offer=req.body[:200].decode(errors="replace"))
+            self.b2bua.reject(leg, 488)
+            return
+        except SipError as exc:
+            self.b2bua.reject(leg, exc.status, exc.reason)
+            return
+        call.line = line.number if line else None
+        self._start_record(call, req)
+        log.info("call_started", caller=call.caller, called=call.called, source=call.source,
+                 line=call.line, codec=leg.codec, sip_call_id=req.call_id)
+        if line is not None:
+            await self._hotline(leg, line)
+        else:
+            await flows.connect_user(
+                self.b2bua, self.registrar, leg, user=call.called, caller=call.caller,
+                caller_name=self.names.get(call.caller, ""), now=self.now,
+                ring_timeout=30.0, on_answer=lambda callee: self._answered(call, callee),
+            )
+
+    async def _hotline(self, leg: Leg, line: Line) -> None:
+        codec = PCMA if leg.codec == "PCMA" else PCMU
+        try:
+            welcome = self.prompts.get(line.prompt, line.language, codec)
+            goodbye = self.prompts.get("goodbye", line.language, codec)
+        except PromptError as exc:
+            log.error("prompt_missing", error=str(exc))
+            self.b2bua.reject(leg, 500, "Server Internal Error (prompt missing)")
+            return
+        if line.queue:
+            log.info("queue_not_available_yet", queue=line.queue)
+        call = leg.call
+
+        def digit(d: str) -> None:
+            call.digits += d
+            log.info("dtmf", digit=d, digits=call.digits)
+            self.store.add_call_event(call.id, time.time(), "dtmf", {"digit": d})
+            self.store.update_call(call.id, digits=call.digits)
+
+        self._answered(call, leg)
+        await flows.hotline(
+            self.b2bua, leg, welcome=welcome, goodbye=goodbye, timeout=line.timeout,
+            on_digit=digit,
+        )
+
+    def _start_record(self, call: Call, req: Request) -> None:
+        record = CallRecord(
+            id=call.id, sip_call_id=req.call_id, direction=call.direction, caller=call.caller,
+            called=call.called, source=call.source, start=time.time(), line=call.line,
+            codec=call.legs[0].codec if call.legs else None,
+        )
+        self.store.start_call(record)
+        call.recorded = True  # type: ignore[attr-defined]
+
+    def _answered(self, call: Call, leg: Leg) -> None:
+        if getattr(call, "answered_at", None) is None:
+            call.answered_at = time.time()  # type: ignore[attr-defined]
+            self.store.update_call(call.id, answer=call.answered_at)
+
+    def _call_ended(self, call: Call) -> None:
+        if not getattr(call, "recorded", False):
+            return
+        cause = call.hangup_cause or HangupCause.NORMAL
+        side = call.hangup_side or "system"
+        status = 200 if getattr(call, "answered_at", None) else None
+        for leg in call.legs:
+            if leg.direction == "outbound" and getattr(leg, "sip_status", 0):
+                status = leg.sip_status  # type: ignore[attr-defined]
+        try:
+            self.store.finish_call(
+                call.id, end=time.time(), hangup_cause=cause.value, hangup_side=side,
+                sip_status=status, digits=call.digits,
+            )
+        except Exception:  # noqa: BLE001 - a failed write is logged, never fatal
+            log.exception("cdr_write_failed", call_id=call.id)
+        log.info("call_ended", call_id=call.id, cause=cause.value, side=side,
+                 digits=call.digits)
+
+
+async def serve(cfg: Config, dialplan: Dialplan) -> None:
+    app = Application(cfg, dialplan)
+    await app.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await app.stop()
+    log.info("server_stopped")
+
+
+def run_server(cfg: Config, dialplan: Dialplan) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(cfg, dialplan))
+    else:
+        uvloop.run(serve(cfg, dialplan))
+

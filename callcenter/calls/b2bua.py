@@ -1,0 +1,393 @@
+"""The B2BUA: SIP signalling of call legs (answer, dial, hang up, in-dialog requests).
+
+Each leg is anchored on one media channel of ours; the two sides of a call never see each
+other's SDP. Flows (``calls/flows.py``) use these operations; they never build SIP by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.media.dtmf import parse_sip_info
+from callcenter.sip import sdp
+from callcenter.sip.dialog import Dialog, DialogState, new_call_id, new_tag
+from callcenter.sip.errors import NotAcceptableHere, SipError
+from callcenter.sip.events import AckTimeout, TransactionTimeout
+from callcenter.sip.message import Headers, Request, Response
+from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
+from callcenter.sip.transaction import server_key
+
+log = structlog.get_logger("calls")
+
+DialogKey = tuple[str, str, str]  # (Call-ID, our tag, their tag)
+
+
+class B2BUA:
+    def __init__(
+        self, *, stack: SipStack, media: Any, media_address: str, codecs: tuple[str, ...],
+        on_call_end: Callable[[Call], None],
+    ) -> None:
+        self.stack = stack
+        self.media = media
+        self.media_address = media_address
+        self.codecs = codecs
+        self.on_call_end = on_call_end
+        self.dialogs: dict[DialogKey, Leg] = {}
+        self.pending_invites: dict[tuple[str, ...], Leg] = {}  # server tx key -> leg
+        self.calls: dict[str, Call] = {}
+        self._session_id = random.randrange(1, 2**31)
+
+    # ------------------------------------------------------------ inbound legs
+    def new_inbound(self, call: Call, sreq: ServerRequest, party: str) -> Leg:
+        leg = Leg(call, "inbound", sreq.source, sreq.transport, party, invite=sreq)
+        call.legs.append(leg)
+        self.calls[call.id] = call
+        if sreq.key is not None:
+            self.pending_invites[sreq.key] = leg
+        return leg
+
+    def accept_offer(self, leg: Leg) -> None:
+        """Open the leg's channel and negotiate its SDP; raises NotAcceptableHere (488)."""
+        assert leg.invite is not None
+        req = leg.invite.request
+        leg.channel = self.media.open_channel()
+        if not req.body:
+            leg.local_sdp = self._offer(leg)  # late offer: our offer in the 200, answer in ACK
+            return
+        try:
+            offer = sdp.parse(req.body)
+            answer, media = sdp.answer_offer(
+                offer, local_address=self.media_address, local_port=leg.channel.port,
+                supported=self.codecs, session_id=self._session_id, session_version=1,
+            )
+        except SipError:
+            leg.channel.close()
+            leg.channel = None
+            raise
+        leg.local_sdp, leg.media = answer, media
+        self._configure(leg)
+
+    def ring(self, leg: Leg) -> None:
+        if leg.invite and not leg.invite.answered:
+            leg.invite.respond(180, to_tag=self._local_tag(leg))
+            leg.state = LegState.RINGING
+
+    def answer(self, leg: Leg) -> None:
+        """Send the 200 with our SDP; the dialog starts now (RFC 3261 §13.3.1.4)."""
+        sreq = leg.invite
+        assert sreq is not None and leg.local_sdp is not None
+        tag = self._local_tag(leg)
+        resp = sreq.respond(
+            200, to_tag=tag, headers={"Contact": self.stack.contact(transport=leg.transport)},
+            body=leg.local_sdp.serialize().encode(),
+        )
+        leg.dialog = Dialog.from_uas(sreq.request, tag)
+        leg.dialog.state = DialogState.CONFIRMED
+        self.dialogs[leg.dialog.id] = leg
+        leg.state = LegState.ANSWERED
+        if sreq.key is not None:
+            self.pending_invites.pop(sreq.key, None)
+        log.debug("leg_answered", call_id=leg.call.id, status=resp.status)
+
+    def reject(self, leg: Leg, status: int, reason: str | None = None) -> None:
+        sreq = leg.invite
+        if sreq is not None and not sreq.answered:
+            sreq.respond(status, reason, to_tag=self._local_tag(leg))
+            if sreq.key is not None:
+                self.pending_invites.pop(sreq.key, None)
+        self._end_leg(leg)
+
+    def _local_tag(self, leg: Leg) -> str:
+        if not hasattr(leg, "_tag"):
+            leg._tag = new_tag()  # type: ignore[attr-defined]
+        return leg._tag  # type: ignore[attr-defined]
+
+    # ----------------------------------------------------------- outbound legs
+    async def dial(
+        self, call: Call, *, target_uri: str, dest: tuple[str, int], transport: str,
+        party: str, from_user: str, from_display: str = "", timeout: float = 30.0,
+        on_ringing: Callable[[], None] | None = None,
+    ) -> Leg:
+        """Place a call; returns the leg (state ANSWERED, or ENDED with the reason in sip_status)."""
+        leg = Leg(call, "outbound", dest, transport, party, state=LegState.DIALING)
+        call.legs.append(leg)
+        leg.channel = self.media.open_channel()
+        offer = self._offer(leg)
+        leg.local_sdp = offer
+        host = self.stack.advertised
+        headers = Headers()
+        headers.add("Via", self.stack.via(transport))
+        headers.add("Max-Forwards", "70")
+        display = f'"{from_display}" ' if from_display else ""
+        headers.add("From", f"{display}<sip:{from_user}@{host}>;tag={new_tag()}")
+        headers.add("To", f"<sip:{party}@{host}>")
+        headers.add("Call-ID", new_call_id(host))
+        headers.add("CSeq", "1 INVITE")
+        headers.add("Contact", self.stack.contact(transport=transport))
+        headers.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")
+        headers.add("Content-Type", "application/sdp")
+        invite = Request("INVITE", target_uri, headers, offer.serialize().encode())
+        leg.outbound_invite = invite  # type: ignore[attr-defined]
+
+        def provisional(resp: Response) -> None:
+            if resp.status in (180, 183) and leg.state is LegState.DIALING:
+                leg.state = LegState.RINGING
+                if on_ringing:
+                    on_ringing()
+
+        def resend_ack(resp: Response) -> None:
+            if leg.dialog is not None:
+                self._send_ack(leg, resp)
+
+        key, fut = self.stack.send_request(
+            invite, dest, transport, on_provisional=provisional, on_retransmitted_2xx=resend_ack
+        )
+        leg.outbound_key = key  # type: ignore[attr-defined]
+        leg.sip_status = 0  # type: ignore[attr-defined]
+        try:
+            resp = await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError:
+            await self.cancel(leg)
+            leg.sip_status = 408  # type: ignore[attr-defined]
+            return leg
+        except RequestTimeout:
+            leg.sip_status = 408  # type: ignore[attr-defined]
+            self._end_leg(leg)
+            return leg
+        except asyncio.CancelledError:
+            await self.cancel(leg)
+            raise
+        leg.sip_status = resp.status  # type: ignore[attr-defined]
+        if not 200 <= resp.status < 300:
+            self._end_leg(leg)
+            return leg
+        leg.dialog = Dialog.from_uac(invite, resp)
+        self.dialogs[leg.dialog.id] = leg
+        self._send_ack(leg, resp)
+        try:
+            leg.media = sdp.parse_answer(sdp.parse(resp.body), offer)
+        except SipError as exc:
+            log.warning("bad_sdp_answer", call_id=call.id, error=str(exc))
+            await self.hangup(leg)
+            leg.sip_status = 488  # type: ignore[attr-defined]
+            return leg
+        self._configure(leg)
+        leg.state = LegState.ANSWERED
+        return leg
+
+    async def cancel(self, leg: Leg) -> None:
+        """CANCEL an outbound INVITE still ringing (RFC 3261 §9.1)."""
+        invite: Request | None = getattr(leg, "outbound_invite", None)
+        if invite is None or leg.state not in (LegState.DIALING, LegState.RINGING):
+            return
+        headers = Headers()
+        headers.add("Via", str(invite.vias[0]))
+        headers.add("Max-Forwards", "70")
+        headers.add("From", invite.headers.get("From") or "")
+        headers.add("To", invite.headers.get("To") or "")
+        headers.add("Call-ID", invite.call_id)
+        headers.add("CSeq", f"{invite.cseq[0]} CANCEL")
+        cancel = Request("CANCEL", invite.uri, headers)
+        leg.state = LegState.ENDED
+        _, fut = self.stack.send_request(cancel, leg.peer, leg.transport)
+        try:
+            await asyncio.wait_for(fut, 10)
+        except (TimeoutError, RequestTimeout):
+            pass
+        self._end_leg(leg)
+
+    def _send_ack(self, leg: Leg, resp: Response) -> None:
+        assert leg.dialog is not None
+        ack = leg.dialog.create_request(
+            "ACK", via=self.stack.via(leg.transport), cseq=resp.cseq[0]
+        )
+        self.stack.send_ack(ack, leg.peer, leg.transport)
+
+    # ---------------------------------------------------------------- hang up
+    async def hangup(self, leg: Leg) -> None:
+        """End one leg from our side: BYE when answered, CANCEL or error when not."""
+        if leg.state is LegState.ENDED:
+            return
+        if leg.direction == "inbound" and leg.state in (LegState.INCOMING, LegState.RINGING):
+            self.reject(leg, 480, "Temporarily Unavailable")
+            return
+        if leg.direction == "outbound" and leg.state in (LegState.DIALING, LegState.RINGING):
+            await self.cancel(leg)
+            return
+        dialog = leg.dialog
+        self._end_leg(leg)
+        if dialog is None:
+            return
+        bye = dialog.create_request("BYE", via=self.stack.via(leg.transport))
+        _, fut = self.stack.send_request(bye, leg.peer, leg.transport)
+        try:
+            await asyncio.wait_for(fut, 40)
+        except (TimeoutError, RequestTimeout):
+            log.info("bye_unanswered", call_id=leg.call.id)
+
+    def _end_leg(self, leg: Leg) -> None:
+        if leg.state is LegState.ENDED and leg.ended.is_set():
+            return
+        leg.state = LegState.ENDED
+        leg.ended.set()
+        if leg.channel is not None:
+            leg.channel.close()
+        if leg.dialog is not None:
+            leg.dialog.state = DialogState.TERMINATED
+            self.dialogs.pop(leg.dialog.id, None)
+        call = leg.call
+        if all(x.state is LegState.ENDED for x in call.legs) and not call.done.is_set():
+            call.done.set()
+            self.calls.pop(call.id, None)
+            self.on_call_end(call)
+
+    async def hangup_call(self, call: Call, cause: HangupCause, side: str) -> None:
+        if call.hangup_cause is None:
+            call.hangup_cause, call.hangup_side = cause, side
+        await asyncio.gather(*(self.hangup(leg) for leg in list(call.legs)))
+
+    # ---------------------------------------------------------- media helpers
+    def _offer(self, leg: Leg) -> sdp.SessionDescription:
+        return sdp.make_offer(
+            local_address=self.media_address, local_port=leg.channel.port, codecs=self.codecs,
+            session_id=self._session_id, session_version=leg.sdp_version,
+        )
+
+    def _configure(self, leg: Leg) -> None:
+        media = leg.media
+        assert media is not None and leg.channel is not None
+        leg.channel.configure(
+            remote=media.remote, payload_type=media.payload_type,
+            dtmf_payload_type=media.dtmf_payload_type,
+        )
+        leg.channel.on_dtmf = lambda digit, leg=leg: leg.dtmf.put_nowait(digit)
+
+    # ------------------------------------------------------ in-dialog requests
+    def find_leg(self, req: Request) -> Leg | None:
+        return self.dialogs.get((req.call_id, req.to_tag or "", req.from_tag or ""))
+
+    async def on_in_dialog(self, sreq: ServerRequest) -> None:
+        req = sreq.request
+        leg = self.find_leg(req)
+        if req.method == "ACK":
+            if leg is not None:
+                if leg.media is None and req.body:  # answer to our late offer
+                    try:
+                        leg.media = sdp.parse_answer(sdp.parse(req.body), leg.local_sdp)
+                        self._configure(leg)
+                    except SipError:
+                        await self.hangup_call(leg.call, HangupCause.MEDIA_FAILED, "caller")
+                leg.acked.set()
+            return
+        if leg is None:
+            sreq.respond(481)
+            return
+        assert leg.dialog is not None
+        if not leg.dialog.accept_remote_request(req):
+            sreq.respond(500, "Server Internal Error (CSeq out of order)")
+            return
+        if req.method == "BYE":
+            sreq.respond(200)
+            side = "caller" if leg.direction == "inbound" else "callee"
+            log.info("bye_received", call_id=leg.call.id, side=side)
+            call = leg.call
+            if call.hangup_cause is None:
+                call.hangup_cause, call.hangup_side = HangupCause.NORMAL, side
+            self._end_leg(leg)
+            await self.hangup_call(call, HangupCause.NORMAL, side)
+        elif req.method == "INFO":
+            digit = parse_sip_info(req.content_type or "", req.body)
+            if digit is not None:
+                leg.dtmf.put_nowait(digit)
+            sreq.respond(200)
+        elif req.method == "INVITE":
+            self._reinvite(leg, sreq)
+        elif req.method == "OPTIONS":
+            sreq.respond(200, headers={"Allow": "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"})
+        elif req.method in ("UPDATE", "PRACK", "REFER", "NOTIFY"):
+            sreq.respond(501)
+        else:
+            sreq.respond(405, headers={"Allow": "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"})
+
+    def _reinvite(self, leg: Leg, sreq: ServerRequest) -> None:
+        """Hold, unhold or a media change (RFC 3264 §8); our port and codec stay."""
+        req = sreq.request
+        leg.sdp_version += 1
+        if not req.body:
+            body = self._offer(leg).serialize().encode()
+            sreq.respond(200, headers={"Contact": self.stack.contact(transport=leg.transport)},
+                         body=body)
+            return
+        try:
+            offer = sdp.parse(req.body)
+            answer, media = sdp.answer_offer(
+                offer, local_address=self.media_address, local_port=leg.channel.port,
+                supported=self.codecs, session_id=self._session_id,
+                session_version=leg.sdp_version,
+            )
+        except NotAcceptableHere:
+            sreq.respond(488)
+            return
+        except SipError as exc:
+            sreq.respond(exc.status, exc.reason)
+            return
+        leg.local_sdp, leg.media = answer, media
+        self._configure(leg)
+        log.info("reinvite", call_id=leg.call.id, hold=media.remote_hold,
+                 direction=str(media.direction))
+        sreq.respond(200, headers={"Contact": self.stack.contact(transport=leg.transport)},
+                     body=answer.serialize().encode())
+
+    def on_cancel(self, sreq: ServerRequest) -> None:
+        req = sreq.request
+        key = server_key(req)
+        leg = self.pending_invites.get((*key[:-1], "INVITE"))
+        if leg is None:
+            sreq.respond(481)
+            return
+        sreq.respond(200)
+        log.info("call_cancelled", call_id=leg.call.id)
+        leg.call.hangup_cause = leg.call.hangup_cause or HangupCause.CANCELLED
+        leg.call.hangup_side = leg.call.hangup_side or "caller"
+        self.reject(leg, 487)
+        asyncio.ensure_future(
+            self.hangup_call(leg.call, HangupCause.CANCELLED, "caller")
+        )
+
+    def on_ack_timeout(self, event: AckTimeout) -> None:
+        req = event.request
+        leg = self.dialogs.get((req.call_id, event.response.to_tag or "", req.from_tag or ""))
+        if leg is None:
+            return
+        log.warning("ack_timeout", call_id=leg.call.id)
+        asyncio.ensure_future(self.hangup_call(leg.call, HangupCause.ACK_TIMEOUT, "caller"))
+
+    def on_server_timeout(self, event: TransactionTimeout) -> None:
+        log.info("no_ack_for_final_response", method=event.request.method)
+
+    async def refresh(self, leg: Leg, timeout: float = 32.0) -> bool:
+        """Send a re-INVITE with our unchanged SDP; False when the peer is gone."""
+        if leg.dialog is None or leg.state is not LegState.ANSWERED or leg.local_sdp is None:
+            return False
+        req = leg.dialog.create_request(
+            "INVITE", via=self.stack.via(leg.transport),
+            contact=self.stack.contact(transport=leg.transport),
+        )
+        req.headers.add("Content-Type", "application/sdp")
+        req.body = leg.local_sdp.serialize().encode()
+        _, fut = self.stack.send_request(req, leg.peer, leg.transport)
+        try:
+            resp = await asyncio.wait_for(fut, timeout)
+        except (TimeoutError, RequestTimeout):
+            return False
+        if 200 <= resp.status < 300:
+            self._send_ack(leg, resp)
+            return True
+        return resp.status not in (408, 481)
+

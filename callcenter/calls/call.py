@@ -1,0 +1,88 @@
+"""Calls and legs: a B2BUA joins a caller leg to the IVR, a queue or an agent leg.
+
+A ``Leg`` is one SIP dialog with one media channel; a ``Call`` is what a user thinks of as
+one call (the caller's leg plus the legs the server places for it) and owns the call record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
+from typing import TYPE_CHECKING, Any
+
+from callcenter.sip.dialog import Dialog
+from callcenter.sip.sdp import NegotiatedMedia, SessionDescription
+
+if TYPE_CHECKING:
+    from callcenter.sip.stack import ServerRequest
+
+Address = tuple[str, int]
+
+
+class LegState(Enum):
+    INCOMING = "incoming"  # INVITE received, not answered
+    DIALING = "dialing"  # INVITE sent, no answer yet
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    ENDED = "ended"
+
+
+class HangupCause(StrEnum):
+    NORMAL = "normal_clearing"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    CANCELLED = "cancelled"
+    UNAVAILABLE = "unavailable"
+    REJECTED = "rejected"
+    TIMEOUT = "timeout"
+    ACK_TIMEOUT = "ack_timeout"
+    MEDIA_FAILED = "media_failed"
+    FAILED = "failed"
+    SHUTDOWN = "shutdown"
+
+
+@dataclass(eq=False)
+class Leg:
+    """One SIP dialog of a call, with its media channel."""
+
+    call: Call
+    direction: str  # "inbound" (they called us) or "outbound" (we called them)
+    peer: Address  # where in-dialog requests go (the source of their signalling)
+    transport: str
+    party: str  # who is on this leg: a user name or a number
+    channel: Any = None  # media.engine.Channel
+    dialog: Dialog | None = None
+    state: LegState = LegState.INCOMING
+    media: NegotiatedMedia | None = None
+    local_sdp: SessionDescription | None = None
+    invite: ServerRequest | None = None  # the pending inbound INVITE, until answered
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    acked: asyncio.Event = field(default_factory=asyncio.Event)
+    dtmf: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    sdp_version: int = 1
+
+    @property
+    def codec(self) -> str:
+        return self.media.codec if self.media else "PCMU"
+
+
+@dataclass(eq=False)
+class Call:
+    """A call as the user sees it, with its call record fields."""
+
+    caller: str
+    called: str
+    source: str  # "trunk:pstn" or "user:1001"
+    direction: str = "inbound"
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    legs: list[Leg] = field(default_factory=list)
+    digits: str = ""
+    line: str | None = None
+    hangup_cause: HangupCause | None = None
+    hangup_side: str | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def other(self, leg: Leg) -> Leg | None:
+        return next((x for x in self.legs if x is not leg and x.state is not LegState.ENDED), None)

@@ -1,0 +1,122 @@
+"""What happens on a call once it is accepted: the first hotline path and user-to-user calls.
+
+The IVR engine and the ACD replace ``hotline()`` as they arrive; the flow functions only use
+B2BUA operations and the media channel's control interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.media.engine import PlayOutcome
+
+if TYPE_CHECKING:
+    from callcenter.calls.b2bua import B2BUA
+    from callcenter.sip.registrar import Registrar
+
+log = structlog.get_logger("calls")
+
+
+async def play(leg: Leg, prompt: Any, *, interruptible: bool = False) -> PlayOutcome:
+    """Play a prompt to the leg and wait until it ends (or a key interrupts it)."""
+    if leg.channel is None or leg.state is LegState.ENDED:
+        return PlayOutcome.STOPPED
+    done: asyncio.Future[PlayOutcome] = asyncio.get_running_loop().create_future()
+
+    def finished(outcome: PlayOutcome) -> None:
+        if not done.done():
+            done.set_result(outcome)
+
+    leg.channel.play(prompt, finished, interruptible=interruptible)
+    ended = asyncio.ensure_future(leg.ended.wait())
+    try:
+        await asyncio.wait({done, ended}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        ended.cancel()
+    return done.result() if done.done() else PlayOutcome.STOPPED
+
+
+async def next_digit(leg: Leg, timeout: float) -> str | None:
+    """The next key the caller presses, or None after ``timeout`` or when the leg ends."""
+    get = asyncio.ensure_future(leg.dtmf.get())
+    ended = asyncio.ensure_future(leg.ended.wait())
+    try:
+        await asyncio.wait({get, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        ended.cancel()
+        if not get.done():
+            get.cancel()
+    if get.done() and not get.cancelled():
+        return get.result()
+    return None
+
+
+async def hotline(
+    b2bua: B2BUA, leg: Leg, *, welcome: Any, goodbye: Any, timeout: float,
+    on_digit: Callable[[str], None],
+) -> None:
+    """Answer, play the welcome (keys interrupt it), report every key, hang up after
+    ``timeout`` seconds without one (after a goodbye prompt)."""
+    b2bua.answer(leg)
+    await play(leg, welcome, interruptible=True)
+    while leg.state is LegState.ANSWERED:
+        digit = await next_digit(leg, timeout)
+        if digit is None:
+            break
+        on_digit(digit)
+    if leg.state is LegState.ANSWERED:
+        await play(leg, goodbye)
+        await b2bua.hangup_call(leg.call, HangupCause.NORMAL, "system")
+
+
+async def connect_user(
+    b2bua: B2BUA, registrar: Registrar, leg: Leg, *, user: str, caller: str,
+    caller_name: str, now: Callable[[], float], ring_timeout: float,
+    on_answer: Callable[[Leg], None], record: Callable[[Call, Leg, Leg], None] | None = None,
+) -> None:
+    """Ring ``user``'s registered phone and bridge it to the caller's leg."""
+    call = leg.call
+    bindings = registrar.contacts(user, now(), reachable_only=True)
+    if not bindings:
+        log.info("user_unavailable", call_id=call.id, user=user)
+        call.hangup_cause, call.hangup_side = HangupCause.UNAVAILABLE, "callee"
+        b2bua.reject(leg, 480, "Temporarily Unavailable")
+        return
+    binding = bindings[0]
+    dial = asyncio.ensure_future(b2bua.dial(
+        call, target_uri=binding.contact, dest=binding.source, transport=binding.transport,
+        party=user, from_user=caller, from_display=caller_name, timeout=ring_timeout,
+        on_ringing=lambda: b2bua.ring(leg),
+    ))
+    ended = asyncio.ensure_future(leg.ended.wait())
+    await asyncio.wait({dial, ended}, return_when=asyncio.FIRST_COMPLETED)
+    if not dial.done():  # the caller hung up (CANCEL) while the phone rang
+        dial.cancel()
+        try:
+            await dial
+        except asyncio.CancelledError:
+            pass
+        return
+    ended.cancel()
+    callee = dial.result()
+    if callee.state is not LegState.ANSWERED:
+        status = getattr(callee, "sip_status", 0) or 480
+        cause = {486: HangupCause.BUSY, 600: HangupCause.BUSY, 603: HangupCause.REJECTED,
+                 408: HangupCause.NO_ANSWER, 480: HangupCause.NO_ANSWER}.get(
+                     status, HangupCause.FAILED)
+        call.hangup_cause, call.hangup_side = cause, "callee"
+        b2bua.reject(leg, status if 400 <= status < 700 and status != 487 else 480)
+        return
+    if leg.state is LegState.ENDED:
+        await b2bua.hangup(callee)
+        return
+    b2bua.answer(leg)
+    b2bua.media.bridge(leg.channel, callee.channel)
+    on_answer(callee)
+    if record is not None:
+        record(call, leg, callee)

@@ -1,0 +1,276 @@
+"""The thin asyncio layer over the pure transaction layer (the shape of aioquic's protocol.py).
+
+On every input it feeds the core, transmits what the core wants sent, hands events to the
+application and re-arms one timer from ``get_timer()``. Client transactions surface to the
+application as awaitables: ``await stack.request(...)`` returns the final response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from callcenter.sip.dialog import new_branch
+from callcenter.sip.events import (
+    AckTimeout,
+    Address,
+    RequestReceived,
+    ResponseReceived,
+    TransactionTimeout,
+    TxKey,
+)
+from callcenter.sip.message import (
+    Request,
+    Response,
+    SipParseError,
+    make_response,
+    parse_message,
+    validate_request,
+)
+from callcenter.sip.transaction import TransactionLayer
+from callcenter.sip.transport import Transports
+
+log = structlog.get_logger("sip")
+
+
+class RequestTimeout(Exception):
+    """No final response before Timer B/F (the caller treats it as 408)."""
+
+
+@dataclass
+class ServerRequest:
+    """A request the application must answer through ``respond()``."""
+
+    stack: SipStack
+    request: Request
+    source: Address
+    transport: str
+    key: TxKey | None
+    answered: bool = False
+
+    def respond(
+        self, status: int, reason: str | None = None, *, headers: dict[str, str] | None = None,
+        body: bytes = b"", content_type: str | None = None, to_tag: str | None = None,
+    ) -> Response:
+        resp = make_response(self.request, status, reason, to_tag=to_tag)
+        for name, value in (headers or {}).items():
+            resp.headers.add(name, value)
+        if self.stack.user_agent:
+            resp.headers.add("Server", self.stack.user_agent)
+        if body:
+            resp.headers.add("Content-Type", content_type or "application/sdp")
+            resp.body = body
+        self.send(resp)
+        return resp
+
+    def send(self, resp: Response) -> None:
+        if resp.status >= 200:
+            self.answered = True
+        if self.key is not None:
+            self.stack.layer.send_response(self.key, resp, self.stack.now())
+        self.stack.flush()
+
+
+@dataclass
+class _Pending:
+    future: asyncio.Future[Response]
+    on_provisional: Callable[[Response], None] | None
+    on_retransmitted_2xx: Callable[[Response], None] | None = None
+    responses: list[Response] = field(default_factory=list)
+
+
+Handler = Callable[[ServerRequest], Awaitable[None] | None]
+
+
+class SipStack:
+    def __init__(
+        self, *, host: str, port: int, advertised: str, transports: list[str],
+        handler: Handler, on_ack_timeout: Callable[[AckTimeout], None],
+        on_server_timeout: Callable[[TransactionTimeout], None] | None = None,
+        user_agent: str = "callcenter", t1: float = 0.5, tcp_idle_timeout: float = 300.0,
+    ) -> None:
+        self.host, self.port, self.advertised = host, port, advertised
+        self.transport_names = transports
+        self.handler = handler
+        self.on_ack_timeout = on_ack_timeout
+        self.on_server_timeout = on_server_timeout
+        self.user_agent = user_agent
+        self.layer = TransactionLayer(t1=t1)
+        self.transports = Transports(
+            host=host, port=port, on_message=self._on_message,
+            on_framing_error=self._on_framing_error, idle_timeout=tcp_idle_timeout,
+        )
+        self._pending: dict[TxKey, _Pending] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stats = {"received": 0, "parse_errors": 0, "sent": 0}
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.transports.start(self.transport_names)
+
+    async def close(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+        await self.transports.close()
+
+    def now(self) -> float:
+        assert self.loop is not None
+        return self.loop.time()
+
+    def via(self, transport: str, branch: str | None = None) -> str:
+        return (
+            f"SIP/2.0/{transport.upper()} {self.advertised}:{self.port}"
+            f";branch={branch or new_branch()};rport"
+        )
+
+    def contact(self, user: str = "callcenter", transport: str = "udp") -> str:
+        suffix = ";transport=tcp" if transport == "tcp" else ""
+        return f"<sip:{user}@{self.advertised}:{self.port}{suffix}>"
+
+    # ------------------------------------------------------------------ input
+    def _on_message(self, data: bytes, source: Address, transport: str) -> None:
+        self.stats["received"] += 1
+        if not data.strip():
+            return  # keep-alive (RFC 5626 CRLF)
+        try:
+            msg = parse_message(data)
+            if isinstance(msg, Request):
+                validate_request(msg)
+        except SipParseError as exc:
+            self.stats["parse_errors"] += 1
+            self._answer_parse_error(exc, source, transport)
+            return
+        self.layer.receive(msg, source, transport, self.now())
+        self._process()
+
+    def _on_framing_error(self, exc: SipParseError, source: Address, transport: str) -> None:
+        self.stats["parse_errors"] += 1
+        self._answer_parse_error(exc, source, transport)
+        self.flush()  # before the transport closes the connection
+
+    def _answer_parse_error(self, exc: SipParseError, source: Address, transport: str) -> None:
+        req = exc.request
+        log.info(
+            "sip_bad_message", source=f"{source[0]}:{source[1]}", status=exc.status,
+            reason=exc.reason, answered=req is not None and req.method != "ACK",
+        )
+        if req is None or req.method == "ACK":
+            return
+        try:
+            self.layer.respond_stateless(req, exc.status, source, transport, exc.reason)
+        except Exception:  # noqa: BLE001 - the request was too broken to answer
+            log.info("sip_unanswerable", source=f"{source[0]}:{source[1]}")
+            return
+        self.flush()
+
+    def _process(self) -> None:
+        layer = self.layer
+        while (event := layer.next_event()) is not None:
+            if isinstance(event, RequestReceived):
+                sreq = ServerRequest(self, event.request, event.source, event.transport, event.key)
+                try:
+                    result = self.handler(sreq)
+                    if asyncio.iscoroutine(result):
+                        task = asyncio.ensure_future(result)
+                        task.add_done_callback(lambda t, s=sreq: self._handler_done(t, s))
+                except Exception:  # noqa: BLE001 - one request's bug must not stop the stack
+                    log.exception("sip_handler_failed", method=event.request.method)
+                    if not sreq.answered and event.request.method != "ACK":
+                        sreq.respond(500)
+            elif isinstance(event, ResponseReceived):
+                self._on_response(event.key, event.response)
+            elif isinstance(event, TransactionTimeout):
+                if event.server:
+                    if self.on_server_timeout:
+                        self.on_server_timeout(event)
+                else:
+                    pending = self._pending.pop(event.key, None)
+                    if pending and not pending.future.done():
+                        pending.future.set_exception(RequestTimeout(event.request.method))
+            elif isinstance(event, AckTimeout):
+                self.on_ack_timeout(event)
+        self.flush()
+
+    def _handler_done(self, task: asyncio.Task[None], sreq: ServerRequest) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("sip_handler_failed", method=sreq.request.method, error=repr(exc),
+                      exc_info=exc)
+            if not sreq.answered and sreq.request.method != "ACK":
+                sreq.respond(500)
+
+    def _on_response(self, key: TxKey, resp: Response) -> None:
+        pending = self._pending.get(key)
+        if pending is None:
+            return
+        if resp.status < 200:
+            if pending.on_provisional:
+                pending.on_provisional(resp)
+            return
+        if pending.future.done():
+            if 200 <= resp.status < 300 and pending.on_retransmitted_2xx:
+                pending.on_retransmitted_2xx(resp)
+            return
+        pending.future.set_result(resp)
+        if not (200 <= resp.status < 300 and key[2] == "INVITE"):
+            self._pending.pop(key, None)
+
+    # ----------------------------------------------------------------- output
+    def flush(self) -> None:
+        for data, dest, transport in self.layer.datagrams_to_send():
+            self.stats["sent"] += 1
+            self.transports.send(data, dest, transport)
+        self._rearm()
+
+    def _rearm(self) -> None:
+        at = self.layer.get_timer()
+        if at == self._timer_at:
+            return
+        if self._timer:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = at
+        if at is not None and self.loop is not None:
+            self._timer = self.loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.layer.handle_timer(self.now())
+        self._process()
+
+    def send_request(
+        self, req: Request, dest: Address, transport: str, *,
+        on_provisional: Callable[[Response], None] | None = None,
+        on_retransmitted_2xx: Callable[[Response], None] | None = None,
+    ) -> tuple[TxKey, asyncio.Future[Response]]:
+        """Start a client transaction; the future resolves with the final response."""
+        assert self.loop is not None
+        if self.user_agent and "User-Agent" not in req.headers:
+            req.headers.add("User-Agent", self.user_agent)
+        key = self.layer.send_request(req, dest, transport, self.now())
+        fut: asyncio.Future[Response] = self.loop.create_future()
+        self._pending[key] = _Pending(fut, on_provisional, on_retransmitted_2xx)
+        self.flush()
+        return key, fut
+
+    async def request(
+        self, req: Request, dest: Address, transport: str, *,
+        on_provisional: Callable[[Response], None] | None = None,
+    ) -> Response:
+        _, fut = self.send_request(req, dest, transport, on_provisional=on_provisional)
+        return await fut
+
+    def forget(self, key: TxKey) -> None:
+        self._pending.pop(key, None)
+
+    def send_ack(self, ack: Request, dest: Address, transport: str) -> None:
+        self.layer.send_stateless(ack, dest, transport)
+        self.flush()
