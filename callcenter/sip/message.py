@@ -297,12 +297,12 @@ def _parse_cseq(value: str) -> tuple[int, str]:
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
     """Split at the blank line; with none, the whole datagram is headers (RFC 4475 baddn)."""
-    idx = data.find(b"\r\n\r\n")
-    if idx >= 0:
-        return data[:idx], data[idx + 4 :]
-    idx = data.find(b"\n\n")
-    if idx >= 0:
-        return data[:idx], data[idx + 2 :]
+    crlf = data.find(b"\r\n\r\n")
+    lf = data.find(b"\n\n")  # bare-LF peers: tolerated, the earlier terminator wins
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        return data[:crlf], data[crlf + 4 :]
+    if lf >= 0:
+        return data[:lf], data[lf + 2 :]
     return data, b""
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from callcenter.sip import grammar as g
 from callcenter.sip.uri import NameAddr, SipUri, Via, escape, parse_uri, unescape
@@ -178,3 +180,83 @@ def test_via_ipv6_rport_received() -> None:
 def test_malformed_via(text: str) -> None:
     with pytest.raises(ValueError):
         Via.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("name", "canonical"),
+    [
+        ("v", "Via"),
+        ("I", "Call-ID"),
+        ("call-id", "Call-ID"),
+        ("cseq", "CSeq"),
+        ("m", "Contact"),
+        ("l", "Content-Length"),
+        ("c", "Content-Type"),
+        ("e", "Content-Encoding"),
+        ("f", "From"),
+        ("t", "To"),
+        ("s", "Subject"),
+        ("k", "Supported"),
+        ("o", "Event"),
+        ("u", "Allow-Events"),
+        ("r", "Refer-To"),
+        ("b", "Referred-By"),
+        ("x", "Session-Expires"),
+        ("y", "Identity"),
+        ("www-authenticate", "WWW-Authenticate"),
+        ("x-my-HEADER", "X-My-Header"),
+    ],
+)
+def test_canonical_header_names(name: str, canonical: str) -> None:
+    assert g.canonical_name(name) == canonical
+
+
+_text = st.text(
+    alphabet=st.characters(min_codepoint=0, max_codepoint=0x2FF, exclude_categories=("Cs",)),
+    min_size=1,
+    max_size=12,
+)
+_hosts = st.one_of(
+    st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?(\.[a-z]{2,5}){0,2}", fullmatch=True),
+    st.ip_addresses(v=6).map(str),
+    st.ip_addresses(v=4).map(str),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    scheme=st.sampled_from(["sip", "sips"]),
+    user=st.none() | _text,
+    password=st.none() | _text,
+    host=_hosts,
+    port=st.none() | st.integers(min_value=0, max_value=65535),
+    params=st.dictionaries(
+        st.from_regex(r"[a-z][a-z0-9-]{0,6}", fullmatch=True), st.none() | _text, max_size=3
+    ),
+    headers=st.dictionaries(
+        st.from_regex(r"[A-Za-z][A-Za-z-]{0,8}", fullmatch=True), _text, max_size=2
+    ),
+)
+def test_sip_uri_round_trip(
+    scheme: str,
+    user: str | None,
+    password: str | None,
+    host: str,
+    port: int | None,
+    params: dict[str, str | None],
+    headers: dict[str, str],
+) -> None:
+    uri = SipUri(
+        host=host,
+        user=user,
+        password=password if user is not None else None,
+        port=port,
+        scheme=scheme,
+        params=params,
+        headers=headers,
+    )
+    assert SipUri.parse(str(uri)) == uri
+    na = NameAddr(
+        uri=uri, display="x" if port is None else 'A "quoted", name\\', params={"tag": "1"}
+    )
+    assert NameAddr.parse(str(na)) == na
