@@ -1,0 +1,296 @@
+"""The media engine over real UDP on 127.0.0.1: prompts, DTMF, bridging, recording.
+
+No timing is asserted: waits are bounded loops that stop as soon as the condition holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import wave
+from collections.abc import Awaitable, Callable
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from callcenter.media import g711
+from callcenter.media.dtmf import COL_FREQS, ROW_FREQS, Rfc4733Receiver, event_packets
+from callcenter.media.engine import Channel, MediaEngine, PlayOutcome
+from callcenter.media.prompts import Prompt, encode_frames
+from callcenter.media.recorder import WavRecorder
+from callcenter.media.rtp import RtpPacket, decode_rtp, encode_rtp, seq_delta, ts_delta
+
+HOST = "127.0.0.1"
+PORTS = (34000, 34999)
+
+
+def run(coro_fn: Callable[[MediaEngine], Awaitable[None]]) -> None:
+    async def main() -> None:
+        engine = MediaEngine(HOST, PORTS)
+        await engine.start()
+        try:
+            await coro_fn(engine)
+        finally:
+            await engine.close()
+
+    asyncio.run(main())
+
+
+async def until(cond: Callable[[], bool], ticks: int = 200) -> None:
+    """Wait (bounded) for a condition; fail the test if it never holds."""
+    for _ in range(ticks):
+        if cond():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
+def sine_pcm(freq: float, seconds: float, amp: float = 8000.0) -> np.ndarray:
+    t = np.arange(int(8000 * seconds)) / 8000
+    return (amp * np.sin(2 * np.pi * freq * t)).astype("<i2")
+
+
+def pair(engine: MediaEngine, pt: int = g711.PCMU, **kw: bool) -> tuple[Channel, Channel]:
+    a = engine.open_channel()
+    b = engine.open_channel(**kw)
+    a.configure((HOST, b.port), pt, 101)
+    b.configure((HOST, a.port), pt, 101)
+    return a, b
+
+
+def read_wav_samples(path: Path) -> tuple[tuple[int, int, int, int], np.ndarray]:
+    """(channels, sample width, rate, frames) and the samples, read with the stdlib."""
+    with wave.open(str(path)) as w:
+        params = (w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes())
+        return params, np.frombuffer(w.readframes(w.getnframes()), "<i2")
+
+
+@pytest.mark.parametrize("pt", [g711.PCMU, g711.PCMA])
+def test_prompt_arrives_decoded_and_is_recorded(tmp_path: Path, pt: int) -> None:
+    src = sine_pcm(440, 1.0)
+    path = tmp_path / "rec.wav"
+
+    async def body(engine: MediaEngine) -> None:
+        a, b = pair(engine, pt)
+        outcome: list[PlayOutcome] = []
+        b.start_recording(path)
+        a.play(Prompt("tone", g711.PCMU, encode_frames(src, g711.PCMU)), on_done=outcome.append)
+        await until(lambda: outcome == [PlayOutcome.DONE])
+        await until(lambda: b._recorder is not None and b._recorder.samples >= len(src) + 800)
+        b.stop_recording()
+        assert a.stats.packets_out >= 50 and b.stats.packets_in >= 50
+
+    run(body)
+    params, rec = read_wav_samples(path)
+    assert params[:3] == (1, 2, 8000)
+    x = rec.astype(float)
+    corr = np.correlate(x, src.astype(float), mode="valid")
+    off = int(np.argmax(corr))
+    seg = x[off : off + len(src)]
+    assert np.sqrt(np.mean(seg**2)) > 4000  # amplitude 8000 sine -> RMS 5657
+    assert np.corrcoef(seg, src)[0, 1] > 0.99
+    if off:  # the silence the channel sent before the prompt
+        assert np.sqrt(np.mean(x[:off] ** 2)) < 50
+
+
+def test_rfc4733_digits_arrive_once_each() -> None:
+    async def body(engine: MediaEngine) -> None:
+        a, b = pair(engine)
+        got: list[str] = []
+        b.on_dtmf = got.append
+        a.send_dtmf("1#1*9")
+        await until(lambda: len(got) >= 5)
+        await until(lambda: not a._dtmf_out)
+        for _ in range(5):  # a few more ticks: retransmitted end packets must not count
+            await asyncio.sleep(0.02)
+        assert got == list("1#1*9")
+
+    run(body)
+
+
+def test_interruptible_prompt_stops_on_digit_queue_continues() -> None:
+    async def body(engine: MediaEngine) -> None:
+        a, b = pair(engine)
+        long = encode_frames(sine_pcm(300, 10.0), g711.PCMU)
+        outcomes: list[tuple[str, PlayOutcome]] = []
+        b.play(long, lambda o: outcomes.append(("menu", o)), interruptible=True)
+        b.play(long, lambda o: outcomes.append(("more", o)), interruptible=True)
+        b.play(long[:5], lambda o: outcomes.append(("after", o)))
+        await until(lambda: b.stats.packets_out > 5)
+        a.send_dtmf("3")
+        await until(lambda: len(outcomes) >= 3)
+        assert outcomes == [
+            ("menu", PlayOutcome.INTERRUPTED),
+            ("more", PlayOutcome.INTERRUPTED),
+            ("after", PlayOutcome.DONE),
+        ]
+        b.play(long, lambda o: outcomes.append(("moh", o)), loop=True)
+        b.stop_playing()
+        assert outcomes[-1] == ("moh", PlayOutcome.STOPPED)
+
+    run(body)
+
+
+def dtmf_tone(digit_row: int, digit_col: int, seconds: float) -> np.ndarray:
+    t = np.arange(int(8000 * seconds)) / 8000
+    x = 5000 * np.sin(2 * np.pi * ROW_FREQS[digit_row] * t)
+    x += 5000 * np.sin(2 * np.pi * COL_FREQS[digit_col] * t)
+    return x.astype("<i2")
+
+
+def test_inband_dtmf_detected_on_channel_with_flag() -> None:
+    async def body(engine: MediaEngine) -> None:
+        a, b = pair(engine, g711.PCMA, inband_dtmf=True)
+        got: list[str] = []
+        b.on_dtmf = got.append
+        pcm = np.concatenate([dtmf_tone(2, 0, 0.08), np.zeros(800, "<i2"), dtmf_tone(3, 1, 0.08)])
+        done: list[PlayOutcome] = []
+        a.play(encode_frames(pcm, g711.PCMA), done.append)
+        await until(lambda: bool(done))
+        await until(lambda: len(got) >= 2)
+        assert got == ["7", "0"]
+
+    run(body)
+
+
+class Peer:
+    """A far end that nobody in the engine controls: a raw UDP socket."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST, 0))
+        self.sock.setblocking(False)
+        self.addr = self.sock.getsockname()
+        self.packets: list[RtpPacket] = []
+
+    def send(self, data: bytes, port: int) -> None:
+        self.sock.sendto(data, (HOST, port))
+
+    def poll(self) -> None:
+        while True:
+            try:
+                data, _ = self.sock.recvfrom(2048)
+            except BlockingIOError:
+                return
+            if 192 <= data[1] <= 223:
+                continue  # RTCP
+            self.packets.append(decode_rtp(data))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_bridge_relays_restamped_and_transcoded_with_continuous_stream() -> None:
+    x, y = Peer(), Peer()
+    src = sine_pcm(700, 0.4)
+    frames = encode_frames(src, g711.PCMU)
+
+    async def body(engine: MediaEngine) -> None:
+        a = engine.open_channel()
+        b = engine.open_channel()
+        a.configure((HOST, 9), g711.PCMU, 101)  # wrong port: symmetric RTP must fix it
+        b.configure(y.addr, g711.PCMA, 96)
+        dtmf_a: list[str] = []
+        a.on_dtmf = dtmf_a.append
+        await until(lambda: (y.poll(), len(y.packets) >= 5)[1])  # b sends silence meanwhile
+        engine.bridge(a, b)
+        n_before = len(y.packets)
+        for i, f in enumerate(frames):
+            pkt = RtpPacket(0, 65530 + i, 2**32 - 800 + 160 * i, 0xCAFE, f, marker=(i == 0))
+            x.send(encode_rtp(pkt), a.port)
+            await asyncio.sleep(0.02)
+        ev_ts = 2**32 - 800 + 160 * len(frames)
+        for p in event_packets("4"):
+            x.send(encode_rtp(RtpPacket(101, 0, ev_ts, 0xCAFE, p.payload, p.marker)), a.port)
+        await until(lambda: (y.poll(), len(y.packets) >= n_before + len(frames) + 7)[1])
+        assert a.remote == x.addr
+        x.poll()
+        assert x.packets == []  # a is bridged and idle: it sends nothing back to x
+        engine.unbridge(a)
+        await until(
+            lambda: (
+                y.poll(),
+                y.packets[-1].payload_type == 8 and y.packets[-1].payload == g711.silence(8),
+            )[1]
+        )
+        assert dtmf_a == ["4"]
+
+    try:
+        run(body)
+    finally:
+        x.close()
+        y.close()
+    pkts = y.packets
+    assert {p.ssrc for p in pkts} == {pkts[0].ssrc}
+    assert all(seq_delta(q.sequence, p.sequence) == 1 for p, q in pairwise(pkts))
+    audio = [p for p in pkts if p.payload_type == 8]
+    assert all(ts_delta(q.timestamp, p.timestamp) >= 160 for p, q in pairwise(audio))
+    relayed = [p for p in audio if p.payload != g711.silence(8)]
+    assert [p.payload for p in relayed] == [g711.transcode(f, 0, 8) for f in frames]
+    assert relayed[0].marker and not any(p.marker for p in relayed[1:])
+    assert all(ts_delta(q.timestamp, p.timestamp) == 160 for p, q in pairwise(relayed))
+    events = [p for p in pkts if p.payload_type == 96]
+    assert len(events) == 7 and len({p.timestamp for p in events}) == 1
+    assert ts_delta(events[0].timestamp, relayed[-1].timestamp) == 160
+    rx = Rfc4733Receiver()
+    assert [d for p in events if (d := rx.feed(p.payload, p.timestamp, p.ssrc))] == ["4"]
+
+
+def test_bad_packets_are_counted_and_do_not_stop_the_channel() -> None:
+    x = Peer()
+
+    async def body(engine: MediaEngine) -> None:
+        a = engine.open_channel()
+        a.configure(x.addr, g711.PCMU, 101)
+        for junk in (
+            b"",
+            b"\x00" * 5,
+            b"\x40" + bytes(20),
+            b"\x8f" + bytes(13),
+            b"\x80\x22" + bytes(10),
+        ):
+            x.send(junk, a.port)
+        x.send(encode_rtp(RtpPacket(101, 1, 1, 1, b"\x01")), a.port)  # short event payload
+        good = encode_rtp(RtpPacket(0, 1, 160, 7, g711.silence(0)))
+        x.send(good, a.port)
+        await until(lambda: a.stats.packets_in >= 2)
+        assert a.stats.dropped_in >= 5
+        x.poll()
+        assert x.packets and x.packets[0].payload_type == 0
+
+    try:
+        run(body)
+    finally:
+        x.close()
+
+
+def test_ports_are_even_pairs_and_released_on_close() -> None:
+    async def body(engine: MediaEngine) -> None:
+        chans = [engine.open_channel() for _ in range(4)]
+        assert all(c.port % 2 == 0 and c.rtcp_port == c.port + 1 for c in chans)
+        assert len({c.port for c in chans}) == 4
+        port = chans[0].port
+        chans[0].close()
+        chans[0].close()
+        assert len(engine.channels) == 3
+        assert port not in {c.port for c in engine.channels}
+
+    run(body)
+
+
+def test_stereo_recorder_interleaves_two_sources(tmp_path: Path) -> None:
+    path = tmp_path / "st.wav"
+    left = np.full(160, 1000, "<i2").tobytes()
+    right = np.full(160, -2000, "<i2").tobytes()
+    with WavRecorder(path, stereo=True) as rec:
+        rec.write(left, 0)
+        rec.write(left, 0)
+        rec.write(right, 1)
+        assert rec.samples == 160
+    params, data = read_wav_samples(path)
+    assert (params[0], params[3]) == (2, 320)
+    st = data.reshape(-1, 2)
+    assert set(st[:, 0]) == {1000}
+    assert list(st[:160, 1]) == [-2000] * 160 and set(st[160:, 1]) == {0}
