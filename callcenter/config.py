@@ -403,19 +403,19 @@ class _Model(BaseModel):
 class RegistrationConfig(_Model):
     """REGISTER expiry bounds (seconds) and the OPTIONS keep-alive period (0 = off)."""
 
-    min_expires: int = Field(60, ge=1)
-    max_expires: int = Field(3600, ge=1)
-    default_expires: int = Field(600, ge=1)
-    qualify_interval: int = Field(30, ge=0)
+    min_expires: int = Field(default=60, ge=1)
+    max_expires: int = Field(default=3600, ge=1)
+    default_expires: int = Field(default=600, ge=1)
+    qualify_interval: int = Field(default=30, ge=0)
 
 
 class AuthConfig(_Model):
     """Digest nonce lifetime and the brute-force limiter."""
 
-    nonce_ttl: int = Field(300, ge=1)
-    max_failures: int = Field(5, ge=1)
-    failure_window: int = Field(60, ge=1)
-    block_for: int = Field(300, ge=0)
+    nonce_ttl: int = Field(default=300, ge=1)
+    max_failures: int = Field(default=5, ge=1)
+    failure_window: int = Field(default=60, ge=1)
+    block_for: int = Field(default=300, ge=0)
 
 
 class SipConfig(_Model):
@@ -425,7 +425,7 @@ class SipConfig(_Model):
     port: Port = 5060
     transports: list[Literal["udp", "tcp"]] = Field(default=["udp", "tcp"], min_length=1)
     advertised_address: Host = None
-    realm: str = Field("callcenter", min_length=1)
+    realm: str = Field(default="callcenter", min_length=1)
     user_agent: str = "callcenter/0.1"
     tcp_idle_timeout: PositiveSeconds = 300
     registration: RegistrationConfig = RegistrationConfig()
@@ -448,8 +448,8 @@ class MediaConfig(_Model):
     """RTP address and port range; codecs in order of preference."""
 
     address: IpAddress = "127.0.0.1"
-    rtp_port_min: int = Field(20000, ge=1024, le=65535)
-    rtp_port_max: int = Field(29999, ge=1024, le=65535)
+    rtp_port_min: int = Field(default=20000, ge=1024, le=65535)
+    rtp_port_max: int = Field(default=29999, ge=1024, le=65535)
     codecs: list[Literal["PCMU", "PCMA"]] = Field(default=["PCMU", "PCMA"], min_length=1)
 
 

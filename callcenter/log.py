@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO, cast
@@ -38,9 +38,11 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
-def _order_keys(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _order_keys(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> dict[str, Any]:
     """Put timestamp, level, logger and event first so JSON lines read well."""
-    head = {k: event.pop(k) for k in ("timestamp", "level", "logger", "event") if k in event}
+    head: dict[str, Any] = {
+        k: event.pop(k) for k in ("timestamp", "level", "logger", "event") if k in event
+    }
     if isinstance(head.get("event"), str):
         head["event"] = head["event"].rstrip()  # py.warnings records end in a newline
     head.update(event)

@@ -50,7 +50,7 @@ class Line(_Model):
     language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)?$")] = "pl"
     prompt: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_/-]+$")] = "welcome"
     #: seconds without a key press before goodbye and hang-up
-    timeout: float = Field(10, gt=0)
+    timeout: float = Field(default=10, gt=0)
     #: send the caller to this ACD queue (until the ACD exists: play the prompt)
     queue: str | None = None
 

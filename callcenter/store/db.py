@@ -120,7 +120,7 @@ class Store:
 
     def start_call(self, record: CallRecord) -> None:
         """Insert the CDR when the call starts."""
-        self.db["calls"].insert(record.to_row())
+        self.db.table("calls").insert(record.to_row())
 
     def update_call(self, call_id: str, **fields: Any) -> None:
         """Set columns of a call's CDR (names as in CallRecord); KeyError for unknown calls."""
