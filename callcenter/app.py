@@ -53,9 +53,7 @@ class Application:
         )
         self.auth = DigestAuthenticator(
             sip.realm, secret=os.urandom(32), nonce_ttl=sip.auth.nonce_ttl,
-            # MD5 first: many phones (and SIPp) answer only the first challenge; clients that
-            # know SHA-256 (RFC 8760) still find it in the second header.
-            algorithms=("MD5", "SHA-256"),
+            algorithms=tuple(sip.auth.algorithms),
         )
         self.limiter = FailureLimiter(
             max_failures=sip.auth.max_failures, window=sip.auth.failure_window,

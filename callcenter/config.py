@@ -52,7 +52,7 @@ sip:
   user_agent: callcenter/0.1
   tcp_idle_timeout: 300
   registration: {min_expires: 60, max_expires: 3600, default_expires: 600, qualify_interval: 30}
-  auth: {nonce_ttl: 300, max_failures: 5, failure_window: 60, block_for: 300}
+  auth: {nonce_ttl: 300, max_failures: 5, failure_window: 60, block_for: 300, algorithms: [MD5]}
 http:
   listen: 127.0.0.1
   port: 8080
@@ -416,6 +416,9 @@ class AuthConfig(_Model):
     max_failures: int = Field(default=5, ge=1)
     failure_window: int = Field(default=60, ge=1)
     block_for: int = Field(default=300, ge=0)
+    #: digest algorithms offered, in order; SHA-256 is opt-in because baresip 1.0 and SIPp 3.6
+    #: give up on a SHA-256 challenge instead of skipping it (RFC 8760 clients take either)
+    algorithms: list[Literal["MD5", "SHA-256"]] = Field(default=["MD5"], min_length=1)
 
 
 class SipConfig(_Model):

@@ -108,6 +108,7 @@ class SipStack:
         self._timer_at: float | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stats = {"received": 0, "parse_errors": 0, "sent": 0}
+        self.trace = structlog.get_logger("sip").isEnabledFor(10)  # every message at debug
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -135,6 +136,9 @@ class SipStack:
     # ------------------------------------------------------------------ input
     def _on_message(self, data: bytes, source: Address, transport: str) -> None:
         self.stats["received"] += 1
+        if self.trace:
+            log.debug("sip_in", source=f"{transport}:{source[0]}:{source[1]}",
+                      message=data[:2000].decode("utf-8", "replace"))
         if not data.strip():
             return  # keep-alive (RFC 5626 CRLF)
         try:
@@ -226,6 +230,9 @@ class SipStack:
     def flush(self) -> None:
         for data, dest, transport in self.layer.datagrams_to_send():
             self.stats["sent"] += 1
+            if self.trace:
+                log.debug("sip_out", dest=f"{transport}:{dest[0]}:{dest[1]}",
+                          message=data[:2000].decode("utf-8", "replace"))
             self.transports.send(data, dest, transport)
         self._rearm()
 
