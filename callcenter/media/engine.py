@@ -164,6 +164,7 @@ class Channel:
         self._recorder: WavRecorder | None = None
         self._rec_ssrc = -1
         self._rec_next_ts = 0
+        self._rec_stereo = False
         self._sr_packets = 0
 
     # ------------------------------------------------------------------ control interface
@@ -258,13 +259,16 @@ class Channel:
         if self.on_dtmf is not None:
             _safe_call(self.on_dtmf, digit)
 
-    def start_recording(self, path: str | Path) -> None:
-        """Record what the far end sends, decoded, to an 8 kHz 16-bit mono WAV file."""
+    def start_recording(self, path: str | Path, *, stereo: bool = False) -> None:
+        """Record what the far end sends, decoded, to an 8 kHz 16-bit WAV file; with `stereo`,
+        the far end on the left and what this channel sends on the right."""
         self.stop_recording()
-        self._recorder = WavRecorder(path)
+        self._recorder = WavRecorder(path, stereo=stereo)
+        self._rec_stereo = stereo
         self._rec_ssrc = -1
 
     def stop_recording(self) -> None:
+        self._rec_stereo = False
         if self._recorder is not None:
             self._recorder.close()
             self._recorder = None
@@ -336,6 +340,8 @@ class Channel:
             item.pos += 1
             self._account(late, skipped)
             self._send(stream.local(frame, self.payload_type, now, samples=len(frame)))
+            if self._rec_stereo:
+                self._record_out(frame, self.payload_type)
             if item.pos >= len(item.frames):
                 if item.loop:
                     item.pos = 0
@@ -348,6 +354,8 @@ class Channel:
             return
         self._account(late, skipped)
         self._send(stream.local(self._silence, self.payload_type, now, samples=len(self._silence)))
+        if self._rec_stereo:
+            self._record_out(self._silence, self.payload_type)
 
     def _account(self, late: bool, skipped: int) -> None:
         if late:
@@ -438,6 +446,12 @@ class Channel:
                 )
             )
             peer.stats.relayed_out += 1
+            if peer._rec_stereo:
+                peer._record_out(payload, peer.payload_type)
+
+    def _record_out(self, payload: bytes, pt: int) -> None:
+        if self._recorder is not None:
+            self._recorder.write(g711.decode(payload, pt), 1)
 
     def _on_event(self, payload: bytes, ts: int, ssrc: int, b1: int, now: float) -> None:
         try:
@@ -469,12 +483,12 @@ class Channel:
             if ssrc == self._rec_ssrc:
                 gap = ts_delta(ts, self._rec_next_ts)
                 if 0 < gap <= g711.SAMPLE_RATE:  # lost packets: keep the timeline
-                    rec.write(bytes(2 * gap))
+                    rec.write(bytes(2 * gap), 0)
                 elif gap < 0:  # late or duplicate: already covered
                     return
             self._rec_ssrc = ssrc
             self._rec_next_ts = (ts + len(payload)) & 0xFFFFFFFF
-            rec.write(pcm)
+            rec.write(pcm, 0)
         if self._detector is not None and not self._rfc4733_seen:
             for digit in self._detector.feed(pcm):
                 self.dtmf_received(digit)

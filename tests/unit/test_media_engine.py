@@ -95,6 +95,26 @@ def test_prompt_arrives_decoded_and_is_recorded(tmp_path: Path, pt: int) -> None
         assert np.sqrt(np.mean(x[:off] ** 2)) < 50
 
 
+def test_stereo_recording_far_end_left_our_audio_right(tmp_path: Path) -> None:
+    src = sine_pcm(500, 0.5)
+    path = tmp_path / "st.wav"
+
+    async def body(engine: MediaEngine) -> None:
+        a, b = pair(engine)
+        a.start_recording(path, stereo=True)
+        done: list[PlayOutcome] = []
+        a.play(encode_frames(src, g711.PCMU), done.append)
+        await until(lambda: bool(done))
+        a.stop_recording()
+
+    run(body)
+    params, data = read_wav_samples(path)
+    assert params[:3] == (2, 2, 8000)
+    left, right = data.reshape(-1, 2).T.astype(float)
+    assert np.sqrt(np.mean(left**2)) < 50  # b sends silence
+    assert np.sqrt(np.mean(right**2)) > 4000 * np.sqrt(len(src) / len(right))  # the prompt
+
+
 def test_rfc4733_digits_arrive_once_each() -> None:
     async def body(engine: MediaEngine) -> None:
         a, b = pair(engine)
