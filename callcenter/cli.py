@@ -7,6 +7,8 @@ config file not found).
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +41,11 @@ def _port(text: str) -> int:
     return value
 
 
+#: modules with ``register(subparsers)`` adding a ``simulate`` sub-command whose parser sets
+#: ``run=callable(args) -> int`` through ``set_defaults``
+SIMULATORS = ("acd.simulate_cli", "callcenter.dialer.simulate_cli")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(
@@ -64,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validate the configuration and dialplans; exit 1 with file:line errors.",
     )
     check.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+
+    simulate = sub.add_parser(
+        "simulate", help="run a simulator (acd, dialer)",
+        description="Drive the real ACD or dialer pacing code in a discrete-event simulation.",
+    )
+    simulators = simulate.add_subparsers(dest="simulator", metavar="WHAT", required=True)
+    for module in SIMULATORS:
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module).register(simulators)
     return parser
 
 
@@ -181,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return cmd_check(args)
+        if args.command == "simulate":
+            return int(args.run(args))
         return cmd_serve(args)
     except UsageError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

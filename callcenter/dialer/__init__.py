@@ -1,0 +1,1 @@
+"""Outbound campaigns: lists, pacing (pure), the runner that places calls."""
