@@ -150,3 +150,24 @@ def loop_wav(src: Path | str, dst: Path | str, seconds: float, gap: float = 0.5)
     unit = np.concatenate([samples, np.zeros(int(gap * rate))])
     reps = int(np.ceil(seconds * rate / len(unit)))
     return write_wav(dst, np.tile(unit, reps)[: int(seconds * rate)], rate)
+
+
+def best_match(reference: Samples, recording: Samples) -> float:
+    """How well the reference appears somewhere in the recording: the peak, over all offsets,
+    of the correlation normalised by the energy of the recording window under the reference.
+    1.0 is an exact (scaled) copy; unrelated speech or noise stays well below 0.5."""
+    n, m = len(reference), len(recording)
+    if n == 0 or m == 0:
+        return 0.0
+    if m < n:
+        reference, recording, n, m = recording, reference, m, n
+    size = 1 << int(np.ceil(np.log2(n + m)))
+    num = np.fft.irfft(np.fft.rfft(recording, size) * np.conj(np.fft.rfft(reference, size)), size)
+    num = num[: m - n + 1]
+    energy = np.concatenate([[0.0], np.cumsum(np.square(recording))])
+    window = energy[n:] - energy[: m - n + 1]
+    ref_energy = float(np.sum(np.square(reference)))
+    valid = window > ref_energy * 1e-3
+    if not np.any(valid) or ref_energy == 0:
+        return 0.0
+    return float(np.max(np.abs(num[valid]) / np.sqrt(window[valid] * ref_energy)))

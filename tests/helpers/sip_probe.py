@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import socket
@@ -185,3 +186,120 @@ def options_ping(port: int, *, transport: str = "udp", timeout: float = 1.0) -> 
             msgs = probe.collect(timeout, until_final=call_id)
     finals = [m.status for m in msgs if m.call_id == call_id and (m.status or 0) >= 200]
     return finals[0] if finals else None
+
+
+_CHALLENGE = re.compile(rb"^WWW-Authenticate[ \t]*:[ \t]*Digest[ \t]+(.*)$", re.I | re.M)
+_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
+
+
+def parse_challenges(data: bytes) -> list[dict[str, str]]:
+    """The Digest challenges (WWW-Authenticate) of a 401, as lower-cased parameter dicts."""
+    out = []
+    for m in _CHALLENGE.finditer(data.split(b"\r\n\r\n", 1)[0]):
+        text = m.group(1).decode("latin-1")
+        out.append({k.lower(): a or b for k, a, b in _PARAM.findall(text)})
+    return out
+
+
+def digest_authorization(
+    challenge: dict[str, str],
+    *,
+    method: str,
+    uri: str,
+    user: str,
+    password: str,
+    cnonce: str = "0a4f113b",
+    nc: str = "00000001",
+) -> str:
+    """An Authorization header value answering one challenge (RFC 7616; qop=auth if offered)."""
+    algorithm = challenge.get("algorithm", "MD5")
+    name = {"MD5": "md5", "SHA-256": "sha256"}[algorithm.upper()]
+
+    def h(text: str) -> str:
+        return hashlib.new(name, text.encode()).hexdigest()
+
+    realm, nonce = challenge["realm"], challenge["nonce"]
+    ha1 = h(f"{user}:{realm}:{password}")
+    ha2 = h(f"{method}:{uri}")
+    qops = [q.strip() for q in challenge.get("qop", "").split(",") if q.strip()]
+    parts = [
+        f'username="{user}"',
+        f'realm="{realm}"',
+        f'nonce="{nonce}"',
+        f'uri="{uri}"',
+        f"algorithm={algorithm}",
+    ]
+    if "auth" in qops:
+        response = h(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+        parts += ["qop=auth", f"nc={nc}", f'cnonce="{cnonce}"']
+    else:
+        response = h(f"{ha1}:{nonce}:{ha2}")
+    parts.append(f'response="{response}"')
+    if "opaque" in challenge:
+        parts.append(f'opaque="{challenge["opaque"]}"')
+    return "Digest " + ", ".join(parts)
+
+
+def build_register(
+    port: int,
+    *,
+    local_port: int,
+    user: str,
+    call_id: str,
+    cseq: int,
+    authorization: str | None = None,
+    expires: int = 120,
+) -> bytes:
+    """A REGISTER for sip:user@127.0.0.1 binding Contact to local_port."""
+    lines = [
+        f"REGISTER sip:{HOST}:{port} SIP/2.0",
+        f"Via: SIP/2.0/UDP {HOST}:{local_port};branch=z9hG4bK{os.urandom(6).hex()};rport",
+        "Max-Forwards: 70",
+        f"From: <sip:{user}@{HOST}:{port}>;tag=reg{local_port}",
+        f"To: <sip:{user}@{HOST}:{port}>",
+        f"Call-ID: {call_id}",
+        f"CSeq: {cseq} REGISTER",
+        f"Contact: <sip:{user}@{HOST}:{local_port}>",
+        f"Expires: {expires}",
+    ]
+    if authorization:
+        lines.append(f"Authorization: {authorization}")
+    lines.append("Content-Length: 0")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def register(
+    port: int, user: str, password: str, *, algorithm: str = "MD5", timeout: float = 2.0
+) -> tuple[int | None, list[dict[str, str]]]:
+    """REGISTER, answer the challenge of `algorithm`; return (final status, challenges seen)."""
+    call_id = new_call_id()
+    with UdpProbe() as probe:
+        probe.send(
+            build_register(port, local_port=probe.port, user=user, call_id=call_id, cseq=1), port
+        )
+        first = [
+            m
+            for m in probe.collect(timeout, until_final=call_id)
+            if m.call_id == call_id and (m.status or 0) >= 200
+        ]
+        if not first or first[0].status != 401:
+            return (first[0].status if first else None), []
+        challenges = parse_challenges(first[0].data)
+        chosen = [c for c in challenges if c.get("algorithm", "MD5").upper() == algorithm]
+        if not chosen:
+            return None, challenges
+        auth = digest_authorization(
+            chosen[0], method="REGISTER", uri=f"sip:{HOST}:{port}", user=user, password=password
+        )
+        probe.send(
+            build_register(
+                port, local_port=probe.port, user=user, call_id=call_id, cseq=2, authorization=auth
+            ),
+            port,
+        )
+        second = [
+            m
+            for m in probe.collect(timeout, until_final=call_id)
+            if m.call_id == call_id and (m.status or 0) >= 200
+        ]
+        return (second[-1].status if second else None), challenges

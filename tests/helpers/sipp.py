@@ -133,7 +133,7 @@ class Sipp:
     def _scenario_copy(self) -> Path:
         """SIPp names its trace files after the scenario path: keep them in the workdir."""
         src = Path(self.scenario)
-        if not src.is_absolute() and not src.exists():
+        if not src.is_absolute():
             src = SCENARIOS / src
         dst = self.workdir / src.name
         if src.resolve() != dst.resolve():

@@ -1,0 +1,40 @@
+#!/bin/sh
+# The test command: installs what the tests need on Debian bookworm, then runs ruff and pytest.
+#   sh tests/run.sh [pytest args...]
+# Skips apt when every needed binary is present; uses sudo only when not root.
+set -eu
+cd "$(dirname "$0")/.."
+
+say() { printf '\n==> %s\n' "$*"; }
+
+need_apt=no
+for bin in sipp baresip mosquitto mosquitto_pub espeak-ng sox; do
+    command -v "$bin" >/dev/null 2>&1 || need_apt=yes
+done
+if [ "$need_apt" = yes ]; then
+    say "installing system packages (sip-tester baresip-core mosquitto espeak-ng sox)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends \
+        sip-tester baresip-core mosquitto mosquitto-clients espeak-ng sox libsox-fmt-all
+else
+    say "system packages already present (sipp, baresip, mosquitto, espeak-ng, sox)"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    say "creating virtualenv .venv"
+    python3 -m venv .venv
+else
+    say "reusing virtualenv .venv"
+fi
+PY=.venv/bin/python
+
+say "installing the project with test extras (pip install -e '.[test]')"
+"$PY" -m pip install --quiet -e '.[test]'
+
+say "ruff check ."
+"$PY" -m ruff check .
+
+say "pytest $*"
+exec "$PY" -m pytest -q "$@"
