@@ -313,7 +313,8 @@ class Application:
                 self.b2bua.reject(leg, 403, "Forbidden")
                 return
         try:
-            self.b2bua.accept_offer(leg)
+            trunk_cfg = self.cfg.trunk(trunk) if trunk and not user else None
+            self.b2bua.accept_offer(leg, inband_dtmf=bool(trunk_cfg and trunk_cfg.inband_dtmf))
         except NotAcceptableHere:
             log.info("no_common_codec", offer=req.body[:200].decode(errors="replace"))
             self.b2bua.reject(leg, 488)

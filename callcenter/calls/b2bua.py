@@ -52,11 +52,11 @@ class B2BUA:
             self.pending_invites[sreq.key] = leg
         return leg
 
-    def accept_offer(self, leg: Leg) -> None:
+    def accept_offer(self, leg: Leg, *, inband_dtmf: bool = False) -> None:
         """Open the leg's channel and negotiate its SDP; raises NotAcceptableHere (488)."""
         assert leg.invite is not None
         req = leg.invite.request
-        leg.channel = self.media.open_channel()
+        leg.channel = self.media.open_channel(inband_dtmf=inband_dtmf)
         if not req.body:
             leg.local_sdp = self._offer(leg)  # late offer: our offer in the 200, answer in ACK
             return
@@ -304,7 +304,10 @@ class B2BUA:
         elif req.method == "INFO":
             digit = parse_sip_info(req.content_type or "", req.body)
             if digit is not None:
-                leg.dtmf.put_nowait(digit)
+                if leg.channel is not None:
+                    leg.channel.dtmf_received(digit)  # stops an interruptible prompt, then queues
+                else:
+                    leg.dtmf.put_nowait(digit)
             sreq.respond(200)
         elif req.method == "INVITE":
             self._reinvite(leg, sreq)
