@@ -75,6 +75,7 @@ class Application:
         self.b2bua = B2BUA(
             stack=self.stack, media=self.media, media_address=cfg.media.address,
             codecs=tuple(cfg.media.codecs), on_call_end=self._call_ended,
+            session_refresh=float(sip.session_refresh),
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()

@@ -31,7 +31,7 @@ DialogKey = tuple[str, str, str]  # (Call-ID, our tag, their tag)
 class B2BUA:
     def __init__(
         self, *, stack: SipStack, media: Any, media_address: str, codecs: tuple[str, ...],
-        on_call_end: Callable[[Call], None],
+        on_call_end: Callable[[Call], None], session_refresh: float = 0.0,
     ) -> None:
         self.stack = stack
         self.media = media
@@ -42,6 +42,8 @@ class B2BUA:
         self.pending_invites: dict[tuple[str, ...], Leg] = {}  # server tx key -> leg
         self.calls: dict[str, Call] = {}
         self._session_id = random.randrange(1, 2**31)
+        self.session_refresh = session_refresh
+        self._keepalives: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ inbound legs
     def new_inbound(self, call: Call, sreq: ServerRequest, party: str) -> Leg:
@@ -93,6 +95,7 @@ class B2BUA:
         leg.state = LegState.ANSWERED
         if sreq.key is not None:
             self.pending_invites.pop(sreq.key, None)
+        self._watch(leg)
         log.debug("leg_answered", call_id=leg.call.id, status=resp.status)
 
     def reject(self, leg: Leg, status: int, reason: str | None = None) -> None:
@@ -179,6 +182,7 @@ class B2BUA:
             return leg
         self._configure(leg)
         leg.state = LegState.ANSWERED
+        self._watch(leg)
         return leg
 
     async def cancel(self, leg: Leg) -> None:
@@ -373,6 +377,28 @@ class B2BUA:
 
     def on_server_timeout(self, event: TransactionTimeout) -> None:
         log.info("no_ack_for_final_response", method=event.request.method)
+
+    def _watch(self, leg: Leg) -> None:
+        if self.session_refresh > 0:
+            task = asyncio.ensure_future(self._keepalive(leg))
+            self._keepalives.add(task)
+            task.add_done_callback(self._keepalives.discard)
+
+    async def _keepalive(self, leg: Leg) -> None:
+        """Re-INVITE the leg every ``session_refresh`` seconds; hang up when it is gone."""
+        while True:
+            try:
+                await asyncio.wait_for(leg.ended.wait(), self.session_refresh)
+                return
+            except TimeoutError:
+                pass
+            if leg.state is not LegState.ANSWERED:
+                return
+            if not await self.refresh(leg):
+                log.warning("session_refresh_failed", call_id=leg.call.id, party=leg.party)
+                side = "caller" if leg.direction == "inbound" else "callee"
+                await self.hangup_call(leg.call, HangupCause.TIMEOUT, side)
+                return
 
     async def refresh(self, leg: Leg, timeout: float = 32.0) -> bool:
         """Send a re-INVITE with our unchanged SDP; False when the peer is gone."""
