@@ -1,0 +1,125 @@
+"""RFC 4475 torture messages against the running server, over UDP and TCP.
+
+Each message in tests/fixtures/rfc4475/ is sent as is, except its top Via: the sent-by becomes
+127.0.0.1:<the probe's port> and the transport the one we use. The RFC's messages name
+example.com and 192.0.2.x hosts, and RFC 3261 §18.2.2 sends a UDP response to the Via sent-by
+(port 5060 unless given); rewritten, every response comes back to our probe and the server has
+no reason to send anything anywhere else. (Contact/Record-Route hosts are left alone: an
+endpoint only uses them for requests inside a dialog, which none of these cases sets up.)
+
+Judged loosely from INDEX.tsv: `valid` requests get a final answer that is not 400 or 500
+(unless the strict column names that code); `invalid` ones get a 4xx, a code the strict column
+names, or nothing; `either` ones anything but 500; messages that are responses get nothing back.
+After every case the server must still answer OPTIONS.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import sip_probe
+from tests.helpers.artifacts import artifact_dir
+from tests.helpers.server import ServerProcess
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "rfc4475"
+UDP_ONLY = {"dblreq", "inv2543"}  # INDEX.tsv notes: no framing over TCP
+TCP_INCOMPLETE = {"baddn", "clerr"}  # over TCP the server must wait for more bytes
+_TOP_VIA = re.compile(
+    rb"^((?:v|via)[ \t]*:[ \t]*SIP\s*/\s*\d+\.\d+\s*/\s*)([A-Za-z]+)(\s+)([^;,\s]+)",
+    re.I | re.M)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    expected: str
+    strict: str
+    note: str
+
+    @property
+    def data(self) -> bytes:
+        return (FIXTURES / f"{self.name}.dat").read_bytes()
+
+
+def load_cases() -> list[Case]:
+    index = FIXTURES / "INDEX.tsv"
+    if not index.exists():
+        return []
+    rows = [line.split("\t") for line in index.read_text().splitlines()[1:] if line.strip()]
+    return [Case(r[0], r[2], r[4] if len(r) > 4 else "", r[3]) for r in rows]
+
+
+CASES = load_cases()
+
+
+def rewrite_top_via(data: bytes, port: int, transport: str) -> bytes:
+    """Point the top Via at 127.0.0.1:port over `transport` (headers only; body untouched)."""
+    end = data.find(b"\r\n\r\n")
+    head, rest = (data, b"") if end < 0 else (data[:end], data[end:])
+    head = _TOP_VIA.sub(lambda m: m.group(1) + transport.upper().encode() + m.group(3)
+                        + f"127.0.0.1:{port}".encode(), head, count=1)
+    return head + rest
+
+
+def strict_codes(strict: str) -> set[int]:
+    return {int(x) for x in strict.split(",") if x.strip().isdigit()}
+
+
+def verdict(case: Case, answers: list[sip_probe.Received]) -> str | None:
+    """None when the answers are acceptable, else why not."""
+    is_response = case.data.startswith(b"SIP/")
+    finals = [a.status for a in answers if (a.status or 0) >= 200]
+    allowed = strict_codes(case.strict)
+    if is_response:
+        return f"a response was answered: {finals or answers}" if answers else None
+    if case.name == "dblreq" and any(b"INVITE" in a.data.split(b"CSeq", 1)[-1][:40]
+                                     for a in answers):
+        return "answered the INVITE in the trailing octets"
+    if case.expected == "valid":
+        if not finals:
+            return "no final response"
+        bad = [s for s in finals if s in (400, 500) and s not in allowed]
+        return f"valid message answered {bad}" if bad else None
+    if case.expected == "invalid":
+        bad = [s for s in finals if not (400 <= s < 500 or s in allowed)]
+        return f"invalid message answered {bad}" if bad else None
+    return f"answered {finals}" if 500 in finals else None
+
+
+@pytest.fixture(scope="module")
+def torture_server() -> Iterator[ServerProcess]:
+    with ServerProcess(artifact_dir("test_torture_live")) as srv:
+        yield srv
+
+
+def test_fixtures_present() -> None:
+    assert len(CASES) >= 49, f"RFC 4475 messages missing in {FIXTURES}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_torture_udp(torture_server: ServerProcess, case: Case) -> None:
+    with sip_probe.UdpProbe() as probe:
+        probe.send(rewrite_top_via(case.data, probe.port, "UDP"), torture_server.sip_port)
+        answers = probe.collect(0.8)
+    problem = verdict(case, answers)
+    assert problem is None, f"{case.name} ({case.note}): {problem}"
+    assert sip_probe.options_ping(torture_server.sip_port) is not None, "server stopped answering"
+
+
+TCP_CASES = [c for c in CASES if c.name not in UDP_ONLY]
+
+
+@pytest.mark.parametrize("case", TCP_CASES, ids=[c.name for c in TCP_CASES])
+def test_torture_tcp(torture_server: ServerProcess, case: Case) -> None:
+    data = rewrite_top_via(case.data, 9, "TCP")  # over TCP responses use the connection
+    answers, _closed = sip_probe.send_tcp(data, torture_server.sip_port, timeout=0.8)
+    if case.name not in TCP_INCOMPLETE:
+        problem = verdict(case, answers)
+        assert problem is None, f"{case.name} ({case.note}): {problem}"
+    assert sip_probe.options_ping(torture_server.sip_port, transport="tcp") is not None
+    assert sip_probe.options_ping(torture_server.sip_port) is not None
