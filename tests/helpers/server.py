@@ -84,7 +84,9 @@ class ServerProcess:
         self.stop_timeout = stop_timeout
         self.env = env or {}
         self.ports: PortBlock = allocate(4)
-        self.rtp: PortBlock = allocate(RTP_PORTS)
+        block = allocate(RTP_PORTS + 1)
+        # RTP on even ports, RTCP on the next odd one
+        self.rtp = PortBlock(block.base + block.base % 2, RTP_PORTS)
         self.sip_port = self.ports[0]
         self.http_port = self.ports[1]
         self.db_path = self.workdir / "cc.db"

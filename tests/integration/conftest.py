@@ -1,14 +1,11 @@
 """Fixtures of the integration tests: the server on its own ports, prompts and pcaps, peers.
 
-The demo configuration (config.yaml) is what these tests assume: lines 0800123456 and
-0801123456 take calls from trunk "pstn" (127.0.0.1) without auth; users 1001-1004 (passwords
-agent1001..agent1004) and 2001 (super2001) register with digest auth.
+The demo configuration they assume is described in demo.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,17 +14,7 @@ from tests.conftest import require_binary
 from tests.helpers import audio, pcap
 from tests.helpers.artifacts import artifact_dir
 from tests.helpers.server import ServerProcess
-
-LINE_TOLLFREE = "0800123456"
-LINE_SHARED_COST = "0801123456"
-USERS = {
-    "1001": "agent1001",
-    "1002": "agent1002",
-    "1003": "agent1003",
-    "1004": "agent1004",
-    "2001": "super2001",
-}
-DTMF_PT = 101
+from tests.integration.demo import DTMF_PT, Media
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -35,17 +22,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.integration)
-
-
-@dataclass(frozen=True)
-class Media:
-    """Test prompts (8 kHz mono WAV) and the pcaps SIPp plays."""
-
-    caller_wav: Path  # what a caller says (English, about 2 s)
-    agent_a_wav: Path  # what agent A says (Polish)
-    agent_b_wav: Path  # what agent B says (English, other words)
-    caller_pcap: dict[str, Path]  # codec -> audio pcap
-    dtmf_pcap: dict[str, Path]  # codec -> "12#" pcap continuing the audio stream
 
 
 @pytest.fixture(scope="session")
@@ -80,8 +56,3 @@ def server(artifacts: Path) -> Iterator[ServerProcess]:
         )
     finally:
         srv.stop()
-
-
-def pcap_seconds(path: Path) -> float:
-    packets = pcap.read_pcap(path)
-    return packets[-1].time + 0.02 if packets else 0.0

@@ -9,8 +9,7 @@ from tests.conftest import require_binary
 from tests.helpers import audio, ports
 from tests.helpers.baresip import BaresipAgent
 from tests.helpers.server import ServerProcess
-
-from .conftest import USERS, Media
+from tests.integration.demo import USERS, Media
 
 TALK_SECONDS = 5.0
 MATCH = 0.6  # best_match of the other side's words in a recording (1.0 = exact copy)
@@ -18,12 +17,23 @@ MATCH = 0.6  # best_match of the other side's words in a recording (1.0 = exact 
 
 def test_agent_calls_agent(server: ServerProcess, artifacts: Path, media: Media) -> None:
     require_binary("baresip")
-    caller = BaresipAgent(artifacts / "a1001", "1001", USERS["1001"],
-                          registrar_port=server.sip_port, ports=ports.allocate(20),
-                          source_wav=media.agent_a_wav)
-    callee = BaresipAgent(artifacts / "a1002", "1002", USERS["1002"],
-                          registrar_port=server.sip_port, ports=ports.allocate(20),
-                          source_wav=media.agent_b_wav, answermode="auto")
+    caller = BaresipAgent(
+        artifacts / "a1001",
+        "1001",
+        USERS["1001"],
+        registrar_port=server.sip_port,
+        ports=ports.allocate(20),
+        source_wav=media.agent_a_wav,
+    )
+    callee = BaresipAgent(
+        artifacts / "a1002",
+        "1002",
+        USERS["1002"],
+        registrar_port=server.sip_port,
+        ports=ports.allocate(20),
+        source_wav=media.agent_b_wav,
+        answermode="auto",
+    )
     with callee, caller:
         callee.ctrl.wait_registered()
         caller.ctrl.wait_registered()

@@ -12,25 +12,35 @@ from tests.helpers import audio, ports
 from tests.helpers.rtp_sink import RtpSink
 from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import Sipp
-
-from .conftest import DTMF_PT, LINE_TOLLFREE, Media, pcap_seconds
+from tests.integration.demo import DTMF_PT, LINE_TOLLFREE, Media, pcap_seconds
 
 PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8}
 
 
-@pytest.mark.parametrize(("codec", "transport"), [("PCMU", "udp"), ("PCMA", "udp"),
-                                                  ("PCMU", "tcp")])
-def test_inbound_call_audio_and_dtmf(server: ServerProcess, artifacts: Path, media: Media,
-                                     codec: str, transport: str) -> None:
+@pytest.mark.parametrize(
+    ("codec", "transport"), [("PCMU", "udp"), ("PCMA", "udp"), ("PCMU", "tcp")]
+)
+def test_inbound_call_audio_and_dtmf(
+    server: ServerProcess, artifacts: Path, media: Media, codec: str, transport: str
+) -> None:
     require_binary("sipp")
     pt = PAYLOAD_TYPES[codec]
-    sipp = Sipp("uac_call_dtmf.xml", workdir=artifacts, ports=ports.allocate(8),
-                remote_port=server.sip_port, service=LINE_TOLLFREE, transport=transport,
-                duration_ms=int(pcap_seconds(media.caller_pcap[codec]) * 1000) + 300,
-                timeout=40,
-                keys={"codec_pt": str(pt), "codec_name": codec,
-                      "audio_pcap": str(media.caller_pcap[codec]),
-                      "dtmf_pcap": str(media.dtmf_pcap[codec])})
+    sipp = Sipp(
+        "uac_call_dtmf.xml",
+        workdir=artifacts,
+        ports=ports.allocate(8),
+        remote_port=server.sip_port,
+        service=LINE_TOLLFREE,
+        transport=transport,
+        duration_ms=int(pcap_seconds(media.caller_pcap[codec]) * 1000) + 300,
+        timeout=40,
+        keys={
+            "codec_pt": str(pt),
+            "codec_name": codec,
+            "audio_pcap": str(media.caller_pcap[codec]),
+            "dtmf_pcap": str(media.dtmf_pcap[codec]),
+        },
+    )
     with RtpSink(sipp.sink_port) as sink:
         result = sipp.start().wait()
         heard = sink.audio(pt)

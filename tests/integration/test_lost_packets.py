@@ -13,14 +13,15 @@ from tests.helpers.baresip import BaresipAgent, CtrlError
 from tests.helpers.rtp_sink import RtpSink
 from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import Sipp, SippResult, wait_until
-
-from .conftest import LINE_TOLLFREE, USERS, Media
+from tests.integration.demo import LINE_TOLLFREE, USERS, Media
 
 T1 = 0.5
 TIMER_H = 64 * T1
 _ENTRY = re.compile(
     r"^-+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\n(UDP|TCP) message (sent|received)[^\n]*\n"
-    r"(\S+ \S+)", re.M)
+    r"(\S+ \S+)",
+    re.M,
+)
 
 
 def trace_events(result: SippResult) -> list[tuple[float, str, str]]:
@@ -34,8 +35,14 @@ def trace_events(result: SippResult) -> list[tuple[float, str, str]]:
 
 def test_no_ack_retransmits_200_then_bye(server: ServerProcess, artifacts: Path) -> None:
     require_binary("sipp")
-    sipp = Sipp("uac_no_ack.xml", workdir=artifacts, ports=ports.allocate(8),
-                remote_port=server.sip_port, service=LINE_TOLLFREE, timeout=TIMER_H + 20)
+    sipp = Sipp(
+        "uac_no_ack.xml",
+        workdir=artifacts,
+        ports=ports.allocate(8),
+        remote_port=server.sip_port,
+        service=LINE_TOLLFREE,
+        timeout=TIMER_H + 20,
+    )
     with RtpSink(sipp.sink_port):
         result = sipp.start().wait()
     assert result.returncode == 0, result.summary()
@@ -64,17 +71,34 @@ def test_unanswered_reinvite(server: ServerProcess, artifacts: Path, media: Medi
     """
     require_binary("sipp")
     require_binary("baresip")
-    far = Sipp("uas_ignore_reinvite.xml", workdir=artifacts / "far", ports=ports.allocate(8),
-               timeout=90, extra=["-aa"],
-               keys={"audio_pcap": str(media.caller_pcap["PCMU"])})
+    far = Sipp(
+        "uas_ignore_reinvite.xml",
+        workdir=artifacts / "far",
+        ports=ports.allocate(8),
+        timeout=90,
+        extra=["-aa"],
+        keys={"audio_pcap": str(media.caller_pcap["PCMU"])},
+    )
     reg_ports = ports.allocate(8)
-    caller = BaresipAgent(artifacts / "a1001", "1001", USERS["1001"],
-                          registrar_port=server.sip_port, ports=ports.allocate(20),
-                          source_wav=media.agent_a_wav)
+    caller = BaresipAgent(
+        artifacts / "a1001",
+        "1001",
+        USERS["1001"],
+        registrar_port=server.sip_port,
+        ports=ports.allocate(20),
+        source_wav=media.agent_a_wav,
+    )
     with RtpSink(far.sink_port), far:
-        reg = Sipp("uac_register_auth.xml", workdir=artifacts / "register", ports=reg_ports,
-                   remote_port=server.sip_port, service="1002", auth=("1002", USERS["1002"]),
-                   timeout=15, keys={"contact_port": str(far.sip_port), "expires": "300"})
+        reg = Sipp(
+            "uac_register_auth.xml",
+            workdir=artifacts / "register",
+            ports=reg_ports,
+            remote_port=server.sip_port,
+            service="1002",
+            auth=("1002", USERS["1002"]),
+            timeout=15,
+            keys={"contact_port": str(far.sip_port), "expires": "300"},
+        )
         assert reg.start().wait().returncode == 0, "SIPp could not register 1002"
         with caller:
             caller.ctrl.wait_registered()
@@ -84,13 +108,18 @@ def test_unanswered_reinvite(server: ServerProcess, artifacts: Path, media: Medi
             caller.ctrl.command("hold")
 
             def reinvite_seen() -> bool:
-                text = "\n".join(p.read_text(errors="replace")
-                                 for p in (artifacts / "far").glob("*_messages.log"))
+                text = "\n".join(
+                    p.read_text(errors="replace")
+                    for p in (artifacts / "far").glob("*_messages.log")
+                )
                 return text.count("INVITE sip:") >= 2
 
             if wait_until(reinvite_seen, timeout=5):
-                closed = wait_until(lambda: bool(caller.ctrl.seen("CALL_CLOSED")),
-                                    timeout=TIMER_H + 15, interval=0.5)
+                closed = wait_until(
+                    lambda: bool(caller.ctrl.seen("CALL_CLOSED")),
+                    timeout=TIMER_H + 15,
+                    interval=0.5,
+                )
                 assert closed, "re-INVITE timed out but the caller's call was not ended"
             else:
                 time.sleep(3)

@@ -10,20 +10,30 @@ from tests.helpers import audio, ports
 from tests.helpers.baresip import BaresipAgent
 from tests.helpers.pyvoip_agent import PyVoipAgent
 from tests.helpers.server import ServerProcess
-
-from .conftest import USERS, Media
+from tests.integration.demo import USERS, Media
 
 MATCH = 0.6
 
 
 def test_pyvoip_agent_receives_call(server: ServerProcess, artifacts: Path, media: Media) -> None:
     require_binary("baresip")
-    phone = PyVoipAgent("1003", USERS["1003"], registrar_port=server.sip_port,
-                        ports=ports.allocate(20), play_wav=media.agent_b_wav, call_seconds=6.0,
-                        workdir=artifacts)
-    caller = BaresipAgent(artifacts / "a1001", "1001", USERS["1001"],
-                          registrar_port=server.sip_port, ports=ports.allocate(20),
-                          source_wav=media.agent_a_wav)
+    phone = PyVoipAgent(
+        "1003",
+        USERS["1003"],
+        registrar_port=server.sip_port,
+        ports=ports.allocate(20),
+        play_wav=media.agent_b_wav,
+        call_seconds=6.0,
+        workdir=artifacts,
+    )
+    caller = BaresipAgent(
+        artifacts / "a1001",
+        "1001",
+        USERS["1001"],
+        registrar_port=server.sip_port,
+        ports=ports.allocate(20),
+        source_wav=media.agent_a_wav,
+    )
     with phone, caller:
         caller.ctrl.wait_registered()
         caller.dial(f"sip:1003@127.0.0.1:{server.sip_port}")

@@ -10,17 +10,28 @@ from tests.conftest import require_binary
 from tests.helpers import ports, sip_probe
 from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import Sipp
+from tests.integration.demo import USERS
 
-from .conftest import USERS
 
-
-def register_with_sipp(server: ServerProcess, artifacts: Path, scenario: str, user: str,
-                       password: str) -> int:
+def register_with_sipp(
+    server: ServerProcess, artifacts: Path, scenario: str, user: str, password: str
+) -> int:
     require_binary("sipp")
     block = ports.allocate(8)
-    result = Sipp(scenario, workdir=artifacts, ports=block, remote_port=server.sip_port,
-                  service=user, auth=(user, password), timeout=15,
-                  keys={"contact_port": str(block[0]), "expires": "300"}).start().wait()
+    result = (
+        Sipp(
+            scenario,
+            workdir=artifacts,
+            ports=block,
+            remote_port=server.sip_port,
+            service=user,
+            auth=(user, password),
+            timeout=15,
+            keys={"contact_port": str(block[0]), "expires": "300"},
+        )
+        .start()
+        .wait()
+    )
     assert result.returncode in (0, 1), result.summary()
     return result.returncode
 
@@ -43,8 +54,9 @@ def test_register_algorithms(artifacts: Path, algorithm: str) -> None:
     """SHA-256 is opt-in (sip.auth.algorithms); with both offered, either answer works."""
     overrides = {"sip": {"auth": {"algorithms": ["SHA-256", "MD5"]}}}
     with ServerProcess(artifacts, overrides=overrides) as server:
-        status, challenges = sip_probe.register(server.sip_port, "1002", USERS["1002"],
-                                                algorithm=algorithm)
+        status, challenges = sip_probe.register(
+            server.sip_port, "1002", USERS["1002"], algorithm=algorithm
+        )
     offered = [c.get("algorithm", "MD5") for c in challenges]
     assert any(c.get("qop", "") for c in challenges), f"no qop in challenges {challenges}"
     assert status == 200, f"{algorithm} REGISTER got {status}; challenges offered {offered}"

@@ -30,8 +30,8 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "rfc4475"
 UDP_ONLY = {"dblreq", "inv2543"}  # INDEX.tsv notes: no framing over TCP
 TCP_INCOMPLETE = {"baddn", "clerr"}  # over TCP the server must wait for more bytes
 _TOP_VIA = re.compile(
-    rb"^((?:v|via)[ \t]*:[ \t]*SIP\s*/\s*\d+\.\d+\s*/\s*)([A-Za-z]+)(\s+)([^;,\s]+)",
-    re.I | re.M)
+    rb"^((?:v|via)[ \t]*:[ \t]*SIP\s*/\s*\d+\.\d+\s*/\s*)([A-Za-z]+)(\s+)([^;,\s]+)", re.I | re.M
+)
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,13 @@ def rewrite_top_via(data: bytes, port: int, transport: str) -> bytes:
     """Point the top Via at 127.0.0.1:port over `transport` (headers only; body untouched)."""
     end = data.find(b"\r\n\r\n")
     head, rest = (data, b"") if end < 0 else (data[:end], data[end:])
-    head = _TOP_VIA.sub(lambda m: m.group(1) + transport.upper().encode() + m.group(3)
-                        + f"127.0.0.1:{port}".encode(), head, count=1)
+    head = _TOP_VIA.sub(
+        lambda m: (
+            m.group(1) + transport.upper().encode() + m.group(3) + f"127.0.0.1:{port}".encode()
+        ),
+        head,
+        count=1,
+    )
     return head + rest
 
 
@@ -77,8 +82,9 @@ def verdict(case: Case, answers: list[sip_probe.Received]) -> str | None:
     allowed = strict_codes(case.strict)
     if is_response:
         return f"a response was answered: {finals or answers}" if answers else None
-    if case.name == "dblreq" and any(b"INVITE" in a.data.split(b"CSeq", 1)[-1][:40]
-                                     for a in answers):
+    if case.name == "dblreq" and any(
+        b"INVITE" in a.data.split(b"CSeq", 1)[-1][:40] for a in answers
+    ):
         return "answered the INVITE in the trailing octets"
     if case.expected == "valid":
         if not finals:
