@@ -32,6 +32,8 @@ from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
 from callcenter.sip.uri import SipUri
 from callcenter.store.db import Store
 from callcenter.store.records import CallRecord
+from callcenter.web.api import Api
+from callcenter.web.http import HttpServer
 from ivr.dialplan import Dialplan, Line
 
 log = structlog.get_logger("app")
@@ -77,6 +79,9 @@ class Application:
             codecs=tuple(cfg.media.codecs), on_call_end=self._call_ended,
             session_refresh=float(sip.session_refresh),
         )
+        self.calls_started = 0
+        self.api = Api(self)
+        self.http = HttpServer(self.api.router, host=cfg.http.listen, port=cfg.http.port)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
 
@@ -84,9 +89,11 @@ class Application:
     async def start(self) -> None:
         await self.media.start()
         await self.stack.start()
+        await self.http.start()
         self._spawn(self._housekeeping())
         log.info(
             "server_started", sip=f"{self.cfg.sip.listen}:{self.cfg.sip.port}",
+            http=f"{self.cfg.http.listen}:{self.http.port}",
             transports=list(self.cfg.sip.transports), database=str(self.cfg.database),
             lines=[line.number for line in self.dialplan.lines], users=len(self.cfg.users),
         )
@@ -100,6 +107,7 @@ class Application:
                 )
         for task in list(self._tasks):
             task.cancel()
+        await self.http.close()
         await self.stack.close()
         await self.media.close()
         self.store.close()
@@ -368,6 +376,7 @@ class Application:
             codec=call.legs[0].codec if call.legs else None,
         )
         self.store.start_call(record)
+        self.calls_started += 1
         call.recorded = True  # type: ignore[attr-defined]
 
     def _answered(self, call: Call, leg: Leg) -> None:

@@ -57,6 +57,9 @@ sip:
 http:
   listen: 127.0.0.1
   port: 8080
+  tokens:                  # bearer tokens for /api/ (admin changes things, read only looks)
+    - {token: demo-admin-token, role: admin, name: demo admin}
+    - {token: demo-wallboard-token, role: read, name: wallboard}
 media:
   address: 127.0.0.1
   rtp_port_min: 20000
@@ -81,6 +84,7 @@ DEFAULT_CONFIG_NAME = "<default config>"
 
 #: Passwords of the shipped demo accounts; a warning fires while they are exposed.
 DEMO_PASSWORDS = frozenset({"agent1001", "agent1002", "agent1003", "agent1004", "super2001"})
+DEMO_TOKENS = frozenset({"demo-admin-token", "demo-wallboard-token"})
 
 
 class ConfigError(Exception):
@@ -444,11 +448,20 @@ class SipConfig(_Model):
         return self.advertised_address or self.listen
 
 
+class ApiToken(_Model):
+    """A bearer token for the HTTP API: ``admin`` may change things, ``read`` only look."""
+
+    token: Annotated[str, Field(min_length=8)]
+    role: Literal["admin", "read"] = "read"
+    name: str = ""
+
+
 class HttpConfig(_Model):
     """HTTP API / wallboard listener."""
 
     listen: IpAddress = "127.0.0.1"
     port: Port = 8080
+    tokens: list[ApiToken] = []
 
 
 class MediaConfig(_Model):
@@ -656,6 +669,12 @@ def check_warnings(cfg: Config) -> list[str]:
                     f"exposing demo passwords on {listener.listen}:{listener.port}; "
                     f"change users[].password before exposing (users {', '.join(demo)})"
                 )
+    demo_tokens = [t.name or t.role for t in cfg.http.tokens if t.token in DEMO_TOKENS]
+    if demo_tokens and not _is_loopback(cfg.http.listen):
+        warnings.append(
+            f"exposing demo API tokens on {cfg.http.listen}:{cfg.http.port}; "
+            "change http.tokens[].token before exposing"
+        )
     if ipaddress.ip_address(cfg.sip.listen).is_unspecified and not cfg.sip.advertised_address:
         warnings.append(
             f"sip.listen is {cfg.sip.listen} and sip.advertised_address is not set; set it to the "

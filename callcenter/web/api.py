@@ -1,0 +1,115 @@
+"""The JSON API under /api/ and Prometheus metrics at /metrics.
+
+Every route but ``/api/health`` and ``/metrics`` needs ``Authorization: Bearer <token>``
+with a token from ``http.tokens``; routes that change things need an ``admin`` token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import TYPE_CHECKING, Any
+
+from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
+
+if TYPE_CHECKING:
+    from callcenter.app import Application
+
+
+class Api:
+    def __init__(self, app: Application) -> None:
+        self.app = app
+        self.tokens = {t.token: t.role for t in app.cfg.http.tokens}
+        self.started = time.time()
+        self.router = Router()
+        r = self.router
+        r.add("GET", "/api/health", self.health)
+        r.add("GET", "/metrics", self.metrics)
+        r.add("GET", "/api/calls", self.calls)
+        r.add("GET", "/api/calls/{id}", self.call)
+        r.add("GET", "/api/registrations", self.registrations)
+
+    # ------------------------------------------------------------------ auth
+    def require(self, req: HttpRequest, role: str = "read") -> str:
+        value = req.headers.get("authorization", "")
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise HttpError(401, "missing bearer token (Authorization: Bearer <token>)")
+        for known, known_role in self.tokens.items():
+            if hmac.compare_digest(known.encode(), token.strip().encode()):
+                if role == "admin" and known_role != "admin":
+                    raise HttpError(403, "this token may only read")
+                return known_role
+        raise HttpError(401, "unknown token")
+
+    # --------------------------------------------------------------- routes
+    def health(self, req: HttpRequest) -> HttpResponse:
+        app = self.app
+        return HttpResponse.json({
+            "status": "ok",
+            "uptime": round(time.time() - self.started, 1),
+            "calls_in_progress": len(app.b2bua.calls),
+            "registrations": len(app.registrar.all_bindings()),
+        })
+
+    def calls(self, req: HttpRequest) -> HttpResponse:
+        self.require(req)
+        live = [self._live_call(c) for c in self.app.b2bua.calls.values()]
+        try:
+            limit = max(1, min(1000, int(req.arg("limit", "50") or 50)))
+        except ValueError:
+            raise HttpError(400, "limit must be a number") from None
+        history = [r.to_row() for r in self.app.store.recent_calls(limit)]
+        return HttpResponse.json({"live": live, "history": history})
+
+    def call(self, req: HttpRequest) -> HttpResponse:
+        self.require(req)
+        record = self.app.store.get_call(req.params["id"])
+        if record is None:
+            raise HttpError(404, "no such call")
+        return HttpResponse.json({
+            **record.to_row(), "events": self.app.store.call_events(record.id),
+        })
+
+    def registrations(self, req: HttpRequest) -> HttpResponse:
+        self.require(req)
+        now = self.app.now()
+        return HttpResponse.json([
+            {"user": b.user, "contact": b.contact, "source": f"{b.source[0]}:{b.source[1]}",
+             "transport": b.transport, "expires_in": b.expires_in(now),
+             "reachable": b.reachable, "user_agent": b.user_agent}
+            for b in self.app.registrar.all_bindings()
+        ])
+
+    def metrics(self, req: HttpRequest) -> HttpResponse:
+        app = self.app
+        media = app.media.stats
+        lines = [
+            "# TYPE callcenter_calls_in_progress gauge",
+            f"callcenter_calls_in_progress {len(app.b2bua.calls)}",
+            "# TYPE callcenter_registrations gauge",
+            f"callcenter_registrations {len(app.registrar.all_bindings())}",
+            "# TYPE callcenter_sip_messages_received_total counter",
+            f"callcenter_sip_messages_received_total {app.stack.stats['received']}",
+            "# TYPE callcenter_sip_parse_errors_total counter",
+            f"callcenter_sip_parse_errors_total {app.stack.stats['parse_errors']}",
+            "# TYPE callcenter_calls_total counter",
+            f"callcenter_calls_total {app.calls_started}",
+        ]
+        for name in ("ticks", "late_ticks", "missed_ticks", "channels"):
+            value = getattr(media, name, None)
+            if value is not None:
+                kind = "gauge" if name == "channels" else "counter"
+                suffix = "" if kind == "gauge" else "_total"
+                lines += [f"# TYPE callcenter_rtp_{name}{suffix} {kind}",
+                          f"callcenter_rtp_{name}{suffix} {value}"]
+        return HttpResponse.text("\n".join(lines) + "\n", "text/plain; version=0.0.4")
+
+    @staticmethod
+    def _live_call(call: Any) -> dict[str, Any]:
+        return {
+            "id": call.id, "caller": call.caller, "called": call.called, "source": call.source,
+            "line": call.line, "digits": call.digits,
+            "legs": [{"party": leg.party, "direction": leg.direction, "state": leg.state.value,
+                      "codec": leg.codec} for leg in call.legs],
+        }
