@@ -71,15 +71,28 @@ def test_unanswered_reinvite(server: ServerProcess, artifacts: Path, media: Medi
     """
     require_binary("sipp")
     require_binary("baresip")
+    far_ports = ports.allocate(8)
+    # Register 1002 from the very port the far end then listens on, so that the binding's
+    # Contact and its source address agree (a server may route to either).
+    reg = Sipp(
+        "uac_register_auth.xml",
+        workdir=artifacts / "register",
+        ports=far_ports,
+        remote_port=server.sip_port,
+        service="1002",
+        auth=("1002", USERS["1002"]),
+        timeout=15,
+        keys={"contact_port": str(far_ports[0]), "expires": "300"},
+    )
+    assert reg.start().wait().returncode == 0, "SIPp could not register 1002"
     far = Sipp(
         "uas_ignore_reinvite.xml",
         workdir=artifacts / "far",
-        ports=ports.allocate(8),
+        ports=far_ports,
         timeout=90,
         extra=["-aa"],
         keys={"audio_pcap": str(media.caller_pcap["PCMU"])},
     )
-    reg_ports = ports.allocate(8)
     caller = BaresipAgent(
         artifacts / "a1001",
         "1001",
@@ -89,17 +102,6 @@ def test_unanswered_reinvite(server: ServerProcess, artifacts: Path, media: Medi
         source_wav=media.agent_a_wav,
     )
     with RtpSink(far.sink_port), far:
-        reg = Sipp(
-            "uac_register_auth.xml",
-            workdir=artifacts / "register",
-            ports=reg_ports,
-            remote_port=server.sip_port,
-            service="1002",
-            auth=("1002", USERS["1002"]),
-            timeout=15,
-            keys={"contact_port": str(far.sip_port), "expires": "300"},
-        )
-        assert reg.start().wait().returncode == 0, "SIPp could not register 1002"
         with caller:
             caller.ctrl.wait_registered()
             caller.dial(f"sip:1002@127.0.0.1:{server.sip_port}")
