@@ -1,0 +1,168 @@
+"""What the engine is told: frozen dataclasses, one per happening, fed to ``AcdEngine.handle``.
+
+The time of each event is the ``now`` passed with it, never a field. Agents and calls are
+named by strings (the SIP user, the call id of the caller's leg).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "AgentDeviceInUse", "AgentLoggedIn", "AgentLoggedOut", "AgentPaused", "AgentReachability",
+    "AgentRegistered", "AgentUnpaused", "AgentUnregistered", "CallArrived", "CallEnded",
+    "CallTransferred", "CallerHungUp", "Event", "HungUpBy", "KeyPressed", "RingAnswered",
+    "RingFailed", "RingFailure", "Tick", "WrapUpEnded",
+]
+
+DIGITS = frozenset("0123456789*#ABCD")
+
+
+class RingFailure(enum.Enum):
+    NO_ANSWER = "no_answer"  # the ring timeout passed (counts towards auto-pause)
+    BUSY = "busy"  # 486/600: skipped for this call, not counted
+    REJECTED = "rejected"  # 603 or declined on the phone (counts towards auto-pause)
+    UNREACHABLE = "unreachable"  # 408/480/503, transport error: marks the agent unreachable
+
+
+class HungUpBy(enum.Enum):
+    CALLER = "caller"
+    AGENT = "agent"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class CallArrived:
+    """A caller enters ``queue``. Higher ``priority`` is served first (FIFO within a priority);
+    ``skills`` maps skill to the minimum level the agent needs."""
+
+    call: str
+    queue: str
+    priority: int = 0
+    skills: Mapping[str, int] = field(default_factory=dict)
+    caller: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallerHungUp:
+    """The caller left before being connected (while waiting or while an agent rang)."""
+
+    call: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPressed:
+    """The caller pressed a key while queued."""
+
+    call: str
+    digit: str
+
+    def __post_init__(self) -> None:
+        if self.digit not in DIGITS:
+            raise ValueError(f"KeyPressed: digit must be one of 0-9 * # A-D, got {self.digit!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoggedIn:
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoggedOut:
+    """Takes effect at once, or after the current call when on one."""
+
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPaused:
+    """Takes effect at once, or after the current call when on one; ``reason`` is free text
+    (a reason code from ``*43<digits>``)."""
+
+    agent: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentUnpaused:
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRegistered:
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentUnregistered:
+    """The last binding expired or was removed."""
+
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReachability:
+    """The phone answers OPTIONS again (``True``) or stopped answering (``False``)."""
+
+    agent: str
+    reachable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AgentDeviceInUse:
+    """The agent's phone is busy with a call the ACD did not place (ring-in-use off skips it)."""
+
+    agent: str
+    in_use: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RingAnswered:
+    """The agent's phone answered the ring for ``call``."""
+
+    agent: str
+    call: str
+
+
+@dataclass(frozen=True, slots=True)
+class RingFailed:
+    agent: str
+    call: str
+    reason: RingFailure = RingFailure.NO_ANSWER
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """A connected call ended."""
+
+    call: str
+    hung_up_by: HungUpBy = HungUpBy.CALLER
+
+
+@dataclass(frozen=True, slots=True)
+class CallTransferred:
+    """The agent transferred a connected call to ``target``; the agent goes to wrap-up."""
+
+    call: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class WrapUpEnded:
+    """The agent ends wrap-up early (the engine's timer ends it otherwise)."""
+
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passed: fire due timers. Send it at ``engine.next_deadline()`` (early is harmless)."""
+
+
+Event = (
+    CallArrived | CallerHungUp | KeyPressed | AgentLoggedIn | AgentLoggedOut | AgentPaused
+    | AgentUnpaused | AgentRegistered | AgentUnregistered | AgentReachability | AgentDeviceInUse
+    | RingAnswered | RingFailed | CallEnded | CallTransferred | WrapUpEnded | Tick
+)
