@@ -18,7 +18,7 @@ from tests.integration.demo import LINE_TOLLFREE, USERS, Media
 T1 = 0.5
 TIMER_H = 64 * T1
 _ENTRY = re.compile(
-    r"^-+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\n(UDP|TCP) message (sent|received)[^\n]*\n"
+    r"^-+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\n(UDP|TCP) message (sent|received)[^\n]*\n\s*"
     r"(\S+ \S+)",
     re.M,
 )
