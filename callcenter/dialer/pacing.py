@@ -1,0 +1,483 @@
+"""Dialer pacing: how many new lines to dial now (pure, injected time).
+
+A pacer gets a :class:`PacingSnapshot` (agents, calls in flight, estimates, abandon rates) and
+returns a number of new calls to place. Pacers are small classes behind :class:`Pacer` and a
+registry (:func:`register_pacer`, :func:`make_pacer`), in the style of aioquic's congestion
+control. :class:`Stats` turns observed outcomes into exponentially weighted estimates.
+
+Modes: ``predictive`` (our model-based pacing), ``progressive`` (one call per free agent),
+``power`` (fixed lines per free agent), ``preview`` (the agent starts each call) and
+``adaptive-baseline`` (VICIdial's adaptive rule, see :class:`VicidialAdaptivePacer`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import ClassVar, TypeVar
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_ABANDON_LIMIT",
+    "ABANDON_GRACE",
+    "Estimates",
+    "LogNormal",
+    "PacingSnapshot",
+    "Pacer",
+    "PredictivePacer",
+    "ProgressivePacer",
+    "PowerPacer",
+    "PreviewPacer",
+    "VicidialAdaptivePacer",
+    "Stats",
+    "PACERS",
+    "register_pacer",
+    "make_pacer",
+]
+
+#: default ceiling of the abandon rate (FTC / Ofcom: 3 % of live answers)
+DEFAULT_ABANDON_LIMIT = 0.03
+#: an answered call that finds no agent within this many seconds is abandoned
+ABANDON_GRACE = 2.0
+
+
+def _ndtr(x: np.ndarray) -> np.ndarray:
+    """Standard normal CDF, vectorised (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7)."""
+    z = np.abs(x) / math.sqrt(2.0)
+    t = 1.0 / (1.0 + 0.3275911 * z)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741
+                + t * (-1.453152027 + t * 1.061405429))))
+    erf = 1.0 - poly * np.exp(-z * z)
+    return 0.5 * (1.0 + np.where(x >= 0, erf, -erf))
+
+
+@dataclass(frozen=True, slots=True)
+class LogNormal:
+    """A log-normal duration: ``log(T) ~ N(mu, sigma²)``."""
+
+    mu: float
+    sigma: float
+
+    @classmethod
+    def from_mean(cls, mean: float, cv: float = 1.0) -> LogNormal:
+        """The log-normal with this mean and coefficient of variation."""
+        s2 = math.log1p(cv * cv)
+        return cls(math.log(mean) - s2 / 2, math.sqrt(s2))
+
+    @property
+    def mean(self) -> float:
+        return math.exp(self.mu + self.sigma * self.sigma / 2)
+
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        """P(T <= x), elementwise (0 for x <= 0)."""
+        safe = np.maximum(x, 1e-9)
+        return np.where(x > 0, _ndtr((np.log(safe) - self.mu) / self.sigma), 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Estimates:
+    """What the pacer believes about the list and the agents right now."""
+
+    answer_rate: float = 0.3  #: P(a dial is answered by someone who needs an agent)
+    ring: LogNormal = field(default_factory=lambda: LogNormal.from_mean(10.0, 0.6))
+    talk: LogNormal = field(default_factory=lambda: LogNormal.from_mean(120.0, 1.0))
+    wrapup: LogNormal = field(default_factory=lambda: LogNormal.from_mean(20.0, 0.3))
+
+
+@dataclass(frozen=True, slots=True)
+class PacingSnapshot:
+    """Everything a pacer may look at, taken at ``now`` (seconds, monotonic)."""
+
+    now: float
+    free_agents: int  #: logged in, not paused, waiting for a call
+    talking: tuple[float, ...] = ()  #: elapsed talk time of each agent on a call
+    wrapping: tuple[float, ...] = ()  #: elapsed wrap-up time of each agent in wrap-up
+    ringing: tuple[float, ...] = ()  #: elapsed ring time of each call being dialled
+    waiting: int = 0  #: answered calls waiting (< 2 s) for an agent
+    paused_agents: int = 0
+    estimates: Estimates = field(default_factory=Estimates)
+    abandon_rate_24h: float = 0.0
+    abandon_rate_30d: float = 0.0
+    answered_24h: int = 0  #: live answers behind abandon_rate_24h (its confidence)
+    dials_today: int = 0
+    answered_today: int = 0
+    abandoned_today: int = 0
+    limit: float = DEFAULT_ABANDON_LIMIT
+    max_ring: float = 30.0
+    max_lines: int | None = None  #: trunk capacity for this campaign, if limited
+
+    @property
+    def agents(self) -> int:
+        """Agents available to the campaign (not paused)."""
+        return self.free_agents + len(self.talking) + len(self.wrapping)
+
+    def cap(self, n: int) -> int:
+        """``n`` clipped to ``[0, trunk room]``."""
+        if self.max_lines is not None:
+            n = min(n, self.max_lines - len(self.ringing) - self.waiting - len(self.talking))
+        return max(0, n)
+
+
+class Pacer:
+    """Base class: subclasses set ``name`` and implement :meth:`lines_to_dial`."""
+
+    name: ClassVar[str] = ""
+    #: each call belongs to one agent who starts it (preview) rather than to the pool
+    agent_initiated: ClassVar[bool] = False
+
+    def lines_to_dial(self, snap: PacingSnapshot) -> int:
+        raise NotImplementedError
+
+
+PACERS: dict[str, type[Pacer]] = {}
+
+
+_P = TypeVar("_P", bound=type[Pacer])
+
+
+def register_pacer(cls: _P) -> _P:
+    """Class decorator: make a pacer available under ``cls.name``."""
+    PACERS[cls.name] = cls
+    return cls
+
+
+def make_pacer(name: str, **options: float) -> Pacer:
+    """A new pacer of the named mode; ``options`` go to its constructor."""
+    try:
+        cls = PACERS[name]
+    except KeyError:
+        raise ValueError(f"unknown dial mode {name!r}; known: {', '.join(PACERS)}") from None
+    return cls(**options)
+
+
+@register_pacer
+class ProgressivePacer(Pacer):
+    """One call in flight per free agent: no call can ever find no agent."""
+
+    name = "progressive"
+
+    def lines_to_dial(self, snap: PacingSnapshot) -> int:
+        return snap.cap(snap.free_agents - len(snap.ringing) - snap.waiting)
+
+
+@register_pacer
+class PreviewPacer(ProgressivePacer):
+    """The agent sees the contact and starts the call: at most one call per free agent.
+
+    The runner (or simulator) reserves the agent for ``preview_seconds`` before dialling.
+    """
+
+    name = "preview"
+    agent_initiated = True
+
+    def __init__(self, *, preview_seconds: float = 10.0) -> None:
+        self.preview_seconds = preview_seconds
+
+
+@register_pacer
+class PowerPacer(Pacer):
+    """Fixed ratio: keep ``ratio`` lines in flight per free agent."""
+
+    name = "power"
+
+    def __init__(self, *, ratio: float = 2.0) -> None:
+        if ratio < 1.0:
+            raise ValueError("power ratio must be >= 1")
+        self.ratio = ratio
+
+    def lines_to_dial(self, snap: PacingSnapshot) -> int:
+        goal = math.ceil(self.ratio * snap.free_agents - 1e-9)
+        return snap.cap(goal - len(snap.ringing) - snap.waiting)
+
+
+@register_pacer
+class PredictivePacer(Pacer):
+    """Model-based predictive pacing.
+
+    For ``k`` extra dials it projects, second by second over the next ``max_ring + 2`` s, the
+    answers of the calls in flight (answer probability and time-to-answer distribution,
+    conditioned on the ring time already elapsed) and the agents that will be free (free now,
+    in wrap-up, on a call, from the talk and wrap-up distributions). With ``A(t)`` the calls
+    answered by ``t`` and ``B(t)`` the agents free by ``t``, at least ``A(t) - B(t + 2)`` calls
+    must be abandoned; with a normal approximation of that difference the expected abandons
+    are ``E(k) = max_t E[(A(t) - B(t + 2))+]``.
+
+    The ``k``-th dial is placed while its marginal risk ``(E(k) - E(k-1)) / p_answer`` (the
+    chance that, if answered, it is abandoned) stays under a target that adapts to the measured
+    abandon rate (the worse of 24 h and 30 days): ``target = limit * clamp(gain * (limit -
+    measured) / limit, 0, max_scale)``. Near the limit the target falls to zero and the pacer
+    only dials what progressive would, which cannot abandon.
+    """
+
+    name = "predictive"
+
+    def __init__(
+        self,
+        *,
+        gain: float = 3.0,
+        max_scale: float = 4.0,
+        max_per_agent: float = 4.0,
+        confidence_answers: float = 100.0,
+    ) -> None:
+        self.gain = gain
+        self.max_scale = max_scale
+        self.max_per_agent = max_per_agent
+        self.confidence_answers = confidence_answers
+        self._tables: dict[tuple[LogNormal, float, float], np.ndarray] = {}
+
+    def _cdf(self, dist: LogNormal, x: np.ndarray, step: float, span: float) -> np.ndarray:
+        """``dist.cdf(x)`` from a table on a ``step`` grid over ``[0, span]`` (cached)."""
+        key = (dist, step, span)
+        table = self._tables.get(key)
+        if table is None:
+            if len(self._tables) > 16:
+                self._tables.clear()
+            table = dist.cdf(np.arange(0.0, span + 2 * step, step))
+            self._tables[key] = table
+        idx = np.clip(x / step, 0.0, len(table) - 2)
+        lo = idx.astype(np.intp)
+        frac = idx - lo
+        return table[lo] * (1 - frac) + table[lo + 1] * frac
+
+    def target(self, snap: PacingSnapshot) -> float:
+        """The marginal abandon risk allowed for one more dial."""
+        # few answers so far: trust the measured rate only as far as it is measured
+        weight = snap.answered_24h / (snap.answered_24h + self.confidence_answers)
+        measured = weight * max(snap.abandon_rate_24h, snap.abandon_rate_30d) + (
+            1 - weight
+        ) * snap.limit * 0.5
+        headroom = (snap.limit - measured) / snap.limit
+        return snap.limit * min(self.max_scale, max(0.0, self.gain * headroom))
+
+    def lines_to_dial(self, snap: PacingSnapshot) -> int:
+        floor = snap.free_agents - len(snap.ringing) - snap.waiting
+        if snap.agents == 0:
+            return 0
+        target = self.target(snap)
+        est = snap.estimates
+        p = min(max(est.answer_rate, 1e-3), 1.0)
+        horizon = int(math.ceil(snap.max_ring)) + 1
+        grace = ABANDON_GRACE
+        ts = np.arange(1, horizon + 1, dtype=float)
+
+        # answers by t of the calls in flight, and of one new dial
+        def ring_cdf(x: np.ndarray) -> np.ndarray:
+            return self._cdf(est.ring, x, 0.1, snap.max_ring)
+
+        g_max = max(float(ring_cdf(np.array([snap.max_ring]))[0]), 1e-9)
+        if snap.ringing:
+            r = np.array(snap.ringing, dtype=float)[:, None]
+            g_r = ring_cdf(r) / g_max
+            g_rt = ring_cdf(np.minimum(r + ts, snap.max_ring)) / g_max
+            q = p * (g_rt - g_r) / np.maximum(1.0 - p * g_r, 1e-9)
+            q = np.clip(q, 0.0, 1.0)
+            mean_a = q.sum(axis=0) + snap.waiting
+            var_a = (q * (1 - q)).sum(axis=0)
+        else:
+            mean_a = np.full(horizon, float(snap.waiting))
+            var_a = np.zeros(horizon)
+        q0 = np.clip(p * ring_cdf(np.minimum(ts, snap.max_ring)) / g_max, 0.0, 1.0)
+
+        # agents free by t + grace
+        tb = ts + grace
+        mean_b = np.full(horizon, float(snap.free_agents))
+        var_b = np.zeros(horizon)
+        if snap.wrapping:
+            w = np.array(snap.wrapping, dtype=float)[:, None]
+            f = self._conditional(est.wrapup, w, w + tb, 0.1, 900.0)
+            mean_b += f.sum(axis=0)
+            var_b += (f * (1 - f)).sum(axis=0)
+        if snap.talking:
+            e = np.array(snap.talking, dtype=float)[:, None]
+            f = self._conditional(est.talk, e, e + tb - est.wrapup.mean, 0.5, 7200.0)
+            mean_b += f.sum(axis=0)
+            var_b += (f * (1 - f)).sum(axis=0)
+
+        # no use looking further than enough answers for every agent free within the horizon
+        reachable = snap.free_agents + len(snap.wrapping) + 2
+        k_max = min(
+            int(self.max_per_agent * snap.agents) - len(snap.ringing),
+            int(math.ceil(reachable / p)),
+        )
+        if k_max <= 0:
+            return snap.cap(floor)
+        ks = np.arange(k_max + 1, dtype=float)[:, None]
+        mu = (mean_a - mean_b)[None, :] + ks * q0[None, :]
+        sd = np.sqrt((var_a + var_b)[None, :] + ks * (q0 * (1 - q0))[None, :] + 1e-12)
+        z = mu / sd
+        expected = (mu * _ndtr(z) + sd * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)).max(axis=1)
+        risk = np.diff(expected) / max(float(q0[-1]), 1e-9)  # risk[i]: of dial number i + 1
+        over = np.nonzero(risk > target)[0]
+        k = int(over[0]) if over.size else k_max
+        return snap.cap(max(k, floor))
+
+    def _conditional(
+        self, dist: LogNormal, elapsed: np.ndarray, until: np.ndarray, step: float, span: float
+    ) -> np.ndarray:
+        """P(T <= until | T > elapsed), elementwise."""
+        f_e = self._cdf(dist, elapsed, step, span)
+        f_u = self._cdf(dist, until, step, span)
+        return np.clip((f_u - f_e) / np.maximum(1.0 - f_e, 1e-12), 0.0, 1.0)
+
+
+@register_pacer
+class VicidialAdaptivePacer(Pacer):
+    """VICIdial's adaptive predictive rule (``dial_method`` ADAPT_HARD_LIMIT), reproduced.
+
+    Source: VICIdial ``bin/AST_VDadapt.pl`` (v2.4, ``count_agents_lines`` and
+    ``calculate_dial_level``) and ``bin/AST_VDauto_dial.pl`` (goal calls), AGPLv2, read in
+    public mirrors (e.g. github.com/inktel/Vicidial); re-implemented here, not copied.
+    Our reading:
+
+    * Every second it samples READY agents, LIVE calls (answered, waiting for an agent) and
+      logged-in agents; the *differential* is the mean over the last 15 samples of
+      ``ready - waiting``.
+    * Every 15 s: ``mul = (differential + adaptive_dl_diff_target) / mean agents``; the
+      intensity (``adaptive_intensity``, -40..40, default 0) scales it by
+      ``1 + intensity/100`` when positive and ``|intensity/100 - 1|`` when negative; the new
+      ``auto_dial_level = auto_dial_level * (1 + mul * scale)``, capped at
+      ``adaptive_maximum_level`` (default 3.0) and raised to at least 1.0.
+    * Then: if more than 20 calls were placed in the last minute and over 50 % of them were
+      dropped, the level is halved; if more than 50 calls were placed today and today's drops
+      per human answer exceed ``adaptive_dropped_percentage`` (3 %), ADAPT_HARD_LIMIT sets the
+      level to 1.0. The level never goes below 1.0.
+    * The dialling loop (AST_VDauto_dial) places ``round(level * agents) - existing`` calls,
+      where ``agents`` are READY + INCALL agents (agents dispositioning a call show as PAUSED,
+      so wrap-up is left out) and ``existing`` are the campaign's calls ringing, waiting or
+      connected to an agent. At level 1.0 this is exactly progressive dialling.
+    """
+
+    name = "adaptive-baseline"
+
+    def __init__(
+        self,
+        *,
+        dial_level: float = 1.0,
+        max_level: float = 3.0,
+        intensity: float = 0.0,
+        diff_target: float = 0.0,
+        adapt_every: float = 15.0,
+        samples: int = 15,
+    ) -> None:
+        self.level = dial_level
+        self.max_level = max_level
+        self.intensity = intensity
+        self.diff_target = diff_target
+        self.adapt_every = adapt_every
+        self._samples: deque[tuple[int, int, int]] = deque(maxlen=samples)
+        self._last_sample: float | None = None
+        self._last_adapt: float | None = None
+        self._minute: deque[tuple[float, int, int]] = deque()  # (now, dials, drops) history
+
+    def _adapt(self, snap: PacingSnapshot) -> None:
+        n = len(self._samples)
+        ready = sum(s[0] for s in self._samples) / n
+        waiting = sum(s[1] for s in self._samples) / n
+        agents = sum(s[2] for s in self._samples) / n
+        differential = ready - waiting + self.diff_target
+        mul = differential / agents if agents and differential else 0.0
+        scale = self.intensity / 100
+        mul *= abs(scale - 1) if mul < 0 else scale + 1
+        level = min(self.level * (1 + mul), self.max_level)
+        level = max(level, 1.0)
+        # last-minute drop check
+        while self._minute and self._minute[0][0] < snap.now - 60:
+            self._minute.popleft()
+        if self._minute:
+            calls_one = snap.dials_today - self._minute[0][1]
+            drops_one = snap.abandoned_today - self._minute[0][2]
+            if calls_one > 20 and drops_one / calls_one > 0.5:
+                level /= 2
+        if snap.dials_today > 50:
+            answers = max(snap.answered_today, 1)
+            if snap.abandoned_today / answers > snap.limit:
+                level = 1.0  # ADAPT_HARD_LIMIT
+        self.level = max(level, 1.0)
+
+    def lines_to_dial(self, snap: PacingSnapshot) -> int:
+        if self._last_sample is None or snap.now - self._last_sample >= 1.0:
+            self._last_sample = snap.now
+            logged_in = snap.agents + snap.paused_agents
+            self._samples.append((snap.free_agents, snap.waiting, logged_in))
+            self._minute.append((snap.now, snap.dials_today, snap.abandoned_today))
+        if self._last_adapt is None:
+            self._last_adapt = snap.now
+        elif snap.now - self._last_adapt >= self.adapt_every:
+            self._last_adapt = snap.now
+            self._adapt(snap)
+        agents = snap.free_agents + len(snap.talking)
+        goal = round(self.level * agents)
+        existing = len(snap.ringing) + snap.waiting + len(snap.talking)
+        return snap.cap(goal - existing)
+
+
+class Stats:
+    """Exponentially weighted estimates of the list and agents, fed by outcomes.
+
+    Durations are tracked as the mean and variance of their logarithm (a log-normal fit).
+    ``alpha`` is the weight of one new observation.
+    """
+
+    def __init__(
+        self,
+        prior: Estimates | None = None,
+        *,
+        alpha_answer: float = 0.01,
+        alpha_duration: float = 0.03,
+        min_sigma: float = 0.05,
+    ) -> None:
+        prior = prior or Estimates()
+        self._answer = prior.answer_rate
+        self._alpha_answer = alpha_answer
+        self._alpha = alpha_duration
+        self._min_sigma = min_sigma
+        self._logs = {
+            "ring": [prior.ring.mu, prior.ring.sigma**2],
+            "talk": [prior.talk.mu, prior.talk.sigma**2],
+            "wrapup": [prior.wrapup.mu, prior.wrapup.sigma**2],
+        }
+        self._dists: dict[str, LogNormal] = {}
+        self._cached: Estimates | None = prior
+
+    def on_dial_result(self, answered: bool, ring_time: float | None = None) -> None:
+        """A dial finished ringing: answered (after ``ring_time`` s) or not."""
+        self._answer += self._alpha_answer * (float(answered) - self._answer)
+        if answered and ring_time is not None:
+            self._observe("ring", ring_time)
+        self._cached = None
+
+    def on_talk(self, seconds: float) -> None:
+        self._observe("talk", seconds)
+
+    def on_wrapup(self, seconds: float) -> None:
+        self._observe("wrapup", seconds)
+
+    def _observe(self, key: str, seconds: float) -> None:
+        x = math.log(max(seconds, 0.1))
+        m = self._logs[key]
+        d = x - m[0]
+        m[0] += self._alpha * d
+        m[1] = (1 - self._alpha) * (m[1] + self._alpha * d * d)
+        self._dists.pop(key, None)
+        self._cached = None
+
+    def _dist(self, key: str) -> LogNormal:
+        dist = self._dists.get(key)
+        if dist is None:
+            mu, var = self._logs[key]
+            dist = self._dists[key] = LogNormal(mu, max(math.sqrt(var), self._min_sigma))
+        return dist
+
+    def estimates(self) -> Estimates:
+        """The current estimates (cached until the next observation)."""
+        if self._cached is None:
+            self._cached = Estimates(
+                answer_rate=self._answer,
+                ring=self._dist("ring"),
+                talk=self._dist("talk"),
+                wrapup=self._dist("wrapup"),
+            )
+        return self._cached
+
