@@ -533,6 +533,7 @@ class MediaEngine:
         self._deadline = 0.0
         self._channels: dict[int, Channel] = {}
         self._clocked: tuple[Channel, ...] = ()
+        self._clocked_dirty = False
         self._ports_used: set[int] = set()
         self._next_port = self.port_range[0]
         self._next_id = 1
@@ -632,7 +633,11 @@ class MediaEngine:
         self._refresh()
 
     def _refresh(self) -> None:
-        self._clocked = tuple(c for c in self._channels.values() if c.remote is not None)
+        """Note that the set of clocked channels changed; the next tick rebuilds it once.
+
+        Rebuilding here cost O(channels) per call setup, teardown and remote change, which was
+        the top hot spot of the CPS benchmark (docs/benchmarks.md)."""
+        self._clocked_dirty = True
 
     def _tick(self) -> None:
         loop = self._loop
@@ -656,6 +661,9 @@ class MediaEngine:
         self._timer = loop.call_at(self._deadline, self._tick)
         slot = stats.ticks % SR_INTERVAL_TICKS
         unix_time = 0.0
+        if self._clocked_dirty:
+            self._clocked_dirty = False
+            self._clocked = tuple(c for c in self._channels.values() if c.remote is not None)
         for ch in self._clocked:
             if ch.closed:
                 continue
