@@ -111,10 +111,10 @@ def run(args: argparse.Namespace) -> int:
 def _table(cfg: SimConfig, r: SimResult, theory: ErlangResult | None) -> str:
     model = "Erlang A" if cfg.patience else "Erlang C"
     rows = [
-        ("service level", f"{r.service_level:.4f}",
+        ("service level", f"{r.service_level:.4f} ±{r.service_level_stderr:.4f}",
          theory and f"{theory.service_level:.4f}", f"answered within {cfg.sl_seconds:g} s"),
-        ("ASA", f"{r.asa:.2f} s", theory and f"{theory.asa:.2f} s", "mean wait, answered"),
-        ("abandon rate", f"{r.abandon_rate:.4f}", theory and f"{theory.abandon_rate:.4f}", ""),
+        ("ASA", f"{r.asa:.2f} ±{r.asa_stderr:.2f} s", theory and f"{theory.asa:.2f} s", "mean wait, answered"),
+        ("abandon rate", f"{r.abandon_rate:.4f} ±{r.abandon_rate_stderr:.4f}", theory and f"{theory.abandon_rate:.4f}", ""),
         ("occupancy", f"{r.occupancy:.4f}", theory and f"{theory.occupancy:.4f}", "mean"),
     ]
     lines = [
@@ -123,10 +123,10 @@ def _table(cfg: SimConfig, r: SimResult, theory: ErlangResult | None) -> str:
         f"{r.calls:,} calls offered, {r.answered:,} answered, {r.abandoned:,} abandoned, "
         f"{r.simulated_seconds / 3600:,.1f} simulated hours",
         "",
-        f"{'':<15}{'simulated':>12}{model if theory else '':>12}  ",
+        f"{'':<15}{'simulated (±1 s.e.)':>22}{model if theory else '':>12}  ",
     ]
     for name, sim, th, note in rows:
-        lines.append(f"{name:<15}{sim:>12}{th or '':>12}  {note}")
+        lines.append(f"{name:<15}{sim:>22}{th or '':>12}  {note}")
     calls = r.calls_per_agent
     talk = r.talk_time_per_agent
     lines += [

@@ -21,13 +21,33 @@ import numpy as np
 
 from acd import actions as act
 from acd.config import AgentConfig, Membership, QueueConfig
-from acd.engine import AcdEngine
+from acd.engine import AcdEngine, QueueStats
 from acd.events import CallArrived, CallEnded, CallerHungUp, RingAnswered, Tick
 
 __all__ = ["SimConfig", "SimResult", "simulate"]
 
 QUEUE = "sim"
 _ANSWER, _HANGUP, _ABANDON, _TICK = range(4)
+BATCHES = 20
+
+
+def _snapshot(s: QueueStats) -> tuple[int, int, int, int, float]:
+    return (s.offered, s.answered_within_target, s.abandoned, s.answered,
+            (s.asa or 0.0) * s.answered)
+
+
+def _batch_errors(snaps: list[tuple[int, int, int, int, float]]) -> tuple[float, float, float]:
+    """Standard errors of SL, ASA and abandon rate from the batch means between snapshots."""
+    rows = []
+    for a, b in zip(snaps, snaps[1:], strict=False):
+        offered, in_sl, abandoned, answered, wait = (y - x for x, y in zip(a, b, strict=True))
+        if offered > 0 and answered > 0:
+            rows.append((in_sl / offered, wait / answered, abandoned / offered))
+    if len(rows) < 2:
+        return (math.nan, math.nan, math.nan)
+    arr = np.array(rows)
+    se = arr.std(axis=0, ddof=1) / math.sqrt(len(rows))
+    return (float(se[0]), float(se[1]), float(se[2]))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,6 +96,10 @@ class SimResult:
     wall_seconds: float
     calls_per_second: float  # simulated calls per wall-clock second
     engine_events: int
+    # standard errors from batch means (20 batches of arrivals after the warm-up)
+    service_level_stderr: float
+    asa_stderr: float
+    abandon_rate_stderr: float
     config: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,6 +145,8 @@ def simulate(
     tick_at = math.inf
     events = 0
     step = max(1, n // 100)
+    batch = max(1, (n - cfg.warmup) // BATCHES)
+    snapshots: list[tuple[int, int, int, int, float]] = []
     started = time.perf_counter()
     now = 0.0
     i = 0
@@ -152,6 +178,8 @@ def simulate(
                 push(heap, (now + patience[i], seq, _ABANDON, call))
             i += 1
             next_arrival = arrivals[i] if i < n else math.inf
+            if i >= cfg.warmup and (i - cfg.warmup) % batch == 0:
+                snapshots.append(_snapshot(engine.stats(QUEUE, now)))
             if progress is not None and i % step == 0:
                 progress(i, n)
         else:
@@ -182,6 +210,8 @@ def simulate(
 
     wall = time.perf_counter() - started
     stats = engine.stats(QUEUE, now)
+    snapshots.append(_snapshot(stats))
+    sl_se, asa_se, ab_se = _batch_errors(snapshots)
     offered = stats.offered
     occ = [a.occupancy or 0.0 for a in stats.agents]
     return SimResult(
@@ -199,5 +229,8 @@ def simulate(
         wall_seconds=wall,
         calls_per_second=n / wall if wall > 0 else math.inf,
         engine_events=events,
+        service_level_stderr=sl_se,
+        asa_stderr=asa_se,
+        abandon_rate_stderr=ab_se,
         config=asdict(cfg),
     )
