@@ -253,7 +253,7 @@ def _holder(model: type[BaseModel]) -> type[BaseModel]:
 
 def _suggest(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class _FileLoader:
@@ -333,8 +333,10 @@ class _FileLoader:
             return [], empty
         schedules = self._schedules(content.schedules)
         lines = self._lines(content.lines, raw_nodes)
-        if len(nodes) == len(raw_nodes) and len(schedules) == len(content.schedules):
-            self._graph(lines, nodes, schedules)
+        self._graph(
+            lines, nodes, schedules,
+            names=[str(n) for n in raw_nodes], schedule_names=list(content.schedules),
+        )
         self._flush()
         if self.errors:
             return [], empty
@@ -522,9 +524,17 @@ class _FileLoader:
     # -- cross-references --------------------------------------------------------------------
 
     def _graph(
-        self, lines: list[Line], nodes: Mapping[str, Node], schedules: Mapping[str, Schedule]
+        self,
+        lines: list[Line],
+        nodes: Mapping[str, Node],
+        schedules: Mapping[str, Schedule],
+        *,
+        names: list[str],
+        schedule_names: list[str],
     ) -> None:
-        names = list(nodes)
+        """Targets, schedules, variables; with every node valid also reachability, prompts per
+        language and silent loops (a broken node's targets are unknown)."""
+        complete = len(nodes) == len(names)
         valid_targets = {*names, *BUILTIN_TARGETS}
         assigned = {v for node in nodes.values() for v in node.variables_set()}
         for name, node in nodes.items():
@@ -536,11 +546,12 @@ class _FileLoader:
                         f"unknown target {target!r}{_suggest(target, valid_targets)}; expected "
                         f"a node of this file ({', '.join(names)}) or {' / '.join(BUILTIN_TARGETS)}",
                     )
-            if isinstance(node, ScheduleNode) and node.schedule not in schedules:
+            if isinstance(node, ScheduleNode) and node.schedule not in schedule_names:
                 self.problem(
                     (*loc, "schedule"),
-                    f"unknown schedule {node.schedule!r}{_suggest(node.schedule, schedules)}; "
-                    f"expected one of this file's `schedules:` ({', '.join(schedules) or 'none'})",
+                    f"unknown schedule {node.schedule!r}{_suggest(node.schedule, schedule_names)}"
+                    f"; expected one of this file's `schedules:` "
+                    f"({', '.join(schedule_names) or 'none'})",
                 )
             for sub, var in node.variables_read():
                 if var not in BUILTIN_VARIABLES and var not in assigned:
@@ -549,6 +560,8 @@ class _FileLoader:
                         f"unknown variable {var!r}; expected one set by a collect or set node, or "
                         f"a built-in ({', '.join(sorted(BUILTIN_VARIABLES))})",
                     )
+        if not complete:
+            return
         # Which languages each node can run in, from every line's flow.
         reached: dict[str, set[str]] = {}
         goodbye_languages: dict[str, Loc] = {}
