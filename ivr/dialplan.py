@@ -303,8 +303,8 @@ class _FileLoader:
         self._problems.append((mark, f"{where}: {path}: {message}" if path else f"{where}: "
                                f"{message}"))
 
-    def where(self, loc: Loc) -> str:
-        mark = self.doc.mark(self._raw_loc(loc))
+    def where(self, loc: Loc, *, key: bool = False) -> str:
+        mark = self.doc.mark(self._raw_loc(loc), key=key)
         return f"{self.name}:{mark.line}:{mark.col}"
 
     # -- loading -----------------------------------------------------------------------------
@@ -344,7 +344,7 @@ class _FileLoader:
             file=self.name,
             nodes=nodes,
             schedules=schedules,
-            origins={n: self.where(("nodes", n)) for n in nodes},
+            origins={n: self.where(("nodes", n), key=True) for n in nodes},
         )
         return lines, program
 
