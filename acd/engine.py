@@ -333,10 +333,10 @@ class AcdEngine:
             call = a.call
             assert call is not None
             self._unring(a, call, inp.value)
-        self._move(a, tr.next, reason or inp.value)
+        self._move(a, tr.next, inp, reason)
         return True
 
-    def _move(self, a: AgentRecord, new: AgentState, reason: str) -> None:
+    def _move(self, a: AgentRecord, new: AgentState, inp: AgentInput, reason: str) -> None:
         now = self._now
         old = a.state
         a.state_time[old] = a.state_time.get(old, 0.0) + now - a.acc_since
@@ -350,14 +350,14 @@ class AcdEngine:
         a.since = now
         a.epoch += 1
         if self._records:
-            self._out.append(act.AgentStateChanged(now, a.id, old, new, reason))
+            self._out.append(act.AgentStateChanged(now, a.id, old, new, reason or inp.value))
         if new is _AVAILABLE:
             if old is not _RINGING:
                 a.idle_since = now
             if a.deferred is not None:
-                inp, a.deferred = a.deferred, None
-                self._apply(a, inp, a.deferred_reason)
-                if inp is AgentInput.PAUSE:
+                deferred, a.deferred = a.deferred, None
+                self._apply(a, deferred, a.deferred_reason)
+                if deferred is AgentInput.PAUSE:
                     a.pause_reason = a.deferred_reason
                 return
         elif new is AgentState.PAUSED or new is AgentState.LOGGED_OUT:

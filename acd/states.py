@@ -18,6 +18,8 @@ __all__ = ["AgentInput", "AgentState", "Effect", "TRANSITIONS", "Transition", "t
 
 
 class AgentState(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons; Enum's own hash is slow Python code
+
     LOGGED_OUT = "logged_out"
     AVAILABLE = "available"
     RINGING = "ringing"  # offered one call (reserved for it) until answer, failure or cancel
@@ -27,6 +29,8 @@ class AgentState(enum.Enum):
 
 
 class AgentInput(enum.Enum):
+    __hash__ = object.__hash__
+
     LOG_IN = "log_in"
     LOG_OUT = "log_out"
     PAUSE = "pause"
