@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def media() -> Media:
-    """Made once per run with espeak-ng + sox, under tests/artifacts/_media/."""
+    """Made once per run with espeak-ng + sox, under tests/artifacts/media/."""
     require_binary("espeak-ng")
     require_binary("sox")
     out = artifact_dir("_media")

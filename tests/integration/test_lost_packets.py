@@ -110,10 +110,9 @@ def test_unanswered_reinvite(server: ServerProcess, artifacts: Path, media: Medi
             caller.ctrl.command("hold")
 
             def reinvite_seen() -> bool:
-                text = "\n".join(
-                    p.read_text(errors="replace")
-                    for p in (artifacts / "far").glob("*_messages.log")
-                )
+                assert far.proc is not None
+                logs = (artifacts / "far").glob(f"*_{far.proc.pid}_messages.log")
+                text = "\n".join(p.read_text(errors="replace") for p in logs)
                 return text.count("INVITE sip:") >= 2
 
             if wait_until(reinvite_seen, timeout=5):
