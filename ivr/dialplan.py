@@ -325,8 +325,9 @@ class _FileLoader:
         except ConfigError as exc:
             self.errors.extend(exc.errors)
             content = None
-        raw = self.doc.data if isinstance(self.doc.data, dict) else {}
-        raw_nodes = raw.get("nodes") if isinstance(raw.get("nodes"), dict) else {}
+        raw: dict[Any, Any] = self.doc.data if isinstance(self.doc.data, dict) else {}
+        found = raw.get("nodes")
+        raw_nodes: dict[Any, Any] = found if isinstance(found, dict) else {}
         nodes = self._nodes(raw_nodes)
         if content is None:
             self._flush()
@@ -565,8 +566,11 @@ class _FileLoader:
         # Which languages each node can run in, from every line's flow.
         reached: dict[str, set[str]] = {}
         goodbye_languages: dict[str, Loc] = {}
-        todo = [(line.flow, line.language, ("lines", i, "flow")) for i, line in enumerate(lines)
-                if line.flow is not None]
+        todo: list[tuple[str, str, Loc]] = [
+            (line.flow, line.language, ("lines", i, "flow"))
+            for i, line in enumerate(lines)
+            if line.flow is not None
+        ]
         while todo:
             name, lang, via = todo.pop()
             if name not in nodes:
