@@ -207,7 +207,7 @@ class PredictivePacer(Pacer):
     The ``k``-th dial is placed while its marginal risk ``(E(k) - E(k-1)) / p_answer`` (the
     chance that, if answered, it is abandoned) stays under a target that adapts to the measured
     abandon rate (the worse of 24 h and 30 days): ``target = limit * clamp(gain * (limit -
-    measured) / limit, 0, max_scale)``. Near the limit the target falls to zero and the pacer
+    measured) / limit, min_scale, max_scale)``, and zero once the limit is reached: then the pacer
     only dials what progressive would, which cannot abandon.
     """
 
@@ -216,13 +216,15 @@ class PredictivePacer(Pacer):
     def __init__(
         self,
         *,
-        gain: float = 3.0,
-        max_scale: float = 4.0,
+        gain: float = 2.0,
+        max_scale: float = 3.0,
+        min_scale: float = 0.7,
         max_per_agent: float = 4.0,
         confidence_answers: float = 100.0,
     ) -> None:
         self.gain = gain
         self.max_scale = max_scale
+        self.min_scale = min_scale
         self.max_per_agent = max_per_agent
         self.confidence_answers = confidence_answers
         self._tables: dict[tuple[LogNormal, float, float], np.ndarray] = {}
@@ -249,7 +251,9 @@ class PredictivePacer(Pacer):
             1 - weight
         ) * snap.limit * 0.5
         headroom = (snap.limit - measured) / snap.limit
-        return snap.limit * min(self.max_scale, max(0.0, self.gain * headroom))
+        if headroom <= 0:
+            return 0.0
+        return snap.limit * min(self.max_scale, max(self.min_scale, self.gain * headroom))
 
     def lines_to_dial(self, snap: PacingSnapshot) -> int:
         floor = snap.free_agents - len(snap.ringing) - snap.waiting
@@ -303,12 +307,12 @@ class PredictivePacer(Pacer):
         )
         if k_max <= 0:
             return snap.cap(floor)
-        ks = np.arange(k_max + 1, dtype=float)[:, None]
+        # risk of dial k+1: P(no agent within 2 s | it is answered), summed over when it answers
+        density = np.diff(q0, prepend=0.0) / max(float(q0[-1]), 1e-9)
+        ks = np.arange(k_max, dtype=float)[:, None]
         mu = (mean_a - mean_b)[None, :] + ks * q0[None, :]
-        sd = np.sqrt((var_a + var_b)[None, :] + ks * (q0 * (1 - q0))[None, :] + 1e-12)
-        z = mu / sd
-        expected = (mu * _ndtr(z) + sd * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)).max(axis=1)
-        risk = np.diff(expected) / max(float(q0[-1]), 1e-9)  # risk[i]: of dial number i + 1
+        sd = np.sqrt((var_a + var_b)[None, :] + ks * (q0 * (1 - q0))[None, :] + 0.25)
+        risk = (_ndtr((mu + 0.5) / sd) * density[None, :]).sum(axis=1)
         over = np.nonzero(risk > target)[0]
         k = int(over[0]) if over.size else k_max
         return snap.cap(max(k, floor))
