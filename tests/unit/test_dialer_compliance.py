@@ -55,7 +55,7 @@ def test_minimum_ring_time() -> None:
 
 def test_calling_window_in_contact_time_zone() -> None:
     window = CallingWindow(holidays=frozenset({dt.date(2025, 11, 11)}))
-    utc = dt.timezone.utc
+    utc = dt.UTC
     # Monday 2025-11-10 07:30 UTC = 08:30 Warsaw, 07:30 London
     monday = dt.datetime(2025, 11, 10, 7, 30, tzinfo=utc)
     assert window.may_call("Europe/Warsaw", monday)
