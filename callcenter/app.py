@@ -311,6 +311,12 @@ class Application:
         req = sreq.request
         line = self.dialplan.match(call.called)
         leg = self.b2bua.new_inbound(call, sreq, call.caller)
+        if req.body and req.content_type not in ("application/sdp", None):
+            log.info("unsupported_body", content_type=req.content_type)
+            sreq.respond(415, headers={"Accept": "application/sdp"},
+                         to_tag=self.b2bua.local_tag(leg))
+            self.b2bua.reject(leg, 415)
+            return
         if line is None and call.called not in self.passwords:
             log.info("no_route", called=call.called, source=call.source)
             self.b2bua.reject(leg, 404, "Not Found")

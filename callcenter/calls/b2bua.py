@@ -77,14 +77,14 @@ class B2BUA:
 
     def ring(self, leg: Leg) -> None:
         if leg.invite and not leg.invite.answered:
-            leg.invite.respond(180, to_tag=self._local_tag(leg))
+            leg.invite.respond(180, to_tag=self.local_tag(leg))
             leg.state = LegState.RINGING
 
     def answer(self, leg: Leg) -> None:
         """Send the 200 with our SDP; the dialog starts now (RFC 3261 §13.3.1.4)."""
         sreq = leg.invite
         assert sreq is not None and leg.local_sdp is not None
-        tag = self._local_tag(leg)
+        tag = self.local_tag(leg)
         resp = sreq.respond(
             200, to_tag=tag, headers={"Contact": self.stack.contact(transport=leg.transport)},
             body=leg.local_sdp.serialize().encode(),
@@ -98,15 +98,34 @@ class B2BUA:
         self._watch(leg)
         log.debug("leg_answered", call_id=leg.call.id, status=resp.status)
 
+    async def confirmed(self, leg: Leg) -> bool:
+        """Wait for the ACK of our 200 (retransmitted meanwhile); False if it never came.
+
+        Flows start only once the caller confirmed: a caller whose ACKs are lost gets the 200
+        again and again until Timer H, then a BYE (RFC 3261 §13.3.1.4), instead of a prompt
+        played into the void.
+        """
+        ended = asyncio.ensure_future(leg.ended.wait())
+        acked = asyncio.ensure_future(leg.acked.wait())
+        try:
+            await asyncio.wait(
+                {ended, acked}, timeout=64 * self.stack.layer.t1 + 2,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            ended.cancel()
+            acked.cancel()
+        return leg.acked.is_set() and leg.state is LegState.ANSWERED
+
     def reject(self, leg: Leg, status: int, reason: str | None = None) -> None:
         sreq = leg.invite
         if sreq is not None and not sreq.answered:
-            sreq.respond(status, reason, to_tag=self._local_tag(leg))
+            sreq.respond(status, reason, to_tag=self.local_tag(leg))
             if sreq.key is not None:
                 self.pending_invites.pop(sreq.key, None)
         self._end_leg(leg)
 
-    def _local_tag(self, leg: Leg) -> str:
+    def local_tag(self, leg: Leg) -> str:
         if not hasattr(leg, "_tag"):
             leg._tag = new_tag()  # type: ignore[attr-defined]
         return leg._tag  # type: ignore[attr-defined]

@@ -63,6 +63,8 @@ async def hotline(
     """Answer, play the welcome (keys interrupt it), report every key, hang up after
     ``timeout`` seconds without one (after a goodbye prompt)."""
     b2bua.answer(leg)
+    if not await b2bua.confirmed(leg):
+        return
     await play(leg, welcome, interruptible=True)
     while leg.state is LegState.ANSWERED:
         digit = await next_digit(leg, timeout)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import cast
 
 import structlog
 
@@ -43,8 +44,7 @@ class _TcpConn(asyncio.Protocol):
         self.last_activity = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1])
         self.last_activity = self.owner.loop.time()
@@ -147,7 +147,7 @@ class Transports:
             return None
         finally:
             self._connecting.pop(dest, None)
-        assert isinstance(proto, _TcpConn)
+        proto = cast(_TcpConn, proto)
         self._tcp[dest] = proto
         for data in self._pending.pop(dest, []):
             if proto.transport is not None:

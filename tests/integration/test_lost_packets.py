@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime
 from pathlib import Path
 
 from tests.conftest import require_binary
 from tests.helpers import ports
-from tests.helpers.baresip import BaresipAgent, CtrlError
+from tests.helpers.baresip import BaresipAgent
 from tests.helpers.rtp_sink import RtpSink
 from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import Sipp, SippResult, wait_until
@@ -61,77 +60,60 @@ def test_no_ack_retransmits_200_then_bye(server: ServerProcess, artifacts: Path)
         assert cdr["hangup_cause"], cdr
 
 
-def test_unanswered_reinvite(server: ServerProcess, artifacts: Path, media: Media) -> None:
-    """1002 is a SIPp far end that ignores re-INVITEs; 1001 (baresip) calls it and holds.
-
-    If the server passes the re-INVITE on, its transaction times out (Timer B) and the call
-    must be ended on both sides without our help. If it handles hold itself, the far end sees
-    no re-INVITE and we hang up after a while. Either way: BYE reaches the far end, the caller
-    sees the call close, the server stays up and writes the CDR.
-    """
+def test_unanswered_reinvite(artifacts: Path, media: Media) -> None:
+    """The server re-INVITEs answered calls (sip.session_refresh); 1002 is a SIPp far end that
+    ignores re-INVITEs. Its client transaction times out (Timer B) and the server ends the
+    call on both sides (RFC 3261 §14.1): BYE to the far end, BYE to the caller, CDR cause
+    ``timeout``, server still up."""
     require_binary("sipp")
     require_binary("baresip")
     far_ports = ports.allocate(8)
-    # Register 1002 from the very port the far end then listens on, so that the binding's
-    # Contact and its source address agree (a server may route to either).
-    reg = Sipp(
-        "uac_register_auth.xml",
-        workdir=artifacts / "register",
-        ports=far_ports,
-        remote_port=server.sip_port,
-        service="1002",
-        auth=("1002", USERS["1002"]),
-        timeout=15,
-        keys={"contact_port": str(far_ports[0]), "expires": "300"},
-    )
-    assert reg.start().wait().returncode == 0, "SIPp could not register 1002"
-    far = Sipp(
-        "uas_ignore_reinvite.xml",
-        workdir=artifacts / "far",
-        ports=far_ports,
-        timeout=90,
-        extra=["-aa"],
-        keys={"audio_pcap": str(media.caller_pcap["PCMU"])},
-    )
-    caller = BaresipAgent(
-        artifacts / "a1001",
-        "1001",
-        USERS["1001"],
-        registrar_port=server.sip_port,
-        ports=ports.allocate(20),
-        source_wav=media.agent_a_wav,
-    )
-    with RtpSink(far.sink_port), far:
-        with caller:
-            caller.ctrl.wait_registered()
-            caller.dial(f"sip:1002@127.0.0.1:{server.sip_port}")
-            caller.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
-            time.sleep(1.0)
-            caller.ctrl.command("hold")
-
-            def reinvite_seen() -> bool:
-                assert far.proc is not None
-                logs = (artifacts / "far").glob(f"*_{far.proc.pid}_messages.log")
-                text = "\n".join(p.read_text(errors="replace") for p in logs)
-                return text.count("INVITE sip:") >= 2
-
-            if wait_until(reinvite_seen, timeout=5):
+    with ServerProcess(artifacts, overrides={"sip": {"session_refresh": 3}}) as server:
+        # Register 1002 from the very port the far end then listens on.
+        reg = Sipp(
+            "uac_register_auth.xml",
+            workdir=artifacts / "register",
+            ports=far_ports,
+            remote_port=server.sip_port,
+            service="1002",
+            auth=("1002", USERS["1002"]),
+            timeout=15,
+            keys={"contact_port": str(far_ports[0]), "expires": "300"},
+        )
+        assert reg.start().wait().returncode == 0, "SIPp could not register 1002"
+        far = Sipp(
+            "uas_ignore_reinvite.xml",
+            workdir=artifacts / "far",
+            ports=far_ports,
+            timeout=90,
+            extra=["-aa"],
+            keys={"audio_pcap": str(media.caller_pcap["PCMU"])},
+        )
+        caller = BaresipAgent(
+            artifacts / "a1001",
+            "1001",
+            USERS["1001"],
+            registrar_port=server.sip_port,
+            ports=ports.allocate(20),
+            source_wav=media.agent_a_wav,
+        )
+        with RtpSink(far.sink_port), far:
+            with caller:
+                caller.ctrl.wait_registered()
+                caller.dial(f"sip:1002@127.0.0.1:{server.sip_port}")
+                caller.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+                # refresh after 3 s, Timer B 32 s later, then BYE both ways
                 closed = wait_until(
                     lambda: bool(caller.ctrl.seen("CALL_CLOSED")),
-                    timeout=TIMER_H + 15,
+                    timeout=3 + TIMER_H + 20,
                     interval=0.5,
                 )
-                assert closed, "re-INVITE timed out but the caller's call was not ended"
-            else:
-                time.sleep(3)
-                caller.ctrl.command("hangup")
-                try:
-                    caller.ctrl.wait_event("CALL_CLOSED", timeout=10)
-                except CtrlError:
-                    assert caller.ctrl.seen("CALL_CLOSED"), "caller's hangup did not close"
-        result = far.wait(timeout=TIMER_H + 20)
-    assert result.returncode == 0, result.summary()
-    assert server.alive()
-    if not server.is_stand_in:
+                assert closed, "the far end never answered the re-INVITE, yet the call stayed"
+            result = far.wait(timeout=30)
+        assert result.returncode == 0, result.summary()
+        reinvites = [e for e in trace_events(result) if e[1] == "received" and
+                     e[2].startswith("INVITE")]
+        assert len(reinvites) >= 2, "the far end saw no re-INVITE"
+        assert server.alive()
         cdr = server.wait_cdr(lambda r: r["called"] == "1002" and r["end"] is not None)
-        assert cdr is not None and cdr["hangup_cause"], server.cdrs()
+        assert cdr is not None and cdr["hangup_cause"] == "timeout", server.cdrs()
