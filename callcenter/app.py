@@ -12,18 +12,19 @@ import ipaddress
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from callcenter.calls import flows
 from callcenter.calls.b2bua import B2BUA
-from callcenter.calls.call import Call, HangupCause, Leg
+from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.calls.ivr_call import LiveCall
 from callcenter.config import Config
 from callcenter.log import bind_call
 from callcenter.media.engine import MediaEngine
-from callcenter.media.g711 import PCMA, PCMU
-from callcenter.media.prompts import PromptCache, PromptError
+from callcenter.media.prompts import PromptCache
 from callcenter.sip.auth import DigestAuthenticator, FailureLimiter
 from callcenter.sip.errors import NotAcceptableHere, SipError
 from callcenter.sip.message import Headers, Request, make_response
@@ -31,10 +32,14 @@ from callcenter.sip.registrar import Registrar
 from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
 from callcenter.sip.uri import SipUri
 from callcenter.store.db import Store
+from callcenter.store.ivr import IvrStore
 from callcenter.store.records import CallRecord
 from callcenter.web.api import Api
 from callcenter.web.http import HttpServer
-from ivr.dialplan import Dialplan, Line
+from ivr.clock import ServerClock
+from ivr.dialplan import Dialplan, DialplanError, Line
+from ivr.engine import run_flow
+from ivr.watcher import DialplanWatcher
 
 log = structlog.get_logger("app")
 
@@ -42,12 +47,18 @@ ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
 
 
 class Application:
-    def __init__(self, cfg: Config, dialplan: Dialplan) -> None:
+    def __init__(
+        self, cfg: Config, dialplan: Dialplan, *, clock: ServerClock | None = None
+    ) -> None:
         self.cfg = cfg
-        self.dialplan = dialplan
+        self.clock = clock or ServerClock()
+        self.watcher = DialplanWatcher(
+            cfg.dialplans, cfg.sounds, trunks=[t.name for t in cfg.trunks], current=dialplan
+        )
         sip = cfg.sip
         self.advertised = sip.advertised_address or sip.listen
         self.store = Store(cfg.database)
+        self.ivr_store = IvrStore(self.store, Path(cfg.database).parent / "voicemail")
         self.registrar = Registrar(
             min_expires=sip.registration.min_expires,
             max_expires=sip.registration.max_expires,
@@ -91,11 +102,13 @@ class Application:
         await self.stack.start()
         await self.http.start()
         self._spawn(self._housekeeping())
+        self._spawn(self._watch_dialplans())
         log.info(
             "server_started", sip=f"{self.cfg.sip.listen}:{self.cfg.sip.port}",
             http=f"{self.cfg.http.listen}:{self.http.port}",
             transports=list(self.cfg.sip.transports), database=str(self.cfg.database),
             lines=[line.number for line in self.dialplan.lines], users=len(self.cfg.users),
+            clock=self.clock.now().isoformat(timespec="seconds"),
         )
 
     async def stop(self) -> None:
@@ -120,6 +133,21 @@ class Application:
 
     def now(self) -> float:
         return self.stack.now()
+
+    @property
+    def dialplan(self) -> Dialplan:
+        """The dialplan new calls start on (calls in progress keep the one they started on)."""
+        return self.watcher.current
+
+    async def _watch_dialplans(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            result = self.watcher.poll()
+            if isinstance(result, DialplanError):
+                log.error("dialplan_reload_failed", errors=result.errors,
+                          kept="the previous dialplan stays active")
+            elif result is not None:
+                log.info("dialplan_reloaded", lines=[line.number for line in result.lines])
 
     async def _housekeeping(self) -> None:
         """Expire bindings and qualify registered contacts with OPTIONS."""
@@ -309,7 +337,8 @@ class Application:
         self, call: Call, sreq: ServerRequest, user: str | None, trunk: str | None
     ) -> None:
         req = sreq.request
-        line = self.dialplan.match(call.called)
+        dialplan = self.dialplan  # this call keeps this version, whatever reloads meanwhile
+        line = dialplan.match(call.called)
         leg = self.b2bua.new_inbound(call, sreq, call.caller)
         if req.body and req.content_type not in ("application/sdp", None):
             log.info("unsupported_body", content_type=req.content_type)
@@ -317,7 +346,8 @@ class Application:
                          to_tag=self.b2bua.local_tag(leg))
             self.b2bua.reject(leg, 415)
             return
-        if line is None and call.called not in self.passwords:
+        feature = user is not None and call.called.startswith("*")
+        if line is None and call.called not in self.passwords and not feature:
             log.info("no_route", called=call.called, source=call.source)
             self.b2bua.reject(leg, 404, "Not Found")
             return
@@ -341,39 +371,58 @@ class Application:
         self._start_record(call, req)
         log.info("call_started", caller=call.caller, called=call.called, source=call.source,
                  line=call.line, codec=leg.codec, sip_call_id=req.call_id)
-        if line is not None:
-            await self._hotline(leg, line)
+        if feature:
+            assert user is not None
+            await self._feature_code(leg, user, call.called)
+        elif line is not None:
+            await self._ivr(leg, line, dialplan)
         else:
             await flows.connect_user(
                 self.b2bua, self.registrar, leg, user=call.called, caller=call.caller,
                 caller_name=self.names.get(call.caller, ""), now=self.now,
-                ring_timeout=30.0, on_answer=lambda callee: self._answered(call, callee),
+                ring_timeout=30.0, on_answer=lambda callee: self.answered(call, callee),
             )
 
-    async def _hotline(self, leg: Leg, line: Line) -> None:
-        codec = PCMA if leg.codec == "PCMA" else PCMU
-        try:
-            welcome = self.prompts.get(line.prompt, line.language, codec)
-            goodbye = self.prompts.get("goodbye", line.language, codec)
-        except PromptError as exc:
-            log.error("prompt_missing", error=str(exc))
-            self.b2bua.reject(leg, 500, "Server Internal Error (prompt missing)")
-            return
-        if line.queue:
-            log.info("queue_not_available_yet", queue=line.queue)
+    async def _ivr(self, leg: Leg, line: Line, dialplan: Dialplan) -> None:
+        """Answer and run the line's IVR flow (or its queue) until the caller is done."""
         call = leg.call
-
-        def digit(d: str) -> None:
-            call.digits += d
-            log.info("dtmf", digit=d, digits=call.digits)
-            self.store.add_call_event(call.id, time.time(), "dtmf", {"digit": d})
-            self.store.update_call(call.id, digits=call.digits)
-
-        self._answered(call, leg)
-        await flows.hotline(
-            self.b2bua, leg, welcome=welcome, goodbye=goodbye, timeout=line.timeout,
-            on_digit=digit,
+        call.flow_owned = True
+        self.b2bua.answer(leg)
+        self.answered(call, None)
+        if not await self.b2bua.confirmed(leg):
+            return
+        live = LiveCall(self, leg)
+        self._watch_digits(leg)
+        result = await run_flow(
+            live, dialplan, services=self.ivr_store, sounds=self.cfg.sounds, line=line
         )
+        log.info("ivr_finished", reason=result.reason.value, path=result.path[-12:])
+        if any(x.state is not LegState.ENDED for x in call.legs):
+            await self.b2bua.hangup_call(call, HangupCause.NORMAL, "system")
+
+    def _watch_digits(self, leg: Leg) -> None:
+        """Every key the caller presses is logged and kept in the CDR's digits."""
+        call = leg.call
+        channel = leg.channel
+        assert channel is not None
+        forward = channel.on_dtmf
+
+        def on_dtmf(digit: str) -> None:
+            call.digits += digit
+            log.info("dtmf", digit=digit, digits=call.digits)
+            self.store.add_call_event(call.id, time.time(), "dtmf", {"digit": digit})
+            self.store.update_call(call.id, digits=call.digits)
+            if forward is not None:
+                forward(digit)
+
+        channel.on_dtmf = on_dtmf
+
+    async def _feature_code(self, leg: Leg, user: str, code: str) -> None:
+        runner = getattr(self, "queues", None)
+        if runner is not None and await runner.feature_code(leg, user, code):
+            return
+        log.info("unknown_feature_code", code=code, user=user)
+        self.b2bua.reject(leg, 404, "Not Found (unknown feature code)")
 
     def _start_record(self, call: Call, req: Request) -> None:
         record = CallRecord(
@@ -385,10 +434,13 @@ class Application:
         self.calls_started += 1
         call.recorded = True  # type: ignore[attr-defined]
 
-    def _answered(self, call: Call, leg: Leg) -> None:
+    def answered(self, call: Call, agent: Leg | None) -> None:
+        """The call was answered (by us, or ``agent`` took it)."""
         if getattr(call, "answered_at", None) is None:
             call.answered_at = time.time()  # type: ignore[attr-defined]
             self.store.update_call(call.id, answer=call.answered_at)
+        if agent is not None:
+            self.store.add_call_event(call.id, time.time(), "connected", {"agent": agent.party})
 
     def _call_ended(self, call: Call) -> None:
         if not getattr(call, "recorded", False):
@@ -410,8 +462,8 @@ class Application:
                  digits=call.digits)
 
 
-async def serve(cfg: Config, dialplan: Dialplan) -> None:
-    app = Application(cfg, dialplan)
+async def serve(cfg: Config, dialplan: Dialplan, clock: ServerClock | None = None) -> None:
+    app = Application(cfg, dialplan, clock=clock)
     await app.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -423,11 +475,11 @@ async def serve(cfg: Config, dialplan: Dialplan) -> None:
     log.info("server_stopped")
 
 
-def run_server(cfg: Config, dialplan: Dialplan) -> None:
+def run_server(cfg: Config, dialplan: Dialplan, *, clock: ServerClock | None = None) -> None:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(serve(cfg, dialplan))
+        asyncio.run(serve(cfg, dialplan, clock))
     else:
-        uvloop.run(serve(cfg, dialplan))
+        uvloop.run(serve(cfg, dialplan, clock))
 

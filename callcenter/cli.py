@@ -17,6 +17,7 @@ from typing import TextIO
 from callcenter import config as config_mod
 from callcenter.config import Config, ConfigError, apply_overrides, check_warnings, load_config
 from callcenter.log import LEVELS, configure_logging, get_logger
+from ivr.clock import ServerClock, clock_arg
 from ivr.dialplan import Dialplan, load_dialplans
 
 __all__ = ["build_parser", "load_setup", "main"]
@@ -64,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-format", choices=("auto", "console", "json"), help="override logging.format"
     )
     serve.add_argument("--log-level", choices=LEVELS, type=str.lower, help="override logging.level")
+    serve.add_argument(
+        "--clock", type=clock_arg, metavar="YYYY-MM-DDTHH:MM",
+        help="start the server's local-time clock (schedules, Europe/Warsaw) at this moment; "
+        "it then runs on in real time",
+    )
 
     check = sub.add_parser(
         "check",
@@ -184,7 +190,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         lines=len(dialplan),
     )
     try:
-        run_server(cfg, dialplan)
+        run_server(cfg, dialplan, clock=ServerClock(args.clock))
     except KeyboardInterrupt:
         log.info("interrupted")
         return 130

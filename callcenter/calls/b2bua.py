@@ -320,6 +320,9 @@ class B2BUA:
             side = "caller" if leg.direction == "inbound" else "callee"
             log.info("bye_received", call_id=leg.call.id, side=side)
             call = leg.call
+            if call.flow_owned and leg is not call.caller_leg:
+                self._end_leg(leg)  # the agent left; the flow decides what the caller hears
+                return
             if call.hangup_cause is None:
                 call.hangup_cause, call.hangup_side = HangupCause.NORMAL, side
             self._end_leg(leg)

@@ -82,7 +82,14 @@ class Call:
     line: str | None = None
     hangup_cause: HangupCause | None = None
     hangup_side: str | None = None
+    #: True while a flow (IVR, queue) owns the caller: a BYE from a leg the server placed
+    #: (an agent) then ends only that leg and the flow goes on (e.g. to the survey)
+    flow_owned: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def caller_leg(self) -> Leg | None:
+        return self.legs[0] if self.legs else None
 
     def other(self, leg: Leg) -> Leg | None:
         return next((x for x in self.legs if x is not leg and x.state is not LegState.ENDED), None)

@@ -7,6 +7,7 @@ B2BUA operations and the media channel's control interface.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -122,3 +123,50 @@ async def connect_user(
     on_answer(callee)
     if record is not None:
         record(call, leg, callee)
+
+
+async def transfer_to_user(app: Any, leg: Leg, user: str, *, ring_timeout: float = 30.0) -> str:
+    """Ring ``user`` for an answered caller (who hears hold music meanwhile) and bridge them.
+
+    Returns ``answered`` when the user talked and hung up first (the caller is still there),
+    ``hangup`` when the caller left, or why the user could not be reached.
+    """
+    b2bua, call = app.b2bua, leg.call
+    bindings = app.registrar.contacts(user, app.now(), reachable_only=True)
+    if not bindings:
+        return "unavailable"
+    binding = bindings[0]
+    codec = 8 if leg.codec == "PCMA" else 0
+    leg.channel.play(app.prompts.get("hold_music", None, codec), loop=True, replace=True)
+    call.flow_owned = True
+    dial = asyncio.ensure_future(b2bua.dial(
+        call, target_uri=binding.contact, dest=binding.source, transport=binding.transport,
+        party=user, from_user=call.caller, timeout=ring_timeout,
+    ))
+    ended = asyncio.ensure_future(leg.ended.wait())
+    await asyncio.wait({dial, ended}, return_when=asyncio.FIRST_COMPLETED)
+    if not dial.done():
+        dial.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await dial
+        return "hangup"
+    ended.cancel()
+    callee = dial.result()
+    if leg.channel is not None:
+        leg.channel.stop_playing()
+    if callee.state is not LegState.ANSWERED:
+        status = getattr(callee, "sip_status", 0)
+        return {486: "busy", 600: "busy", 603: "rejected"}.get(status, "no_answer")
+    if leg.state is not LegState.ANSWERED:
+        await b2bua.hangup(callee)
+        return "hangup"
+    b2bua.media.bridge(leg.channel, callee.channel)
+    app.answered(call, callee)
+    await asyncio.wait(
+        {asyncio.ensure_future(leg.ended.wait()), asyncio.ensure_future(callee.ended.wait())},
+        return_when=asyncio.FIRST_COMPLETED,
+    )
+    if leg.state is LegState.ANSWERED:
+        b2bua.media.unbridge(leg.channel)
+        return "answered"
+    return "hangup"

@@ -11,6 +11,7 @@ import pytest
 
 from callcenter.cli import main
 from callcenter.config import DEFAULT_CONFIG_YAML, Config
+from ivr.clock import ServerClock
 from ivr.dialplan import Dialplan
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,8 +98,8 @@ def test_serve_applies_overrides_and_calls_run_server(
 ) -> None:
     seen: dict[str, object] = {}
 
-    def run_server(cfg: Config, dialplan: Dialplan) -> None:
-        seen["cfg"], seen["dialplan"] = cfg, dialplan
+    def run_server(cfg: Config, dialplan: Dialplan, *, clock: ServerClock) -> None:
+        seen["cfg"], seen["dialplan"], seen["clock"] = cfg, dialplan, clock
 
     monkeypatch.setitem(sys.modules, "callcenter.app", types.SimpleNamespace(run_server=run_server))
     db = tmp_path / "x.db"
@@ -117,9 +118,15 @@ def test_serve_applies_overrides_and_calls_run_server(
             "json",
             "--log-level",
             "WARNING",
+            "--clock",
+            "2026-11-23T10:00",
         ]
     )
     assert code == 0
+    clock = seen["clock"]
+    assert isinstance(clock, ServerClock)
+    assert clock.now().strftime("%Y-%m-%d %H") == "2026-11-23 10"
+    assert str(clock.now().tzinfo) == "Europe/Warsaw"
     cfg = seen["cfg"]
     assert isinstance(cfg, Config)
     assert (cfg.sip.port, cfg.http.port, cfg.database) == (5199, 0, db)

@@ -1,0 +1,123 @@
+"""The IVR engine's view of a live call (``ivr.engine.CallControl`` over a B2BUA leg)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from callcenter.calls import flows
+from callcenter.calls.call import HangupCause, Leg, LegState
+from callcenter.media.engine import PlayOutcome
+from callcenter.media.g711 import PCMA, PCMU
+from ivr.engine import CallerHungUp
+
+if TYPE_CHECKING:
+    from callcenter.app import Application
+
+log = structlog.get_logger("ivr")
+
+
+class LiveCall:
+    """One caller in the IVR; every method raises CallerHungUp once the caller left."""
+
+    def __init__(self, app: Application, leg: Leg) -> None:
+        self.app = app
+        self.leg = leg
+        self.call_id = leg.call.id
+        self.caller = leg.call.caller
+        self.called = leg.call.called
+        self.language = "pl"
+
+    # ------------------------------------------------------------ helpers
+    def _check(self) -> None:
+        if self.leg.state is not LegState.ANSWERED:
+            raise CallerHungUp()
+
+    @property
+    def _codec(self) -> int:
+        return PCMA if self.leg.codec == "PCMA" else PCMU
+
+    # ------------------------------------------------------- CallControl
+    async def play(self, prompts: Sequence[str], *, interruptible: bool) -> str | None:
+        for path in prompts:
+            self._check()
+            if interruptible and not self.leg.dtmf.empty():
+                return self.leg.dtmf.get_nowait()
+            prompt = self.app.prompts.get(path, None, self._codec)
+            outcome = await flows.play(self.leg, prompt, interruptible=interruptible)
+            self._check()
+            if outcome is PlayOutcome.INTERRUPTED and not self.leg.dtmf.empty():
+                return self.leg.dtmf.get_nowait()
+        return None
+
+    async def get_digit(self, timeout: float) -> str | None:
+        self._check()
+        if not self.leg.dtmf.empty():
+            return self.leg.dtmf.get_nowait()
+        if timeout <= 0:
+            return None
+        digit = await flows.next_digit(self.leg, timeout)
+        self._check()
+        return digit
+
+    async def record(self, path: Path, *, max_seconds: float, beep: bool) -> float:
+        if self.leg.state is not LegState.ANSWERED or self.leg.channel is None:
+            return 0.0
+        if beep:
+            await flows.play(self.leg, self.app.prompts.get("beep", None, self._codec))
+        while not self.leg.dtmf.empty():  # keys pressed before the beep do not end it
+            self.leg.dtmf.get_nowait()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        self.leg.channel.start_recording(path)
+        try:
+            deadline = started + max_seconds
+            while self.leg.state is LegState.ANSWERED:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                digit = await flows.next_digit(self.leg, left)
+                if digit == "#":
+                    break
+        finally:
+            if self.leg.channel is not None:
+                self.leg.channel.stop_recording()
+        return round(time.monotonic() - started, 2)
+
+    async def transfer_to_queue(self, queue: str, *, priority: int, skills: dict[str, int]) -> str:
+        self._check()
+        runner = getattr(self.app, "queues", None)
+        if runner is None:
+            log.warning("no_acd", queue=queue)
+            return "failed"
+        outcome: str = await runner.enqueue(
+            self.leg, queue, priority=priority, skills=skills, language=self.language
+        )
+        return outcome
+
+    async def transfer_to_user(self, user: str) -> str:
+        self._check()
+        return await flows.transfer_to_user(self.app, self.leg, user)
+
+    async def transfer_to_number(self, number: str) -> str:
+        self._check()
+        log.info("no_outbound_trunk", number=number)
+        return "failed"
+
+    async def hangup(self) -> None:
+        await self.app.b2bua.hangup_call(self.leg.call, HangupCause.NORMAL, "system")
+
+    def now(self) -> datetime:
+        return self.app.clock.now()
+
+    def event(self, type: str, **data: Any) -> None:
+        if type == "ivr_node" and "language" in data:
+            self.language = str(data["language"])
+        log.info(type, **{k: v for k, v in data.items() if k != "file"})
+        self.app.store.add_call_event(self.call_id, time.time(), type, data)
+

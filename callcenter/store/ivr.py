@@ -1,0 +1,92 @@
+"""What the IVR stores and looks up: callbacks, voicemail, survey ratings, contact history.
+
+``IvrStore`` implements ``ivr.engine.IvrServices`` over the same SQLite file as the CDRs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from callcenter.store.db import Store
+from ivr.engine import CallbackRequest, ContactHistory, SurveyResult, VoicemailMessage
+
+SCHEMA = {
+    "callbacks": {
+        "id": int, "call_id": str, "caller": str, "number": str, "queue": str,
+        "language": str, "requested_at": str, "status": str,
+    },
+    "voicemails": {
+        "id": int, "call_id": str, "queue": str, "caller": str, "called": str,
+        "language": str, "path": str, "seconds": float, "recorded_at": str, "heard": int,
+    },
+    "surveys": {
+        "id": int, "call_id": str, "caller": str, "called": str, "rating": int,
+        "queue": str, "rated_at": str,
+    },
+}
+
+
+class IvrStore:
+    def __init__(self, store: Store, voicemail_dir: Path) -> None:
+        self.store = store
+        self.db = store.db
+        self.voicemail_dir = voicemail_dir
+        for table, columns in SCHEMA.items():
+            if not self.db[table].exists():
+                self.db[table].create(columns, pk="id")
+        self.db["callbacks"].create_index(["status", "queue"], if_not_exists=True)
+        self.db["voicemails"].create_index(["queue"], if_not_exists=True)
+
+    async def contact_history(self, caller: str) -> ContactHistory:
+        conn = self.db.conn
+        (calls,) = conn.execute(
+            "SELECT count(*) FROM calls WHERE caller = ? AND end IS NOT NULL", (caller,)
+        ).fetchone()
+        row = conn.execute(
+            "SELECT json_extract(e.data, '$.agent') FROM call_events e JOIN calls c "
+            "ON c.id = e.call_id WHERE c.caller = ? AND e.type = 'connected' "
+            "ORDER BY e.ts DESC LIMIT 1", (caller,),
+        ).fetchone()
+        (open_callbacks,) = conn.execute(
+            "SELECT count(*) FROM callbacks WHERE caller = ? AND status = 'open'", (caller,)
+        ).fetchone()
+        return ContactHistory(calls, row[0] if row else None, open_callbacks)
+
+    async def create_callback(self, request: CallbackRequest) -> None:
+        self._insert("callbacks", {
+            "call_id": request.call_id, "caller": request.caller, "number": request.number,
+            "queue": request.queue, "language": request.language,
+            "requested_at": request.requested_at.isoformat(), "status": "open",
+        })
+
+    def voicemail_path(self, queue: str, call_id: str) -> Path:
+        folder = self.voicemail_dir / queue
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{call_id}.wav"
+
+    async def save_voicemail(self, message: VoicemailMessage) -> None:
+        self._insert("voicemails", {
+            "call_id": message.call_id, "queue": message.queue, "caller": message.caller,
+            "called": message.called, "language": message.language, "path": str(message.path),
+            "seconds": message.seconds, "recorded_at": message.recorded_at.isoformat(),
+            "heard": 0,
+        })
+
+    async def save_survey(self, result: SurveyResult) -> None:
+        self._insert("surveys", {
+            "call_id": result.call_id, "caller": result.caller, "called": result.called,
+            "rating": result.rating, "queue": result.queue,
+            "rated_at": result.rated_at.isoformat(),
+        })
+
+    def voicemails(self, queue: str | None = None) -> list[dict[str, Any]]:
+        where, args = ("queue = ?", [queue]) if queue else (None, [])
+        return list(self.db["voicemails"].rows_where(where, args, order_by="id DESC"))
+
+    def callbacks(self, status: str = "open") -> list[dict[str, Any]]:
+        return list(self.db["callbacks"].rows_where("status = ?", [status], order_by="id"))
+
+    def _insert(self, table: str, row: dict[str, Any]) -> None:
+        with self.db.conn:
+            self.db[table].insert(row)
