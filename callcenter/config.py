@@ -28,6 +28,8 @@ __all__ = [
     "LoggingConfig",
     "Mark",
     "MediaConfig",
+    "Queue",
+    "QueueMember",
     "RegistrationConfig",
     "SipConfig",
     "Trunk",
@@ -78,6 +80,31 @@ users:
   - {user: "2001", password: "super2001", role: supervisor, name: "Ewa Supervisor"}
 trunks:
   - {name: pstn, addresses: [127.0.0.1], inband_dtmf: false}
+# ACD queues. members: user ids, or {user, tier, penalty, static, skills}; a static member is
+# logged in from the start and takes calls once its phone registers (others log in with *41).
+# Times in seconds; null turns max_wait / announce_every / auto_pause_after / callback_key off.
+queues:
+  - name: sales
+    strategy: longest-idle-agent  # ring-all, round-robin, fewest-calls, least-talk-time, ...
+    members: ["1001", "1002", "1003", "1004"]
+    wrapup: 5              # agent not offered calls for this long after each call
+    ring_timeout: 15       # an agent who does not answer in time is skipped for the call
+    max_wait: 600          # then the call leaves the queue (outcome "timeout", or overflow)
+    announce_every: 60     # position and estimated wait, music on hold between
+    sl_seconds: 20         # service level: answered within this many seconds
+    whisper: true          # the agent hears "queue_<name>" before the caller is connected
+    join_empty: true
+    leave_when_empty: false
+    overflow: null         # queue a timed-out (or empty) call moves to
+    auto_pause_after: 3    # missed rings in a row before an agent is paused (reason "auto")
+    callback_key: "1"      # caller key that leaves a callback request, keeping the place
+  - name: support
+    members: ["1003", "1004"]
+    wrapup: 5
+    ring_timeout: 15
+    max_wait: 600
+    announce_every: 60
+    whisper: true
 """
 
 DEFAULT_CONFIG_NAME = "<default config>"
@@ -500,6 +527,59 @@ class Trunk(_Model):
     inband_dtmf: bool = False
 
 
+def _member(value: Any) -> Any:
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return {"user": _quoted_string(value) if isinstance(value, str) else value}
+    return value
+
+
+def _strategy(value: Any) -> Any:
+    from acd.strategies import STRATEGIES
+
+    if value not in STRATEGIES:
+        raise ValueError(f"expected one of {', '.join(sorted(STRATEGIES))}, got {value!r}")
+    return value
+
+
+class QueueMember(_Model):
+    """An agent of a queue: tier 1 is offered calls first, lower penalty wins among equals;
+    ``static`` members are logged in from the start; ``skills`` are the agent's levels."""
+
+    user: Annotated[QuotedStr, Field(min_length=1, pattern=_TOKEN)]
+    tier: int = Field(default=1, ge=1)
+    penalty: int = Field(default=0, ge=0)
+    static: bool = True
+    skills: dict[str, Annotated[int, Field(ge=0, le=100)]] = {}
+
+
+OptionalSeconds = Annotated[float, Field(gt=0)] | None
+
+
+class Queue(_Model):
+    """An ACD queue (``queues:``); see the comments of the shipped config.yaml."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")]
+    strategy: Annotated[str, BeforeValidator(_strategy)] = "longest-idle-agent"
+    members: list[Annotated[QueueMember, BeforeValidator(_member)]] = []
+    wrapup: float = Field(default=0, ge=0)
+    ring_timeout: PositiveSeconds = 15
+    retry: float = Field(default=5, ge=0)
+    max_wait: OptionalSeconds = None
+    announce_every: OptionalSeconds = 60
+    announce_position: bool = True
+    sl_seconds: float = Field(default=20, ge=0)
+    whisper: bool = False
+    join_empty: bool = True
+    leave_when_empty: bool = False
+    overflow: str | None = None
+    auto_pause_after: int | None = Field(default=3, ge=1)
+    callback_key: Annotated[str, Field(pattern=r"^[0-9*#]$")] | None = None
+    tier_wait: OptionalSeconds = None
+    required_skills: dict[str, Annotated[int, Field(ge=0, le=100)]] = {}
+    weight: int = 0
+    ring_in_use: bool = False
+
+
 class Config(_Model):
     """The whole configuration file."""
 
@@ -512,6 +592,11 @@ class Config(_Model):
     dialplans: Path = Path("dialplans")
     users: list[User] = []
     trunks: list[Trunk] = []
+    queues: list[Queue] = []
+
+    def queue(self, name: str) -> Queue | None:
+        """The ACD queue called ``name``, if any."""
+        return next((q for q in self.queues if q.name == name), None)
 
     def user(self, name: str) -> User | None:
         """The account called ``name``, if any."""
@@ -604,6 +689,33 @@ def _semantic_checks(cfg: Config) -> list[tuple[Loc, str]]:
                 )
             )
         seen_trunks.setdefault(trunk.name, i)
+    out += _queue_checks(cfg)
+    return out
+
+
+def _queue_checks(cfg: Config) -> list[tuple[Loc, str]]:
+    """Queue names unique, members known users listed once, overflow to another queue."""
+    out: list[tuple[Loc, str]] = []
+    names = [q.name for q in cfg.queues]
+    users = {u.user for u in cfg.users}
+    for i, queue in enumerate(cfg.queues):
+        if queue.name in names[:i]:
+            out.append((("queues", i, "name"), f"queue {queue.name!r} is defined twice"))
+        seen: set[str] = set()
+        for j, member in enumerate(queue.members):
+            loc: Loc = ("queues", i, "members", j)
+            if member.user not in users:
+                out.append((loc, f"expected one of the users ({', '.join(sorted(users))}), "
+                                 f"got {member.user!r}"))
+            elif member.user in seen:
+                out.append((loc, f"user {member.user!r} is listed twice in this queue"))
+            seen.add(member.user)
+        if queue.overflow is not None and (
+            queue.overflow == queue.name or queue.overflow not in names
+        ):
+            out.append((("queues", i, "overflow"),
+                        f"expected the name of another queue ({', '.join(names)}), "
+                        f"got {queue.overflow!r}"))
     return out
 
 

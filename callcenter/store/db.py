@@ -62,6 +62,33 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX registrations_user ON registrations(user, ts);
     """,
+    """
+    CREATE TABLE queue_log (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,             -- unix time
+        queue TEXT NOT NULL,
+        call_id TEXT NOT NULL,        -- the caller's call (calls.id)
+        event TEXT NOT NULL,          -- enter, connect, complete, abandon, timeout, exit_empty,
+                                      -- transfer, ringnoanswer, callback, watchdog
+        agent TEXT,
+        position INTEGER,             -- 1-based place in the queue
+        wait REAL,                    -- seconds waited in this queue
+        talk REAL,                    -- seconds connected (complete, transfer)
+        hung_up_by TEXT,              -- caller | agent | system
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX queue_log_queue ON queue_log(queue, ts);
+    CREATE INDEX queue_log_call ON queue_log(call_id);
+    CREATE TABLE agent_states (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        agent TEXT NOT NULL,
+        old TEXT NOT NULL,            -- logged_out, available, ringing, on_call, wrap_up, paused
+        new TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT ''  -- pause reason, "auto", or what caused the change
+    );
+    CREATE INDEX agent_states_agent ON agent_states(agent, ts);
+    """,
 ]
 
 
@@ -220,3 +247,53 @@ class Store:
                 where, args, order_by="ts DESC, id DESC", limit=limit
             )
         )
+
+    # -- ACD ---------------------------------------------------------------------------------
+
+    def log_queue(
+        self,
+        *,
+        ts: float,
+        queue: str,
+        call_id: str,
+        event: str,
+        agent: str | None = None,
+        position: int | None = None,
+        wait: float | None = None,
+        talk: float | None = None,
+        hung_up_by: str | None = None,
+        detail: str = "",
+    ) -> None:
+        """Append one queue log entry (times in seconds, rounded to milliseconds)."""
+        row = (ts, queue, call_id, event, agent, position,
+               None if wait is None else round(wait, 3), None if talk is None else round(talk, 3),
+               hung_up_by, detail)
+        with self.db.conn:
+            self.db.conn.execute(
+                "INSERT INTO queue_log (ts, queue, call_id, event, agent, position, wait, talk, "
+                "hung_up_by, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+
+    def log_agent_state(self, *, ts: float, agent: str, old: str, new: str, reason: str = "") -> None:
+        """Append an agent state change."""
+        with self.db.conn:
+            self.db.conn.execute(
+                "INSERT INTO agent_states (ts, agent, old, new, reason) VALUES (?, ?, ?, ?, ?)",
+                (ts, agent, old, new, reason),
+            )
+
+    def queue_log(
+        self, *, queue: str | None = None, call_id: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Queue log entries in time order, optionally of one queue or one call."""
+        clauses = [(c, v) for c, v in (("queue = ?", queue), ("call_id = ?", call_id)) if v]
+        where = " AND ".join(c for c, _ in clauses) or None
+        args = [v for _, v in clauses] or None
+        return list(self.db["queue_log"].rows_where(where, args, order_by="ts, id", limit=limit))
+
+    def agent_states(self, agent: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Agent state changes in time order."""
+        where, args = ("agent = ?", [agent]) if agent is not None else (None, None)
+        return list(self.db["agent_states"].rows_where(where, args, order_by="ts, id",
+                                                       limit=limit))
