@@ -1,0 +1,60 @@
+"""The HTTP API on the running server: health without a token, bearer tokens elsewhere."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from tests.helpers.server import ServerProcess
+
+ADMIN = "demo-admin-token"
+READ = "demo-wallboard-token"
+
+
+def get(server: ServerProcess, path: str, token: str | None = None) -> tuple[int, Any]:
+    req = urllib.request.Request(f"http://127.0.0.1:{server.http_port}{path}")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            body = resp.read()
+            status = resp.status
+            ctype = resp.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as exc:
+        body, status, ctype = exc.read(), exc.code, exc.headers.get("Content-Type", "")
+    return status, json.loads(body) if "json" in ctype else body.decode()
+
+
+def test_health_needs_no_token(server: ServerProcess) -> None:
+    status, body = get(server, "/api/health")
+    assert status == 200
+    assert body["status"] == "ok" and body["calls_in_progress"] == 0
+
+
+def test_api_rejects_missing_and_unknown_tokens(server: ServerProcess) -> None:
+    status, body = get(server, "/api/calls")
+    assert status == 401 and "bearer" in body["error"].lower()
+    status, _ = get(server, "/api/calls", "not-a-token-of-ours")
+    assert status == 401
+    status, body = get(server, "/api/calls", READ)
+    assert status == 200 and body["live"] == [] and isinstance(body["history"], list)
+    status, _ = get(server, "/api/calls", ADMIN)
+    assert status == 200
+
+
+def test_unknown_call_and_route(server: ServerProcess) -> None:
+    assert get(server, "/api/calls/nope", READ)[0] == 404
+    assert get(server, "/api/nothing-here", READ)[0] == 404
+
+
+def test_metrics_are_prometheus_text(server: ServerProcess) -> None:
+    status, text = get(server, "/metrics")
+    assert status == 200
+    values = dict(
+        line.split(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
+    assert values["callcenter_calls_in_progress"] == "0"
+    assert int(values["callcenter_sip_messages_received_total"]) >= 1  # the readiness OPTIONS
+    assert int(values["callcenter_rtp_ticks_total"]) > 0  # the media clock runs
