@@ -21,6 +21,7 @@ from callcenter.calls import flows
 from callcenter.calls.b2bua import B2BUA
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.calls.ivr_call import LiveCall
+from callcenter.calls.queues import QueueRunner
 from callcenter.config import Config
 from callcenter.log import bind_call
 from callcenter.media.engine import MediaEngine
@@ -90,6 +91,10 @@ class Application:
             codecs=tuple(cfg.media.codecs), on_call_end=self._call_ended,
             session_refresh=float(sip.session_refresh),
         )
+        self.queues = QueueRunner(
+            cfg=cfg, b2bua=self.b2bua, registrar=self.registrar, prompts=self.prompts,
+            store=self.store, now=self.now,
+        )
         self.calls_started = 0
         self.api = Api(self)
         self.http = HttpServer(self.api.router, host=cfg.http.listen, port=cfg.http.port)
@@ -101,6 +106,7 @@ class Application:
         await self.media.start()
         await self.stack.start()
         await self.http.start()
+        await self.queues.start()
         self._spawn(self._housekeeping())
         self._spawn(self._watch_dialplans())
         log.info(
@@ -113,6 +119,7 @@ class Application:
 
     async def stop(self) -> None:
         log.info("server_stopping", calls=len(self.b2bua.calls))
+        await self.queues.close()
         for call in list(self.b2bua.calls.values()):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
@@ -156,6 +163,7 @@ class Application:
             await asyncio.sleep(min(interval, 10) if interval else 10)
             for gone in self.registrar.expire(self.now()):
                 log.info("registration_expired", user=gone.user, contact=gone.contact)
+                self.queues.registration_changed(gone.user, False)
             if not interval:
                 continue
             now = self.now()
@@ -181,8 +189,10 @@ class Application:
         if ok != binding.reachable:
             log.info("contact_reachability", user=binding.user, contact=binding.contact,
                      reachable=ok)
-        binding.reachable = ok
+        changed, binding.reachable = ok != binding.reachable, ok
         binding.missed_qualify = 0 if ok else binding.missed_qualify + 1
+        if changed:
+            self.queues.reachability_changed(binding.user, ok)
 
     # ------------------------------------------------------------- dispatch
     async def handle(self, sreq: ServerRequest) -> None:
@@ -294,6 +304,8 @@ class Application:
                 ts=wall, user=user, contact=binding.contact, source=source, expires=0,
                 user_agent=ua,
             )
+        if result.added or result.removed:
+            self.queues.registration_changed(user, bool(result.contacts))
 
     # ------------------------------------------------------------------ calls
     def _trunk_for(self, ip: str) -> str | None:

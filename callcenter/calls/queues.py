@@ -1,0 +1,628 @@
+"""The live ACD: the pure ``acd`` engine carried out over SIP and media.
+
+``QueueRunner`` owns one :class:`acd.AcdEngine`. Everything that happens (a caller enters, a
+phone registers, an agent answers, a timer is due) becomes an engine event; the actions that
+come back are carried out here: ring an agent's phone (``B2BUA.dial``), cancel it, whisper,
+bridge, announce the position and estimated wait over music on hold, hand the caller back to
+the IVR with an outcome. Queue log entries and agent state changes go to SQLite.
+
+The engine is fed from one place (``_feed``) and never re-entered: actions that need to talk
+to the network run as tasks and report back through ``_feed`` later. The ring timer belongs to
+this side (``dial(timeout=ring_timeout)``); every other timer is the engine's, re-armed after
+each event at ``engine.next_deadline()``.
+
+The agent's phone is dialled as a call of its own (source ``queue:<name>``), so a BYE from the
+agent ends only that leg: the caller goes back to the IVR (e.g. the survey).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from acd import AcdEngine, AgentConfig, AgentState, Membership, QueueConfig
+from acd import actions as act
+from acd import events as ev
+from acd.engine import AcdError
+from callcenter.calls import flows
+from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.media.g711 import PCMA, PCMU
+from callcenter.media.prompts import Prompt, PromptCache, PromptError
+from ivr.say import SayError, say_position, say_wait_time
+
+if TYPE_CHECKING:
+    from callcenter.calls.b2bua import B2BUA
+    from callcenter.config import Config
+    from callcenter.sip.registrar import Registrar
+    from callcenter.store.db import Store
+
+__all__ = ["QueueRunner"]
+
+log = structlog.get_logger("acd")
+
+HOLD_MUSIC = "hold_music.wav"
+SYNC_INTERVAL = 2.0  # seconds between checks of the registrar (expired bindings)
+FEATURE_LANGUAGE = "pl"
+_FAILURES = {
+    486: ev.RingFailure.BUSY, 600: ev.RingFailure.BUSY, 603: ev.RingFailure.REJECTED,
+    480: ev.RingFailure.UNREACHABLE, 503: ev.RingFailure.UNREACHABLE,
+}
+_LOGGED_IN = set(AgentState) - {AgentState.LOGGED_OUT}
+_CONFIRM = {"login": "agent_logged_in", "logout": "agent_logged_out", "pause": "agent_paused",
+            "unpause": "agent_unpaused"}
+
+
+@dataclass(eq=False)
+class _Entry:
+    """One caller in a queue, as this side knows it."""
+
+    id: str  # the engine's call id
+    leg: Leg  # the caller's leg (ended after a callback request)
+    queue: str
+    language: str
+    caller: str
+    outcome: asyncio.Future[str]
+    rings: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # agent -> ring task
+    agent_legs: dict[str, Leg] = field(default_factory=dict)  # agent -> answered leg
+    callback: bool = False
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+
+class QueueRunner:
+    """Queues and agents of ``cfg.queues`` live; see the module docstring."""
+
+    def __init__(
+        self, *, cfg: Config, b2bua: B2BUA, registrar: Registrar, prompts: PromptCache,
+        store: Store, now: Callable[[], float],
+    ) -> None:
+        self.cfg = cfg
+        self.b2bua = b2bua
+        self.registrar = registrar
+        self.prompts = prompts
+        self.store = store
+        self.now = now
+        self.engine: AcdEngine | None = None
+        self.names = {u.user: u.name for u in cfg.users}
+        self._entries: dict[str, _Entry] = {}
+        self._seen: dict[str, tuple[bool, bool]] = {}  # agent -> (registered, reachable) told
+        self._since: dict[str, float] = {}  # agent -> time of the last state change (now())
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._seq = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _build(self) -> AcdEngine:
+        queues = [
+            QueueConfig(
+                name=q.name, strategy=q.strategy, ring_timeout=q.ring_timeout, retry=q.retry,
+                wrap_up=q.wrapup, max_wait=q.max_wait, announce_position=q.announce_position,
+                announce_every=q.announce_every, join_empty=q.join_empty,
+                leave_when_empty=q.leave_when_empty, callback_digit=q.callback_key,
+                overflow=q.overflow, required_skills=dict(q.required_skills),
+                tier_wait=q.tier_wait, whisper=f"queue_{q.name}" if q.whisper else None,
+                ring_in_use=q.ring_in_use, weight=q.weight, sl_target=q.sl_seconds,
+            )
+            for q in self.cfg.queues
+        ]
+        members: dict[str, list[Membership]] = {}
+        skills: dict[str, dict[str, int]] = {}
+        static: dict[str, bool] = {}
+        for q in self.cfg.queues:
+            for m in q.members:
+                members.setdefault(m.user, []).append(
+                    Membership(queue=q.name, tier=m.tier, penalty=m.penalty))
+                skills.setdefault(m.user, {}).update(m.skills)
+                static[m.user] = static.get(m.user, False) or m.static
+        agents = [
+            AgentConfig(id=u.user, queues=tuple(members.get(u.user, ())),
+                        skills=skills.get(u.user, {}), logged_in=static.get(u.user, False))
+            for u in self.cfg.users if u.role == "agent" or u.user in members
+        ]
+        pauses = [q.auto_pause_after for q in self.cfg.queues if q.auto_pause_after]
+        now = self.now()
+        for a in agents:
+            self._since[a.id] = now
+        return AcdEngine(queues=queues, agents=agents, rng=random.Random(), now=now,
+                         auto_pause_after=min(pauses) if pauses else None)
+
+    async def start(self) -> None:
+        self.engine = self._build()
+        for agent in self.engine.agent_ids:
+            self._sync(agent, force=True)
+        self._spawn(self._housekeeping())
+        log.info("acd_started", queues=self.engine.queue_names, agents=self.engine.agent_ids)
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for entry in list(self._entries.values()):
+            self._resolve(entry, "failed")
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _spawn(self, coro: Any, entry: _Entry | None = None) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        bucket = entry.tasks if entry is not None else self._tasks
+        bucket.add(task)
+        task.add_done_callback(bucket.discard)
+        task.add_done_callback(_report_crash)
+        return task
+
+    async def _housekeeping(self) -> None:
+        """Notice bindings that expired without a REGISTER (the app may not tell us)."""
+        while True:
+            await asyncio.sleep(SYNC_INTERVAL)
+            if self.engine is not None:
+                for agent in self.engine.agent_ids:
+                    self._sync(agent)
+
+    # ------------------------------------------------------------------ the engine
+
+    def _feed(self, event: ev.Event) -> list[act.Action]:
+        """Hand one event to the engine, carry out its actions, re-arm the timer."""
+        assert self.engine is not None, "QueueRunner.start() first"
+        actions = self.engine.handle(event, self.now())
+        for action in actions:
+            try:
+                self._carry_out(action)
+            except Exception:  # noqa: BLE001 - one failed action must not lose the others
+                log.exception("acd_action_failed", action=repr(action))
+        self._arm()
+        return actions
+
+    def _arm(self) -> None:
+        assert self.engine is not None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.engine.next_deadline()
+        if deadline is not None:
+            delay = max(0.0, deadline - self.now()) + 0.001
+            self._timer = asyncio.get_running_loop().call_later(delay, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        self._feed(ev.Tick())
+
+    def _carry_out(self, a: act.Action) -> None:
+        if isinstance(a, act.QueueLogEntry):
+            self._log_queue(a)
+        elif isinstance(a, act.AgentStateChanged):
+            self._agent_state(a)
+        elif isinstance(a, act.RingAgent):
+            entry = self._entries.get(a.call)
+            if entry is not None:
+                entry.rings[a.agent] = self._spawn(self._ring(entry, a), entry)
+        elif isinstance(a, act.CancelRing):
+            entry = self._entries.get(a.call)
+            task = entry.rings.pop(a.agent, None) if entry else None
+            log.info("ring_cancelled", agent=a.agent, call=a.call, reason=a.reason)
+            if task is not None:
+                task.cancel()
+        elif isinstance(a, act.Bridge):
+            entry = self._entries.get(a.call)
+            if entry is not None:
+                self._spawn(self._connect(entry, a), entry)
+        elif isinstance(a, act.DropAgentLeg):
+            self._drop_agent(a)
+        elif isinstance(a, act.Announce):
+            self._announce(a)
+        elif isinstance(a, act.PlayHoldMusic):
+            entry = self._entries.get(a.call)
+            if entry is not None and entry.leg.channel is not None:
+                if not entry.leg.channel.playing:
+                    self._hold(entry)
+        elif isinstance(a, act.ExitQueue):
+            entry = self._entries.get(a.call)
+            if entry is not None:
+                log.info("queue_exit", call=a.call, queue=a.queue, reason=a.reason.value)
+                timeout = a.reason is act.ExitReason.TIMEOUT
+                self._resolve(entry, "timeout" if timeout else "empty")
+        elif isinstance(a, act.CallMoved):
+            entry = self._entries.get(a.call)
+            if entry is not None:
+                entry.queue = a.to_queue
+            log.info("queue_overflow", call=a.call, frm=a.from_queue, to=a.to_queue,
+                     reason=a.reason.value)
+        elif isinstance(a, act.CallbackRequested):
+            entry = self._entries.get(a.call)
+            if entry is not None:
+                entry.callback = True
+                self._spawn(self._confirm_callback(entry), entry)
+        elif isinstance(a, act.WatchdogFired):
+            log.warning("acd_watchdog", agent=a.agent, call=a.call, what=a.what,
+                        stuck_for=round(a.stuck_for, 1))
+            self.store.log_queue(ts=self._wall(a.time), queue=self._queue_of(a.call),
+                                 call_id=self._call_id(a.call), event="watchdog", agent=a.agent,
+                                 detail=f"{a.what} {a.stuck_for:.1f}s")
+        elif isinstance(a, act.Ignored):
+            log.debug("acd_ignored", acd_event=repr(a.event), reason=a.reason)
+
+    # ------------------------------------------------------------------ records
+
+    def _wall(self, t: float) -> float:
+        return time.time() - (self.now() - t)
+
+    def _call_id(self, engine_call: str) -> str:
+        entry = self._entries.get(engine_call)
+        return entry.leg.call.id if entry is not None else engine_call.partition("/")[0]
+
+    def _queue_of(self, engine_call: str) -> str:
+        entry = self._entries.get(engine_call)
+        return entry.queue if entry is not None else ""
+
+    def _log_queue(self, a: act.QueueLogEntry) -> None:
+        log.info("queue_log", queue=a.queue, call=a.call, event=a.event.value, agent=a.agent,
+                 position=a.position, wait=None if a.wait is None else round(a.wait, 2),
+                 talk=None if a.talk is None else round(a.talk, 2), detail=a.detail or None)
+        try:
+            self.store.log_queue(
+                ts=self._wall(a.time), queue=a.queue, call_id=self._call_id(a.call),
+                event=a.event.value, agent=a.agent, position=a.position, wait=a.wait,
+                talk=a.talk, hung_up_by=a.hung_up_by, detail=a.detail,
+            )
+        except Exception:  # noqa: BLE001 - a failed write is logged, never fatal
+            log.exception("queue_log_write_failed")
+
+    def _agent_state(self, a: act.AgentStateChanged) -> None:
+        self._since[a.agent] = a.time
+        log.info("agent_state", agent=a.agent, old=a.old.value, new=a.new.value,
+                 reason=a.reason)
+        try:
+            self.store.log_agent_state(ts=self._wall(a.time), agent=a.agent, old=a.old.value,
+                                       new=a.new.value, reason=a.reason)
+        except Exception:  # noqa: BLE001
+            log.exception("agent_state_write_failed")
+
+    # ------------------------------------------------------------------ callers
+
+    async def enqueue(
+        self, leg: Leg, queue: str, *, priority: int = 0, skills: dict[str, int] | None = None,
+        language: str = "pl",
+    ) -> str:
+        """Queue the caller's (answered) leg; return the outcome when it leaves the queue:
+        answered, hangup, timeout, empty, callback or failed."""
+        if self.engine is None or queue not in self.engine.queue_names:
+            log.warning("unknown_queue", queue=queue)
+            return "failed"
+        if leg.state is not LegState.ANSWERED:
+            return "hangup"
+        self._seq += 1
+        entry = _Entry(
+            id=f"{leg.call.id}/{self._seq}", leg=leg, queue=queue, language=language,
+            caller=leg.call.caller, outcome=asyncio.get_running_loop().create_future(),
+        )
+        self._entries[entry.id] = entry
+        if leg.channel is not None:
+            leg.channel.stop_playing()
+        while not leg.dtmf.empty():  # keys pressed before the queue are not queue keys
+            leg.dtmf.get_nowait()
+        watch = self._spawn(self._watch_caller(entry), entry)
+        try:
+            self._feed(ev.CallArrived(call=entry.id, queue=queue, priority=priority,
+                                      skills=skills or {}, caller=entry.caller))
+        except AcdError:
+            log.exception("enqueue_failed", queue=queue)
+            self._resolve(entry, "failed")
+        try:
+            outcome = await entry.outcome
+        finally:
+            watch.cancel()
+            if not entry.callback:
+                self._entries.pop(entry.id, None)
+        log.info("queue_outcome", queue=entry.queue, outcome=outcome)
+        return outcome
+
+    def _resolve(self, entry: _Entry, outcome: str) -> None:
+        if not entry.outcome.done():
+            entry.outcome.set_result(outcome)
+        channel = entry.leg.channel
+        if channel is not None and not channel.closed and outcome != "answered":
+            channel.stop_playing()
+
+    async def _watch_caller(self, entry: _Entry) -> None:
+        """Keys and the hang-up of a waiting caller become engine events."""
+        leg = entry.leg
+        while leg.state is LegState.ANSWERED and not entry.agent_legs:
+            get = asyncio.ensure_future(leg.dtmf.get())
+            ended = asyncio.ensure_future(leg.ended.wait())
+            try:
+                await asyncio.wait({get, ended}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ended.cancel()
+                if not get.done():
+                    get.cancel()
+            if get.done() and not get.cancelled() and not entry.agent_legs:
+                digit = get.result()
+                if digit in ev.DIGITS and not entry.callback:
+                    self._feed(ev.KeyPressed(call=entry.id, digit=digit))
+        if leg.state is LegState.ENDED and not entry.agent_legs and not entry.callback:
+            self._feed(ev.CallerHungUp(call=entry.id))
+            self._resolve(entry, "hangup")
+
+    def _prompt(self, name: str, language: str, leg: Leg) -> Prompt | None:
+        codec = PCMA if leg.codec == "PCMA" else PCMU
+        try:
+            return self.prompts.get(name, language if "." not in name else None, codec)
+        except PromptError as exc:
+            log.warning("prompt_missing", error=str(exc))
+            return None
+
+    def _hold(self, entry: _Entry) -> None:
+        channel = entry.leg.channel
+        music = self._prompt(HOLD_MUSIC, entry.language, entry.leg)
+        if channel is not None and not channel.closed and music is not None:
+            channel.play(music, loop=True, interruptible=False)
+
+    def _announce(self, a: act.Announce) -> None:
+        """Position, then the estimated wait (or just "please hold"), then music again."""
+        entry = self._entries.get(a.call)
+        if entry is None or entry.leg.channel is None or entry.leg.channel.closed:
+            return
+        lang = entry.language
+        try:
+            names = say_position(a.position, lang)
+            names += (say_wait_time(a.estimated_wait, lang) if a.estimated_wait is not None
+                      else ["please_hold"])
+        except SayError:
+            names = ["please_hold"]
+        prompts = [p for p in (self._prompt(n, lang, entry.leg) for n in names) if p]
+        channel = entry.leg.channel
+        channel.stop_playing()
+        for prompt in prompts:
+            channel.play(prompt)
+        self._hold(entry)
+
+    async def _confirm_callback(self, entry: _Entry) -> None:
+        """The caller keeps the place and is called back: confirm, hang up, outcome callback."""
+        leg = entry.leg
+        prompt = self._prompt("callback_booked", entry.language, leg)
+        if leg.channel is not None and prompt is not None:
+            leg.channel.stop_playing()
+            await flows.play(leg, prompt)
+        self._resolve(entry, "callback")
+        if leg.state is not LegState.ENDED:
+            await self.b2bua.hangup_call(leg.call, HangupCause.NORMAL, "system")
+
+    # ------------------------------------------------------------------ agents' phones
+
+    async def _ring(self, entry: _Entry, a: act.RingAgent) -> None:
+        """Dial the agent; report RingAnswered or RingFailed (a cancel ends this silently)."""
+        bindings = self.registrar.contacts(a.agent, self.now(), reachable_only=True)
+        if not bindings:
+            entry.rings.pop(a.agent, None)
+            self._feed(ev.RingFailed(agent=a.agent, call=a.call,
+                                     reason=ev.RingFailure.UNREACHABLE))
+            return
+        binding = bindings[0]
+        call = Call(caller=entry.caller, called=a.agent, source=f"queue:{a.queue}",
+                    direction="outbound")
+        log.info("ring_agent", agent=a.agent, call=a.call, queue=a.queue,
+                 contact=binding.contact, callback=a.callback)
+        leg = await self.b2bua.dial(
+            call, target_uri=binding.contact, dest=binding.source, transport=binding.transport,
+            party=a.agent, from_user=entry.caller or "anonymous", from_display=a.queue,
+            timeout=a.timeout,
+        )
+        if entry.rings.get(a.agent) is not asyncio.current_task():
+            await self.b2bua.hangup(leg)  # cancelled just as it was answered
+            return
+        del entry.rings[a.agent]
+        if leg.state is LegState.ANSWERED:
+            entry.agent_legs[a.agent] = leg
+            self._feed(ev.RingAnswered(agent=a.agent, call=a.call))
+            return
+        status = int(getattr(leg, "sip_status", 0) or 0)
+        reason = _FAILURES.get(status, ev.RingFailure.NO_ANSWER)
+        log.info("ring_failed", agent=a.agent, call=a.call, status=status, reason=reason.value)
+        self._feed(ev.RingFailed(agent=a.agent, call=a.call, reason=reason))
+
+    def _drop_agent(self, a: act.DropAgentLeg) -> None:
+        entry = self._entries.get(a.call)
+        leg = entry.agent_legs.pop(a.agent, None) if entry else None
+        log.info("drop_agent_leg", agent=a.agent, call=a.call, reason=a.reason)
+        if leg is not None:
+            self._spawn(self.b2bua.hangup(leg))
+
+    async def _connect(self, entry: _Entry, a: act.Bridge) -> None:
+        """Whisper to the agent, bridge, wait for either side to hang up, report it."""
+        agent_leg = entry.agent_legs.get(a.agent)
+        if agent_leg is None:
+            self._feed(ev.CallEnded(call=a.call, hung_up_by=ev.HungUpBy.SYSTEM))
+            return
+        if a.whisper:
+            prompt = self._prompt(a.whisper, entry.language, agent_leg)
+            if prompt is not None:
+                await flows.play(agent_leg, prompt)
+        caller_leg: Leg | None = entry.leg
+        if a.callback:
+            caller_leg = await self._dial_back(entry, agent_leg)
+        by = ev.HungUpBy.SYSTEM
+        if caller_leg is not None and caller_leg.state is LegState.ANSWERED \
+                and agent_leg.state is LegState.ANSWERED:
+            caller_leg.channel.stop_playing()
+            self.b2bua.media.bridge(caller_leg.channel, agent_leg.channel)
+            log.info("queue_connected", agent=a.agent, call=a.call, queue=a.queue)
+            ended = [asyncio.ensure_future(caller_leg.ended.wait()),
+                     asyncio.ensure_future(agent_leg.ended.wait())]
+            try:
+                await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for f in ended:
+                    f.cancel()
+            by = ev.HungUpBy.CALLER if caller_leg.state is LegState.ENDED else ev.HungUpBy.AGENT
+        elif caller_leg is None or caller_leg.state is LegState.ENDED:
+            by = ev.HungUpBy.CALLER
+        entry.agent_legs.pop(a.agent, None)
+        self._feed(ev.CallEnded(call=a.call, hung_up_by=by))
+        if agent_leg.state is not LegState.ENDED:
+            await self.b2bua.hangup(agent_leg)
+        if a.callback:
+            self._entries.pop(entry.id, None)
+            if caller_leg is not None and caller_leg.state is not LegState.ENDED:
+                await self.b2bua.hangup(caller_leg)
+            return
+        if entry.leg.channel is not None and not entry.leg.channel.closed:
+            self.b2bua.media.unbridge(entry.leg.channel)
+        self._resolve(entry, "answered" if entry.leg.state is LegState.ANSWERED else "hangup")
+
+    async def _dial_back(self, entry: _Entry, agent_leg: Leg) -> Leg | None:
+        """A callback's turn: the agent hears music while the caller's number is dialled where
+        the original call came from (the trunk's gateway, or the user's phone)."""
+        music = self._prompt(HOLD_MUSIC, entry.language, agent_leg)
+        if music is not None and agent_leg.channel is not None:
+            agent_leg.channel.play(music, loop=True)
+        orig = entry.leg
+        host, port = orig.peer
+        target = f"sip:{entry.caller}@{host}:{port}"
+        dest, transport = orig.peer, orig.transport
+        if orig.call.source.startswith("user:"):
+            bindings = self.registrar.contacts(entry.caller, self.now(), reachable_only=True)
+            if bindings:
+                target, dest, transport = bindings[0].contact, bindings[0].source, \
+                    bindings[0].transport
+        call = Call(caller=agent_leg.party, called=entry.caller, source=f"callback:{entry.queue}",
+                    direction="outbound")
+        log.info("callback_dial", call=entry.id, caller=entry.caller, agent=agent_leg.party)
+        ended = asyncio.ensure_future(agent_leg.ended.wait())
+        dial = asyncio.ensure_future(self.b2bua.dial(
+            call, target_uri=target, dest=dest, transport=transport, party=entry.caller,
+            from_user=orig.call.called or "callcenter",
+            timeout=60.0,
+        ))
+        await asyncio.wait({dial, ended}, return_when=asyncio.FIRST_COMPLETED)
+        if not dial.done():
+            dial.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await dial
+            return None
+        ended.cancel()
+        leg = dial.result()
+        return leg if leg.state is LegState.ANSWERED else None
+
+    # ------------------------------------------------------------------ registration
+
+    def _sync(self, agent: str, *, force: bool = False) -> None:
+        """Tell the engine whether the agent has a live (and a reachable) binding."""
+        if self.engine is None or agent not in self._since:
+            return
+        now = self.now()
+        bindings = self.registrar.contacts(agent, now)
+        state = (bool(bindings), any(b.reachable for b in bindings))
+        if not force and self._seen.get(agent) == state:
+            return
+        self._seen[agent] = state
+        registered, reachable = state
+        self._feed(ev.AgentRegistered(agent) if registered else ev.AgentUnregistered(agent))
+        if registered:
+            self._feed(ev.AgentReachability(agent, reachable))
+
+    def registration_changed(self, user: str, registered: bool) -> None:
+        """A REGISTER added or removed a binding of ``user`` (or one expired)."""
+        self._sync(user, force=True)
+
+    def reachability_changed(self, user: str, reachable: bool) -> None:
+        """An OPTIONS qualify of one of ``user``'s bindings succeeded or failed."""
+        self._sync(user, force=True)
+
+    # ------------------------------------------------------------------ agent commands
+
+    def agent_command(self, agent: str, command: str, reason: str = "") -> bool:
+        """login, logout, pause (with reason) or unpause; False when the agent's state does
+        not allow it (already being in the target state counts as done)."""
+        if self.engine is None or agent not in self._since:
+            raise KeyError(agent)
+        event: ev.Event
+        if command == "login":
+            event, already = ev.AgentLoggedIn(agent), _LOGGED_IN
+        elif command == "logout":
+            event, already = ev.AgentLoggedOut(agent), {AgentState.LOGGED_OUT}
+        elif command == "pause":
+            event, already = ev.AgentPaused(agent, reason), set()
+        elif command == "unpause":
+            event, already = ev.AgentUnpaused(agent), _LOGGED_IN - {AgentState.PAUSED}
+        else:
+            raise ValueError(f"unknown agent command {command!r}")
+        before = self.engine.agent_state(agent)
+        actions = self._feed(event)
+        if not any(isinstance(x, act.Ignored) and x.event is event for x in actions):
+            return True
+        return before in already
+
+    async def feature_code(self, leg: Leg, user: str, code: str) -> bool:
+        """``*41`` log in, ``*42`` log out, ``*43[reason]`` pause, ``*44`` unpause: answer,
+        confirm (or ``not_allowed``), hang up. False when ``code`` is not an ACD code."""
+        commands = {"*41": "login", "*42": "logout", "*43": "pause", "*44": "unpause"}
+        command = commands.get(code[:3])
+        reason = code[3:]
+        if command is None or (reason and (command != "pause" or not reason.isdigit())):
+            return False
+        try:
+            ok = self.agent_command(user, command, reason)
+        except KeyError:
+            ok = False
+        log.info("feature_code", user=user, code=code, command=command, ok=ok)
+        self.b2bua.answer(leg)
+        if await self.b2bua.confirmed(leg):
+            prompt = self._prompt(_CONFIRM[command] if ok else "not_allowed", FEATURE_LANGUAGE,
+                                  leg)
+            if prompt is not None:
+                await flows.play(leg, prompt)
+        if leg.state is not LegState.ENDED:
+            await self.b2bua.hangup_call(leg.call, HangupCause.NORMAL, "system")
+        return True
+
+    # ------------------------------------------------------------------ figures
+
+    def queue_stats(self) -> list[dict[str, Any]]:
+        """Live figures of every queue (the JSON of GET /api/queues)."""
+        assert self.engine is not None
+        now = self.now()
+        out = []
+        for name in self.engine.queue_names:
+            s = self.engine.stats(name, now)
+            out.append({
+                "name": name, "waiting": s.waiting, "longest_wait": round(s.longest_wait, 1),
+                "offered": s.offered, "answered": s.answered, "abandoned": s.abandoned,
+                "timed_out": s.timed_out, "exited_empty": s.exited_empty,
+                "callbacks": s.callbacks, "answered_within_sl": s.answered_within_target,
+                "service_level": _round(s.service_level, 3), "asa": _round(s.asa, 1),
+                "aht": _round(s.aht, 1),
+                "sl_seconds": self.cfg.queue(name).sl_seconds,  # type: ignore[union-attr]
+                "agents": [x.agent for x in s.agents],
+            })
+        return out
+
+    def agent_stats(self) -> list[dict[str, Any]]:
+        """Every agent's state and figures (the JSON of GET /api/agents)."""
+        assert self.engine is not None
+        now = self.now()
+        out = []
+        for agent in self.engine.agent_ids:
+            s = self.engine.agent_stats(agent, now)
+            out.append({
+                "id": agent, "name": self.names.get(agent, ""), "state": s.state.value,
+                "time_in_state": round(now - self._since.get(agent, now), 1),
+                "reason": s.pause_reason if s.state is AgentState.PAUSED else "",
+                "registered": s.registered, "reachable": s.reachable, "calls": s.calls,
+                "talk_time": round(s.talk_time, 1), "missed_in_row": s.missed_in_row,
+                "occupancy": _round(s.occupancy, 3),
+            })
+        return out
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _report_crash(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("acd_task_failed", error=repr(task.exception()), exc_info=task.exception())

@@ -1,0 +1,63 @@
+"""ACD routes of the JSON API: live queue and agent figures, agent log-in/out and pause.
+
+``register(router, api)`` adds them; reading needs any token, changing an agent an admin one::
+
+    GET  /api/queues                      name, waiting, longest_wait, offered, answered,
+                                          abandoned, service_level, asa, aht, ...
+    GET  /api/agents                      id, state, time_in_state, reason, calls, ...
+    POST /api/agents/{id}/login|logout|pause|unpause    body for pause: {"reason": "12"}
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
+
+if TYPE_CHECKING:
+    from callcenter.calls.queues import QueueRunner
+    from callcenter.web.api import Api
+
+__all__ = ["register"]
+
+COMMANDS = ("login", "logout", "pause", "unpause")
+
+
+def register(router: Router, api: Api) -> None:
+    """Add the ACD routes to ``router``; ``api.app.queues`` is the QueueRunner."""
+
+    def runner() -> QueueRunner:
+        queues: QueueRunner | None = getattr(api.app, "queues", None)
+        if queues is None or queues.engine is None:
+            raise HttpError(404, "the ACD is not running")
+        return queues
+
+    def queues(req: HttpRequest) -> HttpResponse:
+        api.require(req)
+        return HttpResponse.json(runner().queue_stats())
+
+    def agents(req: HttpRequest) -> HttpResponse:
+        api.require(req)
+        return HttpResponse.json(runner().agent_stats())
+
+    def command(req: HttpRequest) -> HttpResponse:
+        api.require(req, "admin")
+        agent, name = req.params["id"], req.params["command"]
+        if name not in COMMANDS:
+            raise HttpError(404, f"unknown command {name!r} (one of {', '.join(COMMANDS)})")
+        body: Any = req.json() if req.body else {}
+        reason = str(body.get("reason", "")) if isinstance(body, dict) else ""
+        acd = runner()
+        try:
+            ok = acd.agent_command(agent, name, reason)
+        except KeyError:
+            raise HttpError(404, f"no agent {agent!r}") from None
+        state = next(a for a in acd.agent_stats() if a["id"] == agent)
+        if not ok:
+            return HttpResponse.json(
+                {"error": f"cannot {name} while {state['state']}", "agent": state}, 409)
+        return HttpResponse.json(state)
+
+    router.add("GET", "/api/queues", queues)
+    router.add("GET", "/api/agents", agents)
+    router.add("POST", "/api/agents/{id}/{command}", command)
