@@ -30,8 +30,10 @@ __all__ = [
     "MediaConfig",
     "Queue",
     "QueueMember",
+    "RecordingConfig",
     "RegistrationConfig",
     "SipConfig",
+    "SupervisorConfig",
     "Trunk",
     "User",
     "YamlDocument",
@@ -105,6 +107,16 @@ queues:
     max_wait: 600
     announce_every: 60
     whisper: true
+# Supervisors dial *81<agent> listen, *82<agent> whisper, *83<agent> barge; keys 4/5/6 switch.
+supervisor:
+  wait_for_call: true      # agent not on a call: join their next call (false: say so, hang up)
+  wait_timeout: 300        # seconds a waiting supervisor is kept on the line
+  queues: {}               # supervisor -> queues whose agents they may supervise ({"2001": [sales]}); unlisted = all
+# Call recording: a stereo WAV per call (caller left, agent right), its path in the CDR.
+recording:
+  calls: false             # record every call answered by an agent
+  queues: []               # or only calls answered from these queues
+  directory: recordings    # relative to the database's directory
 """
 
 DEFAULT_CONFIG_NAME = "<default config>"
@@ -580,6 +592,22 @@ class Queue(_Model):
     ring_in_use: bool = False
 
 
+class SupervisorConfig(_Model):
+    """Listen / whisper / barge (``supervisor:``)."""
+
+    wait_for_call: bool = True
+    wait_timeout: PositiveSeconds = 300
+    queues: dict[Annotated[str, BeforeValidator(_quoted_string)], list[str]] = {}
+
+
+class RecordingConfig(_Model):
+    """Call recording policy (``recording:``); ``directory`` is relative to the database's."""
+
+    calls: bool = False
+    queues: list[str] = []
+    directory: Path = Path("recordings")
+
+
 class Config(_Model):
     """The whole configuration file."""
 
@@ -593,6 +621,8 @@ class Config(_Model):
     users: list[User] = []
     trunks: list[Trunk] = []
     queues: list[Queue] = []
+    supervisor: SupervisorConfig = SupervisorConfig()
+    recording: RecordingConfig = RecordingConfig()
 
     def queue(self, name: str) -> Queue | None:
         """The ACD queue called ``name``, if any."""
@@ -690,6 +720,54 @@ def _semantic_checks(cfg: Config) -> list[tuple[Loc, str]]:
             )
         seen_trunks.setdefault(trunk.name, i)
     out += _queue_checks(cfg)
+    out += _supervisor_checks(cfg)
+    return out
+
+
+def _supervisor_checks(cfg: Config) -> list[tuple[Loc, str]]:
+    """supervisor.queues keys are supervisors, queue names (there and in recording) exist."""
+    out: list[tuple[Loc, str]] = []
+    names = [q.name for q in cfg.queues]
+    supervisors = sorted(u.user for u in cfg.users if u.role == "supervisor")
+    for user, queues in cfg.supervisor.queues.items():
+        if user not in supervisors:
+            out.append((("supervisor", "queues", user),
+                        f"expected a user with role supervisor ({', '.join(supervisors)}), "
+                        f"got {user!r}"))
+        for j, name in enumerate(queues):
+            if name not in names:
+                out.append((("supervisor", "queues", user, j),
+                            f"expected a queue ({', '.join(names)}), got {name!r}"))
+    for j, name in enumerate(cfg.recording.queues):
+        if name not in names:
+            out.append((("recording", "queues", j),
+                        f"expected a queue ({', '.join(names)}), got {name!r}"))
+    return out
+
+
+def _queue_checks(cfg: Config) -> list[tuple[Loc, str]]:
+    """Queue names unique, members known users listed once, overflow to another queue."""
+    out: list[tuple[Loc, str]] = []
+    names = [q.name for q in cfg.queues]
+    users = {u.user for u in cfg.users}
+    for i, queue in enumerate(cfg.queues):
+        if queue.name in names[:i]:
+            out.append((("queues", i, "name"), f"queue {queue.name!r} is defined twice"))
+        seen: set[str] = set()
+        for j, member in enumerate(queue.members):
+            loc: Loc = ("queues", i, "members", j)
+            if member.user not in users:
+                out.append((loc, f"expected one of the users ({', '.join(sorted(users))}), "
+                                 f"got {member.user!r}"))
+            elif member.user in seen:
+                out.append((loc, f"user {member.user!r} is listed twice in this queue"))
+            seen.add(member.user)
+        if queue.overflow is not None and (
+            queue.overflow == queue.name or queue.overflow not in names
+        ):
+            out.append((("queues", i, "overflow"),
+                        f"expected the name of another queue ({', '.join(names)}), "
+                        f"got {queue.overflow!r}"))
     return out
 
 

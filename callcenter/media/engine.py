@@ -4,8 +4,8 @@ This is the only module of the media package that touches sockets or the event l
 
 Control interface (the seam for moving media into worker processes later): the public methods
 of `MediaEngine` and `Channel` (open_channel, configure, play, stop_playing, send_dtmf,
-start_recording, stop_recording, bridge, unbridge, close) are the commands; the callbacks
-(`on_done`, `on_dtmf`) are the events coming back. Nothing else crosses it, so a worker can
+start_recording, stop_recording, bridge, unbridge, mix, set_matrix, unmix, close) are the
+commands; the callbacks (`on_done`, `on_dtmf`, `on_bridge`) are the events coming back. Nothing else crosses it, so a worker can
 offer the same calls over a pipe keyed by `Channel.id`.
 
 Hot paths: one `call_at` ticker on a fixed grid of absolute deadlines drives every channel
@@ -26,8 +26,11 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+import numpy as np
+
 from . import g711
 from .dtmf import DtmfError, InbandDtmfDetector, Rfc4733Receiver, event_packets
+from .mixer import ULAW_SILENCE, JitterBuffer, mix_ulaw, normalise_matrix
 from .prompts import Prompt
 from .recorder import WavRecorder
 from .rtp import (
@@ -151,6 +154,9 @@ class Channel:
             timestamp=random.getrandbits(32),
         )
         self.peer: Channel | None = None
+        self.mix: Mix | None = None
+        """The conference this channel is in (then it has no peer)."""
+        self._jb: JitterBuffer | None = None
         self.closed = False
         self._sock = rtp_sock
         self._rtcp_sock = rtcp_sock
@@ -350,7 +356,7 @@ class Channel:
                     if item.on_done is not None:
                         _safe_call(item.on_done, PlayOutcome.DONE)
             return
-        if self.peer is not None or not self.send_silence:
+        if self.peer is not None or self.mix is not None or not self.send_silence:
             return
         self._account(late, skipped)
         self._send(stream.local(self._silence, self.payload_type, now, samples=len(self._silence)))
@@ -448,6 +454,21 @@ class Channel:
             peer.stats.relayed_out += 1
             if peer._rec_stereo:
                 peer._record_out(payload, peer.payload_type)
+        elif self._jb is not None:
+            self._jb.push(payload if pt == g711.PCMU else payload.translate(g711.ALAW_TO_ULAW),
+                          ts, ssrc)
+
+    def _send_mixed(self, frame: bytes, now: float, late: bool, skipped: int) -> None:
+        """Send this tick's mixed µ-law frame, unless a prompt or DTMF has the channel."""
+        if self._current is not None or self._dtmf_out or self.remote is None or self.closed:
+            return
+        pt = self.payload_type
+        if pt != g711.PCMU:
+            frame = frame.translate(g711.ULAW_TO_ALAW)
+        self._account(late, skipped)
+        self._send(self.stream.local(frame, pt, now, samples=len(frame)))
+        if self._rec_stereo:
+            self._record_out(frame, pt)
 
     def _record_out(self, payload: bytes, pt: int) -> None:
         if self._recorder is not None:
@@ -509,6 +530,23 @@ class Channel:
         self.last_rtcp = decode_rtcp(data)
 
 
+class Mix:
+    """A conference of channels mixed by the clock; made by `MediaEngine.mix`.
+
+    ``matrix[listener][source]`` is the gain with which one member hears another (diagonal
+    ignored); ``channels`` are the members in matrix order.
+    """
+
+    def __init__(self, engine: MediaEngine, channels: list[Channel], matrix: np.ndarray) -> None:
+        self.engine = engine
+        self.channels = channels
+        self.matrix = matrix
+
+    @property
+    def active(self) -> bool:
+        return self in self.engine._mixes
+
+
 class MediaEngine:
     """RTP channels on one address and port range, driven by one 20 ms clock."""
 
@@ -537,6 +575,12 @@ class MediaEngine:
         self._ports_used: set[int] = set()
         self._next_port = self.port_range[0]
         self._next_id = 1
+        self._mixes: list[Mix] = []
+        self.on_bridge: list[Callable[[Channel, Channel], None]] = []
+        """Called with both channels after each `bridge` (recording policies, supervisors)."""
+        self.mix_ticks = 0
+        self.mix_time = 0.0
+        """Seconds spent mixing, over `mix_ticks` ticks that had mixes."""
 
     def now(self) -> float:
         assert self._loop is not None
@@ -586,13 +630,91 @@ class MediaEngine:
         self.unbridge(b)
         a.peer = b
         b.peer = a
+        for fn in list(self.on_bridge):
+            _safe_call(fn, a, b)
 
     def unbridge(self, ch: Channel) -> None:
-        """Undo `bridge` for `ch` and its peer; both go back to silence or prompts."""
+        """Undo `bridge` for `ch` and its peer (both go back to silence or prompts); a channel
+        in a mix leaves it."""
         peer = ch.peer
         ch.peer = None
         if peer is not None and peer.peer is ch:
             peer.peer = None
+        if ch.mix is not None:
+            self._leave(ch)
+
+    def mix(self, channels: Sequence[Channel], matrix: Sequence[Sequence[float]] | np.ndarray,
+            ) -> Mix:
+        """Join channels in a conference mixed on the clock: each hears the sum of the others
+        weighted by its row of ``matrix`` (listener x source). Channels leave their bridge or
+        previous mix."""
+        members = list(channels)
+        m = normalise_matrix(matrix)
+        if m.shape[0] != len(members) or len(set(map(id, members))) != len(members):
+            raise MediaError("mix needs distinct channels and one matrix row per channel")
+        if any(ch.closed for ch in members):
+            raise MediaError("mix needs open channels")
+        for ch in members:
+            self.unbridge(ch)
+        mix = Mix(self, members, m)
+        for ch in members:
+            ch.mix = mix
+            ch._jb = JitterBuffer()
+        self._mixes.append(mix)
+        return mix
+
+    def set_matrix(self, mix: Mix, matrix: Sequence[Sequence[float]] | np.ndarray) -> None:
+        """Change who hears whom in a mix (takes effect on the next tick)."""
+        m = normalise_matrix(matrix)
+        if m.shape[0] != len(mix.channels):
+            raise MediaError(f"matrix is {m.shape[0]}x{m.shape[0]}, mix has "
+                             f"{len(mix.channels)} channels")
+        mix.matrix = m
+
+    def unmix(self, mix: Mix) -> None:
+        """Dissolve a mix; its channels go back to silence or prompts (bridge them again)."""
+        for ch in list(mix.channels):
+            self._leave(ch)
+        if mix in self._mixes:
+            self._mixes.remove(mix)
+
+    def _leave(self, ch: Channel) -> None:
+        mix = ch.mix
+        ch.mix = None
+        ch._jb = None
+        if mix is None or ch not in mix.channels:
+            return
+        i = mix.channels.index(ch)
+        mix.channels.pop(i)
+        mix.matrix = np.delete(np.delete(mix.matrix, i, 0), i, 1)
+        if not mix.channels and mix in self._mixes:
+            self._mixes.remove(mix)
+
+    def _mix_tick(self, now: float, late: bool, skipped: int) -> None:
+        """Decode each member's next frame, mix per listener, encode and send; mixes of the
+        same size are done together as one array."""
+        t0 = time.perf_counter()
+        groups: dict[int, list[Mix]] = {}
+        for mix in self._mixes:
+            if mix.channels:
+                groups.setdefault(len(mix.channels), []).append(mix)
+        for n, mixes in groups.items():
+            raw = bytearray()
+            for mix in mixes:
+                for ch in mix.channels:
+                    frame = ch._jb.pop() if ch._jb is not None else None
+                    raw += frame if frame is not None else ULAW_SILENCE
+            codes = np.frombuffer(raw, dtype=np.uint8).reshape(len(mixes), n, -1)
+            mats = np.stack([mix.matrix for mix in mixes])
+            out = mix_ulaw(codes, mats).tobytes()
+            size = codes.shape[-1]
+            pos = 0
+            for mix in mixes:
+                for ch in mix.channels:
+                    ch._send_mixed(out[pos:pos + size], now, late, skipped)
+                    pos += size
+        self.mix_ticks += 1
+        self.mix_time += time.perf_counter() - t0
 
     # ------------------------------------------------------------------------- internals
 
@@ -674,3 +796,8 @@ class MediaEngine:
                     ch._sender_report(now, unix_time)
             except Exception:
                 log.exception("media channel %d failed on the clock", ch.id)
+        if self._mixes:
+            try:
+                self._mix_tick(now, late, skipped)
+            except Exception:
+                log.exception("mixing failed on the clock")
