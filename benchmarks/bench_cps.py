@@ -1,0 +1,239 @@
+"""Calls per second: SIPp places calls to the benchmark line at a fixed rate for a fixed time.
+
+Each call: INVITE (PCMU) -> 200 -> ACK -> the server plays its prompt for --hold seconds ->
+BYE -> 200 (benchmarks/scenarios/uac_cps.xml). A rate passes when every call of the run
+succeeded (SIPp's stat CSV: SuccessfulCall == calls placed, FailedCall == 0). A fresh server
+is started for each rate; its CPU is sampled once a second and can be profiled with py-spy.
+
+    python benchmarks/bench_cps.py --rates 50,100,150,200 --duration 60
+    python benchmarks/bench_cps.py --search 100 400 --duration 60     # bisect to --resolution
+    python benchmarks/bench_cps.py --rates 150 --duration 60 --profile
+
+Every run is bounded: SIPp gets -m rate*duration and a global -timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import (  # noqa: E402
+    BENCH,
+    HOST,
+    CpuSampler,
+    Server,
+    hot_spots,
+    inclusive,
+    machine,
+    py_spy,
+    udp_errors,
+    udp_socket_drops,
+)
+
+SCENARIO = BENCH / "scenarios" / "uac_cps.xml"
+
+
+@dataclass
+class RunResult:
+    rate: int
+    duration: int
+    placed: int
+    successful: int
+    failed: int
+    retransmissions: int
+    unexpected: int
+    timeouts_recv: int
+    max_udp_retrans: int
+    dead_call_msgs: int
+    sipp_rc: int
+    wall_s: float
+    cpu_mean: float
+    cpu_p90: float
+    cpu_max: float
+    system_busy_pct: float
+    udp_rcvbuf_errors: int
+    """Datagrams dropped machine-wide because a socket buffer was full (SIP or RTP; SIPp does
+    not read the RTP sent to its -mp port, so this counts those too)."""
+    server_sip_drops: int
+    sip_rcvbuf: int
+    """Datagrams dropped at the server's SIP UDP socket (its receive buffer was full)."""
+    nice: int
+    rt_invite_ms: float
+    passed: bool
+
+
+def _last_row(path: Path) -> dict[str, str]:
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f, delimiter=";"))
+    header, last = rows[0], rows[-1]
+    return dict(zip(header, last, strict=False))
+
+
+def _num(row: dict[str, str], key: str) -> int:
+    try:
+        return int(float(row.get(key, "0") or 0))
+    except ValueError:
+        return 0
+
+
+def _ms(value: str) -> float:
+    """SIPp's response time 'HH:MM:SS:mmmuuu' (or '...:mmm') in milliseconds."""
+    parts = value.split(":")
+    if len(parts) < 4:
+        return 0.0
+    h, m, s, frac = parts[0], parts[1], parts[2], parts[3]
+    ms = float(frac[:3]) + (float(frac[3:]) / 1000 if len(frac) > 3 else 0.0)
+    return (int(h) * 3600 + int(m) * 60 + int(s)) * 1000 + ms
+
+
+def run_rate(args: argparse.Namespace, rate: int, workdir: Path) -> RunResult:
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {"CALLCENTER_BENCH_SIP_RCVBUF": str(args.sip_rcvbuf)} if args.sip_rcvbuf else {}
+    server = Server(
+        workdir, Path(args.config), args.sip_port, args.http_port, env=env, nice=args.nice
+    )
+    server.start()
+    sampler = CpuSampler(server.pid).start()
+    calls = rate * args.duration
+    stat = workdir / "stat.csv"
+    stat.unlink(missing_ok=True)
+    hold_ms = int(args.hold * 1000)
+    limit = max(10, int(rate * (args.hold + 2) * 3))
+    cmd = [
+        args.sipp, f"{HOST}:{args.sip_port}", "-sf", str(SCENARIO), "-s", args.number,
+        "-i", HOST, "-p", str(args.sipp_port), "-mi", HOST, "-mp", str(args.media_port),
+        "-bind_local", "-nostdin", "-r", str(rate), "-rp", "1000", "-m", str(calls),
+        "-l", str(limit), "-d", str(hold_ms), "-recv_timeout", "10000",
+        "-timeout", f"{args.duration + int(args.hold) + 40}s", "-timeout_error",
+        "-trace_stat", "-stf", str(stat), "-fd", "1", "-trace_err",
+        "-error_file", str(workdir / "sipp_errors.log"),
+    ]
+    profiler = None
+    udp0 = udp_errors()
+    t0 = time.monotonic()
+    sipp = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=workdir,
+        preexec_fn=(lambda: os.setpriority(os.PRIO_PROCESS, 0, args.nice)) if args.nice else None,
+    )
+    if args.profile:
+        time.sleep(args.hold + 5)
+        profiler = py_spy(server.pid, args.profile_seconds, workdir / "profile.txt")
+    try:
+        _, err = sipp.communicate(timeout=args.duration + args.hold + 60)
+    except subprocess.TimeoutExpired:
+        sipp.kill()
+        _, err = sipp.communicate()
+    wall = time.monotonic() - t0
+    if profiler is not None:
+        profiler.wait(args.profile_seconds + 30)
+    sampler.stop()
+    udp1 = udp_errors()
+    sip_drops = udp_socket_drops(args.sip_port)
+    server.stop()
+    if err:
+        (workdir / "sipp.stderr").write_bytes(err)
+    row = _last_row(stat) if stat.exists() else {}
+    # steady state: skip the first hold+2 s of ramp-up and the tail after the last INVITE
+    cpu = sampler.summary(args.hold + 2, args.duration)
+    ok = _num(row, "SuccessfulCall(C)")
+    failed = _num(row, "FailedCall(C)")
+    res = RunResult(
+        rate=rate, duration=args.duration, placed=_num(row, "OutgoingCall(C)"),
+        successful=ok, failed=failed, retransmissions=_num(row, "Retransmissions(C)"),
+        unexpected=_num(row, "FailedUnexpectedMessage(C)"),
+        timeouts_recv=_num(row, "FailedTimeoutOnRecv(C)"),
+        max_udp_retrans=_num(row, "FailedMaxUDPRetrans(C)"),
+        dead_call_msgs=_num(row, "DeadCallMsgs(C)"), sipp_rc=sipp.returncode,
+        wall_s=round(wall, 1), cpu_mean=round(cpu["mean"], 1), cpu_p90=round(cpu["p90"], 1),
+        cpu_max=round(cpu["max"], 1),
+        system_busy_pct=round(sampler.system_summary(args.hold + 2, args.duration), 1),
+        nice=args.nice,
+        udp_rcvbuf_errors=udp1.get("RcvbufErrors", 0) - udp0.get("RcvbufErrors", 0),
+        server_sip_drops=sip_drops, sip_rcvbuf=args.sip_rcvbuf,
+        rt_invite_ms=round(_ms(row.get("ResponseTime1(C)", "")), 2),
+        passed=(ok == calls and failed == 0 and sipp.returncode == 0),
+    )
+    (workdir / "cpu.json").write_text(json.dumps(sampler.samples))
+    if profiler is not None and (workdir / "profile.txt").exists():
+        report_profile(workdir / "profile.txt")
+    return res
+
+
+def report_profile(path: Path) -> None:
+    print(f"\nhot spots by own time ({path}):")
+    for fn, own, incl in hot_spots(path, 20):
+        print(f"  {own:5.1f}% own {incl:5.1f}% incl  {fn}")
+    areas = inclusive(path, [
+        "parse_message", "serialize", "TransactionLayer", "_tick (callcenter/media/engine.py",
+        "structlog", "sqlite", "store/db.py", "on_invite", "sdp.py", "_run_once",
+        "datagram_received", "_on_readable",
+    ])
+    print("share of samples by area (inclusive):")
+    for name, pct in areas.items():
+        print(f"  {pct:5.1f}%  {name}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--rates", help="comma-separated call rates to try, in order")
+    p.add_argument("--search", nargs=2, type=int, metavar=("PASS", "FAIL"),
+                   help="bisect between a passing and a failing rate")
+    p.add_argument("--resolution", type=int, default=10, help="bisection stops at this step")
+    p.add_argument("--duration", type=int, default=60, help="seconds of new calls per rate")
+    p.add_argument("--hold", type=float, default=3.0, help="seconds between ACK and BYE")
+    p.add_argument("--number", default="0800000001")
+    p.add_argument("--config", default=str(BENCH / "bench-config.yaml"))
+    p.add_argument("--sip-port", type=int, default=25260)
+    p.add_argument("--http-port", type=int, default=25280)
+    p.add_argument("--sipp-port", type=int, default=25262)
+    p.add_argument("--media-port", type=int, default=25264)
+    p.add_argument("--sipp", default=shutil.which("sipp") or "sipp")
+    p.add_argument("--workdir", default="/tmp/callcenter-bench/cps")
+    p.add_argument("--nice", type=int, default=0,
+                   help="niceness of server and SIPp (-10: ahead of other load on a shared box)")
+    p.add_argument("--sip-rcvbuf", type=int, default=0,
+                   help="experiment: SIP UDP receive buffer of the server (bytes)")
+    p.add_argument("--profile", action="store_true", help="py-spy the server during the run")
+    p.add_argument("--profile-seconds", type=int, default=30)
+    p.add_argument("--stop-on-fail", action="store_true", help="stop --rates at the first failure")
+    args = p.parse_args()
+
+    print(json.dumps(machine()))
+    results: list[RunResult] = []
+
+    def one(rate: int) -> RunResult:
+        res = run_rate(args, rate, Path(args.workdir) / f"r{rate}")
+        results.append(res)
+        print(json.dumps(asdict(res)), flush=True)
+        time.sleep(2)  # let sockets in TIME_WAIT / late retransmissions drain
+        return res
+
+    if args.rates:
+        for rate in (int(r) for r in args.rates.split(",")):
+            if not one(rate).passed and args.stop_on_fail:
+                break
+    if args.search:
+        lo, hi = args.search
+        while hi - lo > args.resolution:
+            mid = (lo + hi) // 2
+            if one(mid).passed:
+                lo = mid
+            else:
+                hi = mid
+        print(f"highest passing rate found: {lo} CPS (failing: {hi})")
+    passing = [r.rate for r in results if r.passed]
+    print(f"passed: {sorted(passing)}  failed: {sorted(r.rate for r in results if not r.passed)}")
+
+
+if __name__ == "__main__":
+    main()

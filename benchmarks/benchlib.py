@@ -1,0 +1,265 @@
+"""Shared helpers of the benchmarks: start the server, wait for it, sample its CPU, profile it.
+
+Only 127.0.0.1 is used. Every process started here is stopped by its own PID.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent
+HOST = "127.0.0.1"
+
+
+def machine() -> dict[str, str]:
+    """What the numbers were measured on."""
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    try:
+        import uvloop
+
+        loop = f"uvloop {uvloop.__version__}"
+    except ImportError:
+        loop = "asyncio default loop"
+    return {
+        "cpu": model,
+        "cores": str(psutil.cpu_count(logical=True)),
+        "ram_gib": f"{psutil.virtual_memory().total / 2**30:.1f}",
+        "python": platform.python_version(),
+        "loop": loop,
+        "kernel": platform.release(),
+    }
+
+
+@dataclass
+class Server:
+    """`python -m callcenter serve` as a child process with its own database and log."""
+
+    workdir: Path
+    config: Path
+    sip_port: int
+    http_port: int
+    env: dict[str, str] = field(default_factory=dict)
+    nice: int = 0
+    """Niceness of the server process (negative = ahead of other load on a shared machine)."""
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 15.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        db = self.workdir / "bench.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        log = open(self.workdir / "server.log", "wb")  # noqa: SIM115 - closed with the process
+        entry = ["-m", "callcenter"]
+        if "CALLCENTER_BENCH_SIP_RCVBUF" in self.env:
+            entry = [str(BENCH / "serve_rcvbuf.py")]
+        cmd = [
+            sys.executable, *entry, "serve", "--config", str(self.config),
+            "--sip-port", str(self.sip_port), "--http-port", str(self.http_port),
+            "--db", str(db), "--log-format", "json",
+        ]
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
+        self.proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
+            env=env, preexec_fn=_niceness(self.nice),
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: see {self.workdir / 'server.log'}")
+            if options_ping(self.sip_port):
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("server did not answer OPTIONS")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def _niceness(n: int) -> Callable[[], None] | None:
+    """A preexec_fn that sets the child's niceness to n (root may go below 0)."""
+    if not n:
+        return None
+    return lambda: os.setpriority(os.PRIO_PROCESS, 0, n)
+
+
+def options_ping(port: int, timeout: float = 1.0) -> bool:
+    """True when the server at 127.0.0.1:port answers an OPTIONS with 200."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((HOST, 0))
+        s.settimeout(timeout)
+        lport = s.getsockname()[1]
+        cid = uuid.uuid4().hex
+        msg = (
+            f"OPTIONS sip:ping@{HOST}:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {HOST}:{lport};branch=z9hG4bK{cid[:16]}\r\n"
+            f"From: <sip:bench@{HOST}:{lport}>;tag={cid[:8]}\r\n"
+            f"To: <sip:ping@{HOST}:{port}>\r\n"
+            f"Call-ID: {cid}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+        try:
+            s.sendto(msg.encode(), (HOST, port))
+            data = s.recv(4096)
+        except OSError:
+            return False
+    return data.startswith(b"SIP/2.0 200")
+
+
+class CpuSampler:
+    """Samples one process's CPU use (percent of one core) once a second in a thread."""
+
+    def __init__(self, pid: int, interval: float = 1.0) -> None:
+        self.proc = psutil.Process(pid)
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self.system: list[tuple[float, float]] = []
+        """Whole-machine busy % (100 = every core busy): shows other load on a shared box."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> CpuSampler:
+        self.proc.cpu_percent(None)
+        psutil.cpu_percent(None)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        while not self._stop.wait(self.interval):
+            try:
+                t = time.monotonic() - t0
+                self.samples.append((t, self.proc.cpu_percent(None)))
+                self.system.append((t, psutil.cpu_percent(None)))
+            except psutil.Error:
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def system_summary(self, start: float = 0.0, end: float = float("inf")) -> float:
+        """Mean whole-machine busy % over [start, end)."""
+        vals = [v for t, v in self.system if start <= t < end]
+        return sum(vals) / len(vals) if vals else 0.0
+
+    def summary(self, start: float = 0.0, end: float = float("inf")) -> dict[str, float]:
+        """Mean / max / p90 over the samples whose time is in [start, end)."""
+        vals = sorted(v for t, v in self.samples if start <= t < end)
+        if not vals:
+            return {"mean": 0.0, "p90": 0.0, "max": 0.0}
+        return {
+            "mean": sum(vals) / len(vals),
+            "p90": vals[int(0.9 * (len(vals) - 1))],
+            "max": vals[-1],
+        }
+
+
+def py_spy(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] | None:
+    """Start `py-spy record` on the server (collapsed stacks) when py-spy is installed."""
+    exe = Path(sys.executable).parent / "py-spy"
+    if not exe.exists():
+        return None
+    return subprocess.Popen(
+        [str(exe), "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200",
+         "--format", "raw", "--output", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def hot_spots(collapsed: Path, top: int = 15) -> list[tuple[str, float, float]]:
+    """(function, self %, inclusive %) from py-spy's collapsed stacks, by self time."""
+    own: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_s = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_s)
+        total += count
+        frames = [f.split(" (", 1)[0] + _where(f) for f in stack.split(";")]
+        if not frames:
+            continue
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for f in set(frames):
+            incl[f] = incl.get(f, 0) + count
+    if not total:
+        return []
+    rows = sorted(own.items(), key=lambda kv: -kv[1])[:top]
+    return [(f, 100 * c / total, 100 * incl.get(f, 0) / total) for f, c in rows]
+
+
+def inclusive(collapsed: Path, needles: list[str]) -> dict[str, float]:
+    """Share (%) of samples whose stack contains each needle (substring of a frame)."""
+    hits = dict.fromkeys(needles, 0)
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_s = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_s)
+        total += count
+        for n in needles:
+            if n in stack:
+                hits[n] += count
+    return {n: (100 * c / total if total else 0.0) for n, c in hits.items()}
+
+
+def _where(frame: str) -> str:
+    """' (file.py)' with the path shortened to the last two components."""
+    if " (" not in frame:
+        return ""
+    loc = frame.split(" (", 1)[1].rstrip(")")
+    path = loc.split(":", 1)[0]
+    return " (" + "/".join(Path(path).parts[-2:]) + ")"
+
+
+def udp_errors() -> dict[str, int]:
+    """Machine-wide UDP counters from /proc/net/snmp (RcvbufErrors = a full socket buffer)."""
+    lines = [ln.split() for ln in Path("/proc/net/snmp").read_text().splitlines()
+             if ln.startswith("Udp:")]
+    if len(lines) < 2:
+        return {}
+    return {k: int(v) for k, v in zip(lines[0][1:], lines[1][1:], strict=False)}
+
+
+def udp_socket_drops(port: int) -> int:
+    """Datagrams the kernel dropped for the UDP socket bound to 127.0.0.1:port (its buffer
+    was full), from /proc/net/udp; -1 when no such socket."""
+    want = f"0100007F:{port:04X}"
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        cols = line.split()
+        if cols[1] == want:
+            return int(cols[-1])
+    return -1
