@@ -53,6 +53,23 @@ def _ndtr(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.where(x >= 0, erf, -erf))
 
 
+def _count_cdf(mean: np.ndarray, var: np.ndarray, jmax: int) -> np.ndarray:
+    """``P(N <= j)`` for ``j < jmax``, rows by ``mean``: ``N`` a sum of independent Bernoullis.
+
+    The sum (a Poisson-binomial count) is approximated by the binomial with the same mean and
+    variance, ``n = mean / p`` trials of ``p = 1 - var / mean`` (real ``n``), which is exact when
+    the probabilities are equal and much closer than a Poisson when they are not small.
+    """
+    mean = np.maximum(mean, 1e-12)
+    p = np.clip(1.0 - var / mean, 1e-6, 1.0 - 1e-6)[:, None]
+    n = mean[:, None] / p
+    js = np.arange(1, jmax, dtype=float)[None, :]
+    ratio = np.maximum(n - js + 1.0, 0.0) / js * (p / (1.0 - p))
+    first = np.exp(n * np.log1p(-p))
+    terms = np.concatenate([first, first * np.cumprod(ratio, axis=1)], axis=1)
+    return np.minimum(np.cumsum(terms, axis=1), 1.0)
+
+
 @dataclass(frozen=True, slots=True)
 class LogNormal:
     """A log-normal duration: ``log(T) ~ N(mu, sigma²)``."""
@@ -196,19 +213,20 @@ class PowerPacer(Pacer):
 class PredictivePacer(Pacer):
     """Model-based predictive pacing.
 
-    For ``k`` extra dials it projects, second by second over the next ``max_ring + 2`` s, the
-    answers of the calls in flight (answer probability and time-to-answer distribution,
-    conditioned on the ring time already elapsed) and the agents that will be free (free now,
-    in wrap-up, on a call, from the talk and wrap-up distributions). With ``A(t)`` the calls
-    answered by ``t`` and ``B(t)`` the agents free by ``t``, at least ``A(t) - B(t + 2)`` calls
-    must be abandoned; with a normal approximation of that difference the expected abandons
-    are ``E(k) = max_t E[(A(t) - B(t + 2))+]``.
+    Over the next ``max_ring + 2`` s, second by second, it projects ``A(t)``, the calls answered
+    by ``t`` (the waiting ones, plus each call in flight by its answer probability and
+    time-to-answer distribution conditioned on the ring time already elapsed; a Poisson count
+    with that mean) and ``B(t)``, the agents free by ``t``: free now, in wrap-up (its end is
+    near-certain when wrap-up is a campaign timer), or ending a call in time to wrap up.
 
-    The ``k``-th dial is placed while its marginal risk ``(E(k) - E(k-1)) / p_answer`` (the
-    chance that, if answered, it is abandoned) stays under a target that adapts to the measured
-    abandon rate (the worse of 24 h and 30 days): ``target = limit * clamp(gain * (limit -
-    measured) / limit, min_scale, max_scale)``, and zero once the limit is reached: then the pacer
-    only dials what progressive would, which cannot abandon.
+    Answers are matched to agents first come, first served and one answered at ``t`` may take
+    any agent free by ``t + 2``, so at least ``max_t (A(t) - B(t + 2))`` answers find nobody.
+    A new dial answered at ``t`` adds one abandon (its own or a later call's) when ``A(t')``
+    reaches ``B(t' + 2)`` at some ``t' >= t``; its *risk* is that probability (bounded below by
+    the largest single ``P(A(t') >= B(t' + 2))``) averaged over when it is answered. Dials are
+    added one by one while the risk stays under :meth:`target`, which steers the measured abandon
+    rate to ``aim * limit`` and is zero at the limit, where the pacer dials only what progressive
+    would, which cannot abandon.
     """
 
     name = "predictive"
@@ -216,15 +234,19 @@ class PredictivePacer(Pacer):
     def __init__(
         self,
         *,
-        gain: float = 2.0,
+        aim: float = 0.9,
+        base_scale: float = 1.0,
+        gain: float = 4.0,
         max_scale: float = 3.0,
-        min_scale: float = 0.7,
         max_per_agent: float = 4.0,
-        confidence_answers: float = 100.0,
+        confidence_answers: float = 200.0,
+        idle_boost: float = 0.5,
     ) -> None:
+        self.idle_boost = idle_boost
+        self.aim = aim
+        self.base_scale = base_scale
         self.gain = gain
         self.max_scale = max_scale
-        self.min_scale = min_scale
         self.max_per_agent = max_per_agent
         self.confidence_answers = confidence_answers
         self._tables: dict[tuple[LogNormal, float, float], np.ndarray] = {}
@@ -238,84 +260,10 @@ class PredictivePacer(Pacer):
                 self._tables.clear()
             table = dist.cdf(np.arange(0.0, span + 2 * step, step))
             self._tables[key] = table
-        idx = np.clip(x / step, 0.0, len(table) - 2)
+        idx = np.clip(x * (1.0 / step), 0.0, len(table) - 2)
         lo = idx.astype(np.intp)
         frac = idx - lo
         return table[lo] * (1 - frac) + table[lo + 1] * frac
-
-    def target(self, snap: PacingSnapshot) -> float:
-        """The marginal abandon risk allowed for one more dial."""
-        # few answers so far: trust the measured rate only as far as it is measured
-        weight = snap.answered_24h / (snap.answered_24h + self.confidence_answers)
-        measured = weight * max(snap.abandon_rate_24h, snap.abandon_rate_30d) + (
-            1 - weight
-        ) * snap.limit * 0.5
-        headroom = (snap.limit - measured) / snap.limit
-        if headroom <= 0:
-            return 0.0
-        return snap.limit * min(self.max_scale, max(self.min_scale, self.gain * headroom))
-
-    def lines_to_dial(self, snap: PacingSnapshot) -> int:
-        floor = snap.free_agents - len(snap.ringing) - snap.waiting
-        if snap.agents == 0:
-            return 0
-        target = self.target(snap)
-        est = snap.estimates
-        p = min(max(est.answer_rate, 1e-3), 1.0)
-        horizon = int(math.ceil(snap.max_ring)) + 1
-        grace = ABANDON_GRACE
-        ts = np.arange(1, horizon + 1, dtype=float)
-
-        # answers by t of the calls in flight, and of one new dial
-        def ring_cdf(x: np.ndarray) -> np.ndarray:
-            return self._cdf(est.ring, x, 0.1, snap.max_ring)
-
-        g_max = max(float(ring_cdf(np.array([snap.max_ring]))[0]), 1e-9)
-        if snap.ringing:
-            r = np.array(snap.ringing, dtype=float)[:, None]
-            g_r = ring_cdf(r) / g_max
-            g_rt = ring_cdf(np.minimum(r + ts, snap.max_ring)) / g_max
-            q = p * (g_rt - g_r) / np.maximum(1.0 - p * g_r, 1e-9)
-            q = np.clip(q, 0.0, 1.0)
-            mean_a = q.sum(axis=0) + snap.waiting
-            var_a = (q * (1 - q)).sum(axis=0)
-        else:
-            mean_a = np.full(horizon, float(snap.waiting))
-            var_a = np.zeros(horizon)
-        q0 = np.clip(p * ring_cdf(np.minimum(ts, snap.max_ring)) / g_max, 0.0, 1.0)
-
-        # agents free by t + grace
-        tb = ts + grace
-        mean_b = np.full(horizon, float(snap.free_agents))
-        var_b = np.zeros(horizon)
-        if snap.wrapping:
-            w = np.array(snap.wrapping, dtype=float)[:, None]
-            f = self._conditional(est.wrapup, w, w + tb, 0.1, 900.0)
-            mean_b += f.sum(axis=0)
-            var_b += (f * (1 - f)).sum(axis=0)
-        if snap.talking:
-            e = np.array(snap.talking, dtype=float)[:, None]
-            f = self._conditional(est.talk, e, e + tb - est.wrapup.mean, 0.5, 7200.0)
-            mean_b += f.sum(axis=0)
-            var_b += (f * (1 - f)).sum(axis=0)
-
-        # no use looking further than enough answers for every agent free within the horizon
-        reachable = snap.free_agents + len(snap.wrapping) + 2
-        k_max = min(
-            int(self.max_per_agent * snap.agents) - len(snap.ringing),
-            int(math.ceil(reachable / p)),
-        )
-        if k_max <= 0:
-            return snap.cap(floor)
-        # risk of dial k+1: P(no agent within 2 s | it is answered), summed over when it answers
-        density = np.diff(q0, prepend=0.0) / max(float(q0[-1]), 1e-9)
-        ks = np.arange(k_max, dtype=float)[:, None]
-        mu = (mean_a - mean_b)[None, :] + ks * q0[None, :]
-        sd = np.sqrt((var_a + var_b)[None, :] + ks * (q0 * (1 - q0))[None, :] + 0.25)
-        risk = (_ndtr((mu + 0.5) / sd) * density[None, :]).sum(axis=1)
-        over = np.nonzero(risk > target)[0]
-        k = int(over[0]) if over.size else k_max
-        return snap.cap(max(k, floor))
 
     def _conditional(
         self, dist: LogNormal, elapsed: np.ndarray, until: np.ndarray, step: float, span: float
@@ -324,6 +272,80 @@ class PredictivePacer(Pacer):
         f_e = self._cdf(dist, elapsed, step, span)
         f_u = self._cdf(dist, until, step, span)
         return np.clip((f_u - f_e) / np.maximum(1.0 - f_e, 1e-12), 0.0, 1.0)
+
+    def target(self, snap: PacingSnapshot) -> float:
+        """The abandon risk allowed for one more dial (0 once the measured rate hits the limit)."""
+        measured = max(snap.abandon_rate_24h, snap.abandon_rate_30d)
+        # at the limit (one abandon of slack, so that the first minutes are not progressive)
+        if measured * snap.answered_24h >= snap.limit * snap.answered_24h + 1.0 - 1e-9:
+            return 0.0
+        if measured >= snap.limit and snap.answered_24h >= 1000:
+            return 0.0
+        # few answers so far: trust the measured rate only as far as it is measured
+        weight = snap.answered_24h / (snap.answered_24h + self.confidence_answers)
+        error = weight * (self.aim * snap.limit - measured) / snap.limit
+        scale = self.base_scale * math.exp(self.gain * error)
+        return snap.limit * min(scale, self.max_scale)
+
+    def lines_to_dial(self, snap: PacingSnapshot) -> int:
+        floor = snap.free_agents - len(snap.ringing) - snap.waiting
+        if snap.agents == 0:
+            return 0
+        target = self.target(snap)
+        k_max = int(self.max_per_agent * snap.agents) - len(snap.ringing)
+        if target <= 0.0 or k_max <= max(floor, 0):
+            return snap.cap(floor)
+        est = snap.estimates
+        p = min(max(est.answer_rate, 1e-3), 1.0)
+        max_ring = snap.max_ring
+        horizon = int(math.ceil(max_ring)) + 1
+        ts = np.arange(1.0, horizon + 1.0)
+        span = max_ring + horizon
+
+        # answers by t: of the calls in flight (mean of a Poisson count), and of one new dial
+        g_max = max(float(self._cdf(est.ring, np.array([max_ring]), 0.1, span)[0]), 1e-9)
+        q0 = p * self._cdf(est.ring, np.minimum(ts, max_ring), 0.1, span) / g_max
+        mean_a = np.full(horizon, float(snap.waiting))
+        var_a = np.zeros(horizon)
+        if snap.ringing:
+            r = np.array(snap.ringing)
+            g_r = self._cdf(est.ring, r, 0.1, span) / g_max
+            g_rt = self._cdf(est.ring, np.minimum(r[:, None] + ts, max_ring), 0.1, span) / g_max
+            q = p * (g_rt - g_r[:, None]) / np.maximum(1.0 - p * g_r, 1e-9)[:, None]
+            q = np.clip(q, 0.0, 1.0)
+            mean_a += q.sum(axis=0)
+            var_a += (q * (1.0 - q)).sum(axis=0)
+
+        # agents free by t + 2
+        tb = ts + ABANDON_GRACE
+        free_b = np.full(horizon, float(snap.free_agents))
+        if snap.wrapping:
+            w = np.array(snap.wrapping)[:, None]
+            free_b += self._conditional(est.wrapup, w, w + tb, 0.05, 900.0).sum(axis=0)
+        if snap.talking:
+            e = np.array(snap.talking)[:, None]
+            until = e + tb - est.wrapup.mean
+            free_b += self._conditional(est.talk, e, until, 0.5, 7200.0).sum(axis=0)
+        base = np.floor(free_b + 1e-6)
+        frac = free_b - base
+        m = base.astype(np.intp)
+        jmax = int(m.max()) + 2
+        density = np.diff(q0, prepend=0.0) / max(float(q0[-1]), 1e-9)
+        rows = np.arange(horizon)
+        var0 = q0 * (1.0 - q0)
+        # agents idle now are the most costly: allow more risk to feed them
+        target *= 1.0 + self.idle_boost * max(floor, 0)
+        k = 0
+        while k < k_max:
+            cdf = _count_cdf(mean_a + k * q0, var_a + k * var0, jmax)
+            below = np.where(m > 0, cdf[rows, np.maximum(m - 1, 0)], 0.0)
+            p_over = 1.0 - ((1.0 - frac) * below + frac * cdf[rows, m])
+            # answered at t, it costs an abandon if the others reach the agents at any t' >= t
+            reach = np.maximum.accumulate(p_over[::-1])[::-1]
+            if float(density @ reach) > target:
+                break
+            k += 1
+        return snap.cap(max(k, floor))
 
 
 @register_pacer
@@ -421,20 +443,25 @@ class Stats:
     """Exponentially weighted estimates of the list and agents, fed by outcomes.
 
     Durations are tracked as the mean and variance of their logarithm (a log-normal fit).
-    ``alpha`` is the weight of one new observation.
+    ``alpha`` is the weight of one new observation once warmed up; before that the ``n``-th
+    observation weighs ``1 / (n + prior_weight)`` (a running mean that starts from the prior),
+    so the first minutes of a campaign do not dial on the prior's guesses.
     """
 
     def __init__(
         self,
         prior: Estimates | None = None,
         *,
-        alpha_answer: float = 0.01,
-        alpha_duration: float = 0.03,
-        min_sigma: float = 0.05,
+        alpha_answer: float = 0.003,
+        alpha_duration: float = 0.01,
+        min_sigma: float = 0.01,
+        prior_weight: float = 20.0,
     ) -> None:
         prior = prior or Estimates()
         self._answer = prior.answer_rate
         self._alpha_answer = alpha_answer
+        self._prior_weight = prior_weight
+        self._counts = {"answer": 0, "ring": 0, "talk": 0, "wrapup": 0}
         self._alpha = alpha_duration
         self._min_sigma = min_sigma
         self._logs = {
@@ -447,7 +474,9 @@ class Stats:
 
     def on_dial_result(self, answered: bool, ring_time: float | None = None) -> None:
         """A dial finished ringing: answered (after ``ring_time`` s) or not."""
-        self._answer += self._alpha_answer * (float(answered) - self._answer)
+        self._answer += self._weight("answer", self._alpha_answer) * (
+            float(answered) - self._answer
+        )
         if answered and ring_time is not None:
             self._observe("ring", ring_time)
         self._cached = None
@@ -462,10 +491,15 @@ class Stats:
         x = math.log(max(seconds, 0.1))
         m = self._logs[key]
         d = x - m[0]
-        m[0] += self._alpha * d
-        m[1] = (1 - self._alpha) * (m[1] + self._alpha * d * d)
+        alpha = self._weight(key, self._alpha)
+        m[0] += alpha * d
+        m[1] = (1 - alpha) * (m[1] + alpha * d * d)
         self._dists.pop(key, None)
         self._cached = None
+
+    def _weight(self, key: str, alpha: float) -> float:
+        n = self._counts[key] = self._counts[key] + 1
+        return max(alpha, 1.0 / (n + self._prior_weight))
 
     def _dist(self, key: str) -> LogNormal:
         dist = self._dists.get(key)
