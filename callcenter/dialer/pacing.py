@@ -225,7 +225,8 @@ class PredictivePacer(Pacer):
     reaches ``B(t' + 2)`` at some ``t' >= t``; its *risk* is that probability (bounded below by
     the largest single ``P(A(t') >= B(t' + 2))``) averaged over when it is answered. Dials are
     added one by one while the risk stays under :meth:`target`, which steers the measured abandon
-    rate to ``aim * limit`` and is zero at the limit, where the pacer dials only what progressive
+    rate to ``aim * limit``, is raised by ``idle_boost`` per agent idle with no call on its way,
+    and is zero at the limit, where the pacer dials only what progressive
     would, which cannot abandon.
     """
 
