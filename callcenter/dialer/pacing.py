@@ -215,8 +215,8 @@ class PredictivePacer(Pacer):
 
     Over the next ``max_ring + 2`` s, second by second, it projects ``A(t)``, the calls answered
     by ``t`` (the waiting ones, plus each call in flight by its answer probability and
-    time-to-answer distribution conditioned on the ring time already elapsed; a Poisson count
-    with that mean) and ``B(t)``, the agents free by ``t``: free now, in wrap-up (its end is
+    time-to-answer distribution conditioned on the ring time already elapsed; their sum taken
+    as the binomial of the same mean and variance) and ``B(t)``, the agents free by ``t``: free now, in wrap-up (its end is
     near-certain when wrap-up is a campaign timer), or ending a call in time to wrap up.
 
     Answers are matched to agents first come, first served and one answered at ``t`` may take
