@@ -23,6 +23,8 @@ from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.calls.ivr_call import LiveCall
 from callcenter.calls.queues import QueueRunner
 from callcenter.config import Config
+from callcenter.events import bus as events
+from callcenter.events.service import Events
 from callcenter.log import bind_call
 from callcenter.media.engine import MediaEngine
 from callcenter.media.prompts import PromptCache
@@ -95,6 +97,9 @@ class Application:
             cfg=cfg, b2bua=self.b2bua, registrar=self.registrar, prompts=self.prompts,
             store=self.store, now=self.now,
         )
+        self.events = Events(cfg.events)
+        self.events.attach_acd(self.queues)
+        self.b2bua.on_leg = self._leg_event
         self.calls_started = 0
         self.api = Api(self)
         self.http = HttpServer(self.api.router, host=cfg.http.listen, port=cfg.http.port)
@@ -107,6 +112,7 @@ class Application:
         await self.stack.start()
         await self.http.start()
         await self.queues.start()
+        await self.events.start()
         self._spawn(self._housekeeping())
         self._spawn(self._watch_dialplans())
         log.info(
@@ -128,6 +134,7 @@ class Application:
         for task in list(self._tasks):
             task.cancel()
         await self.http.close()
+        await self.events.close()
         await self.stack.close()
         await self.media.close()
         self.store.close()
@@ -163,6 +170,8 @@ class Application:
             await asyncio.sleep(min(interval, 10) if interval else 10)
             for gone in self.registrar.expire(self.now()):
                 log.info("registration_expired", user=gone.user, contact=gone.contact)
+                self.events.publish(events.RegistrationChanged(
+                    user=gone.user, contact=gone.contact, registered=False))
                 self.queues.registration_changed(gone.user, False)
             if not interval:
                 continue
@@ -294,12 +303,17 @@ class Application:
         ua = req.headers.get("User-Agent")
         for binding in result.added:
             log.info("registered", user=user, contact=binding.contact, source=source)
+            self.events.publish(events.RegistrationChanged(
+                user=user, contact=binding.contact, registered=True, source=source,
+                expires=binding.expires_in(self.now())))
             self.store.log_registration(
                 ts=wall, user=user, contact=binding.contact, source=source,
                 expires=binding.expires_in(self.now()), user_agent=ua,
             )
         for binding in result.removed:
             log.info("unregistered", user=user, contact=binding.contact)
+            self.events.publish(events.RegistrationChanged(
+                user=user, contact=binding.contact, registered=False, source=source))
             self.store.log_registration(
                 ts=wall, user=user, contact=binding.contact, source=source, expires=0,
                 user_agent=ua,
@@ -424,6 +438,7 @@ class Application:
             log.info("dtmf", digit=digit, digits=call.digits)
             self.store.add_call_event(call.id, time.time(), "dtmf", {"digit": digit})
             self.store.update_call(call.id, digits=call.digits)
+            self.events.publish(events.Dtmf(call_id=call.id, digit=digit))
             if forward is not None:
                 forward(digit)
 
@@ -443,16 +458,22 @@ class Application:
             codec=call.legs[0].codec if call.legs else None,
         )
         self.store.start_call(record)
+        self.events.publish(events.CallStarted(
+            call_id=call.id, caller=call.caller, called=call.called, source=call.source,
+            direction=call.direction, line=call.line))
         self.calls_started += 1
         call.recorded = True  # type: ignore[attr-defined]
+        call.started_at = record.start  # type: ignore[attr-defined]
 
     def answered(self, call: Call, agent: Leg | None) -> None:
         """The call was answered (by us, or ``agent`` took it)."""
         if getattr(call, "answered_at", None) is None:
             call.answered_at = time.time()  # type: ignore[attr-defined]
             self.store.update_call(call.id, answer=call.answered_at)
+            self.events.publish(events.CallAnswered(call_id=call.id))
         if agent is not None:
             self.store.add_call_event(call.id, time.time(), "connected", {"agent": agent.party})
+            self.events.publish(events.CallAnswered(call_id=call.id, agent=agent.party))
 
     def _call_ended(self, call: Call) -> None:
         if not getattr(call, "recorded", False):
@@ -472,6 +493,20 @@ class Application:
             log.exception("cdr_write_failed", call_id=call.id)
         log.info("call_ended", call_id=call.id, cause=cause.value, side=side,
                  digits=call.digits)
+        started = getattr(call, "started_at", None)
+        self.events.publish(events.CallEnded(
+            call_id=call.id, cause=cause.value, side=side, digits=call.digits,
+            duration=None if started is None else round(time.time() - started, 3)))
+
+    def _leg_event(self, what: str, leg: Leg) -> None:
+        """B2BUA hook: a leg was added to or ended on a call."""
+        if what == "added":
+            self.events.publish(events.LegAdded(
+                call_id=leg.call.id, party=leg.party, direction=leg.direction))
+        else:
+            self.events.publish(events.LegEnded(
+                call_id=leg.call.id, party=leg.party, direction=leg.direction,
+                sip_status=getattr(leg, "sip_status", None)))
 
 
 async def serve(cfg: Config, dialplan: Dialplan, clock: ServerClock | None = None) -> None:

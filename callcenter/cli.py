@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validate the configuration and dialplans; exit 1 with file:line errors.",
     )
     check.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+    importlib.import_module("callcenter.report.cli").register(sub)
 
     simulate = sub.add_parser(
         "simulate", help="run a simulator (acd, dialer)",
@@ -203,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return cmd_check(args)
-        if args.command == "simulate":
+        if args.command in ("simulate", "report"):
             return int(args.run(args))
         return cmd_serve(args)
     except UsageError as exc:

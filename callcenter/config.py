@@ -24,10 +24,12 @@ __all__ = [
     "AuthConfig",
     "Config",
     "ConfigError",
+    "EventsConfig",
     "HttpConfig",
     "LoggingConfig",
     "Mark",
     "MediaConfig",
+    "MqttConfig",
     "Queue",
     "QueueMember",
     "RecordingConfig",
@@ -73,6 +75,20 @@ database: var/callcenter.db
 logging: {level: info, format: auto, file: null}   # format: auto|console|json (auto = console on a TTY, JSON lines otherwise)
 sounds: sounds
 dialplans: dialplans
+# Events: every call, IVR, queue and agent change goes to the subscribers below (the web's
+# live stream always). MQTT is used when url is set: mqtt://host:1883 or mqtts://host:8883.
+events:
+  log: false               # also log every event as a line (event_<type>)
+  mqtt:
+    url: null              # e.g. mqtt://127.0.0.1:1883; null = no MQTT
+    username: null
+    password: null
+    client_id: null        # default callcenter-<hostname>-<pid>
+    topic_prefix: callcenter
+    backlog: 10000         # messages kept while the broker is away (then the oldest are dropped)
+    tls_ca: null           # CA file for mqtts:// (null = the system's CAs)
+    tls_insecure: false    # mqtts:// without certificate checks (testing only)
+    keepalive: 30
 # Demo accounts: change every password before SIP or HTTP listens on a public address.
 users:
   - {user: "1001", password: "agent1001", role: agent, name: "Anna Nowak"}
@@ -522,6 +538,27 @@ class LoggingConfig(_Model):
     file: Path | None = None
 
 
+class MqttConfig(_Model):
+    """The MQTT sink (``events.mqtt``); ``url`` null = off."""
+
+    url: Annotated[str, Field(pattern=r"^(mqtts?|tcp|ssl)://[^/?#]+/?$")] | None = None
+    username: str | None = None
+    password: str | None = None
+    client_id: str | None = None
+    topic_prefix: Annotated[str, Field(min_length=1, pattern=r"^[^#+]+$")] = "callcenter"
+    backlog: int = Field(default=10000, ge=1)
+    tls_ca: Path | None = None
+    tls_insecure: bool = False
+    keepalive: int = Field(default=30, ge=5)
+
+
+class EventsConfig(_Model):
+    """Event sinks besides the web: the log and MQTT."""
+
+    log: bool = False
+    mqtt: MqttConfig = MqttConfig()
+
+
 class User(_Model):
     """A SIP account: an agent or a supervisor."""
 
@@ -616,6 +653,7 @@ class Config(_Model):
     media: MediaConfig = MediaConfig()
     database: Path = Path("var/callcenter.db")
     logging: LoggingConfig = LoggingConfig()
+    events: EventsConfig = EventsConfig()
     sounds: Path = Path("sounds")
     dialplans: Path = Path("dialplans")
     users: list[User] = []
@@ -742,32 +780,6 @@ def _supervisor_checks(cfg: Config) -> list[tuple[Loc, str]]:
         if name not in names:
             out.append((("recording", "queues", j),
                         f"expected a queue ({', '.join(names)}), got {name!r}"))
-    return out
-
-
-def _queue_checks(cfg: Config) -> list[tuple[Loc, str]]:
-    """Queue names unique, members known users listed once, overflow to another queue."""
-    out: list[tuple[Loc, str]] = []
-    names = [q.name for q in cfg.queues]
-    users = {u.user for u in cfg.users}
-    for i, queue in enumerate(cfg.queues):
-        if queue.name in names[:i]:
-            out.append((("queues", i, "name"), f"queue {queue.name!r} is defined twice"))
-        seen: set[str] = set()
-        for j, member in enumerate(queue.members):
-            loc: Loc = ("queues", i, "members", j)
-            if member.user not in users:
-                out.append((loc, f"expected one of the users ({', '.join(sorted(users))}), "
-                                 f"got {member.user!r}"))
-            elif member.user in seen:
-                out.append((loc, f"user {member.user!r} is listed twice in this queue"))
-            seen.add(member.user)
-        if queue.overflow is not None and (
-            queue.overflow == queue.name or queue.overflow not in names
-        ):
-            out.append((("queues", i, "overflow"),
-                        f"expected the name of another queue ({', '.join(names)}), "
-                        f"got {queue.overflow!r}"))
     return out
 
 

@@ -44,6 +44,8 @@ class B2BUA:
         self._session_id = random.randrange(1, 2**31)
         self.session_refresh = session_refresh
         self._keepalives: set[asyncio.Task[None]] = set()
+        #: told ("added" | "ended", leg) as legs come and go (the event bus listens here)
+        self.on_leg: Callable[[str, Leg], None] | None = None
 
     # ------------------------------------------------------------ inbound legs
     def new_inbound(self, call: Call, sreq: ServerRequest, party: str) -> Leg:
@@ -52,6 +54,8 @@ class B2BUA:
         self.calls[call.id] = call
         if sreq.key is not None:
             self.pending_invites[sreq.key] = leg
+        if self.on_leg is not None:
+            self.on_leg("added", leg)
         return leg
 
     def accept_offer(self, leg: Leg, *, inband_dtmf: bool = False) -> None:
@@ -139,6 +143,8 @@ class B2BUA:
         """Place a call; returns the leg (state ANSWERED, or ENDED with the reason in sip_status)."""
         leg = Leg(call, "outbound", dest, transport, party, state=LegState.DIALING)
         call.legs.append(leg)
+        if self.on_leg is not None:
+            self.on_leg("added", leg)
         leg.channel = self.media.open_channel()
         offer = self._offer(leg)
         leg.local_sdp = offer
@@ -259,6 +265,8 @@ class B2BUA:
             return
         leg.state = LegState.ENDED
         leg.ended.set()
+        if self.on_leg is not None:
+            self.on_leg("ended", leg)
         if leg.channel is not None:
             leg.channel.close()
         if leg.dialog is not None:

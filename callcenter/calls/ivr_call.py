@@ -12,6 +12,7 @@ import structlog
 
 from callcenter.calls import flows
 from callcenter.calls.call import HangupCause, Leg, LegState
+from callcenter.events.bus import IvrStep
 from callcenter.media.engine import PlayOutcome
 from callcenter.media.g711 import PCMA, PCMU
 from ivr.engine import CallerHungUp
@@ -120,4 +121,5 @@ class LiveCall:
             self.language = str(data["language"])
         log.info(type, **{k: v for k, v in data.items() if k != "file"})
         self.app.store.add_call_event(self.call_id, time.time(), type, data)
+        self.app.events.publish(IvrStep(call_id=self.call_id, step=type, data=data))
 

@@ -96,6 +96,8 @@ class QueueRunner:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._seq = 0
+        #: called with every action after it was carried out (the event bus listens here)
+        self.listeners: list[Callable[[act.Action], None]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -173,6 +175,8 @@ class QueueRunner:
         for action in actions:
             try:
                 self._carry_out(action)
+                for listener in self.listeners:
+                    listener(action)
             except Exception:  # noqa: BLE001 - one failed action must not lose the others
                 log.exception("acd_action_failed", action=repr(action))
         self._arm()

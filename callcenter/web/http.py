@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -55,6 +55,8 @@ class HttpResponse:
     body: bytes = b""
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    #: a streamed body (e.g. server-sent events): sent as it comes, then the connection closes
+    stream: AsyncIterator[bytes] | None = None
 
     @classmethod
     def json(cls, data: Any, status: int = 200) -> HttpResponse:
@@ -125,6 +127,7 @@ class HttpServer:
                     return
                 response = await self._dispatch(request)
                 keep = request.headers.get("connection", "").lower() != "close"
+                keep = keep and response.stream is None
                 await self._write(writer, response, keep, head=request.method == "HEAD")
                 if not keep:
                     return
@@ -185,7 +188,7 @@ class HttpServer:
         lines = [
             f"HTTP/1.1 {resp.status} {reason}",
             f"Content-Type: {resp.content_type}",
-            f"Content-Length: {len(resp.body)}",
+            *([] if resp.stream is not None else [f"Content-Length: {len(resp.body)}"]),
             "Cache-Control: no-store",
             f"Connection: {'keep-alive' if keep else 'close'}",
         ]
@@ -195,5 +198,14 @@ class HttpServer:
             writer.write(resp.body)
         try:
             await writer.drain()
+            if resp.stream is not None and not head:
+                async for chunk in resp.stream:
+                    writer.write(chunk)
+                    await writer.drain()
         except ConnectionError:
             pass
+        finally:
+            if resp.stream is not None:
+                aclose = getattr(resp.stream, "aclose", None)
+                if aclose is not None:
+                    await aclose()

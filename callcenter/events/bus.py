@@ -1,0 +1,280 @@
+"""Typed events and the in-process bus every component publishes to.
+
+An event is a frozen dataclass with a dotted ``type`` ("call.started", "queue.enter", ...) and
+a wall-clock ``ts``. ``event.to_dict()`` is the JSON payload every sink sends: the fields plus
+``"schema": SCHEMA`` and ``"type"``. Adding a field is compatible; renaming or removing one
+bumps :data:`SCHEMA`.
+
+Handlers are plain callables run synchronously, in subscription order, inside ``publish``; a
+handler that raises is logged and the others still run. Sinks that do I/O (MQTT, the web
+stream) only enqueue in their handler and do the work in their own task.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+import structlog
+
+__all__ = [
+    "EVENT_TYPES",
+    "SCHEMA",
+    "AgentStateChanged",
+    "AgentStatus",
+    "CallAnswered",
+    "CallEnded",
+    "CallStarted",
+    "CampaignChanged",
+    "Dtmf",
+    "Event",
+    "EventBus",
+    "Handler",
+    "IvrStep",
+    "LegAdded",
+    "LegEnded",
+    "QueueConnected",
+    "QueueEntered",
+    "QueueLeft",
+    "QueueRingNoAnswer",
+    "QueueStatus",
+    "RegistrationChanged",
+]
+
+SCHEMA = 1
+
+log = structlog.get_logger("events")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Base of every event: ``ts`` is unix time (seconds)."""
+
+    type: ClassVar[str] = "event"
+    ts: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON payload: ``schema``, ``type`` and the fields."""
+        out: dict[str, Any] = {"schema": SCHEMA, "type": self.type}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = dict(value) if isinstance(value, Mapping) else value
+        return out
+
+
+# ------------------------------------------------------------------------------------ calls
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallStarted(Event):
+    """A call reached us (after routing and codec checks)."""
+
+    type: ClassVar[str] = "call.started"
+    call_id: str
+    caller: str
+    called: str
+    source: str  # trunk:<name> | user:<user> | queue:<name>
+    direction: str  # inbound | outbound | internal
+    line: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallAnswered(Event):
+    """The call was answered: by us (IVR, ``agent`` None) or by ``agent``."""
+
+    type: ClassVar[str] = "call.answered"
+    call_id: str
+    agent: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallEnded(Event):
+    """The last leg of the call ended."""
+
+    type: ClassVar[str] = "call.ended"
+    call_id: str
+    cause: str
+    side: str  # caller | callee | system
+    duration: float | None = None
+    digits: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LegAdded(Event):
+    """A leg joined a call: the caller's (inbound) or one we dialled (outbound)."""
+
+    type: ClassVar[str] = "leg.added"
+    call_id: str
+    party: str
+    direction: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LegEnded(Event):
+    type: ClassVar[str] = "leg.ended"
+    call_id: str
+    party: str
+    direction: str
+    sip_status: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dtmf(Event):
+    """The caller pressed a key (RFC 4733, SIP INFO or in-band)."""
+
+    type: ClassVar[str] = "call.dtmf"
+    call_id: str
+    digit: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class IvrStep(Event):
+    """One IVR engine event: ``step`` is ivr_node, ivr_choice, ivr_end, ... (the
+    ``call_events`` type), ``data`` its details (node, key, target, reason...)."""
+
+    type: ClassVar[str] = "ivr.step"
+    call_id: str
+    step: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------ ACD
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueEntered(Event):
+    type: ClassVar[str] = "queue.enter"
+    call_id: str
+    queue: str
+    position: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueConnected(Event):
+    """An agent answered the queued call; ``wait`` seconds after it entered."""
+
+    type: ClassVar[str] = "queue.connect"
+    call_id: str
+    queue: str
+    agent: str | None
+    wait: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueRingNoAnswer(Event):
+    type: ClassVar[str] = "queue.ringnoanswer"
+    call_id: str
+    queue: str
+    agent: str | None
+    detail: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueLeft(Event):
+    """The call is done with the queue: ``reason`` is the queue log verb (complete, transfer,
+    abandon, timeout, exit_empty, callback)."""
+
+    type: ClassVar[str] = "queue.leave"
+    call_id: str
+    queue: str
+    reason: str
+    agent: str | None = None
+    wait: float | None = None
+    talk: float | None = None
+    hung_up_by: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueStatus(Event):
+    """A queue's live figures (the object of GET /api/queues); retained on MQTT."""
+
+    type: ClassVar[str] = "queue.status"
+    queue: str
+    stats: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentStateChanged(Event):
+    type: ClassVar[str] = "agent.state"
+    agent: str
+    old: str
+    new: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentStatus(Event):
+    """An agent's current state and figures (the object of GET /api/agents); retained."""
+
+    type: ClassVar[str] = "agent.status"
+    agent: str
+    status: Mapping[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------ other
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegistrationChanged(Event):
+    """A binding was added (``expires`` > 0) or removed/expired (``expires`` 0)."""
+
+    type: ClassVar[str] = "registration"
+    user: str
+    contact: str
+    registered: bool
+    source: str = ""
+    expires: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class CampaignChanged(Event):
+    """A dialer campaign started, paused, progressed or finished."""
+
+    type: ClassVar[str] = "campaign.changed"
+    campaign: str
+    state: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        CallStarted, CallAnswered, CallEnded, LegAdded, LegEnded, Dtmf, IvrStep, QueueEntered,
+        QueueConnected, QueueRingNoAnswer, QueueLeft, QueueStatus, AgentStateChanged,
+        AgentStatus, RegistrationChanged, CampaignChanged,
+    )
+}
+
+Handler = Callable[[Event], None]
+
+
+class EventBus:
+    """Synchronous fan-out of events to subscribed handlers."""
+
+    def __init__(self) -> None:
+        self._handlers: list[Handler] = []
+        self.published = 0
+        self.handler_errors = 0
+
+    def subscribe(self, handler: Handler) -> Callable[[], None]:
+        """Call ``handler(event)`` for every event from now on; returns an unsubscribe."""
+        self._handlers.append(handler)
+
+        def unsubscribe() -> None:
+            if handler in self._handlers:
+                self._handlers.remove(handler)
+
+        return unsubscribe
+
+    def publish(self, event: Event) -> None:
+        """Hand ``event`` to every handler; a failing handler never stops the publisher."""
+        self.published += 1
+        for handler in list(self._handlers):
+            try:
+                handler(event)
+            except Exception:  # noqa: BLE001 - a broken subscriber must not break a call
+                self.handler_errors += 1
+                log.exception("event_handler_failed", event_type=event.type,
+                              handler=getattr(handler, "__qualname__", repr(handler)))

@@ -1,0 +1,1 @@
+"""Reports from the database: interval stats, text/CSV tables, PNG charts."""
