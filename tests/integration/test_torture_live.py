@@ -71,6 +71,15 @@ def rewrite_top_via(data: bytes, port: int, transport: str) -> bytes:
     return head + rest
 
 
+_CALL_ID = re.compile(rb"^(?:call-id|i)[ \t]*:[ \t]*(\S+)", re.I | re.M)
+
+
+def call_id_of(data: bytes) -> str | None:
+    """The Call-ID to wait for (stop at its final answer instead of sleeping the timeout)."""
+    found = _CALL_ID.search(data)
+    return found.group(1).decode("utf-8", "replace") if found else None
+
+
 def strict_codes(strict: str) -> set[int]:
     return {int(x) for x in strict.split(",") if x.strip().isdigit()}
 
@@ -111,7 +120,7 @@ def test_fixtures_present() -> None:
 def test_torture_udp(torture_server: ServerProcess, case: Case) -> None:
     with sip_probe.UdpProbe() as probe:
         probe.send(rewrite_top_via(case.data, probe.port, "UDP"), torture_server.sip_port)
-        answers = probe.collect(0.8)
+        answers = probe.collect(3.0, until_final=call_id_of(case.data))
     problem = verdict(case, answers)
     assert problem is None, f"{case.name} ({case.note}): {problem}"
     assert sip_probe.options_ping(torture_server.sip_port) is not None, "server stopped answering"
@@ -123,7 +132,9 @@ TCP_CASES = [c for c in CASES if c.name not in UDP_ONLY]
 @pytest.mark.parametrize("case", TCP_CASES, ids=[c.name for c in TCP_CASES])
 def test_torture_tcp(torture_server: ServerProcess, case: Case) -> None:
     data = rewrite_top_via(case.data, 9, "TCP")  # over TCP responses use the connection
-    answers, _closed = sip_probe.send_tcp(data, torture_server.sip_port, timeout=0.8)
+    answers, _closed = sip_probe.send_tcp(
+        data, torture_server.sip_port, timeout=3.0, until_final=call_id_of(case.data)
+    )
     if case.name not in TCP_INCOMPLETE:
         problem = verdict(case, answers)
         assert problem is None, f"{case.name} ({case.note}): {problem}"
