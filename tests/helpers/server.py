@@ -7,7 +7,8 @@
 The repository's config.yaml is the base (the demo lines, users and trunk); the test's ports,
 RTP range and database are written into a copy under the test's artifact directory, with the
 relative paths of the original (sounds, dialplans) made absolute. `overrides` deep-merges into
-that copy, `base_config` swaps the base file.
+that copy, `base_config` swaps the base file, `extra_args` go after the `serve` options (e.g.
+["--clock", "2026-11-23T10:00"]; not passed to a stand-in).
 
 CALLCENTER_TEST_SERVER_CMD replaces the command with a stand-in (e.g. ../shared/interop/
 mini_uas.py) to check the tests themselves; it is a format string with {python} {sip_port}
@@ -23,7 +24,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,7 @@ class ServerProcess:
         start_timeout: float = 20.0,
         stop_timeout: float = 10.0,
         env: dict[str, str] | None = None,
+        extra_args: Sequence[str] | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -83,6 +85,7 @@ class ServerProcess:
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.env = env or {}
+        self.extra_args = list(extra_args or [])
         self.ports: PortBlock = allocate(4)
         block = allocate(RTP_PORTS + 1)
         # RTP on even ports, RTCP on the next odd one
@@ -156,6 +159,7 @@ class ServerProcess:
             str(self.db_path),
             "--log-format",
             "json",
+            *self.extra_args,
         ]
 
     def start(self) -> ServerProcess:
