@@ -92,7 +92,8 @@ def test_prompt_arrives_decoded_and_is_recorded(tmp_path: Path, pt: int) -> None
     frames = x[: len(x) // 160 * 160].reshape(-1, 160)
     loud = np.abs(frames).max(axis=1) > 50
     first = int(np.argmax(loud))
-    assert not loud[:first].any() and np.sqrt(np.mean(frames[:first] ** 2)) < 50
+    if first:  # the silence the channel sent before the prompt
+        assert np.sqrt(np.mean(frames[:first] ** 2)) < 50
     seg = frames[loud].ravel()[: len(src)]
     assert len(seg) == len(src)
     assert np.sqrt(np.mean(seg**2)) > 4000  # amplitude 8000 sine -> RMS 5657
