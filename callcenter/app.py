@@ -37,6 +37,8 @@ from callcenter.sip.uri import SipUri
 from callcenter.store.db import Store
 from callcenter.store.ivr import IvrStore
 from callcenter.store.records import CallRecord
+from callcenter.supervisor.service import SupervisorService
+from callcenter.web import supervisor_api
 from callcenter.web.api import Api
 from callcenter.web.http import HttpServer
 from ivr.clock import ServerClock
@@ -101,7 +103,9 @@ class Application:
         self.events.attach_acd(self.queues)
         self.b2bua.on_leg = self._leg_event
         self.calls_started = 0
+        self.supervisor = SupervisorService(self)
         self.api = Api(self)
+        supervisor_api.register(self.api.router, self.api)
         self.http = HttpServer(self.api.router, host=cfg.http.listen, port=cfg.http.port)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
@@ -445,6 +449,9 @@ class Application:
         channel.on_dtmf = on_dtmf
 
     async def _feature_code(self, leg: Leg, user: str, code: str) -> None:
+        if code[:3] in ("*81", "*82", "*83") and await self.supervisor.feature_code(
+                leg, user, code):
+            return
         runner = getattr(self, "queues", None)
         if runner is not None and await runner.feature_code(leg, user, code):
             return

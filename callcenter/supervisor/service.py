@@ -1,0 +1,533 @@
+"""Supervisor sessions on live calls, and the call recording policy.
+
+A session joins a supervisor's leg to an agent's call: the caller's and the agent's channels
+leave their bridge and, with the supervisor's, go into a mix on the media clock whose matrix
+follows each supervisor's mode (``modes.matrix``). When the last supervisor leaves, the two are
+bridged again. Sessions start from a feature code (``*81/*82/*83<agent>``, keys 4/5/6 switch
+mode) or from the HTTP API (the server calls the supervisor's phone). Every session is a row of
+``supervisor_sessions`` and a ``supervisor`` entry in the supervised call's events.
+
+Recording: when a bridge starts (``MediaEngine.on_bridge``) and the policy says so (every
+call, or calls of listed queues), the caller's channel records a stereo WAV: what the caller
+says on the left, what the caller hears (the agent, and a supervisor only in barge) on the
+right. Its path goes into the call record's ``recording`` column.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from callcenter.calls import flows
+from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.media.engine import Channel, MediaError, Mix
+from callcenter.media.g711 import PCMA, PCMU
+from callcenter.media.prompts import PromptError
+from callcenter.supervisor.log import SessionLog
+from callcenter.supervisor.modes import CODES, KEYS, Mode, Role, matrix
+
+if TYPE_CHECKING:
+    from callcenter.app import Application
+
+log = structlog.get_logger("supervisor")
+
+__all__ = ["Conference", "Session", "SupervisorError", "SupervisorService"]
+
+PROMPT_LANGUAGE = "pl"
+NOT_ON_CALL_PROMPT = "agent_not_on_call"
+
+
+class SupervisorError(Exception):
+    """A session cannot be started or changed; ``status`` is the HTTP answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(eq=False)
+class Session:
+    """One supervisor on one agent's (or one call's) conversation."""
+
+    supervisor: str
+    agent: str | None
+    mode: Mode
+    origin: str  # feature_code | api
+    call_id: str | None = None  # a specific call (API), else the agent's current one
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    leg: Leg | None = None
+    conference: Conference | None = None
+    state: str = "starting"  # starting, dialing, waiting, active, ended
+    start: float = field(default_factory=time.time)
+    joined: float | None = None
+    modes: list[dict[str, Any]] = field(default_factory=list)
+    result: str = ""
+    ended_by: str = ""
+    joined_event: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def to_dict(self) -> dict[str, Any]:
+        conf = self.conference
+        return {
+            "id": self.id, "supervisor": self.supervisor, "agent": self.agent,
+            "call": conf.call_id if conf else self.call_id, "mode": self.mode.value,
+            "state": self.state, "origin": self.origin, "start": self.start,
+            "joined": self.joined, "modes": self.modes, "result": self.result or None,
+            "ended_by": self.ended_by or None,
+        }
+
+
+@dataclass(eq=False)
+class Conference:
+    """A supervised conversation: the caller's and agent's legs and the sessions on them."""
+
+    caller: Leg
+    agent: Leg
+    sessions: list[Session] = field(default_factory=list)
+    mix: Mix | None = None
+    watcher: asyncio.Task[None] | None = None
+
+    @property
+    def call_id(self) -> str:
+        """The call record the conversation belongs to (the caller's call)."""
+        return self.caller.call.id
+
+
+class SupervisorService:
+    """Feature codes ``*81``-``*83``, API sessions, and the recording policy."""
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+        self.cfg = app.cfg.supervisor
+        self.recording = app.cfg.recording
+        self.log = SessionLog(app.store.db)
+        self.sessions: dict[str, Session] = {}
+        self.conferences: dict[Leg, Conference] = {}  # agent leg -> conference
+        self.roles = {u.user: u.role for u in app.cfg.users}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        app.media.on_bridge.append(self._on_bridge)
+
+    # ------------------------------------------------------------------ entry points
+
+    async def feature_code(self, leg: Leg, user: str, code: str) -> bool:
+        """``*81<agent>`` listen, ``*82<agent>`` whisper, ``*83<agent>`` barge. False when
+        ``code`` is not one of these."""
+        mode = CODES.get(code[:3])
+        if mode is None:
+            return False
+        agent = code[3:]
+        session = Session(supervisor=user, agent=agent, mode=mode, origin="feature_code",
+                          leg=leg)
+        problem = self._refusal(user, agent)
+        b2bua = self.app.b2bua
+        b2bua.answer(leg)
+        if problem is not None:
+            log.info("supervisor_refused", user=user, agent=agent, mode=mode.value,
+                     reason=problem)
+            self._log_start(session)
+            self._finish(session, "refused", "system", hangup=False)
+            if await b2bua.confirmed(leg):
+                await self._say(leg, "not_allowed")
+            await self._hangup(leg)
+            return True
+        if not await b2bua.confirmed(leg):
+            return True
+        await self._run(session)
+        return True
+
+    def start_api(self, supervisor: str, mode: str, *, agent: str | None = None,
+                  call_id: str | None = None) -> Session:
+        """Call the supervisor's phone and join the agent's (or the given) call when answered."""
+        try:
+            m = Mode(mode)
+        except ValueError:
+            raise SupervisorError(422, f"mode must be one of {', '.join(Mode)}") from None
+        if self.roles.get(supervisor) != "supervisor":
+            raise SupervisorError(403, f"{supervisor!r} is not a user with role supervisor")
+        if bool(agent) == bool(call_id):
+            raise SupervisorError(422, "give either agent or call")
+        target = self._find(agent, call_id)
+        if call_id and target is None:
+            raise SupervisorError(404, f"no live conversation in call {call_id!r}")
+        if agent:
+            problem = self._refusal(supervisor, agent)
+            if problem is not None:
+                raise SupervisorError(403, problem)
+            if target is None and not self.cfg.wait_for_call:
+                raise SupervisorError(409, f"agent {agent} is not on a call")
+        elif target is not None:
+            agent = target[1].party
+            problem = self._refusal(supervisor, agent)
+            if problem is not None:
+                raise SupervisorError(403, problem)
+        bindings = self.app.registrar.contacts(supervisor, self.app.now(), reachable_only=True)
+        if not bindings:
+            raise SupervisorError(409, f"supervisor {supervisor}'s phone is not registered")
+        session = Session(supervisor=supervisor, agent=agent, mode=m, origin="api",
+                          call_id=call_id)
+        self._spawn(self._run_api(session, bindings[0]))
+        return session
+
+    def set_mode(self, session_id: str, mode: str) -> Session:
+        session = self._live(session_id)
+        try:
+            m = Mode(mode)
+        except ValueError:
+            raise SupervisorError(422, f"mode must be one of {', '.join(Mode)}") from None
+        self._switch(session, m)
+        return session
+
+    def end(self, session_id: str) -> Session:
+        session = self._live(session_id)
+        self._finish(session, "ended", "api")
+        return session
+
+    def list(self) -> list[dict[str, Any]]:
+        return [s.to_dict() for s in self.sessions.values()]
+
+    def get(self, session_id: str) -> dict[str, Any] | None:
+        live = self.sessions.get(session_id)
+        if live is not None:
+            return live.to_dict()
+        return next((r for r in self.log.recent(1000) if r["id"] == session_id), None)
+
+    async def close(self) -> None:
+        for session in list(self.sessions.values()):
+            self._finish(session, "ended", "system")
+        for task in list(self._tasks):
+            task.cancel()
+
+    # ------------------------------------------------------------------ policy
+
+    def _refusal(self, user: str, agent: str) -> str | None:
+        """Why ``user`` may not supervise ``agent``, or None."""
+        if self.roles.get(user) != "supervisor":
+            return "not a supervisor"
+        if agent not in self.roles or agent == user:
+            return "unknown agent"
+        allowed = self.cfg.queues.get(user)
+        if allowed is not None:
+            queues = {q.name for q in self.app.cfg.queues
+                      if any(m.user == agent for m in q.members)}
+            if not queues & set(allowed):
+                return "agent not in the supervisor's queues"
+        return None
+
+    # ------------------------------------------------------------------ finding calls
+
+    def _leg_of(self, channel: Channel) -> Leg | None:
+        for call in self.app.b2bua.calls.values():
+            for leg in call.legs:
+                if leg.channel is channel:
+                    return leg
+        return None
+
+    def _find(self, agent: str | None, call_id: str | None) -> tuple[Leg, Leg] | None:
+        """(caller leg, agent leg) of the agent's (or the call's) bridged conversation."""
+        for conf in self.conferences.values():
+            if (agent and conf.agent.party == agent) or (call_id and call_id in (
+                    conf.caller.call.id, conf.agent.call.id)):
+                return conf.caller, conf.agent
+        candidates: list[Leg] = []
+        for call in self.app.b2bua.calls.values():
+            for leg in call.legs:
+                if leg.state is not LegState.ANSWERED or leg.channel is None \
+                        or leg.channel.peer is None:
+                    continue
+                if agent and leg.party != agent:
+                    continue
+                if call_id and call.id != call_id:
+                    continue
+                candidates.append(leg)
+        # the agent is the leg the server placed (outbound), the caller the one bridged to it
+        candidates.sort(key=lambda x: x.direction != "outbound")
+        for leg in candidates:
+            other = self._leg_of(leg.channel.peer)
+            if other is not None and other.state is LegState.ANSWERED:
+                if call_id and not agent and leg.direction != "outbound":
+                    leg, other = other, leg
+                return other, leg
+        return None
+
+    # ------------------------------------------------------------------ sessions
+
+    async def _run_api(self, session: Session, binding: Any) -> None:
+        app = self.app
+        session.state = "dialing"
+        self.sessions[session.id] = session
+        self._log_start(session)
+        call = Call(caller="supervisor", called=session.supervisor, source="api:supervisor",
+                    direction="outbound")
+        b2bua = app.b2bua
+        leg = await b2bua.dial(
+            call, target_uri=binding.contact, dest=binding.source,
+            transport=binding.transport, party=session.supervisor, from_user="supervisor",
+            from_display=f"{session.mode.value} {session.agent or session.call_id}",
+        )
+        if leg.state is not LegState.ANSWERED:
+            self._finish(session, "no_answer", "supervisor", hangup=False)
+            return
+        session.leg = leg
+        if session.state == "ended":  # deleted while ringing
+            await self._hangup(leg)
+            return
+        await self._run(session)
+
+    async def _run(self, session: Session) -> None:
+        """Join (or wait for) the conversation, follow mode keys until somebody leaves."""
+        leg = session.leg
+        assert leg is not None
+        if session.id not in self.sessions:
+            self.sessions[session.id] = session
+            self._log_start(session)
+        target = self._find(session.agent, session.call_id)
+        if target is not None:
+            self._join(session, *target)
+        elif session.call_id or not self.cfg.wait_for_call:
+            log.info("agent_not_on_call", supervisor=session.supervisor, agent=session.agent)
+            await self._say(leg, NOT_ON_CALL_PROMPT)
+            self._finish(session, "not_on_call", "system")
+            return
+        else:
+            session.state = "waiting"
+            log.info("supervisor_waiting", supervisor=session.supervisor, agent=session.agent)
+        deadline = asyncio.get_running_loop().time() + self.cfg.wait_timeout
+        while leg.state is LegState.ANSWERED and session.state != "ended":
+            timeout = 1.0
+            if session.state == "waiting":
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    await self._say(leg, NOT_ON_CALL_PROMPT)
+                    self._finish(session, "timeout", "system")
+                    return
+                timeout = min(timeout, remaining)
+            digit = await flows.next_digit(leg, timeout)
+            if digit in KEYS:
+                self._switch(session, KEYS[digit])
+        if session.state != "ended":
+            self._finish(session, "ended", "supervisor")
+
+    def _join(self, session: Session, caller: Leg, agent: Leg) -> None:
+        conf = self.conferences.get(agent)
+        if conf is None:
+            conf = Conference(caller=caller, agent=agent)
+            self.conferences[agent] = conf
+            conf.watcher = self._spawn(self._watch(conf))
+        conf.sessions.append(session)
+        session.conference = conf
+        session.agent = agent.party
+        session.state = "active"
+        session.joined = time.time()
+        session.joined_event.set()
+        try:
+            self._remix(conf)
+        except MediaError:
+            log.exception("supervisor_mix_failed")
+            self._finish(session, "failed", "system")
+            return
+        call = conf.caller.call
+        queue = self._queue_of(call) or ""
+        self.log.update(session.id, call_id=call.id, joined=session.joined, queue=queue,
+                        agent=agent.party)
+        self._call_event(call, "supervisor_joined", session)
+        log.info("supervisor_joined", session=session.id, supervisor=session.supervisor,
+                 agent=agent.party, mode=session.mode.value, call_id=call.id)
+
+    def _remix(self, conf: Conference) -> None:
+        media = self.app.media
+        active = [s for s in conf.sessions if s.leg is not None and s.leg.channel is not None
+                  and not s.leg.channel.closed]
+        channels = [conf.caller.channel, conf.agent.channel, *(s.leg.channel for s in active)]
+        m = matrix([Role.CALLER, Role.AGENT, *(s.mode for s in active)])
+        if conf.mix is not None and conf.mix.active and conf.mix.channels == channels:
+            media.set_matrix(conf.mix, m)
+        else:
+            conf.mix = media.mix(channels, m)
+
+    def _switch(self, session: Session, mode: Mode) -> None:
+        if mode is session.mode:
+            return
+        session.mode = mode
+        session.modes.append({"mode": mode.value, "at": time.time()})
+        self.log.update(session.id, modes=session.modes)
+        log.info("supervisor_mode", session=session.id, supervisor=session.supervisor,
+                 mode=mode.value)
+        conf = session.conference
+        if conf is not None and session.state == "active":
+            self._remix(conf)
+            self._call_event(conf.caller.call, "supervisor_mode", session)
+
+    def _leave(self, session: Session) -> None:
+        """Take the session out of its conference; the last one out re-bridges the call."""
+        conf = session.conference
+        if conf is None or session not in conf.sessions:
+            return
+        conf.sessions.remove(session)
+        self._call_event(conf.caller.call, "supervisor_left", session)
+        if conf.sessions:
+            self._remix(conf)
+            return
+        self._dissolve(conf)
+        caller, agent = conf.caller, conf.agent
+        if caller.state is LegState.ANSWERED and agent.state is LegState.ANSWERED \
+                and not caller.channel.closed and not agent.channel.closed:
+            self.app.media.bridge(caller.channel, agent.channel)
+
+    def _dissolve(self, conf: Conference) -> None:
+        self.conferences.pop(conf.agent, None)
+        if conf.mix is not None and conf.mix.active:
+            self.app.media.unmix(conf.mix)
+        conf.mix = None
+        if conf.watcher is not None and conf.watcher is not asyncio.current_task():
+            conf.watcher.cancel()
+
+    async def _watch(self, conf: Conference) -> None:
+        """Caller or agent gone: every supervisor on the conversation is hung up."""
+        waits = [asyncio.ensure_future(conf.caller.ended.wait()),
+                 asyncio.ensure_future(conf.agent.ended.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        side = "caller" if conf.caller.state is LegState.ENDED else "agent"
+        self._dissolve(conf)
+        for session in list(conf.sessions):
+            conf.sessions.remove(session)
+            self._finish(session, "ended", side)
+
+    def _finish(self, session: Session, result: str, ended_by: str, *,
+                hangup: bool = True) -> None:
+        if session.state == "ended":
+            return
+        session.state = "ended"
+        session.result, session.ended_by = result, ended_by
+        self._leave(session)
+        self.sessions.pop(session.id, None)
+        session.done.set()
+        self.log.update(session.id, end=time.time(), result=result, ended_by=ended_by,
+                        modes=session.modes)
+        log.info("supervisor_session_ended", session=session.id, supervisor=session.supervisor,
+                 agent=session.agent, result=result, ended_by=ended_by)
+        leg = session.leg
+        if hangup and leg is not None and leg.state is not LegState.ENDED:
+            self._spawn(self._hangup(leg))
+
+    # ------------------------------------------------------------------ recording
+
+    def _on_bridge(self, a: Channel, b: Channel) -> None:
+        """A conversation started (``a`` the caller's channel, ``b`` the agent's): record it
+        if the policy says so, and bring in supervisors waiting for the agent."""
+        caller, agent = self._leg_of(a), self._leg_of(b)
+        if caller is None or agent is None:
+            return
+        self._record(caller, agent)
+        waiting = [s for s in self.sessions.values()
+                   if s.state == "waiting" and s.agent in (agent.party, caller.party)]
+        for session in waiting:
+            if session.agent == caller.party and session.agent != agent.party:
+                self._join(session, agent, caller)
+            else:
+                self._join(session, caller, agent)
+
+    def _record(self, caller: Leg, agent: Leg) -> None:
+        call = caller.call
+        if getattr(call, "recording", None) is not None:
+            return
+        rec = self.recording
+        if not rec.calls:
+            queue = self._queue_of(call)
+            if queue is None or queue not in rec.queues:
+                return
+        directory = rec.directory
+        if not directory.is_absolute():
+            directory = Path(self.app.cfg.database).parent / directory
+        path = directory / time.strftime("%Y-%m-%d") / f"{call.id}.wav"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            caller.channel.start_recording(path, stereo=True)
+        except OSError:
+            log.exception("recording_failed", path=str(path))
+            return
+        call.recording = str(path)  # type: ignore[attr-defined]
+        log.info("recording_started", call_id=call.id, path=str(path), agent=agent.party)
+        with contextlib.suppress(KeyError):
+            self.app.store.update_call(call.id, recording=str(path))
+        self._spawn(self._stop_recording(caller, agent))
+
+    async def _stop_recording(self, caller: Leg, agent: Leg) -> None:
+        """The conversation is over when either leaves (the caller may stay, e.g. a survey)."""
+        waits = [asyncio.ensure_future(caller.ended.wait()),
+                 asyncio.ensure_future(agent.ended.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        if caller.channel is not None:
+            caller.channel.stop_recording()
+
+    def _queue_of(self, call: Call) -> str | None:
+        queue = getattr(call, "queue", None)
+        if isinstance(queue, str):
+            return queue
+        entries = getattr(getattr(self.app, "queues", None), "_entries", {})
+        for entry in list(entries.values()):
+            leg = getattr(entry, "leg", None)
+            if leg is not None and leg.call is call:
+                return str(entry.queue)
+        return None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _live(self, session_id: str) -> Session:
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise SupervisorError(404, f"no live session {session_id!r}")
+        return session
+
+    def _log_start(self, session: Session) -> None:
+        if not session.modes:
+            session.modes.append({"mode": session.mode.value, "at": session.start})
+        self.log.started({
+            "id": session.id, "supervisor": session.supervisor, "agent": session.agent or "",
+            "call_id": session.call_id or "", "origin": session.origin, "start": session.start,
+            "modes": session.modes,
+        })
+
+    def _call_event(self, call: Call, kind: str, session: Session) -> None:
+        try:
+            self.app.store.add_call_event(call.id, time.time(), kind, {
+                "session": session.id, "supervisor": session.supervisor,
+                "agent": session.agent, "mode": session.mode.value,
+            })
+        except Exception:  # noqa: BLE001 - the timeline is best effort
+            log.exception("supervisor_event_write_failed")
+
+    async def _say(self, leg: Leg, name: str) -> None:
+        codec = PCMA if leg.codec == "PCMA" else PCMU
+        try:
+            prompt = self.app.prompts.get(name, PROMPT_LANGUAGE, codec)
+        except PromptError:
+            try:
+                prompt = self.app.prompts.get("not_allowed", PROMPT_LANGUAGE, codec)
+            except PromptError:
+                return
+        await flows.play(leg, prompt)
+
+    async def _hangup(self, leg: Leg) -> None:
+        if leg.state is not LegState.ENDED:
+            await self.app.b2bua.hangup_call(leg.call, HangupCause.NORMAL, "system")
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
