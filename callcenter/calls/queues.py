@@ -96,6 +96,7 @@ class QueueRunner:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._seq = 0
+        self._offset = 0.0
         #: called with every action after it was carried out (the event bus listens here)
         self.listeners: list[Callable[[act.Action], None]] = []
 
@@ -136,6 +137,7 @@ class QueueRunner:
                          auto_pause_after=min(pauses) if pauses else None)
 
     async def start(self) -> None:
+        self._offset = time.time() - self.now()
         self.engine = self._build()
         for agent in self.engine.agent_ids:
             self._sync(agent, force=True)
@@ -253,7 +255,8 @@ class QueueRunner:
     # ------------------------------------------------------------------ records
 
     def _wall(self, t: float) -> float:
-        return time.time() - (self.now() - t)
+        """Unix time of engine time ``t`` (one offset, so records keep their order)."""
+        return t + self._offset
 
     def _call_id(self, engine_call: str) -> str:
         entry = self._entries.get(engine_call)
@@ -264,7 +267,7 @@ class QueueRunner:
         return entry.queue if entry is not None else ""
 
     def _log_queue(self, a: act.QueueLogEntry) -> None:
-        log.info("queue_log", queue=a.queue, call=a.call, event=a.event.value, agent=a.agent,
+        log.info("queue_log", queue=a.queue, call=a.call, verb=a.event.value, agent=a.agent,
                  position=a.position, wait=None if a.wait is None else round(a.wait, 2),
                  talk=None if a.talk is None else round(a.talk, 2), detail=a.detail or None)
         try:
@@ -329,8 +332,8 @@ class QueueRunner:
         if not entry.outcome.done():
             entry.outcome.set_result(outcome)
         channel = entry.leg.channel
-        if channel is not None and not channel.closed and outcome != "answered":
-            channel.stop_playing()
+        if channel is not None and not channel.closed:
+            channel.stop_playing()  # music on hold ends with the queue
 
     async def _watch_caller(self, entry: _Entry) -> None:
         """Keys and the hang-up of a waiting caller become engine events."""
@@ -354,6 +357,8 @@ class QueueRunner:
 
     def _prompt(self, name: str, language: str, leg: Leg) -> Prompt | None:
         codec = PCMA if leg.codec == "PCMA" else PCMU
+        if "/" in name and not name.endswith(".wav"):  # numbers/4 -> <language>/numbers/4.wav
+            name = f"{language}/{name}.wav"
         try:
             return self.prompts.get(name, language if "." not in name else None, codec)
         except PromptError as exc:
@@ -463,6 +468,8 @@ class QueueRunner:
                 for f in ended:
                     f.cancel()
             by = ev.HungUpBy.CALLER if caller_leg.state is LegState.ENDED else ev.HungUpBy.AGENT
+        elif agent_leg.state is LegState.ENDED:
+            by = ev.HungUpBy.AGENT
         elif caller_leg is None or caller_leg.state is LegState.ENDED:
             by = ev.HungUpBy.CALLER
         entry.agent_legs.pop(a.agent, None)
