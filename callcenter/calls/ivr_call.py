@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import wave
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -88,7 +89,11 @@ class LiveCall:
         finally:
             if self.leg.channel is not None:
                 self.leg.channel.stop_recording()
-        return round(time.monotonic() - started, 2)
+        try:  # what the file holds (a silent peer sends nothing), not how long we waited
+            with wave.open(str(path)) as w:
+                return round(w.getnframes() / w.getframerate(), 2)
+        except (OSError, wave.Error, EOFError):
+            return round(time.monotonic() - started, 2)
 
     async def transfer_to_queue(self, queue: str, *, priority: int, skills: dict[str, int]) -> str:
         self._check()

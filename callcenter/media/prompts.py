@@ -140,14 +140,20 @@ class PromptCache:
         self._cache: dict[tuple[Path, int], Prompt] = {}
 
     def resolve(self, name_or_path: str, language: str | None = None) -> Path:
+        """A path as given (absolute, or relative with ``.wav``), else a prompt name
+        (``welcome``, ``numbers/1``): ``<root>/<language>/<name>.wav`` first, then
+        ``<root>/<name>.wav`` for language-neutral sounds (beep, hold music)."""
         p = Path(name_or_path)
         if p.is_absolute():
             return p
-        if p.suffix.lower() == ".wav" or len(p.parts) > 1:
+        if p.suffix.lower() == ".wav":
             return self.root / p
+        common = self.root / f"{name_or_path}.wav"
         if language:
-            return self.root / language / f"{name_or_path}.wav"
-        return self.root / f"{name_or_path}.wav"
+            own = self.root / language / f"{name_or_path}.wav"
+            if own.is_file() or not common.is_file():
+                return own  # (when neither exists, the error names the language's file)
+        return common
 
     def get(self, name_or_path: str, language: str | None = None, codec: int = g711.PCMU) -> Prompt:
         """The encoded prompt; raises PromptError if it is missing or unreadable."""
