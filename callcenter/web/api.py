@@ -10,6 +10,7 @@ import hmac
 import time
 from typing import TYPE_CHECKING, Any
 
+from callcenter.web import events_api
 from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ class Api:
         r.add("GET", "/api/calls", self.calls)
         r.add("GET", "/api/calls/{id}", self.call)
         r.add("GET", "/api/registrations", self.registrations)
+        events_api.register(r, self)  # stream, CDR CSV, intervals, OpenAPI, wallboard
 
     # ------------------------------------------------------------------ auth
     def require(self, req: HttpRequest, role: str = "read") -> str:

@@ -1,0 +1,161 @@
+"""Event stream, CDR export, interval figures and the OpenAPI document.
+
+    GET /api/events/stream?types=queue.,agent.     server-sent events (token: header or ?token=)
+    GET /api/cdr.csv?from=YYYY-MM-DD&to=YYYY-MM-DD CDRs of those local days as CSV
+    GET /api/stats/intervals?date=YYYY-MM-DD&minutes=15   calls and SL per interval
+    GET /api/openapi.json                           the OpenAPI 3.1 description (no token)
+
+``register(router, api)`` adds them (and the ACD routes when nobody has yet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from callcenter.report import stats
+from callcenter.store.records import CallRecord
+from callcenter.web import wallboard
+from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
+from callcenter.web.openapi import spec
+
+if TYPE_CHECKING:
+    from callcenter.web.api import Api
+
+__all__ = ["CDR_COLUMNS", "register", "token_from_query"]
+
+HEARTBEAT = 15.0
+MAX_CDR_DAYS = 366
+CDR_COLUMNS = [
+    "id", "start", "answer", "end", "duration", "billsec", "direction", "caller", "called",
+    "source", "line", "hangup_cause", "hangup_side", "sip_status", "digits", "codec",
+    "sip_call_id", "recording",
+]
+
+
+def token_from_query(req: HttpRequest) -> None:
+    """EventSource and plain links cannot send headers: accept ``?token=`` instead."""
+    token = req.arg("token")
+    if token and "authorization" not in req.headers:
+        req.headers["authorization"] = f"Bearer {token}"
+
+
+def _day(req: HttpRequest, name: str, default: date | None = None) -> date:
+    text = req.arg(name)
+    if text is None:
+        if default is None:
+            raise HttpError(400, f"missing {name}=YYYY-MM-DD")
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise HttpError(400, f"{name} must be a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _iso(ts: float | None) -> str:
+    return "" if ts is None else datetime.fromtimestamp(ts).astimezone().isoformat(
+        timespec="seconds")
+
+
+def register(router: Router, api: Api) -> None:
+    """Add the routes above to ``router``."""
+    app = api.app
+
+    def stream(req: HttpRequest) -> HttpResponse:
+        token_from_query(req)
+        api.require(req)
+        prefixes = tuple(p for p in (req.arg("types") or "").split(",") if p)
+        hub = app.events.stream
+        queue = hub.open()
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                yield b"retry: 3000\n: connected\n\n"
+                while True:
+                    try:
+                        event = await asyncio.wait_for(queue.get(), HEARTBEAT)
+                    except TimeoutError:
+                        yield b": keep-alive\n\n"
+                        continue
+                    if prefixes and not event.type.startswith(prefixes):
+                        continue
+                    data = json.dumps(event.to_dict(), ensure_ascii=False, default=str)
+                    yield f"event: {event.type}\ndata: {data}\n\n".encode()
+            finally:
+                hub.close(queue)
+
+        return HttpResponse(200, content_type="text/event-stream; charset=utf-8",
+                            headers={"X-Accel-Buffering": "no"}, stream=body())
+
+    def cdr_csv(req: HttpRequest) -> HttpResponse:
+        token_from_query(req)
+        api.require(req)
+        first = _day(req, "from")
+        last = _day(req, "to", first)
+        if last < first:
+            raise HttpError(400, "to is before from")
+        if (last - first).days >= MAX_CDR_DAYS:
+            raise HttpError(400, f"at most {MAX_CDR_DAYS} days per export")
+        t0, t1 = stats.day_range(first, last)
+        rows = app.store.db["calls"].rows_where("start >= ? AND start < ?", [t0, t1],
+                                                order_by="start, id")
+        buf = io.StringIO()
+        out = csv.writer(buf, lineterminator="\r\n")
+        out.writerow(CDR_COLUMNS)
+        for row in rows:
+            rec = CallRecord.from_row(row).to_row()
+            for key in ("start", "answer", "end"):
+                rec[key] = _iso(rec[key])
+            out.writerow(["" if rec.get(c) is None else rec.get(c) for c in CDR_COLUMNS])
+        name = f"cdr_{first.isoformat()}_{last.isoformat()}.csv"
+        return HttpResponse(200, buf.getvalue().encode("utf-8"), "text/csv; charset=utf-8",
+                            {"Content-Disposition": f'attachment; filename="{name}"'})
+
+    def intervals(req: HttpRequest) -> HttpResponse:
+        api.require(req)
+        day = _day(req, "date", date.today())
+        try:
+            minutes = int(req.arg("minutes", "15") or 15)
+        except ValueError:
+            raise HttpError(400, "minutes must be 15, 30 or 60") from None
+        if minutes not in (15, 30, 60):
+            raise HttpError(400, "minutes must be 15, 30 or 60")
+        t0, t1 = stats.day_range(day, day)
+        sl = {q.name: q.sl_seconds for q in app.cfg.queues}
+        con: sqlite3.Connection = app.store.db.conn
+        rows = stats.queue_intervals(con, t0, t1, minutes=minutes, sl_seconds=sl)
+        queue = req.arg("queue")
+        if queue:
+            rows = [r for r in rows if r["queue"] == queue]
+        totals = stats.interval_totals(rows)
+        return HttpResponse.json({
+            "date": day.isoformat(), "minutes": minutes, "queue": queue,
+            "intervals": [
+                {"start": t["interval"][11:], "offered": t["offered"], "answered": t["answered"],
+                 "abandoned": t["abandoned"],
+                 "service_level": None if t["service_level"] is None
+                 else round(t["service_level"], 3)}
+                for t in totals
+            ],
+        })
+
+    def openapi(req: HttpRequest) -> HttpResponse:
+        return HttpResponse.json(spec())
+
+    router.add("GET", "/api/events/stream", stream)
+    router.add("GET", "/api/cdr.csv", cdr_csv)
+    router.add("GET", "/api/stats/intervals", intervals)
+    router.add("GET", "/api/openapi.json", openapi)
+    wallboard.register(router)
+    try:
+        router.find("GET", "/api/queues")
+    except HttpError:
+        from callcenter.web import acd_api
+
+        acd_api.register(router, api)

@@ -1,0 +1,185 @@
+"""The OpenAPI 3.1 description of the HTTP API, written by hand next to the routes.
+
+``spec()`` is served at ``GET /api/openapi.json``; ``tests/unit/test_openapi.py`` checks that
+every ``/api`` route of the router is described here and answers only documented statuses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["spec"]
+
+_ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _err(description: str) -> dict[str, Any]:
+    return _json({"$ref": "#/components/schemas/Error"}, description)
+
+
+def _op(summary: str, ok: dict[str, Any], *, secured: bool = True, admin: bool = False,
+        params: list[dict[str, Any]] | None = None, errors: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": ok}
+    for status, text in (errors or {}).items():
+        responses[status] = _err(text)
+    if secured:
+        responses["401"] = _err("missing or unknown bearer token")
+    if admin:
+        responses["403"] = _err("the token may only read")
+    op: dict[str, Any] = {"summary": summary, "responses": responses}
+    if not secured:
+        op["security"] = []
+    if params:
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = {"required": False,
+                             "content": {"application/json": {"schema": body}}}
+    return op
+
+
+def _q(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema,
+            "description": description}
+
+
+def _p(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema,
+            "description": description}
+
+
+_DATE = {"type": "string", "format": "date"}
+_NUM = {"type": ["number", "null"]}
+_QUEUE = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"}, "waiting": {"type": "integer"},
+        "longest_wait": {"type": "number"}, "offered": {"type": "integer"},
+        "answered": {"type": "integer"}, "abandoned": {"type": "integer"},
+        "timed_out": {"type": "integer"}, "answered_within_sl": {"type": "integer"},
+        "service_level": _NUM, "asa": _NUM, "aht": _NUM, "sl_seconds": {"type": "number"},
+        "agents": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["name", "waiting", "longest_wait", "offered", "answered", "abandoned",
+                 "service_level"],
+}
+_AGENT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"}, "name": {"type": "string"},
+        "state": {"enum": ["logged_out", "available", "ringing", "on_call", "wrap_up",
+                           "paused"]},
+        "time_in_state": {"type": "number"}, "reason": {"type": "string"},
+        "registered": {"type": "boolean"}, "reachable": {"type": "boolean"},
+        "calls": {"type": "integer"}, "talk_time": {"type": "number"}, "occupancy": _NUM,
+    },
+    "required": ["id", "state", "time_in_state"],
+}
+_CDR = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"}, "sip_call_id": {"type": "string"},
+        "direction": {"enum": ["inbound", "outbound", "internal"]},
+        "caller": {"type": "string"}, "called": {"type": "string"},
+        "source": {"type": "string"}, "line": {"type": ["string", "null"]},
+        "start": {"type": "number"}, "answer": _NUM, "end": _NUM, "duration": _NUM,
+        "billsec": _NUM, "hangup_cause": {"type": ["string", "null"]},
+        "hangup_side": {"type": ["string", "null"]}, "sip_status": {"type": ["integer", "null"]},
+        "digits": {"type": "string"}, "codec": {"type": ["string", "null"]},
+    },
+    "required": ["id", "caller", "called", "start"],
+}
+
+
+def spec() -> dict[str, Any]:
+    """The OpenAPI document."""
+    paths: dict[str, Any] = {
+        "/api/health": {"get": _op(
+            "Liveness: status, uptime, calls in progress, registrations",
+            _json({"type": "object", "properties": {
+                "status": {"const": "ok"}, "uptime": {"type": "number"},
+                "calls_in_progress": {"type": "integer"},
+                "registrations": {"type": "integer"}}, "required": ["status"]}),
+            secured=False)},
+        "/api/openapi.json": {"get": _op("This document", _json({"type": "object"}),
+                                         secured=False)},
+        "/api/calls": {"get": _op(
+            "Live calls (legs, states) and the latest CDRs",
+            _json({"type": "object", "properties": {
+                "live": {"type": "array", "items": {"type": "object"}},
+                "history": {"type": "array", "items": _CDR}}, "required": ["live", "history"]}),
+            params=[_q("limit", {"type": "integer", "minimum": 1, "maximum": 1000},
+                       "how many CDRs (default 50)")],
+            errors={"400": "limit is not a number"})},
+        "/api/calls/{id}": {"get": _op(
+            "One CDR with its event timeline (DTMF, IVR nodes, connections)",
+            _json({"allOf": [_CDR, {"type": "object", "properties": {
+                "events": {"type": "array", "items": {"type": "object"}}}}]}),
+            params=[_p("id", {"type": "string"}, "the call's id (calls.id)")],
+            errors={"404": "no such call"})},
+        "/api/registrations": {"get": _op(
+            "Registered contacts, expiry, reachability",
+            _json({"type": "array", "items": {"type": "object", "properties": {
+                "user": {"type": "string"}, "contact": {"type": "string"},
+                "expires_in": {"type": "number"}, "reachable": {"type": "boolean"}}}}))},
+        "/api/queues": {"get": _op(
+            "Live queue figures since the server started",
+            _json({"type": "array", "items": _QUEUE}), errors={"404": "the ACD is not running"})},
+        "/api/agents": {"get": _op(
+            "Every agent's state, time in state and figures",
+            _json({"type": "array", "items": _AGENT}), errors={"404": "the ACD is not running"})},
+        "/api/agents/{id}/{command}": {"post": _op(
+            "Log an agent in or out, pause (with a reason) or unpause",
+            _json(_AGENT, "the agent's new state"), admin=True,
+            params=[_p("id", {"type": "string"}, "agent (user) id"),
+                    _p("command", {"enum": ["login", "logout", "pause", "unpause"]},
+                       "what to do")],
+            body={"type": "object", "properties": {"reason": {"type": "string"}}},
+            errors={"400": "body is not JSON", "404": "no such agent or command",
+                    "409": "not allowed in the agent's state"})},
+        "/api/events/stream": {"get": _op(
+            "Live events as server-sent events (event: <type>, data: JSON with schema 1)",
+            {"description": "an endless text/event-stream",
+             "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            params=[_q("types", {"type": "string"},
+                       "comma-separated type prefixes, e.g. queue.,agent."),
+                    _q("token", {"type": "string"},
+                       "the bearer token, for clients that cannot send headers")])},
+        "/api/cdr.csv": {"get": _op(
+            "CDRs of local days from..to (inclusive) as CSV",
+            {"description": "CSV with a header row",
+             "content": {"text/csv": {"schema": {"type": "string"}}}},
+            params=[_q("from", _DATE, "first day", required=True),
+                    _q("to", _DATE, "last day (default: from)"),
+                    _q("token", {"type": "string"}, "the bearer token, for plain links")],
+            errors={"400": "missing or bad dates"})},
+        "/api/stats/intervals": {"get": _op(
+            "Calls offered/answered/abandoned and service level per interval of a day",
+            _json({"type": "object", "properties": {
+                "date": _DATE, "minutes": {"type": "integer"},
+                "intervals": {"type": "array", "items": {"type": "object", "properties": {
+                    "start": {"type": "string"}, "offered": {"type": "integer"},
+                    "answered": {"type": "integer"}, "abandoned": {"type": "integer"},
+                    "service_level": _NUM}}}}}),
+            params=[_q("date", _DATE, "the day (default: today)"),
+                    _q("minutes", {"enum": [15, 30, 60]}, "interval length (default 15)"),
+                    _q("queue", {"type": "string"}, "only this queue")],
+            errors={"400": "bad date or minutes"})},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "callcenter API", "version": "1",
+                 "description": "Bearer tokens come from http.tokens in config.yaml; a read "
+                 "token may GET, an admin token may also change things."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": _ERROR},
+        },
+        "paths": paths,
+    }

@@ -1,0 +1,35 @@
+"""The wallboard page: static HTML, CSS and JS from ``callcenter/web/static/``.
+
+    GET /wallboard                 the page (no token needed: it holds no data)
+    GET /wallboard/<file>          wallboard.js, wallboard.css
+
+The page asks for a token once (or takes ``/wallboard?token=...``, keeps it in the browser's
+localStorage and drops it from the address bar) and reads /api/queues, /api/agents,
+/api/stats/intervals and the live stream /api/events/stream with it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from callcenter.web.http import HttpError, HttpResponse, Router
+
+__all__ = ["STATIC", "register"]
+
+STATIC = Path(__file__).resolve().parent / "static"
+TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+         ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+
+
+def _file(name: str) -> HttpResponse:
+    path = (STATIC / name).resolve()
+    if path.parent != STATIC or path.suffix not in TYPES or not path.is_file():
+        raise HttpError(404, "not found")
+    return HttpResponse(200, path.read_bytes(), TYPES[path.suffix],
+                        {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+
+
+def register(router: Router) -> None:
+    """Add /wallboard and its assets to ``router``."""
+    router.add("GET", "/wallboard", lambda req: _file("wallboard.html"))
+    router.add("GET", "/wallboard/{name}", lambda req: _file(req.params["name"]))
