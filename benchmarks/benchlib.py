@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
@@ -67,11 +68,17 @@ class Server:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
         log = open(self.workdir / "server.log", "wb")  # noqa: SIM115 - closed with the process
-        entry = ["-m", "callcenter"]
-        if "CALLCENTER_BENCH_SIP_RCVBUF" in self.env:
-            entry = [str(BENCH / "serve_rcvbuf.py")]
+        config = self.config
+        if "CALLCENTER_BENCH_SIP_RCVBUF" in self.env:  # sip.udp_receive_buffer for this run
+            data = yaml.safe_load(self.config.read_text())
+            data["sip"]["udp_receive_buffer"] = int(self.env["CALLCENTER_BENCH_SIP_RCVBUF"])
+            for key in ("sounds", "dialplans"):  # relative to the original config's folder
+                if key in data and not Path(data[key]).is_absolute():
+                    data[key] = str((self.config.parent / data[key]).resolve())
+            config = self.workdir / "bench-config.yaml"
+            config.write_text(yaml.safe_dump(data, allow_unicode=True))
         cmd = [
-            sys.executable, *entry, "serve", "--config", str(self.config),
+            sys.executable, "-m", "callcenter", "serve", "--config", str(config),
             "--sip-port", str(self.sip_port), "--http-port", str(self.http_port),
             "--db", str(db), "--log-format", "json",
         ]

@@ -89,6 +89,7 @@ class Application:
             on_ack_timeout=lambda e: self.b2bua.on_ack_timeout(e),
             on_server_timeout=lambda e: self.b2bua.on_server_timeout(e),
             user_agent=sip.user_agent, tcp_idle_timeout=float(sip.tcp_idle_timeout),
+            udp_receive_buffer=sip.udp_receive_buffer,
         )
         self.b2bua = B2BUA(
             stack=self.stack, media=self.media, media_address=cfg.media.address,

@@ -57,6 +57,7 @@ sip:
   realm: callcenter
   user_agent: callcenter/0.1
   tcp_idle_timeout: 300
+  udp_receive_buffer: 4194304 # bytes; absorbs bursts at high call rates (0 = OS default)
   session_refresh: 600       # re-INVITE answered calls this often; hang up if unanswered
   registration: {min_expires: 60, max_expires: 3600, default_expires: 600, qualify_interval: 30}
   auth: {nonce_ttl: 300, max_failures: 5, failure_window: 60, block_for: 300, algorithms: [MD5]}
@@ -491,6 +492,9 @@ class SipConfig(_Model):
     realm: str = Field(default="callcenter", min_length=1)
     user_agent: str = "callcenter/0.1"
     tcp_idle_timeout: PositiveSeconds = 300
+    #: bytes of kernel buffer on the SIP UDP socket: bursts (a slow media tick, a neighbour's
+    #: load) then queue instead of being dropped and retransmitted; 0 keeps the OS default
+    udp_receive_buffer: int = Field(default=4194304, ge=0)
     #: seconds between re-INVITEs that check an answered call's far end is still there
     #: (a phone that does not answer is hung up); 0 turns the check off
     session_refresh: int = Field(default=600, ge=0)

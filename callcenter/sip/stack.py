@@ -91,6 +91,7 @@ class SipStack:
         handler: Handler, on_ack_timeout: Callable[[AckTimeout], None],
         on_server_timeout: Callable[[TransactionTimeout], None] | None = None,
         user_agent: str = "callcenter", t1: float = 0.5, tcp_idle_timeout: float = 300.0,
+        udp_receive_buffer: int = 0,
     ) -> None:
         self.host, self.port, self.advertised = host, port, advertised
         self.transport_names = transports
@@ -102,6 +103,7 @@ class SipStack:
         self.transports = Transports(
             host=host, port=port, on_message=self._on_message,
             on_framing_error=self._on_framing_error, idle_timeout=tcp_idle_timeout,
+            udp_receive_buffer=udp_receive_buffer,
         )
         self._pending: dict[TxKey, _Pending] = {}
         self._timer: asyncio.TimerHandle | None = None

@@ -9,6 +9,8 @@ closed after ``idle_timeout`` seconds without traffic.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections.abc import Callable
 from typing import cast
 
@@ -75,12 +77,13 @@ class Transports:
     def __init__(
         self, *, host: str, port: int, on_message: OnMessage,
         on_framing_error: OnFramingError | None = None,
-        idle_timeout: float = 300.0,
+        idle_timeout: float = 300.0, udp_receive_buffer: int = 0,
     ) -> None:
         self.host, self.port = host, port
         self.on_message = on_message
         self.on_framing_error = on_framing_error or (lambda err, src, tr: None)
         self.idle_timeout = idle_timeout
+        self.udp_receive_buffer = udp_receive_buffer
         self.loop = asyncio.get_event_loop()
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp_server: asyncio.base_events.Server | None = None
@@ -96,11 +99,28 @@ class Transports:
                 lambda: _Udp(self), local_addr=(self.host, self.port)
             )
             self._udp = udp  # type: ignore[assignment]
+            if self.udp_receive_buffer:
+                self._grow_receive_buffer(udp.get_extra_info("socket"))
         if "tcp" in transports:
             self._tcp_server = await self.loop.create_server(
                 lambda: _TcpConn(self), self.host, self.port, reuse_address=True
             )
         self._idle_task = self.loop.create_task(self._close_idle())
+
+    def _grow_receive_buffer(self, sock: socket.socket | None) -> None:
+        """Ask for ``udp_receive_buffer`` bytes; as root past net.core.rmem_max if needed."""
+        if sock is None:
+            return
+        want = self.udp_receive_buffer
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, want)
+        got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux reports 2x
+        force = getattr(socket, "SO_RCVBUFFORCE", None)
+        if got < want and force is not None:
+            with contextlib.suppress(OSError):  # needs CAP_NET_ADMIN
+                sock.setsockopt(socket.SOL_SOCKET, force, want)
+                got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
+        log.info("sip_udp_receive_buffer", requested=want, granted=got)
 
     async def close(self) -> None:
         if self._idle_task:
