@@ -8,18 +8,19 @@ cd "$(dirname "$0")/.."
 say() { printf '\n==> %s\n' "$*"; }
 
 need_apt=no
-for bin in sipp baresip mosquitto mosquitto_pub espeak-ng sox; do
+for bin in sipp baresip mosquitto mosquitto_pub espeak-ng sox chromium; do
     command -v "$bin" >/dev/null 2>&1 || need_apt=yes
 done
 if [ "$need_apt" = yes ]; then
-    say "installing system packages (sip-tester baresip-core mosquitto espeak-ng sox)"
+    say "installing system packages (sip-tester baresip-core mosquitto espeak-ng sox chromium)"
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends \
-        sip-tester baresip-core mosquitto mosquitto-clients espeak-ng sox libsox-fmt-all
+        sip-tester baresip-core mosquitto mosquitto-clients espeak-ng sox libsox-fmt-all \
+        chromium
 else
-    say "system packages already present (sipp, baresip, mosquitto, espeak-ng, sox)"
+    say "system packages already present (sipp, baresip, mosquitto, espeak-ng, sox, chromium)"
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -43,7 +43,7 @@ from callcenter.events.bus import (
 
 __all__ = ["BrokerUrl", "MqttSink", "parse_url", "topics_for"]
 
-log = structlog.get_logger("mqtt")
+log = structlog.get_logger("events.mqtt")  # "mqtt" is aiomqtt's own stdlib logger
 
 PUBLISH_TIMEOUT = 10.0
 
