@@ -177,6 +177,7 @@ class B2BUA:
             invite, dest, transport, on_provisional=provisional, on_retransmitted_2xx=resend_ack
         )
         leg.outbound_key = key  # type: ignore[attr-defined]
+        leg.outbound_future = fut  # type: ignore[attr-defined]
         leg.sip_status = 0  # type: ignore[attr-defined]
         try:
             resp = await asyncio.wait_for(asyncio.shield(fut), timeout)
@@ -230,6 +231,25 @@ class B2BUA:
         except (TimeoutError, RequestTimeout):
             pass
         self._end_leg(leg)
+        # The phone may have answered as the CANCEL crossed its 200 (RFC 3261 §9.1): then the
+        # INVITE's final answer is a 2xx, and that dialog must be ACKed and ended with a BYE.
+        invite_fut: asyncio.Future[Response] | None = getattr(leg, "outbound_future", None)
+        if invite_fut is None:
+            return
+        try:
+            resp = await asyncio.wait_for(asyncio.shield(invite_fut), 5)
+        except (TimeoutError, RequestTimeout, asyncio.CancelledError):
+            return
+        if 200 <= resp.status < 300:
+            log.info("answered_while_cancelled", call_id=leg.call.id, party=leg.party)
+            dialog = Dialog.from_uac(invite, resp)
+            ack = dialog.create_request(
+                "ACK", via=self.stack.via(leg.transport), cseq=resp.cseq[0]
+            )
+            self.stack.send_ack(ack, leg.peer, leg.transport)
+            bye = dialog.create_request("BYE", via=self.stack.via(leg.transport))
+            _, bye_fut = self.stack.send_request(bye, leg.peer, leg.transport)
+            bye_fut.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     def _send_ack(self, leg: Leg, resp: Response) -> None:
         assert leg.dialog is not None
