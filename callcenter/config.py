@@ -12,6 +12,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
@@ -22,6 +23,7 @@ __all__ = [
     "DEFAULT_CONFIG_YAML",
     "DEMO_PASSWORDS",
     "AuthConfig",
+    "Campaign",
     "Config",
     "ConfigError",
     "EventsConfig",
@@ -98,7 +100,12 @@ users:
   - {user: "1004", password: "agent1004", role: agent, name: "Jan Wójcik"}
   - {user: "2001", password: "super2001", role: supervisor, name: "Ewa Supervisor"}
 trunks:
-  - {name: pstn, addresses: [127.0.0.1], inband_dtmf: false}
+  - name: pstn
+    addresses: [127.0.0.1]   # calls from these addresses come from this trunk
+    inband_dtmf: false
+    host: 127.0.0.1          # outbound calls (the dialer) go to host:port
+    port: 5080
+    transport: udp
 # ACD queues. members: user ids, or {user, tier, penalty, static, skills}; a static member is
 # logged in from the start and takes calls once its phone registers (others log in with *41).
 # Times in seconds; null turns max_wait / announce_every / auto_pause_after / callback_key off.
@@ -134,6 +141,40 @@ recording:
   calls: false             # record every call answered by an agent
   queues: []               # or only calls answered from these queues
   directory: recordings    # relative to the database's directory
+# Outbound campaigns (the dialer). Load a list with
+#   callcenter campaign import contacts.csv --campaign telesales
+# then `callcenter campaign start telesales` (or POST /api/campaigns/telesales/start).
+# Calls go out through the trunk's host:port; an answered call joins `queue` with `priority`;
+# no agent within 2 s = abandoned: the caller hears sounds/<language>/abandon_message.wav.
+campaigns:
+  - name: telesales
+    queue: sales
+    list: telesales          # contact list name (default: the campaign's name)
+    trunk: pstn
+    caller_id: "+48221234567"
+    caller_name: Telesales
+    mode: predictive         # predictive | progressive | power | preview
+    ratio: 2.0               # power mode: lines per free agent
+    abandon_limit: 0.03      # abandoned / answered by a person, 24 h and 30 days
+    autostart: false         # start dialing when the server starts (else start it by hand)
+    ring_timeout: 25         # seconds; never under 15
+    amd: false               # answering-machine detection on the first seconds of audio
+    priority: 10             # queue priority of answered campaign calls
+    language: pl
+    timezone: Europe/Warsaw  # contacts without a timezone column (else from the number)
+    hours: {mon-fri: "09:00-20:00", sat: "10:00-14:00"}   # contact's local time
+    holidays: []             # dates nobody is called, e.g. [2026-12-24]
+    retries:                 # per outcome: how many more tries, after how many seconds
+      busy: {max: 3, delay: 900}
+      no-answer: {max: 3, delay: 7200}
+      machine: {max: 2, delay: 14400}
+      abandoned: {max: 1, delay: 259200}
+      failed: {max: 1, delay: 3600}
+    dispositions:            # agent dials *5<code> after the call (or POST .../dispositions)
+      "1": {name: sale, final: true}
+      "2": {name: not-interested, final: true}
+      "3": {name: callback, final: false, retry: 3600}
+      "9": {name: do-not-call, final: true, dnc: true}
 """
 
 DEFAULT_CONFIG_NAME = "<default config>"
@@ -578,6 +619,10 @@ class Trunk(_Model):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")]
     addresses: list[Annotated[str, BeforeValidator(_ip_network)]] = Field(min_length=1)
     inband_dtmf: bool = False
+    #: where outbound calls (the dialer) are sent
+    host: Annotated[str, BeforeValidator(_host)] = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 5080
+    transport: Literal["udp", "tcp"] = "udp"
 
 
 def _member(value: Any) -> Any:
@@ -633,6 +678,83 @@ class Queue(_Model):
     ring_in_use: bool = False
 
 
+_DAYS = r"(mon|tue|wed|thu|fri|sat|sun)"
+_HOURS = r"\d\d:\d\d-\d\d:\d\d"
+
+
+def _string_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k) if isinstance(k, int) and not isinstance(k, bool) else k: v
+                for k, v in value.items()}
+    return value
+
+
+class CampaignRetry(_Model):
+    """After an outcome: at most ``max`` more tries, ``delay`` seconds apart."""
+
+    max: int = Field(default=1, ge=0)
+    delay: float = Field(default=3600, ge=0)
+
+
+class Disposition(_Model):
+    """An agent's verdict on a call: ``final`` takes the contact out, ``dnc`` adds the number
+    to the campaign's do-not-call list, otherwise it is called again after ``retry`` s."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")]
+    final: bool = True
+    dnc: bool = False
+    retry: float = Field(default=3600, ge=0)
+
+
+def _default_retries() -> dict[str, CampaignRetry]:
+    return {"busy": CampaignRetry(max=3, delay=900), "no-answer": CampaignRetry(max=3, delay=7200),
+            "machine": CampaignRetry(max=2, delay=14400),
+            "abandoned": CampaignRetry(max=1, delay=259200),
+            "failed": CampaignRetry(max=1, delay=3600)}
+
+
+def _default_dispositions() -> dict[str, Disposition]:
+    return {"1": Disposition(name="sale"), "2": Disposition(name="not-interested"),
+            "3": Disposition(name="callback", final=False),
+            "9": Disposition(name="do-not-call", dnc=True)}
+
+
+class Campaign(_Model):
+    """An outbound dialer campaign (``campaigns:``); see the shipped config.yaml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")]
+    queue: str
+    list_: str | None = Field(default=None, alias="list")
+    trunk: str = "pstn"
+    caller_id: Annotated[str, BeforeValidator(_quoted_string), Field(pattern=_TOKEN)] = "anonymous"
+    caller_name: str = ""
+    mode: Literal["predictive", "progressive", "power", "preview"] = "predictive"
+    ratio: float = Field(default=2.0, ge=1.0)
+    abandon_limit: float = Field(default=0.03, gt=0, le=1)
+    autostart: bool = False
+    ring_timeout: float = Field(default=25, gt=0)
+    max_lines: int | None = Field(default=None, ge=1)
+    amd: bool = False
+    priority: int = 10
+    language: str = "pl"
+    timezone: str = "Europe/Warsaw"
+    hours: dict[Annotated[str, Field(pattern=f"^{_DAYS}(-{_DAYS})?$")],
+                Annotated[str, Field(pattern=f"^({_HOURS})?(, *{_HOURS})*$")]] = {
+        "mon-fri": "09:00-20:00", "sat": "10:00-14:00"}
+    holidays: list[date] = []
+    retries: dict[Literal["busy", "no-answer", "machine", "abandoned", "failed"],
+                  CampaignRetry] = Field(default_factory=_default_retries)
+    dispositions: Annotated[dict[Annotated[str, Field(pattern=r"^[0-9]{1,2}$")], Disposition],
+                            BeforeValidator(_string_keys)] = Field(
+        default_factory=_default_dispositions)
+
+    @property
+    def list_name(self) -> str:
+        return self.list_ or self.name
+
+
 class SupervisorConfig(_Model):
     """Listen / whisper / barge (``supervisor:``)."""
 
@@ -665,6 +787,11 @@ class Config(_Model):
     queues: list[Queue] = []
     supervisor: SupervisorConfig = SupervisorConfig()
     recording: RecordingConfig = RecordingConfig()
+    campaigns: list[Campaign] = []
+
+    def campaign(self, name: str) -> Campaign | None:
+        """The dialer campaign called ``name``, if any."""
+        return next((c for c in self.campaigns if c.name == name), None)
 
     def queue(self, name: str) -> Queue | None:
         """The ACD queue called ``name``, if any."""
@@ -763,6 +890,33 @@ def _semantic_checks(cfg: Config) -> list[tuple[Loc, str]]:
         seen_trunks.setdefault(trunk.name, i)
     out += _queue_checks(cfg)
     out += _supervisor_checks(cfg)
+    out += _campaign_checks(cfg)
+    return out
+
+
+def _campaign_checks(cfg: Config) -> list[tuple[Loc, str]]:
+    """Campaign names unique; queue and trunk exist; the time zone is known."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    out: list[tuple[Loc, str]] = []
+    queues = [q.name for q in cfg.queues]
+    trunks = [t.name for t in cfg.trunks]
+    names: list[str] = []
+    for i, c in enumerate(cfg.campaigns):
+        if c.name in names:
+            out.append((("campaigns", i, "name"), f"campaign {c.name!r} is defined twice"))
+        names.append(c.name)
+        if c.queue not in queues:
+            out.append((("campaigns", i, "queue"),
+                        f"expected a queue ({', '.join(queues)}), got {c.queue!r}"))
+        if c.trunk not in trunks:
+            out.append((("campaigns", i, "trunk"),
+                        f"expected a trunk ({', '.join(trunks)}), got {c.trunk!r}"))
+        try:
+            ZoneInfo(c.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            out.append((("campaigns", i, "timezone"),
+                        f"expected an IANA time zone (Europe/Warsaw), got {c.timezone!r}"))
     return out
 
 
