@@ -2,6 +2,7 @@
 // Token: ?token=... in the URL (kept in localStorage, then removed from the address bar), or
 // typed into the form once. Live: server-sent events from /api/events/stream trigger a refresh
 // of /api/queues and /api/agents; a poll every 5 s keeps it right if the stream is cut.
+// ?live=poll polls only (no stream: for proxies that buffer, and headless --virtual-time-budget).
 "use strict";
 
 const POLL_MS = 5000;
@@ -108,10 +109,11 @@ function renderAgents() {
   $("agents").replaceChildren(...agents.map((a) => {
     counts[a.state] = (counts[a.state] || 0) + 1;
     const label = STATE_LABEL[a.state] || a.state;
-    return el("div", { class: "agent", "data-agent": a.id, "data-state": a.state },
+    const phone = a.registered === false ? " · no phone" : "";
+    return el("div", { class: `agent${phone ? " nophone" : ""}`, "data-agent": a.id, "data-state": a.state },
       el("div", { class: "n" }, a.name ? `${a.name} (${a.id})` : a.id),
       el("div", { class: "s" },
-        el("span", { "data-field": "state" }, a.reason ? `${label} ${a.reason}` : label),
+        el("span", { "data-field": "state" }, (a.reason ? `${label} ${a.reason}` : label) + phone),
         el("span", { class: "t", "data-field": "time_in_state" }, mmss(a.time_in_state + elapsed))));
   }));
   $("agent-summary").textContent = Object.entries(counts)
@@ -197,7 +199,9 @@ function tick() {
 
 function start() {
   $("login").hidden = true;
-  refresh(); chart(); stream();
+  refresh(); chart();
+  if (new URLSearchParams(location.search).get("live") === "poll") $("link").className = "dot poll";
+  else stream();
   setInterval(refresh, POLL_MS);
   setInterval(chart, CHART_MS);
 }
