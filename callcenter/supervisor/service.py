@@ -397,7 +397,7 @@ class SupervisorService:
         finally:
             for w in waits:
                 w.cancel()
-        side = "caller" if conf.caller.state is LegState.ENDED else "agent"
+        side = _who_left(conf)
         self._dissolve(conf)
         for session in list(conf.sessions):
             conf.sessions.remove(session)
@@ -531,3 +531,15 @@ class SupervisorService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+def _who_left(conf: Conference) -> str:
+    """"caller" or "agent": who ended the conversation (both legs may be gone by now)."""
+    if conf.caller.state is not LegState.ENDED:
+        return "agent"
+    if conf.agent.state is not LegState.ENDED:
+        return "caller"
+    side = conf.agent.call.hangup_side  # "caller" = the inbound leg, "callee" = outbound
+    if side in ("caller", "callee"):
+        return "agent" if (side == "callee") == (conf.agent.direction == "outbound") else "caller"
+    return "caller"

@@ -80,10 +80,7 @@ def test_listen_whisper_barge(artifacts: Path) -> None:
     require_binary("sox")
     tones = {hz: audio.make_tone_wav(artifacts / f"tone{int(hz)}.wav", (hz,), 10.0)
              for hz in (CALLER_HZ, AGENT_HZ, SUPER_HZ)}
-    srv = ServerProcess(artifacts, overrides={
-        "recording": {"calls": True},
-        "supervisor": {"wait_for_call": False},
-    }).start()
+    srv = ServerProcess(artifacts, overrides={"recording": {"calls": True}}).start()
     caller = agent(artifacts, "1002", tones[CALLER_HZ], srv)
     agent_ = agent(artifacts, "1001", tones[AGENT_HZ], srv)
     boss = agent(artifacts, "2001", tones[SUPER_HZ], srv)
@@ -93,10 +90,6 @@ def test_listen_whisper_barge(artifacts: Path) -> None:
             for phone in (caller, agent_, boss, other):
                 phone.ctrl.wait_registered()
             sip = f"127.0.0.1:{srv.sip_port}"
-
-            # a supervisor code for an agent not on a call: a prompt, then the server hangs up
-            boss.dial(f"sip:*811001@{sip}")
-            assert closed(boss, 15), "not-on-call session was not hung up"
 
             caller.dial(f"sip:1001@{sip}")
             agent_.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
@@ -146,6 +139,23 @@ def test_listen_whisper_barge(artifacts: Path) -> None:
             assert closed(boss, 10), "the supervisor was not hung up"
             caller_heard = audio.read_wav(caller.recordings()["heard"])[0]
             agent_heard = audio.read_wav(agent_.recordings()["heard"])[0]
+
+            # the agent is not on a call: the supervisor waits and joins the next one
+            boss.dial(f"sip:*831001@{sip}")
+            boss.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+            time.sleep(1.0)
+            caller.dial(f"sip:1001@{sip}")
+            agent_.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+            caller.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+            time.sleep(3.0)
+            status, listing = http(srv, "GET", "/api/supervisor/sessions")
+            assert [s["state"] for s in listing["live"]] == ["active"], listing
+            # hanging up the agent ends everything
+            agent_.ctrl.command("hangup")
+            assert closed(agent_, 10)
+            assert closed(caller, 10), "the caller was not hung up"
+            assert closed(boss, 10), "the supervisor was not hung up"
+            waited_heard = audio.read_wav(boss.recordings()["heard"])[0]
     finally:
         srv.stop()
 
@@ -175,17 +185,22 @@ def test_listen_whisper_barge(artifacts: Path) -> None:
 
     db = srv.db_path
     sessions = rows(db, "SELECT * FROM supervisor_sessions ORDER BY start")
-    assert [s["result"] for s in sessions] == ["not_on_call", "refused", "ended", "ended"]
-    assert sessions[1]["supervisor"] == "1003"
-    first, api = sessions[2], sessions[3]
+    assert [s["result"] for s in sessions] == ["refused", "ended", "ended", "ended"]
+    assert sessions[0]["supervisor"] == "1003"
+    first, api, waited = sessions[1], sessions[2], sessions[3]
     assert [m["mode"] for m in json.loads(first["modes"])] == [
         "listen", "whisper", "barge", "listen"]
     assert first["ended_by"] == "supervisor" and first["agent"] == "1001" and first["joined"]
     assert api["origin"] == "api" and api["ended_by"] == "caller"
     assert [m["mode"] for m in json.loads(api["modes"])] == ["barge", "whisper"]
+    assert waited["ended_by"] == "agent" and waited["joined"] - waited["start"] > 0.8
+    tail = waited_heard[-int(2.5 * 8000):-int(0.5 * 8000)]
+    assert {f for f in (CALLER_HZ, AGENT_HZ, SUPER_HZ)
+            if audio.tone_present(tail, f, ratio=0.05)} == {CALLER_HZ, AGENT_HZ}
 
     # the call's recording: caller left, what the caller heard (the agent) right
-    cdr = next(r for r in rows(db, "SELECT * FROM calls") if r["called"] == "1001")
+    cdr = next(r for r in rows(db, "SELECT * FROM calls ORDER BY start")
+               if r["called"] == "1001")
     assert cdr["recording"], cdr
     assert first["call_id"] == cdr["id"]
     rec = Path(cdr["recording"])
