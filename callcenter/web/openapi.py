@@ -95,6 +95,52 @@ _CDR = {
 }
 
 
+_SESSION = {
+    "type": "object",
+    "properties": {"id": {"type": "string"}, "supervisor": {"type": "string"},
+                   "agent": {"type": ["string", "null"]},
+                   "mode": {"enum": ["listen", "whisper", "barge"]}},
+}
+_SESSION_ERRORS = {"400": "body is not a JSON object", "403": "not allowed for this user",
+                   "404": "no such session, agent or call", "409": "conflicts with the state",
+                   "422": "a field is missing or invalid"}
+
+
+def _supervisor_paths() -> dict[str, Any]:
+    """callcenter/web/supervisor_api.py."""
+    sid = [_p("id", {"type": "string"}, "session id")]
+    body = {"type": "object", "properties": {
+        "supervisor": {"type": "string"}, "agent": {"type": "string"},
+        "call": {"type": "string"}, "mode": {"enum": ["listen", "whisper", "barge"]}}}
+    create = _op("Start a listen/whisper/barge session: the supervisor's phone is called",
+                 _json(_SESSION), admin=True, body=body, errors=_SESSION_ERRORS)
+    create["responses"]["201"] = create["responses"].pop("200")
+    create["responses"]["201"]["description"] = "the session"
+    return {
+        "/api/supervisor/sessions": {
+            "get": _op("Live sessions and the session log",
+                       _json({"type": "object", "properties": {
+                           "live": {"type": "array", "items": _SESSION},
+                           "history": {"type": "array", "items": {"type": "object"}}}}),
+                       params=[_q("limit", {"type": "integer", "minimum": 1, "maximum": 1000},
+                                  "how many log entries (default 50)")],
+                       errors={"400": "limit is not a number",
+                               "404": "supervisor sessions are not available"}),
+            "post": create,
+        },
+        "/api/supervisor/sessions/{id}": {
+            "get": _op("One session", _json(_SESSION), params=sid,
+                       errors={"404": "no such session"}),
+            "patch": _op("Change the mode", _json(_SESSION), admin=True, params=sid,
+                         body={"type": "object", "properties": {
+                             "mode": {"enum": ["listen", "whisper", "barge"]}}},
+                         errors=_SESSION_ERRORS),
+            "delete": _op("Hang up the supervisor; the call goes on", _json(_SESSION),
+                          admin=True, params=sid, errors=_SESSION_ERRORS),
+        },
+    }
+
+
 def spec() -> dict[str, Any]:
     """The OpenAPI document."""
     paths: dict[str, Any] = {
@@ -170,6 +216,7 @@ def spec() -> dict[str, Any]:
                     _q("queue", {"type": "string"}, "only this queue")],
             errors={"400": "bad date or minutes"})},
     }
+    paths.update(_supervisor_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "callcenter API", "version": "1",
