@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--config", type=Path, metavar="FILE", help=config_help)
     importlib.import_module("callcenter.report.cli").register(sub)
+    importlib.import_module("callcenter.dialer.importer").register(sub)
 
     simulate = sub.add_parser(
         "simulate", help="run a simulator (acd, dialer)",
@@ -204,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return cmd_check(args)
-        if args.command in ("simulate", "report"):
+        if args.command in ("simulate", "report", "campaign"):
             return int(args.run(args))
         return cmd_serve(args)
     except UsageError as exc:
