@@ -36,12 +36,14 @@ _ENC = NumpyG711.ulaw_enc  # (int16 + 32768) -> uint8 code
 
 def decode_ulaw(codes: np.ndarray) -> np.ndarray:
     """µ-law codes (uint8, any shape) to int16 samples."""
-    return _DEC[codes]
+    out: np.ndarray = _DEC[codes]
+    return out
 
 
 def encode_ulaw(pcm: np.ndarray) -> np.ndarray:
     """int16 samples (any shape) to µ-law codes (uint8)."""
-    return _ENC[pcm.view(np.uint16) ^ 0x8000]
+    out: np.ndarray = _ENC[pcm.view(np.uint16) ^ 0x8000]
+    return out
 
 
 def normalise_matrix(matrix: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:

@@ -32,22 +32,22 @@ class SessionLog:
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
         if TABLE not in db.table_names():
-            db[TABLE].create(COLUMNS, pk="id", not_null={"id", "supervisor", "start"},
+            db.table(TABLE).create(COLUMNS, pk="id", not_null={"id", "supervisor", "start"},
                              if_not_exists=True)
-            db[TABLE].create_index(["supervisor", "start"], if_not_exists=True)
-            db[TABLE].create_index(["agent", "start"], if_not_exists=True)
+            db.table(TABLE).create_index(["supervisor", "start"], if_not_exists=True)
+            db.table(TABLE).create_index(["agent", "start"], if_not_exists=True)
 
     def started(self, row: dict[str, Any]) -> None:
         data = dict(row)
         data["modes"] = json.dumps(data.get("modes", []))
         with self.db.conn:
-            self.db[TABLE].insert(data, replace=True)
+            self.db.table(TABLE).insert(data, replace=True)
 
     def update(self, session_id: str, **fields: Any) -> None:
         if "modes" in fields:
             fields["modes"] = json.dumps(fields["modes"])
         with self.db.conn:
-            self.db[TABLE].update(session_id, fields)
+            self.db.table(TABLE).update(session_id, fields)
 
     def recent(self, limit: int = 50) -> list[dict[str, Any]]:
         rows = list(self.db[TABLE].rows_where(order_by="start DESC", limit=limit))

@@ -342,10 +342,10 @@ class SupervisorService:
 
     def _remix(self, conf: Conference) -> None:
         media = self.app.media
-        active = [s for s in conf.sessions if s.leg is not None and s.leg.channel is not None
-                  and not s.leg.channel.closed]
-        channels = [conf.caller.channel, conf.agent.channel, *(s.leg.channel for s in active)]
-        m = matrix([Role.CALLER, Role.AGENT, *(s.mode for s in active)])
+        active = [(s, s.leg) for s in conf.sessions if s.leg is not None
+                  and s.leg.channel is not None and not s.leg.channel.closed]
+        channels = [conf.caller.channel, conf.agent.channel, *(leg.channel for _, leg in active)]
+        m = matrix([Role.CALLER, Role.AGENT, *(s.mode for s, _ in active)])
         if conf.mix is not None and conf.mix.active and conf.mix.channels == channels:
             media.set_matrix(conf.mix, m)
         else:
@@ -527,7 +527,7 @@ class SupervisorService:
             await self.app.b2bua.hangup_call(leg.call, HangupCause.NORMAL, "system")
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
