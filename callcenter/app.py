@@ -23,6 +23,7 @@ from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.calls.ivr_call import LiveCall
 from callcenter.calls.queues import QueueRunner
 from callcenter.config import Config
+from callcenter.dialer.runner import CampaignRunner
 from callcenter.events import bus as events
 from callcenter.events.service import Events
 from callcenter.log import bind_call
@@ -38,7 +39,7 @@ from callcenter.store.db import Store
 from callcenter.store.ivr import IvrStore
 from callcenter.store.records import CallRecord
 from callcenter.supervisor.service import SupervisorService
-from callcenter.web import supervisor_api
+from callcenter.web import campaign_api, supervisor_api
 from callcenter.web.api import Api
 from callcenter.web.http import HttpServer
 from ivr.clock import ServerClock
@@ -107,6 +108,8 @@ class Application:
         self.supervisor = SupervisorService(self)
         self.api = Api(self)
         supervisor_api.register(self.api.router, self.api)
+        self.dialer = CampaignRunner(self)
+        campaign_api.register(self.api.router, self.api)
         self.http = HttpServer(self.api.router, host=cfg.http.listen, port=cfg.http.port)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
@@ -117,6 +120,7 @@ class Application:
         await self.stack.start()
         await self.http.start()
         await self.queues.start()
+        await self.dialer.start()
         await self.events.start()
         self._spawn(self._housekeeping())
         self._spawn(self._watch_dialplans())
@@ -130,6 +134,7 @@ class Application:
 
     async def stop(self) -> None:
         log.info("server_stopping", calls=len(self.b2bua.calls))
+        await self.dialer.close()
         await self.queues.close()
         for call in list(self.b2bua.calls.values()):
             with contextlib.suppress(Exception):
@@ -452,6 +457,8 @@ class Application:
     async def _feature_code(self, leg: Leg, user: str, code: str) -> None:
         if code[:3] in ("*81", "*82", "*83") and await self.supervisor.feature_code(
                 leg, user, code):
+            return
+        if code.startswith("*5") and await self.dialer.feature_code(leg, user, code):
             return
         runner = getattr(self, "queues", None)
         if runner is not None and await runner.feature_code(leg, user, code):

@@ -1,0 +1,522 @@
+"""The live dialer: campaigns from config dialled through a trunk into their ACD queue.
+
+Every second, for each running campaign, :class:`CampaignRunner` builds a
+:class:`PacingSnapshot` (the queue's agents from the ACD, its own calls ringing and waiting)
+and asks the campaign's pacer how many lines to dial. Contacts are taken oldest first, skipping
+the do-not-call list, contacts outside the calling window (in their own time zone) and, in the
+predictive and power modes, numbers abandoned in the last 72 hours.
+
+One attempt: the row is written (contact ``dialing``) before the INVITE leaves; the call rings
+at least 15 s; an answer (after optional answering-machine detection) is queued with the
+campaign's priority; if no agent is connected within 2 s the call is *abandoned*: the caller
+hears the recorded information message, the call ends, and the abandon ledger (24 h / 30 days,
+rebuilt from the attempts table at start) counts it. Pausing stops new dials at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import structlog
+
+from acd import actions as act
+from acd import events as acd_ev
+from callcenter.calls import flows
+from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.dialer.amd import AmdDecision, AmdDetector, AmdResult
+from callcenter.dialer.campaigns import CampaignStore, calling_window, retry_policy
+from callcenter.dialer.compliance import (
+    DAY,
+    REDIAL_BLOCK_SECONDS,
+    AbandonLedger,
+    CallingWindow,
+    RedialGuard,
+    RetryPolicy,
+    ring_timeout,
+)
+from callcenter.dialer.numbers import country_code, timezone_for
+from callcenter.dialer.pacing import ABANDON_GRACE, Pacer, PacingSnapshot, Stats, make_pacer
+from callcenter.events import bus as events
+from callcenter.media.g711 import PCMA, PCMU
+from callcenter.media.prompts import PromptError
+from callcenter.store.records import CallRecord
+
+if TYPE_CHECKING:
+    from callcenter.app import Application
+    from callcenter.config import Campaign
+
+__all__ = ["CampaignRunner", "ABANDON_PROMPT"]
+
+log = structlog.get_logger("dialer")
+
+TICK = 1.0
+ABANDON_PROMPT = "abandon_message"
+MAX_PER_TICK = 20
+DISPOSITION_WINDOW = 3600.0  # *5<code> applies to the agent's campaign call of the last hour
+_BUSY = {486, 600, 603}
+_NO_ANSWER = {480, 487}
+
+
+@dataclass(eq=False)
+class _Flight:
+    """One attempt in progress."""
+
+    attempt: int
+    contact: dict[str, Any]
+    started: float  # loop time
+    answered_at: float | None = None
+    bridged: asyncio.Event = field(default_factory=asyncio.Event)
+    agent: str | None = None
+    bridged_at: float | None = None
+
+
+@dataclass(eq=False)
+class _Live:
+    """A campaign's live state."""
+
+    cfg: Campaign
+    pacer: Pacer
+    stats: Stats
+    ledger: AbandonLedger
+    guard: RedialGuard
+    window: CallingWindow
+    policy: RetryPolicy
+    running: bool = False
+    flights: dict[int, _Flight] = field(default_factory=dict)
+    dials: int = 0
+
+
+class _AmdTap:
+    """Stands in for the channel's recorder during detection: decoded frames to the detector."""
+
+    def __init__(self) -> None:
+        self.detector = AmdDetector()
+        self.result: AmdResult | None = None
+        self.decided = asyncio.Event()
+        self._buf = b""
+
+    def write(self, pcm: bytes, channel: int = 0) -> None:
+        if channel or self.result is not None:
+            return
+        self._buf += pcm
+        while len(self._buf) >= 320 and self.result is None:
+            frame = np.frombuffer(self._buf[:320], dtype="<i2")
+            self._buf = self._buf[320:]
+            self.result = self.detector.feed(frame)
+            if self.result is not None:
+                self.decided.set()
+
+    def close(self) -> None:
+        pass
+
+
+class CampaignRunner:
+    """Runs ``cfg.campaigns`` on the application's B2BUA and ACD; see the module docstring."""
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+        self.store = CampaignStore(app.store.db)
+        self.live: dict[str, _Live] = {}
+        self._by_call: dict[str, _Flight] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        for c in app.cfg.campaigns:
+            options = {"ratio": c.ratio} if c.mode == "power" else {}
+            mode = "progressive" if c.mode == "preview" else c.mode  # no agent screen yet
+            self.live[c.name] = _Live(
+                cfg=c, pacer=make_pacer(mode, **options), stats=Stats(), ledger=AbandonLedger(),
+                guard=RedialGuard(), window=calling_window(c), policy=retry_policy(c))
+        app.queues.listeners.append(self._on_acd_action)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Close attempts a crash left open, rebuild the abandon figures, start the loop."""
+        wall = time.time()
+        for live in self.live.values():
+            c = live.cfg
+            interrupted = self.store.recover(c, wall)
+            if interrupted:
+                log.warning("attempts_interrupted", campaign=c.name, attempts=interrupted)
+            self.store.set_state(c.name, "running" if c.autostart else "paused",
+                                 only_if_new=True)
+            live.running = self.store.state(c.name) == "running"
+            for t, abandoned, number in self.store.person_answers(c.name, wall - 30 * DAY):
+                live.ledger.record(t, abandoned=abandoned)
+                if abandoned and wall - t < REDIAL_BLOCK_SECONDS:
+                    live.guard.record_abandon(number, t)
+        self._spawn(self._loop())
+        log.info("dialer_started", campaigns={n: x.running for n, x in self.live.items()})
+
+    async def close(self) -> None:
+        """Stop dialling; attempts still open are closed as interrupted at the next start."""
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_report_crash)
+        return task
+
+    async def _loop(self) -> None:
+        while True:
+            for live in self.live.values():
+                try:
+                    self._tick(live)
+                except Exception:  # noqa: BLE001 - one bad tick must not stop the dialer
+                    log.exception("dialer_tick_failed", campaign=live.cfg.name)
+            await asyncio.sleep(TICK)
+
+    # ------------------------------------------------------------------ control
+
+    def set_running(self, name: str, running: bool) -> None:
+        """Start or pause a campaign (pausing lets calls in progress finish)."""
+        live = self.live[name]
+        live.running = running
+        self.store.set_state(name, "running" if running else "paused")
+        log.info("campaign_state", campaign=name, state="running" if running else "paused")
+        self._publish(name, "running" if running else "paused", {})
+
+    def _publish(self, name: str, state: str, data: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):
+            self.app.events.publish(events.CampaignChanged(campaign=name, state=state, data=data))
+
+    # ------------------------------------------------------------------ pacing
+
+    def _snapshot(self, live: _Live, now: float, wall: float) -> PacingSnapshot:
+        queues = self.app.queues
+        members: list[str] = next(
+            (q["agents"] for q in queues.queue_stats() if q["name"] == live.cfg.queue), [])
+        free = paused = 0
+        talking: list[float] = []
+        wrapping: list[float] = []
+        for a in queues.agent_stats():
+            if a["id"] not in members or not (a["registered"] and a["reachable"]):
+                continue
+            state, t = a["state"], float(a["time_in_state"])
+            if state == "available":
+                free += 1
+            elif state in ("on_call", "ringing"):
+                talking.append(t)
+            elif state == "wrap_up":
+                wrapping.append(t)
+            elif state == "paused":
+                paused += 1
+        flights = live.flights.values()
+        c = live.cfg
+        answered_24h, _ = live.ledger.counts_24h(wall)
+        return PacingSnapshot(
+            now=now, free_agents=free, talking=tuple(talking), wrapping=tuple(wrapping),
+            ringing=tuple(now - f.started for f in flights if f.answered_at is None),
+            waiting=sum(1 for f in flights if f.answered_at is not None
+                        and not f.bridged.is_set()),
+            paused_agents=paused, estimates=live.stats.estimates(),
+            abandon_rate_24h=live.ledger.rate_24h(wall),
+            abandon_rate_30d=live.ledger.rate_30d(wall), answered_24h=answered_24h,
+            limit=c.abandon_limit, max_ring=ring_timeout(c.ring_timeout), max_lines=c.max_lines,
+        )
+
+    def _tick(self, live: _Live) -> None:
+        c = live.cfg
+        stored = self.store.state(c.name)  # the CLI may have changed it
+        live.running = stored == "running"
+        if not live.running:
+            return
+        now, wall = self.app.now(), time.time()
+        n = min(live.pacer.lines_to_dial(self._snapshot(live, now, wall)), MAX_PER_TICK)
+        if n <= 0:
+            return
+        utc = self.app.clock.now()
+        predictive = c.mode in ("predictive", "power")
+        placed = 0
+        for contact in self.store.due(c.name, wall, n * 4 + 100):
+            if placed >= n:
+                break
+            number = contact["number"]
+            if self.store.is_dnc(number, c.name):
+                self.store.mark_dnc(contact["id"])
+                log.info("contact_dnc", campaign=c.name, number=number)
+                continue
+            tz = contact["timezone"] or (timezone_for(number) if country_code(number)
+                                         else c.timezone)
+            if not live.window.may_call(tz, utc):
+                continue
+            if not live.guard.may_dial(number, wall, predictive=predictive):
+                continue
+            attempt = self.store.begin_attempt(contact, wall)  # before the INVITE leaves
+            flight = _Flight(attempt=attempt, contact=contact, started=now)
+            live.flights[attempt] = flight
+            live.dials += 1
+            placed += 1
+            self._spawn(self._attempt(live, flight))
+
+    # ------------------------------------------------------------------ one attempt
+
+    async def _attempt(self, live: _Live, flight: _Flight) -> None:
+        c = live.cfg
+        app = self.app
+        trunk = app.cfg.trunk(c.trunk)
+        assert trunk is not None
+        number = flight.contact["number"]
+        call = Call(caller=c.caller_id, called=number, source=f"campaign:{c.name}",
+                    direction="outbound")
+        outcome, extra = "failed", {}
+        try:
+            dial = asyncio.ensure_future(app.b2bua.dial(
+                call, target_uri=f"sip:{number}@{trunk.host}:{trunk.port}",
+                dest=(trunk.host, trunk.port), transport=trunk.transport, party=number,
+                from_user=c.caller_id, from_display=c.caller_name,
+                timeout=ring_timeout(c.ring_timeout)))
+            await asyncio.sleep(0)  # the INVITE is built and sent on the task's first step
+            self._record(live, flight, call)
+            leg = await dial
+            status = int(getattr(leg, "sip_status", 0) or 0)
+            extra["sip_status"] = status
+            if leg.state is not LegState.ANSWERED:
+                rang = app.now() - flight.started
+                live.stats.on_dial_result(False)
+                if status in _BUSY:
+                    outcome = "busy"
+                elif status in _NO_ANSWER or (status == 408 and rang >= 14.5):
+                    outcome = "no-answer"
+                log.info("dial_failed", campaign=c.name, number=number, status=status,
+                         outcome=outcome)
+            else:
+                outcome = await self._answered(live, flight, leg, extra)
+        except asyncio.CancelledError:
+            live.flights.pop(flight.attempt, None)
+            raise  # shutting down: the attempt stays open and is recovered as interrupted
+        except Exception:  # noqa: BLE001
+            log.exception("attempt_failed", campaign=c.name, number=number)
+        finally:
+            self._by_call.pop(call.id, None)
+            if any(x.state is not LegState.ENDED for x in call.legs):
+                with contextlib.suppress(Exception):
+                    await app.b2bua.hangup_call(call, HangupCause.NORMAL, "system")
+        live.flights.pop(flight.attempt, None)
+        move = self.store.finish_attempt(flight.attempt, outcome, live.policy, time.time(),
+                                         agent=flight.agent, **extra)
+        log.info("attempt_done", campaign=c.name, number=number, outcome=outcome,
+                 contact_state=move.state, agent=flight.agent)
+        self._publish(c.name, "attempt", {"attempt": flight.attempt, "number": number,
+                                          "outcome": outcome, "contact": move.state})
+
+    def _record(self, live: _Live, flight: _Flight, call: Call) -> None:
+        """Store the INVITE's Call-ID with the attempt and start the CDR."""
+        leg = call.legs[0] if call.legs else None
+        invite = getattr(leg, "outbound_invite", None)
+        if invite is None:
+            return
+        self.store.set_call_ids(flight.attempt, invite.call_id, call.id)
+        try:
+            self.app.store.start_call(CallRecord(
+                id=call.id, sip_call_id=invite.call_id, direction="outbound",
+                caller=call.caller, called=call.called, source=call.source, start=time.time()))
+            call.recorded = True  # type: ignore[attr-defined]
+            call.started_at = time.time()  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - the CDR is a nicety; the attempt row is the record
+            log.exception("cdr_start_failed")
+
+    async def _answered(
+        self, live: _Live, flight: _Flight, leg: Leg, extra: dict[str, Any]
+    ) -> str:
+        """AMD (optional), then the queue; abandoned if no agent within 2 s."""
+        c = live.cfg
+        app = self.app
+        flight.answered_at = app.now()
+        extra["answered"] = time.time()
+        live.stats.on_dial_result(True, flight.answered_at - flight.started)
+        if getattr(leg.call, "recorded", False):
+            app.answered(leg.call, None)
+        if c.amd:
+            result = await self._detect(leg)
+            if result is not None:
+                extra["amd"] = result.decision.value
+                extra["amd_confidence"] = result.confidence
+                if result.decision is AmdDecision.MACHINE:
+                    log.info("answering_machine", campaign=c.name, number=leg.party,
+                             cause=result.cause)
+                    return "machine"
+            flight.answered_at = app.now()  # the 2 s count from the end of the greeting
+        if leg.state is LegState.ENDED:
+            live.ledger.record(time.time(), abandoned=True)
+            return "abandoned"
+        self._by_call[leg.call.id] = flight
+        queued = asyncio.ensure_future(app.queues.enqueue(
+            leg, c.queue, priority=c.priority, language=c.language))
+        bridged = asyncio.ensure_future(flight.bridged.wait())
+        await asyncio.wait({queued, bridged}, timeout=ABANDON_GRACE,
+                           return_when=asyncio.FIRST_COMPLETED)
+        bridged.cancel()
+        if not flight.bridged.is_set() and self._withdraw(leg):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await queued
+            return await self._abandon(live, leg)
+        live.ledger.record(time.time(), abandoned=False)
+        self._publish(c.name, "connected", {
+            "attempt": flight.attempt, "agent": flight.agent, "number": leg.party,
+            "name": flight.contact.get("name", ""),
+            "fields": json.loads(flight.contact.get("fields") or "{}")})
+        outcome = await queued
+        if flight.bridged_at is not None:
+            live.stats.on_talk(app.now() - flight.bridged_at)
+            queue = app.cfg.queue(c.queue)
+            live.stats.on_wrapup(max(queue.wrapup if queue else 0.0, 0.1))
+        log.info("campaign_call_done", campaign=c.name, number=leg.party, agent=flight.agent,
+                 queue_outcome=outcome)
+        return "answered"
+
+    async def _detect(self, leg: Leg) -> AmdResult | None:
+        """Answering-machine detection on the first seconds of the callee's audio."""
+        channel = leg.channel
+        if channel is None:
+            return None
+        tap = _AmdTap()
+        channel._rec_ssrc, channel._rec_stereo, channel._recorder = -1, False, tap
+        cfg = tap.detector.cfg
+        ended = asyncio.ensure_future(leg.ended.wait())
+        decided = asyncio.ensure_future(tap.decided.wait())
+        try:
+            await asyncio.wait({ended, decided}, timeout=cfg.total_analysis_time / 1000 + 1.0,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            decided.cancel()
+            if channel._recorder is tap:
+                channel._recorder = None
+        return tap.result
+
+    def _withdraw(self, leg: Leg) -> bool:
+        """Take a call no agent answered out of the queue; False if an agent just got it.
+
+        Uses the QueueRunner's internals (its entries and engine feed) until it offers this.
+        """
+        runner = self.app.queues
+        for entry in list(getattr(runner, "_entries", {}).values()):
+            if entry.leg is leg:
+                if entry.agent_legs:
+                    return False
+                runner._feed(acd_ev.CallerHungUp(call=entry.id))
+                runner._resolve(entry, "abandoned")
+        return True
+
+    async def _abandon(self, live: _Live, leg: Leg) -> str:
+        """No agent within 2 s: the information message, then hang up."""
+        c = live.cfg
+        live.ledger.record(time.time(), abandoned=True)
+        live.guard.record_abandon(leg.party, time.time())
+        log.warning("call_abandoned", campaign=c.name, number=leg.party,
+                    rate_24h=round(live.ledger.rate_24h(time.time()), 4))
+        if leg.state is LegState.ANSWERED and leg.channel is not None:
+            codec = PCMA if leg.codec == "PCMA" else PCMU
+            try:
+                prompt = self.app.prompts.get(ABANDON_PROMPT, c.language, codec)
+            except PromptError as exc:
+                log.error("abandon_message_missing", error=str(exc))
+            else:
+                leg.channel.stop_playing()
+                await flows.play(leg, prompt)
+        return "abandoned"
+
+    def _on_acd_action(self, action: act.Action) -> None:
+        """ACD listener: a campaign call was bridged to an agent."""
+        if isinstance(action, act.Bridge):
+            flight = self._by_call.get(action.call.partition("/")[0])
+            if flight is not None and not flight.bridged.is_set():
+                flight.agent = action.agent
+                flight.bridged_at = self.app.now()
+                flight.bridged.set()
+                self.store.update_attempt(flight.attempt, agent=action.agent)
+
+    # ------------------------------------------------------------------ dispositions
+
+    def dispose(self, name: str, attempt_id: int, code: str) -> dict[str, Any]:
+        """Apply disposition ``code`` of campaign ``name`` to an attempt; returns the contact."""
+        live = self.live[name]
+        disp = live.cfg.dispositions.get(code)
+        if disp is None:
+            by_name = {d.name: k for k, d in live.cfg.dispositions.items()}
+            if code not in by_name:
+                raise ValueError(f"unknown disposition {code!r} (codes: "
+                                 f"{', '.join(f'{k}={d.name}' for k, d in live.cfg.dispositions.items())})")
+            code = by_name[code]
+            disp = live.cfg.dispositions[code]
+        attempt = self.store.attempt(attempt_id)
+        if attempt is None or attempt["campaign"] != name:
+            raise KeyError(attempt_id)
+        contact = self.store.dispose(attempt_id, code, disp.name, final=disp.final, dnc=disp.dnc,
+                                     retry=disp.retry)
+        log.info("disposition", campaign=name, attempt=attempt_id, code=code,
+                 disposition=disp.name, contact_state=contact["state"])
+        self._publish(name, "disposition", {"attempt": attempt_id, "disposition": disp.name,
+                                            "number": contact["number"]})
+        return contact
+
+    async def feature_code(self, leg: Leg, user: str, code: str) -> bool:
+        """``*5<code>``: the agent's disposition of their last campaign call. False when
+        ``code`` is not a disposition code."""
+        digits = code[2:]
+        if not code.startswith("*5") or not digits.isdigit():
+            return False
+        attempt = self.store.last_attempt_of_agent(user, time.time() - DISPOSITION_WINDOW)
+        ok = False
+        if attempt is not None and attempt["campaign"] in self.live:
+            try:
+                self.dispose(attempt["campaign"], attempt["id"], digits)
+                ok = True
+            except (KeyError, ValueError) as exc:
+                log.info("disposition_refused", user=user, code=code, error=str(exc))
+        log.info("disposition_code", user=user, code=code, ok=ok,
+                 attempt=attempt["id"] if attempt else None)
+        self.app.b2bua.answer(leg)
+        if await self.app.b2bua.confirmed(leg):
+            codec = PCMA if leg.codec == "PCMA" else PCMU
+            with contextlib.suppress(PromptError):
+                await flows.play(leg, self.app.prompts.get(
+                    "thank_you" if ok else "not_allowed", "pl", codec))
+        if leg.state is not LegState.ENDED:
+            await self.app.b2bua.hangup_call(leg.call, HangupCause.NORMAL, "system")
+        return True
+
+    # ------------------------------------------------------------------ figures
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Every campaign's state and progress (the JSON of GET /api/campaigns)."""
+        wall = time.time()
+        out = []
+        for name, live in self.live.items():
+            c = live.cfg
+            answered_24h, abandoned_24h = live.ledger.counts_24h(wall)
+            answered_30d, abandoned_30d = live.ledger.counts_30d(wall)
+            prog = self.store.progress(name)
+            out.append({
+                "name": name, "state": "running" if live.running else "paused",
+                "mode": c.mode, "queue": c.queue, "trunk": c.trunk, **prog,
+                "answered": prog["outcomes"]["answered"] + prog["outcomes"]["abandoned"],
+                "abandoned": prog["outcomes"]["abandoned"],
+                "in_flight": len(live.flights),
+                "abandon_limit": c.abandon_limit,
+                "abandon_rate_24h": round(live.ledger.rate_24h(wall), 4),
+                "abandon_rate_30d": round(live.ledger.rate_30d(wall), 4),
+                "answered_24h": answered_24h, "abandoned_24h": abandoned_24h,
+                "answered_30d": answered_30d, "abandoned_30d": abandoned_30d,
+                "calls": [{"attempt": f.attempt, "number": f.contact["number"],
+                           "name": f.contact.get("name", ""), "agent": f.agent,
+                           "state": "connected" if f.bridged.is_set() else
+                           ("answered" if f.answered_at is not None else "ringing"),
+                           "fields": json.loads(f.contact.get("fields") or "{}")}
+                          for f in live.flights.values()],
+            })
+        return out
+
+
+def _report_crash(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("dialer_task_failed", error=repr(task.exception()), exc_info=task.exception())

@@ -1,0 +1,93 @@
+"""Dialer routes of the JSON API: campaign progress, start/pause, dispositions.
+
+``register(router, api)`` adds them; reading needs any token, changing an admin one::
+
+    GET  /api/campaigns                       state, contacts by state, dials, answered,
+                                              abandoned, abandon_rate_24h/30d, calls in flight
+    POST /api/campaigns/{name}/start|pause
+    POST /api/campaigns/{name}/dispositions   {"attempt": 12, "code": "1"} (or "disposition":
+                                              "sale"; "number" instead of "attempt" = its last)
+    GET  /api/campaigns/{name}/contacts       every contact with its state and fields
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from callcenter.dialer.numbers import try_normalize
+from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
+
+if TYPE_CHECKING:
+    from callcenter.dialer.runner import CampaignRunner
+    from callcenter.web.api import Api
+
+__all__ = ["register"]
+
+
+def register(router: Router, api: Api) -> None:
+    """Add the campaign routes; ``api.app.dialer`` is the CampaignRunner."""
+
+    def runner(name: str | None = None) -> CampaignRunner:
+        dialer: CampaignRunner | None = getattr(api.app, "dialer", None)
+        if dialer is None:
+            raise HttpError(404, "the dialer is not running")
+        if name is not None and name not in dialer.live:
+            raise HttpError(404, f"no campaign {name!r}")
+        return dialer
+
+    def campaigns(req: HttpRequest) -> HttpResponse:
+        api.require(req)
+        return HttpResponse.json(runner().summary())
+
+    def control(req: HttpRequest) -> HttpResponse:
+        api.require(req, "admin")
+        name, verb = req.params["name"], req.params["verb"]
+        if verb not in ("start", "pause"):
+            raise HttpError(404, f"unknown command {verb!r} (start or pause)")
+        dialer = runner(name)
+        dialer.set_running(name, verb == "start")
+        return HttpResponse.json(next(c for c in dialer.summary() if c["name"] == name))
+
+    def contacts(req: HttpRequest) -> HttpResponse:
+        api.require(req)
+        name = req.params["name"]
+        rows = runner(name).store.contacts(name)
+        for row in rows:
+            row["fields"] = json.loads(row["fields"])
+            row["retries"] = json.loads(row["retries"])
+        return HttpResponse.json(rows)
+
+    def dispositions(req: HttpRequest) -> HttpResponse:
+        api.require(req, "admin")
+        name = req.params["name"]
+        dialer = runner(name)
+        body: Any = req.json() if req.body else {}
+        if not isinstance(body, dict):
+            raise HttpError(400, "expected a JSON object")
+        code = str(body.get("code") or body.get("disposition") or "")
+        attempt = body.get("attempt")
+        if attempt is None and body.get("number"):
+            number, why = try_normalize(str(body["number"]))
+            if number is None:
+                raise HttpError(400, f"bad number: {why}")
+            row = dialer.store.conn.execute(
+                "SELECT max(id) FROM attempts WHERE campaign = ? AND number = ?",
+                (name, number)).fetchone()
+            attempt = row[0] if row else None
+        if not isinstance(attempt, int) or not code:
+            raise HttpError(400, 'expected {"attempt": ID or "number": N, "code": "1"}')
+        try:
+            contact = dialer.dispose(name, attempt, code)
+        except KeyError:
+            raise HttpError(404, f"no attempt {attempt} in campaign {name!r}") from None
+        except ValueError as exc:
+            raise HttpError(400, str(exc)) from None
+        contact["fields"] = json.loads(contact["fields"])
+        contact["retries"] = json.loads(contact["retries"])
+        return HttpResponse.json(contact)
+
+    router.add("GET", "/api/campaigns", campaigns)
+    router.add("GET", "/api/campaigns/{name}/contacts", contacts)
+    router.add("POST", "/api/campaigns/{name}/dispositions", dispositions)
+    router.add("POST", "/api/campaigns/{name}/{verb}", control)
