@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["spec"]
+__all__ = ["add_paths", "spec"]
+
+#: path items other route modules contribute with :func:`add_paths`
+_EXTRA: dict[str, dict[str, Any]] = {}
+
+
+def add_paths(paths: dict[str, dict[str, Any]]) -> None:
+    """Describe more routes (OpenAPI path items), e.g. from the module that adds them."""
+    for path, item in paths.items():
+        _EXTRA.setdefault(path, {}).update(item)
 
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 
@@ -217,6 +226,8 @@ def spec() -> dict[str, Any]:
             errors={"400": "bad date or minutes"})},
     }
     paths.update(_supervisor_paths())
+    for path, item in _EXTRA.items():
+        paths.setdefault(path, {}).update(item)
     return {
         "openapi": "3.1.0",
         "info": {"title": "callcenter API", "version": "1",
