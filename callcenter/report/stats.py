@@ -220,7 +220,7 @@ def ivr_exits(con: sqlite3.Connection, t0: float, t1: float) -> list[dict[str, A
 
 
 _DIALER_TABLES = ("attempts", "dialer_attempts", "call_attempts", "campaign_attempts")
-_RESULT_COLUMNS = ("result", "disposition", "outcome", "status")
+_RESULT_COLUMNS = ("outcome", "result", "disposition", "status")  # attempts.outcome first
 _TIME_COLUMNS = ("ts", "start", "started", "time", "created")
 
 
