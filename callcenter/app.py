@@ -7,6 +7,7 @@ asyncio loop (uvloop when installed).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ipaddress
 import os
@@ -105,6 +106,9 @@ class Application:
         self.events.attach_acd(self.queues)
         self.b2bua.on_leg = self._leg_event
         self.calls_started = 0
+        self._call_starts: collections.deque[float] = collections.deque(maxlen=100_000)
+        self.loop_lag = 0.0
+        self.loop_lag_max = 0.0
         self.supervisor = SupervisorService(self)
         self.api = Api(self)
         supervisor_api.register(self.api.router, self.api)
@@ -124,6 +128,7 @@ class Application:
         await self.events.start()
         self._spawn(self._housekeeping())
         self._spawn(self._watch_dialplans())
+        self._spawn(self._watch_loop_lag())
         log.info(
             "server_started", sip=f"{self.cfg.sip.listen}:{self.cfg.sip.port}",
             http=f"{self.cfg.http.listen}:{self.http.port}",
@@ -172,6 +177,23 @@ class Application:
                           kept="the previous dialplan stays active")
             elif result is not None:
                 log.info("dialplan_reloaded", lines=[line.number for line in result.lines])
+
+    def calls_per_second(self, window: float = 60.0) -> float:
+        """New calls per second over the last ``window`` seconds."""
+        since = self.now() - window
+        starts = self._call_starts
+        while starts and starts[0] < since:
+            starts.popleft()
+        return len(starts) / window
+
+    async def _watch_loop_lag(self) -> None:
+        """How late the loop wakes a sleeper: the delay every call and RTP tick also sees."""
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.5)
+            self.loop_lag = max(0.0, loop.time() - before - 0.5)
+            self.loop_lag_max = max(self.loop_lag_max, self.loop_lag)
 
     async def _housekeeping(self) -> None:
         """Expire bindings and qualify registered contacts with OPTIONS."""
@@ -477,6 +499,7 @@ class Application:
             call_id=call.id, caller=call.caller, called=call.called, source=call.source,
             direction=call.direction, line=call.line))
         self.calls_started += 1
+        self._call_starts.append(self.now())
         call.recorded = True  # type: ignore[attr-defined]
         call.started_at = record.start  # type: ignore[attr-defined]
 

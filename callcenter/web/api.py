@@ -98,6 +98,33 @@ class Api:
             "# TYPE callcenter_calls_total counter",
             f"callcenter_calls_total {app.calls_started}",
         ]
+        lines += [
+            "# HELP callcenter_calls_per_second new calls per second over the last minute",
+            "# TYPE callcenter_calls_per_second gauge",
+            f"callcenter_calls_per_second {app.calls_per_second():.3f}",
+            "# HELP callcenter_event_loop_lag_seconds how late the loop woke a 0.5 s sleeper",
+            "# TYPE callcenter_event_loop_lag_seconds gauge",
+            f"callcenter_event_loop_lag_seconds {app.loop_lag:.4f}",
+            "# TYPE callcenter_event_loop_lag_max_seconds gauge",
+            f"callcenter_event_loop_lag_max_seconds {app.loop_lag_max:.4f}",
+        ]
+        engine = getattr(getattr(app, "queues", None), "engine", None)
+        if engine is not None:
+            now = app.now()
+            rows = [engine.stats(q, now) for q in engine.queue_names]
+            for metric, attr, kind in (
+                ("queue_waiting", "waiting", "gauge"),
+                ("queue_longest_wait_seconds", "longest_wait", "gauge"),
+                ("queue_offered_total", "offered", "counter"),
+                ("queue_answered_total", "answered", "counter"),
+                ("queue_abandoned_total", "abandoned", "counter"),
+                ("queue_service_level", "service_level", "gauge"),
+            ):
+                lines.append(f"# TYPE callcenter_{metric} {kind}")
+                for st in rows:
+                    value = getattr(st, attr)
+                    if value is not None:
+                        lines.append(f'callcenter_{metric}{{queue="{st.queue}"}} {value:g}')
         for name in ("ticks", "late_ticks", "missed_ticks", "channels"):
             value = getattr(media, name, None)
             if value is not None:

@@ -58,3 +58,7 @@ def test_metrics_are_prometheus_text(server: ServerProcess) -> None:
     assert values["callcenter_calls_in_progress"] == "0"
     assert int(values["callcenter_sip_messages_received_total"]) >= 1  # the readiness OPTIONS
     assert int(values["callcenter_rtp_ticks_total"]) > 0  # the media clock runs
+    assert float(values["callcenter_calls_per_second"]) == 0.0
+    assert float(values["callcenter_event_loop_lag_seconds"]) >= 0.0
+    assert values['callcenter_queue_waiting{queue="sales"}'] == "0"
+    assert 'callcenter_queue_offered_total{queue="support"}' in values
