@@ -16,6 +16,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from callcenter.dialer.numbers import try_normalize
+from callcenter.web import openapi
 from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
 
 if TYPE_CHECKING:
@@ -91,3 +92,54 @@ def register(router: Router, api: Api) -> None:
     router.add("GET", "/api/campaigns/{name}/contacts", contacts)
     router.add("POST", "/api/campaigns/{name}/dispositions", dispositions)
     router.add("POST", "/api/campaigns/{name}/{verb}", control)
+
+
+def _resp(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    schema = schema or {"$ref": "#/components/schemas/Error"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _op(summary: str, ok: dict[str, Any], errors: dict[str, str], *, admin: bool = False,
+        body: dict[str, Any] | None = None) -> dict[str, Any]:
+    responses = {"200": _resp("OK", ok), "401": _resp("missing or unknown bearer token"),
+                 **{k: _resp(v) for k, v in errors.items()}}
+    if admin:
+        responses["403"] = _resp("the token may only read")
+    op: dict[str, Any] = {"summary": summary, "tags": ["dialer"], "responses": responses,
+                          "security": [{"bearer": []}]}
+    if body is not None:
+        op["requestBody"] = {"content": {"application/json": {"schema": body}}}
+    return op
+
+
+_OBJ: dict[str, Any] = {"type": "object"}
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_PATHS: dict[str, dict[str, Any]] = {
+    "/api/campaigns": {"get": _op(
+        "Campaigns: state, contacts by state, dials, answered, abandoned, abandon rate "
+        "24 h / 30 days, calls in flight with the contact's fields",
+        {"type": "array", "items": _OBJ}, {"404": "the dialer is not running"})},
+    "/api/campaigns/{name}/contacts": {"parameters": [_NAME], "get": _op(
+        "Every contact of the campaign with its state, disposition and fields",
+        {"type": "array", "items": _OBJ}, {"404": "no such campaign"})},
+    "/api/campaigns/{name}/dispositions": {"parameters": [_NAME], "post": _op(
+        "Set the disposition of an attempt (or of the number's last attempt); returns the "
+        "contact", _OBJ, {"400": "bad request or unknown disposition",
+                          "404": "no such campaign or attempt"}, admin=True,
+        body={"type": "object", "properties": {
+            "attempt": {"type": "integer"}, "number": {"type": "string"},
+            "code": {"type": "string"}, "disposition": {"type": "string"}}})},
+    "/api/campaigns/{name}/{verb}": {"parameters": [
+        _NAME, {"name": "verb", "in": "path", "required": True,
+                "schema": {"type": "string", "enum": ["start", "pause"]}}], "post": _op(
+        "Start or pause the campaign (pausing lets calls in progress finish)", _OBJ,
+        {"404": "no such campaign or command"}, admin=True)},
+}
+
+def describe() -> None:
+    """Add these routes to the OpenAPI document (``openapi.add_paths``).
+
+    Not called at import yet: tests/unit/test_openapi.py takes its reference document before
+    the app's modules are imported; call this once that test imports ``callcenter.app`` first.
+    """
+    openapi.add_paths(_PATHS)
