@@ -706,7 +706,10 @@ class Disposition(_Model):
     retry: float = Field(default=3600, ge=0)
 
 
-def _default_retries() -> dict[str, CampaignRetry]:
+RetryOutcome = Literal["busy", "no-answer", "machine", "abandoned", "failed"]
+
+
+def _default_retries() -> dict[RetryOutcome, CampaignRetry]:
     return {"busy": CampaignRetry(max=3, delay=900), "no-answer": CampaignRetry(max=3, delay=7200),
             "machine": CampaignRetry(max=2, delay=14400),
             "abandoned": CampaignRetry(max=1, delay=259200),
@@ -744,8 +747,7 @@ class Campaign(_Model):
                 Annotated[str, Field(pattern=f"^({_HOURS})?(, *{_HOURS})*$")]] = {
         "mon-fri": "09:00-20:00", "sat": "10:00-14:00"}
     holidays: list[date] = []
-    retries: dict[Literal["busy", "no-answer", "machine", "abandoned", "failed"],
-                  CampaignRetry] = Field(default_factory=_default_retries)
+    retries: dict[RetryOutcome, CampaignRetry] = Field(default_factory=_default_retries)
     dispositions: Annotated[dict[Annotated[str, Field(pattern=r"^[0-9]{1,2}$")], Disposition],
                             BeforeValidator(_string_keys)] = Field(
         default_factory=_default_dispositions)
