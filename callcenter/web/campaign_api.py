@@ -137,9 +137,8 @@ _PATHS: dict[str, dict[str, Any]] = {
 }
 
 def describe() -> None:
-    """Add these routes to the OpenAPI document (``openapi.add_paths``).
-
-    Not called at import yet: tests/unit/test_openapi.py takes its reference document before
-    the app's modules are imported; call this once that test imports ``callcenter.app`` first.
-    """
+    """Add these routes to the OpenAPI document (``openapi.add_paths``)."""
     openapi.add_paths(_PATHS)
+
+
+describe()

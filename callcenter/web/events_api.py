@@ -53,9 +53,12 @@ def _day(req: HttpRequest, name: str, default: date | None = None) -> date:
             raise HttpError(400, f"missing {name}=YYYY-MM-DD")
         return default
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise HttpError(400, f"{name} must be a date YYYY-MM-DD, got {text!r}") from None
+    if not 1970 <= day.year <= 9998:  # local midnights outside this overflow the platform
+        raise HttpError(400, f"{name} must be between 1970-01-01 and 9998-12-31")
+    return day
 
 
 def _iso(ts: float | None) -> str:
