@@ -13,8 +13,9 @@ the convenience properties (`call_id`, `cseq`, `vias`, `top_via`, `from_`, `to`,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from callcenter.sip import grammar as g
 from callcenter.sip.uri import NameAddr, SipUri, Via, parse_uri, split_outside_quotes, uri_scheme
@@ -69,12 +70,17 @@ class Headers:
     List-valued headers (Via, Contact, Route, ...) may carry several comma-separated values per
     line; `get_all` splits them, respecting quotes and <...>, except for headers in
     `grammar.NEVER_SPLIT`, whose values may contain unquoted commas.
+
+    `version` counts mutations: every method that changes the fields increments it, so a
+    reader can cache values computed from the headers and know when they went stale
+    (`Message` does). Nothing outside this class may touch `_items`.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "version")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = [(g.canonical_name(n), v) for n, v in items]
+        self.version = 0
 
     @staticmethod
     def _split(name: str, value: str) -> list[str]:
@@ -109,6 +115,7 @@ class Headers:
 
     def set(self, name: str, value: str) -> None:
         """Replace all values of `name` by `value`, at the position of the first one."""
+        self.version += 1
         cname = g.canonical_name(name)
         for i, (n, _) in enumerate(self._items):
             if n == cname:
@@ -119,6 +126,7 @@ class Headers:
 
     def add(self, name: str, value: str, *, first: bool = False) -> None:
         """Append a value; with `first`, insert it before the other values of `name` (Via)."""
+        self.version += 1
         cname = g.canonical_name(name)
         if first:
             for i, (n, _) in enumerate(self._items):
@@ -131,11 +139,13 @@ class Headers:
 
     def remove(self, name: str) -> None:
         """Remove every value of `name` (no error if absent)."""
+        self.version += 1
         cname = g.canonical_name(name)
         self._items = [it for it in self._items if it[0] != cname]
 
     def pop_first(self, name: str) -> str | None:
         """Remove and return the first list element of `name` (e.g. the top Via), or None."""
+        self.version += 1
         cname = g.canonical_name(name)
         for i, (n, v) in enumerate(self._items):
             if n == cname:
@@ -175,80 +185,156 @@ class Headers:
 # Messages -----------------------------------------------------------------------------------
 
 
+_T = TypeVar("_T")
+
+
+def _copy_uri(uri: SipUri | str) -> SipUri | str:
+    if isinstance(uri, str):
+        return uri
+    return SipUri(
+        uri.host, uri.user, uri.password, uri.port, uri.scheme, dict(uri.params), dict(uri.headers)
+    )
+
+
+def _copy_name_addr(na: NameAddr) -> NameAddr:
+    return NameAddr(_copy_uri(na.uri), na.display, dict(na.params))
+
+
+def _copy_via(via: Via) -> Via:
+    return Via(via.transport, via.host, via.port, dict(via.params), via.protocol)
+
+
 class Message:
-    """Convenience properties shared by requests and responses, computed from `headers`."""
+    """Convenience properties shared by requests and responses, computed from `headers`.
+
+    Parsed values are cached per message and keyed by the `Headers` object and its mutation
+    counter (`Headers.version`), so changing a header, or assigning new `headers`, makes the
+    next read parse again. Properties that return mutable objects (`Via`, `NameAddr`, lists)
+    return a fresh copy on every read: a caller may change what it got (e.g. stamp `received`
+    on a Via) without touching the cache or the headers; to change the message, write the
+    headers (`headers.set`/`add`/`remove`). A value that fails to parse is not cached: the
+    property raises ValueError again on the next read.
+    """
 
     headers: Headers
     body: bytes
 
-    @property
-    def call_id(self) -> str:
-        """The Call-ID (§20.8)."""
+    def _cache(self) -> dict[str, Any]:
+        """The parsed-value cache for the current headers (emptied when they changed)."""
+        headers = self.headers
+        state: tuple[Headers, int, dict[str, Any]] | None = self.__dict__.get("_hcache")
+        if state is not None and state[0] is headers and state[1] == headers.version:
+            return state[2]
+        cache: dict[str, Any] = {}
+        self.__dict__["_hcache"] = (headers, headers.version, cache)
+        return cache
+
+    def _cached(self, key: str, compute: Callable[[], _T]) -> _T:
+        cache = self._cache()
+        try:
+            value: _T = cache[key]
+        except KeyError:
+            value = cache[key] = compute()
+        return value
+
+    def _call_id(self) -> str:
         value = self.headers.get("Call-ID")
         if value is None:
             raise ValueError("no Call-ID")
         return value
 
-    @property
-    def cseq(self) -> tuple[int, str]:
-        """(sequence number, method) from CSeq (§20.16)."""
+    def _cseq(self) -> tuple[int, str]:
         value = self.headers.get("CSeq")
         if value is None:
             raise ValueError("no CSeq")
         return _parse_cseq(value)
 
-    @property
-    def vias(self) -> list[Via]:
-        """All Via values, top first (§20.42)."""
-        return [Via.parse(v) for v in self.headers.get_all("Via")]
+    def _vias(self) -> tuple[Via, ...]:
+        return tuple(Via.parse(v) for v in self.headers.get_all("Via"))
 
-    @property
-    def top_via(self) -> Via:
-        """The topmost Via."""
+    def _top_via(self) -> Via:
+        vias: tuple[Via, ...] | None = self._cache().get("vias")
+        if vias:
+            return vias[0]  # the first element of get_all is what get returns
         value = self.headers.get("Via")
         if value is None:
             raise ValueError("no Via")
         return Via.parse(value)
 
+    def _from(self) -> NameAddr:
+        return NameAddr.parse(self.headers.get("From") or "")
+
+    def _to(self) -> NameAddr:
+        return NameAddr.parse(self.headers.get("To") or "")
+
+    def _max_forwards(self) -> int | None:
+        value = self.headers.get("Max-Forwards")
+        return None if value is None else _parse_uint(value, "Max-Forwards")
+
+    def _contacts(self) -> tuple[NameAddr, ...]:
+        return tuple(
+            NameAddr(uri="*") if v == "*" else NameAddr.parse(v)
+            for v in self.headers.get_all("Contact")
+        )
+
+    def _content_type(self) -> str | None:
+        value = self.headers.get("Content-Type")
+        return None if value is None else value.split(";", 1)[0].strip().lower()
+
+    @property
+    def call_id(self) -> str:
+        """The Call-ID (§20.8)."""
+        return self._cached("call_id", self._call_id)
+
+    @property
+    def cseq(self) -> tuple[int, str]:
+        """(sequence number, method) from CSeq (§20.16)."""
+        return self._cached("cseq", self._cseq)
+
+    @property
+    def vias(self) -> list[Via]:
+        """All Via values, top first (§20.42); a new list of copies on each read."""
+        return [_copy_via(v) for v in self._cached("vias", self._vias)]
+
+    @property
+    def top_via(self) -> Via:
+        """The topmost Via (a copy)."""
+        return _copy_via(self._cached("top_via", self._top_via))
+
     @property
     def from_(self) -> NameAddr:
-        """The From header (§20.20)."""
-        return NameAddr.parse(self.headers.get("From") or "")
+        """The From header (§20.20), a copy."""
+        return _copy_name_addr(self._cached("from", self._from))
 
     @property
     def to(self) -> NameAddr:
-        """The To header (§20.39)."""
-        return NameAddr.parse(self.headers.get("To") or "")
+        """The To header (§20.39), a copy."""
+        return _copy_name_addr(self._cached("to", self._to))
 
     @property
     def from_tag(self) -> str | None:
         """The From tag, or None."""
-        return self.from_.tag
+        return self._cached("from", self._from).tag
 
     @property
     def to_tag(self) -> str | None:
         """The To tag, or None."""
-        return self.to.tag
+        return self._cached("to", self._to).tag
 
     @property
     def max_forwards(self) -> int | None:
         """Max-Forwards (§20.22), or None if absent."""
-        value = self.headers.get("Max-Forwards")
-        return None if value is None else _parse_uint(value, "Max-Forwards")
+        return self._cached("max_forwards", self._max_forwards)
 
     @property
     def contacts(self) -> list[NameAddr]:
-        """Contact values (§20.10); `*` is returned as a NameAddr whose uri is "*"."""
-        out = []
-        for v in self.headers.get_all("Contact"):
-            out.append(NameAddr(uri="*") if v == "*" else NameAddr.parse(v))
-        return out
+        """Contact values (§20.10); `*` is returned as a NameAddr whose uri is "*" (copies)."""
+        return [_copy_name_addr(c) for c in self._cached("contacts", self._contacts)]
 
     @property
     def content_type(self) -> str | None:
         """The media type of Content-Type, lowercased, without parameters."""
-        value = self.headers.get("Content-Type")
-        return None if value is None else value.split(";", 1)[0].strip().lower()
+        return self._cached("content_type", self._content_type)
 
 
 @dataclass
@@ -370,10 +456,11 @@ def _check_core(msg: Message) -> None:
     for name in g.MANDATORY_REQUEST:
         if name not in h:
             raise _bad(f"missing {name}")
-    checks = (
-        ("Via", lambda: msg.vias),
-        ("From", lambda: msg.from_),
-        ("To", lambda: msg.to),
+    # The uncopied readers: each fills the message's cache for the properties read later.
+    checks: tuple[tuple[str, Callable[[], object]], ...] = (
+        ("Via", lambda: msg._cached("vias", msg._vias)),
+        ("From", lambda: msg._cached("from", msg._from)),
+        ("To", lambda: msg._cached("to", msg._to)),
         ("CSeq", lambda: msg.cseq),
         ("Max-Forwards", lambda: msg.max_forwards),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,6 +19,8 @@ from callcenter.sip.message import (
     serialize,
     validate_request,
 )
+from callcenter.sip.transaction import stamp_via
+from callcenter.sip.uri import NameAddr, SipUri, Via
 
 INVITE = (
     b"INVITE sip:0800123456@cc.example.com SIP/2.0\r\n"
@@ -58,6 +62,121 @@ def test_parse_request_and_properties() -> None:
     assert req.to_tag is None
     assert req.body == b"v=0\r"  # Content-Length 4: the trailing octet is ignored
     assert req.content_type == "application/sdp"
+
+
+def test_parsed_properties_follow_header_changes() -> None:
+    """Cached parsed values go stale with every kind of header mutation."""
+    req = parse_message(INVITE)
+    assert isinstance(req, Request)
+    assert req.to_tag is None and req.cseq == (314159, "INVITE")
+    version = req.headers.version
+    req.headers.set("To", "<sip:0800123456@cc.example.com>;tag=x1")
+    assert req.headers.version > version
+    assert req.to_tag == "x1" and req.to.tag == "x1"
+    req.headers.set("CSeq", "7 INVITE")
+    assert req.cseq == (7, "INVITE")
+    req.headers.set("Call-ID", "other@host")
+    assert req.call_id == "other@host"
+    assert len(req.vias) == 3
+    assert req.headers.pop_first("Via") is not None
+    assert [v.branch for v in req.vias] == ["z9hG4bKa", "z9hG4bKb"]
+    assert req.top_via.branch == "z9hG4bKa"
+    req.headers.add("Via", "SIP/2.0/UDP 198.51.100.1;branch=z9hG4bKtop", first=True)
+    assert req.top_via.branch == "z9hG4bKtop" and len(req.vias) == 3
+    req.headers.remove("Contact")
+    assert req.contacts == []
+    req.headers.add("Contact", "<sip:bob@192.0.2.9>")
+    assert [str(c.uri) for c in req.contacts] == ["sip:bob@192.0.2.9"]
+    req.headers.remove("Max-Forwards")
+    assert req.max_forwards is None
+    req.headers.set("From", "<sip:carol@example.com>;tag=c2")
+    assert req.from_tag == "c2" and req.from_.display is None
+    req.headers.set("Content-Type", "text/plain; charset=utf-8")
+    assert req.content_type == "text/plain"
+
+
+def test_parsed_properties_follow_new_headers_object() -> None:
+    req = parse_message(INVITE)
+    assert isinstance(req, Request)
+    assert req.from_tag == "1928301774"
+    new = req.headers.copy()
+    new.set("From", "<sip:dave@example.com>;tag=d4")
+    assert req.from_tag == "1928301774"  # the copy is another object: req unchanged
+    req.headers = new
+    assert req.from_tag == "d4"
+    req.headers = Headers(new)  # a fresh object at the same mutation count
+    req.headers.set("From", "<sip:erin@example.com>;tag=e5")
+    req.headers = Headers(req.headers)
+    assert req.headers.version == 0 and req.from_tag == "e5"
+
+
+def test_returned_objects_are_copies() -> None:
+    """Changing what a property returned changes neither the cache nor the message."""
+    req = parse_message(INVITE)
+    assert isinstance(req, Request)
+    top = req.top_via
+    top.params["received"] = "203.0.113.5"
+    top.host = "mangled"
+    vias = req.vias
+    vias[0].params["rport"] = "1234"
+    vias.pop()
+    frm = req.from_
+    frm.tag = "changed"
+    assert isinstance(frm.uri, SipUri)
+    frm.uri.params["x"] = "y"
+    frm.uri.user = "mallory"
+    contacts = req.contacts
+    contacts[0].params["expires"] = "0"
+    assert req.top_via.host == "192.0.2.1" and "received" not in req.top_via.params
+    assert req.top_via.params["rport"] is None
+    assert len(req.vias) == 3
+    assert req.from_tag == "1928301774"
+    assert req.from_.uri == SipUri(host="example.com", user="alice")
+    assert req.contacts[0].params == {}
+    assert serialize(req) == serialize(parse_message(INVITE))  # type: ignore[arg-type]
+
+
+def test_copies_carry_every_field() -> None:
+    """The cache hands out copies field by field: a new dataclass field must be copied too."""
+    assert [f.name for f in fields(Via)] == ["transport", "host", "port", "params", "protocol"]
+    assert [f.name for f in fields(NameAddr)] == ["uri", "display", "params"]
+    assert [f.name for f in fields(SipUri)] == [
+        "host", "user", "password", "port", "scheme", "params", "headers"
+    ]  # fmt: skip
+    raw = INVITE.replace(
+        b"m: <sip:alice@pc33.example.com>",
+        b'm: "A" <sips:alice:pw@pc33.example.com:5061;transport=tcp?Subject=x>;expires=60',
+    ).replace(b"v: SIP/2.0/UDP", b"v: SIP/2.0/TCP")
+    req = parse_message(raw)
+    assert isinstance(req, Request)
+    for _ in range(2):  # the first read parses, the second copies from the cache
+        assert req.contacts == [NameAddr.parse(req.headers.get_all("Contact")[0])]
+        assert req.vias == [Via.parse(v) for v in req.headers.get_all("Via")]
+        assert req.top_via == Via.parse(req.headers.get_all("Via")[0])
+        assert req.from_ == NameAddr.parse(req.headers.get("From") or "")
+
+
+def test_stamp_via_rewrites_the_top_via() -> None:
+    """stamp_via edits a copy, then writes the headers: the next read sees the stamp."""
+    req = parse_message(INVITE)
+    assert isinstance(req, Request)
+    assert req.top_via.received is None
+    stamp_via(req, ("198.51.100.7", 40000))
+    assert req.top_via.received == "198.51.100.7" and req.top_via.rport == 40000
+    assert [v.branch for v in req.vias] == ["z9hG4bK776asdhds", "z9hG4bKa", "z9hG4bKb"]
+    reparsed = parse_message(serialize(req))
+    assert reparsed.top_via == req.top_via
+
+
+def test_bad_value_is_not_cached() -> None:
+    req = parse_message(INVITE)
+    assert isinstance(req, Request)
+    req.headers.set("CSeq", "x INVITE")
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            req.cseq  # noqa: B018
+    req.headers.set("CSeq", "2 INVITE")
+    assert req.cseq == (2, "INVITE")
 
 
 def test_headers_canonical_names_and_splitting() -> None:
