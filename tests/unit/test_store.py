@@ -82,6 +82,78 @@ def test_unanswered_call_has_zero_billsec(store: Store) -> None:
     assert got is not None and (got.duration, got.billsec, got.sip_status) == (10.0, 0.0, 480)
 
 
+def test_finish_call_is_one_update_computed_by_sqlite(store: Store) -> None:
+    """duration/billsec come from the stored start/answer in the UPDATE itself: no SELECT."""
+    store.start_call(record("c1", start=1000.0))
+    store.update_call("c1", answer=1001.25)
+    store.start_call(record("c2", start=2000.0))
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    store.finish_call(
+        "c1",
+        end=1010.5004,
+        hangup_cause="normal_clearing",
+        hangup_side="callee",
+        sip_status=200,
+        digits="19",
+    )
+    store.finish_call(  # an answer given at the end wins over the stored one
+        "c2", end=2030.0, hangup_cause="normal_clearing", hangup_side="caller", answer=2020.0
+    )
+    store.db.conn.set_trace_callback(None)
+    queries = [q for q in statements if q.split()[0].upper() not in ("BEGIN", "COMMIT")]
+    assert len(queries) == 2 and all(q.startswith("UPDATE calls") for q in queries)
+    c1, c2 = store.get_call("c1"), store.get_call("c2")
+    assert c1 is not None and c2 is not None
+    assert (c1.end, c1.duration, c1.billsec) == (1010.5004, 10.5, 9.25)
+    assert (c1.hangup_side, c1.sip_status, c1.digits, c1.answer) == ("callee", 200, "19", 1001.25)
+    assert (c2.answer, c2.duration, c2.billsec, c2.sip_status) == (2020.0, 30.0, 10.0, None)
+
+
+def test_finish_call_clock_step_and_errors(store: Store) -> None:
+    store.start_call(record("c1", start=1000.0))
+    store.update_call("c1", answer=1005.0)
+    # The wall clock stepped back: never a negative duration or billsec.
+    store.finish_call("c1", end=999.0, hangup_cause="failed", hangup_side="system")
+    got = store.get_call("c1")
+    assert got is not None and (got.duration, got.billsec) == (0.0, 0.0)
+    with pytest.raises(KeyError):
+        store.finish_call("nope", end=1.0, hangup_cause="failed", hangup_side="system")
+    with pytest.raises(TypeError, match="billsec"):
+        store.finish_call("c1", end=1.0, hangup_cause="x", hangup_side="system", billsec=3.0)
+    with pytest.raises(TypeError, match="bogus"):
+        store.finish_call("c1", end=1.0, hangup_cause="x", hangup_side="system", bogus=1)
+    again = store.get_call("c1")
+    assert again is not None and again.end == 999.0 and again.hangup_cause == "failed"
+
+
+def test_start_call_stores_every_field_and_rejects_duplicates(store: Store) -> None:
+    full = CallRecord(
+        id="c9",
+        sip_call_id="x@y",
+        direction="internal",
+        caller="1001",
+        called="1002",
+        source="user:1001",
+        start=5.5,
+        line="1002",
+        answer=6.0,
+        end=9.0,
+        duration=3.5,
+        billsec=3.0,
+        hangup_cause="normal_clearing",
+        hangup_side="caller",
+        sip_status=200,
+        digits="*",
+        codec="PCMA",
+        recording="/tmp/r.wav",
+    )
+    store.start_call(full)
+    assert store.get_call("c9") == full
+    with pytest.raises(sqlite3.IntegrityError):
+        store.start_call(full)
+
+
 def test_update_rejects_unknown_calls_and_fields(store: Store) -> None:
     store.start_call(record())
     with pytest.raises(KeyError):
