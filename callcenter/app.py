@@ -38,7 +38,6 @@ from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
 from callcenter.sip.uri import SipUri
 from callcenter.store.db import Store
 from callcenter.store.ivr import IvrStore
-from callcenter.store.records import CallRecord
 from callcenter.supervisor.service import SupervisorService
 from callcenter.web import campaign_api, supervisor_api
 from callcenter.web.api import Api
@@ -100,9 +99,9 @@ class Application:
         )
         self.queues = QueueRunner(
             cfg=cfg, b2bua=self.b2bua, registrar=self.registrar, prompts=self.prompts,
-            store=self.store, now=self.now,
+            now=self.now,
         )
-        self.events = Events(cfg.events)
+        self.events = Events(cfg.events, store=self.store)
         self.events.attach_acd(self.queues)
         self.b2bua.on_leg = self._leg_event
         self.calls_started = 0
@@ -203,7 +202,7 @@ class Application:
             for gone in self.registrar.expire(self.now()):
                 log.info("registration_expired", user=gone.user, contact=gone.contact)
                 self.events.publish(events.RegistrationChanged(
-                    user=gone.user, contact=gone.contact, registered=False))
+                    user=gone.user, contact=gone.contact, registered=False, expired=True))
                 self.queues.registration_changed(gone.user, False)
             if not interval:
                 continue
@@ -336,20 +335,13 @@ class Application:
         for binding in result.added:
             log.info("registered", user=user, contact=binding.contact, source=source)
             self.events.publish(events.RegistrationChanged(
-                user=user, contact=binding.contact, registered=True, source=source,
-                expires=binding.expires_in(self.now())))
-            self.store.log_registration(
-                ts=wall, user=user, contact=binding.contact, source=source,
-                expires=binding.expires_in(self.now()), user_agent=ua,
-            )
+                ts=wall, user=user, contact=binding.contact, registered=True, source=source,
+                expires=binding.expires_in(self.now()), user_agent=ua))
         for binding in result.removed:
             log.info("unregistered", user=user, contact=binding.contact)
             self.events.publish(events.RegistrationChanged(
-                user=user, contact=binding.contact, registered=False, source=source))
-            self.store.log_registration(
-                ts=wall, user=user, contact=binding.contact, source=source, expires=0,
-                user_agent=ua,
-            )
+                ts=wall, user=user, contact=binding.contact, registered=False, source=source,
+                user_agent=ua))
         if result.added or result.removed:
             self.queues.registration_changed(user, bool(result.contacts))
 
@@ -468,9 +460,7 @@ class Application:
         def on_dtmf(digit: str) -> None:
             call.digits += digit
             log.info("dtmf", digit=digit, digits=call.digits)
-            self.store.add_call_event(call.id, time.time(), "dtmf", {"digit": digit})
-            self.store.update_call(call.id, digits=call.digits)
-            self.events.publish(events.Dtmf(call_id=call.id, digit=digit))
+            self.events.publish(events.Dtmf(call_id=call.id, digit=digit, digits=call.digits))
             if forward is not None:
                 forward(digit)
 
@@ -489,28 +479,22 @@ class Application:
         self.b2bua.reject(leg, 404, "Not Found (unknown feature code)")
 
     def _start_record(self, call: Call, req: Request) -> None:
-        record = CallRecord(
-            id=call.id, sip_call_id=req.call_id, direction=call.direction, caller=call.caller,
-            called=call.called, source=call.source, start=time.time(), line=call.line,
-            codec=call.legs[0].codec if call.legs else None,
-        )
-        self.store.start_call(record)
-        self.events.publish(events.CallStarted(
-            call_id=call.id, caller=call.caller, called=call.called, source=call.source,
-            direction=call.direction, line=call.line))
+        start = time.time()
+        self.events.publish(events.CallStarted(  # the store sink inserts the CDR here
+            ts=start, call_id=call.id, caller=call.caller, called=call.called,
+            source=call.source, direction=call.direction, line=call.line,
+            sip_call_id=req.call_id, codec=call.legs[0].codec if call.legs else None))
         self.calls_started += 1
         self._call_starts.append(self.now())
         call.recorded = True  # type: ignore[attr-defined]
-        call.started_at = record.start  # type: ignore[attr-defined]
+        call.started_at = start  # type: ignore[attr-defined]
 
     def answered(self, call: Call, agent: Leg | None) -> None:
         """The call was answered (by us, or ``agent`` took it)."""
         if getattr(call, "answered_at", None) is None:
             call.answered_at = time.time()  # type: ignore[attr-defined]
-            self.store.update_call(call.id, answer=call.answered_at)
-            self.events.publish(events.CallAnswered(call_id=call.id))
+            self.events.publish(events.CallAnswered(ts=call.answered_at, call_id=call.id))
         if agent is not None:
-            self.store.add_call_event(call.id, time.time(), "connected", {"agent": agent.party})
             self.events.publish(events.CallAnswered(call_id=call.id, agent=agent.party))
 
     def _call_ended(self, call: Call) -> None:
@@ -522,19 +506,13 @@ class Application:
         for leg in call.legs:
             if leg.direction == "outbound" and getattr(leg, "sip_status", 0):
                 status = leg.sip_status  # type: ignore[attr-defined]
-        try:
-            self.store.finish_call(
-                call.id, end=time.time(), hangup_cause=cause.value, hangup_side=side,
-                sip_status=status, digits=call.digits,
-            )
-        except Exception:  # noqa: BLE001 - a failed write is logged, never fatal
-            log.exception("cdr_write_failed", call_id=call.id)
+        end = time.time()
+        started = getattr(call, "started_at", None)
+        self.events.publish(events.CallEnded(  # the store sink closes the CDR
+            ts=end, call_id=call.id, cause=cause.value, side=side, digits=call.digits,
+            sip_status=status, duration=None if started is None else round(end - started, 3)))
         log.info("call_ended", call_id=call.id, cause=cause.value, side=side,
                  digits=call.digits)
-        started = getattr(call, "started_at", None)
-        self.events.publish(events.CallEnded(
-            call_id=call.id, cause=cause.value, side=side, digits=call.digits,
-            duration=None if started is None else round(time.time() - started, 3)))
 
     def _leg_event(self, what: str, leg: Leg) -> None:
         """B2BUA hook: a leg was added to or ended on a call."""

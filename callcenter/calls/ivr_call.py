@@ -125,6 +125,5 @@ class LiveCall:
         if type == "ivr_node" and "language" in data:
             self.language = str(data["language"])
         log.info(type, **{k: v for k, v in data.items() if k != "file"})
-        self.app.store.add_call_event(self.call_id, time.time(), type, data)
         self.app.events.publish(IvrStep(call_id=self.call_id, step=type, data=data))
 

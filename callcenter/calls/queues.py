@@ -4,7 +4,8 @@
 phone registers, an agent answers, a timer is due) becomes an engine event; the actions that
 come back are carried out here: ring an agent's phone (``B2BUA.dial``), cancel it, whisper,
 bridge, announce the position and estimated wait over music on hold, hand the caller back to
-the IVR with an outcome. Queue log entries and agent state changes go to SQLite.
+the IVR with an outcome. Queue log entries, watchdog firings and agent state changes go to
+``listeners`` (the event bus, whose store sink writes them to SQLite).
 
 The engine is fed from one place (``_feed``) and never re-entered: actions that need to talk
 to the network run as tasks and report back through ``_feed`` later. The ring timer belongs to
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
     from callcenter.config import Config
     from callcenter.sip.registrar import Registrar
-    from callcenter.store.db import Store
 
 __all__ = ["QueueRunner"]
 
@@ -80,13 +80,12 @@ class QueueRunner:
 
     def __init__(
         self, *, cfg: Config, b2bua: B2BUA, registrar: Registrar, prompts: PromptCache,
-        store: Store, now: Callable[[], float],
+        now: Callable[[], float],
     ) -> None:
         self.cfg = cfg
         self.b2bua = b2bua
         self.registrar = registrar
         self.prompts = prompts
-        self.store = store
         self.now = now
         self.engine: AcdEngine | None = None
         self.names = {u.user: u.name for u in cfg.users}
@@ -246,9 +245,6 @@ class QueueRunner:
         elif isinstance(a, act.WatchdogFired):
             log.warning("acd_watchdog", agent=a.agent, call=a.call, what=a.what,
                         stuck_for=round(a.stuck_for, 1))
-            self.store.log_queue(ts=self._wall(a.time), queue=self._queue_of(a.call),
-                                 call_id=self._call_id(a.call), event="watchdog", agent=a.agent,
-                                 detail=f"{a.what} {a.stuck_for:.1f}s")
         elif isinstance(a, act.Ignored):
             log.debug("acd_ignored", acd_event=repr(a.event), reason=a.reason)
 
@@ -270,24 +266,11 @@ class QueueRunner:
         log.info("queue_log", queue=a.queue, call=a.call, verb=a.event.value, agent=a.agent,
                  position=a.position, wait=None if a.wait is None else round(a.wait, 2),
                  talk=None if a.talk is None else round(a.talk, 2), detail=a.detail or None)
-        try:
-            self.store.log_queue(
-                ts=self._wall(a.time), queue=a.queue, call_id=self._call_id(a.call),
-                event=a.event.value, agent=a.agent, position=a.position, wait=a.wait,
-                talk=a.talk, hung_up_by=a.hung_up_by, detail=a.detail,
-            )
-        except Exception:  # noqa: BLE001 - a failed write is logged, never fatal
-            log.exception("queue_log_write_failed")
 
     def _agent_state(self, a: act.AgentStateChanged) -> None:
         self._since[a.agent] = a.time
         log.info("agent_state", agent=a.agent, old=a.old.value, new=a.new.value,
                  reason=a.reason)
-        try:
-            self.store.log_agent_state(ts=self._wall(a.time), agent=a.agent, old=a.old.value,
-                                       new=a.new.value, reason=a.reason)
-        except Exception:  # noqa: BLE001
-            log.exception("agent_state_write_failed")
 
     # ------------------------------------------------------------------ callers
 

@@ -45,7 +45,6 @@ from callcenter.dialer.pacing import ABANDON_GRACE, Pacer, PacingSnapshot, Stats
 from callcenter.events import bus as events
 from callcenter.media.g711 import PCMA, PCMU
 from callcenter.media.prompts import PromptError
-from callcenter.store.records import CallRecord
 
 if TYPE_CHECKING:
     from callcenter.app import Application
@@ -315,14 +314,12 @@ class CampaignRunner:
         if invite is None:
             return
         self.store.set_call_ids(flight.attempt, invite.call_id, call.id)
-        try:
-            self.app.store.start_call(CallRecord(
-                id=call.id, sip_call_id=invite.call_id, direction="outbound",
-                caller=call.caller, called=call.called, source=call.source, start=time.time()))
-            call.recorded = True  # type: ignore[attr-defined]
-            call.started_at = time.time()  # type: ignore[attr-defined]
-        except Exception:  # noqa: BLE001 - the CDR is a nicety; the attempt row is the record
-            log.exception("cdr_start_failed")
+        start = time.time()
+        self.app.events.publish(events.CallStarted(
+            ts=start, call_id=call.id, caller=call.caller, called=call.called,
+            source=call.source, direction="outbound", sip_call_id=invite.call_id))
+        call.recorded = True  # type: ignore[attr-defined]
+        call.started_at = start  # type: ignore[attr-defined]
 
     async def _answered(
         self, live: _Live, flight: _Flight, leg: Leg, extra: dict[str, Any]

@@ -22,10 +22,12 @@ import structlog
 __all__ = [
     "EVENT_TYPES",
     "SCHEMA",
+    "AcdWatchdog",
     "AgentStateChanged",
     "AgentStatus",
     "CallAnswered",
     "CallEnded",
+    "CallRecording",
     "CallStarted",
     "CampaignChanged",
     "Dtmf",
@@ -41,6 +43,7 @@ __all__ = [
     "QueueRingNoAnswer",
     "QueueStatus",
     "RegistrationChanged",
+    "SupervisorStep",
 ]
 
 SCHEMA = 1
@@ -78,6 +81,8 @@ class CallStarted(Event):
     source: str  # trunk:<name> | user:<user> | queue:<name>
     direction: str  # inbound | outbound | internal
     line: str | None = None
+    sip_call_id: str = ""  #: Call-ID of the leg that created the call
+    codec: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +104,16 @@ class CallEnded(Event):
     side: str  # caller | callee | system
     duration: float | None = None
     digits: str = ""
+    sip_status: int | None = None  #: final SIP status of the call (None when never answered)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallRecording(Event):
+    """The call is being recorded to ``path``."""
+
+    type: ClassVar[str] = "call.recording"
+    call_id: str
+    path: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,6 +142,7 @@ class Dtmf(Event):
     type: ClassVar[str] = "call.dtmf"
     call_id: str
     digit: str
+    digits: str = ""  #: every key of the call so far, this one last
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,6 +200,20 @@ class QueueLeft(Event):
     wait: float | None = None
     talk: float | None = None
     hung_up_by: str | None = None
+    position: int | None = None
+    detail: str = ""  #: e.g. the transfer target, the exit reason, the overflow queue
+
+
+@dataclass(frozen=True, kw_only=True)
+class AcdWatchdog(Event):
+    """The ACD freed ``agent``, stuck ``what`` (ringing, on_call) for ``stuck_for`` seconds."""
+
+    type: ClassVar[str] = "queue.watchdog"
+    call_id: str
+    queue: str
+    agent: str
+    what: str
+    stuck_for: float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -217,6 +247,20 @@ class AgentStatus(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SupervisorStep(Event):
+    """A supervisor joined, changed mode on, or left a call: ``step`` is supervisor_joined,
+    supervisor_mode or supervisor_left (the ``call_events`` type)."""
+
+    type: ClassVar[str] = "supervisor.step"
+    call_id: str
+    step: str
+    session: str
+    supervisor: str
+    agent: str | None
+    mode: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class RegistrationChanged(Event):
     """A binding was added (``expires`` > 0) or removed/expired (``expires`` 0)."""
 
@@ -226,6 +270,8 @@ class RegistrationChanged(Event):
     registered: bool
     source: str = ""
     expires: int = 0
+    user_agent: str | None = None
+    expired: bool = False  #: removed by the registrar's timer, not by a REGISTER
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -241,9 +287,9 @@ class CampaignChanged(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
-        CallStarted, CallAnswered, CallEnded, LegAdded, LegEnded, Dtmf, IvrStep, QueueEntered,
-        QueueConnected, QueueRingNoAnswer, QueueLeft, QueueStatus, AgentStateChanged,
-        AgentStatus, RegistrationChanged, CampaignChanged,
+        CallStarted, CallAnswered, CallEnded, CallRecording, LegAdded, LegEnded, Dtmf, IvrStep,
+        QueueEntered, QueueConnected, QueueRingNoAnswer, QueueLeft, AcdWatchdog, QueueStatus,
+        AgentStateChanged, AgentStatus, RegistrationChanged, SupervisorStep, CampaignChanged,
     )
 }
 

@@ -1,9 +1,10 @@
 """The events of one server: the bus, its sinks, and the bridge from the live ACD.
 
 ``Application`` owns one :class:`Events`: ``events.publish(event)`` from anywhere,
-``await events.start()`` / ``await events.close()`` with the server. Sinks: the log (when
-``events.log`` is on), MQTT (when ``events.mqtt.url`` is set), and :class:`StreamHub` for the
-web's live stream (``GET /api/events/stream``).
+``await events.start()`` / ``await events.close()`` with the server. Sinks: the SQLite store
+(:class:`~callcenter.events.store_sink.StoreSink`, first, so a row exists before anyone hears of
+it), the log (when ``events.log`` is on), MQTT (when ``events.mqtt.url`` is set), and
+:class:`StreamHub` for the web's live stream (``GET /api/events/stream``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from callcenter.events.bus import (
+    AcdWatchdog,
     AgentStateChanged,
     AgentStatus,
     Event,
@@ -25,11 +27,13 @@ from callcenter.events.bus import (
     QueueRingNoAnswer,
     QueueStatus,
 )
+from callcenter.events.store_sink import StoreSink
 
 if TYPE_CHECKING:
     from callcenter.calls.queues import QueueRunner
     from callcenter.config import EventsConfig
     from callcenter.events.mqtt import MqttSink
+    from callcenter.store.db import Store
 
 __all__ = ["Events", "LogSink", "StreamHub"]
 
@@ -77,8 +81,10 @@ _LEAVE = {"complete", "transfer", "abandon", "timeout", "exit_empty", "callback"
 class Events:
     """The bus with the configured sinks."""
 
-    def __init__(self, cfg: EventsConfig | None = None) -> None:
+    def __init__(self, cfg: EventsConfig | None = None, *, store: Store | None = None) -> None:
         self.bus = EventBus()
+        if store is not None:
+            self.bus.subscribe(StoreSink(store))
         self.stream = StreamHub()
         self.bus.subscribe(self.stream)
         self.mqtt: MqttSink | None = None
@@ -115,7 +121,8 @@ class Events:
     # ------------------------------------------------------------------ the live ACD
 
     def attach_acd(self, runner: QueueRunner) -> None:
-        """Turn the runner's queue log entries and agent state changes into events."""
+        """Turn the runner's queue log entries, watchdog firings and agent state changes into
+        events."""
         self._acd = runner
         listeners: list[Callable[[Any], None]] | None = getattr(runner, "listeners", None)
         if listeners is not None:
@@ -152,7 +159,8 @@ class Events:
             elif verb in _LEAVE:
                 event = QueueLeft(ts=ts, call_id=call_id, queue=a.queue, reason=verb,
                                   agent=a.agent, wait=_r(a.wait), talk=_r(a.talk),
-                                  hung_up_by=a.hung_up_by)
+                                  hung_up_by=a.hung_up_by, position=a.position,
+                                  detail=a.detail)
             if event is not None:
                 self.publish(event)
             for stats in runner.queue_stats():
@@ -165,6 +173,10 @@ class Events:
             for status in runner.agent_stats():
                 if status["id"] == a.agent:
                     self.publish(AgentStatus(ts=ts, agent=a.agent, status=status))
+        elif isinstance(a, act.WatchdogFired):
+            self.publish(AcdWatchdog(ts=runner._wall(a.time), call_id=runner._call_id(a.call),
+                                     queue=runner._queue_of(a.call), agent=a.agent,
+                                     what=a.what, stuck_for=a.stuck_for))
 
 
 def _r(value: float | None) -> float | None:

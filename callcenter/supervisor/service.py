@@ -5,18 +5,18 @@ leave their bridge and, with the supervisor's, go into a mix on the media clock 
 follows each supervisor's mode (``modes.matrix``). When the last supervisor leaves, the two are
 bridged again. Sessions start from a feature code (``*81/*82/*83<agent>``, keys 4/5/6 switch
 mode) or from the HTTP API (the server calls the supervisor's phone). Every session is a row of
-``supervisor_sessions`` and a ``supervisor`` entry in the supervised call's events.
+``supervisor_sessions`` and a ``supervisor.step`` event on the bus (the store sink adds it to
+the supervised call's ``call_events``).
 
 Recording: when a bridge starts (``MediaEngine.on_bridge``) and the policy says so (every
 call, or calls of listed queues), the caller's channel records a stereo WAV: what the caller
 says on the left, what the caller hears (the agent, and a supervisor only in barge) on the
-right. Its path goes into the call record's ``recording`` column.
+right. Its path is published (``call.recording``) and lands in the CDR's ``recording`` column.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -27,6 +27,7 @@ import structlog
 
 from callcenter.calls import flows
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.events.bus import CallRecording, SupervisorStep
 from callcenter.media.engine import Channel, MediaError, Mix
 from callcenter.media.g711 import PCMA, PCMU
 from callcenter.media.prompts import PromptError
@@ -458,8 +459,7 @@ class SupervisorService:
             return
         call.recording = str(path)  # type: ignore[attr-defined]
         log.info("recording_started", call_id=call.id, path=str(path), agent=agent.party)
-        with contextlib.suppress(KeyError):
-            self.app.store.update_call(call.id, recording=str(path))
+        self.app.events.publish(CallRecording(call_id=call.id, path=str(path)))
         self._spawn(self._stop_recording(caller, agent))
 
     async def _stop_recording(self, caller: Leg, agent: Leg) -> None:
@@ -503,13 +503,9 @@ class SupervisorService:
         })
 
     def _call_event(self, call: Call, kind: str, session: Session) -> None:
-        try:
-            self.app.store.add_call_event(call.id, time.time(), kind, {
-                "session": session.id, "supervisor": session.supervisor,
-                "agent": session.agent, "mode": session.mode.value,
-            })
-        except Exception:  # noqa: BLE001 - the timeline is best effort
-            log.exception("supervisor_event_write_failed")
+        self.app.events.publish(SupervisorStep(
+            call_id=call.id, step=kind, session=session.id, supervisor=session.supervisor,
+            agent=session.agent, mode=session.mode.value))
 
     async def _say(self, leg: Leg, name: str) -> None:
         codec = PCMA if leg.codec == "PCMA" else PCMU

@@ -28,7 +28,8 @@ def test_payload_has_schema_type_and_fields() -> None:
                     direction="inbound", ts=5.0)
     assert e.to_dict() == {"schema": 1, "type": "call.started", "ts": 5.0, "call_id": "c1",
                            "caller": "48", "called": "0800", "source": "trunk:pstn",
-                           "direction": "inbound", "line": None}
+                           "direction": "inbound", "line": None, "sip_call_id": "",
+                           "codec": None}
     assert len(EVENT_TYPES) == len({cls.type for cls in EVENT_TYPES.values()})
 
 
