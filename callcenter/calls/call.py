@@ -85,6 +85,8 @@ class Call:
     #: True while a flow (IVR, queue) owns the caller: a BYE from a leg the server placed
     #: (an agent) then ends only that leg and the flow goes on (e.g. to the survey)
     flow_owned: bool = False
+    #: the ACD queue the caller was last queued in (set by the QueueRunner), else None
+    queue: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property

@@ -234,7 +234,7 @@ class QueueRunner:
         elif isinstance(a, act.CallMoved):
             entry = self._entries.get(a.call)
             if entry is not None:
-                entry.queue = a.to_queue
+                entry.queue = entry.leg.call.queue = a.to_queue
             log.info("queue_overflow", call=a.call, frm=a.from_queue, to=a.to_queue,
                      reason=a.reason.value)
         elif isinstance(a, act.CallbackRequested):
@@ -250,15 +250,17 @@ class QueueRunner:
 
     # ------------------------------------------------------------------ records
 
-    def _wall(self, t: float) -> float:
+    def wall_time(self, t: float) -> float:
         """Unix time of engine time ``t`` (one offset, so records keep their order)."""
         return t + self._offset
 
-    def _call_id(self, engine_call: str) -> str:
+    def call_id_of(self, engine_call: str) -> str:
+        """The SIP-side call id of the engine's call id ``<call id>/<n>``."""
         entry = self._entries.get(engine_call)
         return entry.leg.call.id if entry is not None else engine_call.partition("/")[0]
 
-    def _queue_of(self, engine_call: str) -> str:
+    def queue_of(self, engine_call: str) -> str:
+        """The queue the engine's call is waiting in now ("" once it left)."""
         entry = self._entries.get(engine_call)
         return entry.queue if entry is not None else ""
 
@@ -291,6 +293,7 @@ class QueueRunner:
             caller=leg.call.caller, outcome=asyncio.get_running_loop().create_future(),
         )
         self._entries[entry.id] = entry
+        leg.call.queue = queue
         if leg.channel is not None:
             leg.channel.stop_playing()
         while not leg.dtmf.empty():  # keys pressed before the queue are not queue keys
@@ -310,6 +313,18 @@ class QueueRunner:
                 self._entries.pop(entry.id, None)
         log.info("queue_outcome", queue=entry.queue, outcome=outcome)
         return outcome
+
+    def withdraw(self, leg: Leg, reason: str) -> bool:
+        """Take ``leg``'s waiting call out of its queue as if the caller had left (the engine
+        logs an abandon), without hanging up; ``enqueue`` then returns ``reason``. False if an
+        agent has already answered it; True if it was withdrawn or was not queued."""
+        for entry in list(self._entries.values()):
+            if entry.leg is leg and not entry.outcome.done():
+                if entry.agent_legs:
+                    return False
+                self._feed(ev.CallerHungUp(call=entry.id))
+                self._resolve(entry, reason)
+        return True
 
     def _resolve(self, entry: _Entry, outcome: str) -> None:
         if not entry.outcome.done():

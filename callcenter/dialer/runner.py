@@ -26,7 +26,6 @@ import numpy as np
 import structlog
 
 from acd import actions as act
-from acd import events as acd_ev
 from callcenter.calls import flows
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.dialer.amd import AmdDecision, AmdDetector, AmdResult
@@ -92,7 +91,7 @@ class _Live:
 
 
 class _AmdTap:
-    """Stands in for the channel's recorder during detection: decoded frames to the detector."""
+    """A channel listener during detection: decoded frames to the detector."""
 
     def __init__(self) -> None:
         self.detector = AmdDetector()
@@ -100,8 +99,8 @@ class _AmdTap:
         self.decided = asyncio.Event()
         self._buf = b""
 
-    def write(self, pcm: bytes, channel: int = 0) -> None:
-        if channel or self.result is not None:
+    def __call__(self, pcm: bytes) -> None:
+        if self.result is not None:
             return
         self._buf += pcm
         while len(self._buf) >= 320 and self.result is None:
@@ -110,9 +109,6 @@ class _AmdTap:
             self.result = self.detector.feed(frame)
             if self.result is not None:
                 self.decided.set()
-
-    def close(self) -> None:
-        pass
 
 
 class CampaignRunner:
@@ -376,7 +372,7 @@ class CampaignRunner:
         if channel is None:
             return None
         tap = _AmdTap()
-        channel._rec_ssrc, channel._rec_stereo, channel._recorder = -1, False, tap
+        channel.add_listener(tap)
         cfg = tap.detector.cfg
         ended = asyncio.ensure_future(leg.ended.wait())
         decided = asyncio.ensure_future(tap.decided.wait())
@@ -386,23 +382,12 @@ class CampaignRunner:
         finally:
             ended.cancel()
             decided.cancel()
-            if channel._recorder is tap:
-                channel._recorder = None
+            channel.remove_listener(tap)
         return tap.result
 
     def _withdraw(self, leg: Leg) -> bool:
-        """Take a call no agent answered out of the queue; False if an agent just got it.
-
-        Uses the QueueRunner's internals (its entries and engine feed) until it offers this.
-        """
-        runner = self.app.queues
-        for entry in list(getattr(runner, "_entries", {}).values()):
-            if entry.leg is leg:
-                if entry.agent_legs:
-                    return False
-                runner._feed(acd_ev.CallerHungUp(call=entry.id))
-                runner._resolve(entry, "abandoned")
-        return True
+        """Take a call no agent answered out of the queue; False if an agent just got it."""
+        return self.app.queues.withdraw(leg, "abandoned")
 
     async def _abandon(self, live: _Live, leg: Leg) -> str:
         """No agent within 2 s: the information message, then hang up."""

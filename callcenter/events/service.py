@@ -144,8 +144,8 @@ class Events:
         runner = self._acd
         assert runner is not None
         if isinstance(a, act.QueueLogEntry):
-            ts = runner._wall(a.time)
-            call_id = runner._call_id(a.call)
+            ts = runner.wall_time(a.time)
+            call_id = runner.call_id_of(a.call)
             verb = a.event.value
             event: Event | None = None
             if verb == "enter":
@@ -167,15 +167,15 @@ class Events:
                 if stats["name"] == a.queue:
                     self.publish(QueueStatus(ts=ts, queue=a.queue, stats=stats))
         elif isinstance(a, act.AgentStateChanged):
-            ts = runner._wall(a.time)
+            ts = runner.wall_time(a.time)
             self.publish(AgentStateChanged(ts=ts, agent=a.agent, old=a.old.value,
                                            new=a.new.value, reason=a.reason))
             for status in runner.agent_stats():
                 if status["id"] == a.agent:
                     self.publish(AgentStatus(ts=ts, agent=a.agent, status=status))
         elif isinstance(a, act.WatchdogFired):
-            self.publish(AcdWatchdog(ts=runner._wall(a.time), call_id=runner._call_id(a.call),
-                                     queue=runner._queue_of(a.call), agent=a.agent,
+            self.publish(AcdWatchdog(ts=runner.wall_time(a.time), call_id=runner.call_id_of(a.call),
+                                     queue=runner.queue_of(a.call), agent=a.agent,
                                      what=a.what, stuck_for=a.stuck_for))
 
 

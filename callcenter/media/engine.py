@@ -171,6 +171,7 @@ class Channel:
         self._rec_ssrc = -1
         self._rec_next_ts = 0
         self._rec_stereo = False
+        self._listeners: list[Callable[[bytes], object]] = []
         self._sr_packets = 0
 
     # ------------------------------------------------------------------ control interface
@@ -279,6 +280,16 @@ class Channel:
             self._recorder.close()
             self._recorder = None
 
+    def add_listener(self, callback: Callable[[bytes], object]) -> None:
+        """Call ``callback(pcm)`` with the decoded 16-bit linear audio of each received audio
+        packet (an audio tap, e.g. answering-machine detection)."""
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[bytes], object]) -> None:
+        """Stop calling ``callback``; no error if it was not added."""
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
     @property
     def inband_dtmf(self) -> bool:
         return self._detector is not None
@@ -295,6 +306,7 @@ class Channel:
         self.engine.unbridge(self)
         self.stop_playing()
         self.stop_recording()
+        self._listeners.clear()
         if self.stream.packets and self.rtcp_remote is not None:
             self._send_rtcp(
                 encode_rtcp(self.stream.sender_report(self.engine.now(), time.time()))
@@ -428,7 +440,7 @@ class Channel:
         if pt == self.dtmf_payload_type:
             self._on_event(payload, ts, ssrc, b1, now)
             return
-        if self._recorder is not None or self._detector is not None:
+        if self._recorder is not None or self._detector is not None or self._listeners:
             self._on_audio(payload, pt, ts, ssrc)
         if (
             peer is not None
@@ -513,6 +525,8 @@ class Channel:
         if self._detector is not None and not self._rfc4733_seen:
             for digit in self._detector.feed(pcm):
                 self.dtmf_received(digit)
+        for listener in tuple(self._listeners):
+            _safe_call(listener, pcm)
 
     def _on_rtcp_readable(self) -> None:
         for _ in range(self.engine.drain):

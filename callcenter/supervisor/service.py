@@ -475,15 +475,8 @@ class SupervisorService:
             caller.channel.stop_recording()
 
     def _queue_of(self, call: Call) -> str | None:
-        queue = getattr(call, "queue", None)
-        if isinstance(queue, str):
-            return queue
-        entries = getattr(getattr(self.app, "queues", None), "_entries", {})
-        for entry in list(entries.values()):
-            leg = getattr(entry, "leg", None)
-            if leg is not None and leg.call is call:
-                return str(entry.queue)
-        return None
+        """The queue the call went through (``Call.queue``, set by the QueueRunner)."""
+        return call.queue
 
     # ------------------------------------------------------------------ helpers
 

@@ -131,13 +131,13 @@ class _Runner:
     def __init__(self) -> None:
         self.listeners: list[Any] = []
 
-    def _wall(self, t: float) -> float:
+    def wall_time(self, t: float) -> float:
         return 1000.0 + t
 
-    def _call_id(self, engine_call: str) -> str:
+    def call_id_of(self, engine_call: str) -> str:
         return engine_call.partition("/")[0]
 
-    def _queue_of(self, engine_call: str) -> str:
+    def queue_of(self, engine_call: str) -> str:
         return "sales"
 
     def queue_stats(self) -> list[dict[str, Any]]:
@@ -167,7 +167,7 @@ def test_acd_actions_reach_the_store_as_the_direct_writes_did() -> None:
     direct = Store(":memory:")
     runner = _Runner()
     for e in entries:
-        direct.log_queue(ts=runner._wall(e.time), queue=e.queue, call_id=runner._call_id(e.call),
+        direct.log_queue(ts=runner.wall_time(e.time), queue=e.queue, call_id=runner.call_id_of(e.call),
                          event=e.event.value, agent=e.agent, position=e.position, wait=e.wait,
                          talk=e.talk, hung_up_by=e.hung_up_by, detail=e.detail)
     direct.log_queue(ts=1030.0, queue="sales", call_id="c1", event="watchdog", agent="1001",
