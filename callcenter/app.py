@@ -39,7 +39,7 @@ from callcenter.sip.uri import SipUri
 from callcenter.store.db import Store
 from callcenter.store.ivr import IvrStore
 from callcenter.supervisor.service import SupervisorService
-from callcenter.web import campaign_api, supervisor_api
+from callcenter.web import campaign_api, dialplan_api, supervisor_api
 from callcenter.web.api import Api
 from callcenter.web.http import HttpServer
 from ivr.clock import ServerClock
@@ -113,6 +113,7 @@ class Application:
         supervisor_api.register(self.api.router, self.api)
         self.dialer = CampaignRunner(self)
         campaign_api.register(self.api.router, self.api)
+        dialplan_api.register(self.api.router, self.api)
         self.http = HttpServer(self.api.router, host=cfg.http.listen, port=cfg.http.port)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()

@@ -62,3 +62,27 @@ def test_metrics_are_prometheus_text(server: ServerProcess) -> None:
     assert float(values["callcenter_event_loop_lag_seconds"]) >= 0.0
     assert values['callcenter_queue_waiting{queue="sales"}'] == "0"
     assert 'callcenter_queue_offered_total{queue="support"}' in values
+
+
+def post(server: ServerProcess, path: str, token: str | None = None) -> tuple[int, Any]:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{server.http_port}{path}", data=b"{}", method="POST"
+    )
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_dialplan_show_validate_reload(server: ServerProcess) -> None:
+    status, body = get(server, "/api/dialplans", READ)
+    assert status == 200 and "0800123456" in body["lines"] and body["errors"] == []
+    status, body = post(server, "/api/dialplans/validate", READ)
+    assert status == 200 and body["valid"] is True and "0801123456" in body["lines"]
+    assert post(server, "/api/dialplans/reload", READ)[0] == 403  # reading is not enough
+    assert post(server, "/api/dialplans/reload")[0] == 401
+    status, body = post(server, "/api/dialplans/reload", ADMIN)
+    assert status == 200 and body["reloaded"] is False  # nothing changed on disk
