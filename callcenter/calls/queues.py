@@ -591,13 +591,13 @@ class QueueRunner:
 
     # ------------------------------------------------------------------ figures
 
-    def queue_stats(self) -> list[dict[str, Any]]:
-        """Live figures of every queue (the JSON of GET /api/queues)."""
+    def queue_stats(self, queue: str | None = None) -> list[dict[str, Any]]:
+        """Live figures of every queue (the JSON of GET /api/queues), or of ``queue`` only."""
         assert self.engine is not None
         now = self.now()
         out = []
-        for name in self.engine.queue_names:
-            s = self.engine.stats(name, now)
+        for name in self.engine.queue_names if queue is None else [queue]:
+            s = self.engine.stats(name, now, agents=False)
             out.append({
                 "name": name, "waiting": s.waiting, "longest_wait": round(s.longest_wait, 1),
                 "offered": s.offered, "answered": s.answered, "abandoned": s.abandoned,
@@ -606,16 +606,16 @@ class QueueRunner:
                 "service_level": _round(s.service_level, 3), "asa": _round(s.asa, 1),
                 "aht": _round(s.aht, 1),
                 "sl_seconds": self.cfg.queue(name).sl_seconds,  # type: ignore[union-attr]
-                "agents": [x.agent for x in s.agents],
+                "agents": self.engine.members(name),
             })
         return out
 
-    def agent_stats(self) -> list[dict[str, Any]]:
-        """Every agent's state and figures (the JSON of GET /api/agents)."""
+    def agent_stats(self, agent_id: str | None = None) -> list[dict[str, Any]]:
+        """Every agent's state and figures (the JSON of GET /api/agents), or ``agent_id``'s."""
         assert self.engine is not None
         now = self.now()
         out = []
-        for agent in self.engine.agent_ids:
+        for agent in self.engine.agent_ids if agent_id is None else [agent_id]:
             s = self.engine.agent_stats(agent, now)
             out.append({
                 "id": agent, "name": self.names.get(agent, ""), "state": s.state.value,

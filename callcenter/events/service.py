@@ -163,14 +163,14 @@ class Events:
                                   detail=a.detail)
             if event is not None:
                 self.publish(event)
-            for stats in runner.queue_stats():
+            for stats in runner.queue_stats(a.queue):  # this queue only, not all
                 if stats["name"] == a.queue:
                     self.publish(QueueStatus(ts=ts, queue=a.queue, stats=stats))
         elif isinstance(a, act.AgentStateChanged):
             ts = runner.wall_time(a.time)
             self.publish(AgentStateChanged(ts=ts, agent=a.agent, old=a.old.value,
                                            new=a.new.value, reason=a.reason))
-            for status in runner.agent_stats():
+            for status in runner.agent_stats(a.agent):
                 if status["id"] == a.agent:
                     self.publish(AgentStatus(ts=ts, agent=a.agent, status=status))
         elif isinstance(a, act.WatchdogFired):

@@ -140,10 +140,10 @@ class _Runner:
     def queue_of(self, engine_call: str) -> str:
         return "sales"
 
-    def queue_stats(self) -> list[dict[str, Any]]:
+    def queue_stats(self, queue: str | None = None) -> list[dict[str, Any]]:
         return [{"name": "sales", "waiting": 0}]
 
-    def agent_stats(self) -> list[dict[str, Any]]:
+    def agent_stats(self, agent_id: str | None = None) -> list[dict[str, Any]]:
         return [{"id": "1001", "state": "available"}]
 
 
