@@ -17,6 +17,7 @@ from callcenter.sip.dialog import new_branch
 from callcenter.sip.events import (
     AckTimeout,
     Address,
+    Event,
     RequestReceived,
     ResponseReceived,
     TransactionTimeout,
@@ -175,32 +176,44 @@ class SipStack:
         self.flush()
 
     def _process(self) -> None:
+        """Hand every pending event up, then transmit and re-arm the timer.
+
+        A callback that raises is logged and costs only its own event: the events after it
+        are still delivered and the timer is still re-armed (otherwise every retransmission
+        and timeout of the endpoint would stop until the next message arrives).
+        """
         layer = self.layer
         while (event := layer.next_event()) is not None:
-            if isinstance(event, RequestReceived):
-                sreq = ServerRequest(self, event.request, event.source, event.transport, event.key)
-                try:
-                    result = self.handler(sreq)
-                    if asyncio.iscoroutine(result):
-                        task = asyncio.ensure_future(result)
-                        task.add_done_callback(lambda t, s=sreq: self._handler_done(t, s))
-                except Exception:  # noqa: BLE001 - one request's bug must not stop the stack
-                    log.exception("sip_handler_failed", method=event.request.method)
-                    if not sreq.answered and event.request.method != "ACK":
-                        sreq.respond(500)
-            elif isinstance(event, ResponseReceived):
-                self._on_response(event.key, event.response)
-            elif isinstance(event, TransactionTimeout):
-                if event.server:
-                    if self.on_server_timeout:
-                        self.on_server_timeout(event)
-                else:
-                    pending = self._pending.pop(event.key, None)
-                    if pending and not pending.future.done():
-                        pending.future.set_exception(RequestTimeout(event.request.method))
-            elif isinstance(event, AckTimeout):
-                self.on_ack_timeout(event)
+            try:
+                self._dispatch(event)
+            except Exception:  # noqa: BLE001 - one callback's bug must not stop the stack
+                log.exception("sip_event_failed", kind=type(event).__name__)
         self.flush()
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, RequestReceived):
+            sreq = ServerRequest(self, event.request, event.source, event.transport, event.key)
+            try:
+                result = self.handler(sreq)
+                if asyncio.iscoroutine(result):
+                    task = asyncio.ensure_future(result)
+                    task.add_done_callback(lambda t, s=sreq: self._handler_done(t, s))
+            except Exception:  # noqa: BLE001 - one request's bug must not stop the stack
+                log.exception("sip_handler_failed", method=event.request.method)
+                if not sreq.answered and event.request.method != "ACK":
+                    sreq.respond(500)
+        elif isinstance(event, ResponseReceived):
+            self._on_response(event.key, event.response)
+        elif isinstance(event, TransactionTimeout):
+            if event.server:
+                if self.on_server_timeout:
+                    self.on_server_timeout(event)
+            else:
+                pending = self._pending.pop(event.key, None)
+                if pending and not pending.future.done():
+                    pending.future.set_exception(RequestTimeout(event.request.method))
+        elif isinstance(event, AckTimeout):
+            self.on_ack_timeout(event)
 
     def _handler_done(self, task: asyncio.Task[None], sreq: ServerRequest) -> None:
         if task.cancelled():
@@ -225,7 +238,11 @@ class SipStack:
                 pending.on_retransmitted_2xx(resp)
             return
         pending.future.set_result(resp)
-        if not (200 <= resp.status < 300 and key[2] == "INVITE"):
+        if 200 <= resp.status < 300 and key[2] == "INVITE" and self.loop is not None:
+            # Kept for the 2xx retransmissions (each needs our ACK again) while the layer keeps
+            # the transaction in Accepted, then dropped with it (Timer M, RFC 6026 §8.4).
+            self.loop.call_later(64 * self.layer.t1, self._pending.pop, key, None)
+        else:
             self._pending.pop(key, None)
 
     # ----------------------------------------------------------------- output

@@ -1,0 +1,123 @@
+"""The asyncio layer over the transaction layer: no sockets, the transports' send is captured."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+from callcenter.log import configure_logging
+from callcenter.sip.events import AckTimeout, TransactionTimeout
+from callcenter.sip.message import Request, make_response, parse_message, serialize
+from callcenter.sip.stack import ServerRequest, SipStack
+
+PEER = ("127.0.0.1", 5072)
+T1 = 0.01  # Timers M/L/H = 64*T1 = 0.64 s
+
+
+def invite(branch: str = "z9hG4bKstack1", cseq: int = 1) -> Request:
+    raw = (
+        f"INVITE sip:1001@127.0.0.1 SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:5072;branch={branch};rport\r\n"
+        "Max-Forwards: 70\r\n"
+        "From: <sip:caller@127.0.0.1>;tag=f1\r\n"
+        "To: <sip:1001@127.0.0.1>\r\n"
+        f"Call-ID: stack-{branch}@test\r\n"
+        f"CSeq: {cseq} INVITE\r\n"
+        "Contact: <sip:caller@127.0.0.1:5072>\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+    msg = parse_message(raw)
+    assert isinstance(msg, Request)
+    return msg
+
+
+def make_stack(handler: object = None, **callbacks: object) -> tuple[SipStack, list[bytes]]:
+    configure_logging("info", "console", stream=io.StringIO())
+    sent: list[bytes] = []
+    stack = SipStack(
+        host="127.0.0.1", port=5060, advertised="127.0.0.1", transports=["udp"],
+        handler=handler or (lambda sreq: None),  # type: ignore[arg-type]
+        on_ack_timeout=callbacks.get("on_ack_timeout") or (lambda e: None),  # type: ignore[arg-type]
+        on_server_timeout=callbacks.get("on_server_timeout"),  # type: ignore[arg-type]
+        t1=T1,
+    )
+    stack.loop = asyncio.get_running_loop()
+    stack.transports.send = lambda data, dest, transport: sent.append(data)  # type: ignore[method-assign]
+    return stack, sent
+
+
+def test_answered_invite_is_forgotten_after_timer_m() -> None:
+    """The 2xx of an INVITE is kept for its retransmissions, then dropped: no entry per call."""
+
+    async def run() -> None:
+        stack, _ = make_stack()
+        req = invite()
+        key, fut = stack.send_request(req, PEER, "udp")
+        ok = make_response(req, 200, to_tag="t1")
+        stack._on_message(serialize(ok), PEER, "udp")
+        assert (await fut).status == 200
+        assert key in stack._pending  # retransmitted 2xx still reach the dialog
+        await asyncio.sleep(64 * T1 + 0.2)
+        assert key not in stack._pending
+        assert stack.layer.get(key) is None
+        await stack.close()
+
+    asyncio.run(run())
+
+
+def test_failed_invite_is_forgotten_at_once() -> None:
+    async def run() -> None:
+        stack, _ = make_stack()
+        req = invite("z9hG4bKstack2")
+        key, fut = stack.send_request(req, PEER, "udp")
+        stack._on_message(serialize(make_response(req, 486, to_tag="t1")), PEER, "udp")
+        assert (await fut).status == 486
+        assert key not in stack._pending
+        await stack.close()
+
+    asyncio.run(run())
+
+
+def test_a_raising_callback_does_not_stop_the_timer() -> None:
+    """Timer H's callback raises: the other transactions' timers must stay armed."""
+
+    async def run() -> None:
+        def boom(event: TransactionTimeout) -> None:
+            raise RuntimeError("bug in the core")
+
+        answered: list[ServerRequest] = []
+        stack, sent = make_stack(answered.append, on_server_timeout=boom)
+        # A server INVITE rejected with 486 and never ACKed: Timer H fires at 64*T1.
+        stack._on_message(serialize(invite("z9hG4bKstackH")), PEER, "udp")
+        answered[0].respond(486, to_tag="x")
+        await asyncio.sleep(64 * T1 / 2)
+        # A client INVITE that keeps retransmitting (Timer A) past Timer H of the first.
+        key, _ = stack.send_request(invite("z9hG4bKstackA", cseq=7), PEER, "udp")
+        await asyncio.sleep(64 * T1 / 2 + 0.1)
+        assert stack.layer.get(key) is not None
+        assert stack._timer is not None  # re-armed after the failing callback
+        before = len(sent)
+        await asyncio.sleep(0.4)
+        assert len(sent) > before  # Timer A still retransmits
+        await stack.close()
+
+    asyncio.run(run())
+
+
+def test_a_raising_ack_timeout_callback_is_contained() -> None:
+    async def run() -> None:
+        def boom(event: AckTimeout) -> None:
+            raise RuntimeError("bug in the core")
+
+        answered: list[ServerRequest] = []
+        stack, _ = make_stack(answered.append, on_ack_timeout=boom)
+        stack._on_message(serialize(invite("z9hG4bKstackL")), PEER, "udp")
+        answered[0].respond(200, to_tag="x")
+        await asyncio.sleep(64 * T1 / 2)
+        key, _ = stack.send_request(invite("z9hG4bKstackB", cseq=9), PEER, "udp")
+        await asyncio.sleep(64 * T1 / 2 + 0.1)  # Timer L: AckTimeout raises inside _on_timer
+        assert stack.layer.get(key) is not None
+        assert stack._timer is not None
+        await stack.close()
+
+    asyncio.run(run())
