@@ -193,6 +193,12 @@ class B2BUA:
             await self.cancel(leg)
             raise
         leg.sip_status = resp.status  # type: ignore[attr-defined]
+        if leg.state is LegState.ENDED:
+            # Hung up (CANCELled) while ringing: a 2xx that crossed the CANCEL is ACKed and
+            # ended with a BYE by cancel(); the leg must not come back to life here.
+            if 200 <= resp.status < 300:
+                leg.sip_status = 487  # type: ignore[attr-defined]
+            return leg
         if not 200 <= resp.status < 300:
             self._end_leg(leg)
             return leg
@@ -289,6 +295,8 @@ class B2BUA:
             self.on_leg("ended", leg)
         if leg.channel is not None:
             leg.channel.close()
+        if leg.invite is not None and leg.invite.key is not None:
+            self.pending_invites.pop(leg.invite.key, None)
         if leg.dialog is not None:
             leg.dialog.state = DialogState.TERMINATED
             self.dialogs.pop(leg.dialog.id, None)
@@ -375,6 +383,9 @@ class B2BUA:
     def _reinvite(self, leg: Leg, sreq: ServerRequest) -> None:
         """Hold, unhold or a media change (RFC 3264 §8); our port and codec stay."""
         req = sreq.request
+        if leg.reinviting:
+            sreq.respond(491)  # glare: our own re-INVITE is pending (RFC 3261 §14.2)
+            return
         leg.sdp_version += 1
         if not req.body:
             body = self._offer(leg).serialize().encode()
@@ -403,10 +414,12 @@ class B2BUA:
 
     def on_cancel(self, sreq: ServerRequest) -> None:
         req = sreq.request
-        key = server_key(req)
-        leg = self.pending_invites.get((*key[:-1], "INVITE"))
+        invite_key = (*server_key(req)[:-1], "INVITE")
+        leg = self.pending_invites.get(invite_key)
         if leg is None:
-            sreq.respond(481)
+            # §9.2: a CANCEL that matches an INVITE already answered (its transaction lives on
+            # in Accepted or Completed) gets a 200 and changes nothing; only an unknown one a 481.
+            sreq.respond(200 if self.stack.layer.get(invite_key) is not None else 481)
             return
         sreq.respond(200)
         log.info("call_cancelled", call_id=leg.call.id)
@@ -461,10 +474,13 @@ class B2BUA:
         req.headers.add("Content-Type", "application/sdp")
         req.body = leg.local_sdp.serialize().encode()
         _, fut = self.stack.send_request(req, leg.peer, leg.transport)
+        leg.reinviting = True
         try:
             resp = await asyncio.wait_for(fut, timeout)
         except (TimeoutError, RequestTimeout):
             return False
+        finally:
+            leg.reinviting = False
         if 200 <= resp.status < 300:
             self._send_ack(leg, resp)
             return True

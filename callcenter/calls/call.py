@@ -62,6 +62,8 @@ class Leg:
     acked: asyncio.Event = field(default_factory=asyncio.Event)
     dtmf: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     sdp_version: int = 1
+    #: our re-INVITE on this leg awaits its final response (theirs meanwhile gets a 491)
+    reinviting: bool = False
 
     @property
     def codec(self) -> str:

@@ -1,0 +1,246 @@
+"""B2BUA signalling against a fake stack: CANCEL, a 2xx crossing our CANCEL, re-INVITE glare."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from callcenter.calls.b2bua import B2BUA
+from callcenter.calls.call import Call, Leg, LegState
+from callcenter.sip.dialog import new_branch
+from callcenter.sip.events import RequestReceived
+from callcenter.sip.message import Request, Response, parse_message
+from callcenter.sip.stack import ServerRequest
+from callcenter.sip.transaction import TransactionLayer
+
+CALLER = ("127.0.0.1", 5071)
+PHONE = ("127.0.0.1", 5072)
+
+
+class FakeChannel:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.closed = False
+        self.on_dtmf: Any = None
+
+    def configure(self, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeMedia:
+    def __init__(self) -> None:
+        self.channels: list[FakeChannel] = []
+
+    def open_channel(self, **kwargs: Any) -> FakeChannel:
+        self.channels.append(FakeChannel(20000 + 2 * len(self.channels)))
+        return self.channels[-1]
+
+
+class FakeStack:
+    """What the B2BUA uses of SipStack; client requests resolve when the test says so."""
+
+    user_agent = ""
+    advertised = "127.0.0.1"
+    port = 5060
+
+    def __init__(self) -> None:
+        self.layer = TransactionLayer(t1=0.5)
+        self.requests: list[tuple[Request, asyncio.Future[Response]]] = []
+        self.acks: list[Request] = []
+
+    def now(self) -> float:
+        return 0.0
+
+    def flush(self) -> None:
+        pass
+
+    def via(self, transport: str, branch: str | None = None) -> str:
+        return f"SIP/2.0/UDP 127.0.0.1:5060;branch={branch or new_branch()};rport"
+
+    def contact(self, user: str = "callcenter", transport: str = "udp") -> str:
+        return "<sip:callcenter@127.0.0.1:5060>"
+
+    def send_request(
+        self, req: Request, dest: Any, transport: str, **kwargs: Any
+    ) -> tuple[tuple[str, ...], asyncio.Future[Response]]:
+        fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self.requests.append((req, fut))
+        return ("c", req.top_via.branch or "", req.method), fut
+
+    def send_ack(self, ack: Request, dest: Any, transport: str) -> None:
+        self.acks.append(ack)
+
+    def methods(self) -> list[str]:
+        return [req.method for req, _ in self.requests]
+
+    def wire_statuses(self) -> list[int]:
+        """Final statuses sent since the last call (the layer's own 100 Trying left out)."""
+        statuses = [int(data.split(b" ", 2)[1]) for data, _, _ in self.layer.datagrams_to_send()]
+        return [status for status in statuses if status != 100]
+
+
+def make_b2bua() -> tuple[B2BUA, FakeStack, FakeMedia, list[Call]]:
+    stack, media, ended = FakeStack(), FakeMedia(), []
+    b2bua = B2BUA(
+        stack=stack, media=media, media_address="127.0.0.1",  # type: ignore[arg-type]
+        codecs=("PCMU",), on_call_end=ended.append,
+    )
+    return b2bua, stack, media, ended
+
+
+def request(method: str, *, branch: str = "z9hG4bKinv1", cseq: int = 1, to_tag: str = "") -> Request:
+    to = "<sip:0800@127.0.0.1>" + (f";tag={to_tag}" if to_tag else "")
+    raw = (
+        f"{method} sip:0800@127.0.0.1 SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:5071;branch={branch};rport\r\n"
+        "Max-Forwards: 70\r\n"
+        "From: <sip:caller@127.0.0.1>;tag=f1\r\n"
+        f"To: {to}\r\n"
+        "Call-ID: b2bua-1@test\r\n"
+        f"CSeq: {cseq} {method}\r\n"
+        "Contact: <sip:caller@127.0.0.1:5071>\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+    msg = parse_message(raw)
+    assert isinstance(msg, Request)
+    return msg
+
+
+def server_request(stack: FakeStack, req: Request) -> ServerRequest:
+    stack.layer.receive(req, CALLER, "udp", 0.0)
+    event = stack.layer.next_event()
+    assert isinstance(event, RequestReceived)
+    return ServerRequest(stack, req, CALLER, "udp", event.key)  # type: ignore[arg-type]
+
+
+def inbound_leg(b2bua: B2BUA, stack: FakeStack, media: FakeMedia) -> Leg:
+    call = Call(caller="caller", called="0800", source="trunk:pstn")
+    leg = b2bua.new_inbound(call, server_request(stack, request("INVITE")), "caller")
+    leg.channel = media.open_channel()
+    leg.local_sdp = b2bua._offer(leg)
+    stack.layer.datagrams_to_send()  # the 100 Trying
+    return leg
+
+
+def test_cancel_of_a_ringing_invite_gets_200_and_the_invite_487() -> None:
+    async def run() -> None:
+        b2bua, stack, media, ended = make_b2bua()
+        leg = inbound_leg(b2bua, stack, media)
+        b2bua.on_cancel(server_request(stack, request("CANCEL")))
+        await asyncio.sleep(0)
+        assert sorted(stack.wire_statuses()) == [200, 487]
+        assert leg.state is LegState.ENDED and ended == [leg.call]
+        assert media.channels[0].closed
+        assert not b2bua.pending_invites and not b2bua.calls
+
+    asyncio.run(run())
+
+
+def test_cancel_after_the_200_gets_200_and_changes_nothing() -> None:
+    """RFC 3261 §9.2: the INVITE was answered; the CANCEL is answered 200 and has no effect."""
+
+    async def run() -> None:
+        b2bua, stack, media, ended = make_b2bua()
+        leg = inbound_leg(b2bua, stack, media)
+        b2bua.answer(leg)
+        assert stack.wire_statuses() == [200]
+        b2bua.on_cancel(server_request(stack, request("CANCEL")))
+        await asyncio.sleep(0)
+        assert stack.wire_statuses() == [200]  # the CANCEL's 200, no 487, no BYE
+        assert stack.requests == []
+        assert leg.state is LegState.ANSWERED and not ended
+        assert not media.channels[0].closed
+
+    asyncio.run(run())
+
+
+def test_cancel_matching_nothing_gets_481() -> None:
+    async def run() -> None:
+        b2bua, stack, _, _ = make_b2bua()
+        b2bua.on_cancel(server_request(stack, request("CANCEL", branch="z9hG4bKnone")))
+        assert stack.wire_statuses() == [481]
+
+    asyncio.run(run())
+
+
+def test_leg_ended_elsewhere_leaves_no_pending_invite() -> None:
+    async def run() -> None:
+        b2bua, stack, media, ended = make_b2bua()
+        leg = inbound_leg(b2bua, stack, media)
+        b2bua._end_leg(leg)
+        assert not b2bua.pending_invites and not b2bua.calls and ended == [leg.call]
+
+    asyncio.run(run())
+
+
+def ok_for(invite: Request, *, to_tag: str = "ph1") -> Response:
+    raw = (
+        "SIP/2.0 200 OK\r\n"
+        f"Via: {invite.headers.get('Via')}\r\n"
+        f"From: {invite.headers.get('From')}\r\n"
+        f"To: {invite.headers.get('To')};tag={to_tag}\r\n"
+        f"Call-ID: {invite.call_id}\r\n"
+        f"CSeq: {invite.cseq[0]} INVITE\r\n"
+        "Contact: <sip:1001@127.0.0.1:5072>\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+    msg = parse_message(raw)
+    assert isinstance(msg, Response)
+    return msg
+
+
+def test_a_2xx_crossing_our_cancel_is_acked_and_byed_not_revived() -> None:
+    """The agent answers as the call is hung up: one ACK and one BYE, and the leg stays ended."""
+
+    async def run() -> None:
+        b2bua, stack, media, _ = make_b2bua()
+        call = Call(caller="caller", called="1001", source="trunk:pstn")
+        dial = asyncio.ensure_future(b2bua.dial(
+            call, target_uri="sip:1001@127.0.0.1:5072", dest=PHONE, transport="udp",
+            party="1001", from_user="caller",
+        ))
+        await asyncio.sleep(0)
+        (invite, invite_fut), = stack.requests
+        leg = call.legs[0]
+        hangup = asyncio.ensure_future(b2bua.hangup(leg))  # sends the CANCEL
+        await asyncio.sleep(0)
+        assert stack.methods() == ["INVITE", "CANCEL"]
+        invite_fut.set_result(ok_for(invite))  # the 200 crossed the CANCEL
+        stack.requests[1][1].set_result(ok_for(stack.requests[1][0]))
+        result = await asyncio.wait_for(dial, 1)
+        await asyncio.wait_for(hangup, 1)
+        assert result is leg and leg.state is LegState.ENDED
+        assert getattr(leg, "sip_status", None) == 487
+        assert not b2bua.dialogs
+        assert [a.method for a in stack.acks] == ["ACK"]
+        assert stack.methods() == ["INVITE", "CANCEL", "BYE"]
+        assert media.channels[0].closed
+
+    asyncio.run(run())
+
+
+def test_reinvite_while_ours_is_pending_gets_491() -> None:
+    async def run() -> None:
+        b2bua, stack, media, _ = make_b2bua()
+        leg = inbound_leg(b2bua, stack, media)
+        b2bua.answer(leg)
+        stack.layer.datagrams_to_send()
+        refresh = asyncio.ensure_future(b2bua.refresh(leg))
+        await asyncio.sleep(0)
+        assert stack.methods() == ["INVITE"]
+        tag = b2bua.local_tag(leg)
+        theirs = request("INVITE", branch="z9hG4bKre2", cseq=2, to_tag=tag)
+        await b2bua.on_in_dialog(server_request(stack, theirs))
+        assert stack.wire_statuses() == [491]
+        ours = stack.requests[0][0]
+        stack.requests[0][1].set_result(ok_for(ours, to_tag="f1"))
+        assert await asyncio.wait_for(refresh, 1)
+        # Our re-INVITE is done: the next one from them is accepted again.
+        again = request("INVITE", branch="z9hG4bKre3", cseq=3, to_tag=tag)
+        await b2bua.on_in_dialog(server_request(stack, again))
+        assert stack.wire_statuses() == [200]
+
+    asyncio.run(run())
