@@ -11,6 +11,7 @@ timer  meaning                                value
 ====== ====================================== =========================
 A      INVITE request retransmit (UDP)         T1, doubling
 B      INVITE client transaction timeout       64*T1
+C      INVITE client: provisional, no final    180 s after the last 1xx (§16.6 value)
 D      wait for response retransmits           32 s UDP, 0 TCP
 E      non-INVITE request retransmit (UDP)     T1 doubling, capped at T2
 F      non-INVITE client transaction timeout   64*T1
@@ -46,6 +47,7 @@ from callcenter.sip.message import Request, Response, make_response, serialize
 
 MAGIC_COOKIE = "z9hG4bK"
 RELIABLE = frozenset({"tcp", "tls", "ws", "wss"})
+TIMER_C = 180.0  # seconds; "greater than 3 minutes" for proxies (§16.6), a bound for UACs here
 
 
 class TxState(Enum):
@@ -304,7 +306,7 @@ class TransactionLayer:
                 tx.interval = min(tx.interval * 2, self.t2)
             self._arm(tx, name, now + tx.interval)
             return
-        if name in ("B", "F"):
+        if name in ("B", "C", "F"):
             if tx.state in (TxState.CALLING, TxState.TRYING, TxState.PROCEEDING):
                 self._events.append(TransactionTimeout(tx.key, tx.request, server=False))
             self._terminate(tx.key)
@@ -382,7 +384,11 @@ class TransactionLayer:
                 tx.timers.pop("A", None)
                 if status < 200:
                     tx.state = TxState.PROCEEDING
-                    tx.timers.pop("B", None)  # the TU's own timer (Timer C) takes over
+                    tx.timers.pop("B", None)
+                    # Timer B stops at the first 1xx; without a bound a peer that rings and
+                    # never sends a final response (nor a 487 to our CANCEL) would keep the
+                    # transaction, and the TU's future, forever.
+                    self._arm(tx, "C", now + TIMER_C)
                     self._events.append(ResponseReceived(resp, key))
                 elif status < 300:
                     tx.state = TxState.ACCEPTED

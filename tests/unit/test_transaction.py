@@ -223,3 +223,22 @@ def test_non_invite_client_final_response_then_timer_k(method: str) -> None:
     assert layer.get(key).state is TxState.COMPLETED
     layer.handle_timer(5.1)
     assert layer.get(key) is None
+
+
+def test_client_invite_ringing_forever_times_out_after_timer_c() -> None:
+    """A 180 and then silence: the transaction ends (408 for the TU) instead of living on."""
+    layer = TransactionLayer(t1=0.5)
+    req = request()
+    key = layer.send_request(req, ("127.0.0.1", 5072), "udp", now=0.0)
+    layer.receive(make_response(req, 180, to_tag="t"), SRC, "udp", now=1.0)
+    assert [type(e) for e in events(layer)] == [ResponseReceived]
+    layer.handle_timer(100.0)  # Timer B's 32 s passed: stopped by the 1xx
+    assert layer.get(key) is not None and events(layer) == []
+    layer.receive(make_response(req, 180, to_tag="t"), SRC, "udp", now=120.0)  # restarts C
+    events(layer)
+    layer.handle_timer(250.0)
+    assert layer.get(key) is not None
+    layer.handle_timer(300.0)
+    evs = events(layer)
+    assert [type(e) for e in evs] == [TransactionTimeout] and not evs[0].server
+    assert layer.get(key) is None and len(layer) == 0
