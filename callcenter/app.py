@@ -382,7 +382,11 @@ class Application:
         call = Call(caller=caller, called=called, source=source,
                     direction="internal" if user and called in self.passwords else "inbound")
         with bind_call(call.id):
-            await self._route(call, sreq, user, trunk)
+            try:
+                await self._route(call, sreq, user, trunk)
+            except Exception:
+                await self.b2bua.fail_call(call)
+                raise  # logged by the stack
 
     async def _route(
         self, call: Call, sreq: ServerRequest, user: str | None, trunk: str | None

@@ -311,6 +311,17 @@ class B2BUA:
             call.hangup_cause, call.hangup_side = cause, side
         await asyncio.gather(*(self.hangup(leg) for leg in list(call.legs)))
 
+    async def fail_call(self, call: Call) -> None:
+        """End a call whose flow raised: a 500 to an unanswered caller, BYE/CANCEL elsewhere.
+
+        Without it the legs' channels, dialogs and the call record stay open until the
+        caller happens to hang up (or forever, when nobody does).
+        """
+        for leg in call.legs:
+            if leg.direction == "inbound" and leg.state in (LegState.INCOMING, LegState.RINGING):
+                self.reject(leg, 500)
+        await self.hangup_call(call, HangupCause.FAILED, "system")
+
     # ---------------------------------------------------------- media helpers
     def _offer(self, leg: Leg) -> sdp.SessionDescription:
         return sdp.make_offer(

@@ -244,3 +244,34 @@ def test_reinvite_while_ours_is_pending_gets_491() -> None:
         assert stack.wire_statuses() == [200]
 
     asyncio.run(run())
+
+
+def test_fail_call_answers_500_and_closes_everything() -> None:
+    """A flow raised: the unanswered caller gets a 500, the ringing agent a CANCEL."""
+
+    async def run() -> None:
+        b2bua, stack, media, ended = make_b2bua()
+        leg = inbound_leg(b2bua, stack, media)
+        call = leg.call
+        dial = asyncio.ensure_future(b2bua.dial(
+            call, target_uri="sip:1001@127.0.0.1:5072", dest=PHONE, transport="udp",
+            party="1001", from_user="caller",
+        ))
+        await asyncio.sleep(0)
+        failing = asyncio.ensure_future(b2bua.fail_call(call))
+        for _ in range(5):  # hangup_call gathers one task per leg
+            await asyncio.sleep(0)
+        assert stack.wire_statuses() == [500]
+        assert stack.methods() == ["INVITE", "CANCEL"]
+        stack.requests[1][1].set_result(ok_for(stack.requests[1][0]))
+        invite = stack.requests[0][0]
+        terminated = ok_for(invite)
+        terminated.status, terminated.reason = 487, "Request Terminated"
+        stack.requests[0][1].set_result(terminated)
+        await asyncio.wait_for(failing, 1)
+        await asyncio.wait_for(dial, 1)
+        assert all(x.state is LegState.ENDED for x in call.legs)
+        assert all(ch.closed for ch in media.channels)
+        assert ended == [call] and not b2bua.calls and not b2bua.pending_invites
+
+    asyncio.run(run())
