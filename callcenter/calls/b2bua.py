@@ -21,7 +21,7 @@ from callcenter.sip.errors import NotAcceptableHere, SipError
 from callcenter.sip.events import AckTimeout, TransactionTimeout
 from callcenter.sip.message import Headers, Request, Response
 from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
-from callcenter.sip.transaction import server_key
+from callcenter.sip.transaction import TxState, server_key
 
 log = structlog.get_logger("calls")
 
@@ -429,8 +429,10 @@ class B2BUA:
         leg = self.pending_invites.get(invite_key)
         if leg is None:
             # §9.2: a CANCEL that matches an INVITE already answered (its transaction lives on
-            # in Accepted or Completed) gets a 200 and changes nothing; only an unknown one a 481.
-            sreq.respond(200 if self.stack.layer.get(invite_key) is not None else 481)
+            # in Accepted or Completed) gets a 200 and changes nothing; an unknown one a 481.
+            invite_tx = self.stack.layer.get(invite_key)
+            answered = invite_tx is not None and invite_tx.state is not TxState.PROCEEDING
+            sreq.respond(200 if answered else 481)
             return
         sreq.respond(200)
         log.info("call_cancelled", call_id=leg.call.id)

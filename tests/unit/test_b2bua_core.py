@@ -162,6 +162,10 @@ def test_cancel_matching_nothing_gets_481() -> None:
         b2bua, stack, _, _ = make_b2bua()
         b2bua.on_cancel(server_request(stack, request("CANCEL", branch="z9hG4bKnone")))
         assert stack.wire_statuses() == [481]
+        # An INVITE not answered and not (yet) a leg: no 200 that would promise a 487.
+        server_request(stack, request("INVITE", branch="z9hG4bKearly", cseq=5))
+        b2bua.on_cancel(server_request(stack, request("CANCEL", branch="z9hG4bKearly", cseq=5)))
+        assert stack.wire_statuses() == [481]
 
     asyncio.run(run())
 
