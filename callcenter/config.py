@@ -159,6 +159,8 @@ campaigns:
     autostart: false         # start dialing when the server starts (else start it by hand)
     ring_timeout: 25         # seconds; never under 15
     amd: false               # answering-machine detection on the first seconds of audio
+    machine_message: null    # prompt left on a detected machine after its greeting (null = hang up)
+    preview_seconds: 30      # preview mode: how long a contact stays reserved for its agent
     priority: 10             # queue priority of answered campaign calls
     language: pl
     timezone: Europe/Warsaw  # contacts without a timezone column (else from the number)
@@ -740,6 +742,8 @@ class Campaign(_Model):
     ring_timeout: float = Field(default=25, gt=0)
     max_lines: int | None = Field(default=None, ge=1)
     amd: bool = False
+    machine_message: str | None = None
+    preview_seconds: float = Field(default=30, gt=0)
     priority: int = 10
     language: str = "pl"
     timezone: str = "Europe/Warsaw"

@@ -81,7 +81,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     agent TEXT,
     disposition TEXT,
     amd TEXT,                         -- human | machine | notsure
-    amd_confidence REAL
+    amd_confidence REAL,
+    message_left INTEGER              -- 1: a message was left on the machine
 );
 CREATE INDEX IF NOT EXISTS attempts_contact ON attempts(contact_id);
 CREATE INDEX IF NOT EXISTS attempts_campaign ON attempts(campaign, started);
@@ -168,6 +169,10 @@ class CampaignStore:
         self.db = db
         self.conn = db.conn
         self.conn.executescript(SCHEMA)
+        cols = {r[1] for r in self.conn.execute("PRAGMA table_info(attempts)")}
+        if "message_left" not in cols:  # a database from before the column
+            with self.conn:
+                self.conn.execute("ALTER TABLE attempts ADD COLUMN message_left INTEGER")
 
     @classmethod
     def open(cls, path: str) -> CampaignStore:

@@ -39,8 +39,10 @@ from callcenter.dialer.compliance import (
     RetryPolicy,
     ring_timeout,
 )
+from callcenter.dialer.message import leave_message
 from callcenter.dialer.numbers import country_code, timezone_for
 from callcenter.dialer.pacing import ABANDON_GRACE, Pacer, PacingSnapshot, Stats, make_pacer
+from callcenter.dialer.preview import PreviewDesk
 from callcenter.events import bus as events
 from callcenter.media.g711 import PCMA, PCMU
 from callcenter.media.prompts import PromptError
@@ -122,11 +124,12 @@ class CampaignRunner:
         self._tasks: set[asyncio.Task[Any]] = set()
         for c in app.cfg.campaigns:
             options = {"ratio": c.ratio} if c.mode == "power" else {}
-            mode = "progressive" if c.mode == "preview" else c.mode  # no agent screen yet
+            mode = "progressive" if c.mode == "preview" else c.mode  # never asked: see _tick
             self.live[c.name] = _Live(
                 cfg=c, pacer=make_pacer(mode, **options), stats=Stats(), ledger=AbandonLedger(),
                 guard=RedialGuard(), window=calling_window(c), policy=retry_policy(c))
         app.queues.listeners.append(self._on_acd_action)
+        self.preview = PreviewDesk(self)  # preview mode: the agent starts each call
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -224,6 +227,9 @@ class CampaignRunner:
         live.running = stored == "running"
         if not live.running:
             return
+        if c.mode == "preview":
+            self.preview.book.expire(time.time())
+            return  # never auto-dial: the agent starts the call (PreviewDesk.dial)
         now, wall = self.app.now(), time.time()
         n = min(live.pacer.lines_to_dial(self._snapshot(live, now, wall)), MAX_PER_TICK)
         if n <= 0:
@@ -336,6 +342,9 @@ class CampaignRunner:
                 if result.decision is AmdDecision.MACHINE:
                     log.info("answering_machine", campaign=c.name, number=leg.party,
                              cause=result.cause)
+                    if c.machine_message and await leave_message(
+                            app, leg, c.machine_message, c.language):
+                        extra["message_left"] = True
                     return "machine"
             flight.answered_at = app.now()  # the 2 s count from the end of the greeting
         if leg.state is LegState.ENDED:

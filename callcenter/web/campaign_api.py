@@ -8,6 +8,8 @@
     POST /api/campaigns/{name}/dispositions   {"attempt": 12, "code": "1"} (or "disposition":
                                               "sale"; "number" instead of "attempt" = its last)
     GET  /api/campaigns/{name}/contacts       every contact with its state and fields
+    POST /api/campaigns/{name}/preview        {"agent": "1001"}: reserve the agent's next contact
+    POST /api/campaigns/{name}/preview/{id}/dial|skip   call it (agent's phone first) or release
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from callcenter.dialer.numbers import try_normalize
+from callcenter.dialer.preview import PreviewError
 from callcenter.web import openapi
 from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
 
@@ -88,9 +91,39 @@ def register(router: Router, api: Api) -> None:
         contact["retries"] = json.loads(contact["retries"])
         return HttpResponse.json(contact)
 
+    def preview(req: HttpRequest) -> HttpResponse:
+        api.require(req, "admin")
+        name = req.params["name"]
+        desk = runner(name).preview
+        body: Any = req.json() if req.body else {}
+        if not isinstance(body, dict):
+            raise HttpError(400, "expected a JSON object")
+        agent = body.get("agent")
+        if agent is not None and not isinstance(agent, str | int):
+            raise HttpError(400, 'expected {"agent": "1001"}')
+        agent = None if agent is None else str(agent)
+        try:
+            if "contact" not in req.params:
+                if agent is None:
+                    raise HttpError(400, 'expected {"agent": "1001"}')
+                return HttpResponse.json(desk.reserve(name, agent))
+            try:
+                contact = int(req.params["contact"])
+            except ValueError:
+                raise HttpError(404, "no such contact") from None
+            if req.params["action"] == "dial":
+                return HttpResponse.json(desk.dial(name, contact, agent))
+            if req.params["action"] == "skip":
+                return HttpResponse.json(desk.skip(name, contact, agent))
+            raise HttpError(404, f"unknown command {req.params['action']!r} (dial or skip)")
+        except PreviewError as exc:
+            raise HttpError(exc.status, str(exc)) from None
+
     router.add("GET", "/api/campaigns", campaigns)
     router.add("GET", "/api/campaigns/{name}/contacts", contacts)
     router.add("POST", "/api/campaigns/{name}/dispositions", dispositions)
+    router.add("POST", "/api/campaigns/{name}/preview", preview)
+    router.add("POST", "/api/campaigns/{name}/preview/{contact}/{action}", preview)
     router.add("POST", "/api/campaigns/{name}/{verb}", control)
 
 
@@ -129,6 +162,23 @@ _PATHS: dict[str, dict[str, Any]] = {
         body={"type": "object", "properties": {
             "attempt": {"type": "integer"}, "number": {"type": "string"},
             "code": {"type": "string"}, "disposition": {"type": "string"}}})},
+    "/api/campaigns/{name}/preview": {"parameters": [_NAME], "post": _op(
+        "Preview mode: reserve the agent's next eligible contact (window, DNC, retry time) for "
+        "preview_seconds; the agent's current one if it has one. Returns the contact with its "
+        "fields, state preview and reserved_seconds", _OBJ,
+        {"400": "no agent given", "404": "no such campaign or no contact to preview now",
+         "409": "not a preview campaign, paused, or the contact is taken"}, admin=True,
+        body={"type": "object", "required": ["agent"],
+              "properties": {"agent": {"type": "string"}}})},
+    "/api/campaigns/{name}/preview/{contact}/{action}": {"parameters": [
+        _NAME, {"name": "contact", "in": "path", "required": True, "schema": {"type": "integer"}},
+        {"name": "action", "in": "path", "required": True,
+         "schema": {"type": "string", "enum": ["dial", "skip"]}}], "post": _op(
+        "dial: write the attempt, ring the agent's phone, then dial the contact and bridge them "
+        "(returns the reservation with its attempt id); skip: release the contact", _OBJ,
+        {"404": "no such campaign, or the contact is not reserved (its time is over)",
+         "409": "reserved for another agent, already dialling, or the agent is not registered"},
+        admin=True, body={"type": "object", "properties": {"agent": {"type": "string"}}})},
     "/api/campaigns/{name}/{verb}": {"parameters": [
         _NAME, {"name": "verb", "in": "path", "required": True,
                 "schema": {"type": "string", "enum": ["start", "pause"]}}], "post": _op(

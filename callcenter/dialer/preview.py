@@ -1,0 +1,331 @@
+"""Preview mode: the agent sees the contact first and starts the call.
+
+:class:`PreviewBook` is the pure reservation state machine, per campaign and contact::
+
+    (free) --reserve--> preview --dial--> dialing --done--> (free)
+                           |  \\--skip / preview_seconds over--> (free)
+
+A reservation lives in memory only (the contact stays ``new`` / ``retry_at`` in the
+database), so a restart simply frees it. :class:`PreviewDesk` is the live side used by the
+API: it picks the next eligible contact (window, DNC, retry time), and on ``dial`` writes the
+attempt before any INVITE, rings the agent's registered phone, then, once the agent answers
+(hearing hold music), dials the contact through the trunk and bridges the two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.dialer.compliance import ring_timeout
+from callcenter.dialer.numbers import country_code, timezone_for
+from callcenter.events import bus as events
+from callcenter.media.g711 import PCMA, PCMU
+from callcenter.media.prompts import PromptError
+
+if TYPE_CHECKING:
+    from callcenter.dialer.runner import CampaignRunner
+
+__all__ = ["PreviewBook", "PreviewDesk", "PreviewError", "Reservation", "AGENT_RING"]
+
+log = structlog.get_logger("dialer.preview")
+
+AGENT_RING = 30.0  #: seconds the agent's own phone rings before the attempt fails
+_BUSY = {486, 600, 603}
+_NO_ANSWER = {480, 487}
+
+
+class PreviewError(Exception):
+    """A preview request that cannot be served; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(slots=True)
+class Reservation:
+    """A contact held for one agent."""
+
+    campaign: str
+    contact_id: int
+    agent: str
+    until: float  #: wall time the hold ends (while ``state`` is ``preview``)
+    contact: dict[str, Any]
+    state: str = "preview"  #: preview | dialing
+    attempt: int | None = None
+
+
+class PreviewBook:
+    """Reservations of contacts for agents (pure: every method takes the time)."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, int], Reservation] = {}
+
+    def expire(self, now: float) -> list[Reservation]:
+        """Free the ``preview`` holds whose time is over; returns them."""
+        gone = [r for r in self._held.values() if r.state == "preview" and r.until <= now]
+        for r in gone:
+            del self._held[(r.campaign, r.contact_id)]
+        return gone
+
+    def held_ids(self, campaign: str) -> set[int]:
+        """Contacts of ``campaign`` held (previewed or being dialled)."""
+        return {cid for (name, cid) in self._held if name == campaign}
+
+    def of_agent(self, campaign: str, agent: str, now: float) -> Reservation | None:
+        """The agent's current ``preview`` hold in ``campaign``."""
+        self.expire(now)
+        return next((r for r in self._held.values() if r.campaign == campaign
+                     and r.agent == agent and r.state == "preview"), None)
+
+    def get(self, campaign: str, contact_id: int, now: float) -> Reservation | None:
+        self.expire(now)
+        return self._held.get((campaign, contact_id))
+
+    def reserve(self, campaign: str, agent: str, contact: dict[str, Any], now: float,
+                seconds: float) -> Reservation:
+        """Hold ``contact`` for ``agent`` for ``seconds``; one hold per agent and contact."""
+        self.expire(now)
+        key = (campaign, int(contact["id"]))
+        if key in self._held:
+            raise PreviewError(409, f"contact {contact['id']} is already reserved")
+        if self.of_agent(campaign, agent, now) is not None:
+            raise PreviewError(409, f"agent {agent} already previews a contact")
+        r = Reservation(campaign, key[1], agent, now + seconds, contact)
+        self._held[key] = r
+        return r
+
+    def take(self, campaign: str, contact_id: int, agent: str | None, now: float) -> Reservation:
+        """``preview -> dialing`` (by its own agent when ``agent`` is given)."""
+        r = self.get(campaign, contact_id, now)
+        if r is None:
+            raise PreviewError(404, f"contact {contact_id} is not reserved (or its time is over)")
+        if agent is not None and agent != r.agent:
+            raise PreviewError(409, f"contact {contact_id} is reserved for agent {r.agent}")
+        if r.state != "preview":
+            raise PreviewError(409, f"contact {contact_id} is already being dialled")
+        r.state = "dialing"
+        return r
+
+    def release(self, campaign: str, contact_id: int, now: float, *,
+                agent: str | None = None) -> Reservation:
+        """Skip: free a ``preview`` hold."""
+        r = self.get(campaign, contact_id, now)
+        if r is None:
+            raise PreviewError(404, f"contact {contact_id} is not reserved")
+        if agent is not None and agent != r.agent:
+            raise PreviewError(409, f"contact {contact_id} is reserved for agent {r.agent}")
+        if r.state != "preview":
+            raise PreviewError(409, f"contact {contact_id} is being dialled")
+        del self._held[(campaign, contact_id)]
+        return r
+
+    def done(self, campaign: str, contact_id: int) -> None:
+        """The dial of a held contact ended."""
+        self._held.pop((campaign, contact_id), None)
+
+
+def view(r: Reservation, now: float) -> dict[str, Any]:
+    """A reservation as the API shows it: the contact with its fields."""
+    c = r.contact
+    return {"id": r.contact_id, "campaign": r.campaign, "number": c["number"],
+            "name": c.get("name", ""), "fields": json.loads(c.get("fields") or "{}"),
+            "attempts": c.get("attempts", 0), "state": r.state, "agent": r.agent,
+            "reserved_seconds": max(0.0, round(r.until - now, 1)), "attempt": r.attempt}
+
+
+class PreviewDesk:
+    """The live preview mode of a :class:`CampaignRunner` (see the module docstring)."""
+
+    def __init__(self, runner: CampaignRunner) -> None:
+        self.runner = runner
+        self.book = PreviewBook()
+
+    def _campaign(self, name: str) -> Any:
+        live = self.runner.live.get(name)
+        if live is None:
+            raise PreviewError(404, f"no campaign {name!r}")
+        if live.cfg.mode != "preview":
+            raise PreviewError(409, f"campaign {name!r} is not in preview mode")
+        return live
+
+    def reserve(self, name: str, agent: str) -> dict[str, Any]:
+        """The agent's next contact, held ``preview_seconds`` (the same one if already held)."""
+        live = self._campaign(name)
+        runner, c, wall = self.runner, live.cfg, time.time()
+        if runner.store.state(name) != "running":
+            raise PreviewError(409, f"campaign {name!r} is paused")
+        held = self.book.of_agent(name, agent, wall)
+        if held is not None:
+            return view(held, wall)
+        taken = self.book.held_ids(name)
+        utc = runner.app.clock.now()
+        for contact in runner.store.due(name, wall, len(taken) + 200):
+            if contact["id"] in taken:
+                continue
+            number = contact["number"]
+            if runner.store.is_dnc(number, name):
+                runner.store.mark_dnc(contact["id"])
+                continue
+            tz = contact["timezone"] or (timezone_for(number) if country_code(number)
+                                         else c.timezone)
+            if not live.window.may_call(tz, utc):
+                continue
+            r = self.book.reserve(name, agent, contact, wall, c.preview_seconds)
+            log.info("preview_reserved", campaign=name, agent=agent, contact=r.contact_id)
+            runner._publish(name, "preview", {"agent": agent, "contact": r.contact_id})
+            return view(r, wall)
+        raise PreviewError(404, "no contact to preview now")
+
+    def skip(self, name: str, contact_id: int, agent: str | None = None) -> dict[str, Any]:
+        """Release the hold; the contact is eligible again at once."""
+        self._campaign(name)
+        r = self.book.release(name, contact_id, time.time(), agent=agent)
+        log.info("preview_skipped", campaign=name, agent=r.agent, contact=contact_id)
+        out = view(r, time.time())
+        out["state"] = "released"
+        return out
+
+    def dial(self, name: str, contact_id: int, agent: str | None = None) -> dict[str, Any]:
+        """Write the attempt and start the call (agent's phone first, then the contact)."""
+        live = self._campaign(name)
+        runner, app, wall = self.runner, self.runner.app, time.time()
+        r = self.book.get(name, contact_id, wall)
+        if r is not None and not app.registrar.contacts(r.agent, app.now(), reachable_only=True):
+            raise PreviewError(409, f"agent {r.agent} has no registered phone")
+        r = self.book.take(name, contact_id, agent, wall)
+        contact = runner.store.contact(contact_id) or r.contact
+        try:
+            attempt = runner.store.begin_attempt(contact, wall)  # before any INVITE
+        except ValueError as exc:
+            self.book.done(name, contact_id)
+            raise PreviewError(409, str(exc)) from None
+        r.attempt = attempt
+        from callcenter.dialer.runner import _Flight  # noqa: PLC0415 - runner imports us
+
+        flight = _Flight(attempt=attempt, contact=contact, started=app.now(), agent=r.agent)
+        live.flights[attempt] = flight
+        live.dials += 1
+        runner._spawn(self._call(live, flight, r))
+        return view(r, wall)
+
+    async def _call(self, live: Any, flight: Any, r: Reservation) -> None:
+        runner, app, c = self.runner, self.runner.app, live.cfg
+        number = flight.contact["number"]
+        call = Call(caller=c.caller_id, called=number, source=f"campaign:{c.name}",
+                    direction="outbound")
+        outcome, extra = "failed", dict[str, Any]()
+        try:
+            outcome = await self._legs(live, flight, call, extra)
+        except asyncio.CancelledError:
+            live.flights.pop(flight.attempt, None)
+            self.book.done(c.name, r.contact_id)
+            raise  # shutting down: recovered as interrupted at the next start
+        except Exception:  # noqa: BLE001
+            log.exception("preview_call_failed", campaign=c.name, number=number)
+        finally:
+            if any(x.state is not LegState.ENDED for x in call.legs):
+                with contextlib.suppress(Exception):
+                    await app.b2bua.hangup_call(call, HangupCause.NORMAL, "system")
+        live.flights.pop(flight.attempt, None)
+        self.book.done(c.name, r.contact_id)
+        move = runner.store.finish_attempt(flight.attempt, outcome, live.policy, time.time(),
+                                           agent=r.agent, **extra)
+        log.info("attempt_done", campaign=c.name, number=number, outcome=outcome,
+                 contact_state=move.state, agent=r.agent, preview=True)
+        runner._publish(c.name, "attempt", {"attempt": flight.attempt, "number": number,
+                                            "outcome": outcome, "contact": move.state})
+
+    async def _legs(self, live: Any, flight: Any, call: Call, extra: dict[str, Any]) -> str:
+        """Ring the agent, then the contact; bridge them. Returns the attempt's outcome."""
+        runner, app, c = self.runner, self.runner.app, live.cfg
+        agent, number = flight.agent, flight.contact["number"]
+        bindings = app.registrar.contacts(agent, app.now(), reachable_only=True)
+        if not bindings:
+            log.warning("preview_agent_unreachable", campaign=c.name, agent=agent)
+            return "failed"
+        b = bindings[0]
+        phone = await app.b2bua.dial(call, target_uri=b.contact, dest=b.source,
+                                     transport=b.transport, party=agent, from_user=number,
+                                     timeout=AGENT_RING)
+        if phone.state is not LegState.ANSWERED or phone.channel is None:
+            log.info("preview_agent_no_answer", campaign=c.name, agent=agent,
+                     status=getattr(phone, "sip_status", 0))
+            return "failed"
+        with contextlib.suppress(PromptError):
+            phone.channel.play(app.prompts.get("hold_music", None,
+                                               PCMA if phone.codec == "PCMA" else PCMU),
+                               loop=True, replace=True)
+        trunk = app.cfg.trunk(c.trunk)
+        assert trunk is not None
+        flight.started = app.now()
+        dial = asyncio.ensure_future(app.b2bua.dial(
+            call, target_uri=f"sip:{number}@{trunk.host}:{trunk.port}",
+            dest=(trunk.host, trunk.port), transport=trunk.transport, party=number,
+            from_user=c.caller_id, from_display=c.caller_name,
+            timeout=ring_timeout(c.ring_timeout)))
+        await asyncio.sleep(0)  # the INVITE is built and sent on the task's first step
+        self._record(flight, call, number)
+        agent_gone = asyncio.ensure_future(phone.ended.wait())
+        await asyncio.wait({dial, agent_gone}, return_when=asyncio.FIRST_COMPLETED)
+        if not dial.done():  # the agent hung up while the contact rang
+            dial.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await dial
+            extra["sip_status"] = 487
+            return "failed"
+        agent_gone.cancel()
+        leg: Leg = dial.result()
+        status = int(getattr(leg, "sip_status", 0) or 0)
+        extra["sip_status"] = status
+        if leg.state is not LegState.ANSWERED:
+            live.stats.on_dial_result(False)
+            rang = app.now() - flight.started
+            if status in _BUSY:
+                return "busy"
+            if status in _NO_ANSWER or (status == 408 and rang >= 14.5):
+                return "no-answer"
+            return "failed"
+        flight.answered_at = flight.bridged_at = app.now()
+        extra["answered"] = time.time()
+        live.stats.on_dial_result(True, flight.answered_at - flight.started)
+        if phone.state is not LegState.ANSWERED or phone.channel is None or leg.channel is None:
+            live.ledger.record(time.time(), abandoned=True)
+            return "abandoned"
+        phone.channel.stop_playing()
+        app.b2bua.media.bridge(phone.channel, leg.channel)
+        app.answered(call, phone)
+        flight.bridged.set()
+        live.ledger.record(time.time(), abandoned=False)
+        runner._publish(c.name, "connected", {
+            "attempt": flight.attempt, "agent": agent, "number": number,
+            "name": flight.contact.get("name", ""),
+            "fields": json.loads(flight.contact.get("fields") or "{}")})
+        ends = {asyncio.ensure_future(phone.ended.wait()), asyncio.ensure_future(leg.ended.wait())}
+        await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+        for task in ends:
+            task.cancel()
+        live.stats.on_talk(app.now() - flight.bridged_at)
+        return "answered"
+
+    def _record(self, flight: Any, call: Call, number: str) -> None:
+        """The trunk INVITE's Call-ID with the attempt; the CDR starts."""
+        leg = next((x for x in call.legs if x.party == number), None)
+        invite = getattr(leg, "outbound_invite", None)
+        if invite is None:
+            return
+        self.runner.store.set_call_ids(flight.attempt, invite.call_id, call.id)
+        start = time.time()
+        self.runner.app.events.publish(events.CallStarted(
+            ts=start, call_id=call.id, caller=call.caller, called=call.called,
+            source=call.source, direction="outbound", sip_call_id=invite.call_id))
+        call.recorded = True  # type: ignore[attr-defined]
+        call.started_at = start  # type: ignore[attr-defined]
