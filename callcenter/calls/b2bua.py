@@ -164,6 +164,7 @@ class B2BUA:
         leg.outbound_invite = invite  # type: ignore[attr-defined]
 
         def provisional(resp: Response) -> None:
+            leg.provisional.set()
             if resp.status in (180, 183) and leg.state is LegState.DIALING:
                 leg.state = LegState.RINGING
                 if on_ringing:
@@ -231,15 +232,27 @@ class B2BUA:
         headers.add("CSeq", f"{invite.cseq[0]} CANCEL")
         cancel = Request("CANCEL", invite.uri, headers)
         leg.state = LegState.ENDED
-        _, fut = self.stack.send_request(cancel, leg.peer, leg.transport)
-        try:
-            await asyncio.wait_for(fut, 10)
-        except (TimeoutError, RequestTimeout):
-            pass
+        invite_fut: asyncio.Future[Response] | None = getattr(leg, "outbound_future", None)
+        if invite_fut is not None and not leg.provisional.is_set():
+            # §9.1: a CANCEL MUST NOT be sent before a provisional response (a phone that has
+            # not seen the INVITE yet answers it 481 and rings on); wait for one, or the final.
+            got_1xx = asyncio.ensure_future(leg.provisional.wait())
+            try:
+                await asyncio.wait(
+                    {got_1xx, invite_fut}, timeout=64 * self.stack.layer.t1,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                got_1xx.cancel()
+        if invite_fut is None or not invite_fut.done():
+            _, fut = self.stack.send_request(cancel, leg.peer, leg.transport)
+            try:
+                await asyncio.wait_for(fut, 10)
+            except (TimeoutError, RequestTimeout):
+                pass
         self._end_leg(leg)
         # The phone may have answered as the CANCEL crossed its 200 (RFC 3261 §9.1): then the
         # INVITE's final answer is a 2xx, and that dialog must be ACKed and ended with a BYE.
-        invite_fut: asyncio.Future[Response] | None = getattr(leg, "outbound_future", None)
         if invite_fut is None:
             return
         try:

@@ -62,6 +62,8 @@ class Leg:
     acked: asyncio.Event = field(default_factory=asyncio.Event)
     dtmf: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     sdp_version: int = 1
+    #: set at the first 1xx to our INVITE: only then may it be CANCELled (RFC 3261 §9.1)
+    provisional: asyncio.Event = field(default_factory=asyncio.Event)
     #: our re-INVITE on this leg awaits its final response (theirs meanwhile gets a 491)
     reinviting: bool = False
 

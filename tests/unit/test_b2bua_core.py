@@ -49,6 +49,7 @@ class FakeStack:
     def __init__(self) -> None:
         self.layer = TransactionLayer(t1=0.5)
         self.requests: list[tuple[Request, asyncio.Future[Response]]] = []
+        self.on_provisional: list[Any] = []
         self.acks: list[Request] = []
 
     def now(self) -> float:
@@ -68,10 +69,17 @@ class FakeStack:
     ) -> tuple[tuple[str, ...], asyncio.Future[Response]]:
         fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self.requests.append((req, fut))
+        self.on_provisional.append(kwargs.get("on_provisional"))
         return ("c", req.top_via.branch or "", req.method), fut
 
     def send_ack(self, ack: Request, dest: Any, transport: str) -> None:
         self.acks.append(ack)
+
+    def ring(self, index: int = 0) -> None:
+        """The phone answers request ``index`` (an INVITE) with a 180."""
+        ringing = ok_for(self.requests[index][0])
+        ringing.status, ringing.reason = 180, "Ringing"
+        self.on_provisional[index](ringing)
 
     def methods(self) -> list[str]:
         return [req.method for req, _ in self.requests]
@@ -209,6 +217,7 @@ def test_a_2xx_crossing_our_cancel_is_acked_and_byed_not_revived() -> None:
         await asyncio.sleep(0)
         (invite, invite_fut), = stack.requests
         leg = call.legs[0]
+        stack.ring()
         hangup = asyncio.ensure_future(b2bua.hangup(leg))  # sends the CANCEL
         await asyncio.sleep(0)
         assert stack.methods() == ["INVITE", "CANCEL"]
@@ -262,6 +271,7 @@ def test_fail_call_answers_500_and_closes_everything() -> None:
             party="1001", from_user="caller",
         ))
         await asyncio.sleep(0)
+        stack.ring()
         failing = asyncio.ensure_future(b2bua.fail_call(call))
         for _ in range(5):  # hangup_call gathers one task per leg
             await asyncio.sleep(0)
@@ -277,5 +287,57 @@ def test_fail_call_answers_500_and_closes_everything() -> None:
         assert all(x.state is LegState.ENDED for x in call.legs)
         assert all(ch.closed for ch in media.channels)
         assert ended == [call] and not b2bua.calls and not b2bua.pending_invites
+
+    asyncio.run(run())
+
+
+def dial_one(b2bua: B2BUA) -> tuple[Call, asyncio.Future[Leg]]:
+    call = Call(caller="caller", called="1001", source="trunk:pstn")
+    dial = asyncio.ensure_future(b2bua.dial(
+        call, target_uri="sip:1001@127.0.0.1:5072", dest=PHONE, transport="udp",
+        party="1001", from_user="caller",
+    ))
+    return call, dial
+
+
+def test_no_cancel_before_a_provisional_response() -> None:
+    """RFC 3261 §9.1: hung up before the phone sent anything, the CANCEL waits for its 1xx."""
+
+    async def run() -> None:
+        b2bua, stack, _, _ = make_b2bua()
+        call, dial = dial_one(b2bua)
+        await asyncio.sleep(0)
+        hangup = asyncio.ensure_future(b2bua.hangup(call.legs[0]))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert stack.methods() == ["INVITE"]
+        stack.ring()  # 100 Trying or 180: now the CANCEL may go
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert stack.methods() == ["INVITE", "CANCEL"]
+        stack.requests[1][1].set_result(ok_for(stack.requests[1][0]))
+        terminated = ok_for(stack.requests[0][0])
+        terminated.status, terminated.reason = 487, "Request Terminated"
+        stack.requests[0][1].set_result(terminated)
+        await asyncio.wait_for(hangup, 1)
+        assert (await asyncio.wait_for(dial, 1)).state is LegState.ENDED
+
+    asyncio.run(run())
+
+
+def test_final_answer_before_any_1xx_needs_no_cancel() -> None:
+    async def run() -> None:
+        b2bua, stack, media, _ = make_b2bua()
+        call, dial = dial_one(b2bua)
+        await asyncio.sleep(0)
+        hangup = asyncio.ensure_future(b2bua.hangup(call.legs[0]))
+        await asyncio.sleep(0)
+        busy = ok_for(stack.requests[0][0])
+        busy.status, busy.reason = 486, "Busy Here"
+        stack.requests[0][1].set_result(busy)
+        await asyncio.wait_for(hangup, 1)
+        leg = await asyncio.wait_for(dial, 1)
+        assert stack.methods() == ["INVITE"]  # nothing left to cancel
+        assert leg.state is LegState.ENDED and media.channels[0].closed
 
     asyncio.run(run())
