@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -43,7 +43,8 @@ class B2BUA:
         self.calls: dict[str, Call] = {}
         self._session_id = random.randrange(1, 2**31)
         self.session_refresh = session_refresh
-        self._keepalives: set[asyncio.Task[None]] = set()
+        #: background tasks (hang-ups, session refreshes): asyncio keeps only weak references
+        self._tasks: set[asyncio.Task[None]] = set()
         #: told ("added" | "ended", leg) as legs come and go (the event bus listens here)
         self.on_leg: Callable[[str, Leg], None] | None = None
 
@@ -452,9 +453,7 @@ class B2BUA:
         leg.call.hangup_cause = leg.call.hangup_cause or HangupCause.CANCELLED
         leg.call.hangup_side = leg.call.hangup_side or "caller"
         self.reject(leg, 487)
-        asyncio.ensure_future(
-            self.hangup_call(leg.call, HangupCause.CANCELLED, "caller")
-        )
+        self._spawn(self.hangup_call(leg.call, HangupCause.CANCELLED, "caller"))
 
     def on_ack_timeout(self, event: AckTimeout) -> None:
         req = event.request
@@ -462,16 +461,20 @@ class B2BUA:
         if leg is None:
             return
         log.warning("ack_timeout", call_id=leg.call.id)
-        asyncio.ensure_future(self.hangup_call(leg.call, HangupCause.ACK_TIMEOUT, "caller"))
+        self._spawn(self.hangup_call(leg.call, HangupCause.ACK_TIMEOUT, "caller"))
 
     def on_server_timeout(self, event: TransactionTimeout) -> None:
         log.info("no_ack_for_final_response", method=event.request.method)
 
     def _watch(self, leg: Leg) -> None:
         if self.session_refresh > 0:
-            task = asyncio.ensure_future(self._keepalive(leg))
-            self._keepalives.add(task)
-            task.add_done_callback(self._keepalives.discard)
+            self._spawn(self._keepalive(leg))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _keepalive(self, leg: Leg) -> None:
         """Re-INVITE the leg every ``session_refresh`` seconds; hang up when it is gone."""

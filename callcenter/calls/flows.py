@@ -162,10 +162,12 @@ async def transfer_to_user(app: Any, leg: Leg, user: str, *, ring_timeout: float
         return "hangup"
     b2bua.media.bridge(leg.channel, callee.channel)
     app.answered(call, callee)
-    await asyncio.wait(
-        {asyncio.ensure_future(leg.ended.wait()), asyncio.ensure_future(callee.ended.wait())},
-        return_when=asyncio.FIRST_COMPLETED,
-    )
+    waits = {asyncio.ensure_future(leg.ended.wait()), asyncio.ensure_future(callee.ended.wait())}
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()  # the other side's wait would stay pending until that leg ends
     if leg.state is LegState.ANSWERED:
         b2bua.media.unbridge(leg.channel)
         return "answered"

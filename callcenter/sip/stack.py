@@ -120,6 +120,12 @@ class SipStack:
     async def close(self) -> None:
         if self._timer:
             self._timer.cancel()
+        # Whoever still awaits a final response (a BYE, a CANCEL) gets it as a timeout now
+        # instead of hanging on a future nothing will ever resolve.
+        pending, self._pending = self._pending, {}
+        for key, entry in pending.items():
+            if not entry.future.done():
+                entry.future.set_exception(RequestTimeout(key[2]))
         await self.transports.close()
 
     def now(self) -> float:

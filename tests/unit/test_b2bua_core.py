@@ -341,3 +341,77 @@ def test_final_answer_before_any_1xx_needs_no_cancel() -> None:
         assert leg.state is LegState.ENDED and media.channels[0].closed
 
     asyncio.run(run())
+
+
+def test_hangup_after_cancel_is_held_by_the_b2bua() -> None:
+    """The hang-up started by a CANCEL is referenced until done (not only weakly by asyncio)."""
+
+    async def run() -> None:
+        b2bua, stack, media, ended = make_b2bua()
+        leg = inbound_leg(b2bua, stack, media)
+        b2bua.on_cancel(server_request(stack, request("CANCEL")))
+        assert len(b2bua._tasks) == 1
+        await asyncio.gather(*b2bua._tasks)
+        assert not b2bua._tasks and ended == [leg.call]
+
+    asyncio.run(run())
+
+
+class FakeApp:
+    """What ``flows.transfer_to_user`` uses of the Application."""
+
+    def __init__(self, b2bua: B2BUA) -> None:
+        from callcenter.sip.registrar import Binding
+
+        self.b2bua = b2bua
+        self.binding = Binding("1001", "sip:1001@127.0.0.1:5072", 1e9, PHONE, "udp", "c", 1)
+        self.prompts = self
+        self.bridged: list[Any] = []
+
+    def contacts(self, user: str, now: float, *, reachable_only: bool = False) -> list[Any]:
+        return [self.binding]
+
+    @property
+    def registrar(self) -> FakeApp:
+        return self
+
+    def now(self) -> float:
+        return 0.0
+
+    def get(self, *args: Any) -> list[bytes]:
+        return []
+
+    def answered(self, call: Call, agent: Leg | None) -> None:
+        pass
+
+
+def test_transfer_leaves_no_pending_wait_task() -> None:
+    from callcenter.calls import flows
+
+    async def run() -> None:
+        b2bua, stack, media, _ = make_b2bua()
+        media.bridge = lambda a, b: None  # type: ignore[attr-defined]
+        media.unbridge = lambda a: None  # type: ignore[attr-defined]
+        leg = inbound_leg(b2bua, stack, media)
+        leg.channel.play = lambda *a, **k: None
+        leg.channel.stop_playing = lambda: None
+        b2bua.answer(leg)
+        transfer = asyncio.ensure_future(flows.transfer_to_user(FakeApp(b2bua), leg, "1001"))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        invite = stack.requests[0][0]
+        sdp_answer = b2bua._offer(leg).serialize().encode()
+        ok = ok_for(invite)
+        ok.body = sdp_answer
+        stack.requests[0][1].set_result(ok)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        agent = leg.call.legs[1]
+        assert agent.state is LegState.ANSWERED
+        b2bua._end_leg(agent)  # the agent hangs up first; the caller stays
+        assert await asyncio.wait_for(transfer, 1) == "answered"
+        await asyncio.sleep(0)
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert not [t for t in others if not t.done()]
+
+    asyncio.run(run())

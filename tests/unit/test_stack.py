@@ -8,7 +8,7 @@ import io
 from callcenter.log import configure_logging
 from callcenter.sip.events import AckTimeout, TransactionTimeout
 from callcenter.sip.message import Request, make_response, parse_message, serialize
-from callcenter.sip.stack import ServerRequest, SipStack
+from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
 
 PEER = ("127.0.0.1", 5072)
 T1 = 0.01  # Timers M/L/H = 64*T1 = 0.64 s
@@ -119,5 +119,20 @@ def test_a_raising_ack_timeout_callback_is_contained() -> None:
         assert stack.layer.get(key) is not None
         assert stack._timer is not None
         await stack.close()
+
+    asyncio.run(run())
+
+
+def test_close_fails_the_requests_still_waiting() -> None:
+    async def run() -> None:
+        stack, _ = make_stack()
+        _, fut = stack.send_request(invite("z9hG4bKclose"), PEER, "udp")
+        await stack.close()
+        try:
+            await asyncio.wait_for(fut, 1)
+        except RequestTimeout:
+            pass
+        else:
+            raise AssertionError("the future should fail")
 
     asyncio.run(run())
