@@ -491,28 +491,28 @@ class Application:
             sip_call_id=req.call_id, codec=call.legs[0].codec if call.legs else None))
         self.calls_started += 1
         self._call_starts.append(self.now())
-        call.recorded = True  # type: ignore[attr-defined]
-        call.started_at = start  # type: ignore[attr-defined]
+        call.recorded = True
+        call.started_at = start
 
     def answered(self, call: Call, agent: Leg | None) -> None:
         """The call was answered (by us, or ``agent`` took it)."""
-        if getattr(call, "answered_at", None) is None:
-            call.answered_at = time.time()  # type: ignore[attr-defined]
+        if call.answered_at is None:
+            call.answered_at = time.time()
             self.events.publish(events.CallAnswered(ts=call.answered_at, call_id=call.id))
         if agent is not None:
             self.events.publish(events.CallAnswered(call_id=call.id, agent=agent.party))
 
     def _call_ended(self, call: Call) -> None:
-        if not getattr(call, "recorded", False):
+        if not call.recorded:
             return
         cause = call.hangup_cause or HangupCause.NORMAL
         side = call.hangup_side or "system"
-        status = 200 if getattr(call, "answered_at", None) else None
+        status = 200 if call.answered_at else None
         for leg in call.legs:
-            if leg.direction == "outbound" and getattr(leg, "sip_status", 0):
-                status = leg.sip_status  # type: ignore[attr-defined]
+            if leg.direction == "outbound" and leg.sip_status:
+                status = leg.sip_status
         end = time.time()
-        started = getattr(call, "started_at", None)
+        started = call.started_at
         self.events.publish(events.CallEnded(  # the store sink closes the CDR
             ts=end, call_id=call.id, cause=cause.value, side=side, digits=call.digits,
             sip_status=status, duration=None if started is None else round(end - started, 3)))
@@ -527,7 +527,7 @@ class Application:
         else:
             self.events.publish(events.LegEnded(
                 call_id=leg.call.id, party=leg.party, direction=leg.direction,
-                sip_status=getattr(leg, "sip_status", None)))
+                sip_status=leg.sip_status))
 
 
 async def serve(cfg: Config, dialplan: Dialplan, clock: ServerClock | None = None) -> None:

@@ -131,9 +131,9 @@ class B2BUA:
         self._end_leg(leg)
 
     def local_tag(self, leg: Leg) -> str:
-        if not hasattr(leg, "_tag"):
-            leg._tag = new_tag()  # type: ignore[attr-defined]
-        return leg._tag  # type: ignore[attr-defined]
+        if not leg.local_tag:
+            leg.local_tag = new_tag()
+        return leg.local_tag
 
     # ----------------------------------------------------------- outbound legs
     async def dial(
@@ -162,7 +162,7 @@ class B2BUA:
         headers.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")
         headers.add("Content-Type", "application/sdp")
         invite = Request("INVITE", target_uri, headers, offer.serialize().encode())
-        leg.outbound_invite = invite  # type: ignore[attr-defined]
+        leg.outbound_invite = invite
 
         def provisional(resp: Response) -> None:
             leg.provisional.set()
@@ -178,28 +178,28 @@ class B2BUA:
         key, fut = self.stack.send_request(
             invite, dest, transport, on_provisional=provisional, on_retransmitted_2xx=resend_ack
         )
-        leg.outbound_key = key  # type: ignore[attr-defined]
-        leg.outbound_future = fut  # type: ignore[attr-defined]
-        leg.sip_status = 0  # type: ignore[attr-defined]
+        leg.outbound_key = key
+        leg.outbound_future = fut
+        leg.sip_status = 0
         try:
             resp = await asyncio.wait_for(asyncio.shield(fut), timeout)
         except TimeoutError:
             await self.cancel(leg)
-            leg.sip_status = 408  # type: ignore[attr-defined]
+            leg.sip_status = 408
             return leg
         except RequestTimeout:
-            leg.sip_status = 408  # type: ignore[attr-defined]
+            leg.sip_status = 408
             self._end_leg(leg)
             return leg
         except asyncio.CancelledError:
             await self.cancel(leg)
             raise
-        leg.sip_status = resp.status  # type: ignore[attr-defined]
+        leg.sip_status = resp.status
         if leg.state is LegState.ENDED:
             # Hung up (CANCELled) while ringing: a 2xx that crossed the CANCEL is ACKed and
             # ended with a BYE by cancel(); the leg must not come back to life here.
             if 200 <= resp.status < 300:
-                leg.sip_status = 487  # type: ignore[attr-defined]
+                leg.sip_status = 487
             return leg
         if not 200 <= resp.status < 300:
             self._end_leg(leg)
@@ -212,7 +212,7 @@ class B2BUA:
         except SipError as exc:
             log.warning("bad_sdp_answer", call_id=call.id, error=str(exc))
             await self.hangup(leg)
-            leg.sip_status = 488  # type: ignore[attr-defined]
+            leg.sip_status = 488
             return leg
         self._configure(leg)
         leg.state = LegState.ANSWERED
@@ -221,7 +221,7 @@ class B2BUA:
 
     async def cancel(self, leg: Leg) -> None:
         """CANCEL an outbound INVITE still ringing (RFC 3261 §9.1)."""
-        invite: Request | None = getattr(leg, "outbound_invite", None)
+        invite: Request | None = leg.outbound_invite
         if invite is None or leg.state not in (LegState.DIALING, LegState.RINGING):
             return
         headers = Headers()
@@ -233,7 +233,7 @@ class B2BUA:
         headers.add("CSeq", f"{invite.cseq[0]} CANCEL")
         cancel = Request("CANCEL", invite.uri, headers)
         leg.state = LegState.ENDED
-        invite_fut: asyncio.Future[Response] | None = getattr(leg, "outbound_future", None)
+        invite_fut: asyncio.Future[Response] | None = leg.outbound_future
         if invite_fut is not None and not leg.provisional.is_set():
             # §9.1: a CANCEL MUST NOT be sent before a provisional response (a phone that has
             # not seen the INVITE yet answers it 481 and rings on); wait for one, or the final.

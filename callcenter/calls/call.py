@@ -13,6 +13,7 @@ from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any
 
 from callcenter.sip.dialog import Dialog
+from callcenter.sip.message import Request, Response
 from callcenter.sip.sdp import NegotiatedMedia, SessionDescription
 
 if TYPE_CHECKING:
@@ -62,6 +63,11 @@ class Leg:
     acked: asyncio.Event = field(default_factory=asyncio.Event)
     dtmf: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     sdp_version: int = 1
+    local_tag: str = ""  # our tag in this leg's dialog (To for inbound, From for outbound)
+    sip_status: int = 0  # final status of an outbound leg's INVITE (408 on timeout)
+    outbound_invite: Request | None = None  # the INVITE we sent (for CANCEL)
+    outbound_key: tuple[str, ...] | None = None  # its client transaction
+    outbound_future: asyncio.Future[Response] | None = None  # its final response
     #: set at the first 1xx to our INVITE: only then may it be CANCELled (RFC 3261 §9.1)
     provisional: asyncio.Event = field(default_factory=asyncio.Event)
     #: our re-INVITE on this leg awaits its final response (theirs meanwhile gets a 491)
@@ -89,6 +95,10 @@ class Call:
     #: True while a flow (IVR, queue) owns the caller: a BYE from a leg the server placed
     #: (an agent) then ends only that leg and the flow goes on (e.g. to the survey)
     flow_owned: bool = False
+    recorded: bool = False  # a CDR row exists for this call
+    started_at: float | None = None  # wall-clock start (CDR)
+    answered_at: float | None = None  # wall-clock answer (CDR)
+    recording: str | None = None  # path of the call's recording, if any
     #: the ACD queue the caller was last queued in (set by the QueueRunner), else None
     queue: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)

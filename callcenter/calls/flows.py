@@ -108,7 +108,7 @@ async def connect_user(
     ended.cancel()
     callee = dial.result()
     if callee.state is not LegState.ANSWERED:
-        status = getattr(callee, "sip_status", 0) or 480
+        status = callee.sip_status or 480
         cause = {486: HangupCause.BUSY, 600: HangupCause.BUSY, 603: HangupCause.REJECTED,
                  408: HangupCause.NO_ANSWER, 480: HangupCause.NO_ANSWER}.get(
                      status, HangupCause.FAILED)
@@ -155,7 +155,7 @@ async def transfer_to_user(app: Any, leg: Leg, user: str, *, ring_timeout: float
     if leg.channel is not None:
         leg.channel.stop_playing()
     if callee.state is not LegState.ANSWERED:
-        status = getattr(callee, "sip_status", 0)
+        status = callee.sip_status
         return {486: "busy", 600: "busy", 603: "rejected"}.get(status, "no_answer")
     if leg.state is not LegState.ANSWERED:
         await b2bua.hangup(callee)

@@ -427,7 +427,7 @@ class QueueRunner:
             entry.agent_legs[a.agent] = leg
             self._feed(ev.RingAnswered(agent=a.agent, call=a.call))
             return
-        status = int(getattr(leg, "sip_status", 0) or 0)
+        status = int(leg.sip_status or 0)
         reason = _FAILURES.get(status, ev.RingFailure.NO_ANSWER)
         log.info("ring_failed", agent=a.agent, call=a.call, status=status, reason=reason.value)
         self._feed(ev.RingFailed(agent=a.agent, call=a.call, reason=reason))

@@ -457,7 +457,7 @@ class SupervisorService:
         except OSError:
             log.exception("recording_failed", path=str(path))
             return
-        call.recording = str(path)  # type: ignore[attr-defined]
+        call.recording = str(path)
         log.info("recording_started", call_id=call.id, path=str(path), agent=agent.party)
         self.app.events.publish(CallRecording(call_id=call.id, path=str(path)))
         self._spawn(self._stop_recording(caller, agent))
