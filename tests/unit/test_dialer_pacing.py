@@ -7,6 +7,7 @@ import pytest
 from callcenter.dialer.pacing import (
     PACERS,
     PacingSnapshot,
+    PredictivePacer,
     Stats,
     VicidialAdaptivePacer,
     make_pacer,
@@ -88,3 +89,26 @@ def test_vicidial_baseline_raises_level_then_hard_limits() -> None:
         p.lines_to_dial(snap(now=float(t), free_agents=10, talking=(5.0,) * 10,
                              dials_today=400, answered_today=100, abandoned_today=5))
     assert p.level == 1.0
+
+
+def test_marginal_pacer_dials_ahead_and_backs_off() -> None:
+    p = make_pacer("predictive-marginal")
+    busy = (60.0,) * 17
+    idle = p.lines_to_dial(snap(free_agents=4, talking=(50.0,) * 16))
+    assert idle > 4  # overdials for idle agents
+    soon = p.lines_to_dial(snap(wrapping=(24.0,) * 3, talking=busy))
+    late = p.lines_to_dial(snap(wrapping=(1.0,) * 3, talking=busy))
+    assert soon > late
+    at_limit = snap(free_agents=4, talking=(50.0,) * 16, abandon_rate_24h=0.031,
+                    answered_24h=2000)
+    assert p.lines_to_dial(at_limit) == 4  # progressive at the limit
+    crowded = snap(free_agents=1, talking=(50.0,) * 19, ringing=(2.0,) * 12)
+    assert p.lines_to_dial(crowded) == 0
+
+
+def test_predictive_projection_matches_snapshot() -> None:
+    p = make_pacer("predictive")
+    assert isinstance(p, PredictivePacer)
+    proj = p._project(snap(free_agents=2, wrapping=(25.0,), talking=(10.0,) * 17))
+    assert proj.m0[0] == 2 and proj.m2[-1] >= 3  # the wrap-up ends within the horizon
+    assert float(proj.q0[-1]) == pytest.approx(0.3, abs=1e-6)

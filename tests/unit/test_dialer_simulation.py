@@ -32,7 +32,7 @@ def test_predictive_keeps_abandons_under_3_percent(days: dict, seed: int) -> Non
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.xfail(reason="reaches ~0.784-0.796 occupancy at ~2.7 % abandons, not yet 0.80", strict=False)
+@pytest.mark.xfail(reason="reaches ~0.791-0.793 occupancy at ~2.7 % abandons, not yet 0.80", strict=False)
 def test_predictive_reaches_80_percent_occupancy(days: dict, seed: int) -> None:
     assert days["predictive", seed].occupancy >= 0.80
 
