@@ -64,14 +64,14 @@ class Registrar:
         header_expires = _int_or_none(req.headers.get("Expires"))
         contacts = req.headers.get_all("Contact")
         call_id, cseq = req.call_id, req.cseq[0]
-        current = self._bindings.setdefault(user, {})
+        current = self._bindings.get(user) or {}  # stored below only if it keeps a binding
         added: list[Binding] = []
         removed: list[Binding] = []
         if any(c.strip() == "*" for c in contacts):
             if len(contacts) != 1 or header_expires != 0:
                 raise BadRequest("Contact: * needs Expires: 0 and no other Contact")
             removed = list(current.values())
-            current.clear()
+            self._bindings.pop(user, None)
             return RegisterResult(200, "OK", [], added=(), removed=tuple(removed))
         parsed: list[tuple[str, int, float]] = []
         for value in contacts:
@@ -104,7 +104,9 @@ class Registrar:
             current[uri] = binding
             if old is None:
                 added.append(binding)
-        if not current:
+        if current:
+            self._bindings[user] = current
+        else:
             self._bindings.pop(user, None)
         return RegisterResult(
             200, "OK",

@@ -300,9 +300,6 @@ class SipStack:
         _, fut = self.send_request(req, dest, transport, on_provisional=on_provisional)
         return await fut
 
-    def forget(self, key: TxKey) -> None:
-        self._pending.pop(key, None)
-
     def send_ack(self, ack: Request, dest: Address, transport: str) -> None:
         self.layer.send_stateless(ack, dest, transport)
         self.flush()

@@ -251,10 +251,6 @@ class TransactionLayer:
         resp = make_response(req, status, reason)
         self._out.append((serialize(resp), response_destination(req, source, transport), transport))
 
-    def cancel_pending(self, key: TxKey) -> None:
-        """Forget a client transaction (used when the core gives up on it)."""
-        self._terminate(key)
-
     def handle_timer(self, now: float) -> None:
         heap = self._heap
         while heap and heap[0][0] <= now:
