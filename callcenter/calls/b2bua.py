@@ -7,6 +7,7 @@ other's SDP. Flows (``calls/flows.py``) use these operations; they never build S
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -21,7 +22,7 @@ from callcenter.sip.errors import NotAcceptableHere, SipError
 from callcenter.sip.events import AckTimeout, TransactionTimeout
 from callcenter.sip.message import Headers, Request, Response
 from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
-from callcenter.sip.transaction import TxState, server_key
+from callcenter.sip.transaction import TxState, cancel_for, server_key
 
 log = structlog.get_logger("calls")
 
@@ -219,19 +220,28 @@ class B2BUA:
         self._watch(leg)
         return leg
 
+    async def dial_unless(self, gone: asyncio.Event, call: Call, **dial: Any) -> Leg | None:
+        """``dial()``, given up (CANCEL) if ``gone`` is set first (e.g. the caller hung up
+        while the phone rang); None then, else the dialled leg, answered or not."""
+        dialing = asyncio.ensure_future(self.dial(call, **dial))
+        waiting = asyncio.ensure_future(gone.wait())
+        try:
+            await asyncio.wait({dialing, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+        if dialing.done():
+            return dialing.result()
+        dialing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await dialing
+        return None
+
     async def cancel(self, leg: Leg) -> None:
         """CANCEL an outbound INVITE still ringing (RFC 3261 §9.1)."""
         invite: Request | None = leg.outbound_invite
         if invite is None or leg.state not in (LegState.DIALING, LegState.RINGING):
             return
-        headers = Headers()
-        headers.add("Via", str(invite.vias[0]))
-        headers.add("Max-Forwards", "70")
-        headers.add("From", invite.headers.get("From") or "")
-        headers.add("To", invite.headers.get("To") or "")
-        headers.add("Call-ID", invite.call_id)
-        headers.add("CSeq", f"{invite.cseq[0]} CANCEL")
-        cancel = Request("CANCEL", invite.uri, headers)
+        cancel = cancel_for(invite)
         leg.state = LegState.ENDED
         invite_fut: asyncio.Future[Response] | None = leg.outbound_future
         if invite_fut is not None and not leg.provisional.is_set():

@@ -7,7 +7,6 @@ B2BUA operations and the media channel's control interface.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -91,22 +90,13 @@ async def connect_user(
         b2bua.reject(leg, 480, "Temporarily Unavailable")
         return
     binding = bindings[0]
-    dial = asyncio.ensure_future(b2bua.dial(
-        call, target_uri=binding.contact, dest=binding.source, transport=binding.transport,
-        party=user, from_user=caller, from_display=caller_name, timeout=ring_timeout,
-        on_ringing=lambda: b2bua.ring(leg),
-    ))
-    ended = asyncio.ensure_future(leg.ended.wait())
-    await asyncio.wait({dial, ended}, return_when=asyncio.FIRST_COMPLETED)
-    if not dial.done():  # the caller hung up (CANCEL) while the phone rang
-        dial.cancel()
-        try:
-            await dial
-        except asyncio.CancelledError:
-            pass
+    callee = await b2bua.dial_unless(
+        leg.ended, call, target_uri=binding.contact, dest=binding.source,
+        transport=binding.transport, party=user, from_user=caller, from_display=caller_name,
+        timeout=ring_timeout, on_ringing=lambda: b2bua.ring(leg),
+    )
+    if callee is None:  # the caller hung up (CANCEL) while the phone rang
         return
-    ended.cancel()
-    callee = dial.result()
     if callee.state is not LegState.ANSWERED:
         status = callee.sip_status or 480
         cause = {486: HangupCause.BUSY, 600: HangupCause.BUSY, 603: HangupCause.REJECTED,
@@ -139,19 +129,12 @@ async def transfer_to_user(app: Any, leg: Leg, user: str, *, ring_timeout: float
     codec = 8 if leg.codec == "PCMA" else 0
     leg.channel.play(app.prompts.get("hold_music", None, codec), loop=True, replace=True)
     call.flow_owned = True
-    dial = asyncio.ensure_future(b2bua.dial(
-        call, target_uri=binding.contact, dest=binding.source, transport=binding.transport,
-        party=user, from_user=call.caller, timeout=ring_timeout,
-    ))
-    ended = asyncio.ensure_future(leg.ended.wait())
-    await asyncio.wait({dial, ended}, return_when=asyncio.FIRST_COMPLETED)
-    if not dial.done():
-        dial.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await dial
+    callee = await b2bua.dial_unless(
+        leg.ended, call, target_uri=binding.contact, dest=binding.source,
+        transport=binding.transport, party=user, from_user=call.caller, timeout=ring_timeout,
+    )
+    if callee is None:
         return "hangup"
-    ended.cancel()
-    callee = dial.result()
     if leg.channel is not None:
         leg.channel.stop_playing()
     if callee.state is not LegState.ANSWERED:

@@ -19,7 +19,6 @@ agent ends only that leg: the caller goes back to the IVR (e.g. the survey).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -501,21 +500,11 @@ class QueueRunner:
         call = Call(caller=agent_leg.party, called=entry.caller, source=f"callback:{entry.queue}",
                     direction="outbound")
         log.info("callback_dial", call=entry.id, caller=entry.caller, agent=agent_leg.party)
-        ended = asyncio.ensure_future(agent_leg.ended.wait())
-        dial = asyncio.ensure_future(self.b2bua.dial(
-            call, target_uri=target, dest=dest, transport=transport, party=entry.caller,
-            from_user=orig.call.called or "callcenter",
-            timeout=60.0,
-        ))
-        await asyncio.wait({dial, ended}, return_when=asyncio.FIRST_COMPLETED)
-        if not dial.done():
-            dial.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await dial
-            return None
-        ended.cancel()
-        leg = dial.result()
-        return leg if leg.state is LegState.ANSWERED else None
+        leg = await self.b2bua.dial_unless(
+            agent_leg.ended, call, target_uri=target, dest=dest, transport=transport,
+            party=entry.caller, from_user=orig.call.called or "callcenter", timeout=60.0,
+        )
+        return leg if leg is not None and leg.state is LegState.ANSWERED else None
 
     # ------------------------------------------------------------------ registration
 

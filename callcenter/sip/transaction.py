@@ -43,7 +43,7 @@ from callcenter.sip.events import (
     TransactionTimeout,
     TxKey,
 )
-from callcenter.sip.message import Request, Response, make_response, serialize
+from callcenter.sip.message import Headers, Request, Response, make_response, serialize
 
 MAGIC_COOKIE = "z9hG4bK"
 RELIABLE = frozenset({"tcp", "tls", "ws", "wss"})
@@ -394,7 +394,7 @@ class TransactionLayer:
                 else:
                     tx.state = TxState.COMPLETED
                     tx.timers.clear()
-                    tx.ack_wire = serialize(self._ack_for(tx.request, resp))
+                    tx.ack_wire = serialize(ack_for(tx.request, resp))
                     self._out.append((tx.ack_wire, tx.peer, tx.transport))
                     self._arm(tx, "D", now + (0 if tx.reliable else 32.0))
                     self._events.append(ResponseReceived(resp, key))
@@ -412,19 +412,27 @@ class TransactionLayer:
                 self._arm(tx, "K", now + (0 if tx.reliable else self.t4))
             self._events.append(ResponseReceived(resp, key))
 
-    @staticmethod
-    def _ack_for(invite: Request, resp: Response) -> Request:
-        """The ACK for a non-2xx final response (RFC 3261 §17.1.1.3): same branch, To from resp."""
-        from callcenter.sip.message import Headers
 
-        headers = Headers()
-        headers.add("Via", str(invite.vias[0]))
-        for name in ("Route",):
-            for value in invite.headers.get_all(name):
-                headers.add(name, value)
-        headers.add("Max-Forwards", "70")
-        headers.add("From", invite.headers.get("From") or "")
-        headers.add("To", resp.headers.get("To") or "")
-        headers.add("Call-ID", invite.call_id)
-        headers.add("CSeq", f"{invite.cseq[0]} ACK")
-        return Request("ACK", invite.uri, headers)
+def _same_transaction(invite: Request, method: str, to: str) -> Request:
+    """A request that belongs to ``invite``'s transaction: its top Via (branch), Route set,
+    From, Call-ID and CSeq number, with ``method`` (RFC 3261 §9.1, §17.1.1.3)."""
+    headers = Headers()
+    headers.add("Via", str(invite.vias[0]))
+    for value in invite.headers.get_all("Route"):
+        headers.add("Route", value)
+    headers.add("Max-Forwards", "70")
+    headers.add("From", invite.headers.get("From") or "")
+    headers.add("To", to)
+    headers.add("Call-ID", invite.call_id)
+    headers.add("CSeq", f"{invite.cseq[0]} {method}")
+    return Request(method, invite.uri, headers)
+
+
+def ack_for(invite: Request, resp: Response) -> Request:
+    """The ACK for a non-2xx final response: same branch, To (with tag) from the response."""
+    return _same_transaction(invite, "ACK", resp.headers.get("To") or "")
+
+
+def cancel_for(invite: Request) -> Request:
+    """The CANCEL of a pending INVITE: same branch and To as the INVITE."""
+    return _same_transaction(invite, "CANCEL", invite.headers.get("To") or "")
