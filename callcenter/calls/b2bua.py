@@ -147,38 +147,16 @@ class B2BUA:
         call.legs.append(leg)
         if self.on_leg is not None:
             self.on_leg("added", leg)
-        leg.channel = self.media.open_channel()
-        offer = self._offer(leg)
-        leg.local_sdp = offer
-        host = self.stack.advertised
-        headers = Headers()
-        headers.add("Via", self.stack.via(transport))
-        headers.add("Max-Forwards", "70")
-        display = f'"{from_display}" ' if from_display else ""
-        headers.add("From", f"{display}<sip:{from_user}@{host}>;tag={new_tag()}")
-        headers.add("To", f"<sip:{party}@{host}>")
-        headers.add("Call-ID", new_call_id(host))
-        headers.add("CSeq", "1 INVITE")
-        headers.add("Contact", self.stack.contact(transport=transport))
-        headers.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")
-        headers.add("Content-Type", "application/sdp")
-        invite = Request("INVITE", target_uri, headers, offer.serialize().encode())
-        leg.outbound_invite = invite
-
-        def provisional(resp: Response) -> None:
-            leg.provisional.set()
-            if resp.status in (180, 183) and leg.state is LegState.DIALING:
-                leg.state = LegState.RINGING
-                if on_ringing:
-                    on_ringing()
-
-        def resend_ack(resp: Response) -> None:
-            if leg.dialog is not None:
-                self._send_ack(leg, resp)
-
-        key, fut = self.stack.send_request(
-            invite, dest, transport, on_provisional=provisional, on_retransmitted_2xx=resend_ack
-        )
+        try:
+            invite, key, fut = self._send_invite(
+                leg, target_uri=target_uri, dest=dest, transport=transport, party=party,
+                from_user=from_user, from_display=from_display, on_ringing=on_ringing,
+            )
+        except Exception:
+            self._end_leg(leg)  # closes the channel: no leaked RTP ports (review finding 8)
+            raise
+        offer = leg.local_sdp
+        assert offer is not None
         leg.outbound_key = key
         leg.outbound_future = fut
         leg.sip_status = 0
@@ -219,6 +197,45 @@ class B2BUA:
         leg.state = LegState.ANSWERED
         self._watch(leg)
         return leg
+
+    def _send_invite(
+        self, leg: Leg, *, target_uri: str, dest: tuple[str, int], transport: str, party: str,
+        from_user: str, from_display: str, on_ringing: Callable[[], None] | None,
+    ) -> tuple[Request, tuple[str, ...], asyncio.Future[Response]]:
+        """Open the leg's channel and send the INVITE with our offer (``dial``'s first half)."""
+        leg.channel = self.media.open_channel()
+        offer = self._offer(leg)
+        leg.local_sdp = offer
+        host = self.stack.advertised
+        headers = Headers()
+        headers.add("Via", self.stack.via(transport))
+        headers.add("Max-Forwards", "70")
+        display = f'"{from_display}" ' if from_display else ""
+        headers.add("From", f"{display}<sip:{from_user}@{host}>;tag={new_tag()}")
+        headers.add("To", f"<sip:{party}@{host}>")
+        headers.add("Call-ID", new_call_id(host))
+        headers.add("CSeq", "1 INVITE")
+        headers.add("Contact", self.stack.contact(transport=transport))
+        headers.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")
+        headers.add("Content-Type", "application/sdp")
+        invite = Request("INVITE", target_uri, headers, offer.serialize().encode())
+        leg.outbound_invite = invite
+
+        def provisional(resp: Response) -> None:
+            leg.provisional.set()
+            if resp.status in (180, 183) and leg.state is LegState.DIALING:
+                leg.state = LegState.RINGING
+                if on_ringing:
+                    on_ringing()
+
+        def resend_ack(resp: Response) -> None:
+            if leg.dialog is not None:
+                self._send_ack(leg, resp)
+
+        key, fut = self.stack.send_request(
+            invite, dest, transport, on_provisional=provisional, on_retransmitted_2xx=resend_ack
+        )
+        return invite, key, fut
 
     async def dial_unless(self, gone: asyncio.Event, call: Call, **dial: Any) -> Leg | None:
         """``dial()``, given up (CANCEL) if ``gone`` is set first (e.g. the caller hung up

@@ -415,3 +415,27 @@ def test_transfer_leaves_no_pending_wait_task() -> None:
         assert not [t for t in others if not t.done()]
 
     asyncio.run(run())
+
+
+def test_dial_failing_to_send_closes_the_channel() -> None:
+    """Review finding 8: an INVITE that cannot be built or sent must not leak its RTP ports."""
+
+    async def run() -> None:
+        b2bua, stack, media, ended = make_b2bua()
+
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise ValueError("unparsable contact")
+
+        stack.send_request = refuse  # type: ignore[method-assign]
+        call, dial = dial_one(b2bua)
+        try:
+            await asyncio.wait_for(dial, 1)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("dial() swallowed the error")
+        (leg,) = call.legs
+        assert leg.state is LegState.ENDED and media.channels[0].closed
+        assert ended == [call]
+
+    asyncio.run(run())
