@@ -111,7 +111,10 @@ class SipStack:
         self._timer_at: float | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stats = {"received": 0, "parse_errors": 0, "sent": 0}
-        self.trace = structlog.get_logger("sip").isEnabledFor(10)  # every message at debug
+        # Every message at debug; structlog's own loggers (logging not configured yet, as in
+        # tests) have no isEnabledFor: no trace then.
+        enabled_for = getattr(structlog.get_logger("sip"), "isEnabledFor", None)
+        self.trace = bool(enabled_for is not None and enabled_for(10))
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()

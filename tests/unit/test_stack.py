@@ -136,3 +136,23 @@ def test_close_fails_the_requests_still_waiting() -> None:
             raise AssertionError("the future should fail")
 
     asyncio.run(run())
+
+
+def test_stack_can_be_built_before_logging_is_configured() -> None:
+    """Review finding 7: structlog's default logger has no ``isEnabledFor``; no trace then."""
+    import structlog
+
+    saved = structlog.get_config()
+    structlog.reset_defaults()
+
+    async def run() -> None:
+        stack = SipStack(
+            host="127.0.0.1", port=5060, advertised="127.0.0.1", transports=["udp"],
+            handler=lambda sreq: None, on_ack_timeout=lambda e: None, t1=T1,
+        )
+        assert stack.trace is False
+
+    try:
+        asyncio.run(run())
+    finally:
+        structlog.configure(**saved)
