@@ -155,8 +155,9 @@ class TransactionLayer:
         self._seq = itertools.count()
         # (Call-ID, From tag, CSeq) of requests in progress -> key, for merged requests (§8.2.2.2)
         self._merge: dict[tuple[str, str, int, str], TxKey] = {}
-        # UAS 2xx awaiting ACK (§13.3.1.4): (Call-ID, CSeq number) -> INVITE server tx key
-        self._await_ack: dict[tuple[str, int], TxKey] = {}
+        # UAS 2xx awaiting ACK (§13.3.1.4): (Call-ID, From tag, CSeq number) -> INVITE server
+        # tx key; the From tag tells two dialogs with the same Call-ID and CSeq apart
+        self._await_ack: dict[tuple[str, str, int], TxKey] = {}
 
     # ---------------------------------------------------------------- outputs
     def datagrams_to_send(self) -> list[tuple[bytes, Address, str]]:
@@ -277,7 +278,7 @@ class TransactionLayer:
             mkey = (req.call_id, req.from_tag or "", req.cseq[0], req.method)
             if self._merge.get(mkey) == key:
                 del self._merge[mkey]
-            akey = (req.call_id, req.cseq[0])
+            akey = _ack_key(req)
             if self._await_ack.get(akey) == key:
                 del self._await_ack[akey]
 
@@ -286,7 +287,7 @@ class TransactionLayer:
         tx.state = TxState.ACCEPTED
         if first:
             self._arm(tx, "L", now + 64 * self.t1)
-            self._await_ack[(tx.request.call_id, tx.request.cseq[0])] = tx.key
+            self._await_ack[_ack_key(tx.request)] = tx.key
             tx.interval = self.t1
             if not tx.reliable:
                 self._arm(tx, "2xx", now + self.t1)
@@ -310,7 +311,7 @@ class TransactionLayer:
             self._events.append(TransactionTimeout(tx.key, tx.request, server=True))
             self._terminate(tx.key)
         elif name == "L":
-            akey = (tx.request.call_id, tx.request.cseq[0])
+            akey = _ack_key(tx.request)
             if self._await_ack.get(akey) == tx.key:
                 del self._await_ack[akey]
                 assert tx.last_response is not None
@@ -332,8 +333,7 @@ class TransactionLayer:
                 return
             if tx is not None and tx.state is TxState.CONFIRMED:
                 return  # retransmitted ACK absorbed
-            akey = (req.call_id, req.cseq[0])
-            inv_key = self._await_ack.pop(akey, None)
+            inv_key = self._await_ack.pop(_ack_key(req), None)
             if inv_key is not None:
                 inv = self._txs.get(inv_key)
                 if inv is not None:
@@ -411,6 +411,11 @@ class TransactionLayer:
                 tx.timers.clear()
                 self._arm(tx, "K", now + (0 if tx.reliable else self.t4))
             self._events.append(ResponseReceived(resp, key))
+
+
+def _ack_key(req: Request) -> tuple[str, str, int]:
+    """Which 2xx an ACK acknowledges (§13.3.1.4): same Call-ID, From tag and CSeq number."""
+    return (req.call_id, req.from_tag or "", req.cseq[0])
 
 
 def _same_transaction(invite: Request, method: str, to: str) -> Request:

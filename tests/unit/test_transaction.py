@@ -12,13 +12,14 @@ SRC = ("127.0.0.1", 5071)
 
 
 def request(method: str = "INVITE", branch: str = "z9hG4bKabc", cseq: int = 1,
-            to_tag: str = "", via_host: str = "127.0.0.1:5071;rport") -> Request:
+            to_tag: str = "", via_host: str = "127.0.0.1:5071;rport",
+            from_tag: str = "f1") -> Request:
     to = "<sip:0800123456@127.0.0.1>" + (f";tag={to_tag}" if to_tag else "")
     raw = (
         f"{method} sip:0800123456@127.0.0.1 SIP/2.0\r\n"
         f"Via: SIP/2.0/UDP {via_host};branch={branch}\r\n"
         "Max-Forwards: 70\r\n"
-        "From: <sip:caller@127.0.0.1>;tag=f1\r\n"
+        f"From: <sip:caller@127.0.0.1>;tag={from_tag}\r\n"
         f"To: {to}\r\n"
         "Call-ID: call-1@test\r\n"
         f"CSeq: {cseq} {method}\r\n"
@@ -242,3 +243,22 @@ def test_client_invite_ringing_forever_times_out_after_timer_c() -> None:
     evs = events(layer)
     assert [type(e) for e in evs] == [TransactionTimeout] and not evs[0].server
     assert layer.get(key) is None and len(layer) == 0
+
+
+def test_ack_stops_only_the_2xx_of_its_own_dialog() -> None:
+    """Review finding 5: two INVITEs with the same Call-ID and CSeq but other From tags (two
+    dialogs) are both answered 200; the ACK of one must not stop the other's retransmissions."""
+    layer = TransactionLayer(t1=0.5, t2=4.0)
+    layer.receive(request(branch="z9hG4bKone", from_tag="a"), SRC, "udp", now=0.0)
+    layer.receive(request(branch="z9hG4bKtwo", from_tag="b"), SRC, "udp", now=0.0)
+    one, two = events(layer)
+    layer.send_response(one.key, make_response(one.request, 200, to_tag="x"), now=0.0)
+    layer.send_response(two.key, make_response(two.request, 200, to_tag="y"), now=0.0)
+    ack = request("ACK", branch="z9hG4bKack", to_tag="y", from_tag="b")
+    layer.receive(ack, SRC, "udp", now=0.1)
+    assert [type(e) for e in events(layer)] == [RequestReceived]
+    assert "2xx" in layer.get(one.key).timers  # still waiting for its own ACK
+    assert "2xx" not in layer.get(two.key).timers
+    sent_times(layer, 0.1, 40.0)
+    (timeout,) = events(layer)  # Timer L: only the unacknowledged one
+    assert isinstance(timeout, AckTimeout) and timeout.key == one.key
