@@ -67,6 +67,7 @@ class B2BUA:
         leg.channel = self.media.open_channel(inband_dtmf=inband_dtmf)
         if not req.body:
             leg.local_sdp = self._offer(leg)  # late offer: our offer in the 200, answer in ACK
+            leg.offer_in_2xx = True
             return
         try:
             offer = sdp.parse(req.body)
@@ -388,7 +389,8 @@ class B2BUA:
         leg = self.find_leg(req)
         if req.method == "ACK":
             if leg is not None:
-                if leg.media is None and req.body:  # answer to our late offer
+                offered, leg.offer_in_2xx = leg.offer_in_2xx, False
+                if offered and req.body:  # the answer to the offer in our 2xx
                     try:
                         leg.media = sdp.parse_answer(sdp.parse(req.body), leg.local_sdp)
                         self._configure(leg)
@@ -440,9 +442,10 @@ class B2BUA:
             return
         leg.sdp_version += 1
         if not req.body:
-            body = self._offer(leg).serialize().encode()
+            leg.local_sdp = self._offer(leg)  # the answer comes in the ACK
+            leg.offer_in_2xx = True
             sreq.respond(200, headers={"Contact": self.stack.contact(transport=leg.transport)},
-                         body=body)
+                         body=leg.local_sdp.serialize().encode())
             return
         try:
             offer = sdp.parse(req.body)

@@ -72,6 +72,9 @@ class Leg:
     provisional: asyncio.Event = field(default_factory=asyncio.Event)
     #: our re-INVITE on this leg awaits its final response (theirs meanwhile gets a 491)
     reinviting: bool = False
+    #: our SDP offer went out in a 2xx (late offer, or a re-INVITE without SDP): the answer
+    #: comes in the ACK (RFC 3264 §4, RFC 3261 §13.2.1)
+    offer_in_2xx: bool = False
 
     @property
     def codec(self) -> str:

@@ -439,3 +439,42 @@ def test_dial_failing_to_send_closes_the_channel() -> None:
         assert ended == [call]
 
     asyncio.run(run())
+
+
+def sdp_answer(port: int, direction: str = "sendrecv", version: int = 1) -> bytes:
+    return (
+        f"v=0\r\no=caller 7 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+        f"t=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na={direction}\r\n"
+    ).encode()
+
+
+def test_answer_in_the_ack_of_a_reinvite_without_sdp_reaches_the_channel() -> None:
+    """Review finding 2: a re-INVITE without SDP gets our offer in the 200; the ACK carries
+    the answer (here: hold, new port) and it must be applied, not only for the first offer."""
+
+    async def run() -> None:
+        b2bua, stack, _, _ = make_b2bua()
+        call = Call(caller="caller", called="0800", source="trunk:pstn")
+        leg = b2bua.new_inbound(call, server_request(stack, request("INVITE")), "caller")
+        b2bua.accept_offer(leg)  # no SDP in the INVITE: our offer goes in the 200
+        stack.layer.datagrams_to_send()
+        configured: list[dict[str, Any]] = []
+        leg.channel.configure = lambda **kw: configured.append(kw)
+        b2bua.answer(leg)
+        tag = b2bua.local_tag(leg)
+        ack = request("ACK", branch="z9hG4bKack1", to_tag=tag)
+        ack.body = sdp_answer(40000)
+        await b2bua.on_in_dialog(server_request(stack, ack))
+        assert leg.media is not None and leg.media.remote == ("127.0.0.1", 40000)
+        reinvite = request("INVITE", branch="z9hG4bKre1", cseq=2, to_tag=tag)
+        await b2bua.on_in_dialog(server_request(stack, reinvite))
+        assert stack.wire_statuses() == [200, 200]  # the first 200 and the re-INVITE's
+        ack = request("ACK", branch="z9hG4bKack2", cseq=2, to_tag=tag)
+        ack.body = sdp_answer(40002, "sendonly", version=2)
+        await b2bua.on_in_dialog(server_request(stack, ack))
+        assert leg.media.remote == ("127.0.0.1", 40002)
+        assert leg.media.direction == "recvonly"  # they hold: we only receive
+        assert configured[-1]["remote"] == ("127.0.0.1", 40002)
+        assert leg.state is LegState.ANSWERED
+
+    asyncio.run(run())
