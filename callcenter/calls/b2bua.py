@@ -290,11 +290,11 @@ class B2BUA:
             return
         if 200 <= resp.status < 300:
             log.info("answered_while_cancelled", call_id=leg.call.id, party=leg.party)
-            dialog = Dialog.from_uac(invite, resp)
-            ack = dialog.create_request(
-                "ACK", via=self.stack.via(leg.transport), cseq=resp.cseq[0]
-            )
-            self.stack.send_ack(ack, leg.peer, leg.transport)
+            # Kept on the (ended) leg, outside self.dialogs, so that retransmissions of this
+            # 2xx (our ACK lost) are ACKed again by dial()'s resend_ack.
+            dialog = leg.dialog = Dialog.from_uac(invite, resp)
+            dialog.state = DialogState.TERMINATED
+            self._send_ack(leg, resp)
             bye = dialog.create_request("BYE", via=self.stack.via(leg.transport))
             _, bye_fut = self.stack.send_request(bye, leg.peer, leg.transport)
             bye_fut.add_done_callback(lambda f: f.cancelled() or f.exception())

@@ -50,6 +50,7 @@ class FakeStack:
         self.layer = TransactionLayer(t1=0.5)
         self.requests: list[tuple[Request, asyncio.Future[Response]]] = []
         self.on_provisional: list[Any] = []
+        self.on_retransmitted_2xx: list[Any] = []
         self.acks: list[Request] = []
 
     def now(self) -> float:
@@ -70,6 +71,7 @@ class FakeStack:
         fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self.requests.append((req, fut))
         self.on_provisional.append(kwargs.get("on_provisional"))
+        self.on_retransmitted_2xx.append(kwargs.get("on_retransmitted_2xx"))
         return ("c", req.top_via.branch or "", req.method), fut
 
     def send_ack(self, ack: Request, dest: Any, transport: str) -> None:
@@ -476,5 +478,33 @@ def test_answer_in_the_ack_of_a_reinvite_without_sdp_reaches_the_channel() -> No
         assert leg.media.direction == "recvonly"  # they hold: we only receive
         assert configured[-1]["remote"] == ("127.0.0.1", 40002)
         assert leg.state is LegState.ANSWERED
+
+    asyncio.run(run())
+
+
+def test_a_retransmitted_2xx_after_our_cancel_is_acked_again() -> None:
+    """Review finding 4: the 200 that crossed our CANCEL comes again (our ACK was lost):
+    it is ACKed again, from the dialog ``cancel()`` built for its ACK and BYE."""
+
+    async def run() -> None:
+        b2bua, stack, _, _ = make_b2bua()
+        call, dial = dial_one(b2bua)
+        await asyncio.sleep(0)
+        (invite, invite_fut), = stack.requests
+        stack.ring()
+        hangup = asyncio.ensure_future(b2bua.hangup(call.legs[0]))
+        await asyncio.sleep(0)
+        invite_fut.set_result(ok_for(invite))
+        stack.requests[1][1].set_result(ok_for(stack.requests[1][0]))
+        await asyncio.wait_for(dial, 1)
+        await asyncio.wait_for(hangup, 1)
+        assert len(stack.acks) == 1
+        stack.on_retransmitted_2xx[0](ok_for(invite))
+        assert len(stack.acks) == 2
+        first, again = stack.acks
+        assert again.headers.get("CSeq") == first.headers.get("CSeq") == "1 ACK"
+        assert again.headers.get("To") == first.headers.get("To")
+        assert stack.methods() == ["INVITE", "CANCEL", "BYE"]  # no second BYE
+        assert not b2bua.dialogs
 
     asyncio.run(run())
