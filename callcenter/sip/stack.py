@@ -104,7 +104,7 @@ class SipStack:
         self.transports = Transports(
             host=host, port=port, on_message=self._on_message,
             on_framing_error=self._on_framing_error, idle_timeout=tcp_idle_timeout,
-            udp_receive_buffer=udp_receive_buffer,
+            udp_receive_buffer=udp_receive_buffer, on_send_failed=self._on_send_failed,
         )
         self._pending: dict[TxKey, _Pending] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -168,6 +168,12 @@ class SipStack:
         self.stats["parse_errors"] += 1
         self._answer_parse_error(exc, source, transport)
         self.flush()  # before the transport closes the connection
+
+    def _on_send_failed(self, dest: Address, transport: str, messages: list[bytes]) -> None:
+        """The transport could not send ``messages``: their client transactions end as 503."""
+        for data in messages:
+            self.layer.transport_error(dest, transport, data)
+        self._process()
 
     def _answer_parse_error(self, exc: SipParseError, source: Address, transport: str) -> None:
         req = exc.request

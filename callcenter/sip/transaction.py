@@ -252,6 +252,22 @@ class TransactionLayer:
         resp = make_response(req, status, reason)
         self._out.append((serialize(resp), response_destination(req, source, transport), transport))
 
+    def transport_error(self, dest: Address, transport: str, data: bytes) -> None:
+        """``data`` could not be sent to ``dest`` (e.g. a failed TCP connect).
+
+        The client transaction whose request it was ends at once with a 503 for the TU
+        (§8.1.3.1, §17.1.1.2, §17.1.2.2) instead of waiting 64*T1 for Timer B/F.
+        """
+        for tx in list(self._txs.values()):
+            if (
+                not tx.server and tx.wire == data and tx.peer == dest
+                and tx.transport == transport
+                and tx.state in (TxState.CALLING, TxState.TRYING, TxState.PROCEEDING)
+            ):
+                resp = make_response(tx.request, 503, "Service Unavailable")
+                self._events.append(ResponseReceived(resp, tx.key))
+                self._terminate(tx.key)
+
     def handle_timer(self, now: float) -> None:
         heap = self._heap
         while heap and heap[0][0] <= now:

@@ -24,6 +24,8 @@ log = structlog.get_logger("sip.transport")
 Address = tuple[str, int]
 OnMessage = Callable[[bytes, Address, str], None]
 OnFramingError = Callable[[FramingError, Address, str], None]
+#: (dest, transport, messages) that could not be sent (a failed TCP connect)
+OnSendFailed = Callable[[Address, str, list[bytes]], None]
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -78,10 +80,12 @@ class Transports:
         self, *, host: str, port: int, on_message: OnMessage,
         on_framing_error: OnFramingError | None = None,
         idle_timeout: float = 300.0, udp_receive_buffer: int = 0,
+        on_send_failed: OnSendFailed | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.on_message = on_message
         self.on_framing_error = on_framing_error or (lambda err, src, tr: None)
+        self.on_send_failed = on_send_failed or (lambda dest, tr, msgs: None)
         self.idle_timeout = idle_timeout
         self.udp_receive_buffer = udp_receive_buffer
         self.loop = asyncio.get_event_loop()
@@ -163,10 +167,14 @@ class Transports:
             )
         except (TimeoutError, OSError) as exc:
             log.warning("tcp_connect_failed", dest=f"{dest[0]}:{dest[1]}", error=str(exc))
-            self._pending.pop(dest, None)
-            return None
-        finally:
             self._connecting.pop(dest, None)
+            # Told after the bookkeeping: the callback may send to dest again (a new connect).
+            self.on_send_failed(dest, "tcp", self._pending.pop(dest, []))
+            return None
+        except BaseException:
+            self._connecting.pop(dest, None)
+            raise
+        self._connecting.pop(dest, None)
         proto = cast(_TcpConn, proto)
         self._tcp[dest] = proto
         for data in self._pending.pop(dest, []):

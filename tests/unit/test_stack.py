@@ -156,3 +156,44 @@ def test_stack_can_be_built_before_logging_is_configured() -> None:
         asyncio.run(run())
     finally:
         structlog.configure(**saved)
+
+
+def test_a_request_the_transport_cannot_send_fails_at_once_with_503() -> None:
+    """Review finding 6: the transport reports a failed TCP connect; no 32 s wait for Timer B."""
+
+    async def run() -> None:
+        stack, sent = make_stack()
+        _, fut = stack.send_request(invite("z9hG4bKtcp"), PEER, "tcp")
+        stack._on_send_failed(PEER, "tcp", sent)
+        resp = await asyncio.wait_for(fut, 1)
+        assert resp.status == 503
+        await stack.close()
+
+    asyncio.run(run())
+
+
+def test_tcp_connect_failure_is_reported_with_the_queued_messages() -> None:
+    from callcenter.sip.transport import Transports
+
+    async def run() -> None:
+        failed: list[tuple[object, str, list[bytes]]] = []
+        transports = Transports(
+            host="127.0.0.1", port=5060, on_message=lambda *a: None,
+            on_send_failed=lambda dest, tr, msgs: failed.append((dest, tr, msgs)),
+        )
+
+        async def refuse(*args: object, **kwargs: object) -> None:
+            raise ConnectionRefusedError("refused")
+
+        transports.loop = asyncio.get_running_loop()
+        transports.loop.create_connection = refuse  # type: ignore[method-assign,assignment]
+        try:
+            transports.send(b"one", PEER, "tcp")
+            transports.send(b"two", PEER, "tcp")
+            assert await transports._connecting[PEER] is None
+        finally:
+            del transports.loop.create_connection  # type: ignore[attr-defined]
+        assert failed == [(PEER, "tcp", [b"one", b"two"])]
+        assert not transports._pending and not transports._connecting
+
+    asyncio.run(run())

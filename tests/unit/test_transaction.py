@@ -262,3 +262,20 @@ def test_ack_stops_only_the_2xx_of_its_own_dialog() -> None:
     sent_times(layer, 0.1, 40.0)
     (timeout,) = events(layer)  # Timer L: only the unacknowledged one
     assert isinstance(timeout, AckTimeout) and timeout.key == one.key
+
+
+@pytest.mark.parametrize("method", ["INVITE", "OPTIONS"])
+def test_transport_error_ends_the_client_transaction_with_503(method: str) -> None:
+    """Review finding 6 (§17.1.1.2, §17.1.2.2): the request could not be sent (TCP connect
+    failed): the TU gets a 503 at once instead of waiting 64*T1 for Timer B/F."""
+    layer = TransactionLayer()
+    dest = ("127.0.0.1", 5072)
+    key = layer.send_request(request(method), dest, "tcp", now=0.0)
+    other = layer.send_request(request(method, branch="z9hG4bKother"), dest, "tcp", now=0.0)
+    (wire, _, _), _ = layer.datagrams_to_send()
+    layer.transport_error(dest, "tcp", wire)
+    (ev,) = events(layer)
+    assert isinstance(ev, ResponseReceived) and ev.key == key and ev.response.status == 503
+    assert layer.get(key) is None
+    assert layer.get(other) is not None  # its request was not the one that failed
+    assert layer.datagrams_to_send() == []  # no ACK for a 503 nobody sent
