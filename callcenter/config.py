@@ -161,6 +161,8 @@ campaigns:
     amd: false               # answering-machine detection on the first seconds of audio
     machine_message: null    # prompt left on a detected machine after its greeting (null = hang up)
     preview_seconds: 30      # preview mode: how long a contact stays reserved for its agent
+    callback_grace: 3600     # a callback for one agent goes to anyone when they were not free this long after its time
+    record: false            # record calls bridged to an agent (path on the attempt)
     priority: 10             # queue priority of answered campaign calls
     language: pl
     timezone: Europe/Warsaw  # contacts without a timezone column (else from the number)
@@ -175,7 +177,7 @@ campaigns:
     dispositions:            # agent dials *5<code> after the call (or POST .../dispositions)
       "1": {name: sale, final: true}
       "2": {name: not-interested, final: true}
-      "3": {name: callback, final: false, retry: 3600}
+      "3": {name: callback, final: false, retry: 3600, callback_to: same}   # same | anyone
       "9": {name: do-not-call, final: true, dnc: true}
 """
 
@@ -700,12 +702,14 @@ class CampaignRetry(_Model):
 
 class Disposition(_Model):
     """An agent's verdict on a call: ``final`` takes the contact out, ``dnc`` adds the number
-    to the campaign's do-not-call list, otherwise it is called again after ``retry`` s."""
+    to the campaign's do-not-call list, otherwise it is called again after ``retry`` s, by
+    ``callback_to``: ``same`` (the agent who took the call) or ``anyone``."""
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")]
     final: bool = True
     dnc: bool = False
     retry: float = Field(default=3600, ge=0)
+    callback_to: Literal["same", "anyone"] = "anyone"
 
 
 RetryOutcome = Literal["busy", "no-answer", "machine", "abandoned", "failed"]
@@ -744,6 +748,9 @@ class Campaign(_Model):
     amd: bool = False
     machine_message: str | None = None
     preview_seconds: float = Field(default=30, gt=0)
+    #: seconds after its time a callback waits for its agent before anyone may take it
+    callback_grace: float = Field(default=3600, ge=0)
+    record: bool = False
     priority: int = 10
     language: str = "pl"
     timezone: str = "Europe/Warsaw"

@@ -91,6 +91,7 @@ class QueueRunner:
         self._entries: dict[str, _Entry] = {}
         self._seen: dict[str, tuple[bool, bool]] = {}  # agent -> (registered, reachable) told
         self._since: dict[str, float] = {}  # agent -> time of the last state change (now())
+        self._in_use: dict[str, int] = {}  # agent -> calls the ACD did not place on the phone
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._seq = 0
@@ -531,6 +532,26 @@ class QueueRunner:
         """An OPTIONS qualify of one of ``user``'s bindings succeeded or failed."""
         self._sync(user, force=True)
 
+    def device_in_use(self, agent: str, in_use: bool) -> None:
+        """The agent's phone starts (or ends) a call the ACD did not place, e.g. a preview or
+        callback call of the dialer: queue calls skip the agent meanwhile (unless the queue
+        has ``ring_in_use``). Counted, so overlapping calls keep the agent in use."""
+        if self.engine is None or agent not in self._since:
+            return
+        before = self._in_use.get(agent, 0)
+        after = max(0, before + (1 if in_use else -1))
+        if after:
+            self._in_use[agent] = after
+        else:
+            self._in_use.pop(agent, None)
+        if bool(before) != bool(after):
+            log.info("agent_device_in_use", agent=agent, in_use=bool(after))
+            self._feed(ev.AgentDeviceInUse(agent, bool(after)))
+
+    def in_use(self, agent: str) -> bool:
+        """True while the agent's phone has a call the ACD did not place (``device_in_use``)."""
+        return agent in self._in_use
+
     # ------------------------------------------------------------------ agent commands
 
     def agent_command(self, agent: str, command: str, reason: str = "") -> bool:
@@ -610,7 +631,8 @@ class QueueRunner:
                 "id": agent, "name": self.names.get(agent, ""), "state": s.state.value,
                 "time_in_state": round(now - self._since.get(agent, now), 1),
                 "reason": s.pause_reason if s.state is AgentState.PAUSED else "",
-                "registered": s.registered, "reachable": s.reachable, "calls": s.calls,
+                "registered": s.registered, "reachable": s.reachable,
+                "in_use": agent in self._in_use, "calls": s.calls,
                 "talk_time": round(s.talk_time, 1), "missed_in_row": s.missed_in_row,
                 "occupancy": _round(s.occupancy, 3),
             })

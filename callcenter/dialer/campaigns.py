@@ -1,6 +1,9 @@
 """Campaigns, contacts, attempts and the do-not-call list, kept in SQLite (sqlite-utils).
 
 A contact moves ``new -> dialing -> retry_at | done | dnc`` (``retry_at -> dialing`` again).
+A contact with an ``owner`` (an agent-scheduled callback, see :mod:`callbacks`) is not offered
+to the pooled dial modes (:meth:`CampaignStore.due`) but to its owner
+(:meth:`CampaignStore.owned_due`) until the owner is released.
 ``dialing`` is set in the same transaction that inserts the attempt row, before the INVITE
 leaves, so a crash leaves evidence: on the next start :meth:`CampaignStore.recover` closes
 such attempts as ``interrupted`` and schedules the contact by the ``failed`` retry rule.
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
+from callcenter.dialer.callbacks import Callback
 from callcenter.dialer.compliance import CallingWindow, Outcome, RetryPolicy, RetryRule
 
 if TYPE_CHECKING:
@@ -60,6 +64,8 @@ CREATE TABLE IF NOT EXISTS contacts (
     attempts INTEGER NOT NULL DEFAULT 0,
     retries TEXT NOT NULL DEFAULT '{}',-- JSON: retries used per outcome
     disposition TEXT,                 -- final outcome or the agent's disposition
+    owner TEXT,                       -- callback for this agent only (NULL = anyone)
+    callback_at REAL,                 -- the time an agent's disposition asked for
     created REAL NOT NULL,
     updated REAL NOT NULL,
     UNIQUE (campaign, number)
@@ -82,7 +88,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     disposition TEXT,
     amd TEXT,                         -- human | machine | notsure
     amd_confidence REAL,
-    message_left INTEGER              -- 1: a message was left on the machine
+    message_left INTEGER,             -- 1: a message was left on the machine
+    recording TEXT                    -- path of the call's recording (campaign record: true)
 );
 CREATE INDEX IF NOT EXISTS attempts_contact ON attempts(contact_id);
 CREATE INDEX IF NOT EXISTS attempts_campaign ON attempts(campaign, started);
@@ -169,10 +176,18 @@ class CampaignStore:
         self.db = db
         self.conn = db.conn
         self.conn.executescript(SCHEMA)
-        cols = {r[1] for r in self.conn.execute("PRAGMA table_info(attempts)")}
-        if "message_left" not in cols:  # a database from before the column
-            with self.conn:
-                self.conn.execute("ALTER TABLE attempts ADD COLUMN message_left INTEGER")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns a database from before them lacks."""
+        added = {"attempts": (("message_left", "INTEGER"), ("recording", "TEXT")),
+                 "contacts": (("owner", "TEXT"), ("callback_at", "REAL"))}
+        for table, columns in added.items():
+            have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns:
+                if name not in have:
+                    with self.conn:
+                        self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     @classmethod
     def open(cls, path: str) -> CampaignStore:
@@ -236,10 +251,37 @@ class CampaignStore:
         return self._rows("SELECT * FROM contacts WHERE campaign = ? ORDER BY id", campaign)
 
     def due(self, campaign: str, now: float, limit: int) -> list[dict[str, Any]]:
-        """Contacts that may be dialled now (before the window and DNC checks), oldest first."""
+        """Contacts anyone may be dialled for now (before the window and DNC checks): due
+        callbacks an agent scheduled first (they are appointments), then oldest first;
+        callbacks owned by one agent are not among them."""
         return self._rows(
-            "SELECT * FROM contacts WHERE campaign = ? AND (state = 'new' OR (state = 'retry_at' "
-            "AND next_at <= ?)) ORDER BY coalesce(next_at, 0), id LIMIT ?", campaign, now, limit)
+            "SELECT * FROM contacts WHERE campaign = ? AND owner IS NULL AND (state = 'new' OR "
+            "(state = 'retry_at' AND next_at <= ?)) ORDER BY callback_at IS NULL, "
+            "coalesce(next_at, 0), id LIMIT ?", campaign, now, limit)
+
+    def owned_due(self, campaign: str, now: float) -> list[dict[str, Any]]:
+        """Callbacks for one agent whose time has come, oldest first."""
+        return self._rows(
+            "SELECT * FROM contacts WHERE campaign = ? AND owner IS NOT NULL AND state IN "
+            "('new', 'retry_at') AND coalesce(next_at, 0) <= ? ORDER BY coalesce(next_at, 0), "
+            "id", campaign, now)
+
+    def callbacks(self, campaign: str) -> list[dict[str, Any]]:
+        """Callbacks scheduled by agents and not yet dialled (with or without an owner)."""
+        return self._rows(
+            "SELECT id, number, name, owner, callback_at, next_at FROM contacts WHERE "
+            "campaign = ? AND callback_at IS NOT NULL AND state IN ('new', 'retry_at') "
+            "ORDER BY next_at, id", campaign)
+
+    def release_owner(self, contact_id: int, now: float | None = None) -> bool:
+        """The owner did not come in time: anyone may take the callback. False if it had none
+        (or is being dialled)."""
+        now = time.time() if now is None else now
+        with self.conn:
+            cur = self.conn.execute(
+                "UPDATE contacts SET owner = NULL, updated = ? WHERE id = ? AND owner IS NOT NULL "
+                "AND state != 'dialing'", (now, contact_id))
+        return cur.rowcount == 1
 
     def mark_dnc(self, contact_id: int, reason: str = "dnc") -> None:
         with self.conn:
@@ -283,6 +325,15 @@ class CampaignStore:
     def attempts(self, campaign: str) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM attempts WHERE campaign = ? ORDER BY id", campaign)
 
+    def recent_attempts(self, campaign: str, contact_id: int | None = None,
+                        limit: int = 100) -> list[dict[str, Any]]:
+        """Attempts of ``campaign`` (of one contact), newest first."""
+        if contact_id is None:
+            return self._rows("SELECT * FROM attempts WHERE campaign = ? ORDER BY id DESC "
+                              "LIMIT ?", campaign, limit)
+        return self._rows("SELECT * FROM attempts WHERE campaign = ? AND contact_id = ? "
+                          "ORDER BY id DESC LIMIT ?", campaign, contact_id, limit)
+
     def finish_attempt(
         self, attempt_id: int, outcome: str, policy: RetryPolicy, now: float | None = None,
         **fields: Any,
@@ -302,12 +353,14 @@ class CampaignStore:
             self.conn.execute(
                 f"UPDATE attempts SET state = 'done', outcome = ?, ended = ?{', ' if cols else ''}"
                 f"{cols} WHERE id = ?", (outcome, now, *fields.values(), attempt_id))
-            if contact["state"] == "dialing":
+            if contact["state"] == "dialing":  # the owner stays for a retry, not when done
                 self.conn.execute(
                     "UPDATE contacts SET state = ?, next_at = ?, disposition = ?, retries = ?, "
+                    "owner = CASE WHEN ? = 'done' THEN NULL ELSE owner END, "
+                    "callback_at = CASE WHEN ? = 'done' THEN NULL ELSE callback_at END, "
                     "updated = ? WHERE id = ?",
-                    (move.state, move.next_at, move.disposition, json.dumps(move.retries), now,
-                     contact["id"]))
+                    (move.state, move.next_at, move.disposition, json.dumps(move.retries),
+                     move.state, move.state, now, contact["id"]))
         return move
 
     def recover(self, campaign: Campaign, now: float | None = None) -> list[int]:
@@ -334,10 +387,12 @@ class CampaignStore:
 
     def dispose(
         self, attempt_id: int, code: str, name: str, *, final: bool, dnc: bool, retry: float,
-        now: float | None = None,
+        callback: Callback | None = None, now: float | None = None,
     ) -> dict[str, Any]:
         """The agent's disposition: stored with the attempt; final ones close the contact,
-        ``dnc`` adds the number to the campaign's do-not-call list. Returns the contact."""
+        ``dnc`` adds the number to the campaign's do-not-call list; others call again after
+        ``retry`` seconds, or at ``callback.at`` for ``callback.owner`` (None: anyone).
+        Returns the contact."""
         now = time.time() if now is None else now
         attempt = self.attempt(attempt_id)
         if attempt is None:
@@ -345,6 +400,7 @@ class CampaignStore:
         with self.conn:
             self.conn.execute("UPDATE attempts SET disposition = ? WHERE id = ?",
                               (name, attempt_id))
+            owner = callback_at = None
             if dnc:
                 state, next_at = "dnc", None
                 self.conn.execute("INSERT OR REPLACE INTO dnc (number, campaign, added, reason) "
@@ -353,12 +409,15 @@ class CampaignStore:
                                    f"disposition {code}"))
             elif final:
                 state, next_at = "done", None
+            elif callback is not None:
+                state, next_at = "retry_at", callback.at
+                owner, callback_at = callback.owner, callback.at
             else:
                 state, next_at = "retry_at", now + retry
             self.conn.execute(
-                "UPDATE contacts SET state = ?, next_at = ?, disposition = ?, updated = ? "
-                "WHERE id = ? AND state != 'dialing'",
-                (state, next_at, name, now, attempt["contact_id"]))
+                "UPDATE contacts SET state = ?, next_at = ?, disposition = ?, owner = ?, "
+                "callback_at = ?, updated = ? WHERE id = ? AND state != 'dialing'",
+                (state, next_at, name, owner, callback_at, now, attempt["contact_id"]))
         contact = self.contact(attempt["contact_id"])
         assert contact is not None
         return contact

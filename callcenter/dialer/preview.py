@@ -9,7 +9,9 @@ A reservation lives in memory only (the contact stays ``new`` / ``retry_at`` in 
 database), so a restart simply frees it. :class:`PreviewDesk` is the live side used by the
 API: it picks the next eligible contact (window, DNC, retry time), and on ``dial`` writes the
 attempt before any INVITE, rings the agent's registered phone, then, once the agent answers
-(hearing hold music), dials the contact through the trunk and bridges the two.
+(hearing hold music), dials the contact through the trunk and bridges the two. The runner
+calls an agent's own due callbacks the same way (:meth:`PreviewDesk.callback`). While the
+agent's phone is on such a call the ACD counts it as in use, so queue calls do not ring it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import structlog
 
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.dialer.compliance import ring_timeout
-from callcenter.dialer.numbers import country_code, timezone_for
 from callcenter.events import bus as events
 from callcenter.media.g711 import PCMA, PCMU
 from callcenter.media.prompts import PromptError
@@ -76,6 +77,10 @@ class PreviewBook:
             del self._held[(r.campaign, r.contact_id)]
         return gone
 
+    def agents(self) -> set[str]:
+        """Agents holding a contact (previewed or being dialled) in any campaign."""
+        return {r.agent for r in self._held.values()}
+
     def held_ids(self, campaign: str) -> set[int]:
         """Contacts of ``campaign`` held (previewed or being dialled)."""
         return {cid for (name, cid) in self._held if name == campaign}
@@ -100,6 +105,15 @@ class PreviewBook:
         if self.of_agent(campaign, agent, now) is not None:
             raise PreviewError(409, f"agent {agent} already previews a contact")
         r = Reservation(campaign, key[1], agent, now + seconds, contact)
+        self._held[key] = r
+        return r
+
+    def hold(self, campaign: str, agent: str, contact: dict[str, Any], now: float) -> Reservation:
+        """Hold ``contact`` for ``agent`` straight in ``dialing`` (a callback for its owner)."""
+        key = (campaign, int(contact["id"]))
+        if key in self._held:
+            raise PreviewError(409, f"contact {contact['id']} is already reserved")
+        r = Reservation(campaign, key[1], agent, now, contact, state="dialing")
         self._held[key] = r
         return r
 
@@ -171,13 +185,7 @@ class PreviewDesk:
         for contact in runner.store.due(name, wall, len(taken) + 200):
             if contact["id"] in taken:
                 continue
-            number = contact["number"]
-            if runner.store.is_dnc(number, name):
-                runner.store.mark_dnc(contact["id"])
-                continue
-            tz = contact["timezone"] or (timezone_for(number) if country_code(number)
-                                         else c.timezone)
-            if not live.window.may_call(tz, utc):
+            if not runner.may_call(live, contact, utc):
                 continue
             r = self.book.reserve(name, agent, contact, wall, c.preview_seconds)
             log.info("preview_reserved", campaign=name, agent=agent, contact=r.contact_id)
@@ -202,26 +210,47 @@ class PreviewDesk:
         if r is not None and not app.registrar.contacts(r.agent, app.now(), reachable_only=True):
             raise PreviewError(409, f"agent {r.agent} has no registered phone")
         r = self.book.take(name, contact_id, agent, wall)
-        contact = runner.store.contact(contact_id) or r.contact
+        self._start(live, r, runner.store.contact(contact_id) or r.contact, wall)
+        return view(r, wall)
+
+    def callback(self, live: Any, contact: dict[str, Any], agent: str) -> int:
+        """Call an owned callback for its (free) agent: the agent's phone first, as ``dial``.
+        Returns the attempt id."""
+        wall = time.time()
+        r = self.book.hold(live.cfg.name, agent, contact, wall)
+        flight = self._start(live, r, contact, wall, callback=True)
+        self.runner._publish(live.cfg.name, "callback_dialing", {
+            "attempt": flight.attempt, "contact": contact["id"], "number": contact["number"],
+            "agent": agent})
+        return flight.attempt
+
+    def _start(self, live: Any, r: Reservation, contact: dict[str, Any], wall: float, *,
+               callback: bool = False) -> Any:
+        """Write the attempt (before any INVITE), mark the agent's phone in use for the ACD,
+        start the call task; returns the flight."""
+        runner, app = self.runner, self.runner.app
         try:
-            attempt = runner.store.begin_attempt(contact, wall)  # before any INVITE
+            attempt = runner.store.begin_attempt(contact, wall)
         except ValueError as exc:
-            self.book.done(name, contact_id)
+            self.book.done(r.campaign, r.contact_id)
             raise PreviewError(409, str(exc)) from None
         r.attempt = attempt
         from callcenter.dialer.runner import _Flight  # noqa: PLC0415 - runner imports us
 
-        flight = _Flight(attempt=attempt, contact=contact, started=app.now(), agent=r.agent)
+        flight = _Flight(attempt=attempt, contact=contact, started=app.now(), agent=r.agent,
+                         callback=callback)
         live.flights[attempt] = flight
         live.dials += 1
+        app.queues.device_in_use(r.agent, True)  # until _call ends: no queue call rings it
         runner._spawn(self._call(live, flight, r))
-        return view(r, wall)
+        return flight
 
     async def _call(self, live: Any, flight: Any, r: Reservation) -> None:
         runner, app, c = self.runner, self.runner.app, live.cfg
         number = flight.contact["number"]
         call = Call(caller=c.caller_id, called=number, source=f"campaign:{c.name}",
                     direction="outbound")
+        runner._calls[call.id] = live
         outcome, extra = "failed", dict[str, Any]()
         try:
             outcome = await self._legs(live, flight, call, extra)
@@ -232,15 +261,20 @@ class PreviewDesk:
         except Exception:  # noqa: BLE001
             log.exception("preview_call_failed", campaign=c.name, number=number)
         finally:
+            runner._calls.pop(call.id, None)
+            app.queues.device_in_use(r.agent, False)
             if any(x.state is not LegState.ENDED for x in call.legs):
                 with contextlib.suppress(Exception):
                     await app.b2bua.hangup_call(call, HangupCause.NORMAL, "system")
+        if call.recording:
+            extra["recording"] = call.recording
         live.flights.pop(flight.attempt, None)
         self.book.done(c.name, r.contact_id)
         move = runner.store.finish_attempt(flight.attempt, outcome, live.policy, time.time(),
                                            agent=r.agent, **extra)
         log.info("attempt_done", campaign=c.name, number=number, outcome=outcome,
-                 contact_state=move.state, agent=r.agent, preview=True)
+                 contact_state=move.state, agent=r.agent, preview=not flight.callback,
+                 callback=flight.callback)
         runner._publish(c.name, "attempt", {"attempt": flight.attempt, "number": number,
                                             "outcome": outcome, "contact": move.state})
 
@@ -301,7 +335,8 @@ class PreviewDesk:
             live.ledger.record(time.time(), abandoned=True)
             return "abandoned"
         phone.channel.stop_playing()
-        app.b2bua.media.bridge(phone.channel, leg.channel)
+        # the contact's channel first: a recording has the contact left, the agent right
+        app.b2bua.media.bridge(leg.channel, phone.channel)
         app.answered(call, phone)
         flight.bridged.set()
         live.ledger.record(time.time(), abandoned=False)

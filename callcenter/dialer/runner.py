@@ -11,6 +11,14 @@ at least 15 s; an answer (after optional answering-machine detection) is queued 
 campaign's priority; if no agent is connected within 2 s the call is *abandoned*: the caller
 hears the recorded information message, the call ends, and the abandon ledger (24 h / 30 days,
 rebuilt from the attempts table at start) counts it. Pausing stops new dials at once.
+
+Callbacks an agent scheduled for themselves (or another agent) are not paced: each tick, in
+every mode, a due callback whose owner is logged in to the campaign's queue, registered and
+free is called like a preview call (the owner's phone first, then the contact); one whose
+owner was not free for ``callback_grace`` seconds after its time goes to anyone
+(:mod:`callbacks`). Calls of a campaign with ``record: true`` are recorded once bridged to an
+agent (:meth:`CampaignRunner.records`, asked by the recording policy); the path is stored
+on the attempt.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +38,7 @@ from acd import actions as act
 from callcenter.calls import flows
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.dialer.amd import AmdDecision, AmdDetector, AmdResult
+from callcenter.dialer.callbacks import pick_callbacks, plan_callback
 from callcenter.dialer.campaigns import CampaignStore, calling_window, retry_policy
 from callcenter.dialer.compliance import (
     DAY,
@@ -74,6 +84,7 @@ class _Flight:
     bridged: asyncio.Event = field(default_factory=asyncio.Event)
     agent: str | None = None
     bridged_at: float | None = None
+    callback: bool = False  #: an owned callback, dialled for its agent
 
 
 @dataclass(eq=False)
@@ -121,6 +132,7 @@ class CampaignRunner:
         self.store = CampaignStore(app.store.db)
         self.live: dict[str, _Live] = {}
         self._by_call: dict[str, _Flight] = {}
+        self._calls: dict[str, _Live] = {}  # Call.id -> campaign, for calls in progress
         self._tasks: set[asyncio.Task[Any]] = set()
         for c in app.cfg.campaigns:
             options = {"ratio": c.ratio} if c.mode == "power" else {}
@@ -199,7 +211,9 @@ class CampaignRunner:
             if a["id"] not in members or not (a["registered"] and a["reachable"]):
                 continue
             state, t = a["state"], float(a["time_in_state"])
-            if state == "available":
+            if state == "available" and a.get("in_use"):  # on a preview / callback call
+                talking.append(t)
+            elif state == "available":
                 free += 1
             elif state in ("on_call", "ringing"):
                 talking.append(t)
@@ -227,6 +241,7 @@ class CampaignRunner:
         live.running = stored == "running"
         if not live.running:
             return
+        self._callbacks(live, time.time())
         if c.mode == "preview":
             self.preview.book.expire(time.time())
             return  # never auto-dial: the agent starts the call (PreviewDesk.dial)
@@ -241,13 +256,7 @@ class CampaignRunner:
             if placed >= n:
                 break
             number = contact["number"]
-            if self.store.is_dnc(number, c.name):
-                self.store.mark_dnc(contact["id"])
-                log.info("contact_dnc", campaign=c.name, number=number)
-                continue
-            tz = contact["timezone"] or (timezone_for(number) if country_code(number)
-                                         else c.timezone)
-            if not live.window.may_call(tz, utc):
+            if not self.may_call(live, contact, utc):
                 continue
             if not live.guard.may_dial(number, wall, predictive=predictive):
                 continue
@@ -257,6 +266,63 @@ class CampaignRunner:
             live.dials += 1
             placed += 1
             self._spawn(self._attempt(live, flight))
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _free_agents(self, live: _Live) -> set[str]:
+        """Agents of the campaign's queue who could take a callback now: logged in,
+        registered, reachable, available, not on a preview or callback call."""
+        queues = self.app.queues
+        members: list[str] = next(
+            (q["agents"] for q in queues.queue_stats() if q["name"] == live.cfg.queue), [])
+        busy = self.preview.book.agents()
+        return {a["id"] for a in queues.agent_stats()
+                if a["id"] in members and a["state"] == "available" and a["registered"]
+                and a["reachable"] and not a.get("in_use") and a["id"] not in busy}
+
+    def _callbacks(self, live: _Live, wall: float) -> None:
+        """Call the due callbacks whose owner is free; release those that waited too long."""
+        c = live.cfg
+        due = self.store.owned_due(c.name, wall)
+        if not due:
+            return
+        pick = pick_callbacks(due, self._free_agents(live), wall, c.callback_grace)
+        for contact in pick.release:
+            if self.store.release_owner(contact["id"], wall):
+                log.info("callback_released", campaign=c.name, contact=contact["id"],
+                         owner=contact["owner"], due=contact["next_at"])
+                self._publish(c.name, "callback_released", {
+                    "contact": contact["id"], "number": contact["number"],
+                    "owner": contact["owner"]})
+        utc = self.app.clock.now()
+        for contact, agent in pick.dial:
+            if not self.may_call(live, contact, utc):
+                continue
+            if not self.app.registrar.contacts(agent, self.app.now(), reachable_only=True):
+                continue
+            attempt = self.preview.callback(live, contact, agent)
+            log.info("callback_dialing", campaign=c.name, contact=contact["id"], agent=agent,
+                     attempt=attempt)
+
+    # ------------------------------------------------------------------ recording
+
+    def records(self, call: Call) -> bool:
+        """True when ``call`` is a call of a campaign with ``record: true`` (the recording
+        policy asks when the call is bridged to an agent)."""
+        live = self._calls.get(call.id)
+        return live is not None and live.cfg.record
+
+    def may_call(self, live: _Live, contact: dict[str, Any], utc: Any) -> bool:
+        """Not on the do-not-call list (else marked ``dnc``) and inside the calling window in
+        the contact's own time zone at ``utc`` (the server clock's now)."""
+        c, number = live.cfg, contact["number"]
+        if self.store.is_dnc(number, c.name):
+            self.store.mark_dnc(contact["id"])
+            log.info("contact_dnc", campaign=c.name, number=number)
+            return False
+        tz = contact["timezone"] or (timezone_for(number) if country_code(number)
+                                     else c.timezone)
+        return live.window.may_call(tz, utc)
 
     # ------------------------------------------------------------------ one attempt
 
@@ -268,6 +334,7 @@ class CampaignRunner:
         number = flight.contact["number"]
         call = Call(caller=c.caller_id, called=number, source=f"campaign:{c.name}",
                     direction="outbound")
+        self._calls[call.id] = live
         outcome, extra = "failed", {}
         try:
             dial = asyncio.ensure_future(app.b2bua.dial(
@@ -298,9 +365,12 @@ class CampaignRunner:
             log.exception("attempt_failed", campaign=c.name, number=number)
         finally:
             self._by_call.pop(call.id, None)
+            self._calls.pop(call.id, None)
             if any(x.state is not LegState.ENDED for x in call.legs):
                 with contextlib.suppress(Exception):
                     await app.b2bua.hangup_call(call, HangupCause.NORMAL, "system")
+        if call.recording:
+            extra["recording"] = call.recording
         live.flights.pop(flight.attempt, None)
         move = self.store.finish_attempt(flight.attempt, outcome, live.policy, time.time(),
                                          agent=flight.agent, **extra)
@@ -428,8 +498,14 @@ class CampaignRunner:
 
     # ------------------------------------------------------------------ dispositions
 
-    def dispose(self, name: str, attempt_id: int, code: str) -> dict[str, Any]:
-        """Apply disposition ``code`` of campaign ``name`` to an attempt; returns the contact."""
+    def dispose(self, name: str, attempt_id: int, code: str, *, callback_at: Any = None,
+                callback_to: Any = None) -> dict[str, Any]:
+        """Apply disposition ``code`` of campaign ``name`` to an attempt; returns the contact.
+
+        ``callback_at`` (ISO 8601 local time in the campaign's time zone, or unix seconds) and
+        ``callback_to`` (``same``, ``anyone`` or an agent id; default: the disposition's own
+        ``callback_to``) schedule a non-final one (:func:`callbacks.plan_callback`); a bad
+        value raises :class:`callbacks.CallbackError` (a ValueError)."""
         live = self.live[name]
         disp = live.cfg.dispositions.get(code)
         if disp is None:
@@ -442,13 +518,29 @@ class CampaignRunner:
         attempt = self.store.attempt(attempt_id)
         if attempt is None or attempt["campaign"] != name:
             raise KeyError(attempt_id)
+        callback = plan_callback(
+            callback_at, callback_to, default_to=disp.callback_to, retry=disp.retry,
+            final=disp.final or disp.dnc, took=attempt["agent"], agents=self._agents(),
+            wall=time.time(), local_now=self.app.clock.now(), tz=live.cfg.timezone)
         contact = self.store.dispose(attempt_id, code, disp.name, final=disp.final, dnc=disp.dnc,
-                                     retry=disp.retry)
+                                     retry=disp.retry, callback=callback)
         log.info("disposition", campaign=name, attempt=attempt_id, code=code,
-                 disposition=disp.name, contact_state=contact["state"])
+                 disposition=disp.name, contact_state=contact["state"],
+                 callback_at=contact["callback_at"], owner=contact["owner"])
         self._publish(name, "disposition", {"attempt": attempt_id, "disposition": disp.name,
                                             "number": contact["number"]})
+        if callback is not None and contact["callback_at"] is not None:
+            self._publish(name, "callback", {
+                "attempt": attempt_id, "contact": contact["id"], "number": contact["number"],
+                "at": contact["callback_at"], "owner": contact["owner"]})
         return contact
+
+    def _agents(self) -> Collection[str]:
+        """Agent ids a callback may be scheduled for."""
+        engine = self.app.queues.engine
+        if engine is not None:
+            return set(engine.agent_ids)
+        return {u.user for u in self.app.cfg.users}
 
     async def feature_code(self, leg: Leg, user: str, code: str) -> bool:
         """``*5<code>``: the agent's disposition of their last campaign call. False when
@@ -498,8 +590,12 @@ class CampaignRunner:
                 "abandon_rate_30d": round(live.ledger.rate_30d(wall), 4),
                 "answered_24h": answered_24h, "abandoned_24h": abandoned_24h,
                 "answered_30d": answered_30d, "abandoned_30d": abandoned_30d,
+                "callbacks": [{"contact": r["id"], "number": r["number"], "name": r["name"],
+                               "at": r["callback_at"], "due": r["next_at"],
+                               "owner": r["owner"]} for r in self.store.callbacks(name)],
                 "calls": [{"attempt": f.attempt, "number": f.contact["number"],
                            "name": f.contact.get("name", ""), "agent": f.agent,
+                           "callback": f.callback,
                            "state": "connected" if f.bridged.is_set() else
                            ("answered" if f.answered_at is not None else "ringing"),
                            "fields": json.loads(f.contact.get("fields") or "{}")}

@@ -445,7 +445,9 @@ class SupervisorService:
         rec = self.recording
         if not rec.calls:
             queue = self._queue_of(call)
-            if queue is None or queue not in rec.queues:
+            dialer = getattr(self.app, "dialer", None)  # campaigns with record: true
+            campaign = dialer is not None and dialer.records(call)
+            if not campaign and (queue is None or queue not in rec.queues):
                 return
         directory = rec.directory
         if not directory.is_absolute():

@@ -6,8 +6,10 @@
                                               abandoned, abandon_rate_24h/30d, calls in flight
     POST /api/campaigns/{name}/start|pause
     POST /api/campaigns/{name}/dispositions   {"attempt": 12, "code": "1"} (or "disposition":
-                                              "sale"; "number" instead of "attempt" = its last)
-    GET  /api/campaigns/{name}/contacts       every contact with its state and fields
+                                              "sale"; "number" instead of "attempt" = its last;
+                                              optional "callback_at" and "callback_to")
+    GET  /api/campaigns/{name}/contacts       every contact with its state, fields, callback
+    GET  /api/campaigns/{name}/attempts       attempts, newest first (?contact=ID, ?limit=N)
     POST /api/campaigns/{name}/preview        {"agent": "1001"}: reserve the agent's next contact
     POST /api/campaigns/{name}/preview/{id}/dial|skip   call it (agent's phone first) or release
 """
@@ -82,7 +84,8 @@ def register(router: Router, api: Api) -> None:
         if not isinstance(attempt, int) or not code:
             raise HttpError(400, 'expected {"attempt": ID or "number": N, "code": "1"}')
         try:
-            contact = dialer.dispose(name, attempt, code)
+            contact = dialer.dispose(name, attempt, code, callback_at=body.get("callback_at"),
+                                     callback_to=body.get("callback_to"))
         except KeyError:
             raise HttpError(404, f"no attempt {attempt} in campaign {name!r}") from None
         except ValueError as exc:
@@ -90,6 +93,17 @@ def register(router: Router, api: Api) -> None:
         contact["fields"] = json.loads(contact["fields"])
         contact["retries"] = json.loads(contact["retries"])
         return HttpResponse.json(contact)
+
+    def attempts(req: HttpRequest) -> HttpResponse:
+        api.require(req)
+        name = req.params["name"]
+        try:
+            limit = int(req.arg("limit", "100") or 100)
+            contact = req.arg("contact")
+            contact_id = None if contact is None else int(contact)
+        except ValueError:
+            raise HttpError(400, "limit and contact are integers") from None
+        return HttpResponse.json(runner(name).store.recent_attempts(name, contact_id, limit))
 
     def preview(req: HttpRequest) -> HttpResponse:
         api.require(req, "admin")
@@ -121,6 +135,7 @@ def register(router: Router, api: Api) -> None:
 
     router.add("GET", "/api/campaigns", campaigns)
     router.add("GET", "/api/campaigns/{name}/contacts", contacts)
+    router.add("GET", "/api/campaigns/{name}/attempts", attempts)
     router.add("POST", "/api/campaigns/{name}/dispositions", dispositions)
     router.add("POST", "/api/campaigns/{name}/preview", preview)
     router.add("POST", "/api/campaigns/{name}/preview/{contact}/{action}", preview)
@@ -153,15 +168,31 @@ _PATHS: dict[str, dict[str, Any]] = {
         "24 h / 30 days, calls in flight with the contact's fields",
         {"type": "array", "items": _OBJ}, {"404": "the dialer is not running"})},
     "/api/campaigns/{name}/contacts": {"parameters": [_NAME], "get": _op(
-        "Every contact of the campaign with its state, disposition and fields",
+        "Every contact of the campaign with its state, disposition, fields and callback "
+        "(owner: the agent it is kept for, callback_at, next_at)",
         {"type": "array", "items": _OBJ}, {"404": "no such campaign"})},
+    "/api/campaigns/{name}/attempts": {"parameters": [
+        _NAME, {"name": "contact", "in": "query", "schema": {"type": "integer"}},
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 100}}],
+        "get": _op("Attempts of the campaign, newest first: outcome, agent, SIP status, AMD, "
+                   "recording path", {"type": "array", "items": _OBJ},
+                   {"400": "bad query", "404": "no such campaign"})},
     "/api/campaigns/{name}/dispositions": {"parameters": [_NAME], "post": _op(
-        "Set the disposition of an attempt (or of the number's last attempt); returns the "
-        "contact", _OBJ, {"400": "bad request or unknown disposition",
-                          "404": "no such campaign or attempt"}, admin=True,
+        "Set the disposition of an attempt (or of the number's last attempt); a non-final one "
+        "may schedule a callback at a time (callback_at) for the same agent, anyone or a given "
+        "agent (callback_to); returns the contact",
+        _OBJ, {"400": "bad request, unknown disposition or bad callback",
+               "404": "no such campaign or attempt"}, admin=True,
         body={"type": "object", "properties": {
             "attempt": {"type": "integer"}, "number": {"type": "string"},
-            "code": {"type": "string"}, "disposition": {"type": "string"}}})},
+            "code": {"type": "string"}, "disposition": {"type": "string"},
+            "callback_at": {"oneOf": [{"type": "string", "format": "date-time"},
+                                      {"type": "number"}],
+                            "description": "ISO 8601 local time in the campaign's time zone "
+                                           "(or with an offset), or unix seconds"},
+            "callback_to": {"type": "string",
+                            "description": "same (the agent who took the call), anyone, or "
+                                           "an agent id"}}})},
     "/api/campaigns/{name}/preview": {"parameters": [_NAME], "post": _op(
         "Preview mode: reserve the agent's next eligible contact (window, DNC, retry time) for "
         "preview_seconds; the agent's current one if it has one. Returns the contact with its "
