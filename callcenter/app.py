@@ -395,6 +395,8 @@ class Application:
         dialplan = self.dialplan  # this call keeps this version, whatever reloads meanwhile
         line = dialplan.match(call.called)
         leg = self.b2bua.new_inbound(call, sreq, call.caller)
+        if leg.state is LegState.ENDED:
+            return  # CANCELled before this handler ran (answered 487 by B2BUA.on_cancel)
         if req.body and req.content_type not in ("application/sdp", None):
             log.info("unsupported_body", content_type=req.content_type)
             sreq.respond(415, headers={"Accept": "application/sdp"},

@@ -22,7 +22,7 @@ from callcenter.sip.errors import NotAcceptableHere, SipError
 from callcenter.sip.events import AckTimeout, TransactionTimeout
 from callcenter.sip.message import Headers, Request, Response
 from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
-from callcenter.sip.transaction import TxState, cancel_for, server_key
+from callcenter.sip.transaction import Transaction, TxState, cancel_for, server_key
 
 log = structlog.get_logger("calls")
 
@@ -41,6 +41,8 @@ class B2BUA:
         self.on_call_end = on_call_end
         self.dialogs: dict[DialogKey, Leg] = {}
         self.pending_invites: dict[tuple[str, ...], Leg] = {}  # server tx key -> leg
+        #: INVITEs CANCELled (and answered 487) before their handler task made a leg
+        self._early_cancels: set[tuple[str, ...]] = set()
         self.calls: dict[str, Call] = {}
         self._session_id = random.randrange(1, 2**31)
         self.session_refresh = session_refresh
@@ -58,6 +60,11 @@ class B2BUA:
             self.pending_invites[sreq.key] = leg
         if self.on_leg is not None:
             self.on_leg("added", leg)
+        if sreq.key in self._early_cancels:
+            self._early_cancels.discard(sreq.key)
+            sreq.answered = True  # 487 by on_cancel
+            self._cancelled(call)
+            self._end_leg(leg)
         return leg
 
     def accept_offer(self, leg: Leg, *, inband_dtmf: bool = False) -> None:
@@ -475,15 +482,34 @@ class B2BUA:
             # §9.2: a CANCEL that matches an INVITE already answered (its transaction lives on
             # in Accepted or Completed) gets a 200 and changes nothing; an unknown one a 481.
             invite_tx = self.stack.layer.get(invite_key)
-            answered = invite_tx is not None and invite_tx.state is not TxState.PROCEEDING
-            sreq.respond(200 if answered else 481)
+            if invite_tx is None:
+                sreq.respond(481)
+                return
+            sreq.respond(200)
+            if invite_tx.state is TxState.PROCEEDING:
+                self._cancel_early(invite_tx)
             return
         sreq.respond(200)
-        log.info("call_cancelled", call_id=leg.call.id)
-        leg.call.hangup_cause = leg.call.hangup_cause or HangupCause.CANCELLED
-        leg.call.hangup_side = leg.call.hangup_side or "caller"
+        self._cancelled(leg.call)
         self.reject(leg, 487)
         self._spawn(self.hangup_call(leg.call, HangupCause.CANCELLED, "caller"))
+
+    @staticmethod
+    def _cancelled(call: Call) -> None:
+        log.info("call_cancelled", call_id=call.id)
+        call.hangup_cause = call.hangup_cause or HangupCause.CANCELLED
+        call.hangup_side = call.hangup_side or "caller"
+
+    def _cancel_early(self, invite_tx: Transaction) -> None:
+        """CANCEL of an INVITE whose handler task has not made a leg yet: answer it 487 now
+        and remember it, so that ``new_inbound`` ends the leg at once."""
+        layer = self.stack.layer
+        self._early_cancels = {k for k in self._early_cancels if layer.get(k) is not None}
+        self._early_cancels.add(invite_tx.key)
+        invite = ServerRequest(
+            self.stack, invite_tx.request, invite_tx.peer, invite_tx.transport, invite_tx.key
+        )
+        invite.respond(487, to_tag=new_tag())
 
     def on_ack_timeout(self, event: AckTimeout) -> None:
         req = event.request

@@ -172,10 +172,27 @@ def test_cancel_matching_nothing_gets_481() -> None:
         b2bua, stack, _, _ = make_b2bua()
         b2bua.on_cancel(server_request(stack, request("CANCEL", branch="z9hG4bKnone")))
         assert stack.wire_statuses() == [481]
-        # An INVITE not answered and not (yet) a leg: no 200 that would promise a 487.
-        server_request(stack, request("INVITE", branch="z9hG4bKearly", cseq=5))
+
+    asyncio.run(run())
+
+
+def test_cancel_before_the_invite_handler_ran_ends_the_call() -> None:
+    """Review finding 3: the CANCEL arrives before the INVITE's handler task made a leg.
+    It gets 200, the INVITE 487, and the leg the handler then makes is ended at once."""
+
+    async def run() -> None:
+        b2bua, stack, media, ended = make_b2bua()
+        invite = server_request(stack, request("INVITE", branch="z9hG4bKearly", cseq=5))
+        stack.layer.datagrams_to_send()  # the 100 Trying
         b2bua.on_cancel(server_request(stack, request("CANCEL", branch="z9hG4bKearly", cseq=5)))
-        assert stack.wire_statuses() == [481]
+        assert sorted(stack.wire_statuses()) == [200, 487]
+        call = Call(caller="caller", called="0800", source="trunk:pstn")
+        leg = b2bua.new_inbound(call, invite, "caller")  # the handler task runs only now
+        assert leg.state is LegState.ENDED and invite.answered
+        assert call.hangup_cause == "cancelled" and ended == [call]
+        assert not b2bua.pending_invites and not b2bua.calls and not b2bua._early_cancels
+        b2bua.reject(leg, 404)  # whatever the handler would still do: nothing goes out
+        assert stack.wire_statuses() == [] and not media.channels
 
     asyncio.run(run())
 
