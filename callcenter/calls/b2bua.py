@@ -303,7 +303,7 @@ class B2BUA:
             dialog.state = DialogState.TERMINATED
             self._send_ack(leg, resp)
             bye = dialog.create_request("BYE", via=self.stack.via(leg.transport))
-            _, bye_fut = self.stack.send_request(bye, leg.peer, leg.transport)
+            _, bye_fut = self.stack.send_request(bye, self._next_hop(leg), leg.transport)
             bye_fut.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     def _send_ack(self, leg: Leg, resp: Response) -> None:
@@ -311,7 +311,15 @@ class B2BUA:
         ack = leg.dialog.create_request(
             "ACK", via=self.stack.via(leg.transport), cseq=resp.cseq[0]
         )
-        self.stack.send_ack(ack, leg.peer, leg.transport)
+        self.stack.send_ack(ack, self._next_hop(leg), leg.transport)
+
+    @staticmethod
+    def _next_hop(leg: Leg) -> tuple[str, int]:
+        """Where the leg's in-dialog requests go: the first Route of its dialog's route set
+        (a Record-Routing proxy or SBC), else ``leg.peer``, where its signalling came from
+        (the remote target is not used: behind NAT it is often unreachable)."""
+        hop = leg.dialog.next_hop() if leg.dialog is not None else None
+        return hop or leg.peer
 
     # ---------------------------------------------------------------- hang up
     async def hangup(self, leg: Leg) -> None:
@@ -329,7 +337,7 @@ class B2BUA:
         if dialog is None:
             return
         bye = dialog.create_request("BYE", via=self.stack.via(leg.transport))
-        _, fut = self.stack.send_request(bye, leg.peer, leg.transport)
+        _, fut = self.stack.send_request(bye, self._next_hop(leg), leg.transport)
         try:
             await asyncio.wait_for(fut, 40)
         except (TimeoutError, RequestTimeout):
@@ -558,7 +566,7 @@ class B2BUA:
         )
         req.headers.add("Content-Type", "application/sdp")
         req.body = leg.local_sdp.serialize().encode()
-        _, fut = self.stack.send_request(req, leg.peer, leg.transport)
+        _, fut = self.stack.send_request(req, self._next_hop(leg), leg.transport)
         leg.reinviting = True
         try:
             resp = await asyncio.wait_for(fut, timeout)

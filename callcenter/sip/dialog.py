@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from callcenter.sip.errors import BadRequest
 from callcenter.sip.message import Headers, Request, Response
-from callcenter.sip.uri import NameAddr
+from callcenter.sip.uri import NameAddr, SipUri
 
 
 def new_tag() -> str:
@@ -102,10 +103,19 @@ class Dialog:
         if cseq is None:
             self.local_seq += 1
             cseq = self.local_seq
+        target = self.remote_target
+        routes = list(self.route_set)
+        first = _route_uri(routes[0]) if routes else None
+        if first is not None and "lr" not in first.params:
+            # A strict router (§12.2.1.1): it becomes the Request-URI, without the parameters
+            # a Request-URI may not carry, and the remote target goes last in the Route set.
+            params = {k: v for k, v in first.params.items() if k != "method"}
+            target = str(replace(first, params=params, headers={}))
+            routes = [*routes[1:], f"<{self.remote_target}>"]
         headers = Headers()
         headers.add("Via", via)
         headers.add("Max-Forwards", "70")
-        for route in self.route_set:
+        for route in routes:
             headers.add("Route", route)
         headers.add("From", f"{self.local_uri};tag={self.local_tag}")
         headers.add("To", f"{self.remote_uri};tag={self.remote_tag}")
@@ -113,7 +123,33 @@ class Dialog:
         headers.add("CSeq", f"{cseq} {method}")
         if contact:
             headers.add("Contact", contact)
-        return Request(method, self.remote_target, headers)
+        return Request(method, target, headers)
+
+    def next_hop(self) -> tuple[str, int] | None:
+        """Where in-dialog requests go when the dialog has a route set: the first Route's
+        host and port (§8.1.2; for a strict router that is also the Request-URI).
+
+        None without a route set, and for a route this endpoint cannot use as an address (a
+        host name: there is no RFC 3263 resolver here; an unparsable value): the caller then
+        keeps its own destination, the address the dialog's signalling came from (NAT).
+        """
+        first = _route_uri(self.route_set[0]) if self.route_set else None
+        if first is None:
+            return None
+        try:
+            ipaddress.ip_address(first.host)
+        except ValueError:
+            return None
+        return (first.host, first.port or (5061 if first.scheme == "sips" else 5060))
+
+
+def _route_uri(route: str) -> SipUri | None:
+    """The SIP URI of a Route / Record-Route value; None if it is not one."""
+    try:
+        uri = NameAddr.parse(route).uri
+    except ValueError:
+        return None
+    return uri if isinstance(uri, SipUri) else None
 
 
 def _without_tag(value: str) -> str:

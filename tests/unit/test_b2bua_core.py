@@ -525,3 +525,41 @@ def test_a_retransmitted_2xx_after_our_cancel_is_acked_again() -> None:
         assert not b2bua.dialogs
 
     asyncio.run(run())
+
+
+def test_in_dialog_requests_follow_the_route_set() -> None:
+    """Review finding 1: behind a Record-Routing proxy the ACK and BYE go to the proxy;
+    without a route set they keep going to where the signalling came from."""
+
+    async def run() -> None:
+        b2bua, stack, _, _ = make_b2bua()
+        dests: list[tuple[str, Any]] = []
+        send_request, send_ack = stack.send_request, stack.send_ack
+
+        def record_request(req: Request, dest: Any, transport: str, **kw: Any) -> Any:
+            dests.append((req.method, dest))
+            return send_request(req, dest, transport, **kw)
+
+        def record_ack(ack: Request, dest: Any, transport: str) -> None:
+            dests.append(("ACK", dest))
+            send_ack(ack, dest, transport)
+
+        stack.send_request = record_request  # type: ignore[method-assign]
+        stack.send_ack = record_ack  # type: ignore[method-assign]
+        call, dial = dial_one(b2bua)
+        await asyncio.sleep(0)
+        invite = stack.requests[0][0]
+        ok = ok_for(invite)
+        ok.headers.add("Record-Route", "<sip:192.0.2.7:5070;lr>")
+        ok.body = sdp_answer(40000)
+        stack.requests[0][1].set_result(ok)
+        leg = await asyncio.wait_for(dial, 1)
+        hangup = asyncio.ensure_future(b2bua.hangup(leg))
+        await asyncio.sleep(0)
+        stack.requests[1][1].set_result(ok_for(stack.requests[1][0]))
+        await asyncio.wait_for(hangup, 1)
+        proxy = ("192.0.2.7", 5070)
+        assert dests == [("INVITE", PHONE), ("ACK", proxy), ("BYE", proxy)]
+        assert stack.requests[1][0].headers.get("Route") == "<sip:192.0.2.7:5070;lr>"
+
+    asyncio.run(run())
