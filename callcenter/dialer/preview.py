@@ -250,7 +250,7 @@ class PreviewDesk:
         number = flight.contact["number"]
         call = Call(caller=c.caller_id, called=number, source=f"campaign:{c.name}",
                     direction="outbound")
-        runner._calls[call.id] = live
+        runner._calls[call.id] = (live, call)
         outcome, extra = "failed", dict[str, Any]()
         try:
             outcome = await self._legs(live, flight, call, extra)

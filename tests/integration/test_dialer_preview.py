@@ -32,15 +32,22 @@ RETRIES = {k: {"max": 0, "delay": 0}
 HOURS = {"mon-sun": "09:00-20:00"}
 
 
-def overrides(carrier_port: int) -> dict[str, Any]:
-    common = {"queue": "sales", "trunk": "pstn", "caller_id": "+48221234567",
-              "autostart": False, "ring_timeout": 15, "hours": HOURS, "retries": RETRIES}
+def sales_and_trunk(carrier_port: int) -> dict[str, Any]:
+    """Queue ``sales`` (agents 1001, 1002) and trunk ``pstn`` to the simulated carrier."""
     return {
         "queues": [{"name": "sales", "members": ["1001", "1002"], "wrapup": 1,
                     "ring_timeout": 5, "announce_every": None, "whisper": False,
                     "auto_pause_after": None}],
         "trunks": [{"name": "pstn", "addresses": ["127.0.0.1"], "host": "127.0.0.1",
                     "port": carrier_port, "transport": "udp"}],
+    }
+
+
+def overrides(carrier_port: int) -> dict[str, Any]:
+    common = {"queue": "sales", "trunk": "pstn", "caller_id": "+48221234567",
+              "autostart": False, "ring_timeout": 15, "hours": HOURS, "retries": RETRIES}
+    return {
+        **sales_and_trunk(carrier_port),
         "campaigns": [
             {**common, "name": "preview", "mode": "preview", "preview_seconds": 3},
             {**common, "name": "robo", "mode": "progressive", "amd": True,
