@@ -44,6 +44,9 @@ class B2BUA:
         #: INVITEs CANCELled (and answered 487) before their handler task made a leg
         self._early_cancels: set[tuple[str, ...]] = set()
         self.calls: dict[str, Call] = {}
+        #: every leg not yet ended, inbound or placed by us, by ``id(leg)`` (a queue call's agent
+        #: leg and both legs of a campaign call belong to calls that are not in ``calls``)
+        self.live_legs: dict[int, Leg] = {}
         self._session_id = random.randrange(1, 2**31)
         self.session_refresh = session_refresh
         #: background tasks (hang-ups, session refreshes): asyncio keeps only weak references
@@ -56,6 +59,7 @@ class B2BUA:
         leg = Leg(call, "inbound", sreq.source, sreq.transport, party, invite=sreq)
         call.legs.append(leg)
         self.calls[call.id] = call
+        self.live_legs[id(leg)] = leg
         if sreq.key is not None:
             self.pending_invites[sreq.key] = leg
         if self.on_leg is not None:
@@ -153,6 +157,7 @@ class B2BUA:
         """Place a call; returns the leg (state ANSWERED, or ENDED with the reason in sip_status)."""
         leg = Leg(call, "outbound", dest, transport, party, state=LegState.DIALING)
         call.legs.append(leg)
+        self.live_legs[id(leg)] = leg
         if self.on_leg is not None:
             self.on_leg("added", leg)
         try:
@@ -344,6 +349,7 @@ class B2BUA:
             log.info("bye_unanswered", call_id=leg.call.id)
 
     def _end_leg(self, leg: Leg) -> None:
+        self.live_legs.pop(id(leg), None)
         if leg.state is LegState.ENDED and leg.ended.is_set():
             return
         leg.state = LegState.ENDED

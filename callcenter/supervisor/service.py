@@ -224,11 +224,8 @@ class SupervisorService:
     # ------------------------------------------------------------------ finding calls
 
     def _leg_of(self, channel: Channel) -> Leg | None:
-        for call in self.app.b2bua.calls.values():
-            for leg in call.legs:
-                if leg.channel is channel:
-                    return leg
-        return None
+        return next((leg for leg in self.app.b2bua.live_legs.values()
+                     if leg.channel is channel), None)
 
     def _find(self, agent: str | None, call_id: str | None) -> tuple[Leg, Leg] | None:
         """(caller leg, agent leg) of the agent's (or the call's) bridged conversation."""
@@ -237,16 +234,15 @@ class SupervisorService:
                     conf.caller.call.id, conf.agent.call.id)):
                 return conf.caller, conf.agent
         candidates: list[Leg] = []
-        for call in self.app.b2bua.calls.values():
-            for leg in call.legs:
-                if leg.state is not LegState.ANSWERED or leg.channel is None \
-                        or leg.channel.peer is None:
-                    continue
-                if agent and leg.party != agent:
-                    continue
-                if call_id and call.id != call_id:
-                    continue
-                candidates.append(leg)
+        for leg in self.app.b2bua.live_legs.values():  # queue and campaign agent legs too
+            if leg.state is not LegState.ANSWERED or leg.channel is None \
+                    or leg.channel.peer is None:
+                continue
+            if agent and leg.party != agent:
+                continue
+            if call_id and leg.call.id != call_id:
+                continue
+            candidates.append(leg)
         # the agent is the leg the server placed (outbound), the caller the one bridged to it
         candidates.sort(key=lambda x: x.direction != "outbound")
         for leg in candidates:

@@ -1,0 +1,103 @@
+"""A supervisor joins an agent's *queue* call, and the queue's recording policy records it.
+
+A queue call's agent leg is placed by the server in a call of its own (not the caller's), so
+finding "the agent's conversation" must look at every live leg, not only the inbound calls.
+SIPp plays the caller (line 0800000001, straight to queue ``sales``), the agent 1001 and the
+supervisor 2001 (the server calls it for an API session).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import urllib.error
+import urllib.request
+import wave
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import require_binary
+from tests.helpers import ports
+from tests.helpers.server import ServerProcess
+from tests.helpers.sipp import Sipp, run_sipp, wait_until
+from tests.integration.demo import USERS
+
+LINE_SALES = "0800000001"
+TALK_MS = 9000
+OVERRIDES = {
+    "queues": [{"name": "sales", "members": ["1001"], "wrapup": 1, "ring_timeout": 5,
+                "whisper": False, "announce_every": None}],
+    "recording": {"queues": ["sales"]},
+}
+
+
+def http(server: ServerProcess, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{server.http_port}{path}", data=data, method=method,
+        headers={"Authorization": "Bearer demo-admin-token", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def rows(db: Path, sql: str) -> list[dict[str, Any]]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        con.row_factory = sqlite3.Row
+        return [dict(r) for r in con.execute(sql).fetchall()]
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        con.close()
+
+
+def phone(server: ServerProcess, user: str, workdir: Path, stack: ExitStack) -> Sipp:
+    """REGISTER ``user`` and answer its calls (auto answer, ``TALK_MS`` then BYE)."""
+    block = ports.allocate(8)
+    reg = run_sipp("uac_register_auth.xml", workdir=workdir / f"reg_{user}", ports=block,
+                   remote_port=server.sip_port, service=user, auth=(user, USERS[user]),
+                   timeout=15, keys={"contact_port": str(block[0]), "expires": "300"})
+    assert reg.returncode == 0, reg.summary()
+    return stack.enter_context(Sipp("uas_agent.xml", workdir=workdir / f"phone_{user}",
+                                    ports=block, calls=1, timeout=60, duration_ms=TALK_MS,
+                                    extra=["-aa"]))
+
+
+def test_supervisor_joins_a_queue_call_and_it_is_recorded(artifacts: Path) -> None:
+    require_binary("sipp")
+    with ServerProcess(artifacts, overrides=OVERRIDES) as server, ExitStack() as stack:
+        phone(server, "1001", artifacts, stack)
+        phone(server, "2001", artifacts, stack)
+        caller = stack.enter_context(Sipp(
+            "uac_queue_call.xml", workdir=artifacts / "caller", ports=ports.allocate(8),
+            remote_port=server.sip_port, service=LINE_SALES, calls=1, timeout=60))
+
+        def talking() -> bool:
+            return bool(rows(server.db_path, "SELECT id FROM queue_log WHERE event = 'connect'"))
+        assert wait_until(talking, 20, 0.2), server.log_tail()
+
+        status, session = http(server, "POST", "/api/supervisor/sessions",
+                               {"supervisor": "2001", "agent": "1001", "mode": "listen"})
+        assert status == 201, session
+
+        def state() -> str:
+            live = http(server, "GET", "/api/supervisor/sessions")[1]["live"]
+            return next((s["state"] for s in live if s["id"] == session["id"]), "gone")
+        assert wait_until(lambda: state() == "active", 10, 0.2), (state(), server.log_tail())
+        assert caller.wait().returncode == 0, caller.summary() + server.log_tail()
+        time.sleep(1.0)
+        db = server.db_path
+        sessions = rows(db, "SELECT * FROM supervisor_sessions")
+        cdrs = rows(db, f"SELECT * FROM calls WHERE called = '{LINE_SALES}'")
+
+    assert len(sessions) == 1 and sessions[0]["agent"] == "1001" and sessions[0]["joined"]
+    assert len(cdrs) == 1 and cdrs[0]["recording"], cdrs
+    assert sessions[0]["call_id"] == cdrs[0]["id"]
+    with wave.open(cdrs[0]["recording"]) as wav:
+        assert wav.getnchannels() == 2 and wav.getframerate() == 8000
+        assert wav.getnframes() > 8000 * 3  # seconds of the conversation, not an empty file
