@@ -10,7 +10,6 @@ wait, and nobody was offered a call during wrap-up.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from tests.conftest import require_binary
 from tests.helpers import ports
+from tests.helpers.api import rows
 from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import Sipp, run_sipp
 from tests.integration.demo import USERS
@@ -47,15 +47,6 @@ OVERRIDES = {
         {"name": "support", "members": ["1003", "1004"]},
     ],
 }
-
-
-def rows(db: Path, sql: str, *args: Any) -> list[dict[str, Any]]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        con.row_factory = sqlite3.Row
-        return [dict(r) for r in con.execute(sql, args).fetchall()]
-    finally:
-        con.close()
 
 
 def register(server: ServerProcess, user: str, block: ports.PortBlock, workdir: Path) -> None:

@@ -12,7 +12,6 @@ carrier saw (INVITEs, ring time, audio heard) against the attempts table.
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import Any
 
 from tests.conftest import require_binary
 from tests.helpers import ports
+from tests.helpers.api import rows
 from tests.helpers.artifacts import REPO
 from tests.helpers.carrier import Carrier
 from tests.helpers.server import ServerProcess
@@ -68,17 +68,6 @@ def overrides(carrier_port: int, mode: str) -> dict[str, Any]:
                     "port": carrier_port, "transport": "udp"}],
         "campaigns": [campaign(mode)],
     }
-
-
-def rows(db: Path, sql: str, *args: Any) -> list[dict[str, Any]]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        con.row_factory = sqlite3.Row
-        return [dict(r) for r in con.execute(sql, args).fetchall()]
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        con.close()
 
 
 def api(server: ServerProcess, method: str, path: str, body: Any = None) -> Any:

@@ -8,18 +8,14 @@ supervisor 2001 (the server calls it for an API session).
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import time
-import urllib.error
-import urllib.request
 import wave
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 from tests.conftest import require_binary
 from tests.helpers import ports
+from tests.helpers.api import http, rows
 from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import Sipp, run_sipp, wait_until
 from tests.integration.demo import USERS
@@ -31,29 +27,6 @@ OVERRIDES = {
                 "whisper": False, "announce_every": None}],
     "recording": {"queues": ["sales"]},
 }
-
-
-def http(server: ServerProcess, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{server.http_port}{path}", data=data, method=method,
-        headers={"Authorization": "Bearer demo-admin-token", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
-def rows(db: Path, sql: str) -> list[dict[str, Any]]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        con.row_factory = sqlite3.Row
-        return [dict(r) for r in con.execute(sql).fetchall()]
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        con.close()
 
 
 def phone(server: ServerProcess, user: str, workdir: Path, stack: ExitStack) -> Sipp:

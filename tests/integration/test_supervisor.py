@@ -10,17 +10,14 @@ API (the server calls 2001) and ends when the caller hangs up.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from tests.conftest import require_binary
 from tests.helpers import audio, ports
+from tests.helpers.api import http, rows
 from tests.helpers.baresip import BaresipAgent, CtrlError
 from tests.helpers.server import ServerProcess
 from tests.integration.demo import USERS
@@ -28,29 +25,6 @@ from tests.integration.demo import USERS
 CALLER_HZ, AGENT_HZ, SUPER_HZ = 440.0, 1000.0, 1800.0
 PHASE = 4.0  # seconds in each mode
 MARGIN = 1.0  # seconds skipped at the start of a phase (mode switch, jitter buffers)
-ADMIN = "demo-admin-token"
-
-
-def http(server: ServerProcess, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{server.http_port}{path}", data=data, method=method,
-        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
-def rows(db: Path, sql: str) -> list[dict[str, Any]]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        con.row_factory = sqlite3.Row
-        return [dict(r) for r in con.execute(sql).fetchall()]
-    finally:
-        con.close()
 
 
 def heard(samples: np.ndarray, t0: float, start: float, end: float) -> set[float]:
