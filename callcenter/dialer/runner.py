@@ -141,7 +141,6 @@ class CampaignRunner:
                 cfg=c, pacer=make_pacer(mode, **options), stats=Stats(), ledger=AbandonLedger(),
                 guard=RedialGuard(), window=calling_window(c), policy=retry_policy(c))
         app.queues.listeners.append(self._on_acd_action)
-        app.media.on_bridge.append(self._on_bridge)
         self.preview = PreviewDesk(self)  # preview mode: the agent starts each call
 
     # ------------------------------------------------------------------ lifecycle
@@ -312,26 +311,6 @@ class CampaignRunner:
         policy asks when the call is bridged to an agent)."""
         live = self._calls.get(call.id)
         return live is not None and live[0].cfg.record
-
-    def _on_bridge(self, a: Any, b: Any) -> None:
-        """A campaign call's contact (``a``) bridged to an agent: hand both legs to the
-        recording policy. The supervisor's own bridge hook finds only legs of inbound calls,
-        and both legs here were placed by the server."""
-        contact = self._contact_leg(a)
-        if contact is None or not self.records(contact.call):
-            return
-        agent = next((x for x in contact.call.legs if x.channel is b), None) \
-            or self.app.queues.agent_leg(b)
-        if agent is not None:
-            self.app.supervisor._record(contact, agent)
-
-    def _contact_leg(self, channel: Any) -> Leg | None:
-        """The contact's leg of a campaign call in progress whose channel is ``channel``."""
-        for _, call in self._calls.values():
-            for leg in call.legs:
-                if leg.channel is channel and leg.party == call.called:
-                    return leg
-        return None
 
     def may_call(self, live: _Live, contact: dict[str, Any], utc: Any) -> bool:
         """Not on the do-not-call list (else marked ``dnc``) and inside the calling window in
