@@ -32,9 +32,19 @@ def test_predictive_keeps_abandons_under_3_percent(days: dict, seed: int) -> Non
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.xfail(reason="reaches ~0.791-0.793 occupancy at ~2.7 % abandons, not yet 0.80", strict=False)
+@pytest.mark.xfail(reason="20 agents reach ~0.791-0.793 occupancy at ~2.7 % abandons, not 0.80: "
+                   "see docs/benchmarks.md, the frontier", strict=False)
 def test_predictive_reaches_80_percent_occupancy(days: dict, seed: int) -> None:
     assert days["predictive", seed].occupancy >= 0.80
+
+
+def test_30_agents_reach_80_percent_occupancy_under_3_percent() -> None:
+    """The idle margin the answer randomness needs does not grow with the team: 30 agents
+    clear 80 % (80.7-80.9 % on seeds 1-2) with the same pacer and scenario."""
+    with ProcessPoolExecutor(2) as pool:
+        results = list(pool.map(simulate, [SimConfig(agents=30, seed=s) for s in (1, 2)]))
+    for r in results:
+        assert r.occupancy >= 0.80 and r.abandon_rate <= 0.03, r
 
 
 @pytest.mark.parametrize("seed", SEEDS)
