@@ -55,6 +55,9 @@ LATE_THRESHOLD = 0.010
 SR_INTERVAL_TICKS = 250
 """A sender report every 5 s (250 ticks) per sending channel, staggered across channels."""
 _RECV_SIZE = 2048
+#: seconds the latched RTP source must be silent before another source may take its place (a
+#: phone whose NAT mapping changed mid-call); RFC 4961 symmetric RTP, hijack-safe
+RELATCH_AFTER = 2.0
 
 
 class MediaError(Exception):
@@ -97,6 +100,8 @@ class ChannelStats:
     """Frames the clock could not send at all (ticks skipped after a stall)."""
     dropped_in: int = 0
     """Malformed packets and unexpected payload types."""
+    foreign_in: int = 0
+    """RTP (or RTCP) from another address while the latched peer is sending: dropped."""
     send_errors: int = 0
     rtcp_in: int = 0
     rtcp_out: int = 0
@@ -148,6 +153,11 @@ class Channel:
         self.send_silence = True
         """Send silence frames when nothing plays and the channel is not bridged."""
         self.stats = ChannelStats()
+        self.latched = False
+        """True once RTP came in: ``remote`` is then the source it came from (symmetric RTP,
+        for phones behind NAT) and packets from elsewhere are dropped while that source keeps
+        sending (no hijacking of the stream by whoever learns the port)."""
+        self._heard = 0.0  # engine time of the last packet from the latched source
         self.stream = RtpStream(
             ssrc=random.getrandbits(32),
             sequence=random.getrandbits(16),
@@ -191,6 +201,7 @@ class Channel:
         if remote is not None:
             self.remote = remote
             self.rtcp_remote = rtcp_remote or (remote[0], remote[1] + 1)
+            self.latched = False  # a new offer/answer: learn the source again
         self.payload_type = payload_type
         self.dtmf_payload_type = dtmf_payload_type
         self._silence = g711.silence(payload_type)
@@ -428,12 +439,17 @@ class Channel:
                 self.stats.dropped_in += 1
             return
         stats = self.stats
-        stats.packets_in += 1
-        stats.bytes_in += n
         if addr != self.remote:  # symmetric RTP: answer where the media comes from
+            if self.latched and now - self._heard < RELATCH_AFTER:
+                stats.foreign_in += 1
+                return
             self.remote = addr
             self.rtcp_remote = (addr[0], addr[1] + 1)
             self.engine._refresh()
+        self.latched = True
+        self._heard = now
+        stats.packets_in += 1
+        stats.bytes_in += n
         _, _, _, ts, ssrc = RTP_HEADER.unpack_from(data)
         payload = data[start:end]
         peer = self.peer
@@ -539,6 +555,9 @@ class Channel:
             self._on_rtcp(data, addr)
 
     def _on_rtcp(self, data: bytes, addr: Address) -> None:
+        if self.latched and self.remote is not None and addr[0] != self.remote[0]:
+            self.stats.foreign_in += 1
+            return
         self.stats.rtcp_in += 1
         self.rtcp_remote = addr
         self.last_rtcp = decode_rtcp(data)

@@ -319,3 +319,53 @@ def test_stereo_recorder_interleaves_two_sources(tmp_path: Path) -> None:
     st = data.reshape(-1, 2)
     assert set(st[:, 0]) == {1000}
     assert list(st[:160, 1]) == [-2000] * 160 and set(st[160:, 1]) == {0}
+
+
+def test_latched_rtp_source_cannot_be_hijacked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Symmetric RTP latches to the first source; a stranger sending to the port is dropped
+    while that source talks, and may take over only after it fell silent (a NAT re-mapping)
+    or after a new offer/answer."""
+    from callcenter.media import engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "RELATCH_AFTER", 0.3)
+    phone, stranger = Peer(), Peer()
+    frame = g711.silence(g711.PCMU)
+
+    async def body(engine: MediaEngine) -> None:
+        a = engine.open_channel()
+        a.configure((HOST, 9), g711.PCMU, 101)  # the SDP address; the phone is behind NAT
+        seq = 0
+
+        def rtp(peer: Peer) -> None:
+            nonlocal seq
+            seq += 1
+            peer.send(encode_rtp(RtpPacket(0, seq, 160 * seq, 0xAB, frame)), a.port)
+
+        rtp(phone)
+        await until(lambda: a.remote == phone.addr)
+        for _ in range(5):  # both send: the stranger is ignored
+            rtp(phone)
+            rtp(stranger)
+            await asyncio.sleep(0.02)
+        await until(lambda: a.stats.foreign_in >= 5)
+        assert a.remote == phone.addr
+        stranger.poll()
+        assert stranger.packets == []  # our audio never went to the stranger
+
+        async def take_over() -> None:  # the phone is silent: a new source may latch
+            for _ in range(100):
+                rtp(stranger)
+                if a.remote == stranger.addr:
+                    return
+                await asyncio.sleep(0.02)
+            raise AssertionError("the new source was never latched")
+        await take_over()
+        a.configure(phone.addr, g711.PCMU, 101)  # a re-INVITE: learn again
+        rtp(phone)
+        await until(lambda: a.remote == phone.addr)
+
+    try:
+        run(body)
+    finally:
+        phone.close()
+        stranger.close()
