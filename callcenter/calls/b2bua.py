@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -24,9 +24,20 @@ from callcenter.sip.message import Headers, Request, Response
 from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
 from callcenter.sip.transaction import Transaction, TxState, cancel_for, server_key
 
+if TYPE_CHECKING:
+    from callcenter.sip.registrar import Binding
+
 log = structlog.get_logger("calls")
 
 DialogKey = tuple[str, str, str]  # (Call-ID, our tag, their tag)
+
+#: which unanswered branch of a fork speaks for it (lowest first): a phone that rang out,
+#: then a decline, busy, unreachable, our own CANCEL, anything else, no answer at all
+_FORK_RANKS = {408: 0, 603: 1, 486: 2, 600: 2, 480: 3, 487: 4}
+
+
+def _fork_rank(status: int) -> int:
+    return _FORK_RANKS.get(status, 5 if status else 6)
 
 
 class B2BUA:
@@ -155,15 +166,31 @@ class B2BUA:
         on_ringing: Callable[[], None] | None = None,
     ) -> Leg:
         """Place a call; returns the leg (state ANSWERED, or ENDED with the reason in sip_status)."""
+        leg = self._outbound_leg(call, dest, transport, party)
+        return await self._dial_leg(
+            leg, target_uri=target_uri, from_user=from_user, from_display=from_display,
+            timeout=timeout, on_ringing=on_ringing,
+        )
+
+    def _outbound_leg(self, call: Call, dest: tuple[str, int], transport: str, party: str) -> Leg:
         leg = Leg(call, "outbound", dest, transport, party, state=LegState.DIALING)
         call.legs.append(leg)
         self.live_legs[id(leg)] = leg
         if self.on_leg is not None:
             self.on_leg("added", leg)
+        return leg
+
+    async def _dial_leg(
+        self, leg: Leg, *, target_uri: str, from_user: str, from_display: str, timeout: float,
+        on_ringing: Callable[[], None] | None,
+    ) -> Leg:
+        """Send the INVITE of a leg made by ``_outbound_leg`` and wait for its outcome."""
+        call = leg.call
         try:
             invite, key, fut = self._send_invite(
-                leg, target_uri=target_uri, dest=dest, transport=transport, party=party,
-                from_user=from_user, from_display=from_display, on_ringing=on_ringing,
+                leg, target_uri=target_uri, dest=leg.peer, transport=leg.transport,
+                party=leg.party, from_user=from_user, from_display=from_display,
+                on_ringing=on_ringing,
             )
         except Exception:
             self._end_leg(leg)  # closes the channel: no leaked RTP ports (review finding 8)
@@ -211,6 +238,98 @@ class B2BUA:
         self._watch(leg)
         return leg
 
+    async def dial_fork(
+        self, call: Call, bindings: Sequence[Binding], *, party: str, from_user: str,
+        from_display: str = "", timeout: float = 30.0,
+        on_ringing: Callable[[], None] | None = None,
+    ) -> Leg:
+        """Ring every binding of ``party`` at once (parallel forking, RFC 3261 §16.7 done by
+        a B2BUA: one outbound leg per contact, in the order given, i.e. highest q first).
+
+        Returns the first leg answered; the others are CANCELled (or BYEd when their 2xx came
+        too late), taken out of ``call.legs`` and end in the background. If nobody answers,
+        returns one ENDED leg with the most telling status (``_fork_rank``): a phone that
+        rang out (408) over a decline (603), busy (486) only when no phone rang. A 6xx does
+        not stop the other branches: the desk phone may be declined while the softphone
+        still rings. ``on_ringing`` fires once. With one binding this is ``dial()``.
+        """
+        if not bindings:
+            raise ValueError("dial_fork needs at least one binding")
+        if len(bindings) == 1:
+            b = bindings[0]
+            return await self.dial(
+                call, target_uri=b.contact, dest=b.source, transport=b.transport, party=party,
+                from_user=from_user, from_display=from_display, timeout=timeout,
+                on_ringing=on_ringing,
+            )
+        rang = False
+
+        def ringing() -> None:
+            nonlocal rang
+            if not rang and on_ringing is not None:
+                rang = True
+                on_ringing()
+
+        # Every leg is on the call before any INVITE goes out: a branch failing at once must
+        # not look like the last leg of the call ending (call.done, on_call_end).
+        legs = [self._outbound_leg(call, b.source, b.transport, party) for b in bindings]
+        tasks = [
+            asyncio.ensure_future(self._dial_leg(
+                leg, target_uri=b.contact, from_user=from_user, from_display=from_display,
+                timeout=timeout, on_ringing=ringing,
+            ))
+            for leg, b in zip(legs, bindings, strict=True)
+        ]
+        log.info("fork", call_id=call.id, party=party, branches=len(tasks))
+        winner: Leg | None = None
+        try:
+            pending: set[asyncio.Future[Leg]] = set(tasks)
+            while pending and winner is None:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                winner = next(
+                    (t.result() for t in tasks if t in done and not t.exception()
+                     and t.result().state is LegState.ANSWERED), None,
+                )
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()  # each dial CANCELs its own INVITE
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for leg in legs:
+                if leg.state is LegState.ANSWERED:  # its dial was over as we were cancelled
+                    self._spawn(self.hangup(leg))
+                else:
+                    self._end_leg(leg)  # a branch cancelled before its INVITE went out
+            raise
+        if winner is not None:
+            for leg, task in zip(legs, tasks, strict=True):
+                if leg is not winner:
+                    self._drop_branch(leg, task)
+            host, port = winner.peer
+            log.info("fork_answered", call_id=call.id, party=party, contact=f"{host}:{port}")
+            return winner
+        outcomes = [t.result() for t in tasks if t.exception() is None]
+        if not outcomes:  # no INVITE could be sent at all: as dial() would, raise
+            error = tasks[0].exception()
+            assert error is not None
+            raise error
+        chosen = min(outcomes, key=lambda leg: _fork_rank(leg.sip_status))
+        for leg in legs:
+            if leg is not chosen and leg in call.legs:
+                call.legs.remove(leg)
+        return chosen
+
+    def _drop_branch(self, leg: Leg, task: asyncio.Future[Leg]) -> None:
+        """A branch that lost the fork: out of the call now, CANCEL (or BYE) in the background."""
+        if leg in leg.call.legs:
+            leg.call.legs.remove(leg)
+
+        async def drop() -> None:
+            await self.hangup(leg)  # CANCEL while ringing, BYE if it answered too late
+            with contextlib.suppress(Exception):
+                await task  # its outcome is known (ENDED); only collect a send error
+
+        self._spawn(drop())
+
     def _send_invite(
         self, leg: Leg, *, target_uri: str, dest: tuple[str, int], transport: str, party: str,
         from_user: str, from_display: str, on_ringing: Callable[[], None] | None,
@@ -253,7 +372,17 @@ class B2BUA:
     async def dial_unless(self, gone: asyncio.Event, call: Call, **dial: Any) -> Leg | None:
         """``dial()``, given up (CANCEL) if ``gone`` is set first (e.g. the caller hung up
         while the phone rang); None then, else the dialled leg, answered or not."""
-        dialing = asyncio.ensure_future(self.dial(call, **dial))
+        return await self._unless(gone, self.dial(call, **dial))
+
+    async def dial_fork_unless(
+        self, gone: asyncio.Event, call: Call, bindings: Sequence[Binding], **dial: Any
+    ) -> Leg | None:
+        """``dial_fork()``, given up (every branch CANCELled) if ``gone`` is set first."""
+        return await self._unless(gone, self.dial_fork(call, bindings, **dial))
+
+    @staticmethod
+    async def _unless(gone: asyncio.Event, dial: Coroutine[Any, Any, Leg]) -> Leg | None:
+        dialing = asyncio.ensure_future(dial)
         waiting = asyncio.ensure_future(gone.wait())
         try:
             await asyncio.wait({dialing, waiting}, return_when=asyncio.FIRST_COMPLETED)

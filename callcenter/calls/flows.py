@@ -81,7 +81,8 @@ async def connect_user(
     caller_name: str, now: Callable[[], float], ring_timeout: float,
     on_answer: Callable[[Leg], None], record: Callable[[Call, Leg, Leg], None] | None = None,
 ) -> None:
-    """Ring ``user``'s registered phone and bridge it to the caller's leg."""
+    """Ring all of ``user``'s registered phones at once and bridge the first to answer to
+    the caller's leg."""
     call = leg.call
     bindings = registrar.contacts(user, now(), reachable_only=True)
     if not bindings:
@@ -89,10 +90,8 @@ async def connect_user(
         call.hangup_cause, call.hangup_side = HangupCause.UNAVAILABLE, "callee"
         b2bua.reject(leg, 480, "Temporarily Unavailable")
         return
-    binding = bindings[0]
-    callee = await b2bua.dial_unless(
-        leg.ended, call, target_uri=binding.contact, dest=binding.source,
-        transport=binding.transport, party=user, from_user=caller, from_display=caller_name,
+    callee = await b2bua.dial_fork_unless(
+        leg.ended, call, bindings, party=user, from_user=caller, from_display=caller_name,
         timeout=ring_timeout, on_ringing=lambda: b2bua.ring(leg),
     )
     if callee is None:  # the caller hung up (CANCEL) while the phone rang
@@ -125,13 +124,11 @@ async def transfer_to_user(app: Any, leg: Leg, user: str, *, ring_timeout: float
     bindings = app.registrar.contacts(user, app.now(), reachable_only=True)
     if not bindings:
         return "unavailable"
-    binding = bindings[0]
     codec = 8 if leg.codec == "PCMA" else 0
     leg.channel.play(app.prompts.get("hold_music", None, codec), loop=True, replace=True)
     call.flow_owned = True
-    callee = await b2bua.dial_unless(
-        leg.ended, call, target_uri=binding.contact, dest=binding.source,
-        transport=binding.transport, party=user, from_user=call.caller, timeout=ring_timeout,
+    callee = await b2bua.dial_fork_unless(
+        leg.ended, call, bindings, party=user, from_user=call.caller, timeout=ring_timeout,
     )
     if callee is None:
         return "hangup"

@@ -2,7 +2,7 @@
 
 ``QueueRunner`` owns one :class:`acd.AcdEngine`. Everything that happens (a caller enters, a
 phone registers, an agent answers, a timer is due) becomes an engine event; the actions that
-come back are carried out here: ring an agent's phone (``B2BUA.dial``), cancel it, whisper,
+come back are carried out here: ring an agent's phones (``B2BUA.dial_fork``), cancel, whisper,
 bridge, announce the position and estimated wait over music on hold, hand the caller back to
 the IVR with an outcome. Queue log entries, watchdog firings and agent state changes go to
 ``listeners`` (the event bus, whose store sink writes them to SQLite).
@@ -402,22 +402,21 @@ class QueueRunner:
     # ------------------------------------------------------------------ agents' phones
 
     async def _ring(self, entry: _Entry, a: act.RingAgent) -> None:
-        """Dial the agent; report RingAnswered or RingFailed (a cancel ends this silently)."""
+        """Dial all the agent's phones at once; report RingAnswered or RingFailed (a cancel
+        ends this silently)."""
         bindings = self.registrar.contacts(a.agent, self.now(), reachable_only=True)
         if not bindings:
             entry.rings.pop(a.agent, None)
             self._feed(ev.RingFailed(agent=a.agent, call=a.call,
                                      reason=ev.RingFailure.UNREACHABLE))
             return
-        binding = bindings[0]
         call = Call(caller=entry.caller, called=a.agent, source=f"queue:{a.queue}",
                     direction="outbound")
         log.info("ring_agent", agent=a.agent, call=a.call, queue=a.queue,
-                 contact=binding.contact, callback=a.callback)
-        leg = await self.b2bua.dial(
-            call, target_uri=binding.contact, dest=binding.source, transport=binding.transport,
-            party=a.agent, from_user=entry.caller or "anonymous", from_display=a.queue,
-            timeout=a.timeout,
+                 contact=bindings[0].contact, contacts=len(bindings), callback=a.callback)
+        leg = await self.b2bua.dial_fork(
+            call, bindings, party=a.agent, from_user=entry.caller or "anonymous",
+            from_display=a.queue, timeout=a.timeout,
         )
         if entry.rings.get(a.agent) is not asyncio.current_task():
             await self.b2bua.hangup(leg)  # cancelled just as it was answered

@@ -286,10 +286,8 @@ class PreviewDesk:
         if not bindings:
             log.warning("preview_agent_unreachable", campaign=c.name, agent=agent)
             return "failed"
-        b = bindings[0]
-        phone = await app.b2bua.dial(call, target_uri=b.contact, dest=b.source,
-                                     transport=b.transport, party=agent, from_user=number,
-                                     timeout=AGENT_RING)
+        phone = await app.b2bua.dial_fork(call, bindings, party=agent, from_user=number,
+                                          timeout=AGENT_RING)
         if phone.state is not LegState.ANSWERED or phone.channel is None:
             log.info("preview_agent_no_answer", campaign=c.name, agent=agent,
                      status=getattr(phone, "sip_status", 0))
