@@ -547,14 +547,6 @@ class QueueRunner:
             log.info("agent_device_in_use", agent=agent, in_use=bool(after))
             self._feed(ev.AgentDeviceInUse(agent, bool(after)))
 
-    def agent_leg(self, channel: Any) -> Leg | None:
-        """The answered agent leg of a queue call whose media channel is ``channel``."""
-        for entry in self._entries.values():
-            for leg in entry.agent_legs.values():
-                if leg.channel is channel:
-                    return leg
-        return None
-
     def in_use(self, agent: str) -> bool:
         """True while the agent's phone has a call the ACD did not place (``device_in_use``)."""
         return agent in self._in_use
