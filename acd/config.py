@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["AgentConfig", "ConfigError", "Membership", "QueueConfig"]
+__all__ = ["ENGINE_DEFAULT", "AgentConfig", "ConfigError", "EngineDefault", "Membership",
+           "QueueConfig"]
 
 
 class ConfigError(ValueError):
     """A queue or agent configuration that cannot work (names the object and the field)."""
+
+
+class EngineDefault(enum.Enum):
+    """A queue setting left to the engine's own (constructor) value."""
+
+    TOKEN = "engine default"
+
+
+ENGINE_DEFAULT = EngineDefault.TOKEN
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,6 +78,8 @@ class QueueConfig:
     ``overflow``: the queue a call moves to on max wait (and when it finds or is left with
     nobody staffed); ``timeout_destination``/``empty_destination`` are passed through to the
     live side in :class:`~acd.actions.ExitQueue` otherwise.
+    ``auto_pause_after``: pause an agent who missed this many of the queue's rings in a row
+    (``None``: never; ``ENGINE_DEFAULT``: the engine's ``auto_pause_after``).
     """
 
     name: str
@@ -89,6 +102,7 @@ class QueueConfig:
     ring_in_use: bool = False  # offer calls to agents whose phone is busy with another call
     weight: int = 0  # when one agent could take calls from several queues, higher goes first
     sl_target: float = 20.0
+    auto_pause_after: int | None | EngineDefault = ENGINE_DEFAULT
 
     def __post_init__(self) -> None:
         def bad(what: str) -> ConfigError:
@@ -109,5 +123,8 @@ class QueueConfig:
             len(self.callback_digit) != 1 or self.callback_digit not in "0123456789*#"
         ):
             raise bad("callback_digit must be one of 0-9 * #")
+        n = self.auto_pause_after
+        if isinstance(n, int) and n < 1:
+            raise bad("auto_pause_after must be >= 1 (or None to turn it off)")
         if self.overflow == self.name:
             raise bad("overflow must name another queue")

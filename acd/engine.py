@@ -26,7 +26,7 @@ from typing import Any
 from acd import actions as act
 from acd import events as ev
 from acd.actions import Action, ExitReason, QueueEvent
-from acd.config import AgentConfig, ConfigError, QueueConfig
+from acd.config import AgentConfig, ConfigError, EngineDefault, QueueConfig
 from acd.records import AgentRecord, CallRecord, QueueRecord
 from acd.states import TRANSITIONS, AgentInput, AgentState, Effect
 from acd.strategies import get_strategy
@@ -90,7 +90,10 @@ class QueueStats:
 class AcdEngine:
     """Queues, agents and the choice of who takes which call. See the module docstring.
 
-    ``auto_pause_after``: pause an agent after this many missed rings in a row (None: never).
+    ``auto_pause_after``: pause an agent after this many missed rings in a row (None: never),
+    for queues that do not set their own (``QueueConfig.auto_pause_after``). Misses are counted
+    per queue: an agent is paused once it missed Q's threshold of Q's rings in a row; answering
+    any call, or an unpause, starts every count afresh.
     ``watchdog_grace``: extra seconds past a queue's ring timeout before the watchdog frees a
     ringing agent. ``max_call``: the watchdog ends connected calls older than this (None: off).
     ``records``: emit :class:`AgentStateChanged` and :class:`QueueLogEntry` (the simulator may
@@ -110,7 +113,6 @@ class AcdEngine:
         records: bool = True,
     ) -> None:
         self._rng = rng if rng is not None else random.Random(0)
-        self._auto_pause_after = auto_pause_after
         self._grace = watchdog_grace
         self._max_call = max_call
         self._records = records
@@ -129,6 +131,9 @@ class AcdEngine:
             get_strategy(qc.strategy)
             self._queues[qc.name] = QueueRecord(cfg=qc)
         self._strategy = {name: get_strategy(q.cfg.strategy) for name, q in self._queues.items()}
+        self._auto_pause: dict[str, int | None] = {
+            name: auto_pause_after if isinstance(q.cfg.auto_pause_after, EngineDefault)
+            else q.cfg.auto_pause_after for name, q in self._queues.items()}
         for qc in queues:
             if qc.overflow is not None and qc.overflow not in self._queues:
                 raise ConfigError(f"queue {qc.name!r}: overflow queue {qc.overflow!r} not defined")
@@ -236,6 +241,18 @@ class AcdEngine:
             reachable=a.reachable, calls=a.calls_taken, talk_time=a.talk_time,
             missed_in_row=a.missed_in_row, occupancy=busy / staffed if staffed > 0 else None,
         )
+
+    def set_auto_pause_after(self, queue: str, n: int | None) -> None:
+        """Change ``queue``'s auto-pause threshold (None: its rings never pause an agent)."""
+        self._queue(queue)
+        if n is not None and n < 1:
+            raise ConfigError(f"queue {queue!r}: auto_pause_after must be >= 1 (or None)")
+        self._auto_pause[queue] = n
+
+    def auto_pause_after(self, queue: str) -> int | None:
+        """``queue``'s auto-pause threshold in effect."""
+        self._queue(queue)
+        return self._auto_pause[queue]
 
     def reset_stats(self, now: float) -> None:
         """Start the statistics afresh (a new day, or the end of a simulation's warm-up)."""
@@ -647,6 +664,7 @@ class AcdEngine:
         call.agent = a
         call.answered = now
         a.missed_in_row = 0
+        a.missed.clear()
         self._apply(a, AgentInput.ANSWER)
         wait = now - call.entered
         q.answered += 1
@@ -664,12 +682,15 @@ class AcdEngine:
         if call is None:
             self._out.append(act.Ignored(e, "not ringing for this call"))
             return
+        queue = call.queue
         self._failed(a, call, e.reason.value)
         if e.reason in _MISSES:
             a.missed_in_row += 1
-            n = self._auto_pause_after
-            if n is not None and a.missed_in_row >= n and a.state is _AVAILABLE:
+            missed = a.missed[queue] = a.missed.get(queue, 0) + 1
+            n = self._auto_pause[queue]
+            if n is not None and missed >= n and a.state is _AVAILABLE:
                 a.missed_in_row = 0
+                a.missed.clear()
                 a.pause_reason = "auto"
                 self._apply(a, AgentInput.PAUSE, "auto")
         elif e.reason is ev.RingFailure.UNREACHABLE:
@@ -715,6 +736,7 @@ class AcdEngine:
         a = self._agent_input(e, AgentInput.UNPAUSE)
         if a is not None:
             a.missed_in_row = 0
+            a.missed.clear()
             if a.state is not AgentState.PAUSED:
                 a.pause_reason = ""
 

@@ -30,7 +30,8 @@ class AgentRecord:
     idle_since: float = 0.0  # last log-in, unpause or end of a call (longest-idle ranks by it)
     calls_taken: int = 0
     talk_time: float = 0.0
-    missed_in_row: int = 0
+    missed_in_row: int = 0  # missed rings since the last answer or unpause, any queue
+    missed: dict[str, int] = field(default_factory=dict)  # the same per queue (auto-pause)
     wrap_queue: str = ""
     state_time: dict[AgentState, float] = field(default_factory=dict)
 

@@ -124,6 +124,7 @@ class Application:
         await self.stack.start()
         await self.http.start()
         await self.queues.start()
+        self._per_queue_auto_pause()
         await self.dialer.start()
         await self.events.start()
         self._spawn(self._housekeeping())
@@ -153,6 +154,14 @@ class Application:
         await self.stack.close()
         await self.media.close()
         self.store.close()
+
+    def _per_queue_auto_pause(self) -> None:
+        """Each queue's own ``auto_pause_after`` (the runner builds the engine with one value
+        for all)."""
+        engine = self.queues.engine
+        assert engine is not None
+        for q in self.cfg.queues:
+            engine.set_auto_pause_after(q.name, q.auto_pause_after)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
