@@ -30,6 +30,7 @@ from acd.config import AgentConfig, ConfigError, EngineDefault, QueueConfig
 from acd.records import AgentRecord, CallRecord, QueueRecord
 from acd.states import TRANSITIONS, AgentInput, AgentState, Effect
 from acd.strategies import get_strategy
+from acd.today import QUEUE_COUNTERS, DayTotals
 
 __all__ = ["AcdEngine", "AcdError", "AgentStats", "QueueStats"]
 
@@ -254,12 +255,26 @@ class AcdEngine:
         self._queue(queue)
         return self._auto_pause[queue]
 
+    def add_stats(self, totals: DayTotals) -> None:
+        """Add figures counted elsewhere (today's before a restart, folded from the queue log).
+
+        Queues and agents the engine does not know are skipped (the config changed)."""
+        for name, t in totals.queues.items():
+            q = self._queues.get(name)
+            if q is not None:
+                for key in QUEUE_COUNTERS:
+                    setattr(q, key, getattr(q, key) + getattr(t, key))
+        for agent, at in totals.agents.items():
+            a = self._agents.get(agent)
+            if a is not None:
+                a.calls_taken += at.calls
+                a.talk_time += at.talk_time
+
     def reset_stats(self, now: float) -> None:
         """Start the statistics afresh (a new day, or the end of a simulation's warm-up)."""
         for q in self._queues.values():
-            q.offered = q.answered = q.answered_in_sl = q.abandoned = q.timed_out = 0
-            q.exited_empty = q.callbacks = q.completed = q.wrap_count = 0
-            q.wait_answered = q.talk_sum = q.wrap_sum = 0.0
+            for key in QUEUE_COUNTERS:
+                setattr(q, key, type(getattr(q, key))())
         for a in self._agents.values():
             a.calls_taken = 0
             a.talk_time = 0.0

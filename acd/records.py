@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from acd.config import AgentConfig, QueueConfig
 from acd.states import AgentInput, AgentState
+from acd.today import QueueTotals
 
 __all__ = ["AgentRecord", "CallRecord", "QueueRecord"]
 
@@ -74,24 +75,14 @@ class CallRecord:
 
 
 @dataclass(slots=True, eq=False)
-class QueueRecord:
-    cfg: QueueConfig
+class QueueRecord(QueueTotals):
+    """A queue's live state; its statistics (since start or ``reset_stats``) are the fields
+    of :class:`~acd.today.QueueTotals`."""
+
+    cfg: QueueConfig = field(kw_only=True)
     members: list[AgentRecord] = field(default_factory=list)  # config order
     order: dict[str, int] = field(default_factory=dict)  # agent id -> index in members
     waiting: list[CallRecord] = field(default_factory=list)  # by (-priority, seq)
     keys: list[tuple[int, int]] = field(default_factory=list)  # parallel to waiting, for bisect
     last_rung: str | None = None  # round-robin memory
     recent_handle: deque[float] = field(default_factory=lambda: deque(maxlen=100))
-    # statistics (since start or reset_stats)
-    offered: int = 0
-    answered: int = 0
-    answered_in_sl: int = 0
-    abandoned: int = 0
-    timed_out: int = 0
-    exited_empty: int = 0
-    callbacks: int = 0
-    wait_answered: float = 0.0
-    completed: int = 0
-    talk_sum: float = 0.0
-    wrap_sum: float = 0.0
-    wrap_count: int = 0

@@ -30,6 +30,7 @@ from callcenter.events.service import Events
 from callcenter.log import bind_call
 from callcenter.media.engine import MediaEngine
 from callcenter.media.prompts import PromptCache
+from callcenter.report.today import TodayFigures
 from callcenter.sip.auth import DigestAuthenticator, FailureLimiter
 from callcenter.sip.errors import NotAcceptableHere, SipError
 from callcenter.sip.message import Headers, Request, make_response
@@ -124,12 +125,13 @@ class Application:
         await self.stack.start()
         await self.http.start()
         await self.queues.start()
-        self._per_queue_auto_pause()
+        self._acd_per_queue_and_today()
         await self.dialer.start()
         await self.events.start()
         self._spawn(self._housekeeping())
         self._spawn(self._watch_dialplans())
         self._spawn(self._watch_loop_lag())
+        self._spawn(self.today.run())
         log.info(
             "server_started", sip=f"{self.cfg.sip.listen}:{self.cfg.sip.port}",
             http=f"{self.cfg.http.listen}:{self.http.port}",
@@ -155,13 +157,16 @@ class Application:
         await self.media.close()
         self.store.close()
 
-    def _per_queue_auto_pause(self) -> None:
+    def _acd_per_queue_and_today(self) -> None:
         """Each queue's own ``auto_pause_after`` (the runner builds the engine with one value
-        for all)."""
+        for all), and today's figures: those of the store so far, reset at local midnight."""
         engine = self.queues.engine
         assert engine is not None
         for q in self.cfg.queues:
             engine.set_auto_pause_after(q.name, q.auto_pause_after)
+        self.today = TodayFigures(runner=self.queues, con=self.store.db.conn, clock=self.clock,
+                                  sl_seconds={q.name: q.sl_seconds for q in self.cfg.queues})
+        self.today.load()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
