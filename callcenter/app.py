@@ -125,7 +125,7 @@ class Application:
         await self.stack.start()
         await self.http.start()
         await self.queues.start()
-        self._acd_per_queue_and_today()
+        self._load_today_figures()
         await self.dialer.start()
         await self.events.start()
         self._spawn(self._housekeeping())
@@ -157,13 +157,8 @@ class Application:
         await self.media.close()
         self.store.close()
 
-    def _acd_per_queue_and_today(self) -> None:
-        """Each queue's own ``auto_pause_after`` (the runner builds the engine with one value
-        for all), and today's figures: those of the store so far, reset at local midnight."""
-        engine = self.queues.engine
-        assert engine is not None
-        for q in self.cfg.queues:
-            engine.set_auto_pause_after(q.name, q.auto_pause_after)
+    def _load_today_figures(self) -> None:
+        """Today's figures: those of the store so far, reset at local midnight."""
         self.today = TodayFigures(runner=self.queues, con=self.store.db.conn, clock=self.clock,
                                   sl_seconds={q.name: q.sl_seconds for q in self.cfg.queues})
         self.today.load()

@@ -111,6 +111,7 @@ class QueueRunner:
                 overflow=q.overflow, required_skills=dict(q.required_skills),
                 tier_wait=q.tier_wait, whisper=f"queue_{q.name}" if q.whisper else None,
                 ring_in_use=q.ring_in_use, weight=q.weight, sl_target=q.sl_seconds,
+                auto_pause_after=q.auto_pause_after,
             )
             for q in self.cfg.queues
         ]
@@ -128,12 +129,11 @@ class QueueRunner:
                         skills=skills.get(u.user, {}), logged_in=static.get(u.user, False))
             for u in self.cfg.users if u.role == "agent" or u.user in members
         ]
-        pauses = [q.auto_pause_after for q in self.cfg.queues if q.auto_pause_after]
         now = self.now()
         for a in agents:
             self._since[a.id] = now
         return AcdEngine(queues=queues, agents=agents, rng=random.Random(), now=now,
-                         auto_pause_after=min(pauses) if pauses else None)
+                         auto_pause_after=None)  # each queue says its own
 
     async def start(self) -> None:
         self._offset = time.time() - self.now()
