@@ -22,7 +22,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from .recorder import WavRecorder
 from .rtp import (
     RTP_HEADER,
     Bye,
+    ReceptionStats,
     RtcpPacket,
     RtpError,
     RtpStream,
@@ -106,6 +107,22 @@ class ChannelStats:
     rtcp_in: int = 0
     rtcp_out: int = 0
     dtmf_in: int = 0
+    reception: ReceptionStats = field(default_factory=ReceptionStats, repr=False)
+    """RFC 3550 statistics of the incoming stream (audio and RFC 4733 packets)."""
+
+    @property
+    def packets_lost(self) -> int:
+        """Incoming packets lost so far (cumulative, all sources; negative with duplicates)."""
+        return self.reception.total_lost
+
+    @property
+    def packets_expected(self) -> int:
+        return self.reception.total_expected
+
+    @property
+    def jitter_ms(self) -> float:
+        """Interarrival jitter of the incoming audio now, in milliseconds."""
+        return self.reception.jitter_ms
 
 
 @dataclass(slots=True)
@@ -153,6 +170,7 @@ class Channel:
         self.send_silence = True
         """Send silence frames when nothing plays and the channel is not bridged."""
         self.stats = ChannelStats()
+        self._rx = self.stats.reception
         self.latched = False
         """True once RTP came in: ``remote`` is then the source it came from (symmetric RTP,
         for phones behind NAT) and packets from elsewhere are dropped while that source keeps
@@ -320,7 +338,7 @@ class Channel:
         self._listeners.clear()
         if self.stream.packets and self.rtcp_remote is not None:
             self._send_rtcp(
-                encode_rtcp(self.stream.sender_report(self.engine.now(), time.time()))
+                self._sr_bytes(self.engine.now(), time.time())
                 + encode_rtcp(Bye((self.stream.ssrc,)))
             )
         self.closed = True
@@ -396,7 +414,15 @@ class Channel:
     def _sender_report(self, now: float, unix_time: float) -> None:
         if self.stream.packets != self._sr_packets and self.rtcp_remote is not None:
             self._sr_packets = self.stream.packets
-            self._send_rtcp(encode_rtcp(self.stream.sender_report(now, unix_time)))
+            self._send_rtcp(self._sr_bytes(now, unix_time))
+
+    def _sr_bytes(self, now: float, unix_time: float) -> bytes:
+        """Our SR, with a reception report block once RTP came in."""
+        sr = self.stream.sender_report(now, unix_time)
+        block = self._rx.report_block()
+        if block is not None:
+            sr = replace(sr, reports=(block,))
+        return encode_rtcp(sr)
 
     # -------------------------------------------------------------------------- receiving
 
@@ -450,12 +476,14 @@ class Channel:
         self._heard = now
         stats.packets_in += 1
         stats.bytes_in += n
-        _, _, _, ts, ssrc = RTP_HEADER.unpack_from(data)
+        _, _, seq, ts, ssrc = RTP_HEADER.unpack_from(data)
         payload = data[start:end]
         peer = self.peer
         if pt == self.dtmf_payload_type:
+            self._rx.count(ssrc, seq)  # same sequence space; its timestamps are not for jitter
             self._on_event(payload, ts, ssrc, b1, now)
             return
+        self._rx.update(ssrc, seq, ts, now)
         if self._recorder is not None or self._detector is not None or self._listeners:
             self._on_audio(payload, pt, ts, ssrc)
         if (

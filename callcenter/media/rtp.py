@@ -428,3 +428,132 @@ class RtpStream:
             packet_count=self.packets & TS_MASK,
             octet_count=self.octets & TS_MASK,
         )
+
+
+# ---------------------------------------------------------------------------- incoming stream
+
+MAX_DROPOUT = 3000
+"""A forward sequence jump up to this many packets is loss, not a restart (RFC 3550 A.1)."""
+MAX_MISORDER = 100
+"""A backward jump up to this many packets is a late or duplicate packet (RFC 3550 A.1)."""
+
+
+@dataclass(slots=True)
+class ReceptionStats:
+    """Reception statistics of an incoming RTP stream (RFC 3550 A.1, A.3, A.8). Pure.
+
+    Probation is kept simple: the first packet of a source is accepted at once; a jump of more
+    than MAX_DROPOUT is taken as a restart of the sequence only when the next packet follows it.
+    A new SSRC starts a new source; `total_expected` and `total_lost` add up all of them.
+    """
+
+    clock_rate: int = 8000
+    ssrc: int | None = None
+    base_seq: int = 0
+    max_seq: int = 0
+    cycles: int = 0
+    """Sequence wraps, times 2**16 (so `cycles + max_seq` is the extended highest sequence)."""
+    bad_seq: int = -1
+    received: int = 0
+    expected_prior: int = 0
+    received_prior: int = 0
+    transit: int | None = None
+    jitter: float = 0.0
+    """Interarrival jitter in timestamp units (A.8), kept unrounded."""
+    _done_expected: int = 0
+    _done_lost: int = 0
+
+    def _start(self, ssrc: int, seq: int) -> None:
+        self._init_seq(seq)
+        self.ssrc = ssrc
+        self.transit = None
+        self.jitter = 0.0
+
+    def _init_seq(self, seq: int) -> None:
+        if self.received:  # keep what the previous source (or sequence) lost in the totals
+            self._done_expected += self.expected
+            self._done_lost += self.lost
+        self.base_seq = self.max_seq = seq
+        self.bad_seq = -1
+        self.cycles = self.received = self.expected_prior = self.received_prior = 0
+
+    def count(self, ssrc: int, seq: int) -> bool:
+        """Account one packet's sequence number (A.1); False if it is dropped as invalid."""
+        if ssrc != self.ssrc:
+            self._start(ssrc, seq)
+        else:
+            udelta = (seq - self.max_seq) & 0xFFFF
+            if udelta < MAX_DROPOUT:  # in order, with a permissible gap
+                if seq < self.max_seq:
+                    self.cycles += SEQ_MOD
+                self.max_seq = seq
+            elif udelta <= SEQ_MOD - MAX_MISORDER:  # a very large jump
+                if seq != self.bad_seq:
+                    self.bad_seq = (seq + 1) & 0xFFFF
+                    return False
+                self._init_seq(seq)  # two sequential packets: the sender restarted
+            # else: duplicate or reordered packet, counted as received
+        self.received += 1
+        return True
+
+    def update(self, ssrc: int, seq: int, timestamp: int, arrival: float) -> None:
+        """Account one audio packet that arrived at `arrival` (seconds, any epoch): its
+        sequence number, and the interarrival jitter (A.8)."""
+        if not self.count(ssrc, seq):
+            return
+        transit = int(arrival * self.clock_rate) - timestamp
+        prev = self.transit
+        self.transit = transit
+        if prev is not None:
+            d = (transit - prev) & TS_MASK  # |D(i-1, i)|, across the timestamp wrap
+            if d & 0x8000_0000:
+                d = TS_MOD - d
+            self.jitter += (d - self.jitter) / 16
+
+    @property
+    def expected(self) -> int:
+        """Packets expected from the current source (A.3)."""
+        if self.ssrc is None:
+            return 0
+        return self.cycles + self.max_seq - self.base_seq + 1
+
+    @property
+    def lost(self) -> int:
+        """Cumulative packets lost of the current source; negative with duplicates (A.3)."""
+        return self.expected - self.received
+
+    @property
+    def total_expected(self) -> int:
+        return self._done_expected + self.expected
+
+    @property
+    def total_lost(self) -> int:
+        return self._done_lost + self.lost
+
+    @property
+    def jitter_ms(self) -> float:
+        return self.jitter * 1000 / self.clock_rate
+
+    def report_block(self, last_sr: int = 0, delay_since_last_sr: int = 0) -> ReportBlock | None:
+        """The report block for the next SR/RR, None before any packet; starts a new report
+        interval for `fraction_lost`."""
+        if self.ssrc is None:
+            return None
+        expected = self.expected
+        expected_interval = expected - self.expected_prior
+        received_interval = self.received - self.received_prior
+        self.expected_prior = expected
+        self.received_prior = self.received
+        lost_interval = expected_interval - received_interval
+        fraction = 0
+        if expected_interval > 0 and lost_interval > 0:
+            fraction = min(255, (lost_interval << 8) // expected_interval)
+        return ReportBlock(
+            ssrc=self.ssrc,
+            fraction_lost=fraction,
+            cumulative_lost=max(-0x80_0000, min(self.lost, 0x7F_FFFF)),
+            highest_seq=(self.cycles + self.max_seq) & TS_MASK,
+            jitter=int(self.jitter),
+            last_sr=last_sr,
+            delay_since_last_sr=delay_since_last_sr,
+        )
