@@ -524,11 +524,27 @@ class Application:
                 status = leg.sip_status
         end = time.time()
         started = call.started_at
+        quality = self._rtp_quality(call)
+        if quality:  # written before "end", so a finished CDR always has them
+            with contextlib.suppress(KeyError):  # no CDR row (no store sink): nothing to note
+                self.store.update_call(call.id, **quality)
         self.events.publish(events.CallEnded(  # the store sink closes the CDR
             ts=end, call_id=call.id, cause=cause.value, side=side, digits=call.digits,
             sip_status=status, duration=None if started is None else round(end - started, 3)))
         log.info("call_ended", call_id=call.id, cause=cause.value, side=side,
                  digits=call.digits)
+
+    @staticmethod
+    def _rtp_quality(call: Call) -> dict[str, float]:
+        """The CDR's RTP figures from the caller leg's channel (closed by now, its stats kept):
+        empty when no RTP came in."""
+        leg = call.caller_leg
+        stats = leg.channel.stats if leg is not None and leg.channel is not None else None
+        if stats is None or stats.packets_expected <= 0:
+            return {}
+        lost = max(stats.packets_lost, 0)  # duplicates make it negative: not a gain
+        return {"rtp_lost_pct": round(100.0 * lost / stats.packets_expected, 3),
+                "rtp_jitter_ms": round(stats.jitter_ms, 3)}
 
     def _leg_event(self, what: str, leg: Leg) -> None:
         """B2BUA hook: a leg was added to or ended on a call."""

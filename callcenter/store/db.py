@@ -90,6 +90,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX agent_states_agent ON agent_states(agent, ts);
     """,
+    """
+    ALTER TABLE calls ADD COLUMN rtp_lost_pct REAL;   -- caller leg: RTP lost / expected, in %
+    ALTER TABLE calls ADD COLUMN rtp_jitter_ms REAL;  -- caller leg: RFC 3550 jitter at the end
+    """,
 ]
 
 

@@ -38,6 +38,8 @@ class CallRecord:
     digits: str = ""  #: DTMF digits the caller pressed, in order
     codec: str | None = None
     recording: str | None = None  #: path of the recording, if any
+    rtp_lost_pct: float | None = None  #: caller leg's RTP packets lost / expected, in %
+    rtp_jitter_ms: float | None = None  #: caller leg's interarrival jitter at the end (RFC 3550)
 
     def to_row(self) -> dict[str, Any]:
         """The record as a ``calls`` row."""

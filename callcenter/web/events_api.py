@@ -35,7 +35,7 @@ MAX_CDR_DAYS = 366
 CDR_COLUMNS = [
     "id", "start", "answer", "end", "duration", "billsec", "direction", "caller", "called",
     "source", "line", "hangup_cause", "hangup_side", "sip_status", "digits", "codec",
-    "sip_call_id", "recording",
+    "sip_call_id", "recording", "rtp_lost_pct", "rtp_jitter_ms",
 ]
 
 

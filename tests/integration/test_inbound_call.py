@@ -60,3 +60,4 @@ def test_inbound_call_audio_and_dtmf(
     assert str(cdr["codec"]).upper().startswith(codec), cdr
     assert cdr["called"] == LINE_TOLLFREE
     assert cdr["answer"] is not None
+    assert cdr["rtp_jitter_ms"] is not None and 0 <= cdr["rtp_lost_pct"] < 2, cdr

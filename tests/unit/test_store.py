@@ -237,3 +237,29 @@ def test_in_memory_store() -> None:
     s = Store(":memory:")
     s.start_call(record())
     assert s.recent_calls(1)[0].id == "c1"
+
+
+def test_rtp_quality_columns_added_to_an_existing_database(tmp_path: Path) -> None:
+    path = tmp_path / "cc.db"
+    old = sqlite3.connect(path)  # a database of the previous schema, with one finished call
+    old.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied REAL NOT NULL)"
+    )
+    for version, sql in enumerate(MIGRATIONS[:2], 1):
+        old.executescript(sql)
+        old.execute("INSERT INTO schema_migrations VALUES (?, 0)", (version,))
+    old.execute(
+        "INSERT INTO calls (id, sip_call_id, direction, caller, called, source, start) "
+        "VALUES ('old', 'x', 'inbound', '1', '2', 'trunk:pstn', 1.0)"
+    )
+    old.commit()
+    old.close()
+    s = Store(path)
+    got = s.get_call("old")
+    assert got is not None and (got.rtp_lost_pct, got.rtp_jitter_ms) == (None, None)
+    s.start_call(record())
+    s.finish_call("c1", end=1030.0, hangup_cause="normal_clearing", hangup_side="caller",
+                  rtp_lost_pct=1.25, rtp_jitter_ms=3.5)
+    got = s.get_call("c1")
+    assert got is not None and (got.rtp_lost_pct, got.rtp_jitter_ms) == (1.25, 3.5)
+    s.close()
