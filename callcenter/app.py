@@ -524,13 +524,10 @@ class Application:
                 status = leg.sip_status
         end = time.time()
         started = call.started_at
-        quality = self._rtp_quality(call)
-        if quality:  # written before "end", so a finished CDR always has them
-            with contextlib.suppress(KeyError):  # no CDR row (no store sink): nothing to note
-                self.store.update_call(call.id, **quality)
         self.events.publish(events.CallEnded(  # the store sink closes the CDR
             ts=end, call_id=call.id, cause=cause.value, side=side, digits=call.digits,
-            sip_status=status, duration=None if started is None else round(end - started, 3)))
+            sip_status=status, duration=None if started is None else round(end - started, 3),
+            **self._rtp_quality(call)))
         log.info("call_ended", call_id=call.id, cause=cause.value, side=side,
                  digits=call.digits)
 

@@ -105,6 +105,8 @@ class CallEnded(Event):
     duration: float | None = None
     digits: str = ""
     sip_status: int | None = None  #: final SIP status of the call (None when never answered)
+    rtp_lost_pct: float | None = None  #: the caller's RTP lost, % of expected (None: no RTP)
+    rtp_jitter_ms: float | None = None  #: its interarrival jitter at the end (RFC 3550)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -83,8 +83,10 @@ class StoreSink:
             self.store.add_call_event(e.call_id, e.ts, "connected", {"agent": e.agent})
 
     def _call_ended(self, e: CallEnded) -> None:
+        quality = {k: v for k, v in (("rtp_lost_pct", e.rtp_lost_pct),
+                                     ("rtp_jitter_ms", e.rtp_jitter_ms)) if v is not None}
         self.store.finish_call(e.call_id, end=e.ts, hangup_cause=e.cause, hangup_side=e.side,
-                               sip_status=e.sip_status, digits=e.digits)
+                               sip_status=e.sip_status, digits=e.digits, **quality)
 
     def _call_recording(self, e: CallRecording) -> None:
         with contextlib.suppress(KeyError):  # a call without a CDR has nowhere to note it
