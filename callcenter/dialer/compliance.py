@@ -22,6 +22,7 @@ __all__ = [
     "DAY",
     "MIN_RING_SECONDS",
     "REDIAL_BLOCK_SECONDS",
+    "failed_outcome",
     "AbandonLedger",
     "RedialGuard",
     "ring_timeout",
@@ -243,3 +244,17 @@ class RetryPolicy:
         if outcome is Outcome.ABANDONED:
             delay = max(delay, REDIAL_BLOCK_SECONDS)
         return now + delay
+
+
+BUSY_STATUSES = {486, 600, 603}
+NO_ANSWER_STATUSES = {480, 487}
+
+
+def failed_outcome(status: int, rang: float) -> str:
+    """The attempt outcome of a trunk dial that was not answered: busy, no-answer (a ring
+    timeout only counts when the call really rang its 15 s) or failed."""
+    if status in BUSY_STATUSES:
+        return "busy"
+    if status in NO_ANSWER_STATUSES or (status == 408 and rang >= 14.5):
+        return "no-answer"
+    return "failed"

@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
-from callcenter.dialer.compliance import ring_timeout
-from callcenter.events import bus as events
+from callcenter.dialer.compliance import failed_outcome
 from callcenter.media.g711 import PCMA, PCMU
 from callcenter.media.prompts import PromptError
 
@@ -39,8 +38,6 @@ __all__ = ["PreviewBook", "PreviewDesk", "PreviewError", "Reservation", "AGENT_R
 log = structlog.get_logger("dialer.preview")
 
 AGENT_RING = 30.0  #: seconds the agent's own phone rings before the attempt fails
-_BUSY = {486, 600, 603}
-_NO_ANSWER = {480, 487}
 
 
 class PreviewError(Exception):
@@ -266,17 +263,9 @@ class PreviewDesk:
             if any(x.state is not LegState.ENDED for x in call.legs):
                 with contextlib.suppress(Exception):
                     await app.b2bua.hangup_call(call, HangupCause.NORMAL, "system")
-        if call.recording:
-            extra["recording"] = call.recording
-        live.flights.pop(flight.attempt, None)
         self.book.done(c.name, r.contact_id)
-        move = runner.store.finish_attempt(flight.attempt, outcome, live.policy, time.time(),
-                                           agent=r.agent, **extra)
-        log.info("attempt_done", campaign=c.name, number=number, outcome=outcome,
-                 contact_state=move.state, agent=r.agent, preview=not flight.callback,
-                 callback=flight.callback)
-        runner._publish(c.name, "attempt", {"attempt": flight.attempt, "number": number,
-                                            "outcome": outcome, "contact": move.state})
+        runner.close_attempt(live, flight, call, outcome, extra, preview=not flight.callback,
+                             callback=flight.callback)
 
     async def _legs(self, live: Any, flight: Any, call: Call, extra: dict[str, Any]) -> str:
         """Ring the agent, then the contact; bridge them. Returns the attempt's outcome."""
@@ -296,16 +285,8 @@ class PreviewDesk:
             phone.channel.play(app.prompts.get("hold_music", None,
                                                PCMA if phone.codec == "PCMA" else PCMU),
                                loop=True, replace=True)
-        trunk = app.cfg.trunk(c.trunk)
-        assert trunk is not None
         flight.started = app.now()
-        dial = asyncio.ensure_future(app.b2bua.dial(
-            call, target_uri=f"sip:{number}@{trunk.host}:{trunk.port}",
-            dest=(trunk.host, trunk.port), transport=trunk.transport, party=number,
-            from_user=c.caller_id, from_display=c.caller_name,
-            timeout=ring_timeout(c.ring_timeout)))
-        await asyncio.sleep(0)  # the INVITE is built and sent on the task's first step
-        self._record(flight, call, number)
+        dial = await runner.dial_contact(live, flight, call)
         agent_gone = asyncio.ensure_future(phone.ended.wait())
         await asyncio.wait({dial, agent_gone}, return_when=asyncio.FIRST_COMPLETED)
         if not dial.done():  # the agent hung up while the contact rang
@@ -320,12 +301,7 @@ class PreviewDesk:
         extra["sip_status"] = status
         if leg.state is not LegState.ANSWERED:
             live.stats.on_dial_result(False)
-            rang = app.now() - flight.started
-            if status in _BUSY:
-                return "busy"
-            if status in _NO_ANSWER or (status == 408 and rang >= 14.5):
-                return "no-answer"
-            return "failed"
+            return failed_outcome(status, app.now() - flight.started)
         flight.answered_at = flight.bridged_at = app.now()
         extra["answered"] = time.time()
         live.stats.on_dial_result(True, flight.answered_at - flight.started)
@@ -348,17 +324,3 @@ class PreviewDesk:
             task.cancel()
         live.stats.on_talk(app.now() - flight.bridged_at)
         return "answered"
-
-    def _record(self, flight: Any, call: Call, number: str) -> None:
-        """The trunk INVITE's Call-ID with the attempt; the CDR starts."""
-        leg = next((x for x in call.legs if x.party == number), None)
-        invite = getattr(leg, "outbound_invite", None)
-        if invite is None:
-            return
-        self.runner.store.set_call_ids(flight.attempt, invite.call_id, call.id)
-        start = time.time()
-        self.runner.app.events.publish(events.CallStarted(
-            ts=start, call_id=call.id, caller=call.caller, called=call.called,
-            source=call.source, direction="outbound", sip_call_id=invite.call_id))
-        call.recorded = True  # type: ignore[attr-defined]
-        call.started_at = start  # type: ignore[attr-defined]

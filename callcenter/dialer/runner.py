@@ -47,6 +47,7 @@ from callcenter.dialer.compliance import (
     CallingWindow,
     RedialGuard,
     RetryPolicy,
+    failed_outcome,
     ring_timeout,
 )
 from callcenter.dialer.message import leave_message
@@ -69,10 +70,6 @@ TICK = 1.0
 ABANDON_PROMPT = "abandon_message"
 MAX_PER_TICK = 20
 DISPOSITION_WINDOW = 3600.0  # *5<code> applies to the agent's campaign call of the last hour
-_BUSY = {486, 600, 603}
-_NO_ANSWER = {480, 487}
-
-
 @dataclass(eq=False)
 class _Flight:
     """One attempt in progress."""
@@ -329,31 +326,19 @@ class CampaignRunner:
     async def _attempt(self, live: _Live, flight: _Flight) -> None:
         c = live.cfg
         app = self.app
-        trunk = app.cfg.trunk(c.trunk)
-        assert trunk is not None
         number = flight.contact["number"]
         call = Call(caller=c.caller_id, called=number, source=f"campaign:{c.name}",
                     direction="outbound")
         self._calls[call.id] = (live, call)
         outcome, extra = "failed", {}
         try:
-            dial = asyncio.ensure_future(app.b2bua.dial(
-                call, target_uri=f"sip:{number}@{trunk.host}:{trunk.port}",
-                dest=(trunk.host, trunk.port), transport=trunk.transport, party=number,
-                from_user=c.caller_id, from_display=c.caller_name,
-                timeout=ring_timeout(c.ring_timeout)))
-            await asyncio.sleep(0)  # the INVITE is built and sent on the task's first step
-            self._record(live, flight, call)
+            dial = await self.dial_contact(live, flight, call)
             leg = await dial
             status = int(getattr(leg, "sip_status", 0) or 0)
             extra["sip_status"] = status
             if leg.state is not LegState.ANSWERED:
-                rang = app.now() - flight.started
                 live.stats.on_dial_result(False)
-                if status in _BUSY:
-                    outcome = "busy"
-                elif status in _NO_ANSWER or (status == 408 and rang >= 14.5):
-                    outcome = "no-answer"
+                outcome = failed_outcome(status, app.now() - flight.started)
                 log.info("dial_failed", campaign=c.name, number=number, status=status,
                          outcome=outcome)
             else:
@@ -369,19 +354,43 @@ class CampaignRunner:
             if any(x.state is not LegState.ENDED for x in call.legs):
                 with contextlib.suppress(Exception):
                     await app.b2bua.hangup_call(call, HangupCause.NORMAL, "system")
+        self.close_attempt(live, flight, call, outcome, extra)
+
+    def close_attempt(self, live: _Live, flight: _Flight, call: Call, outcome: str,
+                      extra: dict[str, Any], **log_fields: Any) -> None:
+        """Write the attempt's end (outcome, recording, ...) and move its contact."""
+        c = live.cfg
+        number = flight.contact["number"]
         if call.recording:
             extra["recording"] = call.recording
         live.flights.pop(flight.attempt, None)
         move = self.store.finish_attempt(flight.attempt, outcome, live.policy, time.time(),
                                          agent=flight.agent, **extra)
         log.info("attempt_done", campaign=c.name, number=number, outcome=outcome,
-                 contact_state=move.state, agent=flight.agent)
+                 contact_state=move.state, agent=flight.agent, **log_fields)
         self._publish(c.name, "attempt", {"attempt": flight.attempt, "number": number,
                                           "outcome": outcome, "contact": move.state})
 
-    def _record(self, live: _Live, flight: _Flight, call: Call) -> None:
+    async def dial_contact(self, live: _Live, flight: _Flight, call: Call) -> asyncio.Task[Leg]:
+        """Dial the contact through the campaign's trunk; once the INVITE is out, store its
+        Call-ID with the attempt and start the CDR. Returns the dial task (the leg)."""
+        c, app = live.cfg, self.app
+        trunk = app.cfg.trunk(c.trunk)
+        assert trunk is not None
+        number = flight.contact["number"]
+        dial = asyncio.ensure_future(app.b2bua.dial(
+            call, target_uri=f"sip:{number}@{trunk.host}:{trunk.port}",
+            dest=(trunk.host, trunk.port), transport=trunk.transport, party=number,
+            from_user=c.caller_id, from_display=c.caller_name,
+            timeout=ring_timeout(c.ring_timeout)))
+        await asyncio.sleep(0)  # the INVITE is built and sent on the task's first step
+        self._record(flight, call)
+        return dial
+
+    def _record(self, flight: _Flight, call: Call) -> None:
         """Store the INVITE's Call-ID with the attempt and start the CDR."""
-        leg = call.legs[0] if call.legs else None
+        number = flight.contact["number"]
+        leg = next((x for x in call.legs if x.party == number), None)
         invite = getattr(leg, "outbound_invite", None)
         if invite is None:
             return

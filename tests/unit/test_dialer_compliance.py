@@ -82,3 +82,13 @@ def test_retries_per_outcome() -> None:
     assert policy.next_attempt(Outcome.NO_ANSWER, 1, 100.0) == 100.0 + 2 * HOUR
     assert policy.next_attempt(Outcome.ABANDONED, 0, 0.0) == 72 * HOUR
     assert policy.next_attempt(Outcome.ABANDONED, 1, 0.0) is None
+
+
+def test_failed_outcome_of_an_unanswered_dial() -> None:
+    from callcenter.dialer.compliance import failed_outcome
+
+    assert failed_outcome(486, 3.0) == "busy" and failed_outcome(603, 0.5) == "busy"
+    assert failed_outcome(487, 15.0) == "no-answer" and failed_outcome(480, 2.0) == "no-answer"
+    assert failed_outcome(408, 15.0) == "no-answer"  # rang its 15 s
+    assert failed_outcome(408, 3.0) == "failed"  # a timeout before the phone could ring long
+    assert failed_outcome(503, 0.1) == "failed"
