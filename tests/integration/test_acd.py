@@ -18,6 +18,7 @@ from typing import Any
 from tests.conftest import require_binary
 from tests.helpers import ports
 from tests.helpers.api import rows
+from tests.helpers.phones import register
 from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import Sipp, run_sipp
 from tests.integration.demo import USERS
@@ -47,16 +48,6 @@ OVERRIDES = {
         {"name": "support", "members": ["1003", "1004"]},
     ],
 }
-
-
-def register(server: ServerProcess, user: str, block: ports.PortBlock, workdir: Path) -> None:
-    """REGISTER ``user`` from the port its UAS will listen on."""
-    result = run_sipp(
-        "uac_register_auth.xml", workdir=workdir, ports=block, remote_port=server.sip_port,
-        service=user, auth=(user, USERS[user]), timeout=15,
-        keys={"contact_port": str(block[0]), "expires": "300"},
-    )
-    assert result.returncode == 0, result.summary()
 
 
 def test_queue_hands_calls_evenly(artifacts: Path) -> None:

@@ -26,6 +26,7 @@ from tests.helpers import ports
 from tests.helpers.api import rows
 from tests.helpers.artifacts import REPO
 from tests.helpers.carrier import Carrier
+from tests.helpers.phones import register
 from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import Sipp, run_sipp, wait_until
 from tests.integration.demo import USERS
@@ -109,11 +110,7 @@ def start_agents(server: ServerProcess, users: tuple[str, ...], blocks: dict[str
     phones = {}
     for user in users:
         block = blocks.setdefault(user, ports.allocate(8))
-        reg = run_sipp("uac_register_auth.xml", workdir=workdir / f"reg_{user}_{tag}",
-                       ports=block, remote_port=server.sip_port, service=user,
-                       auth=(user, USERS[user]), timeout=15,
-                       keys={"contact_port": str(block[0]), "expires": "300"})
-        assert reg.returncode == 0, reg.summary()
+        register(server, user, block, workdir / f"reg_{user}_{tag}")
         phones[user] = stack.enter_context(Sipp(
             "uas_agent.xml", workdir=workdir / f"phone_{user}_{tag}", ports=block, calls=500,
             timeout=300, duration_ms=TALK_MS, extra=["-aa"], trace_msg=False))

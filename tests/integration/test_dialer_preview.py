@@ -18,9 +18,9 @@ from typing import Any
 from tests.conftest import require_binary
 from tests.helpers import ports
 from tests.helpers.carrier import Carrier
+from tests.helpers.phones import answering_phone
 from tests.helpers.server import ServerProcess
-from tests.helpers.sipp import Sipp, run_sipp, wait_until
-from tests.integration.demo import USERS
+from tests.helpers.sipp import Sipp, wait_until
 from tests.integration.test_dialer import CLOCK, api, cli, rows
 
 TALK_MS = 5000
@@ -58,14 +58,7 @@ def overrides(carrier_port: int) -> dict[str, Any]:
 
 def agent_phone(server: ServerProcess, user: str, workdir: Path, stack: ExitStack) -> Sipp:
     """A registered SIPp phone that answers at once and hangs up after TALK_MS."""
-    block = ports.allocate(8)
-    reg = run_sipp("uac_register_auth.xml", workdir=workdir / f"reg_{user}", ports=block,
-                   remote_port=server.sip_port, service=user, auth=(user, USERS[user]),
-                   timeout=15, keys={"contact_port": str(block[0]), "expires": "300"})
-    assert reg.returncode == 0, reg.summary()
-    return stack.enter_context(Sipp("uas_agent.xml", workdir=workdir / f"phone_{user}",
-                                    ports=block, calls=10, timeout=120, duration_ms=TALK_MS,
-                                    extra=["-aa"], trace_msg=False))
+    return answering_phone(server, user, workdir, stack, talk_ms=TALK_MS)
 
 
 def status_of(server: ServerProcess, path: str, body: Any) -> int:

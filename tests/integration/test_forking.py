@@ -13,9 +13,9 @@ from pathlib import Path
 
 from tests.conftest import require_binary
 from tests.helpers import ports
+from tests.helpers.phones import register
 from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import Sipp, run_sipp
-from tests.integration.test_acd import register
 
 USER = "1002"
 TALK_MS = 2000

@@ -16,9 +16,9 @@ from pathlib import Path
 from tests.conftest import require_binary
 from tests.helpers import ports
 from tests.helpers.api import http, rows
+from tests.helpers.phones import answering_phone
 from tests.helpers.server import ServerProcess
-from tests.helpers.sipp import Sipp, run_sipp, wait_until
-from tests.integration.demo import USERS
+from tests.helpers.sipp import Sipp, wait_until
 
 LINE_SALES = "0800000001"
 TALK_MS = 9000
@@ -29,23 +29,13 @@ OVERRIDES = {
 }
 
 
-def phone(server: ServerProcess, user: str, workdir: Path, stack: ExitStack) -> Sipp:
-    """REGISTER ``user`` and answer its calls (auto answer, ``TALK_MS`` then BYE)."""
-    block = ports.allocate(8)
-    reg = run_sipp("uac_register_auth.xml", workdir=workdir / f"reg_{user}", ports=block,
-                   remote_port=server.sip_port, service=user, auth=(user, USERS[user]),
-                   timeout=15, keys={"contact_port": str(block[0]), "expires": "300"})
-    assert reg.returncode == 0, reg.summary()
-    return stack.enter_context(Sipp("uas_agent.xml", workdir=workdir / f"phone_{user}",
-                                    ports=block, calls=1, timeout=60, duration_ms=TALK_MS,
-                                    extra=["-aa"]))
-
-
 def test_supervisor_joins_a_queue_call_and_it_is_recorded(artifacts: Path) -> None:
     require_binary("sipp")
     with ServerProcess(artifacts, overrides=OVERRIDES) as server, ExitStack() as stack:
-        phone(server, "1001", artifacts, stack)
-        phone(server, "2001", artifacts, stack)
+        answering_phone(server, "1001", artifacts, stack, talk_ms=TALK_MS, calls=1,
+                        timeout=60)
+        answering_phone(server, "2001", artifacts, stack, talk_ms=TALK_MS, calls=1,
+                        timeout=60)
         caller = stack.enter_context(Sipp(
             "uac_queue_call.xml", workdir=artifacts / "caller", ports=ports.allocate(8),
             remote_port=server.sip_port, service=LINE_SALES, calls=1, timeout=60))
