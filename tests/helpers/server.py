@@ -64,8 +64,13 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 class ServerProcess:
-    """The server under test: started on __enter__ (ready when it answers OPTIONS), stopped on
-    __exit__ (SIGTERM, then SIGKILL after `stop_timeout`)."""
+    """The server under test: started on __enter__, stopped on __exit__ (SIGTERM, then SIGKILL
+    after `stop_timeout`).
+
+    Ready means it answers OPTIONS *and* has logged `server_started`: SIP answers as soon as its
+    socket is bound, while the queues, today's figures and the dialer's crash recovery come
+    after, so a test that only waited for OPTIONS could read the database or the API too early.
+    """
 
     def __init__(
         self,
@@ -97,6 +102,7 @@ class ServerProcess:
         self.config_path = self.workdir / "config.yaml"
         self.stand_in = os.environ.get(STAND_IN_ENV, "")
         self.proc: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
 
     @property
     def is_stand_in(self) -> bool:
@@ -165,6 +171,8 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         argv = self.command()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        # the log is shared by restarts on one workdir: only this start's lines count
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             log.write(f"$ {shlex.join(argv)}\n".encode())
             log.flush()
@@ -184,13 +192,22 @@ class ServerProcess:
                     f"server exited with {self.proc.returncode} before answering "
                     f"OPTIONS\n{self.log_tail()}"
                 )
-            if options_ping(self.sip_port, timeout=0.25) is not None:
+            if self._started() and options_ping(self.sip_port, timeout=0.25) is not None:
                 return self
+            time.sleep(0.05)
         self.stop()
         raise RuntimeError(
-            f"server did not answer OPTIONS on udp {self.sip_port} within "
-            f"{self.start_timeout} s\n{self.log_tail()}"
+            f"server did not log server_started and answer OPTIONS on udp {self.sip_port} "
+            f"within {self.start_timeout} s\n{self.log_tail()}"
         )
+
+    def _started(self) -> bool:
+        """The server logged that every part started (a stand-in is not asked to)."""
+        if self.stand_in:
+            return True
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_offset)
+            return b"server_started" in log.read()
 
     def alive(self) -> bool:
         """Process running and answering OPTIONS on UDP."""

@@ -44,8 +44,9 @@ def test_agent_calls_agent(server: ServerProcess, artifacts: Path, media: Media)
         caller.ctrl.command("hangup")
         caller.ctrl.wait_event("CALL_CLOSED", timeout=10)
         callee.ctrl.wait_event("CALL_CLOSED", timeout=10)
-        heard_by_caller = audio.read_wav(caller.recordings()["heard"])[0]
-        heard_by_callee = audio.read_wav(callee.recordings()["heard"])[0]
+    # read the dumps once baresip has quit: only then are they closed (WAV header complete)
+    heard_by_caller = audio.read_wav(caller.recordings()["heard"])[0]
+    heard_by_callee = audio.read_wav(callee.recordings()["heard"])[0]
     words_a = audio.read_wav(media.agent_a_wav)[0]
     words_b = audio.read_wav(media.agent_b_wav)[0]
     assert audio.active_rms(heard_by_caller) > 5 * audio.SILENCE_RMS, "1001 heard silence"

@@ -8,7 +8,6 @@ supervisor 2001 (the server calls it for an API session).
 
 from __future__ import annotations
 
-import time
 import wave
 from contextlib import ExitStack
 from pathlib import Path
@@ -53,8 +52,12 @@ def test_supervisor_joins_a_queue_call_and_it_is_recorded(artifacts: Path) -> No
             return next((s["state"] for s in live if s["id"] == session["id"]), "gone")
         assert wait_until(lambda: state() == "active", 10, 0.2), (state(), server.log_tail())
         assert caller.wait().returncode == 0, caller.summary() + server.log_tail()
-        time.sleep(1.0)
         db = server.db_path
+        # the session and the CDR are closed just after the caller's BYE: wait for both
+        ended = 'SELECT id FROM {} WHERE "end" IS NOT NULL'
+        wait_until(lambda: rows(db, ended.format("supervisor_sessions"))
+                   and rows(db, ended.format("calls") + f" AND called = '{LINE_SALES}'"),
+                   10, 0.2)
         sessions = rows(db, "SELECT * FROM supervisor_sessions")
         cdrs = rows(db, f"SELECT * FROM calls WHERE called = '{LINE_SALES}'")
 
