@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from acd.records import AgentRecord, CallRecord, QueueRecord
 
-__all__ = ["STRATEGIES", "Strategy", "get_strategy", "register"]
+__all__ = ["ALIASES", "STRATEGIES", "Strategy", "canonical_strategy", "get_strategy", "register"]
 
 Cands = Sequence[AgentRecord]
 Picks = list[AgentRecord]
@@ -48,12 +48,44 @@ def register(cls: type[Strategy]) -> type[Strategy]:
     return cls
 
 
+# The names Asterisk (app_queue ``strategy=``) and FreeSWITCH (mod_callcenter ``strategy``) users
+# bring, where one of ours makes the same choice. Tiers and penalties are the engine's, not the
+# strategy's, so they do not enter the comparison.
+ALIASES: dict[str, str] = {
+    "ringall": "ring-all",  # Asterisk: every free member at once
+    "leastrecent": "longest-idle-agent",  # Asterisk: the member whose last call ended longest ago
+    "fewestcalls": "fewest-calls",  # Asterisk
+    "rrmemory": "round-robin",  # Asterisk: round robin, resumes after the member rung last
+    "rrordered": "round-robin",  # Asterisk: the same, in the configured member order
+    "top-down": "linear",  # FreeSWITCH: the first free member in order, for every call
+    "agent-with-least-talk-time": "least-talk-time",  # FreeSWITCH
+    "agent-with-fewest-calls": "fewest-calls",  # FreeSWITCH
+    "skills": "skills-based",
+}
+# Names that look like ours but choose differently: refused, with the reason.
+_REFUSED: dict[str, str] = {
+    "wrandom": "Asterisk's random weighted by penalty",
+    "ring-progressively": "FreeSWITCH's ringing of one more agent at each interval",
+    "sequentially-by-agent-order": "FreeSWITCH's tier-then-position order",
+}
+
+
+def canonical_strategy(name: str) -> str:
+    """Our name for ``name``: one of :data:`STRATEGIES` or an alias (any case); else ValueError
+    listing the accepted names."""
+    key = str(name).strip().lower()
+    if key in STRATEGIES:
+        return key
+    if key in ALIASES:
+        return ALIASES[key]
+    why = f" ({_REFUSED[key]} has no equivalent here)" if key in _REFUSED else ""
+    raise ValueError(f"unknown strategy {name!r}{why}; accepted: {', '.join(STRATEGIES)}, "
+                     f"or the aliases {', '.join(ALIASES)}")
+
+
 def get_strategy(name: str) -> Strategy:
-    try:
-        return STRATEGIES[name]
-    except KeyError:
-        known = ", ".join(sorted(STRATEGIES))
-        raise ValueError(f"unknown strategy {name!r} (known: {known})") from None
+    """The strategy called ``name`` or one of its aliases (ValueError if none)."""
+    return STRATEGIES[canonical_strategy(name)]
 
 
 def _idle(agent: AgentRecord) -> float:

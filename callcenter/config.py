@@ -636,11 +636,9 @@ def _member(value: Any) -> Any:
 
 
 def _strategy(value: Any) -> Any:
-    from acd.strategies import STRATEGIES
+    from acd.strategies import canonical_strategy
 
-    if value not in STRATEGIES:
-        raise ValueError(f"expected one of {', '.join(sorted(STRATEGIES))}, got {value!r}")
-    return value
+    return canonical_strategy(value)
 
 
 class QueueMember(_Model):

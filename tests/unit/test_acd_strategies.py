@@ -12,7 +12,14 @@ from acd import events as E
 from acd.config import AgentConfig, Membership, QueueConfig
 from acd.engine import AcdEngine
 from acd.records import AgentRecord, CallRecord, QueueRecord
-from acd.strategies import STRATEGIES, Strategy, get_strategy, register
+from acd.strategies import (
+    ALIASES,
+    STRATEGIES,
+    Strategy,
+    canonical_strategy,
+    get_strategy,
+    register,
+)
 
 
 def setup(strategy: str, n: int = 3, seed: int = 1) -> AcdEngine:
@@ -38,6 +45,41 @@ def test_registry_has_every_strategy_of_the_issue() -> None:
                                "skills-based"}
     with pytest.raises(ValueError, match="known"):
         get_strategy("nope")
+
+
+# Asterisk app_queue and FreeSWITCH mod_callcenter names with the same choice as ours
+SAME_AS = {
+    "ringall": "ring-all", "leastrecent": "longest-idle-agent", "fewestcalls": "fewest-calls",
+    "rrmemory": "round-robin", "rrordered": "round-robin", "top-down": "linear",
+    "agent-with-least-talk-time": "least-talk-time", "agent-with-fewest-calls": "fewest-calls",
+    "skills": "skills-based",
+}
+
+
+@pytest.mark.parametrize(("alias", "ours"), sorted(SAME_AS.items()))
+def test_alias_names_our_strategy(alias: str, ours: str) -> None:
+    assert canonical_strategy(alias) == ours
+    assert canonical_strategy(alias.upper()) == ours  # Asterisk compares without case
+    assert get_strategy(alias) is STRATEGIES[ours]
+
+
+def test_every_alias_is_tested_and_names_shared_with_asterisk_or_freeswitch_are_ours() -> None:
+    assert ALIASES == SAME_AS
+    for name in ("random", "linear", "ring-all", "longest-idle-agent", "round-robin"):
+        assert canonical_strategy(name) == name
+
+
+@pytest.mark.parametrize(("name", "why"), [("wrandom", "weighted by penalty"),
+                                           ("ring-progressively", "one more agent"),
+                                           ("sequentially-by-agent-order", "tier-then-position"),
+                                           ("nope", "")])
+def test_names_without_an_equivalent_are_refused_with_the_accepted_ones(name: str,
+                                                                        why: str) -> None:
+    with pytest.raises(ValueError) as info:
+        canonical_strategy(name)
+    message = str(info.value)
+    assert f"unknown strategy {name!r}" in message and why in message
+    assert all(n in message for n in [*STRATEGIES, *ALIASES])
 
 
 def test_longest_idle_agent() -> None:

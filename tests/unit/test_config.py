@@ -155,6 +155,20 @@ def test_media_validation(tmp_path: Path, media: str, where: str, expected: str)
     assert f": {where}: " in error and expected in error
 
 
+@pytest.mark.parametrize(("given", "ours"), [("rrmemory", "round-robin"), ("top-down", "linear"),
+                                             ("skills", "skills-based"), ("Ring-All", "ring-all")])
+def test_strategy_aliases_become_our_names(tmp_path: Path, given: str, ours: str) -> None:
+    cfg = load_config(write(tmp_path, f"queues:\n  - name: q\n    strategy: {given}\n"))
+    assert cfg.queues[0].strategy == ours  # what the ACD engine is built with
+
+
+def test_strategy_without_an_equivalent_is_refused_at_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "queues:\n  - name: q\n    strategy: wrandom\n")
+    [error] = errors_of(path)
+    assert error.startswith(f"{path}:3:15: queues[0].strategy: unknown strategy 'wrandom'")
+    assert "accepted: longest-idle-agent, " in error and "rrmemory" in error
+
+
 def test_registration_bounds_must_be_ordered(tmp_path: Path) -> None:
     text = "sip:\n  registration: {min_expires: 600, default_expires: 60}\n"
     [error] = errors_of(write(tmp_path, text))
