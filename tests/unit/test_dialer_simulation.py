@@ -10,7 +10,7 @@ import pytest
 from callcenter.cli import main
 from callcenter.dialer.simulator import SimConfig, SimResult, simulate
 
-SEEDS = (1, 2, 3)
+SEEDS = (1, 2, 3, 4, 5)
 
 
 @pytest.fixture(scope="module")
@@ -25,17 +25,12 @@ def days() -> dict[tuple[str, int], SimResult]:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_predictive_keeps_abandons_under_3_percent(days: dict, seed: int) -> None:
+def test_predictive_reaches_79_percent_under_3_percent_abandons(days: dict, seed: int) -> None:
+    """About 79 % at 3 % is the frontier for 20 agents here (docs/benchmarks.md): a pacer that
+    knew every answer time exactly gets 80.0-80.3 %; 80 % is asserted for 30 agents below."""
     r = days["predictive", seed]
-    assert r.abandon_rate <= 0.03
+    assert r.occupancy >= 0.79 and r.abandon_rate <= 0.03, r
     assert r.answered > 2000
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.xfail(reason="20 agents reach ~0.791-0.793 occupancy at ~2.7 % abandons, not 0.80: "
-                   "see docs/benchmarks.md, the frontier", strict=False)
-def test_predictive_reaches_80_percent_occupancy(days: dict, seed: int) -> None:
-    assert days["predictive", seed].occupancy >= 0.80
 
 
 def test_30_agents_reach_80_percent_occupancy_under_3_percent() -> None:
