@@ -20,6 +20,7 @@ from tests.helpers import audio, ports
 from tests.helpers.api import http, rows
 from tests.helpers.baresip import BaresipAgent, CtrlError
 from tests.helpers.server import ServerProcess
+from tests.helpers.sipp import wait_until
 from tests.integration.demo import USERS
 
 CALLER_HZ, AGENT_HZ, SUPER_HZ = 440.0, 1000.0, 1800.0
@@ -99,10 +100,12 @@ def test_listen_whisper_barge(artifacts: Path) -> None:
                                    {"supervisor": "2001", "agent": "1001", "mode": "barge"})
             assert status == 201, session
             boss.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
-            time.sleep(1.0)
-            status, listing = http(srv, "GET", "/api/supervisor/sessions")
-            live = [s for s in listing["live"] if s["id"] == session["id"]]
-            assert live and live[0]["state"] == "active" and live[0]["mode"] == "barge", listing
+
+            def live() -> list[dict]:
+                listing = http(srv, "GET", "/api/supervisor/sessions")[1]["live"]
+                return [s for s in listing if s["id"] == session["id"] and s["state"] == "active"]
+            assert wait_until(live, 10), http(srv, "GET", "/api/supervisor/sessions")
+            assert live()[0]["mode"] == "barge", live()
             status, changed = http(srv, "PATCH", f"/api/supervisor/sessions/{session['id']}",
                                    {"mode": "whisper"})
             assert status == 200 and changed["mode"] == "whisper", changed
