@@ -24,8 +24,9 @@ __all__ = ["build_parser", "load_setup", "main"]
 
 PROG = "callcenter"
 
-#: Where the repository (or an editable install) keeps the shipped sounds/ and dialplans/.
-_INSTALL_ROOT = Path(__file__).resolve().parent.parent
+#: Where the shipped sounds/ and dialplans/ are: in the package (a wheel, see setup.py), or
+#: next to it (a checkout or an editable install).
+_SHIPPED_ROOTS = (Path(__file__).resolve().parent / "data", Path(__file__).resolve().parent.parent)
 
 
 class UsageError(Exception):
@@ -118,9 +119,10 @@ def _shipped_data_fallback(cfg: Config) -> Config:
     update = {}
     for key in ("sounds", "dialplans"):
         current: Path = getattr(cfg, key)
-        shipped = _INSTALL_ROOT / config_mod.Config.model_fields[key].default
-        if not current.exists() and shipped.is_dir():
-            update[key] = shipped
+        name = config_mod.Config.model_fields[key].default
+        shipped = [root / name for root in _SHIPPED_ROOTS if (root / name).is_dir()]
+        if not current.exists() and shipped:
+            update[key] = shipped[0]
     return cfg.model_copy(update=update) if update else cfg
 
 

@@ -23,16 +23,8 @@ else
     say "system packages already present (sipp, baresip, mosquitto, espeak-ng, sox, chromium)"
 fi
 
-if [ ! -x .venv/bin/python ]; then
-    say "creating virtualenv .venv"
-    python3 -m venv .venv
-else
-    say "reusing virtualenv .venv"
-fi
+sh install.sh test    # .venv (with python3-venv from apt on Debian's own python3)
 PY=.venv/bin/python
-
-say "installing the project with test extras (pip install -e '.[test]')"
-"$PY" -m pip install --quiet -e '.[test]'
 
 say "ruff check ."
 "$PY" -m ruff check .

@@ -13,6 +13,10 @@ that copy, `base_config` swaps the base file, `extra_args` go after the `serve` 
 CALLCENTER_TEST_SERVER_CMD replaces the command with a stand-in (e.g. ../shared/interop/
 mini_uas.py) to check the tests themselves; it is a format string with {python} {sip_port}
 {http_port} {db} {config} {rtp_min} {rtp_max} {workdir}. Then `is_stand_in` is True.
+
+`serve_command` replaces `python -m callcenter serve --config <copy>` (e.g. an installed
+`callcenter serve` on its built-in configuration, run in `cwd`); the test's ports and database
+options are still appended (its RTP range is then the configuration's own).
 """
 
 from __future__ import annotations
@@ -82,6 +86,8 @@ class ServerProcess:
         stop_timeout: float = 10.0,
         env: dict[str, str] | None = None,
         extra_args: Sequence[str] | None = None,
+        serve_command: Sequence[str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -91,6 +97,8 @@ class ServerProcess:
         self.stop_timeout = stop_timeout
         self.env = env or {}
         self.extra_args = list(extra_args or [])
+        self.serve_command = list(serve_command or [])
+        self.cwd = cwd or REPO
         self.ports: PortBlock = allocate(4)
         block = allocate(RTP_PORTS + 1)
         # RTP on even ports, RTCP on the next odd one
@@ -136,8 +144,8 @@ class ServerProcess:
         return self.config_path
 
     def command(self) -> list[str]:
-        config = self.write_config()
         if self.stand_in:
+            config = self.write_config()
             return shlex.split(
                 self.stand_in.format(
                     python=sys.executable,
@@ -150,13 +158,11 @@ class ServerProcess:
                     workdir=self.workdir,
                 )
             )
+        serve = self.serve_command or [
+            sys.executable, "-m", "callcenter", "serve", "--config", str(self.write_config())
+        ]
         return [
-            sys.executable,
-            "-m",
-            "callcenter",
-            "serve",
-            "--config",
-            str(config),
+            *serve,
             "--sip-port",
             str(self.sip_port),
             "--http-port",
@@ -178,7 +184,7 @@ class ServerProcess:
             log.flush()
             self.proc = subprocess.Popen(
                 argv,
-                cwd=REPO,
+                cwd=self.cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
