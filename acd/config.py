@@ -6,11 +6,11 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["ENGINE_DEFAULT", "AgentConfig", "ConfigError", "EngineDefault", "Membership",
+__all__ = ["ENGINE_DEFAULT", "AgentConfig", "InvalidSetting", "EngineDefault", "Membership",
            "QueueConfig"]
 
 
-class ConfigError(ValueError):
+class InvalidSetting(ValueError):
     """A queue or agent configuration that cannot work (names the object and the field)."""
 
 
@@ -39,9 +39,9 @@ class Membership:
 
     def __post_init__(self) -> None:
         if self.tier < 1:
-            raise ConfigError(f"membership of queue {self.queue!r}: tier must be >= 1")
+            raise InvalidSetting(f"membership of queue {self.queue!r}: tier must be >= 1")
         if self.penalty < 0:
-            raise ConfigError(f"membership of queue {self.queue!r}: penalty must be >= 0")
+            raise InvalidSetting(f"membership of queue {self.queue!r}: penalty must be >= 0")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,10 +62,10 @@ class AgentConfig:
 
     def __post_init__(self) -> None:
         if not self.id:
-            raise ConfigError("agent: id must not be empty")
+            raise InvalidSetting("agent: id must not be empty")
         names = [m.queue for m in self.queues]
         if len(set(names)) != len(names):
-            raise ConfigError(f"agent {self.id!r}: a queue is listed twice")
+            raise InvalidSetting(f"agent {self.id!r}: a queue is listed twice")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,11 +105,11 @@ class QueueConfig:
     auto_pause_after: int | None | EngineDefault = ENGINE_DEFAULT
 
     def __post_init__(self) -> None:
-        def bad(what: str) -> ConfigError:
-            return ConfigError(f"queue {self.name!r}: {what}")
+        def bad(what: str) -> InvalidSetting:
+            return InvalidSetting(f"queue {self.name!r}: {what}")
 
         if not self.name:
-            raise ConfigError("queue: name must not be empty")
+            raise InvalidSetting("queue: name must not be empty")
         if self.ring_timeout <= 0:
             raise bad("ring_timeout must be > 0")
         for key in ("retry", "wrap_up", "sl_target"):

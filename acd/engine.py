@@ -26,7 +26,7 @@ from typing import Any
 from acd import actions as act
 from acd import events as ev
 from acd.actions import Action, ExitReason, QueueEvent
-from acd.config import AgentConfig, ConfigError, EngineDefault, QueueConfig
+from acd.config import AgentConfig, EngineDefault, InvalidSetting, QueueConfig
 from acd.records import AgentRecord, CallRecord, QueueRecord
 from acd.states import TRANSITIONS, AgentInput, AgentState, Effect
 from acd.strategies import get_strategy
@@ -128,7 +128,7 @@ class AcdEngine:
         self._dirty = False
         for qc in queues:
             if qc.name in self._queues:
-                raise ConfigError(f"queue {qc.name!r} is defined twice")
+                raise InvalidSetting(f"queue {qc.name!r} is defined twice")
             get_strategy(qc.strategy)
             self._queues[qc.name] = QueueRecord(cfg=qc)
         self._strategy = {name: get_strategy(q.cfg.strategy) for name, q in self._queues.items()}
@@ -137,17 +137,17 @@ class AcdEngine:
             else q.cfg.auto_pause_after for name, q in self._queues.items()}
         for qc in queues:
             if qc.overflow is not None and qc.overflow not in self._queues:
-                raise ConfigError(f"queue {qc.name!r}: overflow queue {qc.overflow!r} not defined")
+                raise InvalidSetting(f"queue {qc.name!r}: overflow queue {qc.overflow!r} not defined")
         for ac in agents:
             if ac.id in self._agents:
-                raise ConfigError(f"agent {ac.id!r} is defined twice")
+                raise InvalidSetting(f"agent {ac.id!r} is defined twice")
             rec = AgentRecord.from_config(ac, now)
             rec.acc_since = now
             self._agents[ac.id] = rec
             for m in ac.queues:
                 q = self._queues.get(m.queue)
                 if q is None:
-                    raise ConfigError(f"agent {ac.id!r}: queue {m.queue!r} not defined")
+                    raise InvalidSetting(f"agent {ac.id!r}: queue {m.queue!r} not defined")
                 q.order[ac.id] = len(q.members)
                 q.members.append(rec)
             self._refresh(rec)
@@ -247,7 +247,7 @@ class AcdEngine:
         """Change ``queue``'s auto-pause threshold (None: its rings never pause an agent)."""
         self._queue(queue)
         if n is not None and n < 1:
-            raise ConfigError(f"queue {queue!r}: auto_pause_after must be >= 1 (or None)")
+            raise InvalidSetting(f"queue {queue!r}: auto_pause_after must be >= 1 (or None)")
         self._auto_pause[queue] = n
 
     def auto_pause_after(self, queue: str) -> int | None:

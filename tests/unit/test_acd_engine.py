@@ -9,7 +9,7 @@ import pytest
 
 from acd import actions as A
 from acd import events as E
-from acd.config import AgentConfig, ConfigError, Membership, QueueConfig
+from acd.config import AgentConfig, InvalidSetting, Membership, QueueConfig
 from acd.engine import AcdEngine, AcdError
 from acd.states import AgentState
 
@@ -363,11 +363,11 @@ def test_misuse_raises_and_races_are_ignored() -> None:
     assert of(e.handle(E.RingFailed("a1", "other"), 1.0), A.Ignored)
     with pytest.raises(ValueError):
         E.KeyPressed("c1", "x")
-    with pytest.raises(ConfigError):
+    with pytest.raises(InvalidSetting):
         AcdEngine(queues=[QueueConfig(name="q", overflow="missing")], agents=[])
     with pytest.raises(ValueError):
         AcdEngine(queues=[QueueConfig(name="q", strategy="missing")], agents=[])
-    with pytest.raises(ConfigError):
+    with pytest.raises(InvalidSetting):
         QueueConfig(name="q", ring_timeout=0)
 
 
