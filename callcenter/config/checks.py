@@ -49,31 +49,24 @@ def semantic_checks(cfg: Config) -> list[tuple[Loc, str]]:
         for i, item in enumerate(items):
             if item in items[:i]:
                 out.append(((section, name, i), f"{item!r} is listed twice; remove one"))
-    seen_users: dict[str, int] = {}
-    for i, user in enumerate(cfg.users):
-        if user.user in seen_users:
-            out.append(
-                (
-                    ("users", i, "user"),
-                    f"user {user.user!r} is already defined as users[{seen_users[user.user]}]; "
-                    "user names must be unique",
-                )
-            )
-        seen_users.setdefault(user.user, i)
-    seen_trunks: dict[str, int] = {}
-    for i, trunk in enumerate(cfg.trunks):
-        if trunk.name in seen_trunks:
-            out.append(
-                (
-                    ("trunks", i, "name"),
-                    f"trunk {trunk.name!r} is already defined as trunks[{seen_trunks[trunk.name]}]; "
-                    "trunk names must be unique",
-                )
-            )
-        seen_trunks.setdefault(trunk.name, i)
+    out += _unique("users", "user", [u.user for u in cfg.users])
+    out += _unique("trunks", "name", [t.name for t in cfg.trunks])
     out += _queue_checks(cfg)
     out += _supervisor_checks(cfg)
     out += _campaign_checks(cfg)
+    return out
+
+
+def _unique(section: str, key: str, names: list[str]) -> list[tuple[Loc, str]]:
+    """``users[3].user: user '1001' is already defined as users[0]; ...`` for each repeat."""
+    kind = section.removesuffix("s")
+    first: dict[str, int] = {}
+    out: list[tuple[Loc, str]] = []
+    for i, name in enumerate(names):
+        if name in first:
+            out.append(((section, i, key), f"{kind} {name!r} is already defined as "
+                        f"{section}[{first[name]}]; {kind} names must be unique"))
+        first.setdefault(name, i)
     return out
 
 
