@@ -67,7 +67,7 @@ class AgentStats:
 class QueueStats:
     """Live figures of one queue since start (or ``reset_stats``).
 
-    ``service_level``: answered within ``sl_target`` over calls with an outcome (answered,
+    ``service_level``: answered within ``sl_seconds`` over calls with an outcome (answered,
     abandoned, timed out, left empty); ``asa``: mean wait of answered calls; ``aht``: mean talk
     plus wrap-up. ``None`` where there is nothing to divide by.
     """
@@ -208,7 +208,7 @@ class AcdEngine:
         longest = max((now - c.entered for c in q.waiting if not c.callback), default=0.0)
         aht = None
         if q.completed:
-            wrap = q.wrap_sum / q.wrap_count if q.wrap_count else cfg.wrap_up
+            wrap = q.wrap_sum / q.wrap_count if q.wrap_count else cfg.wrapup
             aht = q.talk_sum / q.completed + wrap
         return QueueStats(
             queue=queue,
@@ -523,7 +523,7 @@ class AcdEngine:
             self._out.append(act.Ignored(e, "call not waiting"))
             return
         q = self._queues[call.queue]
-        if e.digit != q.cfg.callback_digit:
+        if e.digit != q.cfg.callback_key:
             self._out.append(act.Ignored(e, "no action for this key"))
             return
         call.callback = True
@@ -560,7 +560,7 @@ class AcdEngine:
         a.call = None
         q.completed += 1
         q.talk_sum += talk
-        q.recent_handle.append(talk + cfg.wrap_up)
+        q.recent_handle.append(talk + cfg.wrapup)
         del self._calls[call.id]
         if self._records:
             wait = call.answered - call.entered
@@ -570,10 +570,10 @@ class AcdEngine:
             else:
                 self._log(q, call, QueueEvent.TRANSFER, agent=a.id, wait=wait, talk=talk,
                           detail=transfer_to)
-        if cfg.wrap_up > 0:
+        if cfg.wrapup > 0:
             a.wrap_queue = cfg.name
             self._apply(a, AgentInput.CALL_ENDED_WRAP)
-            self._push(now + cfg.wrap_up, _WRAP, a, a.epoch)
+            self._push(now + cfg.wrapup, _WRAP, a, a.epoch)
         else:
             self._apply(a, AgentInput.CALL_ENDED)
 
@@ -684,7 +684,7 @@ class AcdEngine:
         wait = now - call.entered
         q.answered += 1
         q.wait_answered += wait
-        if wait <= cfg.sl_target:
+        if wait <= cfg.sl_seconds:
             q.answered_in_sl += 1
         self._log(q, call, QueueEvent.CONNECT, agent=a.id, wait=wait)
         self._out.append(act.Bridge(a.id, call.id, cfg.name, cfg.whisper, call.callback,

@@ -190,7 +190,7 @@ def test_ring_all_first_answer_wins_others_cancelled() -> None:
 
 
 def test_wrap_up_is_respected_and_can_end_early() -> None:
-    e = engine(1, queues=[QueueConfig(name="sales", wrap_up=30)])
+    e = engine(1, queues=[QueueConfig(name="sales", wrapup=30)])
     e.handle(E.CallArrived("c1", "sales"), 0.0)
     e.handle(E.RingAnswered("a1", "c1"), 0.0)
     e.handle(E.CallEnded("c1"), 60.0)
@@ -322,7 +322,7 @@ def test_skills_and_tiers_and_penalties() -> None:
 
 
 def test_statistics() -> None:
-    e = engine(1, queues=[QueueConfig(name="sales", sl_target=20)])
+    e = engine(1, queues=[QueueConfig(name="sales", sl_seconds=20)])
     e.handle(E.CallArrived("c1", "sales"), 0.0)
     e.handle(E.RingAnswered("a1", "c1"), 5.0)
     e.handle(E.CallArrived("c2", "sales"), 6.0)
@@ -342,7 +342,7 @@ def test_statistics() -> None:
 
 
 def test_transfer_is_logged_and_goes_to_wrap_up() -> None:
-    e = engine(1, queues=[QueueConfig(name="sales", wrap_up=10)])
+    e = engine(1, queues=[QueueConfig(name="sales", wrapup=10)])
     e.handle(E.CallArrived("c1", "sales"), 0.0)
     e.handle(E.RingAnswered("a1", "c1"), 0.0)
     out = e.handle(E.CallTransferred("c1", "2001"), 30.0)
