@@ -6,11 +6,11 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["ENGINE_DEFAULT", "AgentConfig", "ConfigError", "EngineDefault", "Membership",
+__all__ = ["ENGINE_DEFAULT", "AgentConfig", "InvalidSetting", "EngineDefault", "Membership",
            "QueueConfig"]
 
 
-class ConfigError(ValueError):
+class InvalidSetting(ValueError):
     """A queue or agent configuration that cannot work (names the object and the field)."""
 
 
@@ -39,9 +39,9 @@ class Membership:
 
     def __post_init__(self) -> None:
         if self.tier < 1:
-            raise ConfigError(f"membership of queue {self.queue!r}: tier must be >= 1")
+            raise InvalidSetting(f"membership of queue {self.queue!r}: tier must be >= 1")
         if self.penalty < 0:
-            raise ConfigError(f"membership of queue {self.queue!r}: penalty must be >= 0")
+            raise InvalidSetting(f"membership of queue {self.queue!r}: penalty must be >= 0")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,10 +62,10 @@ class AgentConfig:
 
     def __post_init__(self) -> None:
         if not self.id:
-            raise ConfigError("agent: id must not be empty")
+            raise InvalidSetting("agent: id must not be empty")
         names = [m.queue for m in self.queues]
         if len(set(names)) != len(names):
-            raise ConfigError(f"agent {self.id!r}: a queue is listed twice")
+            raise InvalidSetting(f"agent {self.id!r}: a queue is listed twice")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,7 +74,7 @@ class QueueConfig:
 
     Times are seconds. ``None`` turns a feature off (no max wait, no periodic announcement...).
     ``required_skills`` apply to every call of the queue, in addition to the call's own.
-    ``callback_digit``: the key that leaves a callback request keeping the caller's place.
+    ``callback_key``: the key that leaves a callback request keeping the caller's place.
     ``overflow``: the queue a call moves to on max wait (and when it finds or is left with
     nobody staffed); ``timeout_destination``/``empty_destination`` are passed through to the
     live side in :class:`~acd.actions.ExitQueue` otherwise.
@@ -86,13 +86,13 @@ class QueueConfig:
     strategy: str = "longest-idle-agent"
     ring_timeout: float = 15.0
     retry: float = 5.0  # after every eligible agent missed a call, wait before trying them again
-    wrap_up: float = 0.0
+    wrapup: float = 0.0
     max_wait: float | None = None
     announce_position: bool = True  # on entry
     announce_every: float | None = 60.0
     join_empty: bool = True
     leave_when_empty: bool = False
-    callback_digit: str | None = "1"
+    callback_key: str | None = "1"
     overflow: str | None = None
     timeout_destination: str | None = None
     empty_destination: str | None = None
@@ -101,28 +101,28 @@ class QueueConfig:
     whisper: str | None = None  # announcement the agent hears before the caller (a prompt name)
     ring_in_use: bool = False  # offer calls to agents whose phone is busy with another call
     weight: int = 0  # when one agent could take calls from several queues, higher goes first
-    sl_target: float = 20.0
+    sl_seconds: float = 20.0
     auto_pause_after: int | None | EngineDefault = ENGINE_DEFAULT
 
     def __post_init__(self) -> None:
-        def bad(what: str) -> ConfigError:
-            return ConfigError(f"queue {self.name!r}: {what}")
+        def bad(what: str) -> InvalidSetting:
+            return InvalidSetting(f"queue {self.name!r}: {what}")
 
         if not self.name:
-            raise ConfigError("queue: name must not be empty")
+            raise InvalidSetting("queue: name must not be empty")
         if self.ring_timeout <= 0:
             raise bad("ring_timeout must be > 0")
-        for key in ("retry", "wrap_up", "sl_target"):
+        for key in ("retry", "wrapup", "sl_seconds"):
             if getattr(self, key) < 0:
                 raise bad(f"{key} must be >= 0")
         for key in ("max_wait", "announce_every", "tier_wait"):
             value = getattr(self, key)
             if value is not None and value <= 0:
                 raise bad(f"{key} must be > 0 (or None to turn it off)")
-        if self.callback_digit is not None and (
-            len(self.callback_digit) != 1 or self.callback_digit not in "0123456789*#"
+        if self.callback_key is not None and (
+            len(self.callback_key) != 1 or self.callback_key not in "0123456789*#"
         ):
-            raise bad("callback_digit must be one of 0-9 * #")
+            raise bad("callback_key must be one of 0-9 * #")
         n = self.auto_pause_after
         if isinstance(n, int) and n < 1:
             raise bad("auto_pause_after must be >= 1 (or None to turn it off)")

@@ -26,7 +26,7 @@ from typing import Any
 from acd import actions as act
 from acd import events as ev
 from acd.actions import Action, ExitReason, QueueEvent
-from acd.config import AgentConfig, ConfigError, EngineDefault, QueueConfig
+from acd.config import AgentConfig, EngineDefault, InvalidSetting, QueueConfig
 from acd.records import AgentRecord, CallRecord, QueueRecord
 from acd.states import TRANSITIONS, AgentInput, AgentState, Effect
 from acd.strategies import get_strategy
@@ -67,7 +67,7 @@ class AgentStats:
 class QueueStats:
     """Live figures of one queue since start (or ``reset_stats``).
 
-    ``service_level``: answered within ``sl_target`` over calls with an outcome (answered,
+    ``service_level``: answered within ``sl_seconds`` over calls with an outcome (answered,
     abandoned, timed out, left empty); ``asa``: mean wait of answered calls; ``aht``: mean talk
     plus wrap-up. ``None`` where there is nothing to divide by.
     """
@@ -128,7 +128,7 @@ class AcdEngine:
         self._dirty = False
         for qc in queues:
             if qc.name in self._queues:
-                raise ConfigError(f"queue {qc.name!r} is defined twice")
+                raise InvalidSetting(f"queue {qc.name!r} is defined twice")
             get_strategy(qc.strategy)
             self._queues[qc.name] = QueueRecord(cfg=qc)
         self._strategy = {name: get_strategy(q.cfg.strategy) for name, q in self._queues.items()}
@@ -137,17 +137,17 @@ class AcdEngine:
             else q.cfg.auto_pause_after for name, q in self._queues.items()}
         for qc in queues:
             if qc.overflow is not None and qc.overflow not in self._queues:
-                raise ConfigError(f"queue {qc.name!r}: overflow queue {qc.overflow!r} not defined")
+                raise InvalidSetting(f"queue {qc.name!r}: overflow queue {qc.overflow!r} not defined")
         for ac in agents:
             if ac.id in self._agents:
-                raise ConfigError(f"agent {ac.id!r} is defined twice")
+                raise InvalidSetting(f"agent {ac.id!r} is defined twice")
             rec = AgentRecord.from_config(ac, now)
             rec.acc_since = now
             self._agents[ac.id] = rec
             for m in ac.queues:
                 q = self._queues.get(m.queue)
                 if q is None:
-                    raise ConfigError(f"agent {ac.id!r}: queue {m.queue!r} not defined")
+                    raise InvalidSetting(f"agent {ac.id!r}: queue {m.queue!r} not defined")
                 q.order[ac.id] = len(q.members)
                 q.members.append(rec)
             self._refresh(rec)
@@ -208,7 +208,7 @@ class AcdEngine:
         longest = max((now - c.entered for c in q.waiting if not c.callback), default=0.0)
         aht = None
         if q.completed:
-            wrap = q.wrap_sum / q.wrap_count if q.wrap_count else cfg.wrap_up
+            wrap = q.wrap_sum / q.wrap_count if q.wrap_count else cfg.wrapup
             aht = q.talk_sum / q.completed + wrap
         return QueueStats(
             queue=queue,
@@ -247,7 +247,7 @@ class AcdEngine:
         """Change ``queue``'s auto-pause threshold (None: its rings never pause an agent)."""
         self._queue(queue)
         if n is not None and n < 1:
-            raise ConfigError(f"queue {queue!r}: auto_pause_after must be >= 1 (or None)")
+            raise InvalidSetting(f"queue {queue!r}: auto_pause_after must be >= 1 (or None)")
         self._auto_pause[queue] = n
 
     def auto_pause_after(self, queue: str) -> int | None:
@@ -523,7 +523,7 @@ class AcdEngine:
             self._out.append(act.Ignored(e, "call not waiting"))
             return
         q = self._queues[call.queue]
-        if e.digit != q.cfg.callback_digit:
+        if e.digit != q.cfg.callback_key:
             self._out.append(act.Ignored(e, "no action for this key"))
             return
         call.callback = True
@@ -560,7 +560,7 @@ class AcdEngine:
         a.call = None
         q.completed += 1
         q.talk_sum += talk
-        q.recent_handle.append(talk + cfg.wrap_up)
+        q.recent_handle.append(talk + cfg.wrapup)
         del self._calls[call.id]
         if self._records:
             wait = call.answered - call.entered
@@ -570,10 +570,10 @@ class AcdEngine:
             else:
                 self._log(q, call, QueueEvent.TRANSFER, agent=a.id, wait=wait, talk=talk,
                           detail=transfer_to)
-        if cfg.wrap_up > 0:
+        if cfg.wrapup > 0:
             a.wrap_queue = cfg.name
             self._apply(a, AgentInput.CALL_ENDED_WRAP)
-            self._push(now + cfg.wrap_up, _WRAP, a, a.epoch)
+            self._push(now + cfg.wrapup, _WRAP, a, a.epoch)
         else:
             self._apply(a, AgentInput.CALL_ENDED)
 
@@ -684,7 +684,7 @@ class AcdEngine:
         wait = now - call.entered
         q.answered += 1
         q.wait_answered += wait
-        if wait <= cfg.sl_target:
+        if wait <= cfg.sl_seconds:
             q.answered_in_sl += 1
         self._log(q, call, QueueEvent.CONNECT, agent=a.id, wait=wait)
         self._out.append(act.Bridge(a.id, call.id, cfg.name, cfg.whisper, call.callback,

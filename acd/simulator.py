@@ -123,8 +123,8 @@ def simulate(
     handle = _handle_times(cfg, gen).tolist()
     patience = gen.exponential(cfg.patience, n).tolist() if cfg.patience else None
     queue = QueueConfig(
-        name=QUEUE, strategy=cfg.strategy, sl_target=cfg.sl_seconds, wrap_up=cfg.wrap_up,
-        announce_position=False, announce_every=None, callback_digit=None,
+        name=QUEUE, strategy=cfg.strategy, sl_seconds=cfg.sl_seconds, wrapup=cfg.wrap_up,
+        announce_position=False, announce_every=None, callback_key=None,
         ring_timeout=max(60.0, cfg.answer_delay * 2),
     )
     agents = [

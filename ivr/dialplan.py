@@ -21,17 +21,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from callcenter.config import (
-    ConfigError,
-    Loc,
-    Mark,
-    QuotedStr,
-    YamlDocument,
-    dotted,
-    load_yaml,
-    validate_document,
-    validation_messages,
-)
 from ivr.nodes import (
     BUILTIN_TARGETS,
     GOODBYE,
@@ -45,6 +34,17 @@ from ivr.nodes import (
 )
 from ivr.say import LANGUAGES, SayError, required_prompts
 from ivr.schedule import Schedule, parse_days, parse_ranges
+from ivr.yamldoc import (
+    ConfigError,
+    Loc,
+    Mark,
+    QuotedStr,
+    YamlDocument,
+    dotted,
+    load_yaml,
+    validate_document,
+    validation_messages,
+)
 
 __all__ = [
     "BUILTIN_VARIABLES",

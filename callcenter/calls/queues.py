@@ -19,6 +19,7 @@ agent ends only that leg: the caller goes back to the IVR (e.g. the survey).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from acd import events as ev
 from acd.engine import AcdError
 from callcenter.calls import flows
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.config.models import Queue
 from callcenter.media.g711 import PCMA, PCMU
 from callcenter.media.prompts import Prompt, PromptCache, PromptError
 from ivr.say import SayError, say_position, say_wait_time
@@ -74,6 +76,12 @@ class _Entry:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
+#: Settings of a configured queue that the ACD engine takes under the same name.
+ENGINE_FIELDS = frozenset(
+    {f.name for f in dataclasses.fields(QueueConfig)} - {"required_skills", "whisper"}
+) & frozenset(Queue.model_fields)
+
+
 class QueueRunner:
     """Queues and agents of ``cfg.queues`` live; see the module docstring."""
 
@@ -104,14 +112,8 @@ class QueueRunner:
     def _build(self) -> AcdEngine:
         queues = [
             QueueConfig(
-                name=q.name, strategy=q.strategy, ring_timeout=q.ring_timeout, retry=q.retry,
-                wrap_up=q.wrapup, max_wait=q.max_wait, announce_position=q.announce_position,
-                announce_every=q.announce_every, join_empty=q.join_empty,
-                leave_when_empty=q.leave_when_empty, callback_digit=q.callback_key,
-                overflow=q.overflow, required_skills=dict(q.required_skills),
-                tier_wait=q.tier_wait, whisper=f"queue_{q.name}" if q.whisper else None,
-                ring_in_use=q.ring_in_use, weight=q.weight, sl_target=q.sl_seconds,
-                auto_pause_after=q.auto_pause_after,
+                **q.model_dump(include=ENGINE_FIELDS), required_skills=dict(q.required_skills),
+                whisper=f"queue_{q.name}" if q.whisper else None,
             )
             for q in self.cfg.queues
         ]

@@ -8,7 +8,7 @@ import pytest
 
 from acd import actions as A
 from acd import events as E
-from acd.config import ENGINE_DEFAULT, AgentConfig, ConfigError, Membership, QueueConfig
+from acd.config import ENGINE_DEFAULT, AgentConfig, InvalidSetting, Membership, QueueConfig
 from acd.engine import AcdEngine
 from acd.states import AgentState
 
@@ -124,11 +124,11 @@ def test_set_auto_pause_after_changes_a_queue_at_run_time() -> None:
     e.set_auto_pause_after("q1", 2)
     clock.miss(e, "q1")  # the miss before the change still counts
     assert paused(e)
-    with pytest.raises(ConfigError):
+    with pytest.raises(InvalidSetting):
         e.set_auto_pause_after("q1", 0)
 
 
 def test_config_rejects_a_zero_threshold() -> None:
-    with pytest.raises(ConfigError, match="auto_pause_after"):
+    with pytest.raises(InvalidSetting, match="auto_pause_after"):
         QueueConfig(name="q", auto_pause_after=0)
     assert QueueConfig(name="q").auto_pause_after is ENGINE_DEFAULT

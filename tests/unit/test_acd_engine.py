@@ -9,7 +9,7 @@ import pytest
 
 from acd import actions as A
 from acd import events as E
-from acd.config import AgentConfig, ConfigError, Membership, QueueConfig
+from acd.config import AgentConfig, InvalidSetting, Membership, QueueConfig
 from acd.engine import AcdEngine, AcdError
 from acd.states import AgentState
 
@@ -190,7 +190,7 @@ def test_ring_all_first_answer_wins_others_cancelled() -> None:
 
 
 def test_wrap_up_is_respected_and_can_end_early() -> None:
-    e = engine(1, queues=[QueueConfig(name="sales", wrap_up=30)])
+    e = engine(1, queues=[QueueConfig(name="sales", wrapup=30)])
     e.handle(E.CallArrived("c1", "sales"), 0.0)
     e.handle(E.RingAnswered("a1", "c1"), 0.0)
     e.handle(E.CallEnded("c1"), 60.0)
@@ -322,7 +322,7 @@ def test_skills_and_tiers_and_penalties() -> None:
 
 
 def test_statistics() -> None:
-    e = engine(1, queues=[QueueConfig(name="sales", sl_target=20)])
+    e = engine(1, queues=[QueueConfig(name="sales", sl_seconds=20)])
     e.handle(E.CallArrived("c1", "sales"), 0.0)
     e.handle(E.RingAnswered("a1", "c1"), 5.0)
     e.handle(E.CallArrived("c2", "sales"), 6.0)
@@ -342,7 +342,7 @@ def test_statistics() -> None:
 
 
 def test_transfer_is_logged_and_goes_to_wrap_up() -> None:
-    e = engine(1, queues=[QueueConfig(name="sales", wrap_up=10)])
+    e = engine(1, queues=[QueueConfig(name="sales", wrapup=10)])
     e.handle(E.CallArrived("c1", "sales"), 0.0)
     e.handle(E.RingAnswered("a1", "c1"), 0.0)
     out = e.handle(E.CallTransferred("c1", "2001"), 30.0)
@@ -363,11 +363,11 @@ def test_misuse_raises_and_races_are_ignored() -> None:
     assert of(e.handle(E.RingFailed("a1", "other"), 1.0), A.Ignored)
     with pytest.raises(ValueError):
         E.KeyPressed("c1", "x")
-    with pytest.raises(ConfigError):
+    with pytest.raises(InvalidSetting):
         AcdEngine(queues=[QueueConfig(name="q", overflow="missing")], agents=[])
     with pytest.raises(ValueError):
         AcdEngine(queues=[QueueConfig(name="q", strategy="missing")], agents=[])
-    with pytest.raises(ConfigError):
+    with pytest.raises(InvalidSetting):
         QueueConfig(name="q", ring_timeout=0)
 
 

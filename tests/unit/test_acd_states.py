@@ -77,7 +77,7 @@ def _event(op: tuple) -> E.Event:  # type: ignore[type-arg]
 @given(st.lists(ops, max_size=60), st.sampled_from(["longest-idle-agent", "ring-all",
                                                     "round-robin", "random"]))
 def test_random_sequences_keep_the_engine_consistent(seq: list[tuple], strategy: str) -> None:  # type: ignore[type-arg]
-    queues = [QueueConfig(name="q1", strategy=strategy, wrap_up=5, max_wait=90,
+    queues = [QueueConfig(name="q1", strategy=strategy, wrapup=5, max_wait=90,
                           announce_every=20, overflow="q2"),
               QueueConfig(name="q2", strategy=strategy, leave_when_empty=True)]
     agents = [AgentConfig(id="a1", queues=(Membership(queue="q1"), Membership(queue="q2")),

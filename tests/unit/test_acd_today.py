@@ -22,7 +22,7 @@ from callcenter.store.db import Store
 from ivr.clock import ServerClock
 
 WAW = ZoneInfo("Europe/Warsaw")
-QUEUES = [QueueConfig(name="sales", ring_timeout=60.0, wrap_up=5.0, sl_target=20.0, max_wait=100.0,
+QUEUES = [QueueConfig(name="sales", ring_timeout=60.0, wrapup=5.0, sl_seconds=20.0, max_wait=100.0,
                       overflow="support"),
           QueueConfig(name="support", join_empty=False)]
 

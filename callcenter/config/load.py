@@ -1,0 +1,82 @@
+"""Loading: the file (or the embedded default.yaml) -> a validated Config with absolute paths."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from callcenter.config.checks import semantic_checks
+from callcenter.config.models import Config
+from ivr.yamldoc import ConfigError, load_yaml, validate_document
+
+#: The embedded configuration (the same text as the repository's config.yaml).
+DEFAULT_CONFIG_YAML = resources.files("callcenter.config").joinpath("default.yaml").read_text(
+    encoding="utf-8"
+)
+DEFAULT_CONFIG_NAME = "<default config>"
+
+
+def load_config(path: Path | None) -> Config:
+    """Load and validate ``path`` (None = the embedded defaults); relative paths are resolved.
+
+    Raises ConfigError (with every problem found) or FileNotFoundError.
+    """
+    if path is None:
+        text, name, base = DEFAULT_CONFIG_YAML, DEFAULT_CONFIG_NAME, Path.cwd()
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError([f"{path}:1:1: not UTF-8 text ({exc.reason})"]) from None
+        name, base = str(path), path.resolve().parent
+    doc = load_yaml(text, name)
+    cfg = validate_document(Config, doc)
+    errors = doc.errors_at(semantic_checks(cfg))
+    if errors:
+        raise ConfigError(errors)
+    return _resolve_paths(cfg, base)
+
+
+def _resolve_paths(cfg: Config, base: Path) -> Config:
+    def res(p: Path) -> Path:
+        p = p.expanduser()
+        return p if p.is_absolute() else base / p
+
+    log = cfg.logging
+    return cfg.model_copy(
+        update={
+            "database": res(cfg.database),
+            "sounds": res(cfg.sounds),
+            "dialplans": res(cfg.dialplans),
+            "logging": log.model_copy(update={"file": res(log.file) if log.file else None}),
+        }
+    )
+
+
+def apply_overrides(
+    cfg: Config,
+    *,
+    sip_port: int | None = None,
+    http_port: int | None = None,
+    db: Path | None = None,
+    log_format: str | None = None,
+    log_level: str | None = None,
+) -> Config:
+    """Return ``cfg`` with command-line overrides applied (relative ``db`` = relative to cwd)."""
+    update: dict[str, Any] = {}
+    if sip_port is not None:
+        update["sip"] = cfg.sip.model_copy(update={"port": sip_port})
+    if http_port is not None:
+        update["http"] = cfg.http.model_copy(update={"port": http_port})
+    if db is not None:
+        update["database"] = db if db.is_absolute() else Path.cwd() / db
+    if log_format is not None or log_level is not None:
+        log_update: dict[str, Any] = {}
+        if log_format is not None:
+            log_update["format"] = log_format
+        if log_level is not None:
+            log_update["level"] = log_level.lower()
+        update["logging"] = cfg.logging.model_copy(update=log_update)
+    # Re-validate so an override cannot smuggle in an invalid value.
+    return Config.model_validate(cfg.model_copy(update=update).model_dump())
