@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from acd.strategies import canonical_strategy
 from ivr.yamldoc import QuotedStr
 
 
@@ -198,14 +199,6 @@ def _member(value: Any) -> Any:
     return value
 
 
-def _strategy(value: Any) -> Any:
-    from acd.strategies import STRATEGIES
-
-    if value not in STRATEGIES:
-        raise ValueError(f"expected one of {', '.join(sorted(STRATEGIES))}, got {value!r}")
-    return value
-
-
 class QueueMember(_Model):
     """An agent of a queue: tier 1 is offered calls first, lower penalty wins among equals;
     ``static`` members are logged in from the start; ``skills`` are the agent's levels."""
@@ -224,7 +217,7 @@ class Queue(_Model):
     """An ACD queue (``queues:``); see the comments of the shipped config.yaml."""
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")]
-    strategy: Annotated[str, BeforeValidator(_strategy)] = "longest-idle-agent"
+    strategy: Annotated[str, BeforeValidator(canonical_strategy)] = "longest-idle-agent"
     members: list[Annotated[QueueMember, BeforeValidator(_member)]] = []
     wrapup: float = Field(default=0, ge=0)
     ring_timeout: PositiveSeconds = 15

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Callable
 
 from callcenter.log import configure_logging
 from callcenter.sip.events import AckTimeout, TransactionTimeout
@@ -82,7 +83,10 @@ def test_a_raising_callback_does_not_stop_the_timer() -> None:
     """Timer H's callback raises: the other transactions' timers must stay armed."""
 
     async def run() -> None:
+        fired = asyncio.Event()
+
         def boom(event: TransactionTimeout) -> None:
+            fired.set()
             raise RuntimeError("bug in the core")
 
         answered: list[ServerRequest] = []
@@ -91,22 +95,33 @@ def test_a_raising_callback_does_not_stop_the_timer() -> None:
         stack._on_message(serialize(invite("z9hG4bKstackH")), PEER, "udp")
         answered[0].respond(486, to_tag="x")
         await asyncio.sleep(64 * T1 / 2)
-        # A client INVITE that keeps retransmitting (Timer A) past Timer H of the first.
+        # A client INVITE that keeps retransmitting (Timer A) past Timer H of the first; its
+        # Timer B is at least 32*T1 after H, and the check below runs right after H fired.
         key, _ = stack.send_request(invite("z9hG4bKstackA", cseq=7), PEER, "udp")
-        await asyncio.sleep(64 * T1 / 2 + 0.1)
+        await asyncio.wait_for(fired.wait(), 10)
         assert stack.layer.get(key) is not None
         assert stack._timer is not None  # re-armed after the failing callback
         before = len(sent)
-        await asyncio.sleep(0.4)
-        assert len(sent) > before  # Timer A still retransmits
+        await until(lambda: len(sent) > before)  # Timer A still retransmits (at 63*T1)
         await stack.close()
 
     asyncio.run(run())
 
 
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait for ``condition`` (checked every few ms), failing after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never became true"
+        await asyncio.sleep(0.002)
+
+
 def test_a_raising_ack_timeout_callback_is_contained() -> None:
     async def run() -> None:
+        fired = asyncio.Event()
+
         def boom(event: AckTimeout) -> None:
+            fired.set()
             raise RuntimeError("bug in the core")
 
         answered: list[ServerRequest] = []
@@ -115,7 +130,7 @@ def test_a_raising_ack_timeout_callback_is_contained() -> None:
         answered[0].respond(200, to_tag="x")
         await asyncio.sleep(64 * T1 / 2)
         key, _ = stack.send_request(invite("z9hG4bKstackB", cseq=9), PEER, "udp")
-        await asyncio.sleep(64 * T1 / 2 + 0.1)  # Timer L: AckTimeout raises inside _on_timer
+        await asyncio.wait_for(fired.wait(), 10)  # Timer L: AckTimeout raises inside _on_timer
         assert stack.layer.get(key) is not None
         assert stack._timer is not None
         await stack.close()
