@@ -58,7 +58,7 @@ class Application:
         self, cfg: Config, dialplan: Dialplan, *, clock: ServerClock | None = None
     ) -> None:
         self.cfg = cfg
-        self.clock = clock or ServerClock()
+        self.clock = clock or ServerClock(tz=cfg.timezone)
         self.watcher = DialplanWatcher(
             cfg.dialplans, cfg.sounds, trunks=[t.name for t in cfg.trunks], current=dialplan
         )

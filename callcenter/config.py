@@ -78,6 +78,7 @@ database: var/callcenter.db
 logging: {level: info, format: auto, file: null}   # format: auto|console|json (auto = console on a TTY, JSON lines otherwise)
 sounds: sounds
 dialplans: dialplans
+timezone: Europe/Warsaw   # the server's clock: schedules, "today", reports, CDR times
 # Events: every call, IVR, queue and agent change goes to the subscribers below (the web's
 # live stream always). MQTT is used when url is set: mqtt://host:1883 or mqtts://host:8883.
 events:
@@ -795,6 +796,7 @@ class Config(_Model):
     events: EventsConfig = EventsConfig()
     sounds: Path = Path("sounds")
     dialplans: Path = Path("dialplans")
+    timezone: str = "Europe/Warsaw"
     users: list[User] = []
     trunks: list[Trunk] = []
     queues: list[Queue] = []
@@ -901,6 +903,8 @@ def _semantic_checks(cfg: Config) -> list[tuple[Loc, str]]:
                 )
             )
         seen_trunks.setdefault(trunk.name, i)
+    if zone_error := _zone_error(cfg.timezone):
+        out.append((("timezone",), zone_error))
     out += _queue_checks(cfg)
     out += _supervisor_checks(cfg)
     out += _campaign_checks(cfg)
@@ -909,8 +913,6 @@ def _semantic_checks(cfg: Config) -> list[tuple[Loc, str]]:
 
 def _campaign_checks(cfg: Config) -> list[tuple[Loc, str]]:
     """Campaign names unique; queue and trunk exist; the time zone is known."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     out: list[tuple[Loc, str]] = []
     queues = [q.name for q in cfg.queues]
     trunks = [t.name for t in cfg.trunks]
@@ -925,12 +927,19 @@ def _campaign_checks(cfg: Config) -> list[tuple[Loc, str]]:
         if c.trunk not in trunks:
             out.append((("campaigns", i, "trunk"),
                         f"expected a trunk ({', '.join(trunks)}), got {c.trunk!r}"))
-        try:
-            ZoneInfo(c.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            out.append((("campaigns", i, "timezone"),
-                        f"expected an IANA time zone (Europe/Warsaw), got {c.timezone!r}"))
+        if zone_error := _zone_error(c.timezone):
+            out.append((("campaigns", i, "timezone"), zone_error))
     return out
+
+
+def _zone_error(name: str) -> str | None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"expected an IANA time zone (Europe/Warsaw), got {name!r}"
+    return None
 
 
 def _supervisor_checks(cfg: Config) -> list[tuple[Loc, str]]:
