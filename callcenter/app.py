@@ -58,7 +58,7 @@ class Application:
         self, cfg: Config, dialplan: Dialplan, *, clock: ServerClock | None = None
     ) -> None:
         self.cfg = cfg
-        self.clock = clock or ServerClock()
+        self.clock = clock or ServerClock(tz=cfg.timezone)
         self.watcher = DialplanWatcher(
             cfg.dialplans, cfg.sounds, trunks=[t.name for t in cfg.trunks], current=dialplan
         )
@@ -121,6 +121,7 @@ class Application:
 
     # ------------------------------------------------------------- lifecycle
     async def start(self) -> None:
+        await self.prompts.refresh()  # every prompt decoded before the first call
         await self.media.start()
         await self.stack.start()
         await self.http.start()
@@ -130,6 +131,7 @@ class Application:
         await self.events.start()
         self._spawn(self._housekeeping())
         self._spawn(self._watch_dialplans())
+        self._spawn(self.prompts.watch())  # a replaced sound file reaches the next call
         self._spawn(self._watch_loop_lag())
         self._spawn(self.today.run())
         log.info(

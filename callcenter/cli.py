@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=LEVELS, type=str.lower, help="override logging.level")
     serve.add_argument(
         "--clock", type=clock_arg, metavar="YYYY-MM-DDTHH:MM",
-        help="start the server's local-time clock (schedules, Europe/Warsaw) at this moment; "
+        help="start the server's clock (local time in the config's timezone) at this moment; "
         "it then runs on in real time",
     )
 
@@ -194,7 +194,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         lines=len(dialplan),
     )
     try:
-        run_server(cfg, dialplan, clock=ServerClock(args.clock))
+        run_server(cfg, dialplan, clock=ServerClock(args.clock, cfg.timezone))
     except KeyboardInterrupt:
         log.info("interrupted")
         return 130

@@ -18,12 +18,12 @@ __all__ = ["DEFAULT_TZ", "ServerClock", "clock_arg", "parse_clock"]
 DEFAULT_TZ = "Europe/Warsaw"
 
 
-def parse_clock(text: str, tz: str | ZoneInfo = DEFAULT_TZ) -> datetime:
-    """ISO 8601 date-time -> aware datetime; a time without offset is local time in ``tz``.
+def parse_clock(text: str, tz: str | ZoneInfo | None = DEFAULT_TZ) -> datetime:
+    """ISO 8601 date-time -> aware datetime; a time without offset is local time in ``tz``
+    (left naive with ``tz=None``: ``ServerClock`` then takes it in its own zone).
 
     Raises ValueError naming the expected form.
     """
-    zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -31,13 +31,16 @@ def parse_clock(text: str, tz: str | ZoneInfo = DEFAULT_TZ) -> datetime:
             f"bad clock {text!r}: expected an ISO date-time such as 2026-11-23T10:00 "
             "(local time) or 2026-11-23T10:00+01:00"
         ) from None
-    return value.replace(tzinfo=zone) if value.tzinfo is None else value
+    if value.tzinfo is not None or tz is None:
+        return value
+    return value.replace(tzinfo=tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz))
 
 
 def clock_arg(text: str) -> datetime:
-    """``argparse`` type for ``--clock``: local time in Europe/Warsaw unless an offset is given."""
+    """``argparse`` type for ``--clock``: local time in the server's zone (config ``timezone``)
+    unless an offset is given."""
     try:
-        return parse_clock(text)
+        return parse_clock(text, None)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -51,6 +51,8 @@ def semantic_checks(cfg: Config) -> list[tuple[Loc, str]]:
                 out.append(((section, name, i), f"{item!r} is listed twice; remove one"))
     out += _unique("users", "user", [u.user for u in cfg.users])
     out += _unique("trunks", "name", [t.name for t in cfg.trunks])
+    if zone_error := _zone_error(cfg.timezone):
+        out.append((("timezone",), zone_error))
     out += _queue_checks(cfg)
     out += _supervisor_checks(cfg)
     out += _campaign_checks(cfg)
@@ -86,12 +88,17 @@ def _campaign_checks(cfg: Config) -> list[tuple[Loc, str]]:
         if c.trunk not in trunks:
             out.append((("campaigns", i, "trunk"),
                         f"expected a trunk ({', '.join(trunks)}), got {c.trunk!r}"))
-        try:
-            ZoneInfo(c.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            out.append((("campaigns", i, "timezone"),
-                        f"expected an IANA time zone (Europe/Warsaw), got {c.timezone!r}"))
+        if zone_error := _zone_error(c.timezone):
+            out.append((("campaigns", i, "timezone"), zone_error))
     return out
+
+
+def _zone_error(name: str) -> str | None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"expected an IANA time zone (Europe/Warsaw), got {name!r}"
+    return None
 
 
 def _supervisor_checks(cfg: Config) -> list[tuple[Loc, str]]:

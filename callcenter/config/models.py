@@ -351,6 +351,7 @@ class Config(_Model):
     events: EventsConfig = EventsConfig()
     sounds: Path = Path("sounds")
     dialplans: Path = Path("dialplans")
+    timezone: str = "Europe/Warsaw"
     users: list[User] = []
     trunks: list[Trunk] = []
     queues: list[Queue] = []

@@ -1,12 +1,21 @@
-"""Prompts: WAV files loaded once, resampled to 8 kHz mono, cached as encoded 20 ms G.711 frames."""
+"""Prompts: WAV files resampled to 8 kHz mono and cached as encoded 20 ms G.711 frames.
+
+The cache is filled at start and refreshed while the server runs (``PromptCache.watch``): a new
+or replaced file is decoded, resampled and encoded in a worker thread (numpy's FFT releases the
+GIL), never on the event loop, and its entries are swapped in one step. A call that already
+holds a ``Prompt`` keeps its frames; the next ``get`` returns the new ones.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import struct
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import structlog
 
 from . import g711
 from .g711 import FRAME_SAMPLES, SAMPLE_RATE
@@ -14,6 +23,11 @@ from .g711 import FRAME_SAMPLES, SAMPLE_RATE
 _FORMAT_PCM = 1
 _FORMAT_FLOAT = 3
 _FORMAT_EXTENSIBLE = 0xFFFE
+
+log = structlog.get_logger("media.prompts")
+
+#: (inode, mtime in ns, size) of a prompt file when it was read
+Stamp = tuple[int, int, int]
 
 
 class PromptError(Exception):
@@ -128,16 +142,68 @@ def load_prompt(path: str | Path, codec: int) -> Prompt:
     return Prompt(str(path), codec, encode_frames(read_wav(path), codec))
 
 
+def _stamp(path: Path) -> Stamp | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+@dataclass(slots=True)
+class Changes:
+    """What one refresh found: prompts (re)loaded, files that failed to load (kept the old
+    entries), and files gone (forgotten)."""
+
+    loaded: dict[Path, tuple[Stamp, dict[int, Prompt]]] = field(default_factory=dict)
+    failed: dict[Path, tuple[Stamp, str]] = field(default_factory=dict)
+    removed: set[Path] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.loaded or self.failed or self.removed)
+
+
+def load_changed(root: Path, known: dict[Path, Stamp], codecs: Iterable[int]) -> Changes:
+    """Read every WAV under ``root`` (and every ``known`` file) whose stamp differs from
+    ``known``. Touches nothing shared, so it can run in a worker thread. A file still being
+    written (its stamp changed while it was read) is left for the next refresh."""
+    out = Changes()
+    paths = set(root.rglob("*.wav")) if root.is_dir() else set()
+    for path in sorted(paths | known.keys()):
+        stamp = _stamp(path)
+        if stamp is None:
+            if path in known:
+                out.removed.add(path)
+            continue
+        if known.get(path) == stamp:
+            continue
+        try:
+            samples = read_wav(path)
+            prompts = {c: Prompt(str(path), c, encode_frames(samples, c)) for c in codecs}
+        except PromptError as exc:
+            if _stamp(path) == stamp:
+                out.failed[path] = (stamp, str(exc))
+            continue
+        if _stamp(path) == stamp:
+            out.loaded[path] = (stamp, prompts)
+    return out
+
+
 class PromptCache:
-    """Encoded prompts by (path, codec), loaded on first use.
+    """Encoded prompts by (path, codec) for every codec in ``codecs``.
 
     `get("welcome", "pl", 8)` reads `<root>/pl/welcome.wav`; a name with a directory part or a
-    `.wav` suffix is a path (relative to root unless absolute).
+    `.wav` suffix is a path (relative to root unless absolute). ``refresh()`` (at start, then
+    every second from ``watch()``) loads new and changed files off the loop; ``get`` reads a
+    file itself only when no refresh has seen it yet (a file outside root, or one added since
+    the last refresh).
     """
 
-    def __init__(self, root_dir: str | Path) -> None:
+    def __init__(self, root_dir: str | Path, codecs: Iterable[int] = (g711.PCMU, g711.PCMA)) -> None:
         self.root = Path(root_dir)
+        self.codecs = tuple(codecs)
         self._cache: dict[tuple[Path, int], Prompt] = {}
+        self._stamps: dict[Path, Stamp] = {}
 
     def resolve(self, name_or_path: str, language: str | None = None) -> Path:
         """A path as given (absolute, or relative with ``.wav``), else a prompt name
@@ -161,15 +227,49 @@ class PromptCache:
         key = (path, codec)
         prompt = self._cache.get(key)
         if prompt is None:
-            if not path.is_file():
+            stamp = _stamp(path)
+            if stamp is None or not path.is_file():
                 raise PromptError(f"{path}: prompt not found")
-            prompt = load_prompt(path, codec)
-            self._cache[key] = prompt
+            samples = read_wav(path)
+            for c in {*self.codecs, codec}:
+                self._cache[(path, c)] = Prompt(str(path), c, encode_frames(samples, c))
+            self._stamps[path] = stamp
+            prompt = self._cache[key]
         return prompt
 
-    def clear(self) -> None:
-        """Forget everything (after the sounds directory changed)."""
-        self._cache.clear()
+    async def refresh(self) -> Changes:
+        """Load new and changed files in a worker thread, then swap their entries in."""
+        known = dict(self._stamps)
+        changes = await asyncio.get_running_loop().run_in_executor(
+            None, load_changed, self.root, known, self.codecs)
+        for path, (stamp, prompts) in changes.loaded.items():
+            for codec, prompt in prompts.items():
+                self._cache[(path, codec)] = prompt
+            self._stamps[path] = stamp
+            if known:
+                log.info("prompt_loaded", path=str(path),
+                         seconds=round(next(iter(prompts.values())).duration, 2))
+        if changes.loaded and not known:
+            log.info("prompts_loaded", files=len(changes.loaded), directory=str(self.root))
+        for path, (stamp, error) in changes.failed.items():
+            self._stamps[path] = stamp  # not retried until the file changes again
+            log.error("prompt_load_failed", path=str(path), error=error,
+                      kept="the previous version stays in use")
+        for path in changes.removed:
+            self._stamps.pop(path, None)
+            for key in [k for k in self._cache if k[0] == path]:
+                del self._cache[key]
+            log.info("prompt_removed", path=str(path))
+        return changes
+
+    async def watch(self, interval: float = 1.0) -> None:
+        """Refresh every ``interval`` seconds, for ever."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh()
+            except OSError as exc:
+                log.error("prompt_refresh_failed", error=str(exc))
 
     def __len__(self) -> int:
         return len(self._cache)

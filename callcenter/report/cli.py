@@ -60,9 +60,9 @@ def _fmt(value: Any, kind: str = "") -> str:
 
 
 def build(con: sqlite3.Connection, t0: float, t1: float, minutes: int,
-          sl: dict[str, float]) -> dict[str, Any]:
+          sl: dict[str, float], local: stats.LocalTime) -> dict[str, Any]:
     """Every section of the report."""
-    queues = stats.queue_intervals(con, t0, t1, minutes=minutes, sl_seconds=sl)
+    queues = stats.queue_intervals(con, t0, t1, local=local, minutes=minutes, sl_seconds=sl)
     return {
         "queues": queues, "totals": stats.interval_totals(queues),
         "agents": stats.agent_summary(con, t0, t1), "ivr": stats.ivr_exits(con, t0, t1),
@@ -157,10 +157,12 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "png" and args.out is None:
         print("callcenter report: --format png needs --out FILE", file=sys.stderr)
         return 2
-    t0, t1 = stats.day_range(first, last)
+    local = stats.LocalTime.zone(cfg.timezone)  # the server's days, whatever the host's TZ
+    t0, t1 = local.day_range(first, last)
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
-        data = build(con, t0, t1, args.interval, {q.name: q.sl_seconds for q in cfg.queues})
+        data = build(con, t0, t1, args.interval, {q.name: q.sl_seconds for q in cfg.queues},
+                     local)
     finally:
         con.close()
     span = first.isoformat() if first == last else f"{first.isoformat()} - {last.isoformat()}"

@@ -17,14 +17,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time as systime
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from ivr.clock import ServerClock
 
 __all__ = [
+    "LocalTime",
     "agent_summary",
-    "day_range",
     "dialer_results",
     "has_table",
     "interval_totals",
@@ -35,11 +40,36 @@ __all__ = [
 _RESOLVED = ("connect", "abandon", "timeout", "exit_empty")
 
 
-def day_range(first: date, last: date) -> tuple[float, float]:
-    """Unix seconds from local midnight of ``first`` to local midnight after ``last``."""
-    t0 = datetime.combine(first, time()).astimezone().timestamp()
-    t1 = datetime.combine(last + timedelta(days=1), time()).astimezone().timestamp()
-    return t0, t1
+@dataclass(frozen=True, slots=True)
+class LocalTime:
+    """How the stored unix times read on the server's clock: in its time zone (the config's
+    ``timezone``, never the operating system's), running ``shift`` seconds ahead of the system
+    clock (``serve --clock``; 0 otherwise). Days, intervals and printed times all come from it,
+    so they agree with the ACD's "today"."""
+
+    tz: tzinfo
+    shift: float = 0.0
+
+    @classmethod
+    def of(cls, clock: ServerClock) -> LocalTime:
+        return cls(clock.tz, clock.now().timestamp() - systime.time() if clock.fixed else 0.0)
+
+    @classmethod
+    def zone(cls, name: str) -> LocalTime:
+        return cls(ZoneInfo(name))
+
+    def at(self, ts: float) -> datetime:
+        """The aware local time of a stored unix time."""
+        return datetime.fromtimestamp(ts + self.shift, self.tz)
+
+    def today(self) -> date:
+        return self.at(systime.time()).date()
+
+    def day_range(self, first: date, last: date) -> tuple[float, float]:
+        """Stored unix times from local midnight of ``first`` to local midnight after ``last``."""
+        t0 = datetime.combine(first, time(), self.tz).timestamp()
+        t1 = datetime.combine(last + timedelta(days=1), time(), self.tz).timestamp()
+        return t0 - self.shift, t1 - self.shift
 
 
 def has_table(con: sqlite3.Connection, name: str) -> bool:
@@ -56,15 +86,12 @@ def _slot(ts: float, t0: float, minutes: int) -> float:
     return t0 + ((ts - t0) // size) * size
 
 
-def _label(ts: float) -> str:
-    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M")
-
-
 def queue_intervals(
-    con: sqlite3.Connection, t0: float, t1: float, *, minutes: int = 60,
+    con: sqlite3.Connection, t0: float, t1: float, *, local: LocalTime, minutes: int = 60,
     sl_seconds: dict[str, float] | None = None, default_sl: float = 20.0,
 ) -> list[dict[str, Any]]:
-    """One row per queue and interval with any activity, in time order."""
+    """One row per queue and interval with any activity, in time order; intervals count from
+    ``t0`` (a local midnight) and are labelled in ``local`` time."""
     if not has_table(con, "queue_log"):
         return []
     sl_seconds = sl_seconds or {}
@@ -73,7 +100,8 @@ def queue_intervals(
     def row(queue: str, ts: float) -> dict[str, Any]:
         key = (queue, _slot(ts, t0, minutes))
         if key not in acc:
-            acc[key] = {"queue": queue, "interval": _label(key[1]), "start": key[1],
+            acc[key] = {"queue": queue, "interval": local.at(key[1]).strftime("%Y-%m-%d %H:%M"),
+                        "start": key[1],
                         "offered": 0, "answered": 0, "abandoned": 0, "timed_out": 0,
                         "resolved": 0, "in_sl": 0, "wait_sum": 0.0, "talk_sum": 0.0,
                         "completed": 0}
@@ -141,7 +169,7 @@ def _states(con: sqlite3.Connection, t0: float, t1: float) -> dict[str, list[tup
         "ORDER BY ts, id", (t1, t0, t0),
     ):
         changes[agent].append((ts, new, reason or ""))
-    now = datetime.now().timestamp()
+    now = systime.time()
     out: dict[str, list[tuple[float, float, str, str]]] = {}
     for agent, seq in changes.items():
         periods = []

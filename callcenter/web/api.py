@@ -132,6 +132,9 @@ class Api:
                 suffix = "" if kind == "gauge" else "_total"
                 lines += [f"# TYPE callcenter_rtp_{name}{suffix} {kind}",
                           f"callcenter_rtp_{name}{suffix} {value}"]
+        lines += ["# HELP callcenter_rtp_tick_lateness_max_seconds worst media clock tick so far",
+                  "# TYPE callcenter_rtp_tick_lateness_max_seconds gauge",
+                  f"callcenter_rtp_tick_lateness_max_seconds {media.max_lateness:.4f}"]
         return HttpResponse.text("\n".join(lines) + "\n", "text/plain; version=0.0.4")
 
     @staticmethod

@@ -3,6 +3,9 @@
     GET /api/events/stream?types=queue.,agent.     server-sent events (token: header or ?token=)
     GET /api/cdr.csv?from=YYYY-MM-DD&to=YYYY-MM-DD CDRs of those local days as CSV
     GET /api/stats/intervals?date=YYYY-MM-DD&minutes=15   calls and SL per interval
+
+Days, intervals and times are those of the server's clock and time zone (``timezone`` in the
+config), as the ACD's "today" on the wallboard; never the operating system's zone.
     GET /api/openapi.json                           the OpenAPI 3.1 description (no token)
 
 ``register(router, api)`` adds them (and the ACD routes when nobody has yet).
@@ -16,7 +19,7 @@ import io
 import json
 import sqlite3
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from datetime import date
 from typing import TYPE_CHECKING
 
 from callcenter.report import stats
@@ -61,11 +64,6 @@ def _day(req: HttpRequest, name: str, default: date | None = None) -> date:
     return day
 
 
-def _iso(ts: float | None) -> str:
-    return "" if ts is None else datetime.fromtimestamp(ts).astimezone().isoformat(
-        timespec="seconds")
-
-
 def register(router: Router, api: Api) -> None:
     """Add the routes above to ``router``."""
     app = api.app
@@ -105,7 +103,8 @@ def register(router: Router, api: Api) -> None:
             raise HttpError(400, "to is before from")
         if (last - first).days >= MAX_CDR_DAYS:
             raise HttpError(400, f"at most {MAX_CDR_DAYS} days per export")
-        t0, t1 = stats.day_range(first, last)
+        local = stats.LocalTime.of(app.clock)
+        t0, t1 = local.day_range(first, last)
         rows = app.store.db["calls"].rows_where("start >= ? AND start < ?", [t0, t1],
                                                 order_by="start, id")
         buf = io.StringIO()
@@ -114,7 +113,8 @@ def register(router: Router, api: Api) -> None:
         for row in rows:
             rec = CallRecord.from_row(row).to_row()
             for key in ("start", "answer", "end"):
-                rec[key] = _iso(rec[key])
+                rec[key] = "" if rec[key] is None else local.at(rec[key]).isoformat(
+                    timespec="seconds")
             out.writerow(["" if rec.get(c) is None else rec.get(c) for c in CDR_COLUMNS])
         name = f"cdr_{first.isoformat()}_{last.isoformat()}.csv"
         return HttpResponse(200, buf.getvalue().encode("utf-8"), "text/csv; charset=utf-8",
@@ -122,17 +122,18 @@ def register(router: Router, api: Api) -> None:
 
     def intervals(req: HttpRequest) -> HttpResponse:
         api.require(req)
-        day = _day(req, "date", date.today())
+        local = stats.LocalTime.of(app.clock)
+        day = _day(req, "date", local.today())
         try:
             minutes = int(req.arg("minutes", "15") or 15)
         except ValueError:
             raise HttpError(400, "minutes must be 15, 30 or 60") from None
         if minutes not in (15, 30, 60):
             raise HttpError(400, "minutes must be 15, 30 or 60")
-        t0, t1 = stats.day_range(day, day)
+        t0, t1 = local.day_range(day, day)
         sl = {q.name: q.sl_seconds for q in app.cfg.queues}
         con: sqlite3.Connection = app.store.db.conn
-        rows = stats.queue_intervals(con, t0, t1, minutes=minutes, sl_seconds=sl)
+        rows = stats.queue_intervals(con, t0, t1, local=local, minutes=minutes, sl_seconds=sl)
         queue = req.arg("queue")
         if queue:
             rows = [r for r in rows if r["queue"] == queue]

@@ -205,7 +205,7 @@ def spec() -> dict[str, Any]:
                     _q("token", {"type": "string"},
                        "the bearer token, for clients that cannot send headers")])},
         "/api/cdr.csv": {"get": _op(
-            "CDRs of local days from..to (inclusive) as CSV",
+            "CDRs of the days from..to (inclusive, config timezone) as CSV",
             {"description": "CSV with a header row",
              "content": {"text/csv": {"schema": {"type": "string"}}}},
             params=[_q("from", _DATE, "first day", required=True),
@@ -213,7 +213,7 @@ def spec() -> dict[str, Any]:
                     _q("token", {"type": "string"}, "the bearer token, for plain links")],
             errors={"400": "missing or bad dates"})},
         "/api/stats/intervals": {"get": _op(
-            "Calls offered/answered/abandoned and service level per interval of a day",
+            "Calls offered/answered/abandoned and service level per interval of a day (config timezone)",
             _json({"type": "object", "properties": {
                 "date": _DATE, "minutes": {"type": "integer"},
                 "intervals": {"type": "array", "items": {"type": "object", "properties": {

@@ -68,7 +68,8 @@ def test_backlog_drops_oldest_and_counts() -> None:
 
 def test_report_figures_from_the_store() -> None:
     store = Store(":memory:")
-    t0, _ = stats.day_range(date(2026, 11, 23), date(2026, 11, 23))
+    local = stats.LocalTime.zone("Europe/Warsaw")
+    t0, _ = local.day_range(date(2026, 11, 23), date(2026, 11, 23))
     at = t0 + 10 * 3600
     for i, (wait, answered) in enumerate([(5.0, True), (30.0, True), (12.0, False)]):
         store.log_queue(ts=at + i, queue="sales", call_id=f"c{i}", event="enter", position=1)
@@ -86,7 +87,8 @@ def test_report_figures_from_the_store() -> None:
     store.log_agent_state(ts=at + 75, agent="1001", old="wrap_up", new="paused", reason="12")
     store.log_agent_state(ts=at + 135, agent="1001", old="paused", new="logged_out")
     con: sqlite3.Connection = store.db.conn
-    rows = stats.queue_intervals(con, t0, t0 + 86400, minutes=60, sl_seconds={"sales": 20})
+    rows = stats.queue_intervals(con, t0, t0 + 86400, local=local, minutes=60,
+                                 sl_seconds={"sales": 20})
     assert len(rows) == 1
     r = rows[0]
     assert (r["offered"], r["answered"], r["abandoned"]) == (3, 2, 1)

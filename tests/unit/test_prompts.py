@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
+import threading
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from callcenter.media import g711
+from callcenter.media import g711, prompts
 from callcenter.media.prompts import PromptCache, PromptError, load_prompt, read_wav
 
 
@@ -125,6 +127,54 @@ def test_cache_lookup_by_language_and_path(tmp_path: Path) -> None:
     assert cache.get("pl/welcome.wav", None, g711.PCMA) is a
     assert cache.get("welcome", "pl", g711.PCMU).codec == g711.PCMU
     assert cache.get(str(tmp_path / "beep.wav"), "en", g711.PCMU).frames
-    assert len(cache) == 3
+    assert len(cache) == 4  # both codecs of welcome and beep
     with pytest.raises(PromptError, match="en/welcome.wav"):
         cache.get("welcome", "en", g711.PCMU)
+
+
+def test_refresh_swaps_in_a_replaced_file_off_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A studio file replacing a prompt reaches the next get(); a call holding the old Prompt
+    keeps its frames; the file is decoded in a worker thread, not on the loop's thread."""
+    (tmp_path / "pl").mkdir()
+    welcome = tmp_path / "pl" / "welcome.wav"
+    write_wav(welcome, (sine(440, 8000, 0.5) * 20000).astype("<i2"), 8000, 2)
+    write_wav(tmp_path / "beep.wav", (sine(1000, 8000, 0.1) * 20000).astype("<i2"), 8000, 2)
+    threads: list[int] = []
+    real_read = prompts.read_wav
+    monkeypatch.setattr(prompts, "read_wav", lambda p: threads.append(threading.get_ident())
+                        or real_read(p))
+    cache = PromptCache(tmp_path)
+
+    async def scenario() -> None:
+        first = await cache.refresh()
+        assert sorted(p.name for p in first.loaded) == ["beep.wav", "welcome.wav"]
+        assert len(cache) == 4 and threading.get_ident() not in threads
+        old = cache.get("welcome", "pl", g711.PCMU)
+        assert not await cache.refresh()  # nothing changed: nothing read again
+        n_reads = len(threads)
+
+        replacement = tmp_path / "new.tmp"
+        write_wav(replacement, (sine(1800, 48000, 2.0) * 20000).astype("<i2"), 48000, 2)
+        replacement.replace(welcome)  # how an editor or `mv` saves it
+        changes = await cache.refresh()
+        assert list(changes.loaded) == [welcome] and len(threads) == n_reads + 1
+        assert threading.get_ident() not in threads
+        new = cache.get("welcome", "pl", g711.PCMU)
+        assert new is not old and new.duration == pytest.approx(2.0)
+        assert old.duration == pytest.approx(0.5)  # the call in progress keeps its frames
+        pcm = np.frombuffer(g711.decode(b"".join(new.frames), g711.PCMU), "<i2")
+        assert dominant_freq(pcm.astype(np.float64)) == pytest.approx(1800, abs=5)
+        assert cache.get("welcome", "pl", g711.PCMA).duration == pytest.approx(2.0)
+
+        welcome.write_bytes(b"RIFF....WAVEjunk")  # a broken save keeps the last good version
+        assert list((await cache.refresh()).failed) == [welcome]
+        assert cache.get("welcome", "pl", g711.PCMU) is new
+
+        (tmp_path / "beep.wav").unlink()
+        assert (await cache.refresh()).removed == {tmp_path / "beep.wav"}
+        with pytest.raises(PromptError, match="beep.wav: prompt not found"):
+            cache.get("beep", None, g711.PCMU)
+
+    asyncio.run(scenario())
