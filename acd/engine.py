@@ -322,8 +322,8 @@ class AcdEngine:
         _, _, kind, target, token = entry
         if kind in _AGENT_TIMERS:
             return target.epoch == token and target.state is _AGENT_TIMERS[kind]
-        return (self._calls.get(target.id) is target and target.epoch == token
-                and target.agent is None)
+        return (target.epoch == token and target.agent is None
+                and self._calls.get(target.id) is target)
 
     def _refresh(self, a: AgentRecord) -> None:
         if a.state is _AVAILABLE and a.registered and a.reachable:

@@ -79,7 +79,8 @@ def _stationary(n: int, lam: float, mu: float, theta: float) -> np.ndarray:
         if k > 10_000_000:
             raise ValueError("Erlang A: the distribution does not converge")
     arr = np.exp(np.array(logs) - peak)
-    return arr / arr.sum()
+    dist: np.ndarray = arr / arr.sum()
+    return dist
 
 
 def erlang_a(n: int, lam: float, mu: float, theta: float, t: float) -> ErlangResult:

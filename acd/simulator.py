@@ -187,6 +187,7 @@ def simulate(
         events += 1
         while out:
             more: list[Any] = []
+            a: Any  # dispatched on its exact class below (faster than isinstance)
             for a in out:
                 cls = a.__class__
                 if cls is RingAgent:

@@ -52,7 +52,8 @@ def _ndtr(x: np.ndarray) -> np.ndarray:
     poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741
                 + t * (-1.453152027 + t * 1.061405429))))
     erf = 1.0 - poly * np.exp(-z * z)
-    return 0.5 * (1.0 + np.where(x >= 0, erf, -erf))
+    cdf: np.ndarray = 0.5 * (1.0 + np.where(x >= 0, erf, -erf))
+    return cdf
 
 
 def _count_cdf(mean: np.ndarray, var: np.ndarray, jmax: int) -> np.ndarray:
@@ -69,7 +70,8 @@ def _count_cdf(mean: np.ndarray, var: np.ndarray, jmax: int) -> np.ndarray:
     ratio = np.maximum(n - js + 1.0, 0.0) / js * (p / (1.0 - p))
     first = np.exp(n * np.log1p(-p))
     terms = np.concatenate([first, first * np.cumprod(ratio, axis=1)], axis=1)
-    return np.minimum(np.cumsum(terms, axis=1), 1.0)
+    cdf: np.ndarray = np.minimum(np.cumsum(terms, axis=1), 1.0)
+    return cdf
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +301,8 @@ class PredictivePacer(Pacer):
         """P(T <= until | T > elapsed), elementwise."""
         f_e = self._cdf(dist, elapsed, step, span)
         f_u = self._cdf(dist, until, step, span)
-        return np.clip((f_u - f_e) / np.maximum(1.0 - f_e, 1e-12), 0.0, 1.0)
+        p: np.ndarray = np.clip((f_u - f_e) / np.maximum(1.0 - f_e, 1e-12), 0.0, 1.0)
+        return p
 
     def _project(self, snap: PacingSnapshot) -> _Projection:
         """Answers ``A(t)`` and agents free by ``t`` and ``t + 2`` over the next ``max_ring + 1`` s."""

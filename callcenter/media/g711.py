@@ -81,11 +81,13 @@ class NumpyG711:
 
     @classmethod
     def ulaw_encode(cls, pcm: bytes) -> bytes:
-        return cls.ulaw_enc[cls._index(pcm)].tobytes()
+        encoded: bytes = cls.ulaw_enc[cls._index(pcm)].tobytes()
+        return encoded
 
     @classmethod
     def alaw_encode(cls, pcm: bytes) -> bytes:
-        return cls.alaw_enc[cls._index(pcm)].tobytes()
+        encoded: bytes = cls.alaw_enc[cls._index(pcm)].tobytes()
+        return encoded
 
     @classmethod
     def ulaw_decode(cls, data: bytes) -> bytes:

@@ -34,9 +34,9 @@ class IvrStore:
         self.voicemail_dir = voicemail_dir
         for table, columns in SCHEMA.items():
             if not self.db[table].exists():
-                self.db[table].create(columns, pk="id")
-        self.db["callbacks"].create_index(["status", "queue"], if_not_exists=True)
-        self.db["voicemails"].create_index(["queue"], if_not_exists=True)
+                self.db.table(table).create(columns, pk="id")
+        self.db.table("callbacks").create_index(["status", "queue"], if_not_exists=True)
+        self.db.table("voicemails").create_index(["queue"], if_not_exists=True)
 
     async def contact_history(self, caller: str) -> ContactHistory:
         conn = self.db.conn
@@ -89,4 +89,4 @@ class IvrStore:
 
     def _insert(self, table: str, row: dict[str, Any]) -> None:
         with self.db.conn:
-            self.db[table].insert(row)
+            self.db.table(table).insert(row)
