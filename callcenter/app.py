@@ -415,16 +415,18 @@ class Application:
             self.b2bua.reject(leg, 415)
             return
         feature = user is not None and call.called.startswith("*")
-        if line is None and call.called not in self.passwords and not feature:
+        # A trunk reaches the dialplan's lines only (a DID is a line whose flow rings a user):
+        # an extension not exposed as a line gets the answer of an unknown number, so the
+        # phone network can neither ring agents past the IVR nor learn which users exist.
+        extension = user is not None and (call.called in self.passwords or feature)
+        if line is None and not extension:
             log.info("no_route", called=call.called, source=call.source)
             self.b2bua.reject(leg, 404, "Not Found")
             return
-        if line is not None:
-            allowed = ("users" in line.accept) if user else (trunk in line.accept)
-            if not allowed:
-                log.info("line_refused", line=line.number, source=call.source)
-                self.b2bua.reject(leg, 403, "Forbidden")
-                return
+        if line is not None and not line.accepts(call.source):
+            log.info("line_refused", line=line.number, source=call.source)
+            self.b2bua.reject(leg, 403 if user else 404, "Forbidden" if user else "Not Found")
+            return
         try:
             trunk_cfg = self.cfg.trunk(trunk) if trunk and not user else None
             self.b2bua.accept_offer(leg, inband_dtmf=bool(trunk_cfg and trunk_cfg.inband_dtmf))

@@ -31,6 +31,7 @@ from callcenter.sip.message import (
     parse_message,
     validate_request,
 )
+from callcenter.sip.received import stamp_via
 from callcenter.sip.transaction import TransactionLayer
 from callcenter.sip.transport import Transports
 
@@ -184,6 +185,7 @@ class SipStack:
         if req is None or req.method == "ACK":
             return
         try:
+            stamp_via(req, source)  # §18.2.1 holds for requests we reject too
             self.layer.respond_stateless(req, exc.status, source, transport, exc.reason)
         except Exception:  # noqa: BLE001 - the request was too broken to answer
             log.info("sip_unanswerable", source=f"{source[0]}:{source[1]}")

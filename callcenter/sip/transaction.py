@@ -44,9 +44,9 @@ from callcenter.sip.events import (
     TxKey,
 )
 from callcenter.sip.message import Headers, Request, Response, make_response, serialize
+from callcenter.sip.received import RELIABLE, response_destination, stamp_via
 
 MAGIC_COOKIE = "z9hG4bK"
-RELIABLE = frozenset({"tcp", "tls", "ws", "wss"})
 TIMER_C = 180.0  # seconds; "greater than 3 minutes" for proxies (§16.6), a bound for UACs here
 
 
@@ -109,38 +109,6 @@ def server_key(req: Request) -> TxKey:
 def client_key(branch: str, method: str) -> TxKey:
     """Match a response to its client transaction (RFC 3261 §17.1.3)."""
     return ("c", branch, "INVITE" if method == "ACK" else method)
-
-
-def response_destination(req: Request, source: Address, transport: str) -> Address:
-    """Where responses to ``req`` go (RFC 3261 §18.2.2, RFC 3581 §4)."""
-    if transport in RELIABLE:
-        return source
-    via = req.top_via
-    params = via.params
-    host = params.get("received") or via.host
-    if "rport" in params and params["rport"]:
-        return (host, int(params["rport"]))
-    if "maddr" in params and params["maddr"]:
-        host = params["maddr"]
-    return (host, via.port or 5060)
-
-
-def stamp_via(req: Request, source: Address) -> None:
-    """Add ``received`` and fill ``rport`` on the top Via (RFC 3261 §18.2.1, RFC 3581 §4)."""
-    vias = req.vias
-    top = vias[0]
-    changed = False
-    if top.host.strip("[]").lower() != source[0]:
-        top.params["received"] = source[0]
-        changed = True
-    if "rport" in top.params and not top.params["rport"]:
-        top.params["rport"] = str(source[1])
-        top.params["received"] = source[0]
-        changed = True
-    if changed:
-        req.headers.remove("Via")
-        for via in vias:
-            req.headers.add("Via", str(via))
 
 
 class TransactionLayer:
@@ -250,7 +218,8 @@ class TransactionLayer:
     ) -> None:
         """Answer a request outside any transaction (e.g. a 400 for a broken request)."""
         resp = make_response(req, status, reason)
-        self._out.append((serialize(resp), response_destination(req, source, transport), transport))
+        dest = response_destination(req.top_via, source, transport)
+        self._out.append((serialize(resp), dest, transport))
 
     def transport_error(self, dest: Address, transport: str, data: bytes) -> None:
         """``data`` could not be sent to ``dest`` (e.g. a failed TCP connect).
@@ -371,7 +340,7 @@ class TransactionLayer:
                 self.respond_stateless(req, 482, source, transport, "Loop Detected")
                 return
         tx = Transaction(
-            key, req, response_destination(req, source, transport), transport, server=True,
+            key, req, response_destination(req.top_via, source, transport), transport, server=True,
             state=TxState.PROCEEDING if req.method == "INVITE" else TxState.TRYING,
         )
         self._txs[key] = tx

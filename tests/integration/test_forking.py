@@ -2,8 +2,9 @@
 answers gets the call and the other one a CANCEL.
 
 Two SIPp UAS register for 1002 from their own ports: a desk phone that rings and is never
-picked up, and a softphone that answers and hangs up after ``TALK_MS``. A caller through the
-trunk dials 1002 directly (``flows.connect_user``) and waits for the server's BYE.
+picked up, and a softphone that answers and hangs up after ``TALK_MS``. User 1001 dials 1002
+from its registered phone (``flows.connect_user``; the trunk cannot reach extensions) and waits
+for the server's BYE.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from tests.helpers import ports
 from tests.helpers.phones import register
 from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import Sipp, run_sipp
+from tests.integration.demo import USERS
 
 USER = "1002"
+CALLER = "1001"
 TALK_MS = 2000
 
 
@@ -35,9 +38,12 @@ def test_a_call_rings_every_contact_and_the_answer_cancels_the_rest(artifacts: P
             "uas_agent.xml", workdir=artifacts / "soft", ports=soft_ports, calls=1,
             timeout=20, duration_ms=TALK_MS, extra=["-aa"],
         ))
+        caller_ports = ports.allocate(8)
+        register(server, CALLER, caller_ports, artifacts / "reg_caller")
         caller = run_sipp(
-            "uac_queue_call.xml", workdir=artifacts / "caller", ports=ports.allocate(8),
-            remote_port=server.sip_port, service=USER, timeout=20,
+            "uac_feature_code.xml", workdir=artifacts / "caller", ports=caller_ports,
+            remote_port=server.sip_port, service=USER, auth=(CALLER, USERS[CALLER]),
+            keys={"user": CALLER}, timeout=20,
         )
         desk_result, soft_result = desk.wait(10), soft.wait(10)
         assert caller.returncode == 0, caller.summary() + server.log_tail()

@@ -11,23 +11,30 @@ Judged loosely from INDEX.tsv: `valid` requests get a final answer that is not 4
 (unless the strict column names that code); `invalid` ones get a 4xx, a code the strict column
 names, or nothing; `either` ones anything but 500; messages that are responses get nothing back.
 After every case the server must still answer OPTIONS.
+
+A second variant sends the messages unmodified from a network namespace (below).
 """
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from callcenter.sip.message import Request, Response, SipParseError, parse_message
 from tests.helpers import sip_probe
-from tests.helpers.artifacts import artifact_dir
+from tests.helpers.artifacts import REPO, artifact_dir
+from tests.helpers.netns_torture import UDP_ONLY
 from tests.helpers.server import ServerProcess
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "rfc4475"
-UDP_ONLY = {"dblreq", "inv2543"}  # INDEX.tsv notes: no framing over TCP
 TCP_INCOMPLETE = {"baddn", "clerr"}  # over TCP the server must wait for more bytes
 _TOP_VIA = re.compile(
     rb"^((?:v|via)[ \t]*:[ \t]*SIP\s*/\s*\d+\.\d+\s*/\s*)([A-Za-z]+)(\s+)([^;,\s]+)", re.I | re.M
@@ -140,3 +147,72 @@ def test_torture_tcp(torture_server: ServerProcess, case: Case) -> None:
         assert problem is None, f"{case.name} ({case.note}): {problem}"
     assert sip_probe.options_ping(torture_server.sip_port, transport="tcp") is not None
     assert sip_probe.options_ping(torture_server.sip_port) is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# The same messages UNMODIFIED, from a loopback-only network namespace: their top Via names
+# example.com hosts and 192.0.2.x addresses, and every answer must still come back to the
+# packet's source address (RFC 3261 §18.2.1 received, §18.2.2 the sent-by port or 5060;
+# RFC 3581 rport: the source port). tests/helpers/netns_torture.py runs inside `unshare -rn`.
+
+
+@pytest.fixture(scope="module")
+def unmodified() -> dict[str, Any]:
+    probe = ["unshare", "-rn", "ip", "link", "set", "lo", "up"]
+    try:
+        check = subprocess.run(probe, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"cannot run {' '.join(probe)}: {exc}")
+    if check.returncode != 0:
+        pytest.skip(f"network namespaces not permitted: {check.stderr.strip()}")
+    workdir = artifact_dir("test_torture_unmodified")
+    run = subprocess.run(
+        ["unshare", "-rn", sys.executable, "-m", "tests.helpers.netns_torture", str(workdir)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    (workdir / "answers.json").write_text(run.stdout)
+    result: dict[str, Any] = json.loads(run.stdout)
+    assert result["alive"], "the server stopped answering OPTIONS"
+    return result
+
+
+def expected_port(case: Case, sender_port: int) -> int | None:
+    """The port a UDP answer must reach: the sender's with rport, else sent-by's or 5060."""
+    try:
+        msg: Request | Response | None = parse_message(case.data)
+    except SipParseError as exc:
+        msg = exc.request
+    if msg is None:
+        return None
+    via = msg.top_via
+    return sender_port if via.has_rport else via.port or 5060
+
+
+def _received(texts: list[str]) -> list[sip_probe.Received]:
+    return [sip_probe.Received(t.encode("latin-1"), ("127.0.0.1", 0)) for t in texts]
+
+
+def _finals(answers: list[sip_probe.Received]) -> list[int]:
+    return [a.status for a in answers if a.status is not None and a.status >= 200]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_torture_unmodified_udp(unmodified: dict[str, Any], case: Case) -> None:
+    """Answered as over TCP (where the connection carries the answer back), at the right port."""
+    answers = _received([text for _, text in unmodified["udp"][case.name]])
+    problem = verdict(case, answers)
+    assert problem is None, f"{case.name} ({case.note}): {problem}"
+    if case.name in unmodified["tcp"] and case.name not in TCP_INCOMPLETE:
+        over_tcp = _finals(_received(unmodified["tcp"][case.name]))
+        assert _finals(answers) == over_tcp, f"{case.name}: UDP answers differ from TCP's"
+    want = expected_port(case, unmodified["sender_port"])
+    ports = {port for port, _ in unmodified["udp"][case.name]}
+    assert ports <= {want}, f"{case.name}: answers reached ports {ports}, expected {want}"
+
+
+@pytest.mark.parametrize("case", TCP_CASES, ids=[c.name for c in TCP_CASES])
+def test_torture_unmodified_tcp(unmodified: dict[str, Any], case: Case) -> None:
+    if case.name not in TCP_INCOMPLETE:
+        problem = verdict(case, _received(unmodified["tcp"][case.name]))
+        assert problem is None, f"{case.name} ({case.note}): {problem}"

@@ -19,7 +19,7 @@ from callcenter.sip.message import (
     serialize,
     validate_request,
 )
-from callcenter.sip.transaction import stamp_via
+from callcenter.sip.received import stamp_via
 from callcenter.sip.uri import NameAddr, SipUri, Via
 
 INVITE = (
