@@ -19,7 +19,7 @@ from callcenter.media.dtmf import parse_sip_info
 from callcenter.sip import sdp
 from callcenter.sip.dialog import Dialog, DialogState, new_call_id, new_tag
 from callcenter.sip.errors import NotAcceptableHere, SipError
-from callcenter.sip.events import AckTimeout, TransactionTimeout
+from callcenter.sip.events import AckTimeout, TransactionTimeout, TxKey
 from callcenter.sip.message import Headers, Request, Response
 from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
 from callcenter.sip.transaction import Transaction, TxState, cancel_for, server_key
@@ -51,9 +51,9 @@ class B2BUA:
         self.codecs = codecs
         self.on_call_end = on_call_end
         self.dialogs: dict[DialogKey, Leg] = {}
-        self.pending_invites: dict[tuple[str, ...], Leg] = {}  # server tx key -> leg
+        self.pending_invites: dict[TxKey, Leg] = {}  # server tx key -> leg
         #: INVITEs CANCELled (and answered 487) before their handler task made a leg
-        self._early_cancels: set[tuple[str, ...]] = set()
+        self._early_cancels: set[TxKey] = set()
         self.calls: dict[str, Call] = {}
         #: every leg not yet ended, inbound or placed by us, by ``id(leg)`` (a queue call's agent
         #: leg and both legs of a campaign call belong to calls that are not in ``calls``)
@@ -333,7 +333,7 @@ class B2BUA:
     def _send_invite(
         self, leg: Leg, *, target_uri: str, dest: tuple[str, int], transport: str, party: str,
         from_user: str, from_display: str, on_ringing: Callable[[], None] | None,
-    ) -> tuple[Request, tuple[str, ...], asyncio.Future[Response]]:
+    ) -> tuple[Request, TxKey, asyncio.Future[Response]]:
         """Open the leg's channel and send the INVITE with our offer (``dial``'s first half)."""
         leg.channel = self.media.open_channel()
         offer = self._offer(leg)
@@ -619,7 +619,7 @@ class B2BUA:
 
     def on_cancel(self, sreq: ServerRequest) -> None:
         req = sreq.request
-        invite_key = (*server_key(req)[:-1], "INVITE")
+        invite_key = server_key(req).cancelled_invite()
         leg = self.pending_invites.get(invite_key)
         if leg is None:
             # §9.2: a CANCEL that matches an INVITE already answered (its transaction lives on

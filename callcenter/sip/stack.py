@@ -128,7 +128,7 @@ class SipStack:
         pending, self._pending = self._pending, {}
         for key, entry in pending.items():
             if not entry.future.done():
-                entry.future.set_exception(RequestTimeout(key[2]))
+                entry.future.set_exception(RequestTimeout(key.method))
         await self.transports.close()
 
     def now(self) -> float:
@@ -253,7 +253,7 @@ class SipStack:
                 pending.on_retransmitted_2xx(resp)
             return
         pending.future.set_result(resp)
-        if 200 <= resp.status < 300 and key[2] == "INVITE" and self.loop is not None:
+        if 200 <= resp.status < 300 and key.method == "INVITE" and self.loop is not None:
             # Kept for the 2xx retransmissions (each needs our ACK again) while the layer keeps
             # the transaction in Accepted, then dropped with it (Timer M, RFC 6026 §8.4).
             self.loop.call_later(64 * self.layer.t1, self._pending.pop, key, None)
