@@ -45,7 +45,7 @@ class RequestTimeout(Exception):
 @dataclass
 class ServerRequest:
     """A request the application must answer through ``respond()``, or by raising a SipError
-    from its handler (answered by ``SipStack._handler_failed``)."""
+    from its handler (answered by ``answer_failure``)."""
 
     stack: SipStack
     request: Request
@@ -76,6 +76,19 @@ class ServerRequest:
         if self.key is not None:
             self.stack.layer.send_response(self.key, resp, self.stack.now())
         self.stack.flush()
+
+
+def answer_failure(sreq: ServerRequest, exc: BaseException) -> None:
+    """The one place where a request handler's error becomes the answer to its request: a
+    SipError's status, reason and headers, or a 500 (logged) for anything else."""
+    method = sreq.request.method
+    if isinstance(exc, SipError):
+        log.debug("sip_request_refused", method=method, status=exc.status, detail=exc.detail)
+    else:
+        log.error("sip_handler_failed", method=method, error=repr(exc), exc_info=exc)
+        exc = SipError()
+    if not sreq.answered and method != "ACK":
+        sreq.respond(exc.status, exc.reason, headers=exc.headers)
 
 
 @dataclass
@@ -217,7 +230,7 @@ class SipStack:
                     task = asyncio.ensure_future(result)
                     task.add_done_callback(lambda t, s=sreq: self._handler_done(t, s))
             except Exception as exc:  # noqa: BLE001 - one request's bug must not stop the stack
-                self._handler_failed(sreq, exc)
+                answer_failure(sreq, exc)
         elif isinstance(event, ResponseReceived):
             self._on_response(event.key, event.response)
         elif isinstance(event, TransactionTimeout):
@@ -236,20 +249,7 @@ class SipStack:
             return
         exc = task.exception()
         if exc is not None:
-            self._handler_failed(sreq, exc)
-
-    @staticmethod
-    def _handler_failed(sreq: ServerRequest, exc: BaseException) -> None:
-        """The one place where a handler's error becomes the answer to its request: a
-        SipError's status, reason and headers, or a 500 (logged) for anything else."""
-        method = sreq.request.method
-        if isinstance(exc, SipError):
-            log.debug("sip_request_refused", method=method, status=exc.status, detail=exc.detail)
-        else:
-            log.error("sip_handler_failed", method=method, error=repr(exc), exc_info=exc)
-            exc = SipError()
-        if not sreq.answered and method != "ACK":
-            sreq.respond(exc.status, exc.reason, headers=exc.headers)
+            answer_failure(sreq, exc)
 
     def _on_response(self, key: TxKey, resp: Response) -> None:
         pending = self._pending.get(key)
