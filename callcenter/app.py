@@ -32,7 +32,14 @@ from callcenter.media.engine import MediaEngine
 from callcenter.media.prompts import PromptCache
 from callcenter.report.today import TodayFigures
 from callcenter.sip.auth import DigestAuthenticator, FailureLimiter
-from callcenter.sip.errors import NotAcceptableHere, SipError
+from callcenter.sip.errors import (
+    CallDoesNotExist,
+    Forbidden,
+    IntervalTooBrief,
+    MethodNotAllowed,
+    NotAcceptableHere,
+    SipError,
+)
 from callcenter.sip.message import Headers, Request, make_response
 from callcenter.sip.registrar import Registrar
 from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
@@ -265,13 +272,13 @@ class Application:
         elif method == "INVITE":
             await self.on_invite(sreq)
         elif method in ("BYE", "INFO"):
-            sreq.respond(481)
+            raise CallDoesNotExist(f"{method} outside a dialog")
         else:
-            sreq.respond(405, headers={"Allow": ALLOW})
+            raise MethodNotAllowed(ALLOW)
 
     # ------------------------------------------------------------ registrar
     def _authenticate(self, sreq: ServerRequest, *, proxy: bool) -> str | None:
-        """The authenticated user name, or None after answering 401/407/403."""
+        """The authenticated user name, or None after answering 401/407 (blocked: Forbidden)."""
         req = sreq.request
         ip = sreq.source[0]
         wall = time.time()
@@ -279,8 +286,7 @@ class Application:
         challenge_header = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
         if self.limiter.is_blocked(ip, wall):
             log.warning("auth_blocked", source=ip, method=req.method)
-            sreq.respond(403, "Forbidden (too many failed attempts, try later)")
-            return None
+            raise Forbidden(reason="Forbidden (too many failed attempts, try later)")
         value = req.headers.get("Proxy-Authorization" if proxy else "Authorization")
         if value is None and proxy:
             value = req.headers.get("Authorization")
@@ -323,18 +329,11 @@ class Application:
         aor_user = aor.user if isinstance(aor, SipUri) else None
         if aor_user != user:
             log.warning("register_wrong_aor", user=user, aor=str(aor))
-            sreq.respond(403, "Forbidden (credentials do not match the AOR)")
-            return
-        try:
-            result = self.registrar.register(
-                req, user, sreq.source, sreq.transport, self.now()
-            )
-        except SipError as exc:
-            sreq.respond(exc.status, exc.reason)
-            return
+            raise Forbidden(reason="Forbidden (credentials do not match the AOR)")
+        result = self.registrar.register(req, user, sreq.source, sreq.transport, self.now())
         if result.status == 423:
-            sreq.respond(423, headers={"Min-Expires": str(result.min_expires)})
-            return
+            assert result.min_expires is not None
+            raise IntervalTooBrief(result.min_expires)
         resp = make_response(req, 200)
         for contact in result.contacts:
             resp.headers.add("Contact", contact)

@@ -18,8 +18,8 @@ from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.media.dtmf import parse_sip_info
 from callcenter.sip import sdp
 from callcenter.sip.dialog import Dialog, DialogState, new_call_id, new_tag
-from callcenter.sip.errors import NotAcceptableHere, SipError
-from callcenter.sip.events import AckTimeout, TransactionTimeout
+from callcenter.sip.errors import CallDoesNotExist, MethodNotAllowed, RequestPending, SipError
+from callcenter.sip.events import AckTimeout, TransactionTimeout, TxKey
 from callcenter.sip.message import Headers, Request, Response
 from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
 from callcenter.sip.transaction import Transaction, TxState, cancel_for, server_key
@@ -51,9 +51,9 @@ class B2BUA:
         self.codecs = codecs
         self.on_call_end = on_call_end
         self.dialogs: dict[DialogKey, Leg] = {}
-        self.pending_invites: dict[tuple[str, ...], Leg] = {}  # server tx key -> leg
+        self.pending_invites: dict[TxKey, Leg] = {}  # server tx key -> leg
         #: INVITEs CANCELled (and answered 487) before their handler task made a leg
-        self._early_cancels: set[tuple[str, ...]] = set()
+        self._early_cancels: set[TxKey] = set()
         self.calls: dict[str, Call] = {}
         #: every leg not yet ended, inbound or placed by us, by ``id(leg)`` (a queue call's agent
         #: leg and both legs of a campaign call belong to calls that are not in ``calls``)
@@ -333,7 +333,7 @@ class B2BUA:
     def _send_invite(
         self, leg: Leg, *, target_uri: str, dest: tuple[str, int], transport: str, party: str,
         from_user: str, from_display: str, on_ringing: Callable[[], None] | None,
-    ) -> tuple[Request, tuple[str, ...], asyncio.Future[Response]]:
+    ) -> tuple[Request, TxKey, asyncio.Future[Response]]:
         """Open the leg's channel and send the INVITE with our offer (``dial``'s first half)."""
         leg.channel = self.media.open_channel()
         offer = self._offer(leg)
@@ -549,12 +549,10 @@ class B2BUA:
                 leg.acked.set()
             return
         if leg is None:
-            sreq.respond(481)
-            return
+            raise CallDoesNotExist(f"no dialog for {req.method}")
         assert leg.dialog is not None
         if not leg.dialog.accept_remote_request(req):
-            sreq.respond(500, "Server Internal Error (CSeq out of order)")
-            return
+            raise SipError(reason="Server Internal Error (CSeq out of order)")
         if req.method == "BYE":
             sreq.respond(200)
             side = "caller" if leg.direction == "inbound" else "callee"
@@ -580,16 +578,15 @@ class B2BUA:
         elif req.method == "OPTIONS":
             sreq.respond(200, headers={"Allow": "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"})
         elif req.method in ("UPDATE", "PRACK", "REFER", "NOTIFY"):
-            sreq.respond(501)
+            raise SipError(f"{req.method} in a dialog", status=501)
         else:
-            sreq.respond(405, headers={"Allow": "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"})
+            raise MethodNotAllowed("INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")
 
     def _reinvite(self, leg: Leg, sreq: ServerRequest) -> None:
         """Hold, unhold or a media change (RFC 3264 §8); our port and codec stay."""
         req = sreq.request
         if leg.reinviting:
-            sreq.respond(491)  # glare: our own re-INVITE is pending (RFC 3261 §14.2)
-            return
+            raise RequestPending("our own re-INVITE is pending")  # glare (RFC 3261 §14.2)
         leg.sdp_version += 1
         if not req.body:
             leg.local_sdp = self._offer(leg)  # the answer comes in the ACK
@@ -597,19 +594,11 @@ class B2BUA:
             sreq.respond(200, headers={"Contact": self.stack.contact(transport=leg.transport)},
                          body=leg.local_sdp.serialize().encode())
             return
-        try:
-            offer = sdp.parse(req.body)
-            answer, media = sdp.answer_offer(
-                offer, local_address=self.media_address, local_port=leg.channel.port,
-                supported=self.codecs, session_id=self._session_id,
-                session_version=leg.sdp_version,
-            )
-        except NotAcceptableHere:
-            sreq.respond(488)
-            return
-        except SipError as exc:
-            sreq.respond(exc.status, exc.reason)
-            return
+        offer = sdp.parse(req.body)  # a SipError (400, 488) is the answer
+        answer, media = sdp.answer_offer(
+            offer, local_address=self.media_address, local_port=leg.channel.port,
+            supported=self.codecs, session_id=self._session_id, session_version=leg.sdp_version,
+        )
         leg.local_sdp, leg.media = answer, media
         self._configure(leg)
         log.info("reinvite", call_id=leg.call.id, hold=media.remote_hold,
@@ -619,15 +608,14 @@ class B2BUA:
 
     def on_cancel(self, sreq: ServerRequest) -> None:
         req = sreq.request
-        invite_key = (*server_key(req)[:-1], "INVITE")
+        invite_key = server_key(req).cancelled_invite()
         leg = self.pending_invites.get(invite_key)
         if leg is None:
             # §9.2: a CANCEL that matches an INVITE already answered (its transaction lives on
             # in Accepted or Completed) gets a 200 and changes nothing; an unknown one a 481.
             invite_tx = self.stack.layer.get(invite_key)
             if invite_tx is None:
-                sreq.respond(481)
-                return
+                raise CallDoesNotExist("CANCEL of no INVITE")
             sreq.respond(200)
             if invite_tx.state is TxState.PROCEEDING:
                 self._cancel_early(invite_tx)

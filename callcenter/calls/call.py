@@ -13,6 +13,7 @@ from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any
 
 from callcenter.sip.dialog import Dialog
+from callcenter.sip.events import TxKey
 from callcenter.sip.message import Request, Response
 from callcenter.sip.sdp import NegotiatedMedia, SessionDescription
 
@@ -66,7 +67,7 @@ class Leg:
     local_tag: str = ""  # our tag in this leg's dialog (To for inbound, From for outbound)
     sip_status: int = 0  # final status of an outbound leg's INVITE (408 on timeout)
     outbound_invite: Request | None = None  # the INVITE we sent (for CANCEL)
-    outbound_key: tuple[str, ...] | None = None  # its client transaction
+    outbound_key: TxKey | None = None  # its client transaction
     outbound_future: asyncio.Future[Response] | None = None  # its final response
     #: set at the first 1xx to our INVITE: only then may it be CANCELled (RFC 3261 §9.1)
     provisional: asyncio.Event = field(default_factory=asyncio.Event)

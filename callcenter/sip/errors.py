@@ -1,26 +1,57 @@
-"""SIP errors that carry their wire answer (status code and reason phrase).
+"""SIP errors that carry their wire answer (status code, reason phrase, extra headers).
 
-A core raises one of these when the *peer* sent something we must refuse; the boundary
-that handles the request turns it into a response with ``status`` and ``reason``
-(RFC 3261 §21). Misuse of our own API raises ordinary ``ValueError``/``TypeError`` instead.
+A parser, a core or a request handler raises one of these when the *peer* sent something we
+must refuse. One boundary answers it: ``SipStack`` turns a handler's SipError into the response
+``status``/``reason`` with ``headers`` (RFC 3261 §21), and a SipParseError into a stateless
+answer. Misuse of our own API raises ordinary ``ValueError``/``TypeError`` instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from callcenter.sip.grammar import REASON_PHRASES
+
+if TYPE_CHECKING:
+    from callcenter.sip.message import Request
+
 
 class SipError(Exception):
-    """Base class: a failure with the SIP response that answers it."""
+    """Base class: a failure with the SIP response that answers it.
+
+    ``status`` without ``reason`` takes the §21 phrase. ``headers`` go into the answer, e.g.
+    Allow for a 405, Min-Expires for a 423, WWW-Authenticate for a 401 (a name may repeat).
+    """
 
     status: int = 500
     reason: str = "Server Internal Error"
 
-    def __init__(self, detail: str = "", *, status: int | None = None, reason: str | None = None):
+    def __init__(
+        self, detail: str = "", *, status: int | None = None, reason: str | None = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+    ) -> None:
         if status is not None:
             self.status = status
+            self.reason = REASON_PHRASES.get(status, self.reason)
         if reason is not None:
             self.reason = reason
         self.detail = detail
+        self.headers: tuple[tuple[str, str], ...] = tuple(
+            headers.items() if isinstance(headers, Mapping) else headers)
         super().__init__(f"{self.status} {self.reason}" + (f": {detail}" if detail else ""))
+
+
+class SipParseError(SipError):
+    """The message is malformed or unacceptable (400, 413, 416, 505...); answered statelessly.
+
+    ``request`` is the partially parsed request when its Via, From, To, Call-ID and CSeq are
+    usable, so it can be answered; otherwise it is None and the message is dropped.
+    """
+
+    def __init__(self, status: int, reason: str, request: Request | None = None) -> None:
+        super().__init__(status=status, reason=reason)
+        self.request = request
 
 
 class BadRequest(SipError):
@@ -51,6 +82,26 @@ class NotFound(SipError):
     reason = "Not Found"
 
 
+class MethodNotAllowed(SipError):
+    """405: the method is known but not allowed here; Allow lists what is (§21.4.6)."""
+
+    status = 405
+    reason = "Method Not Allowed"
+
+    def __init__(self, allow: str, detail: str = "") -> None:
+        super().__init__(detail, headers={"Allow": allow})
+
+
+class IntervalTooBrief(SipError):
+    """423: the registration expires too soon; Min-Expires says how soon (§21.4.17)."""
+
+    status = 423
+    reason = "Interval Too Brief"
+
+    def __init__(self, min_expires: int, detail: str = "") -> None:
+        super().__init__(detail, headers={"Min-Expires": str(min_expires)})
+
+
 class CallDoesNotExist(SipError):
     """481: the request matches no dialog or transaction (§21.4.19)."""
 
@@ -72,6 +123,13 @@ class NotAcceptableHere(SipError):
     reason = "Not Acceptable Here"
 
 
+class RequestPending(SipError):
+    """491: a request of ours for the same dialog is still pending: glare (§14.2, §21.4.27)."""
+
+    status = 491
+    reason = "Request Pending"
+
+
 class ServiceUnavailable(SipError):
     """503: temporarily overloaded or in maintenance (§21.5.4)."""
 
@@ -84,9 +142,13 @@ __all__ = [
     "BusyHere",
     "CallDoesNotExist",
     "Forbidden",
+    "IntervalTooBrief",
+    "MethodNotAllowed",
     "NotAcceptableHere",
     "NotFound",
+    "RequestPending",
     "ServiceUnavailable",
     "SipError",
+    "SipParseError",
     "Unauthorized",
 ]

@@ -1,9 +1,9 @@
 """Sans-I/O SIP messages (RFC 3261 §7): parse, serialise, build responses.
 
 `parse_message()` takes the bytes of one datagram (or one message cut out of a stream by
-`framing.StreamFramer`) and returns a `Request` or `Response`, or raises `SipParseError`, which
-carries the status to answer with and, when possible, a `Request` good enough to answer. It
-never raises anything else, whatever the input.
+`framing.StreamFramer`) and returns a `Request` or `Response`, or raises `SipParseError` (a
+`sip.errors.SipError`, re-exported here), which carries the status to answer with and, when
+possible, a `Request` good enough to answer. It never raises anything else, whatever the input.
 
 A returned message is guaranteed to have parseable Via, From, To, Call-ID and CSeq headers, so
 the convenience properties (`call_id`, `cseq`, `vias`, `top_via`, `from_`, `to`, tags,
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from callcenter.sip import grammar as g
+from callcenter.sip.errors import SipParseError
 from callcenter.sip.uri import NameAddr, SipUri, Via, parse_uri, split_outside_quotes, uri_scheme
 
 __all__ = [
@@ -39,21 +40,6 @@ MAX_MESSAGE_SIZE = 65535
 
 _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"  # any octet survives decode -> encode unchanged
-
-
-class SipParseError(Exception):
-    """The peer sent something we cannot accept; `status`/`reason` are the wire answer.
-
-    `request` is set when the message was a request whose Via, From, To, Call-ID and CSeq are
-    usable, so the caller can answer with `make_response(err.request, err.status, err.reason)`;
-    otherwise it is None and the message is dropped.
-    """
-
-    def __init__(self, status: int, reason: str, request: Request | None = None) -> None:
-        super().__init__(f"{status} {reason}")
-        self.status = status
-        self.reason = reason
-        self.request = request
 
 
 def _bad(detail: str, status: int = 400) -> SipParseError:
@@ -451,7 +437,7 @@ def _answerable(req: Request) -> bool:
 
 
 def _check_core(msg: Message) -> None:
-    """Raise ValueError-derived SipParseError if the core headers cannot be used."""
+    """Raise SipParseError if the core headers cannot be used."""
     h = msg.headers
     for name in g.MANDATORY_REQUEST:
         if name not in h:

@@ -8,12 +8,13 @@ application as awaitables: ``await stack.request(...)`` returns the final respon
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
 
 from callcenter.sip.dialog import new_branch
+from callcenter.sip.errors import SipError
 from callcenter.sip.events import (
     AckTimeout,
     Address,
@@ -44,7 +45,8 @@ class RequestTimeout(Exception):
 
 @dataclass
 class ServerRequest:
-    """A request the application must answer through ``respond()``."""
+    """A request the application must answer through ``respond()``, or by raising a SipError
+    from its handler (answered by ``answer_failure``)."""
 
     stack: SipStack
     request: Request
@@ -54,11 +56,12 @@ class ServerRequest:
     answered: bool = False
 
     def respond(
-        self, status: int, reason: str | None = None, *, headers: dict[str, str] | None = None,
-        body: bytes = b"", content_type: str | None = None, to_tag: str | None = None,
+        self, status: int, reason: str | None = None, *,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] = (), body: bytes = b"",
+        content_type: str | None = None, to_tag: str | None = None,
     ) -> Response:
         resp = make_response(self.request, status, reason, to_tag=to_tag)
-        for name, value in (headers or {}).items():
+        for name, value in headers.items() if isinstance(headers, Mapping) else headers:
             resp.headers.add(name, value)
         if self.stack.user_agent:
             resp.headers.add("Server", self.stack.user_agent)
@@ -74,6 +77,19 @@ class ServerRequest:
         if self.key is not None:
             self.stack.layer.send_response(self.key, resp, self.stack.now())
         self.stack.flush()
+
+
+def answer_failure(sreq: ServerRequest, exc: BaseException) -> None:
+    """The one place where a request handler's error becomes the answer to its request: a
+    SipError's status, reason and headers, or a 500 (logged) for anything else."""
+    method = sreq.request.method
+    if isinstance(exc, SipError):
+        log.debug("sip_request_refused", method=method, status=exc.status, detail=exc.detail)
+    else:
+        log.error("sip_handler_failed", method=method, error=repr(exc), exc_info=exc)
+        exc = SipError()
+    if not sreq.answered and method != "ACK":
+        sreq.respond(exc.status, exc.reason, headers=exc.headers)
 
 
 @dataclass
@@ -129,7 +145,7 @@ class SipStack:
         pending, self._pending = self._pending, {}
         for key, entry in pending.items():
             if not entry.future.done():
-                entry.future.set_exception(RequestTimeout(key[2]))
+                entry.future.set_exception(RequestTimeout(key.method))
         await self.transports.close()
 
     def now(self) -> float:
@@ -215,10 +231,8 @@ class SipStack:
                 if asyncio.iscoroutine(result):
                     task = asyncio.ensure_future(result)
                     task.add_done_callback(lambda t, s=sreq: self._handler_done(t, s))
-            except Exception:  # noqa: BLE001 - one request's bug must not stop the stack
-                log.exception("sip_handler_failed", method=event.request.method)
-                if not sreq.answered and event.request.method != "ACK":
-                    sreq.respond(500)
+            except Exception as exc:  # noqa: BLE001 - one request's bug must not stop the stack
+                answer_failure(sreq, exc)
         elif isinstance(event, ResponseReceived):
             self._on_response(event.key, event.response)
         elif isinstance(event, TransactionTimeout):
@@ -237,10 +251,7 @@ class SipStack:
             return
         exc = task.exception()
         if exc is not None:
-            log.error("sip_handler_failed", method=sreq.request.method, error=repr(exc),
-                      exc_info=exc)
-            if not sreq.answered and sreq.request.method != "ACK":
-                sreq.respond(500)
+            answer_failure(sreq, exc)
 
     def _on_response(self, key: TxKey, resp: Response) -> None:
         pending = self._pending.get(key)
@@ -255,7 +266,7 @@ class SipStack:
                 pending.on_retransmitted_2xx(resp)
             return
         pending.future.set_result(resp)
-        if 200 <= resp.status < 300 and key[2] == "INVITE" and self.loop is not None:
+        if 200 <= resp.status < 300 and key.method == "INVITE" and self.loop is not None:
             # Kept for the 2xx retransmissions (each needs our ACK again) while the layer keeps
             # the transaction in Accepted, then dropped with it (Timer M, RFC 6026 §8.4).
             self.loop.call_later(64 * self.layer.t1, self._pending.pop, key, None)

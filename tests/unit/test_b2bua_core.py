@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from callcenter.calls.b2bua import B2BUA
 from callcenter.calls.call import Call, Leg, LegState
 from callcenter.sip.dialog import new_branch
-from callcenter.sip.events import RequestReceived
+from callcenter.sip.events import RequestReceived, TxKey
 from callcenter.sip.message import Request, Response, parse_message
-from callcenter.sip.stack import ServerRequest
-from callcenter.sip.transaction import TransactionLayer
+from callcenter.sip.stack import ServerRequest, answer_failure
+from callcenter.sip.transaction import TransactionLayer, client_key
 
 CALLER = ("127.0.0.1", 5071)
 PHONE = ("127.0.0.1", 5072)
@@ -67,12 +68,12 @@ class FakeStack:
 
     def send_request(
         self, req: Request, dest: Any, transport: str, **kwargs: Any
-    ) -> tuple[tuple[str, ...], asyncio.Future[Response]]:
+    ) -> tuple[TxKey, asyncio.Future[Response]]:
         fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self.requests.append((req, fut))
         self.on_provisional.append(kwargs.get("on_provisional"))
         self.on_retransmitted_2xx.append(kwargs.get("on_retransmitted_2xx"))
-        return ("c", req.top_via.branch or "", req.method), fut
+        return client_key(req.top_via.branch or "", req.method), fut
 
     def send_ack(self, ack: Request, dest: Any, transport: str) -> None:
         self.acks.append(ack)
@@ -126,6 +127,16 @@ def server_request(stack: FakeStack, req: Request) -> ServerRequest:
     return ServerRequest(stack, req, CALLER, "udp", event.key)  # type: ignore[arg-type]
 
 
+async def dispatch(handler: Callable[[ServerRequest], Any], sreq: ServerRequest) -> None:
+    """Run a request handler as SipStack does: what it raises is answered by the boundary."""
+    try:
+        result = handler(sreq)
+        if asyncio.iscoroutine(result):
+            await result
+    except Exception as exc:  # noqa: BLE001 - the stack's boundary takes anything
+        answer_failure(sreq, exc)
+
+
 def inbound_leg(b2bua: B2BUA, stack: FakeStack, media: FakeMedia) -> Leg:
     call = Call(caller="caller", called="0800", source="trunk:pstn")
     leg = b2bua.new_inbound(call, server_request(stack, request("INVITE")), "caller")
@@ -170,7 +181,8 @@ def test_cancel_after_the_200_gets_200_and_changes_nothing() -> None:
 def test_cancel_matching_nothing_gets_481() -> None:
     async def run() -> None:
         b2bua, stack, _, _ = make_b2bua()
-        b2bua.on_cancel(server_request(stack, request("CANCEL", branch="z9hG4bKnone")))
+        cancel = request("CANCEL", branch="z9hG4bKnone")
+        await dispatch(b2bua.on_cancel, server_request(stack, cancel))
         assert stack.wire_statuses() == [481]
 
     asyncio.run(run())
@@ -265,7 +277,7 @@ def test_reinvite_while_ours_is_pending_gets_491() -> None:
         assert stack.methods() == ["INVITE"]
         tag = b2bua.local_tag(leg)
         theirs = request("INVITE", branch="z9hG4bKre2", cseq=2, to_tag=tag)
-        await b2bua.on_in_dialog(server_request(stack, theirs))
+        await dispatch(b2bua.on_in_dialog, server_request(stack, theirs))
         assert stack.wire_statuses() == [491]
         ours = stack.requests[0][0]
         stack.requests[0][1].set_result(ok_for(ours, to_tag="f1"))

@@ -212,3 +212,39 @@ def test_tcp_connect_failure_is_reported_with_the_queued_messages() -> None:
         assert not transports._pending and not transports._connecting
 
     asyncio.run(run())
+
+
+def test_a_handler_raising_a_sip_error_gets_its_answer() -> None:
+    """One boundary answers what handlers raise: a SipError with its status, reason and
+    headers (sync or async handler), anything else with a 500; an ACK never gets one."""
+    from callcenter.sip.errors import MethodNotAllowed, SipError
+
+    async def run() -> None:
+        def sync_handler(sreq: ServerRequest) -> None:
+            raise MethodNotAllowed("INVITE, ACK")
+
+        async def async_handler(sreq: ServerRequest) -> None:
+            if sreq.request.cseq[0] == 2:
+                raise KeyError("bug")
+            raise SipError(status=423, headers=[("Min-Expires", "60"), ("Min-Expires", "61")])
+
+        stack, sent = make_stack(sync_handler)
+        stack._on_message(serialize(invite("z9hG4bKerr1")), PEER, "udp")
+        resp = parse_message(sent[-1])
+        assert (resp.status, resp.reason) == (405, "Method Not Allowed")
+        assert resp.headers.get_all("Allow") == ["INVITE", "ACK"] and "Server" in resp.headers
+        stack.handler = async_handler
+        stack._on_message(serialize(invite("z9hG4bKerr2")), PEER, "udp")
+        stack._on_message(serialize(invite("z9hG4bKerr3", cseq=2)), PEER, "udp")
+        for _ in range(100):  # the handlers' tasks
+            finals = [r for r in map(parse_message, sent) if r.status >= 200]
+            if len(finals) == 3:
+                break
+            await asyncio.sleep(0)
+        _, brief, failed = finals
+        assert (brief.status, brief.reason) == (423, "Interval Too Brief")
+        assert brief.headers.get_all("Min-Expires") == ["60", "61"]
+        assert (failed.status, failed.reason) == (500, "Server Internal Error")
+        await stack.close()
+
+    asyncio.run(run())
