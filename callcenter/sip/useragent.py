@@ -78,10 +78,16 @@ def new_request(
 
 
 def new_invite(
-    uri: str, *, via: str, from_: str, to: str, host: str, contact: str, sdp: bytes
+    uri: str, *, via: str, host: str, from_user: str, from_display: str = "", to_user: str,
+    contact: str, sdp: bytes,
 ) -> Request:
-    """An INVITE opening a dialog with our SDP offer (§13.2.1)."""
-    invite = new_request("INVITE", uri, via=via, from_=from_, to=to, host=host, contact=contact)
+    """An INVITE opening a dialog with our SDP offer (§13.2.1), From and To in our domain
+    ``host`` (a caller's number and name travel in From)."""
+    display = f'"{from_display}" ' if from_display else ""
+    invite = new_request(
+        "INVITE", uri, via=via, from_=f"{display}<sip:{from_user}@{host}>",
+        to=f"<sip:{to_user}@{host}>", host=host, contact=contact,
+    )
     invite.headers.add("Allow", ALLOW)
     invite.headers.add("Content-Type", "application/sdp")
     invite.body = sdp
