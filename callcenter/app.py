@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import ipaddress
 import os
 import signal
@@ -32,17 +33,11 @@ from callcenter.media.engine import MediaEngine
 from callcenter.media.prompts import PromptCache
 from callcenter.report.today import TodayFigures
 from callcenter.sip.auth import DigestAuthenticator, FailureLimiter
-from callcenter.sip.errors import (
-    CallDoesNotExist,
-    Forbidden,
-    IntervalTooBrief,
-    MethodNotAllowed,
-    NotAcceptableHere,
-    SipError,
-)
-from callcenter.sip.message import Headers, Request, make_response
+from callcenter.sip.errors import CallDoesNotExist, MethodNotAllowed, NotAcceptableHere, SipError
+from callcenter.sip.message import Request
 from callcenter.sip.registrar import Registrar
-from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
+from callcenter.sip.registrar_service import BindingChanged, RegistrarService
+from callcenter.sip.stack import ServerRequest, SipStack
 from callcenter.sip.uri import SipUri
 from callcenter.store.db import Store
 from callcenter.store.ivr import IvrStore
@@ -78,14 +73,6 @@ class Application:
             max_expires=sip.registration.max_expires,
             default_expires=sip.registration.default_expires,
         )
-        self.auth = DigestAuthenticator(
-            sip.realm, secret=os.urandom(32), nonce_ttl=sip.auth.nonce_ttl,
-            algorithms=tuple(sip.auth.algorithms),
-        )
-        self.limiter = FailureLimiter(
-            max_failures=sip.auth.max_failures, window=sip.auth.failure_window,
-            block_for=sip.auth.block_for,
-        )
         self.passwords = {u.user: u.password for u in cfg.users}
         self.names = {u.user: u.name for u in cfg.users}
         self.prompts = PromptCache(cfg.sounds)
@@ -99,6 +86,21 @@ class Application:
             on_server_timeout=lambda e: self.b2bua.on_server_timeout(e),
             user_agent=sip.user_agent, tcp_idle_timeout=float(sip.tcp_idle_timeout),
             udp_receive_buffer=sip.udp_receive_buffer,
+        )
+        self.registration = RegistrarService(
+            stack=self.stack, registrar=self.registrar, passwords=self.passwords,
+            auth=DigestAuthenticator(
+                sip.realm, secret=os.urandom(32), nonce_ttl=sip.auth.nonce_ttl,
+                algorithms=tuple(sip.auth.algorithms),
+            ),
+            limiter=FailureLimiter(
+                max_failures=sip.auth.max_failures, window=sip.auth.failure_window,
+                block_for=sip.auth.block_for,
+            ),
+            qualify_interval=sip.registration.qualify_interval,
+            on_binding=self._binding_changed,
+            on_user=lambda user, on: self.queues.registration_changed(user, on),
+            on_reachability=lambda user, ok: self.queues.reachability_changed(user, ok),
         )
         self.b2bua = B2BUA(
             stack=self.stack, media=self.media, media_address=cfg.media.address,
@@ -136,7 +138,7 @@ class Application:
         self._load_today_figures()
         await self.dialer.start()
         await self.events.start()
-        self._spawn(self._housekeeping())
+        self._spawn(self.registration.run())
         self._spawn(self._watch_dialplans())
         self._spawn(self.prompts.watch())  # a replaced sound file reaches the next call
         self._spawn(self._watch_loop_lag())
@@ -158,6 +160,7 @@ class Application:
                 await asyncio.wait_for(
                     self.b2bua.hangup_call(call, HangupCause.SHUTDOWN, "system"), 2.0
                 )
+        self.registration.close()
         for task in list(self._tasks):
             task.cancel()
         await self.http.close()
@@ -213,46 +216,6 @@ class Application:
             self.loop_lag = max(0.0, loop.time() - before - 0.5)
             self.loop_lag_max = max(self.loop_lag_max, self.loop_lag)
 
-    async def _housekeeping(self) -> None:
-        """Expire bindings and qualify registered contacts with OPTIONS."""
-        interval = self.cfg.sip.registration.qualify_interval
-        while True:
-            await asyncio.sleep(min(interval, 10) if interval else 10)
-            for gone in self.registrar.expire(self.now()):
-                log.info("registration_expired", user=gone.user, contact=gone.contact)
-                self.events.publish(events.RegistrationChanged(
-                    user=gone.user, contact=gone.contact, registered=False, expired=True))
-                self.queues.registration_changed(gone.user, False)
-            if not interval:
-                continue
-            now = self.now()
-            for binding in self.registrar.all_bindings():
-                if now - binding.last_qualified >= interval:
-                    binding.last_qualified = now
-                    self._spawn(self._qualify(binding))
-
-    async def _qualify(self, binding: Any) -> None:
-        headers = Headers()
-        headers.add("Via", self.stack.via(binding.transport))
-        headers.add("Max-Forwards", "70")
-        headers.add("From", f"<sip:callcenter@{self.advertised}>;tag={os.urandom(4).hex()}")
-        headers.add("To", f"<{binding.contact}>")
-        headers.add("Call-ID", f"{os.urandom(8).hex()}@{self.advertised}")
-        headers.add("CSeq", "1 OPTIONS")
-        req = Request("OPTIONS", binding.contact, headers)
-        try:
-            await self.stack.request(req, binding.source, binding.transport)
-            ok = True
-        except RequestTimeout:
-            ok = False
-        if ok != binding.reachable:
-            log.info("contact_reachability", user=binding.user, contact=binding.contact,
-                     reachable=ok)
-        changed, binding.reachable = ok != binding.reachable, ok
-        binding.missed_qualify = 0 if ok else binding.missed_qualify + 1
-        if changed:
-            self.queues.reachability_changed(binding.user, ok)
-
     # ------------------------------------------------------------- dispatch
     async def handle(self, sreq: ServerRequest) -> None:
         req = sreq.request
@@ -264,7 +227,7 @@ class Application:
         elif method == "ACK":
             return  # ACK for a 2xx of a dialog we no longer know: nothing to do
         elif method == "REGISTER":
-            self.on_register(sreq)
+            self.registration.on_register(sreq)
         elif method == "OPTIONS":
             sreq.respond(200, headers={
                 "Allow": ALLOW, "Accept": "application/sdp",
@@ -276,86 +239,6 @@ class Application:
         else:
             raise MethodNotAllowed(ALLOW)
 
-    # ------------------------------------------------------------ registrar
-    def _authenticate(self, sreq: ServerRequest, *, proxy: bool) -> str | None:
-        """The authenticated user name, or None after answering 401/407 (blocked: Forbidden)."""
-        req = sreq.request
-        ip = sreq.source[0]
-        wall = time.time()
-        status = 407 if proxy else 401
-        challenge_header = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
-        if self.limiter.is_blocked(ip, wall):
-            log.warning("auth_blocked", source=ip, method=req.method)
-            raise Forbidden(reason="Forbidden (too many failed attempts, try later)")
-        value = req.headers.get("Proxy-Authorization" if proxy else "Authorization")
-        if value is None and proxy:
-            value = req.headers.get("Authorization")
-        if not value:
-            self._challenge(sreq, status, challenge_header, wall, stale=False)
-            return None
-        result = self.auth.verify(
-            value, method=req.method, lookup_password=self.passwords.get, now=wall
-        )
-        if result.ok and result.username:
-            self.limiter.record_success(ip)
-            return result.username
-        if result.stale or result.reason == "bad nonce":
-            # an expired nonce, or one from before a restart: not a guessing attempt
-            self._challenge(sreq, status, challenge_header, wall, stale=result.stale)
-            return None
-        blocked = self.limiter.record_failure(ip, wall)
-        log.warning(
-            "auth_failed", source=f"{ip}:{sreq.source[1]}", user=result.username,
-            method=req.method, blocked=blocked,
-        )
-        self._challenge(sreq, status, challenge_header, wall, stale=False)
-        return None
-
-    def _challenge(
-        self, sreq: ServerRequest, status: int, header: str, wall: float, *, stale: bool
-    ) -> None:
-        resp = make_response(sreq.request, status)
-        for value in self.auth.challenge(wall, stale=stale):
-            resp.headers.add(header, value)
-        resp.headers.add("Server", self.stack.user_agent)
-        sreq.send(resp)
-
-    def on_register(self, sreq: ServerRequest) -> None:
-        req = sreq.request
-        user = self._authenticate(sreq, proxy=False)
-        if user is None:
-            return
-        aor = req.to.uri
-        aor_user = aor.user if isinstance(aor, SipUri) else None
-        if aor_user != user:
-            log.warning("register_wrong_aor", user=user, aor=str(aor))
-            raise Forbidden(reason="Forbidden (credentials do not match the AOR)")
-        result = self.registrar.register(req, user, sreq.source, sreq.transport, self.now())
-        if result.status == 423:
-            assert result.min_expires is not None
-            raise IntervalTooBrief(result.min_expires)
-        resp = make_response(req, 200)
-        for contact in result.contacts:
-            resp.headers.add("Contact", contact)
-        resp.headers.add("Date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()))
-        resp.headers.add("Server", self.stack.user_agent)
-        sreq.send(resp)
-        wall = time.time()
-        source = f"{sreq.transport}:{sreq.source[0]}:{sreq.source[1]}"
-        ua = req.headers.get("User-Agent")
-        for binding in result.added:
-            log.info("registered", user=user, contact=binding.contact, source=source)
-            self.events.publish(events.RegistrationChanged(
-                ts=wall, user=user, contact=binding.contact, registered=True, source=source,
-                expires=binding.expires_in(self.now()), user_agent=ua))
-        for binding in result.removed:
-            log.info("unregistered", user=user, contact=binding.contact)
-            self.events.publish(events.RegistrationChanged(
-                ts=wall, user=user, contact=binding.contact, registered=False, source=source,
-                user_agent=ua))
-        if result.added or result.removed:
-            self.queues.registration_changed(user, bool(result.contacts))
-
     # ------------------------------------------------------------------ calls
     def _trunk_for(self, ip: str) -> str | None:
         addr = ipaddress.ip_address(ip)
@@ -365,24 +248,14 @@ class Application:
                     return trunk.name
         return None
 
-    def _is_user_signalling(self, req: Request, source: tuple[str, int]) -> bool:
-        """A request from a phone registered by one of our users (it must authenticate)."""
-        if "Authorization" in req.headers or "Proxy-Authorization" in req.headers:
-            return True
-        uri = req.from_.uri
-        user = uri.user if isinstance(uri, SipUri) else None
-        if user is None or user not in self.passwords:
-            return False
-        return any(b.source == source for b in self.registrar.contacts(user, self.now()))
-
     async def on_invite(self, sreq: ServerRequest) -> None:
         req = sreq.request
         trunk = self._trunk_for(sreq.source[0])
         from_uri = req.from_.uri
         caller = (from_uri.user if isinstance(from_uri, SipUri) else None) or "anonymous"
         user: str | None = None
-        if trunk is None or self._is_user_signalling(req, sreq.source):
-            user = self._authenticate(sreq, proxy=True)
+        if trunk is None or self.registration.is_user_signalling(req, sreq.source):
+            user = self.registration.authenticate(sreq, proxy=True)
             if user is None:
                 return
             caller = user
@@ -545,6 +418,10 @@ class Application:
         lost = max(stats.packets_lost, 0)  # duplicates make it negative: not a gain
         return {"rtp_lost_pct": round(100.0 * lost / stats.packets_expected, 3),
                 "rtp_jitter_ms": round(stats.jitter_ms, 3)}
+
+    def _binding_changed(self, change: BindingChanged) -> None:
+        """Registrar hook: a binding came, went or expired."""
+        self.events.publish(events.RegistrationChanged(**dataclasses.asdict(change)))
 
     def _leg_event(self, what: str, leg: Leg) -> None:
         """B2BUA hook: a leg was added to or ended on a call."""

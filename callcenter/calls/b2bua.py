@@ -17,12 +17,13 @@ import structlog
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.media.dtmf import parse_sip_info
 from callcenter.sip import sdp
-from callcenter.sip.dialog import Dialog, DialogState, new_call_id, new_tag
+from callcenter.sip.dialog import Dialog, new_tag
 from callcenter.sip.errors import CallDoesNotExist, MethodNotAllowed, RequestPending, SipError
 from callcenter.sip.events import AckTimeout, TransactionTimeout, TxKey
-from callcenter.sip.message import Headers, Request, Response
+from callcenter.sip.message import Request, Response
 from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
-from callcenter.sip.transaction import Transaction, TxState, cancel_for, server_key
+from callcenter.sip.transaction import cancel_for
+from callcenter.sip.useragent import ALLOW, ALLOW_HEADERS, Timers, answer_sdp, new_invite
 
 if TYPE_CHECKING:
     from callcenter.sip.registrar import Binding
@@ -44,8 +45,10 @@ class B2BUA:
     def __init__(
         self, *, stack: SipStack, media: Any, media_address: str, codecs: tuple[str, ...],
         on_call_end: Callable[[Call], None], session_refresh: float = 0.0,
+        timers: Timers | None = None,
     ) -> None:
         self.stack = stack
+        self.timers = timers or Timers()  #: every wait of the legs' signalling
         self.media = media
         self.media_address = media_address
         self.codecs = codecs
@@ -114,12 +117,10 @@ class B2BUA:
         sreq = leg.invite
         assert sreq is not None and leg.local_sdp is not None
         tag = self.local_tag(leg)
-        resp = sreq.respond(
-            200, to_tag=tag, headers={"Contact": self.stack.contact(transport=leg.transport)},
-            body=leg.local_sdp.serialize().encode(),
-        )
+        resp = answer_sdp(sreq, contact=self.stack.contact(transport=leg.transport),
+                          sdp=leg.local_sdp.serialize().encode(), to_tag=tag)
         leg.dialog = Dialog.from_uas(sreq.request, tag)
-        leg.dialog.state = DialogState.CONFIRMED
+        leg.dialog.confirm()
         self.dialogs[leg.dialog.id] = leg
         leg.state = LegState.ANSWERED
         if sreq.key is not None:
@@ -138,7 +139,7 @@ class B2BUA:
         acked = asyncio.ensure_future(leg.acked.wait())
         try:
             await asyncio.wait(
-                {ended, acked}, timeout=64 * self.stack.layer.t1 + 2,
+                {ended, acked}, timeout=self.timers.ack,
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
@@ -165,7 +166,10 @@ class B2BUA:
         party: str, from_user: str, from_display: str = "", timeout: float = 30.0,
         on_ringing: Callable[[], None] | None = None,
     ) -> Leg:
-        """Place a call; returns the leg (state ANSWERED, or ENDED with the reason in sip_status)."""
+        """Place a call; returns the leg (state ANSWERED, or ENDED with the reason in sip_status).
+
+        ``timeout`` is the ring time: unanswered by then, the INVITE is CANCELled (408).
+        """
         leg = self._outbound_leg(call, dest, transport, party)
         return await self._dial_leg(
             leg, target_uri=target_uri, from_user=from_user, from_display=from_display,
@@ -338,19 +342,11 @@ class B2BUA:
         leg.channel = self.media.open_channel()
         offer = self._offer(leg)
         leg.local_sdp = offer
-        host = self.stack.advertised
-        headers = Headers()
-        headers.add("Via", self.stack.via(transport))
-        headers.add("Max-Forwards", "70")
-        display = f'"{from_display}" ' if from_display else ""
-        headers.add("From", f"{display}<sip:{from_user}@{host}>;tag={new_tag()}")
-        headers.add("To", f"<sip:{party}@{host}>")
-        headers.add("Call-ID", new_call_id(host))
-        headers.add("CSeq", "1 INVITE")
-        headers.add("Contact", self.stack.contact(transport=transport))
-        headers.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")
-        headers.add("Content-Type", "application/sdp")
-        invite = Request("INVITE", target_uri, headers, offer.serialize().encode())
+        invite = new_invite(
+            target_uri, via=self.stack.via(transport), host=self.stack.advertised,
+            from_user=from_user, from_display=from_display, to_user=party,
+            contact=self.stack.contact(transport=transport), sdp=offer.serialize().encode(),
+        )
         leg.outbound_invite = invite
 
         def provisional(resp: Response) -> None:
@@ -409,7 +405,7 @@ class B2BUA:
             got_1xx = asyncio.ensure_future(leg.provisional.wait())
             try:
                 await asyncio.wait(
-                    {got_1xx, invite_fut}, timeout=64 * self.stack.layer.t1,
+                    {got_1xx, invite_fut}, timeout=self.timers.transaction,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
             finally:
@@ -417,7 +413,7 @@ class B2BUA:
         if invite_fut is None or not invite_fut.done():
             _, fut = self.stack.send_request(cancel, leg.peer, leg.transport)
             try:
-                await asyncio.wait_for(fut, 10)
+                await asyncio.wait_for(fut, self.timers.cancel)
             except (TimeoutError, RequestTimeout):
                 pass
         self._end_leg(leg)
@@ -426,7 +422,7 @@ class B2BUA:
         if invite_fut is None:
             return
         try:
-            resp = await asyncio.wait_for(asyncio.shield(invite_fut), 5)
+            resp = await asyncio.wait_for(asyncio.shield(invite_fut), self.timers.crossing_2xx)
         except (TimeoutError, RequestTimeout, asyncio.CancelledError):
             return
         if 200 <= resp.status < 300:
@@ -434,17 +430,15 @@ class B2BUA:
             # Kept on the (ended) leg, outside self.dialogs, so that retransmissions of this
             # 2xx (our ACK lost) are ACKed again by dial()'s resend_ack.
             dialog = leg.dialog = Dialog.from_uac(invite, resp)
-            dialog.state = DialogState.TERMINATED
+            dialog.terminate()
             self._send_ack(leg, resp)
-            bye = dialog.create_request("BYE", via=self.stack.via(leg.transport))
+            bye = dialog.bye(via=self.stack.via(leg.transport))
             _, bye_fut = self.stack.send_request(bye, self._next_hop(leg), leg.transport)
             bye_fut.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     def _send_ack(self, leg: Leg, resp: Response) -> None:
         assert leg.dialog is not None
-        ack = leg.dialog.create_request(
-            "ACK", via=self.stack.via(leg.transport), cseq=resp.cseq[0]
-        )
+        ack = leg.dialog.ack(via=self.stack.via(leg.transport), cseq=resp.cseq[0])
         self.stack.send_ack(ack, self._next_hop(leg), leg.transport)
 
     @staticmethod
@@ -470,10 +464,10 @@ class B2BUA:
         self._end_leg(leg)
         if dialog is None:
             return
-        bye = dialog.create_request("BYE", via=self.stack.via(leg.transport))
+        bye = dialog.bye(via=self.stack.via(leg.transport))
         _, fut = self.stack.send_request(bye, self._next_hop(leg), leg.transport)
         try:
-            await asyncio.wait_for(fut, 40)
+            await asyncio.wait_for(fut, self.timers.bye)
         except (TimeoutError, RequestTimeout):
             log.info("bye_unanswered", call_id=leg.call.id)
 
@@ -490,7 +484,7 @@ class B2BUA:
         if leg.invite is not None and leg.invite.key is not None:
             self.pending_invites.pop(leg.invite.key, None)
         if leg.dialog is not None:
-            leg.dialog.state = DialogState.TERMINATED
+            leg.dialog.terminate()
             self.dialogs.pop(leg.dialog.id, None)
         call = leg.call
         if all(x.state is LegState.ENDED for x in call.legs) and not call.done.is_set():
@@ -576,11 +570,11 @@ class B2BUA:
         elif req.method == "INVITE":
             self._reinvite(leg, sreq)
         elif req.method == "OPTIONS":
-            sreq.respond(200, headers={"Allow": "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"})
+            sreq.respond(200, headers=ALLOW_HEADERS)
         elif req.method in ("UPDATE", "PRACK", "REFER", "NOTIFY"):
             raise SipError(f"{req.method} in a dialog", status=501)
         else:
-            raise MethodNotAllowed("INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")
+            raise MethodNotAllowed(ALLOW)
 
     def _reinvite(self, leg: Leg, sreq: ServerRequest) -> None:
         """Hold, unhold or a media change (RFC 3264 §8); our port and codec stay."""
@@ -591,8 +585,8 @@ class B2BUA:
         if not req.body:
             leg.local_sdp = self._offer(leg)  # the answer comes in the ACK
             leg.offer_in_2xx = True
-            sreq.respond(200, headers={"Contact": self.stack.contact(transport=leg.transport)},
-                         body=leg.local_sdp.serialize().encode())
+            answer_sdp(sreq, contact=self.stack.contact(transport=leg.transport),
+                       sdp=leg.local_sdp.serialize().encode())
             return
         offer = sdp.parse(req.body)  # a SipError (400, 488) is the answer
         answer, media = sdp.answer_offer(
@@ -603,22 +597,22 @@ class B2BUA:
         self._configure(leg)
         log.info("reinvite", call_id=leg.call.id, hold=media.remote_hold,
                  direction=str(media.direction))
-        sreq.respond(200, headers={"Contact": self.stack.contact(transport=leg.transport)},
-                     body=answer.serialize().encode())
+        answer_sdp(sreq, contact=self.stack.contact(transport=leg.transport),
+                   sdp=answer.serialize().encode())
 
     def on_cancel(self, sreq: ServerRequest) -> None:
         req = sreq.request
-        invite_key = server_key(req).cancelled_invite()
+        invite_key = self.stack.invite_key(req)
         leg = self.pending_invites.get(invite_key)
         if leg is None:
             # §9.2: a CANCEL that matches an INVITE already answered (its transaction lives on
             # in Accepted or Completed) gets a 200 and changes nothing; an unknown one a 481.
-            invite_tx = self.stack.layer.get(invite_key)
-            if invite_tx is None:
+            invite = self.stack.server_request(invite_key)
+            if invite is None:
                 raise CallDoesNotExist("CANCEL of no INVITE")
             sreq.respond(200)
-            if invite_tx.state is TxState.PROCEEDING:
-                self._cancel_early(invite_tx)
+            if not invite.answered:
+                self._cancel_early(invite)
             return
         sreq.respond(200)
         self._cancelled(leg.call)
@@ -631,15 +625,13 @@ class B2BUA:
         call.hangup_cause = call.hangup_cause or HangupCause.CANCELLED
         call.hangup_side = call.hangup_side or "caller"
 
-    def _cancel_early(self, invite_tx: Transaction) -> None:
+    def _cancel_early(self, invite: ServerRequest) -> None:
         """CANCEL of an INVITE whose handler task has not made a leg yet: answer it 487 now
         and remember it, so that ``new_inbound`` ends the leg at once."""
-        layer = self.stack.layer
-        self._early_cancels = {k for k in self._early_cancels if layer.get(k) is not None}
-        self._early_cancels.add(invite_tx.key)
-        invite = ServerRequest(
-            self.stack, invite_tx.request, invite_tx.peer, invite_tx.transport, invite_tx.key
-        )
+        stack = self.stack
+        self._early_cancels = {k for k in self._early_cancels if stack.server_request(k) is not None}
+        assert invite.key is not None
+        self._early_cancels.add(invite.key)
         invite.respond(487, to_tag=new_tag())
 
     def on_ack_timeout(self, event: AckTimeout) -> None:
@@ -679,20 +671,18 @@ class B2BUA:
                 await self.hangup_call(leg.call, HangupCause.TIMEOUT, side)
                 return
 
-    async def refresh(self, leg: Leg, timeout: float = 32.0) -> bool:
+    async def refresh(self, leg: Leg) -> bool:
         """Send a re-INVITE with our unchanged SDP; False when the peer is gone."""
         if leg.dialog is None or leg.state is not LegState.ANSWERED or leg.local_sdp is None:
             return False
-        req = leg.dialog.create_request(
-            "INVITE", via=self.stack.via(leg.transport),
-            contact=self.stack.contact(transport=leg.transport),
+        req = leg.dialog.reinvite(
+            via=self.stack.via(leg.transport), contact=self.stack.contact(transport=leg.transport),
+            sdp=leg.local_sdp.serialize().encode(),
         )
-        req.headers.add("Content-Type", "application/sdp")
-        req.body = leg.local_sdp.serialize().encode()
         _, fut = self.stack.send_request(req, self._next_hop(leg), leg.transport)
         leg.reinviting = True
         try:
-            resp = await asyncio.wait_for(fut, timeout)
+            resp = await asyncio.wait_for(fut, self.timers.transaction)
         except (TimeoutError, RequestTimeout):
             return False
         finally:

@@ -83,6 +83,14 @@ class Dialog:
             state=DialogState.CONFIRMED if 200 <= resp.status < 300 else DialogState.EARLY,
         )
 
+    def confirm(self) -> None:
+        """A 2xx to the INVITE was sent or received (§12.1)."""
+        self.state = DialogState.CONFIRMED
+
+    def terminate(self) -> None:
+        """A BYE, or the end of the leg (§15): no request goes in this dialog any more."""
+        self.state = DialogState.TERMINATED
+
     def accept_remote_request(self, req: Request) -> bool:
         """Check CSeq order of an in-dialog request (§12.2.2); False means answer 500."""
         seq = req.cseq[0]
@@ -124,6 +132,51 @@ class Dialog:
         if contact:
             headers.add("Contact", contact)
         return Request(method, target, headers)
+
+    def ack(self, *, via: str, cseq: int) -> Request:
+        """The ACK of a 2xx to our INVITE with CSeq ``cseq`` (§13.2.2.4)."""
+        return self.create_request("ACK", via=via, cseq=cseq)
+
+    def bye(self, *, via: str) -> Request:
+        return self.create_request("BYE", via=via)
+
+    def reinvite(self, *, via: str, contact: str, sdp: bytes) -> Request:
+        """A re-INVITE with our SDP offer (§14.1): a session refresh or a media change."""
+        return self._with_body(self.create_request("INVITE", via=via, contact=contact),
+                               "application/sdp", sdp)
+
+    def refer(
+        self, *, via: str, contact: str, refer_to: str, referred_by: str | None = None
+    ) -> Request:
+        """A REFER asking the peer to call ``refer_to`` (RFC 3515 §2.4.1): exactly one
+        Refer-To, a name-addr; the implicit subscription reports back by NOTIFY."""
+        req = self.create_request("REFER", via=via, contact=contact)
+        req.headers.add("Refer-To", refer_to if "<" in refer_to else f"<{refer_to}>")
+        if referred_by:
+            req.headers.add("Referred-By", referred_by)  # RFC 3892
+        return req
+
+    def notify(
+        self, *, via: str, contact: str, status: int, reason: str, refer_cseq: int | None = None,
+        expires: int = 60,
+    ) -> Request:
+        """A NOTIFY of the refer event package (RFC 3515 §2.4.4): a message/sipfrag body
+        with the Status-Line the referenced request got; a final status (>= 200) ends the
+        subscription. ``refer_cseq`` is the REFER's CSeq, the ``id`` of every REFER after
+        the first in a dialog (§2.4.6)."""
+        req = self.create_request("NOTIFY", via=via, contact=contact)
+        req.headers.add("Event", "refer" if refer_cseq is None else f"refer;id={refer_cseq}")
+        req.headers.add("Subscription-State",
+                        "terminated;reason=noresource" if status >= 200
+                        else f"active;expires={expires}")
+        return self._with_body(req, "message/sipfrag;version=2.0",
+                               f"SIP/2.0 {status} {reason}\r\n".encode())
+
+    @staticmethod
+    def _with_body(req: Request, content_type: str, body: bytes) -> Request:
+        req.headers.add("Content-Type", content_type)
+        req.body = body
+        return req
 
     def next_hop(self) -> tuple[str, int] | None:
         """Where in-dialog requests go when the dialog has a route set: the first Route's

@@ -33,7 +33,7 @@ from callcenter.sip.message import (
     validate_request,
 )
 from callcenter.sip.received import stamp_via
-from callcenter.sip.transaction import TransactionLayer
+from callcenter.sip.transaction import TransactionLayer, TxState, server_key
 from callcenter.sip.transport import Transports
 
 log = structlog.get_logger("sip")
@@ -321,6 +321,20 @@ class SipStack:
     ) -> Response:
         _, fut = self.send_request(req, dest, transport, on_provisional=on_provisional)
         return await fut
+
+    @staticmethod
+    def invite_key(cancel: Request) -> TxKey:
+        """The key of the server INVITE transaction a CANCEL matches (§9.2)."""
+        return server_key(cancel).cancelled_invite()
+
+    def server_request(self, key: TxKey) -> ServerRequest | None:
+        """The live server transaction ``key`` as a request to answer (``answered`` once a
+        final response went out); None when there is no such transaction."""
+        tx = self.layer.get(key)
+        if tx is None:
+            return None
+        answered = tx.state is not TxState.PROCEEDING
+        return ServerRequest(self, tx.request, tx.peer, tx.transport, tx.key, answered)
 
     def send_ack(self, ack: Request, dest: Address, transport: str) -> None:
         self.layer.send_stateless(ack, dest, transport)

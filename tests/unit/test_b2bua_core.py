@@ -8,11 +8,12 @@ from typing import Any
 
 from callcenter.calls.b2bua import B2BUA
 from callcenter.calls.call import Call, Leg, LegState
-from callcenter.sip.dialog import new_branch
+from callcenter.sip.dialog import DialogState, new_branch
 from callcenter.sip.events import RequestReceived, TxKey
 from callcenter.sip.message import Request, Response, parse_message
-from callcenter.sip.stack import ServerRequest, answer_failure
+from callcenter.sip.stack import ServerRequest, SipStack, answer_failure
 from callcenter.sip.transaction import TransactionLayer, client_key
+from callcenter.sip.useragent import Timers
 
 CALLER = ("127.0.0.1", 5071)
 PHONE = ("127.0.0.1", 5072)
@@ -54,6 +55,9 @@ class FakeStack:
         self.on_retransmitted_2xx: list[Any] = []
         self.acks: list[Request] = []
 
+    invite_key = staticmethod(SipStack.invite_key)
+    server_request = SipStack.server_request
+
     def now(self) -> float:
         return 0.0
 
@@ -93,11 +97,11 @@ class FakeStack:
         return [status for status in statuses if status != 100]
 
 
-def make_b2bua() -> tuple[B2BUA, FakeStack, FakeMedia, list[Call]]:
+def make_b2bua(timers: Timers | None = None) -> tuple[B2BUA, FakeStack, FakeMedia, list[Call]]:
     stack, media, ended = FakeStack(), FakeMedia(), []
     b2bua = B2BUA(
         stack=stack, media=media, media_address="127.0.0.1",  # type: ignore[arg-type]
-        codecs=("PCMU",), on_call_end=ended.append,
+        codecs=("PCMU",), on_call_end=ended.append, timers=timers,
     )
     return b2bua, stack, media, ended
 
@@ -573,5 +577,52 @@ def test_in_dialog_requests_follow_the_route_set() -> None:
         proxy = ("192.0.2.7", 5070)
         assert dests == [("INVITE", PHONE), ("ACK", proxy), ("BYE", proxy)]
         assert stack.requests[1][0].headers.get("Route") == "<sip:192.0.2.7:5070;lr>"
+
+    asyncio.run(run())
+
+
+#: T1 1 ms and T4 10 ms: every wait of the B2BUA is over in well under a second
+FAST = Timers(t1=0.001, t4=0.01)
+
+
+def test_the_waits_follow_t1_and_t4() -> None:
+    """RFC 3261 defaults give the waits the B2BUA always had; a smaller T1/T4 scales them."""
+    default = Timers()
+    assert (default.transaction, default.ack, default.cancel, default.crossing_2xx) == (
+        32.0, 34.0, 10.0, 5.0)
+    assert default.bye == 42.0  # a guard behind Timer F (32 s)
+    assert (FAST.transaction, FAST.cancel, FAST.crossing_2xx) == (0.064, 0.02, 0.01)
+
+
+def test_a_silent_phone_is_cancelled_and_given_up_on_the_timers() -> None:
+    """No 1xx within Timer B, no answer to the CANCEL within 2·T4, no 2xx within T4: the
+    leg ends on its own (32 + 10 + 5 s with RFC 3261 timers)."""
+
+    async def run() -> None:
+        b2bua, stack, media, _ = make_b2bua(FAST)
+        call, dial = dial_one(b2bua)
+        await asyncio.sleep(0)
+        await asyncio.wait_for(b2bua.hangup(call.legs[0]), 5)
+        assert stack.methods() == ["INVITE", "CANCEL"]
+        assert call.legs[0].state is LegState.ENDED and media.channels[0].closed
+        dial.cancel()
+
+    asyncio.run(run())
+
+
+def test_unanswered_bye_and_refresh_end_on_the_timers() -> None:
+    async def run() -> None:
+        b2bua, stack, _, _ = make_b2bua(FAST)
+        call, dial = dial_one(b2bua)
+        await asyncio.sleep(0)
+        ok = ok_for(stack.requests[0][0])
+        ok.body = sdp_answer(40000)
+        stack.requests[0][1].set_result(ok)
+        leg = await asyncio.wait_for(dial, 1)
+        assert leg.dialog is not None and leg.dialog.state is DialogState.CONFIRMED
+        assert not await asyncio.wait_for(b2bua.refresh(leg), 5)  # Timer B: the peer is gone
+        await asyncio.wait_for(b2bua.hangup(leg), 5)  # the BYE's guard
+        assert stack.methods() == ["INVITE", "INVITE", "BYE"]
+        assert leg.dialog.state is DialogState.TERMINATED
 
     asyncio.run(run())

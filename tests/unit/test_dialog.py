@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from callcenter.sip.dialog import Dialog
+from callcenter.sip.dialog import Dialog, DialogState
 
 
 def dialog(*routes: str) -> Dialog:
@@ -47,3 +47,60 @@ def test_a_route_by_name_or_unparsable_gives_no_next_hop() -> None:
     broken = dialog("not a uri")
     assert broken.next_hop() is None
     assert broken.create_request("BYE", via=via()).uri == "sip:1001@10.0.0.9:5062"
+
+
+def test_requests_asked_of_a_dialog_carry_its_identifiers_and_sequence() -> None:
+    d = dialog()
+    ack = d.ack(via=via(), cseq=1)
+    assert ack.method == "ACK" and ack.cseq == (1, "ACK") and d.local_seq == 1  # ACK: no new CSeq
+    bye = d.bye(via=via())
+    assert bye.cseq == (2, "BYE") and bye.from_tag == "l1" and bye.to_tag == "r1"
+    assert bye.call_id == "d1@test" and bye.uri == "sip:1001@10.0.0.9:5062"
+    offer = b"v=0\r\n"
+    reinvite = d.reinvite(via=via(), contact="<sip:cc@10.0.0.1>", sdp=offer)
+    assert reinvite.cseq == (3, "INVITE") and reinvite.body == offer
+    assert reinvite.content_type == "application/sdp"
+    assert reinvite.headers.get("Contact") == "<sip:cc@10.0.0.1>"
+
+
+def test_state_changes_go_through_the_dialog() -> None:
+    d = dialog()
+    assert d.state is DialogState.EARLY
+    d.confirm()
+    assert d.state is DialogState.CONFIRMED
+    d.terminate()
+    assert d.state is DialogState.TERMINATED
+
+
+def test_refer_names_exactly_one_target_in_angle_brackets() -> None:
+    """RFC 3515 §2.1/§2.4.1: one Refer-To; a URI with parameters or headers must be a
+    name-addr, or its ';' and '?' would be read as Refer-To parameters."""
+    d = dialog()
+    req = d.refer(via=via(), contact="<sip:cc@10.0.0.1>",
+                  refer_to="sip:1002@10.0.0.1;transport=udp?Replaces=abc",
+                  referred_by="<sip:callcenter@10.0.0.1>")
+    assert req.method == "REFER" and req.cseq == (2, "REFER")
+    assert req.headers.get_all("Refer-To") == ["<sip:1002@10.0.0.1;transport=udp?Replaces=abc>"]
+    assert req.headers.get("Referred-By") == "<sip:callcenter@10.0.0.1>"
+    assert req.headers.get("Contact") == "<sip:cc@10.0.0.1>"
+    named = d.refer(via=via(), contact="<sip:cc@10.0.0.1>", refer_to='"Desk" <sip:1003@h>')
+    assert named.headers.get_all("Refer-To") == ['"Desk" <sip:1003@h>']
+    assert "Referred-By" not in named.headers
+
+
+def test_notify_reports_the_referred_call_as_a_sipfrag() -> None:
+    """RFC 3515 §2.4.4-2.4.6: Event refer (with id after the first REFER), a message/sipfrag
+    Status-Line, the subscription active until a final status terminates it."""
+    d = dialog()
+    trying = d.notify(via=via(), contact="<sip:cc@10.0.0.1>", status=100, reason="Trying")
+    assert trying.method == "NOTIFY" and trying.headers.get("Event") == "refer"
+    assert trying.headers.get("Subscription-State") == "active;expires=60"
+    assert trying.content_type == "message/sipfrag"
+    assert trying.headers.get("Content-Type") == "message/sipfrag;version=2.0"
+    assert trying.body == b"SIP/2.0 100 Trying\r\n"
+    done = d.notify(via=via(), contact="<sip:cc@10.0.0.1>", status=200, reason="OK",
+                    refer_cseq=7)
+    assert done.headers.get("Event") == "refer;id=7"
+    assert done.headers.get("Subscription-State") == "terminated;reason=noresource"
+    assert done.body == b"SIP/2.0 200 OK\r\n"
+    assert done.cseq[0] == trying.cseq[0] + 1

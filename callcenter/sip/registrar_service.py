@@ -1,0 +1,209 @@
+"""The registrar as a SIP service: digest authentication (401/407, RFC 3261 §22), REGISTER
+answers over the pure binding table (§10.3), expiry and OPTIONS qualify of the bindings.
+
+The process hands it the stack, the authenticator, the failure limiter and the passwords, and
+hears of changes through callbacks; nothing above ``sip/`` answers a REGISTER or a challenge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import structlog
+
+from callcenter.sip.auth import DigestAuthenticator, FailureLimiter
+from callcenter.sip.errors import Forbidden, IntervalTooBrief
+from callcenter.sip.message import Request, make_response
+from callcenter.sip.registrar import Binding, Registrar
+from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
+from callcenter.sip.uri import SipUri
+from callcenter.sip.useragent import new_request
+
+log = structlog.get_logger("registrar")
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BindingChanged:
+    """A binding came (``registered``), went, or ``expired`` on the registrar's timer."""
+
+    ts: float  # wall-clock time
+    user: str
+    contact: str
+    registered: bool
+    source: str = ""  # transport:host:port of the REGISTER
+    expires: int = 0
+    user_agent: str | None = None
+    expired: bool = False
+
+
+class RegistrarService:
+    def __init__(
+        self, *, stack: SipStack, registrar: Registrar, auth: DigestAuthenticator,
+        limiter: FailureLimiter, passwords: Mapping[str, str], qualify_interval: float,
+        on_binding: Callable[[BindingChanged], None],
+        on_user: Callable[[str, bool], None],
+        on_reachability: Callable[[str, bool], None],
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.stack = stack
+        self.registrar = registrar
+        self.auth = auth
+        self.limiter = limiter
+        self.passwords = passwords
+        self.qualify_interval = qualify_interval
+        self.on_binding = on_binding
+        self.on_user = on_user  #: a user's set of bindings changed: (user, registered now)
+        self.on_reachability = on_reachability
+        self.wall = wall  # nonces and the failure limiter run on wall-clock time
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------- digest auth
+    def authenticate(self, sreq: ServerRequest, *, proxy: bool) -> str | None:
+        """The authenticated user name, or None after answering 401/407; Forbidden when blocked."""
+        req = sreq.request
+        ip = sreq.source[0]
+        wall = self.wall()
+        if self.limiter.is_blocked(ip, wall):
+            log.warning("auth_blocked", source=ip, method=req.method)
+            raise Forbidden(reason="Forbidden (too many failed attempts, try later)")
+        value = req.headers.get("Proxy-Authorization" if proxy else "Authorization")
+        if value is None and proxy:
+            value = req.headers.get("Authorization")
+        if not value:
+            self._challenge(sreq, wall, proxy=proxy, stale=False)
+            return None
+        result = self.auth.verify(
+            value, method=req.method, lookup_password=self.passwords.get, now=wall
+        )
+        if result.ok and result.username:
+            self.limiter.record_success(ip)
+            return result.username
+        if result.stale or result.reason == "bad nonce":
+            # an expired nonce, or one from before a restart: not a guessing attempt
+            self._challenge(sreq, wall, proxy=proxy, stale=result.stale)
+            return None
+        blocked = self.limiter.record_failure(ip, wall)
+        log.warning(
+            "auth_failed", source=f"{ip}:{sreq.source[1]}", user=result.username,
+            method=req.method, blocked=blocked,
+        )
+        self._challenge(sreq, wall, proxy=proxy, stale=False)
+        return None
+
+    def _challenge(self, sreq: ServerRequest, wall: float, *, proxy: bool, stale: bool) -> None:
+        resp = make_response(sreq.request, 407 if proxy else 401)
+        header = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+        for value in self.auth.challenge(wall, stale=stale):
+            resp.headers.add(header, value)
+        resp.headers.add("Server", self.stack.user_agent)
+        sreq.send(resp)
+
+    def is_user_signalling(self, req: Request, source: Address) -> bool:
+        """A request from a phone registered by one of our users (it must authenticate)."""
+        if "Authorization" in req.headers or "Proxy-Authorization" in req.headers:
+            return True
+        uri = req.from_.uri
+        user = uri.user if isinstance(uri, SipUri) else None
+        if user is None or user not in self.passwords:
+            return False
+        now = self.stack.now()
+        return any(b.source == source for b in self.registrar.contacts(user, now))
+
+    # ---------------------------------------------------------------- REGISTER
+    def on_register(self, sreq: ServerRequest) -> None:
+        req = sreq.request
+        user = self.authenticate(sreq, proxy=False)
+        if user is None:
+            return
+        aor = req.to.uri
+        aor_user = aor.user if isinstance(aor, SipUri) else None
+        if aor_user != user:
+            log.warning("register_wrong_aor", user=user, aor=str(aor))
+            raise Forbidden(reason="Forbidden (credentials do not match the AOR)")
+        now = self.stack.now()
+        result = self.registrar.register(req, user, sreq.source, sreq.transport, now)  # SipError: 400
+        if result.status == 423:
+            assert result.min_expires is not None
+            raise IntervalTooBrief(result.min_expires)
+        wall = self.wall()
+        resp = make_response(req, 200)
+        for contact in result.contacts:
+            resp.headers.add("Contact", contact)
+        resp.headers.add("Date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(wall)))
+        resp.headers.add("Server", self.stack.user_agent)
+        sreq.send(resp)
+        source = f"{sreq.transport}:{sreq.source[0]}:{sreq.source[1]}"
+        ua = req.headers.get("User-Agent")
+        for binding in result.added:
+            log.info("registered", user=user, contact=binding.contact, source=source)
+            self.on_binding(BindingChanged(
+                ts=wall, user=user, contact=binding.contact, registered=True, source=source,
+                expires=binding.expires_in(now), user_agent=ua))
+        for binding in result.removed:
+            log.info("unregistered", user=user, contact=binding.contact)
+            self.on_binding(BindingChanged(
+                ts=wall, user=user, contact=binding.contact, registered=False, source=source,
+                user_agent=ua))
+        if result.added or result.removed:
+            self.on_user(user, bool(result.contacts))
+
+    # ------------------------------------------------------- expiry and qualify
+    async def run(self) -> None:
+        """Expire bindings and qualify registered contacts, every ``qualify_interval``
+        (at most every 10 s) until cancelled."""
+        interval = self.qualify_interval
+        while True:
+            await asyncio.sleep(min(interval, 10) if interval else 10)
+            for binding in self.tick(self.stack.now()):
+                task = asyncio.ensure_future(self.qualify(binding))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    def tick(self, now: float) -> list[Binding]:
+        """Expire the bindings gone by ``now``; the bindings due for an OPTIONS qualify."""
+        for gone in self.registrar.expire(now):
+            log.info("registration_expired", user=gone.user, contact=gone.contact)
+            self.on_binding(BindingChanged(ts=self.wall(), user=gone.user, contact=gone.contact,
+                                           registered=False, expired=True))
+            self.on_user(gone.user, False)
+        if not self.qualify_interval:
+            return []
+        due = [b for b in self.registrar.all_bindings()
+               if now - b.last_qualified >= self.qualify_interval]
+        for binding in due:
+            binding.last_qualified = now
+        return due
+
+    async def qualify(self, binding: Binding) -> None:
+        """OPTIONS to the contact; a change of reachability is told ``on_reachability``."""
+        stack = self.stack
+        host = stack.advertised
+        req = new_request(
+            "OPTIONS", binding.contact, via=stack.via(binding.transport),
+            from_=f"<sip:callcenter@{host}>", to=f"<{binding.contact}>", host=host,
+        )
+        try:
+            await stack.request(req, binding.source, binding.transport)
+            ok = True
+        except RequestTimeout:
+            ok = False
+        self.qualified(binding, ok)
+
+    def qualified(self, binding: Binding, ok: bool) -> None:
+        """Record the outcome of one OPTIONS qualify of ``binding``."""
+        if ok != binding.reachable:
+            log.info("contact_reachability", user=binding.user, contact=binding.contact,
+                     reachable=ok)
+        changed, binding.reachable = ok != binding.reachable, ok
+        binding.missed_qualify = 0 if ok else binding.missed_qualify + 1
+        if changed:
+            self.on_reachability(binding.user, ok)
+
+    def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()

@@ -1,0 +1,101 @@
+"""What a user agent sends outside a dialog (RFC 3261 §8.1.1), and the waits of one.
+
+Requests inside a dialog are built by :class:`~callcenter.sip.dialog.Dialog`; the layers
+above ask for requests here and never compose SIP headers themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from callcenter.sip.dialog import new_call_id, new_tag
+from callcenter.sip.message import Headers, Request, Response
+from callcenter.sip.stack import ServerRequest
+
+#: the methods a call leg of ours accepts (RFC 3261 §20.5)
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
+ALLOW_HEADERS = {"Allow": ALLOW}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timers:
+    """The waits of a user agent, derived from RFC 3261's T1 and T4 (§17.1.1.1, table 4).
+
+    Defaults are RFC 3261's: T1 500 ms (a round trip), T4 5 s (the longest a message
+    stays in the network).
+    """
+
+    t1: float = 0.5
+    t4: float = 5.0
+
+    @property
+    def transaction(self) -> float:
+        """Timer B, F and H (64·T1, 32 s): the longest a transaction can take."""
+        return 64 * self.t1
+
+    @property
+    def ack(self) -> float:
+        """The longest the ACK of our 2xx is waited for: Timer H, plus 4·T1 (34 s) for the
+        BYE that the ACK timeout sends to end the leg first."""
+        return self.transaction + 4 * self.t1
+
+    @property
+    def bye(self) -> float:
+        """A guard over our BYE's answer: its transaction ends it at Timer F; this is
+        Timer F plus 2·T4 (42 s), for a stack that would never say so."""
+        return self.transaction + 2 * self.t4
+
+    @property
+    def cancel(self) -> float:
+        """How long a CANCEL's own answer is waited for before the leg is ended anyway:
+        2·T4 (10 s), a request and its answer each the longest in the network."""
+        return 2 * self.t4
+
+    @property
+    def crossing_2xx(self) -> float:
+        """How long after our CANCEL a 2xx that crossed it may still arrive: T4 (5 s)."""
+        return self.t4
+
+
+def new_request(
+    method: str, uri: str, *, via: str, from_: str, to: str, host: str,
+    contact: str | None = None,
+) -> Request:
+    """A request outside any dialog (§8.1.1): a fresh From tag and Call-ID, CSeq 1.
+
+    ``from_`` and ``to`` are name-addrs without tags; ``host`` names the Call-ID's host.
+    """
+    headers = Headers()
+    headers.add("Via", via)
+    headers.add("Max-Forwards", "70")
+    headers.add("From", f"{from_};tag={new_tag()}")
+    headers.add("To", to)
+    headers.add("Call-ID", new_call_id(host))
+    headers.add("CSeq", f"1 {method}")
+    if contact:
+        headers.add("Contact", contact)
+    return Request(method, uri, headers)
+
+
+def new_invite(
+    uri: str, *, via: str, host: str, from_user: str, from_display: str = "", to_user: str,
+    contact: str, sdp: bytes,
+) -> Request:
+    """An INVITE opening a dialog with our SDP offer (§13.2.1), From and To in our domain
+    ``host`` (a caller's number and name travel in From)."""
+    display = f'"{from_display}" ' if from_display else ""
+    invite = new_request(
+        "INVITE", uri, via=via, from_=f"{display}<sip:{from_user}@{host}>",
+        to=f"<sip:{to_user}@{host}>", host=host, contact=contact,
+    )
+    invite.headers.add("Allow", ALLOW)
+    invite.headers.add("Content-Type", "application/sdp")
+    invite.body = sdp
+    return invite
+
+
+def answer_sdp(
+    sreq: ServerRequest, *, contact: str, sdp: bytes, to_tag: str | None = None
+) -> Response:
+    """A 200 carrying our SDP and Contact (the dialog's remote target, §12.1.1)."""
+    return sreq.respond(200, to_tag=to_tag, headers={"Contact": contact}, body=sdp)
