@@ -404,8 +404,9 @@ class B2BUA:
             # not seen the INVITE yet answers it 481 and rings on); wait for one, or the final.
             got_1xx = asyncio.ensure_future(leg.provisional.wait())
             try:
+                waiters: set[asyncio.Future[Any]] = {got_1xx, invite_fut}
                 await asyncio.wait(
-                    {got_1xx, invite_fut}, timeout=self.timers.transaction,
+                    waiters, timeout=self.timers.transaction,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
             finally:
@@ -534,7 +535,7 @@ class B2BUA:
         if req.method == "ACK":
             if leg is not None:
                 offered, leg.offer_in_2xx = leg.offer_in_2xx, False
-                if offered and req.body:  # the answer to the offer in our 2xx
+                if offered and req.body and leg.local_sdp:  # the answer to our 2xx's offer
                     try:
                         leg.media = sdp.parse_answer(sdp.parse(req.body), leg.local_sdp)
                         self._configure(leg)

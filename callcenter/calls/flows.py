@@ -35,7 +35,8 @@ async def play(leg: Leg, prompt: Any, *, interruptible: bool = False) -> PlayOut
     leg.channel.play(prompt, finished, interruptible=interruptible)
     ended = asyncio.ensure_future(leg.ended.wait())
     try:
-        await asyncio.wait({done, ended}, return_when=asyncio.FIRST_COMPLETED)
+        waiters: set[asyncio.Future[Any]] = {done, ended}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
         ended.cancel()
     return done.result() if done.done() else PlayOutcome.STOPPED

@@ -8,6 +8,7 @@ application as awaitables: ``await stack.request(...)`` returns the final respon
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -230,7 +231,7 @@ class SipStack:
                 result = self.handler(sreq)
                 if asyncio.iscoroutine(result):
                     task = asyncio.ensure_future(result)
-                    task.add_done_callback(lambda t, s=sreq: self._handler_done(t, s))
+                    task.add_done_callback(functools.partial(self._handler_done, sreq=sreq))
             except Exception as exc:  # noqa: BLE001 - one request's bug must not stop the stack
                 answer_failure(sreq, exc)
         elif isinstance(event, ResponseReceived):

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 import structlog
 
@@ -32,7 +32,7 @@ class _Udp(asyncio.DatagramProtocol):
     def __init__(self, owner: Transports) -> None:
         self.owner = owner
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         self.owner._deliver(data, (addr[0], addr[1]), "udp")
 
     def error_received(self, exc: Exception) -> None:
@@ -102,7 +102,7 @@ class Transports:
             udp, _ = await self.loop.create_datagram_endpoint(
                 lambda: _Udp(self), local_addr=(self.host, self.port)
             )
-            self._udp = udp  # type: ignore[assignment]
+            self._udp = udp
             if self.udp_receive_buffer:
                 self._grow_receive_buffer(udp.get_extra_info("socket"))
         if "tcp" in transports:
@@ -175,7 +175,6 @@ class Transports:
             self._connecting.pop(dest, None)
             raise
         self._connecting.pop(dest, None)
-        proto = cast(_TcpConn, proto)
         self._tcp[dest] = proto
         for data in self._pending.pop(dest, []):
             if proto.transport is not None:
