@@ -23,6 +23,7 @@ from callcenter.calls.b2bua import B2BUA
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.calls.ivr_call import LiveCall
 from callcenter.calls.queues import QueueRunner
+from callcenter.calls.services import CallServices
 from callcenter.config import Config
 from callcenter.dialer.runner import CampaignRunner
 from callcenter.events import bus as events
@@ -105,6 +106,10 @@ class Application:
         self.events = Events(cfg.events, store=self.store)
         self.events.attach_acd(self.queues)
         self.b2bua.on_leg = self._leg_event
+        self.services = CallServices(
+            b2bua=self.b2bua, registrar=self.registrar, prompts=self.prompts, now=self.now,
+            clock=self.clock, publish=self.events.publish, answered=self.answered,
+        )
         self.calls_started = 0
         self._call_starts: collections.deque[float] = collections.deque(maxlen=100_000)
         self.loop_lag = 0.0
@@ -457,7 +462,7 @@ class Application:
         self.answered(call, None)
         if not await self.b2bua.confirmed(leg):
             return
-        live = LiveCall(self, leg)
+        live = LiveCall(self.services, leg, queues=self.queues)
         self._watch_digits(leg)
         result = await run_flow(
             live, dialplan, services=self.ivr_store, sounds=self.cfg.sounds, line=line
