@@ -114,10 +114,11 @@ class Application:
         self._call_starts: collections.deque[float] = collections.deque(maxlen=100_000)
         self.loop_lag = 0.0
         self.loop_lag_max = 0.0
-        self.supervisor = SupervisorService(self)
+        self.dialer = CampaignRunner(self)
+        self.supervisor = SupervisorService(
+            self.services, cfg=cfg, db=self.store.db, campaign_records=self.dialer.records)
         self.api = Api(self)
         supervisor_api.register(self.api.router, self.api)
-        self.dialer = CampaignRunner(self)
         campaign_api.register(self.api.router, self.api)
         dialplan_api.register(self.api.router, self.api)
         self.http = HttpServer(self.api.router, host=cfg.http.listen, port=cfg.http.port)
