@@ -114,7 +114,7 @@ class Application:
         self._call_starts: collections.deque[float] = collections.deque(maxlen=100_000)
         self.loop_lag = 0.0
         self.loop_lag_max = 0.0
-        self.dialer = CampaignRunner(self)
+        self.dialer = CampaignRunner(self.services, cfg=cfg, db=self.store.db, queues=self.queues)
         self.supervisor = SupervisorService(
             self.services, cfg=cfg, db=self.store.db, campaign_records=self.dialer.records)
         self.api = Api(self)
