@@ -5,7 +5,7 @@
     GET /api/stats/intervals?date=YYYY-MM-DD&minutes=15   calls and SL per interval
     GET /api/openapi.json                           the OpenAPI 3.1 description (no token)
 
-``register(router, api)`` adds them (and the ACD routes when nobody has yet).
+``register(router, auth, ...)`` adds them and the wallboard page.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import csv
 import io
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
@@ -26,7 +26,9 @@ from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
 from callcenter.web.openapi import spec
 
 if TYPE_CHECKING:
-    from callcenter.web.api import Api
+    from callcenter.events.service import StreamHub
+    from callcenter.store.db import Store
+    from callcenter.web.auth import Auth
 
 __all__ = ["CDR_COLUMNS", "register", "token_from_query"]
 
@@ -66,15 +68,15 @@ def _iso(ts: float | None) -> str:
         timespec="seconds")
 
 
-def register(router: Router, api: Api) -> None:
-    """Add the routes above to ``router``."""
-    app = api.app
+def register(router: Router, auth: Auth, *, store: Store, hub: StreamHub,
+             sl_seconds: Mapping[str, float]) -> None:
+    """Add the routes above to ``router``: CDRs from ``store``, live events from ``hub``,
+    service levels counted against each queue's ``sl_seconds``."""
 
     def stream(req: HttpRequest) -> HttpResponse:
         token_from_query(req)
-        api.require(req)
+        auth.require(req)
         prefixes = tuple(p for p in (req.arg("types") or "").split(",") if p)
-        hub = app.events.stream
         queue = hub.open()
 
         async def body() -> AsyncIterator[bytes]:
@@ -98,7 +100,7 @@ def register(router: Router, api: Api) -> None:
 
     def cdr_csv(req: HttpRequest) -> HttpResponse:
         token_from_query(req)
-        api.require(req)
+        auth.require(req)
         first = _day(req, "from")
         last = _day(req, "to", first)
         if last < first:
@@ -106,8 +108,8 @@ def register(router: Router, api: Api) -> None:
         if (last - first).days >= MAX_CDR_DAYS:
             raise HttpError(400, f"at most {MAX_CDR_DAYS} days per export")
         t0, t1 = stats.day_range(first, last)
-        rows = app.store.db["calls"].rows_where("start >= ? AND start < ?", [t0, t1],
-                                                order_by="start, id")
+        rows = store.db["calls"].rows_where("start >= ? AND start < ?", [t0, t1],
+                                            order_by="start, id")
         buf = io.StringIO()
         out = csv.writer(buf, lineterminator="\r\n")
         out.writerow(CDR_COLUMNS)
@@ -121,7 +123,7 @@ def register(router: Router, api: Api) -> None:
                             {"Content-Disposition": f'attachment; filename="{name}"'})
 
     def intervals(req: HttpRequest) -> HttpResponse:
-        api.require(req)
+        auth.require(req)
         day = _day(req, "date", date.today())
         try:
             minutes = int(req.arg("minutes", "15") or 15)
@@ -130,8 +132,8 @@ def register(router: Router, api: Api) -> None:
         if minutes not in (15, 30, 60):
             raise HttpError(400, "minutes must be 15, 30 or 60")
         t0, t1 = stats.day_range(day, day)
-        sl = {q.name: q.sl_seconds for q in app.cfg.queues}
-        con: sqlite3.Connection = app.store.db.conn
+        sl = dict(sl_seconds)
+        con: sqlite3.Connection = store.db.conn
         rows = stats.queue_intervals(con, t0, t1, minutes=minutes, sl_seconds=sl)
         queue = req.arg("queue")
         if queue:
@@ -156,9 +158,3 @@ def register(router: Router, api: Api) -> None:
     router.add("GET", "/api/stats/intervals", intervals)
     router.add("GET", "/api/openapi.json", openapi)
     wallboard.register(router)
-    try:
-        router.find("GET", "/api/queues")
-    except HttpError:
-        from callcenter.web import acd_api
-
-        acd_api.register(router, api)
