@@ -1,5 +1,6 @@
 #!/bin/sh
-# The test command: installs what the tests need on Debian bookworm, then runs ruff and pytest.
+# The test command: installs what the tests need on Debian bookworm, then runs ruff,
+# lint-imports and pytest.
 #   sh tests/run.sh [pytest args...]
 # Skips apt when every needed binary is present; uses sudo only when not root.
 set -eu
@@ -36,6 +37,9 @@ say "installing the project with test extras (pip install -e '.[test]')"
 
 say "ruff check ."
 "$PY" -m ruff check .
+
+say "lint-imports (the layer rules in pyproject.toml)"
+.venv/bin/lint-imports
 
 say "pytest $*"
 exec "$PY" -m pytest -q "$@"
