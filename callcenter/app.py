@@ -7,7 +7,6 @@ asyncio loop (uvloop when installed).
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import ipaddress
@@ -24,6 +23,7 @@ from callcenter.calls.b2bua import B2BUA
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.calls.ivr_call import LiveCall
 from callcenter.calls.queues import QueueRunner
+from callcenter.calls.services import CallServices
 from callcenter.config import Config
 from callcenter.dialer.runner import CampaignRunner
 from callcenter.events import bus as events
@@ -42,8 +42,7 @@ from callcenter.sip.uri import SipUri
 from callcenter.store.db import Store
 from callcenter.store.ivr import IvrStore
 from callcenter.supervisor.service import SupervisorService
-from callcenter.web import campaign_api, dialplan_api, supervisor_api
-from callcenter.web.api import Api
+from callcenter.web.api import Api, Load, Server
 from callcenter.web.http import HttpServer
 from ivr.clock import ServerClock
 from ivr.dialplan import Dialplan, DialplanError, Line
@@ -114,16 +113,20 @@ class Application:
         self.events = Events(cfg.events, store=self.store)
         self.events.attach_acd(self.queues)
         self.b2bua.on_leg = self._leg_event
-        self.calls_started = 0
-        self._call_starts: collections.deque[float] = collections.deque(maxlen=100_000)
-        self.loop_lag = 0.0
-        self.loop_lag_max = 0.0
-        self.supervisor = SupervisorService(self)
-        self.api = Api(self)
-        supervisor_api.register(self.api.router, self.api)
-        self.dialer = CampaignRunner(self)
-        campaign_api.register(self.api.router, self.api)
-        dialplan_api.register(self.api.router, self.api)
+        self.services = CallServices(
+            b2bua=self.b2bua, registrar=self.registrar, prompts=self.prompts, now=self.now,
+            clock=self.clock, publish=self.events.publish, answered=self.answered,
+        )
+        self.load = Load()
+        self.dialer = CampaignRunner(self.services, cfg=cfg, db=self.store.db, queues=self.queues)
+        self.supervisor = SupervisorService(
+            self.services, cfg=cfg, db=self.store.db, campaign_records=self.dialer.records)
+        self.api = Api(Server(
+            cfg=cfg, now=self.now, clock=self.clock, load=self.load, stack=self.stack,
+            registrar=self.registrar, b2bua=self.b2bua, media=self.media, store=self.store, events=self.events,
+            queues=self.queues, supervisor=self.supervisor, dialer=self.dialer,
+            watcher=self.watcher,
+        ))
         self.http = HttpServer(self.api.router, host=cfg.http.listen, port=cfg.http.port)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
@@ -199,22 +202,15 @@ class Application:
             elif result is not None:
                 log.info("dialplan_reloaded", lines=[line.number for line in result.lines])
 
-    def calls_per_second(self, window: float = 60.0) -> float:
-        """New calls per second over the last ``window`` seconds."""
-        since = self.now() - window
-        starts = self._call_starts
-        while starts and starts[0] < since:
-            starts.popleft()
-        return len(starts) / window
-
     async def _watch_loop_lag(self) -> None:
         """How late the loop wakes a sleeper: the delay every call and RTP tick also sees."""
         loop = asyncio.get_running_loop()
         while True:
             before = loop.time()
             await asyncio.sleep(0.5)
-            self.loop_lag = max(0.0, loop.time() - before - 0.5)
-            self.loop_lag_max = max(self.loop_lag_max, self.loop_lag)
+            load = self.load
+            load.loop_lag = max(0.0, loop.time() - before - 0.5)
+            load.loop_lag_max = max(load.loop_lag_max, load.loop_lag)
 
     # ------------------------------------------------------------- dispatch
     async def handle(self, sreq: ServerRequest) -> None:
@@ -333,7 +329,7 @@ class Application:
         self.answered(call, None)
         if not await self.b2bua.confirmed(leg):
             return
-        live = LiveCall(self, leg)
+        live = LiveCall(self.services, leg, queues=self.queues)
         self._watch_digits(leg)
         result = await run_flow(
             live, dialplan, services=self.ivr_store, sounds=self.cfg.sounds, line=line
@@ -376,8 +372,7 @@ class Application:
             ts=start, call_id=call.id, caller=call.caller, called=call.called,
             source=call.source, direction=call.direction, line=call.line,
             sip_call_id=req.call_id, codec=call.legs[0].codec if call.legs else None))
-        self.calls_started += 1
-        self._call_starts.append(self.now())
+        self.load.call_started(self.now())
         call.recorded = True
         call.started_at = start
 

@@ -1,5 +1,6 @@
 #!/bin/sh
-# The test command: installs what the tests need on Debian bookworm, then runs ruff and pytest.
+# The test command: installs what the tests need on Debian bookworm, then runs ruff,
+# lint-imports and pytest.
 #   sh tests/run.sh [pytest args...]
 # Skips apt when every needed binary is present; uses sudo only when not root.
 set -eu
@@ -28,6 +29,9 @@ PY=.venv/bin/python
 
 say "ruff check ."
 "$PY" -m ruff check .
+
+say "lint-imports (the layer rules in pyproject.toml)"
+.venv/bin/lint-imports
 
 say "pytest $*"
 exec "$PY" -m pytest -q "$@"

@@ -1,7 +1,6 @@
-"""What happens on a call once it is accepted: the first hotline path and user-to-user calls.
+"""What happens on a call once it is accepted: prompts, keys, user-to-user calls.
 
-The IVR engine and the ACD replace ``hotline()`` as they arrive; the flow functions only use
-B2BUA operations and the media channel's control interface.
+The flow functions only use B2BUA operations and the media channel's control interface.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from callcenter.media.engine import PlayOutcome
 
 if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
+    from callcenter.calls.services import CallServices
     from callcenter.sip.registrar import Registrar
 
 log = structlog.get_logger("calls")
@@ -57,26 +57,6 @@ async def next_digit(leg: Leg, timeout: float) -> str | None:
     return None
 
 
-async def hotline(
-    b2bua: B2BUA, leg: Leg, *, welcome: Any, goodbye: Any, timeout: float,
-    on_digit: Callable[[str], None],
-) -> None:
-    """Answer, play the welcome (keys interrupt it), report every key, hang up after
-    ``timeout`` seconds without one (after a goodbye prompt)."""
-    b2bua.answer(leg)
-    if not await b2bua.confirmed(leg):
-        return
-    await play(leg, welcome, interruptible=True)
-    while leg.state is LegState.ANSWERED:
-        digit = await next_digit(leg, timeout)
-        if digit is None:
-            break
-        on_digit(digit)
-    if leg.state is LegState.ANSWERED:
-        await play(leg, goodbye)
-        await b2bua.hangup_call(leg.call, HangupCause.NORMAL, "system")
-
-
 async def connect_user(
     b2bua: B2BUA, registrar: Registrar, leg: Leg, *, user: str, caller: str,
     caller_name: str, now: Callable[[], float], ring_timeout: float,
@@ -115,18 +95,20 @@ async def connect_user(
         record(call, leg, callee)
 
 
-async def transfer_to_user(app: Any, leg: Leg, user: str, *, ring_timeout: float = 30.0) -> str:
+async def transfer_to_user(
+    services: CallServices, leg: Leg, user: str, *, ring_timeout: float = 30.0
+) -> str:
     """Ring ``user`` for an answered caller (who hears hold music meanwhile) and bridge them.
 
     Returns ``answered`` when the user talked and hung up first (the caller is still there),
     ``hangup`` when the caller left, or why the user could not be reached.
     """
-    b2bua, call = app.b2bua, leg.call
-    bindings = app.registrar.contacts(user, app.now(), reachable_only=True)
+    b2bua, call = services.b2bua, leg.call
+    bindings = services.registrar.contacts(user, services.now(), reachable_only=True)
     if not bindings:
         return "unavailable"
     codec = 8 if leg.codec == "PCMA" else 0
-    leg.channel.play(app.prompts.get("hold_music", None, codec), loop=True, replace=True)
+    leg.channel.play(services.prompts.get("hold_music", None, codec), loop=True, replace=True)
     call.flow_owned = True
     callee = await b2bua.dial_fork_unless(
         leg.ended, call, bindings, party=user, from_user=call.caller, timeout=ring_timeout,
@@ -142,7 +124,7 @@ async def transfer_to_user(app: Any, leg: Leg, user: str, *, ring_timeout: float
         await b2bua.hangup(callee)
         return "hangup"
     b2bua.media.bridge(leg.channel, callee.channel)
-    app.answered(call, callee)
+    services.answered(call, callee)
     waits = {asyncio.ensure_future(leg.ended.wait()), asyncio.ensure_future(callee.ended.wait())}
     try:
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

@@ -19,7 +19,8 @@ from callcenter.media.g711 import PCMA, PCMU
 from ivr.engine import CallerHungUp
 
 if TYPE_CHECKING:
-    from callcenter.app import Application
+    from callcenter.calls.queues import QueueRunner
+    from callcenter.calls.services import CallServices
 
 log = structlog.get_logger("ivr")
 
@@ -27,8 +28,9 @@ log = structlog.get_logger("ivr")
 class LiveCall:
     """One caller in the IVR; every method raises CallerHungUp once the caller left."""
 
-    def __init__(self, app: Application, leg: Leg) -> None:
-        self.app = app
+    def __init__(self, services: CallServices, leg: Leg, *, queues: QueueRunner | None) -> None:
+        self.services = services
+        self.queues = queues
         self.leg = leg
         self.call_id = leg.call.id
         self.caller = leg.call.caller
@@ -50,7 +52,7 @@ class LiveCall:
             self._check()
             if interruptible and not self.leg.dtmf.empty():
                 return self.leg.dtmf.get_nowait()
-            prompt = self.app.prompts.get(path, None, self._codec)
+            prompt = self.services.prompts.get(path, None, self._codec)
             outcome = await flows.play(self.leg, prompt, interruptible=interruptible)
             self._check()
             if outcome is PlayOutcome.INTERRUPTED and not self.leg.dtmf.empty():
@@ -71,7 +73,7 @@ class LiveCall:
         if self.leg.state is not LegState.ANSWERED or self.leg.channel is None:
             return 0.0
         if beep:
-            await flows.play(self.leg, self.app.prompts.get("beep", None, self._codec))
+            await flows.play(self.leg, self.services.prompts.get("beep", None, self._codec))
         while not self.leg.dtmf.empty():  # keys pressed before the beep do not end it
             self.leg.dtmf.get_nowait()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +99,7 @@ class LiveCall:
 
     async def transfer_to_queue(self, queue: str, *, priority: int, skills: dict[str, int]) -> str:
         self._check()
-        runner = getattr(self.app, "queues", None)
+        runner = self.queues
         if runner is None:
             log.warning("no_acd", queue=queue)
             return "failed"
@@ -108,7 +110,7 @@ class LiveCall:
 
     async def transfer_to_user(self, user: str) -> str:
         self._check()
-        return await flows.transfer_to_user(self.app, self.leg, user)
+        return await flows.transfer_to_user(self.services, self.leg, user)
 
     async def transfer_to_number(self, number: str) -> str:
         self._check()
@@ -116,14 +118,14 @@ class LiveCall:
         return "failed"
 
     async def hangup(self) -> None:
-        await self.app.b2bua.hangup_call(self.leg.call, HangupCause.NORMAL, "system")
+        await self.services.b2bua.hangup_call(self.leg.call, HangupCause.NORMAL, "system")
 
     def now(self) -> datetime:
-        return self.app.clock.now()
+        return self.services.clock.now()
 
     def event(self, type: str, **data: Any) -> None:
         if type == "ivr_node" and "language" in data:
             self.language = str(data["language"])
         log.info(type, **{k: v for k, v in data.items() if k != "file"})
-        self.app.events.publish(IvrStep(call_id=self.call_id, step=type, data=data))
+        self.services.publish(IvrStep(call_id=self.call_id, step=type, data=data))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import structlog
@@ -18,6 +18,9 @@ from callcenter.calls.call import Leg, LegState
 from callcenter.dialer.amd import AmdConfig
 from callcenter.media.g711 import PCMA, PCMU
 from callcenter.media.prompts import PromptError
+
+if TYPE_CHECKING:
+    from callcenter.media.prompts import PromptCache
 
 __all__ = ["GREETING_END_SILENCE", "MAX_GREETING_WAIT", "SilenceWatch", "leave_message"]
 
@@ -49,13 +52,13 @@ class SilenceWatch:
         return now - self.last_voice
 
 
-async def leave_message(app: Any, leg: Leg, prompt: str, language: str) -> bool:
+async def leave_message(prompts: PromptCache, leg: Leg, prompt: str, language: str) -> bool:
     """Wait for the greeting's end, play ``prompt``; True if it was played to the end."""
     channel = leg.channel
     if channel is None or leg.state is not LegState.ANSWERED:
         return False
     try:
-        encoded = app.prompts.get(prompt, language, PCMA if leg.codec == "PCMA" else PCMU)
+        encoded = prompts.get(prompt, language, PCMA if leg.codec == "PCMA" else PCMU)
     except PromptError as exc:
         log.error("machine_message_missing", error=str(exc))
         return False

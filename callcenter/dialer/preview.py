@@ -21,17 +21,20 @@ import contextlib
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.dialer.compliance import failed_outcome
+from callcenter.dialer.flight import Flight, Live
 from callcenter.media.g711 import PCMA, PCMU
 from callcenter.media.prompts import PromptError
 
 if TYPE_CHECKING:
-    from callcenter.dialer.runner import CampaignRunner
+    from callcenter.calls.queues import QueueRunner
+    from callcenter.calls.services import CallServices
+    from callcenter.dialer.campaigns import CampaignStore
 
 __all__ = ["PreviewBook", "PreviewDesk", "PreviewError", "Reservation", "AGENT_RING"]
 
@@ -153,14 +156,31 @@ def view(r: Reservation, now: float) -> dict[str, Any]:
             "reserved_seconds": max(0.0, round(r.until - now, 1)), "attempt": r.attempt}
 
 
-class PreviewDesk:
-    """The live preview mode of a :class:`CampaignRunner` (see the module docstring)."""
+class Dialer(Protocol):
+    """What the desk uses of the ``CampaignRunner`` that owns it."""
 
-    def __init__(self, runner: CampaignRunner) -> None:
+    services: CallServices
+    queues: QueueRunner
+    store: CampaignStore
+    live: dict[str, Live]
+    calls: dict[str, tuple[Live, Call]]  #: Call.id -> campaign calls going on
+
+    def may_call(self, live: Live, contact: dict[str, Any], utc: Any) -> bool: ...
+    def publish(self, name: str, state: str, data: dict[str, Any]) -> None: ...
+    def spawn(self, coro: Any) -> asyncio.Task[Any]: ...
+    async def dial_contact(self, live: Live, flight: Flight, call: Call) -> asyncio.Task[Leg]: ...
+    def close_attempt(self, live: Live, flight: Flight, call: Call, outcome: str,
+                      extra: dict[str, Any], **log_fields: Any) -> None: ...
+
+
+class PreviewDesk:
+    """The live preview mode of a ``CampaignRunner`` (see the module docstring)."""
+
+    def __init__(self, runner: Dialer) -> None:
         self.runner = runner
         self.book = PreviewBook()
 
-    def _campaign(self, name: str) -> Any:
+    def _campaign(self, name: str) -> Live:
         live = self.runner.live.get(name)
         if live is None:
             raise PreviewError(404, f"no campaign {name!r}")
@@ -178,7 +198,7 @@ class PreviewDesk:
         if held is not None:
             return view(held, wall)
         taken = self.book.held_ids(name)
-        utc = runner.app.clock.now()
+        utc = runner.services.clock.now()
         for contact in runner.store.due(name, wall, len(taken) + 200):
             if contact["id"] in taken:
                 continue
@@ -186,7 +206,7 @@ class PreviewDesk:
                 continue
             r = self.book.reserve(name, agent, contact, wall, c.preview_seconds)
             log.info("preview_reserved", campaign=name, agent=agent, contact=r.contact_id)
-            runner._publish(name, "preview", {"agent": agent, "contact": r.contact_id})
+            runner.publish(name, "preview", {"agent": agent, "contact": r.contact_id})
             return view(r, wall)
         raise PreviewError(404, "no contact to preview now")
 
@@ -202,52 +222,50 @@ class PreviewDesk:
     def dial(self, name: str, contact_id: int, agent: str | None = None) -> dict[str, Any]:
         """Write the attempt and start the call (agent's phone first, then the contact)."""
         live = self._campaign(name)
-        runner, app, wall = self.runner, self.runner.app, time.time()
+        runner, svc, wall = self.runner, self.runner.services, time.time()
         r = self.book.get(name, contact_id, wall)
-        if r is not None and not app.registrar.contacts(r.agent, app.now(), reachable_only=True):
+        if r is not None and not svc.registrar.contacts(r.agent, svc.now(), reachable_only=True):
             raise PreviewError(409, f"agent {r.agent} has no registered phone")
         r = self.book.take(name, contact_id, agent, wall)
         self._start(live, r, runner.store.contact(contact_id) or r.contact, wall)
         return view(r, wall)
 
-    def callback(self, live: Any, contact: dict[str, Any], agent: str) -> int:
+    def callback(self, live: Live, contact: dict[str, Any], agent: str) -> int:
         """Call an owned callback for its (free) agent: the agent's phone first, as ``dial``.
         Returns the attempt id."""
         wall = time.time()
         r = self.book.hold(live.cfg.name, agent, contact, wall)
         flight = self._start(live, r, contact, wall, callback=True)
-        self.runner._publish(live.cfg.name, "callback_dialing", {
+        self.runner.publish(live.cfg.name, "callback_dialing", {
             "attempt": flight.attempt, "contact": contact["id"], "number": contact["number"],
             "agent": agent})
         return flight.attempt
 
-    def _start(self, live: Any, r: Reservation, contact: dict[str, Any], wall: float, *,
-               callback: bool = False) -> Any:
+    def _start(self, live: Live, r: Reservation, contact: dict[str, Any], wall: float, *,
+               callback: bool = False) -> Flight:
         """Write the attempt (before any INVITE), mark the agent's phone in use for the ACD,
         start the call task; returns the flight."""
-        runner, app = self.runner, self.runner.app
+        runner = self.runner
         try:
             attempt = runner.store.begin_attempt(contact, wall)
         except ValueError as exc:
             self.book.done(r.campaign, r.contact_id)
             raise PreviewError(409, str(exc)) from None
         r.attempt = attempt
-        from callcenter.dialer.runner import _Flight  # noqa: PLC0415 - runner imports us
-
-        flight = _Flight(attempt=attempt, contact=contact, started=app.now(), agent=r.agent,
-                         callback=callback)
+        flight = Flight(attempt=attempt, contact=contact, started=runner.services.now(),
+                        agent=r.agent, callback=callback)
         live.flights[attempt] = flight
         live.dials += 1
-        app.queues.device_in_use(r.agent, True)  # until _call ends: no queue call rings it
-        runner._spawn(self._call(live, flight, r))
+        runner.queues.device_in_use(r.agent, True)  # until _call ends: no queue call rings it
+        runner.spawn(self._call(live, flight, r))
         return flight
 
-    async def _call(self, live: Any, flight: Any, r: Reservation) -> None:
-        runner, app, c = self.runner, self.runner.app, live.cfg
+    async def _call(self, live: Live, flight: Flight, r: Reservation) -> None:
+        runner, c = self.runner, live.cfg
         number = flight.contact["number"]
         call = Call(caller=c.caller_id, called=number, source=f"campaign:{c.name}",
                     direction="outbound")
-        runner._calls[call.id] = (live, call)
+        runner.calls[call.id] = (live, call)
         outcome, extra = "failed", dict[str, Any]()
         try:
             outcome = await self._legs(live, flight, call, extra)
@@ -258,34 +276,34 @@ class PreviewDesk:
         except Exception:  # noqa: BLE001
             log.exception("preview_call_failed", campaign=c.name, number=number)
         finally:
-            runner._calls.pop(call.id, None)
-            app.queues.device_in_use(r.agent, False)
+            runner.calls.pop(call.id, None)
+            runner.queues.device_in_use(r.agent, False)
             if any(x.state is not LegState.ENDED for x in call.legs):
                 with contextlib.suppress(Exception):
-                    await app.b2bua.hangup_call(call, HangupCause.NORMAL, "system")
+                    await runner.services.b2bua.hangup_call(call, HangupCause.NORMAL, "system")
         self.book.done(c.name, r.contact_id)
         runner.close_attempt(live, flight, call, outcome, extra, preview=not flight.callback,
                              callback=flight.callback)
 
-    async def _legs(self, live: Any, flight: Any, call: Call, extra: dict[str, Any]) -> str:
+    async def _legs(self, live: Live, flight: Flight, call: Call, extra: dict[str, Any]) -> str:
         """Ring the agent, then the contact; bridge them. Returns the attempt's outcome."""
-        runner, app, c = self.runner, self.runner.app, live.cfg
+        runner, svc, c = self.runner, self.runner.services, live.cfg
         agent, number = flight.agent, flight.contact["number"]
-        bindings = app.registrar.contacts(agent, app.now(), reachable_only=True)
+        bindings = svc.registrar.contacts(agent, svc.now(), reachable_only=True)
         if not bindings:
             log.warning("preview_agent_unreachable", campaign=c.name, agent=agent)
             return "failed"
-        phone = await app.b2bua.dial_fork(call, bindings, party=agent, from_user=number,
+        phone = await svc.b2bua.dial_fork(call, bindings, party=agent, from_user=number,
                                           timeout=AGENT_RING)
         if phone.state is not LegState.ANSWERED or phone.channel is None:
             log.info("preview_agent_no_answer", campaign=c.name, agent=agent,
                      status=getattr(phone, "sip_status", 0))
             return "failed"
         with contextlib.suppress(PromptError):
-            phone.channel.play(app.prompts.get("hold_music", None,
+            phone.channel.play(svc.prompts.get("hold_music", None,
                                                PCMA if phone.codec == "PCMA" else PCMU),
                                loop=True, replace=True)
-        flight.started = app.now()
+        flight.started = svc.now()
         dial = await runner.dial_contact(live, flight, call)
         agent_gone = asyncio.ensure_future(phone.ended.wait())
         await asyncio.wait({dial, agent_gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -301,8 +319,8 @@ class PreviewDesk:
         extra["sip_status"] = status
         if leg.state is not LegState.ANSWERED:
             live.stats.on_dial_result(False)
-            return failed_outcome(status, app.now() - flight.started)
-        flight.answered_at = flight.bridged_at = app.now()
+            return failed_outcome(status, svc.now() - flight.started)
+        flight.answered_at = flight.bridged_at = svc.now()
         extra["answered"] = time.time()
         live.stats.on_dial_result(True, flight.answered_at - flight.started)
         if phone.state is not LegState.ANSWERED or phone.channel is None or leg.channel is None:
@@ -310,11 +328,11 @@ class PreviewDesk:
             return "abandoned"
         phone.channel.stop_playing()
         # the contact's channel first: a recording has the contact left, the agent right
-        app.b2bua.media.bridge(leg.channel, phone.channel)
-        app.answered(call, phone)
+        svc.b2bua.media.bridge(leg.channel, phone.channel)
+        svc.answered(call, phone)
         flight.bridged.set()
         live.ledger.record(time.time(), abandoned=False)
-        runner._publish(c.name, "connected", {
+        runner.publish(c.name, "connected", {
             "attempt": flight.attempt, "agent": agent, "number": number,
             "name": flight.contact.get("name", ""),
             "fields": json.loads(flight.contact.get("fields") or "{}")})
@@ -322,5 +340,5 @@ class PreviewDesk:
         await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
         for task in ends:
             task.cancel()
-        live.stats.on_talk(app.now() - flight.bridged_at)
+        live.stats.on_talk(svc.now() - flight.bridged_at)
         return "answered"

@@ -28,7 +28,6 @@ import contextlib
 import json
 import time
 from collections.abc import Collection
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,23 +43,25 @@ from callcenter.dialer.compliance import (
     DAY,
     REDIAL_BLOCK_SECONDS,
     AbandonLedger,
-    CallingWindow,
     RedialGuard,
-    RetryPolicy,
     failed_outcome,
     ring_timeout,
 )
+from callcenter.dialer.flight import Flight, Live
 from callcenter.dialer.message import leave_message
 from callcenter.dialer.numbers import country_code, timezone_for
-from callcenter.dialer.pacing import ABANDON_GRACE, Pacer, PacingSnapshot, Stats, make_pacer
+from callcenter.dialer.pacing import ABANDON_GRACE, PacingSnapshot, Stats, make_pacer
 from callcenter.dialer.preview import PreviewDesk
 from callcenter.events import bus as events
 from callcenter.media.g711 import PCMA, PCMU
 from callcenter.media.prompts import PromptError
 
 if TYPE_CHECKING:
-    from callcenter.app import Application
-    from callcenter.config import Campaign
+    import sqlite_utils
+
+    from callcenter.calls.queues import QueueRunner
+    from callcenter.calls.services import CallServices
+    from callcenter.config import Config
 
 __all__ = ["CampaignRunner", "ABANDON_PROMPT"]
 
@@ -70,36 +71,6 @@ TICK = 1.0
 ABANDON_PROMPT = "abandon_message"
 MAX_PER_TICK = 20
 DISPOSITION_WINDOW = 3600.0  # *5<code> applies to the agent's campaign call of the last hour
-@dataclass(eq=False)
-class _Flight:
-    """One attempt in progress."""
-
-    attempt: int
-    contact: dict[str, Any]
-    started: float  # loop time
-    answered_at: float | None = None
-    bridged: asyncio.Event = field(default_factory=asyncio.Event)
-    agent: str | None = None
-    bridged_at: float | None = None
-    callback: bool = False  #: an owned callback, dialled for its agent
-
-
-@dataclass(eq=False)
-class _Live:
-    """A campaign's live state."""
-
-    cfg: Campaign
-    pacer: Pacer
-    stats: Stats
-    ledger: AbandonLedger
-    guard: RedialGuard
-    window: CallingWindow
-    policy: RetryPolicy
-    running: bool = False
-    flights: dict[int, _Flight] = field(default_factory=dict)
-    dials: int = 0
-
-
 class _AmdTap:
     """A channel listener during detection: decoded frames to the detector."""
 
@@ -124,20 +95,26 @@ class _AmdTap:
 class CampaignRunner:
     """Runs ``cfg.campaigns`` on the application's B2BUA and ACD; see the module docstring."""
 
-    def __init__(self, app: Application) -> None:
-        self.app = app
-        self.store = CampaignStore(app.store.db)
-        self.live: dict[str, _Live] = {}
-        self._by_call: dict[str, _Flight] = {}
-        self._calls: dict[str, tuple[_Live, Call]] = {}  # Call.id -> campaign calls going on
+    def __init__(
+        self, services: CallServices, *, cfg: Config, db: sqlite_utils.Database,
+        queues: QueueRunner,
+    ) -> None:
+        self.services = services
+        self.b2bua = services.b2bua
+        self.cfg = cfg
+        self.queues = queues
+        self.store = CampaignStore(db)
+        self.live: dict[str, Live] = {}
+        self._by_call: dict[str, Flight] = {}
+        self.calls: dict[str, tuple[Live, Call]] = {}  #: Call.id -> campaign calls going on
         self._tasks: set[asyncio.Task[Any]] = set()
-        for c in app.cfg.campaigns:
+        for c in cfg.campaigns:
             options = {"ratio": c.ratio} if c.mode == "power" else {}
             mode = "progressive" if c.mode == "preview" else c.mode  # never asked: see _tick
-            self.live[c.name] = _Live(
+            self.live[c.name] = Live(
                 cfg=c, pacer=make_pacer(mode, **options), stats=Stats(), ledger=AbandonLedger(),
                 guard=RedialGuard(), window=calling_window(c), policy=retry_policy(c))
-        app.queues.listeners.append(self._on_acd_action)
+        queues.listeners.append(self._on_acd_action)
         self.preview = PreviewDesk(self)  # preview mode: the agent starts each call
 
     # ------------------------------------------------------------------ lifecycle
@@ -157,7 +134,7 @@ class CampaignRunner:
                 live.ledger.record(t, abandoned=abandoned)
                 if abandoned and wall - t < REDIAL_BLOCK_SECONDS:
                     live.guard.record_abandon(number, t)
-        self._spawn(self._loop())
+        self.spawn(self._loop())
         log.info("dialer_started", campaigns={n: x.running for n, x in self.live.items()})
 
     async def close(self) -> None:
@@ -165,7 +142,7 @@ class CampaignRunner:
         for task in list(self._tasks):
             task.cancel()
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -189,16 +166,16 @@ class CampaignRunner:
         live.running = running
         self.store.set_state(name, "running" if running else "paused")
         log.info("campaign_state", campaign=name, state="running" if running else "paused")
-        self._publish(name, "running" if running else "paused", {})
+        self.publish(name, "running" if running else "paused", {})
 
-    def _publish(self, name: str, state: str, data: dict[str, Any]) -> None:
+    def publish(self, name: str, state: str, data: dict[str, Any]) -> None:
         with contextlib.suppress(Exception):
-            self.app.events.publish(events.CampaignChanged(campaign=name, state=state, data=data))
+            self.services.publish(events.CampaignChanged(campaign=name, state=state, data=data))
 
     # ------------------------------------------------------------------ pacing
 
-    def _snapshot(self, live: _Live, now: float, wall: float) -> PacingSnapshot:
-        queues = self.app.queues
+    def _snapshot(self, live: Live, now: float, wall: float) -> PacingSnapshot:
+        queues = self.queues
         members: list[str] = next(
             (q["agents"] for q in queues.queue_stats() if q["name"] == live.cfg.queue), [])
         free = paused = 0
@@ -232,7 +209,7 @@ class CampaignRunner:
             limit=c.abandon_limit, max_ring=ring_timeout(c.ring_timeout), max_lines=c.max_lines,
         )
 
-    def _tick(self, live: _Live) -> None:
+    def _tick(self, live: Live) -> None:
         c = live.cfg
         stored = self.store.state(c.name)  # the CLI may have changed it
         live.running = stored == "running"
@@ -242,11 +219,11 @@ class CampaignRunner:
         if c.mode == "preview":
             self.preview.book.expire(time.time())
             return  # never auto-dial: the agent starts the call (PreviewDesk.dial)
-        now, wall = self.app.now(), time.time()
+        now, wall = self.services.now(), time.time()
         n = min(live.pacer.lines_to_dial(self._snapshot(live, now, wall)), MAX_PER_TICK)
         if n <= 0:
             return
-        utc = self.app.clock.now()
+        utc = self.services.clock.now()
         predictive = c.mode in ("predictive", "power")
         placed = 0
         for contact in self.store.due(c.name, wall, n * 4 + 100):
@@ -258,18 +235,18 @@ class CampaignRunner:
             if not live.guard.may_dial(number, wall, predictive=predictive):
                 continue
             attempt = self.store.begin_attempt(contact, wall)  # before the INVITE leaves
-            flight = _Flight(attempt=attempt, contact=contact, started=now)
+            flight = Flight(attempt=attempt, contact=contact, started=now)
             live.flights[attempt] = flight
             live.dials += 1
             placed += 1
-            self._spawn(self._attempt(live, flight))
+            self.spawn(self._attempt(live, flight))
 
     # ------------------------------------------------------------------ callbacks
 
-    def _free_agents(self, live: _Live) -> set[str]:
+    def _free_agents(self, live: Live) -> set[str]:
         """Agents of the campaign's queue who could take a callback now: logged in,
         registered, reachable, available, not on a preview or callback call."""
-        queues = self.app.queues
+        queues = self.queues
         members: list[str] = next(
             (q["agents"] for q in queues.queue_stats() if q["name"] == live.cfg.queue), [])
         busy = self.preview.book.agents()
@@ -277,7 +254,7 @@ class CampaignRunner:
                 if a["id"] in members and a["state"] == "available" and a["registered"]
                 and a["reachable"] and not a.get("in_use") and a["id"] not in busy}
 
-    def _callbacks(self, live: _Live, wall: float) -> None:
+    def _callbacks(self, live: Live, wall: float) -> None:
         """Call the due callbacks whose owner is free; release those that waited too long."""
         c = live.cfg
         due = self.store.owned_due(c.name, wall)
@@ -288,14 +265,14 @@ class CampaignRunner:
             if self.store.release_owner(contact["id"], wall):
                 log.info("callback_released", campaign=c.name, contact=contact["id"],
                          owner=contact["owner"], due=contact["next_at"])
-                self._publish(c.name, "callback_released", {
+                self.publish(c.name, "callback_released", {
                     "contact": contact["id"], "number": contact["number"],
                     "owner": contact["owner"]})
-        utc = self.app.clock.now()
+        utc = self.services.clock.now()
         for contact, agent in pick.dial:
             if not self.may_call(live, contact, utc):
                 continue
-            if not self.app.registrar.contacts(agent, self.app.now(), reachable_only=True):
+            if not self.services.registrar.contacts(agent, self.services.now(), reachable_only=True):
                 continue
             attempt = self.preview.callback(live, contact, agent)
             log.info("callback_dialing", campaign=c.name, contact=contact["id"], agent=agent,
@@ -306,10 +283,10 @@ class CampaignRunner:
     def records(self, call: Call) -> bool:
         """True when ``call`` is a call of a campaign with ``record: true`` (the recording
         policy asks when the call is bridged to an agent)."""
-        live = self._calls.get(call.id)
+        live = self.calls.get(call.id)
         return live is not None and live[0].cfg.record
 
-    def may_call(self, live: _Live, contact: dict[str, Any], utc: Any) -> bool:
+    def may_call(self, live: Live, contact: dict[str, Any], utc: Any) -> bool:
         """Not on the do-not-call list (else marked ``dnc``) and inside the calling window in
         the contact's own time zone at ``utc`` (the server clock's now)."""
         c, number = live.cfg, contact["number"]
@@ -323,13 +300,13 @@ class CampaignRunner:
 
     # ------------------------------------------------------------------ one attempt
 
-    async def _attempt(self, live: _Live, flight: _Flight) -> None:
+    async def _attempt(self, live: Live, flight: Flight) -> None:
         c = live.cfg
-        app = self.app
+        svc = self.services
         number = flight.contact["number"]
         call = Call(caller=c.caller_id, called=number, source=f"campaign:{c.name}",
                     direction="outbound")
-        self._calls[call.id] = (live, call)
+        self.calls[call.id] = (live, call)
         outcome, extra = "failed", {}
         try:
             dial = await self.dial_contact(live, flight, call)
@@ -338,7 +315,7 @@ class CampaignRunner:
             extra["sip_status"] = status
             if leg.state is not LegState.ANSWERED:
                 live.stats.on_dial_result(False)
-                outcome = failed_outcome(status, app.now() - flight.started)
+                outcome = failed_outcome(status, svc.now() - flight.started)
                 log.info("dial_failed", campaign=c.name, number=number, status=status,
                          outcome=outcome)
             else:
@@ -350,13 +327,13 @@ class CampaignRunner:
             log.exception("attempt_failed", campaign=c.name, number=number)
         finally:
             self._by_call.pop(call.id, None)
-            self._calls.pop(call.id, None)
+            self.calls.pop(call.id, None)
             if any(x.state is not LegState.ENDED for x in call.legs):
                 with contextlib.suppress(Exception):
-                    await app.b2bua.hangup_call(call, HangupCause.NORMAL, "system")
+                    await svc.b2bua.hangup_call(call, HangupCause.NORMAL, "system")
         self.close_attempt(live, flight, call, outcome, extra)
 
-    def close_attempt(self, live: _Live, flight: _Flight, call: Call, outcome: str,
+    def close_attempt(self, live: Live, flight: Flight, call: Call, outcome: str,
                       extra: dict[str, Any], **log_fields: Any) -> None:
         """Write the attempt's end (outcome, recording, ...) and move its contact."""
         c = live.cfg
@@ -368,17 +345,17 @@ class CampaignRunner:
                                          agent=flight.agent, **extra)
         log.info("attempt_done", campaign=c.name, number=number, outcome=outcome,
                  contact_state=move.state, agent=flight.agent, **log_fields)
-        self._publish(c.name, "attempt", {"attempt": flight.attempt, "number": number,
+        self.publish(c.name, "attempt", {"attempt": flight.attempt, "number": number,
                                           "outcome": outcome, "contact": move.state})
 
-    async def dial_contact(self, live: _Live, flight: _Flight, call: Call) -> asyncio.Task[Leg]:
+    async def dial_contact(self, live: Live, flight: Flight, call: Call) -> asyncio.Task[Leg]:
         """Dial the contact through the campaign's trunk; once the INVITE is out, store its
         Call-ID with the attempt and start the CDR. Returns the dial task (the leg)."""
-        c, app = live.cfg, self.app
-        trunk = app.cfg.trunk(c.trunk)
+        c, svc = live.cfg, self.services
+        trunk = self.cfg.trunk(c.trunk)
         assert trunk is not None
         number = flight.contact["number"]
-        dial = asyncio.ensure_future(app.b2bua.dial(
+        dial = asyncio.ensure_future(svc.b2bua.dial(
             call, target_uri=f"sip:{number}@{trunk.host}:{trunk.port}",
             dest=(trunk.host, trunk.port), transport=trunk.transport, party=number,
             from_user=c.caller_id, from_display=c.caller_name,
@@ -387,7 +364,7 @@ class CampaignRunner:
         self._record(flight, call)
         return dial
 
-    def _record(self, flight: _Flight, call: Call) -> None:
+    def _record(self, flight: Flight, call: Call) -> None:
         """Store the INVITE's Call-ID with the attempt and start the CDR."""
         number = flight.contact["number"]
         leg = next((x for x in call.legs if x.party == number), None)
@@ -396,23 +373,23 @@ class CampaignRunner:
             return
         self.store.set_call_ids(flight.attempt, invite.call_id, call.id)
         start = time.time()
-        self.app.events.publish(events.CallStarted(
+        self.services.publish(events.CallStarted(
             ts=start, call_id=call.id, caller=call.caller, called=call.called,
             source=call.source, direction="outbound", sip_call_id=invite.call_id))
         call.recorded = True  # type: ignore[attr-defined]
         call.started_at = start  # type: ignore[attr-defined]
 
     async def _answered(
-        self, live: _Live, flight: _Flight, leg: Leg, extra: dict[str, Any]
+        self, live: Live, flight: Flight, leg: Leg, extra: dict[str, Any]
     ) -> str:
         """AMD (optional), then the queue; abandoned if no agent within 2 s."""
         c = live.cfg
-        app = self.app
-        flight.answered_at = app.now()
+        svc = self.services
+        flight.answered_at = svc.now()
         extra["answered"] = time.time()
         live.stats.on_dial_result(True, flight.answered_at - flight.started)
         if getattr(leg.call, "recorded", False):
-            app.answered(leg.call, None)
+            svc.answered(leg.call, None)
         if c.amd:
             result = await self._detect(leg)
             if result is not None:
@@ -422,15 +399,15 @@ class CampaignRunner:
                     log.info("answering_machine", campaign=c.name, number=leg.party,
                              cause=result.cause)
                     if c.machine_message and await leave_message(
-                            app, leg, c.machine_message, c.language):
+                            svc.prompts, leg, c.machine_message, c.language):
                         extra["message_left"] = True
                     return "machine"
-            flight.answered_at = app.now()  # the 2 s count from the end of the greeting
+            flight.answered_at = svc.now()  # the 2 s count from the end of the greeting
         if leg.state is LegState.ENDED:
             live.ledger.record(time.time(), abandoned=True)
             return "abandoned"
         self._by_call[leg.call.id] = flight
-        queued = asyncio.ensure_future(app.queues.enqueue(
+        queued = asyncio.ensure_future(self.queues.enqueue(
             leg, c.queue, priority=c.priority, language=c.language))
         bridged = asyncio.ensure_future(flight.bridged.wait())
         await asyncio.wait({queued, bridged}, timeout=ABANDON_GRACE,
@@ -441,14 +418,14 @@ class CampaignRunner:
                 await queued
             return await self._abandon(live, leg)
         live.ledger.record(time.time(), abandoned=False)
-        self._publish(c.name, "connected", {
+        self.publish(c.name, "connected", {
             "attempt": flight.attempt, "agent": flight.agent, "number": leg.party,
             "name": flight.contact.get("name", ""),
             "fields": json.loads(flight.contact.get("fields") or "{}")})
         outcome = await queued
         if flight.bridged_at is not None:
-            live.stats.on_talk(app.now() - flight.bridged_at)
-            queue = app.cfg.queue(c.queue)
+            live.stats.on_talk(svc.now() - flight.bridged_at)
+            queue = self.cfg.queue(c.queue)
             live.stats.on_wrapup(max(queue.wrapup if queue else 0.0, 0.1))
         log.info("campaign_call_done", campaign=c.name, number=leg.party, agent=flight.agent,
                  queue_outcome=outcome)
@@ -475,9 +452,9 @@ class CampaignRunner:
 
     def _withdraw(self, leg: Leg) -> bool:
         """Take a call no agent answered out of the queue; False if an agent just got it."""
-        return self.app.queues.withdraw(leg, "abandoned")
+        return self.queues.withdraw(leg, "abandoned")
 
-    async def _abandon(self, live: _Live, leg: Leg) -> str:
+    async def _abandon(self, live: Live, leg: Leg) -> str:
         """No agent within 2 s: the information message, then hang up."""
         c = live.cfg
         live.ledger.record(time.time(), abandoned=True)
@@ -487,7 +464,7 @@ class CampaignRunner:
         if leg.state is LegState.ANSWERED and leg.channel is not None:
             codec = PCMA if leg.codec == "PCMA" else PCMU
             try:
-                prompt = self.app.prompts.get(ABANDON_PROMPT, c.language, codec)
+                prompt = self.services.prompts.get(ABANDON_PROMPT, c.language, codec)
             except PromptError as exc:
                 log.error("abandon_message_missing", error=str(exc))
             else:
@@ -501,7 +478,7 @@ class CampaignRunner:
             flight = self._by_call.get(action.call.partition("/")[0])
             if flight is not None and not flight.bridged.is_set():
                 flight.agent = action.agent
-                flight.bridged_at = self.app.now()
+                flight.bridged_at = self.services.now()
                 flight.bridged.set()
                 self.store.update_attempt(flight.attempt, agent=action.agent)
 
@@ -530,26 +507,26 @@ class CampaignRunner:
         callback = plan_callback(
             callback_at, callback_to, default_to=disp.callback_to, retry=disp.retry,
             final=disp.final or disp.dnc, took=attempt["agent"], agents=self._agents(),
-            wall=time.time(), local_now=self.app.clock.now(), tz=live.cfg.timezone)
+            wall=time.time(), local_now=self.services.clock.now(), tz=live.cfg.timezone)
         contact = self.store.dispose(attempt_id, code, disp.name, final=disp.final, dnc=disp.dnc,
                                      retry=disp.retry, callback=callback)
         log.info("disposition", campaign=name, attempt=attempt_id, code=code,
                  disposition=disp.name, contact_state=contact["state"],
                  callback_at=contact["callback_at"], owner=contact["owner"])
-        self._publish(name, "disposition", {"attempt": attempt_id, "disposition": disp.name,
+        self.publish(name, "disposition", {"attempt": attempt_id, "disposition": disp.name,
                                             "number": contact["number"]})
         if callback is not None and contact["callback_at"] is not None:
-            self._publish(name, "callback", {
+            self.publish(name, "callback", {
                 "attempt": attempt_id, "contact": contact["id"], "number": contact["number"],
                 "at": contact["callback_at"], "owner": contact["owner"]})
         return contact
 
     def _agents(self) -> Collection[str]:
         """Agent ids a callback may be scheduled for."""
-        engine = self.app.queues.engine
+        engine = self.queues.engine
         if engine is not None:
             return set(engine.agent_ids)
-        return {u.user for u in self.app.cfg.users}
+        return {u.user for u in self.cfg.users}
 
     async def feature_code(self, leg: Leg, user: str, code: str) -> bool:
         """``*5<code>``: the agent's disposition of their last campaign call. False when
@@ -567,14 +544,14 @@ class CampaignRunner:
                 log.info("disposition_refused", user=user, code=code, error=str(exc))
         log.info("disposition_code", user=user, code=code, ok=ok,
                  attempt=attempt["id"] if attempt else None)
-        self.app.b2bua.answer(leg)
-        if await self.app.b2bua.confirmed(leg):
+        self.b2bua.answer(leg)
+        if await self.b2bua.confirmed(leg):
             codec = PCMA if leg.codec == "PCMA" else PCMU
             with contextlib.suppress(PromptError):
-                await flows.play(leg, self.app.prompts.get(
+                await flows.play(leg, self.services.prompts.get(
                     "thank_you" if ok else "not_allowed", "pl", codec))
         if leg.state is not LegState.ENDED:
-            await self.app.b2bua.hangup_call(leg.call, HangupCause.NORMAL, "system")
+            await self.b2bua.hangup_call(leg.call, HangupCause.NORMAL, "system")
         return True
 
     # ------------------------------------------------------------------ figures

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -30,7 +30,7 @@ from callcenter.events.bus import (
 from callcenter.events.store_sink import StoreSink
 
 if TYPE_CHECKING:
-    from callcenter.calls.queues import QueueRunner
+    from acd import AcdEngine
     from callcenter.config import EventsConfig
     from callcenter.events.mqtt import MqttSink
     from callcenter.store.db import Store
@@ -75,6 +75,19 @@ class StreamHub:
         self.clients.discard(queue)
 
 
+class LiveAcd(Protocol):
+    """What the bridge reads of the live ACD (the ``QueueRunner``, above this layer)."""
+
+    engine: AcdEngine | None
+    listeners: list[Callable[[Any], None]]
+
+    def wall_time(self, t: float) -> float: ...
+    def call_id_of(self, engine_call: str) -> str: ...
+    def queue_of(self, engine_call: str) -> str: ...
+    def queue_stats(self, queue: str | None = None) -> list[dict[str, Any]]: ...
+    def agent_stats(self, agent_id: str | None = None) -> list[dict[str, Any]]: ...
+
+
 _LEAVE = {"complete", "transfer", "abandon", "timeout", "exit_empty", "callback"}
 
 
@@ -101,7 +114,7 @@ class Events:
                 keepalive=m.keepalive,
             )
             self.bus.subscribe(self.mqtt.handle)
-        self._acd: QueueRunner | None = None
+        self._acd: LiveAcd | None = None
 
     def publish(self, event: Event) -> None:
         self.bus.publish(event)
@@ -120,7 +133,7 @@ class Events:
 
     # ------------------------------------------------------------------ the live ACD
 
-    def attach_acd(self, runner: QueueRunner) -> None:
+    def attach_acd(self, runner: LiveAcd) -> None:
         """Turn the runner's queue log entries, watchdog firings and agent state changes into
         events."""
         self._acd = runner

@@ -18,7 +18,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -26,7 +26,7 @@ from acd.today import DayTotals, DayWatch, fold, today_since
 from callcenter.report.stats import has_table
 
 if TYPE_CHECKING:
-    from callcenter.calls.queues import QueueRunner
+    from acd import AcdEngine
     from ivr.clock import ServerClock
 
 __all__ = ["TodayFigures", "load_day"]
@@ -59,11 +59,19 @@ def load_day(
     return fold(queue_log, states, sl_target=sl_seconds)
 
 
+class LiveAcd(Protocol):
+    """What today's figures touch of the live ACD (the ``QueueRunner``, above this layer)."""
+
+    engine: AcdEngine | None
+
+    def now(self) -> float: ...
+
+
 class TodayFigures:
     """See the module docstring. ``wall``: unix time (injectable for tests)."""
 
     def __init__(
-        self, *, runner: QueueRunner, con: sqlite3.Connection, clock: ServerClock,
+        self, *, runner: LiveAcd, con: sqlite3.Connection, clock: ServerClock,
         sl_seconds: Mapping[str, float], wall: Callable[[], float] = time.time,
     ) -> None:
         self.runner = runner

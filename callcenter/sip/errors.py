@@ -9,12 +9,8 @@ answer. Misuse of our own API raises ordinary ``ValueError``/``TypeError`` inste
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
 
 from callcenter.sip.grammar import REASON_PHRASES
-
-if TYPE_CHECKING:
-    from callcenter.sip.message import Request
 
 
 class SipError(Exception):
@@ -40,18 +36,6 @@ class SipError(Exception):
         self.headers: tuple[tuple[str, str], ...] = tuple(
             headers.items() if isinstance(headers, Mapping) else headers)
         super().__init__(f"{self.status} {self.reason}" + (f": {detail}" if detail else ""))
-
-
-class SipParseError(SipError):
-    """The message is malformed or unacceptable (400, 413, 416, 505...); answered statelessly.
-
-    ``request`` is the partially parsed request when its Via, From, To, Call-ID and CSeq are
-    usable, so it can be answered; otherwise it is None and the message is dropped.
-    """
-
-    def __init__(self, status: int, reason: str, request: Request | None = None) -> None:
-        super().__init__(status=status, reason=reason)
-        self.request = request
 
 
 class BadRequest(SipError):
@@ -149,6 +133,5 @@ __all__ = [
     "RequestPending",
     "ServiceUnavailable",
     "SipError",
-    "SipParseError",
     "Unauthorized",
 ]

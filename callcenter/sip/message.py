@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from callcenter.sip import grammar as g
-from callcenter.sip.errors import SipParseError
+from callcenter.sip.errors import SipError
 from callcenter.sip.uri import NameAddr, SipUri, Via, parse_uri, split_outside_quotes, uri_scheme
 
 __all__ = [
@@ -48,6 +48,19 @@ def _bad(detail: str, status: int = 400) -> SipParseError:
 
 
 # Headers ------------------------------------------------------------------------------------
+
+
+
+class SipParseError(SipError):
+    """The message is malformed or unacceptable (400, 413, 416, 505...); answered statelessly.
+
+    ``request`` is the partially parsed request when its Via, From, To, Call-ID and CSeq are
+    usable, so it can be answered; otherwise it is None and the message is dropped.
+    """
+
+    def __init__(self, status: int, reason: str, request: Request | None = None) -> None:
+        super().__init__(status=status, reason=reason)
+        self.request = request
 
 
 class Headers:

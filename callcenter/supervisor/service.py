@@ -19,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import sqlite_utils
 import structlog
 
 from callcenter.calls import flows
@@ -35,7 +37,8 @@ from callcenter.supervisor.log import SessionLog
 from callcenter.supervisor.modes import CODES, KEYS, Mode, Role, matrix
 
 if TYPE_CHECKING:
-    from callcenter.app import Application
+    from callcenter.calls.services import CallServices
+    from callcenter.config import Config
 
 log = structlog.get_logger("supervisor")
 
@@ -104,16 +107,25 @@ class Conference:
 class SupervisorService:
     """Feature codes ``*81``-``*83``, API sessions, and the recording policy."""
 
-    def __init__(self, app: Application) -> None:
-        self.app = app
-        self.cfg = app.cfg.supervisor
-        self.recording = app.cfg.recording
-        self.log = SessionLog(app.store.db)
+    def __init__(
+        self, services: CallServices, *, cfg: Config, db: sqlite_utils.Database,
+        campaign_records: Callable[[Call], bool] = lambda call: False,
+    ) -> None:
+        """``campaign_records(call)``: the call is one of a campaign with ``record: true``."""
+        self.services = services
+        self.b2bua = services.b2bua
+        self.media = services.b2bua.media
+        self.cfg = cfg.supervisor
+        self.recording = cfg.recording
+        self.recordings_base = Path(cfg.database).parent  # for a relative recording.directory
+        self.members = {q.name: {m.user for m in q.members} for q in cfg.queues}
+        self.campaign_records = campaign_records
+        self.log = SessionLog(db)
         self.sessions: dict[str, Session] = {}
         self.conferences: dict[Leg, Conference] = {}  # agent leg -> conference
-        self.roles = {u.user: u.role for u in app.cfg.users}
+        self.roles = {u.user: u.role for u in cfg.users}
         self._tasks: set[asyncio.Task[Any]] = set()
-        app.media.on_bridge.append(self._on_bridge)
+        self.media.on_bridge.append(self._on_bridge)
 
     # ------------------------------------------------------------------ entry points
 
@@ -127,7 +139,7 @@ class SupervisorService:
         session = Session(supervisor=user, agent=agent, mode=mode, origin="feature_code",
                           leg=leg)
         problem = self._refusal(user, agent)
-        b2bua = self.app.b2bua
+        b2bua = self.b2bua
         b2bua.answer(leg)
         if problem is not None:
             log.info("supervisor_refused", user=user, agent=agent, mode=mode.value,
@@ -168,7 +180,8 @@ class SupervisorService:
             problem = self._refusal(supervisor, agent)
             if problem is not None:
                 raise SupervisorError(403, problem)
-        bindings = self.app.registrar.contacts(supervisor, self.app.now(), reachable_only=True)
+        bindings = self.services.registrar.contacts(supervisor, self.services.now(),
+                                                    reachable_only=True)
         if not bindings:
             raise SupervisorError(409, f"supervisor {supervisor}'s phone is not registered")
         session = Session(supervisor=supervisor, agent=agent, mode=m, origin="api",
@@ -215,8 +228,7 @@ class SupervisorService:
             return "unknown agent"
         allowed = self.cfg.queues.get(user)
         if allowed is not None:
-            queues = {q.name for q in self.app.cfg.queues
-                      if any(m.user == agent for m in q.members)}
+            queues = {name for name, users in self.members.items() if agent in users}
             if not queues & set(allowed):
                 return "agent not in the supervisor's queues"
         return None
@@ -224,7 +236,7 @@ class SupervisorService:
     # ------------------------------------------------------------------ finding calls
 
     def _leg_of(self, channel: Channel) -> Leg | None:
-        return next((leg for leg in self.app.b2bua.live_legs.values()
+        return next((leg for leg in self.b2bua.live_legs.values()
                      if leg.channel is channel), None)
 
     def _find(self, agent: str | None, call_id: str | None) -> tuple[Leg, Leg] | None:
@@ -234,7 +246,7 @@ class SupervisorService:
                     conf.caller.call.id, conf.agent.call.id)):
                 return conf.caller, conf.agent
         candidates: list[Leg] = []
-        for leg in self.app.b2bua.live_legs.values():  # queue and campaign agent legs too
+        for leg in self.b2bua.live_legs.values():  # queue and campaign agent legs too
             if leg.state is not LegState.ANSWERED or leg.channel is None \
                     or leg.channel.peer is None:
                 continue
@@ -256,13 +268,12 @@ class SupervisorService:
     # ------------------------------------------------------------------ sessions
 
     async def _run_api(self, session: Session, binding: Any) -> None:
-        app = self.app
         session.state = "dialing"
         self.sessions[session.id] = session
         self._log_start(session)
         call = Call(caller="supervisor", called=session.supervisor, source="api:supervisor",
                     direction="outbound")
-        b2bua = app.b2bua
+        b2bua = self.b2bua
         leg = await b2bua.dial(
             call, target_uri=binding.contact, dest=binding.source,
             transport=binding.transport, party=session.supervisor, from_user="supervisor",
@@ -338,7 +349,7 @@ class SupervisorService:
                  agent=agent.party, mode=session.mode.value, call_id=call.id)
 
     def _remix(self, conf: Conference) -> None:
-        media = self.app.media
+        media = self.media
         active = [(s, s.leg) for s in conf.sessions if s.leg is not None
                   and s.leg.channel is not None and not s.leg.channel.closed]
         channels = [conf.caller.channel, conf.agent.channel, *(leg.channel for _, leg in active)]
@@ -375,12 +386,12 @@ class SupervisorService:
         caller, agent = conf.caller, conf.agent
         if caller.state is LegState.ANSWERED and agent.state is LegState.ANSWERED \
                 and not caller.channel.closed and not agent.channel.closed:
-            self.app.media.bridge(caller.channel, agent.channel)
+            self.media.bridge(caller.channel, agent.channel)
 
     def _dissolve(self, conf: Conference) -> None:
         self.conferences.pop(conf.agent, None)
         if conf.mix is not None and conf.mix.active:
-            self.app.media.unmix(conf.mix)
+            self.media.unmix(conf.mix)
         conf.mix = None
         if conf.watcher is not None and conf.watcher is not asyncio.current_task():
             conf.watcher.cancel()
@@ -441,13 +452,12 @@ class SupervisorService:
         rec = self.recording
         if not rec.calls:
             queue = self._queue_of(call)
-            dialer = getattr(self.app, "dialer", None)  # campaigns with record: true
-            campaign = dialer is not None and dialer.records(call)
+            campaign = self.campaign_records(call)
             if not campaign and (queue is None or queue not in rec.queues):
                 return
         directory = rec.directory
         if not directory.is_absolute():
-            directory = Path(self.app.cfg.database).parent / directory
+            directory = self.recordings_base / directory
         path = directory / time.strftime("%Y-%m-%d") / f"{call.id}.wav"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -457,7 +467,7 @@ class SupervisorService:
             return
         call.recording = str(path)
         log.info("recording_started", call_id=call.id, path=str(path), agent=agent.party)
-        self.app.events.publish(CallRecording(call_id=call.id, path=str(path)))
+        self.services.publish(CallRecording(call_id=call.id, path=str(path)))
         self._spawn(self._stop_recording(caller, agent))
 
     async def _stop_recording(self, caller: Leg, agent: Leg) -> None:
@@ -494,24 +504,24 @@ class SupervisorService:
         })
 
     def _call_event(self, call: Call, kind: str, session: Session) -> None:
-        self.app.events.publish(SupervisorStep(
+        self.services.publish(SupervisorStep(
             call_id=call.id, step=kind, session=session.id, supervisor=session.supervisor,
             agent=session.agent, mode=session.mode.value))
 
     async def _say(self, leg: Leg, name: str) -> None:
         codec = PCMA if leg.codec == "PCMA" else PCMU
         try:
-            prompt = self.app.prompts.get(name, PROMPT_LANGUAGE, codec)
+            prompt = self.services.prompts.get(name, PROMPT_LANGUAGE, codec)
         except PromptError:
             try:
-                prompt = self.app.prompts.get("not_allowed", PROMPT_LANGUAGE, codec)
+                prompt = self.services.prompts.get("not_allowed", PROMPT_LANGUAGE, codec)
             except PromptError:
                 return
         await flows.play(leg, prompt)
 
     async def _hangup(self, leg: Leg) -> None:
         if leg.state is not LegState.ENDED:
-            await self.app.b2bua.hangup_call(leg.call, HangupCause.NORMAL, "system")
+            await self.b2bua.hangup_call(leg.call, HangupCause.NORMAL, "system")
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)

@@ -1,6 +1,6 @@
 """ACD routes of the JSON API: live queue and agent figures, agent log-in/out and pause.
 
-``register(router, api)`` adds them; reading needs any token, changing an agent an admin one::
+``register(router, auth, queues)`` adds them; reading needs any token, changing an agent an admin one::
 
     GET  /api/queues                      name, waiting, longest_wait, offered, answered,
                                           abandoned, service_level, asa, aht, ...
@@ -16,32 +16,31 @@ from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
 
 if TYPE_CHECKING:
     from callcenter.calls.queues import QueueRunner
-    from callcenter.web.api import Api
+    from callcenter.web.auth import Auth
 
 __all__ = ["register"]
 
 COMMANDS = ("login", "logout", "pause", "unpause")
 
 
-def register(router: Router, api: Api) -> None:
-    """Add the ACD routes to ``router``; ``api.app.queues`` is the QueueRunner."""
+def register(router: Router, auth: Auth, acd: QueueRunner) -> None:
+    """Add the ACD routes to ``router``."""
 
     def runner() -> QueueRunner:
-        queues: QueueRunner | None = getattr(api.app, "queues", None)
-        if queues is None or queues.engine is None:
+        if acd.engine is None:
             raise HttpError(404, "the ACD is not running")
-        return queues
+        return acd
 
     def queues(req: HttpRequest) -> HttpResponse:
-        api.require(req)
+        auth.require(req)
         return HttpResponse.json(runner().queue_stats())
 
     def agents(req: HttpRequest) -> HttpResponse:
-        api.require(req)
+        auth.require(req)
         return HttpResponse.json(runner().agent_stats())
 
     def command(req: HttpRequest) -> HttpResponse:
-        api.require(req, "admin")
+        auth.require(req, "admin")
         agent, name = req.params["id"], req.params["command"]
         if name not in COMMANDS:
             raise HttpError(404, f"unknown command {name!r} (one of {', '.join(COMMANDS)})")

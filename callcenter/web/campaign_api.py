@@ -1,6 +1,6 @@
 """Dialer routes of the JSON API: campaign progress, start/pause, dispositions.
 
-``register(router, api)`` adds them; reading needs any token, changing an admin one::
+``register(router, auth, dialer)`` adds them; reading needs any token, changing an admin one::
 
     GET  /api/campaigns                       state, contacts by state, dials, answered,
                                               abandoned, abandon_rate_24h/30d, calls in flight
@@ -26,28 +26,25 @@ from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
 
 if TYPE_CHECKING:
     from callcenter.dialer.runner import CampaignRunner
-    from callcenter.web.api import Api
+    from callcenter.web.auth import Auth
 
 __all__ = ["register"]
 
 
-def register(router: Router, api: Api) -> None:
-    """Add the campaign routes; ``api.app.dialer`` is the CampaignRunner."""
+def register(router: Router, auth: Auth, dialer: CampaignRunner) -> None:
+    """Add the campaign routes."""
 
     def runner(name: str | None = None) -> CampaignRunner:
-        dialer: CampaignRunner | None = getattr(api.app, "dialer", None)
-        if dialer is None:
-            raise HttpError(404, "the dialer is not running")
         if name is not None and name not in dialer.live:
             raise HttpError(404, f"no campaign {name!r}")
         return dialer
 
     def campaigns(req: HttpRequest) -> HttpResponse:
-        api.require(req)
+        auth.require(req)
         return HttpResponse.json(runner().summary())
 
     def control(req: HttpRequest) -> HttpResponse:
-        api.require(req, "admin")
+        auth.require(req, "admin")
         name, verb = req.params["name"], req.params["verb"]
         if verb not in ("start", "pause"):
             raise HttpError(404, f"unknown command {verb!r} (start or pause)")
@@ -56,7 +53,7 @@ def register(router: Router, api: Api) -> None:
         return HttpResponse.json(next(c for c in dialer.summary() if c["name"] == name))
 
     def contacts(req: HttpRequest) -> HttpResponse:
-        api.require(req)
+        auth.require(req)
         name = req.params["name"]
         rows = runner(name).store.contacts(name)
         for row in rows:
@@ -65,7 +62,7 @@ def register(router: Router, api: Api) -> None:
         return HttpResponse.json(rows)
 
     def dispositions(req: HttpRequest) -> HttpResponse:
-        api.require(req, "admin")
+        auth.require(req, "admin")
         name = req.params["name"]
         dialer = runner(name)
         body: Any = req.json() if req.body else {}
@@ -95,7 +92,7 @@ def register(router: Router, api: Api) -> None:
         return HttpResponse.json(contact)
 
     def attempts(req: HttpRequest) -> HttpResponse:
-        api.require(req)
+        auth.require(req)
         name = req.params["name"]
         try:
             limit = int(req.arg("limit", "100") or 100)
@@ -106,7 +103,7 @@ def register(router: Router, api: Api) -> None:
         return HttpResponse.json(runner(name).store.recent_attempts(name, contact_id, limit))
 
     def preview(req: HttpRequest) -> HttpResponse:
-        api.require(req, "admin")
+        auth.require(req, "admin")
         name = req.params["name"]
         desk = runner(name).preview
         body: Any = req.json() if req.body else {}

@@ -9,26 +9,24 @@ from callcenter.web.http import HttpRequest, HttpResponse, Router
 from ivr.dialplan import DialplanError, load_dialplans
 
 if TYPE_CHECKING:
-    from callcenter.web.api import Api
+    from callcenter.web.auth import Auth
+    from ivr.watcher import DialplanWatcher
 
 
-def register(router: Router, api: Api) -> None:
-    app = api.app
-
+def register(router: Router, auth: Auth, watcher: DialplanWatcher) -> None:
     def summary() -> dict[str, Any]:
-        plan = app.watcher.current
-        return {"lines": [line.number for line in plan.lines], "errors": app.watcher.errors}
+        plan = watcher.current
+        return {"lines": [line.number for line in plan.lines], "errors": watcher.errors}
 
     def show(req: HttpRequest) -> HttpResponse:
-        api.require(req)
+        auth.require(req)
         return HttpResponse.json(summary())
 
     def validate(req: HttpRequest) -> HttpResponse:
         """Check the files on disk now, without activating them."""
-        api.require(req)
-        cfg = app.cfg
+        auth.require(req)
         try:
-            plan = load_dialplans(cfg.dialplans, cfg.sounds, trunks=[t.name for t in cfg.trunks])
+            plan = load_dialplans(watcher.directory, watcher.sounds, trunks=watcher.trunks)
         except DialplanError as exc:
             return HttpResponse.json({"valid": False, "errors": exc.errors})
         return HttpResponse.json({"valid": True, "errors": [],
@@ -36,8 +34,8 @@ def register(router: Router, api: Api) -> None:
 
     def reload(req: HttpRequest) -> HttpResponse:
         """Reload now (the server also does so within a second of a change on its own)."""
-        api.require(req, "admin")
-        result = app.watcher.poll()
+        auth.require(req, "admin")
+        result = watcher.poll()
         if isinstance(result, DialplanError):
             return HttpResponse.json({"reloaded": False, **summary()}, 422)
         return HttpResponse.json({"reloaded": result is not None, **summary()})

@@ -8,7 +8,7 @@ Days, intervals and times are those of the server's clock and time zone (``timez
 config), as the ACD's "today" on the wallboard; never the operating system's zone.
     GET /api/openapi.json                           the OpenAPI 3.1 description (no token)
 
-``register(router, api)`` adds them (and the ACD routes when nobody has yet).
+``register(router, auth, ...)`` adds them and the wallboard page.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import csv
 import io
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -29,7 +29,9 @@ from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
 from callcenter.web.openapi import spec
 
 if TYPE_CHECKING:
-    from callcenter.web.api import Api
+    from callcenter.events.service import StreamHub
+    from callcenter.store.db import Store
+    from callcenter.web.auth import Auth
 
 __all__ = ["CDR_COLUMNS", "register", "token_from_query"]
 
@@ -64,15 +66,16 @@ def _day(req: HttpRequest, name: str, default: date | None = None) -> date:
     return day
 
 
-def register(router: Router, api: Api) -> None:
-    """Add the routes above to ``router``."""
-    app = api.app
+def register(router: Router, auth: Auth, *, store: Store, hub: StreamHub,
+             sl_seconds: Mapping[str, float], local: Callable[[], stats.LocalTime]) -> None:
+    """Add the routes above to ``router``: CDRs from ``store``, live events from ``hub``,
+    service levels counted against each queue's ``sl_seconds``, days and times in the
+    server's clock and zone as ``local()`` gives them."""
 
     def stream(req: HttpRequest) -> HttpResponse:
         token_from_query(req)
-        api.require(req)
+        auth.require(req)
         prefixes = tuple(p for p in (req.arg("types") or "").split(",") if p)
-        hub = app.events.stream
         queue = hub.open()
 
         async def body() -> AsyncIterator[bytes]:
@@ -96,24 +99,24 @@ def register(router: Router, api: Api) -> None:
 
     def cdr_csv(req: HttpRequest) -> HttpResponse:
         token_from_query(req)
-        api.require(req)
+        auth.require(req)
         first = _day(req, "from")
         last = _day(req, "to", first)
         if last < first:
             raise HttpError(400, "to is before from")
         if (last - first).days >= MAX_CDR_DAYS:
             raise HttpError(400, f"at most {MAX_CDR_DAYS} days per export")
-        local = stats.LocalTime.of(app.clock)
-        t0, t1 = local.day_range(first, last)
-        rows = app.store.db["calls"].rows_where("start >= ? AND start < ?", [t0, t1],
-                                                order_by="start, id")
+        here = local()
+        t0, t1 = here.day_range(first, last)
+        rows = store.db["calls"].rows_where("start >= ? AND start < ?", [t0, t1],
+                                            order_by="start, id")
         buf = io.StringIO()
         out = csv.writer(buf, lineterminator="\r\n")
         out.writerow(CDR_COLUMNS)
         for row in rows:
             rec = CallRecord.from_row(row).to_row()
             for key in ("start", "answer", "end"):
-                rec[key] = "" if rec[key] is None else local.at(rec[key]).isoformat(
+                rec[key] = "" if rec[key] is None else here.at(rec[key]).isoformat(
                     timespec="seconds")
             out.writerow(["" if rec.get(c) is None else rec.get(c) for c in CDR_COLUMNS])
         name = f"cdr_{first.isoformat()}_{last.isoformat()}.csv"
@@ -121,19 +124,19 @@ def register(router: Router, api: Api) -> None:
                             {"Content-Disposition": f'attachment; filename="{name}"'})
 
     def intervals(req: HttpRequest) -> HttpResponse:
-        api.require(req)
-        local = stats.LocalTime.of(app.clock)
-        day = _day(req, "date", local.today())
+        auth.require(req)
+        here = local()
+        day = _day(req, "date", here.today())
         try:
             minutes = int(req.arg("minutes", "15") or 15)
         except ValueError:
             raise HttpError(400, "minutes must be 15, 30 or 60") from None
         if minutes not in (15, 30, 60):
             raise HttpError(400, "minutes must be 15, 30 or 60")
-        t0, t1 = local.day_range(day, day)
-        sl = {q.name: q.sl_seconds for q in app.cfg.queues}
-        con: sqlite3.Connection = app.store.db.conn
-        rows = stats.queue_intervals(con, t0, t1, local=local, minutes=minutes, sl_seconds=sl)
+        t0, t1 = here.day_range(day, day)
+        sl = dict(sl_seconds)
+        con: sqlite3.Connection = store.db.conn
+        rows = stats.queue_intervals(con, t0, t1, local=here, minutes=minutes, sl_seconds=sl)
         queue = req.arg("queue")
         if queue:
             rows = [r for r in rows if r["queue"] == queue]
@@ -157,9 +160,3 @@ def register(router: Router, api: Api) -> None:
     router.add("GET", "/api/stats/intervals", intervals)
     router.add("GET", "/api/openapi.json", openapi)
     wallboard.register(router)
-    try:
-        router.find("GET", "/api/queues")
-    except HttpError:
-        from callcenter.web import acd_api
-
-        acd_api.register(router, api)

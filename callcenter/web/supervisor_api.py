@@ -1,6 +1,6 @@
 """Supervisor routes of the JSON API: listen, whisper and barge sessions.
 
-``register(router, api)`` adds them; reading needs any token, changing an admin one::
+``register(router, auth, service)`` adds them; reading needs any token, changing an admin one::
 
     POST   /api/supervisor/sessions        {"supervisor": "2001", "agent": "1001" | "call": id,
                                             "mode": "listen|whisper|barge"} -> 201, the session;
@@ -15,24 +15,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from callcenter.supervisor.service import SupervisorError
 from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
 
 if TYPE_CHECKING:
     from callcenter.supervisor.service import SupervisorService
-    from callcenter.web.api import Api
+    from callcenter.web.auth import Auth
 
 __all__ = ["register"]
 
 
-def register(router: Router, api: Api) -> None:
-    """Add the supervisor routes to ``router``; ``api.app.supervisor`` is the service."""
-    from callcenter.supervisor.service import SupervisorError
-
-    def service() -> SupervisorService:
-        svc: SupervisorService | None = getattr(api.app, "supervisor", None)
-        if svc is None:
-            raise HttpError(404, "supervisor sessions are not available")
-        return svc
+def register(router: Router, auth: Auth, service: SupervisorService) -> None:
+    """Add the supervisor routes to ``router``."""
 
     def body(req: HttpRequest) -> dict[str, Any]:
         data = req.json()
@@ -49,49 +43,48 @@ def register(router: Router, api: Api) -> None:
         return str(value)
 
     def create(req: HttpRequest) -> HttpResponse:
-        api.require(req, "admin")
+        auth.require(req, "admin")
         data = body(req)
         supervisor, mode = text(data, "supervisor"), text(data, "mode") or "listen"
         if supervisor is None:
             raise HttpError(422, "supervisor is required")
         try:
-            session = service().start_api(supervisor, mode, agent=text(data, "agent"),
+            session = service.start_api(supervisor, mode, agent=text(data, "agent"),
                                           call_id=text(data, "call"))
         except SupervisorError as exc:
             raise HttpError(exc.status, str(exc)) from None
         return HttpResponse.json(session.to_dict(), 201)
 
     def change(req: HttpRequest) -> HttpResponse:
-        api.require(req, "admin")
+        auth.require(req, "admin")
         mode = text(body(req), "mode")
         if mode is None:
             raise HttpError(422, "mode is required")
         try:
-            session = service().set_mode(req.params["id"], mode)
+            session = service.set_mode(req.params["id"], mode)
         except SupervisorError as exc:
             raise HttpError(exc.status, str(exc)) from None
         return HttpResponse.json(session.to_dict())
 
     def delete(req: HttpRequest) -> HttpResponse:
-        api.require(req, "admin")
+        auth.require(req, "admin")
         try:
-            session = service().end(req.params["id"])
+            session = service.end(req.params["id"])
         except SupervisorError as exc:
             raise HttpError(exc.status, str(exc)) from None
         return HttpResponse.json(session.to_dict())
 
     def listing(req: HttpRequest) -> HttpResponse:
-        api.require(req)
+        auth.require(req)
         try:
             limit = max(1, min(1000, int(req.arg("limit", "50") or 50)))
         except ValueError:
             raise HttpError(400, "limit must be a number") from None
-        svc = service()
-        return HttpResponse.json({"live": svc.list(), "history": svc.log.recent(limit)})
+        return HttpResponse.json({"live": service.list(), "history": service.log.recent(limit)})
 
     def one(req: HttpRequest) -> HttpResponse:
-        api.require(req)
-        found = service().get(req.params["id"])
+        auth.require(req)
+        found = service.get(req.params["id"])
         if found is None:
             raise HttpError(404, "no such session")
         return HttpResponse.json(found)

@@ -393,7 +393,7 @@ def test_hangup_after_cancel_is_held_by_the_b2bua() -> None:
 
 
 class FakeApp:
-    """What ``flows.transfer_to_user`` uses of the Application."""
+    """What ``flows.transfer_to_user`` uses of its ``CallServices``."""
 
     def __init__(self, b2bua: B2BUA) -> None:
         from callcenter.sip.registrar import Binding

@@ -23,6 +23,7 @@ import pytest
 
 from acd.today import today_since
 from callcenter.config import DEFAULT_CONFIG_YAML, Config
+from callcenter.report import stats
 from callcenter.store.db import Store
 from callcenter.store.records import CallRecord
 from callcenter.web import events_api
@@ -68,9 +69,11 @@ def store_calls(path: Path, stamps: list[float]) -> Store:
 
 
 def api_get(store: Store, clock: ServerClock, path: str, **query: str) -> Any:
-    app = SimpleNamespace(cfg=Config(), store=store, clock=clock)
     router = Router()
-    events_api.register(router, SimpleNamespace(app=app, require=lambda req, role="read": ""))
+    auth = SimpleNamespace(require=lambda req, role="read": "")
+    events_api.register(router, auth, store=store, hub=SimpleNamespace(),  # type: ignore[arg-type]
+                        sl_seconds={q.name: q.sl_seconds for q in Config().queues},
+                        local=lambda: stats.LocalTime.of(clock))
     handler, _ = router.find("GET", path)
     resp = handler(HttpRequest("GET", path, {k: [v] for k, v in query.items()}, {}, b""))
     assert resp.status == 200, resp.body
