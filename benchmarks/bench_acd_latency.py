@@ -53,9 +53,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import yaml  # noqa: E402
+import yaml
 
-from benchmarks.benchlib import (  # noqa: E402
+from benchmarks.benchlib import (
     BENCH,
     HOST,
     CpuSampler,
@@ -63,8 +63,8 @@ from benchmarks.benchlib import (  # noqa: E402
     machine,
     udp_socket_drops,
 )
-from callcenter.sip.auth import digest_response, parse_auth_params  # noqa: E402
-from callcenter.sip.message import (  # noqa: E402
+from callcenter.sip.auth import digest_response, parse_auth_params
+from callcenter.sip.message import (
     Headers,
     Request,
     Response,

@@ -48,9 +48,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchlib import BENCH, HOST, ROOT, CpuSampler, Server, hot_spots, machine, py_spy  # noqa: E402
+from benchlib import BENCH, HOST, ROOT, CpuSampler, Server, hot_spots, machine, py_spy
 
-from callcenter.sip.message import (  # noqa: E402
+from callcenter.sip.message import (
     Headers,
     Request,
     Response,

@@ -27,9 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from callcenter.media import g711  # noqa: E402
-from callcenter.media.engine import MediaEngine  # noqa: E402
-from callcenter.supervisor.modes import Mode, Role, matrix  # noqa: E402
+from callcenter.media import g711
+from callcenter.media.engine import MediaEngine
+from callcenter.supervisor.modes import Mode, Role, matrix
 
 HOST = "127.0.0.1"
 HEADER = struct.Struct("!BBHII")

@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.helpers import audio, ports  # noqa: E402
-from tests.helpers.server import ServerProcess  # noqa: E402
-from tests.helpers.sipp import SCENARIOS, Sipp, wait_until  # noqa: E402
+from tests.helpers import audio, ports
+from tests.helpers.server import ServerProcess
+from tests.helpers.sipp import SCENARIOS, Sipp, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("rtp_tick_lateness_max_seconds", "rtp_late_ticks_total", "rtp_missed_ticks_total",

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from callcenter.sip.message import Request, Response, parse_message  # noqa: E402
+from callcenter.sip.message import Request, Response, parse_message
 
 SDP = (
     b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"

@@ -13,6 +13,7 @@ import ipaddress
 import os
 import signal
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +179,7 @@ class Application:
                                   sl_seconds={q.name: q.sl_seconds for q in self.cfg.queues})
         self.today.load()
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -314,7 +314,7 @@ class _Session:
                     target = await self._enter(target)
         except CallerHungUp:
             reason = EndReason.CALLER_HANGUP
-        except Exception as exc:  # noqa: BLE001 - never dead air: log, say goodbye
+        except Exception as exc:
             log.exception("ivr failed on call %s", self.call.call_id)
             self.call.event("ivr_error", error=repr(exc), node=self.path[-1] if self.path else "")
             reason = EndReason.ERROR

@@ -33,5 +33,8 @@ say "ruff check ."
 say "lint-imports (the layer rules in pyproject.toml)"
 .venv/bin/lint-imports
 
+say "mypy (strict on callcenter/, ivr/, acd/)"
+"$PY" -m mypy
+
 say "pytest $*"
 exec "$PY" -m pytest -q "$@"

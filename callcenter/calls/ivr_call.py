@@ -92,7 +92,7 @@ class LiveCall:
             if self.leg.channel is not None:
                 self.leg.channel.stop_recording()
         try:  # what the file holds (a silent peer sends nothing), not how long we waited
-            with wave.open(str(path)) as w:
+            with wave.open(str(path), "rb") as w:
                 return round(w.getnframes() / w.getframerate(), 2)
         except (OSError, wave.Error, EOFError):
             return round(time.monotonic() - started, 2)

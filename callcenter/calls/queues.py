@@ -22,7 +22,7 @@ import asyncio
 import dataclasses
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -77,9 +77,9 @@ class _Entry:
 
 
 #: Settings of a configured queue that the ACD engine takes under the same name.
-ENGINE_FIELDS = frozenset(
+ENGINE_FIELDS: set[str] = (
     {f.name for f in dataclasses.fields(QueueConfig)} - {"required_skills", "whisper"}
-) & frozenset(Queue.model_fields)
+) & set(Queue.model_fields)
 
 
 class QueueRunner:
@@ -153,7 +153,7 @@ class QueueRunner:
         for task in list(self._tasks):
             task.cancel()
 
-    def _spawn(self, coro: Any, entry: _Entry | None = None) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Coroutine[Any, Any, Any], entry: _Entry | None = None) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         bucket = entry.tasks if entry is not None else self._tasks
         bucket.add(task)
@@ -180,7 +180,7 @@ class QueueRunner:
                 self._carry_out(action)
                 for listener in self.listeners:
                     listener(action)
-            except Exception:  # noqa: BLE001 - one failed action must not lose the others
+            except Exception:
                 log.exception("acd_action_failed", action=repr(action))
         self._arm()
         return actions
@@ -466,7 +466,7 @@ class QueueRunner:
             finally:
                 for f in ended:
                     f.cancel()
-            by = ev.HungUpBy.CALLER if caller_leg.state is LegState.ENDED else ev.HungUpBy.AGENT
+            by = ev.HungUpBy.CALLER if _gone(caller_leg) else ev.HungUpBy.AGENT
         elif agent_leg.state is LegState.ENDED:
             by = ev.HungUpBy.AGENT
         elif caller_leg is None or caller_leg.state is LegState.ENDED:
@@ -647,3 +647,8 @@ def _round(value: float | None, digits: int) -> float | None:
 def _report_crash(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("acd_task_failed", error=repr(task.exception()), exc_info=task.exception())
+
+
+def _gone(leg: Leg) -> bool:
+    """The leg has ended (a function, so a state checked before an await is read afresh)."""
+    return leg.state is LegState.ENDED

@@ -273,7 +273,7 @@ class PreviewDesk:
             live.flights.pop(flight.attempt, None)
             self.book.done(c.name, r.contact_id)
             raise  # shutting down: recovered as interrupted at the next start
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("preview_call_failed", campaign=c.name, number=number)
         finally:
             runner.calls.pop(call.id, None)
@@ -289,6 +289,7 @@ class PreviewDesk:
         """Ring the agent, then the contact; bridge them. Returns the attempt's outcome."""
         runner, svc, c = self.runner, self.runner.services, live.cfg
         agent, number = flight.agent, flight.contact["number"]
+        assert agent is not None  # a preview flight is reserved for its agent
         bindings = svc.registrar.contacts(agent, svc.now(), reachable_only=True)
         if not bindings:
             log.warning("preview_agent_unreachable", campaign=c.name, agent=agent)

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -142,7 +142,7 @@ class CampaignRunner:
         for task in list(self._tasks):
             task.cancel()
 
-    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -154,7 +154,7 @@ class CampaignRunner:
             for live in self.live.values():
                 try:
                     self._tick(live)
-                except Exception:  # noqa: BLE001 - one bad tick must not stop the dialer
+                except Exception:
                     log.exception("dialer_tick_failed", campaign=live.cfg.name)
             await asyncio.sleep(TICK)
 
@@ -323,7 +323,7 @@ class CampaignRunner:
         except asyncio.CancelledError:
             live.flights.pop(flight.attempt, None)
             raise  # shutting down: the attempt stays open and is recovered as interrupted
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("attempt_failed", campaign=c.name, number=number)
         finally:
             self._by_call.pop(call.id, None)
@@ -376,8 +376,8 @@ class CampaignRunner:
         self.services.publish(events.CallStarted(
             ts=start, call_id=call.id, caller=call.caller, called=call.called,
             source=call.source, direction="outbound", sip_call_id=invite.call_id))
-        call.recorded = True  # type: ignore[attr-defined]
-        call.started_at = start  # type: ignore[attr-defined]
+        call.recorded = True
+        call.started_at = start
 
     async def _answered(
         self, live: Live, flight: Flight, leg: Leg, extra: dict[str, Any]

@@ -322,7 +322,7 @@ class EventBus:
         for handler in list(self._handlers):
             try:
                 handler(event)
-            except Exception:  # noqa: BLE001 - a broken subscriber must not break a call
+            except Exception:
                 self.handler_errors += 1
                 log.exception("event_handler_failed", event_type=event.type,
                               handler=getattr(handler, "__qualname__", repr(handler)))

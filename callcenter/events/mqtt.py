@@ -203,7 +203,7 @@ class MqttSink:
                                 dropped=self.dropped)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the sink must never take the server down
+            except Exception:
                 log.exception("mqtt_sink_failed", broker=self.url)
             finally:
                 self.connected = False

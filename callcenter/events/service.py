@@ -108,7 +108,7 @@ class Events:
 
             m = cfg.mqtt
             self.mqtt = MqttSink(
-                m.url, username=m.username, password=m.password, client_id=m.client_id,
+                cfg.mqtt.url, username=m.username, password=m.password, client_id=m.client_id,
                 topic_prefix=m.topic_prefix, backlog=m.backlog,
                 tls_ca=str(m.tls_ca) if m.tls_ca else None, tls_insecure=m.tls_insecure,
                 keepalive=m.keepalive,

@@ -220,7 +220,7 @@ class SipStack:
         while (event := layer.next_event()) is not None:
             try:
                 self._dispatch(event)
-            except Exception:  # noqa: BLE001 - one callback's bug must not stop the stack
+            except Exception:
                 log.exception("sip_event_failed", kind=type(event).__name__)
         self.flush()
 

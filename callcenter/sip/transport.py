@@ -140,7 +140,7 @@ class Transports:
     def _deliver(self, data: bytes, source: Address, transport: str) -> None:
         try:
             self.on_message(data, source, transport)
-        except Exception:  # noqa: BLE001 - a bad packet never ends the receive loop
+        except Exception:
             log.exception("sip_receive_failed", source=f"{source[0]}:{source[1]}")
 
     def send(self, data: bytes, dest: Address, transport: str) -> None:

@@ -176,7 +176,7 @@ class HttpServer:
             return result
         except HttpError as exc:
             return HttpResponse.json({"error": exc.message}, exc.status)
-        except Exception:  # noqa: BLE001 - a handler bug is a 500, not a dead server
+        except Exception:
             log.exception("http_handler_failed", path=request.path)
             return HttpResponse.json({"error": "internal error"}, 500)
 

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import callcenter.app  # noqa: E402,F401,I001  (every module describes its routes on import)
+import callcenter.app  # noqa: F401  (every module describes its routes on import)
 from callcenter.cli import load_setup
 from callcenter.log import configure_logging
 from callcenter.store.records import CallRecord
