@@ -34,7 +34,13 @@ from callcenter.media.engine import MediaEngine
 from callcenter.media.prompts import PromptCache
 from callcenter.report.today import TodayFigures
 from callcenter.sip.auth import DigestAuthenticator, FailureLimiter
-from callcenter.sip.errors import CallDoesNotExist, MethodNotAllowed, NotAcceptableHere, SipError
+from callcenter.sip.errors import (
+    CallDoesNotExist,
+    MethodNotAllowed,
+    NotAcceptableHere,
+    ServiceUnavailable,
+    SipError,
+)
 from callcenter.sip.message import Request
 from callcenter.sip.registrar import Registrar
 from callcenter.sip.registrar_service import BindingChanged, RegistrarService
@@ -53,6 +59,8 @@ from ivr.watcher import DialplanWatcher
 log = structlog.get_logger("app")
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
+#: Retry-After (seconds) of the 503 a draining server answers: about one restart
+RETRY_AFTER = 10
 
 
 class Application:
@@ -126,11 +134,14 @@ class Application:
             cfg=cfg, now=self.now, clock=self.clock, load=self.load, stack=self.stack,
             registrar=self.registrar, b2bua=self.b2bua, media=self.media, store=self.store, events=self.events,
             queues=self.queues, supervisor=self.supervisor, dialer=self.dialer,
-            watcher=self.watcher,
+            watcher=self.watcher, drain=self.drain, draining=lambda: self.draining,
         ))
         self.http = HttpServer(self.api.router, host=cfg.http.listen, port=cfg.http.port)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._stopping = asyncio.Event()
+        self.draining = False  #: new INVITEs and OPTIONS get 503; calls in progress go on
+        self._drain_asked = asyncio.Event()
+        self._invites = 0  #: INVITE handlers running (a call's flow runs in its handler)
+        self._idle = asyncio.Event()  #: set when the last call is over during a drain
 
     # ------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -154,6 +165,28 @@ class Application:
             lines=[line.number for line in self.dialplan.lines], users=len(self.cfg.users),
             clock=self.clock.now().isoformat(timespec="seconds"),
         )
+
+    def drain(self) -> None:
+        """Take no new calls and place none; ``until_drained`` returns once those in progress
+        have ended (or ``drain_timeout`` passed), and the process stops."""
+        if self.draining:
+            return
+        self.draining = True
+        self.dialer.stop_dialling()
+        log.info("server_draining", calls=len(self.b2bua.calls), timeout=self.cfg.drain_timeout)
+        self._drain_asked.set()
+
+    async def until_drained(self, stop_now: asyncio.Event) -> None:
+        """Serve until a drain is asked, then until no call is left, ``drain_timeout`` has
+        passed or ``stop_now`` is set (a second signal)."""
+        await self._drain_asked.wait()
+        if self.b2bua.calls or self._invites:
+            waits = [asyncio.ensure_future(e.wait()) for e in (self._idle, stop_now)]
+            await asyncio.wait(waits, timeout=self.cfg.drain_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+        log.info("server_drained", calls_left=len(self.b2bua.calls))
 
     async def stop(self) -> None:
         log.info("server_stopping", calls=len(self.b2bua.calls))
@@ -196,12 +229,16 @@ class Application:
     async def _watch_dialplans(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            result = self.watcher.poll()
-            if isinstance(result, DialplanError):
-                log.error("dialplan_reload_failed", errors=result.errors,
-                          kept="the previous dialplan stays active")
-            elif result is not None:
-                log.info("dialplan_reloaded", lines=[line.number for line in result.lines])
+            self.reload()
+
+    def reload(self) -> None:
+        """Re-read what changed on disk now (SIGHUP, systemd's ExecReload); also every second."""
+        result = self.watcher.poll()
+        if isinstance(result, DialplanError):
+            log.error("dialplan_reload_failed", errors=result.errors,
+                      kept="the previous dialplan stays active")
+        elif result is not None:
+            log.info("dialplan_reloaded", lines=[line.number for line in result.lines])
 
     async def _watch_loop_lag(self) -> None:
         """How late the loop wakes a sleeper: the delay every call and RTP tick also sees."""
@@ -223,6 +260,9 @@ class Application:
             await self.b2bua.on_in_dialog(sreq)
         elif method == "ACK":
             return  # ACK for a 2xx of a dialog we no longer know: nothing to do
+        elif self.draining and method in ("INVITE", "OPTIONS"):
+            # a load balancer that probes with OPTIONS stops sending here too (RFC 3261 §21.5.4)
+            raise ServiceUnavailable("draining", headers={"Retry-After": str(RETRY_AFTER)})
         elif method == "REGISTER":
             self.registration.on_register(sreq)
         elif method == "OPTIONS":
@@ -230,7 +270,12 @@ class Application:
                 "Allow": ALLOW, "Accept": "application/sdp",
             })
         elif method == "INVITE":
-            await self.on_invite(sreq)
+            self._invites += 1
+            try:
+                await self.on_invite(sreq)
+            finally:
+                self._invites -= 1
+                self._check_drained()
         elif method in ("BYE", "INFO"):
             raise CallDoesNotExist(f"{method} outside a dialog")
         else:
@@ -385,7 +430,12 @@ class Application:
         if agent is not None:
             self.events.publish(events.CallAnswered(call_id=call.id, agent=agent.party))
 
+    def _check_drained(self) -> None:
+        if self.draining and not self.b2bua.calls and not self._invites:
+            self._idle.set()
+
     def _call_ended(self, call: Call) -> None:
+        self._check_drained()
         if not call.recorded:
             return
         cause = call.hangup_cause or HangupCause.NORMAL
@@ -434,11 +484,19 @@ async def serve(cfg: Config, dialplan: Dialplan, clock: ServerClock | None = Non
     app = Application(cfg, dialplan, clock=clock)
     await app.start()
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    stop_now = asyncio.Event()
+
+    def on_signal() -> None:  # the first drains, a second stops without waiting for calls
+        if app.draining:
+            stop_now.set()
+        app.drain()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+            loop.add_signal_handler(sig, on_signal)
+    with contextlib.suppress(NotImplementedError, AttributeError):  # no SIGHUP on Windows
+        loop.add_signal_handler(signal.SIGHUP, app.reload)
+    await app.until_drained(stop_now)
     await app.stop()
     log.info("server_stopped")
 

@@ -1,4 +1,5 @@
-"""The ``callcenter`` command: ``serve`` runs the server, ``check`` validates the setup.
+"""The ``callcenter`` command: ``serve`` runs the server, ``check`` validates the setup,
+``drain`` asks a running server to stop once its calls have ended.
 
 Exit codes: 0 success, 1 invalid configuration or dialplan, 2 usage error (bad option,
 config file not found).
@@ -9,13 +10,24 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import json
+import os
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 from callcenter import config as config_mod
-from callcenter.config import Config, ConfigError, apply_overrides, check_warnings, load_config
+from callcenter.config import (
+    Config,
+    ConfigError,
+    apply_env,
+    apply_overrides,
+    check_warnings,
+    load_config,
+)
 from callcenter.log import LEVELS, configure_logging, get_logger
 from ivr.clock import ServerClock, clock_arg
 from ivr.dialplan import Dialplan, load_dialplans
@@ -78,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validate the configuration and dialplans; exit 1 with file:line errors.",
     )
     check.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+    drain = sub.add_parser(
+        "drain", help="stop a running server once its calls have ended",
+        description="As SIGTERM: the server answers new calls 503, lets the calls in progress "
+        "end (at most drain_timeout), then exits. Uses POST /api/drain with an admin token.")
+    drain.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+    drain.add_argument("--http-port", type=_port, metavar="N", help="override http.port")
     importlib.import_module("callcenter.report.cli").register(sub)
     importlib.import_module("callcenter.dialer.importer").register(sub)
 
@@ -108,7 +126,7 @@ def _read_config(path: Path | None) -> Config:
             f"config file {str(path)!r} {what}; pass an existing file to --config, "
             "or leave --config out to use the built-in defaults"
         )
-    cfg = load_config(path)
+    cfg = apply_env(load_config(path), os.environ)
     if path is None:
         cfg = _shipped_data_fallback(cfg)
     return cfg
@@ -201,12 +219,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_drain(args: argparse.Namespace) -> int:
+    """``callcenter drain``: the server's address and an admin token come from the config
+    (and the environment's ``CALLCENTER_HTTP_TOKENS``)."""
+    try:
+        cfg = _read_config(args.config)
+    except ConfigError as exc:
+        _print_errors(exc.errors, sys.stderr)
+        return 1
+    token = next((t.token for t in cfg.http.tokens if t.role == "admin"), None)
+    if token is None:
+        print(f"{PROG}: no admin token in http.tokens", file=sys.stderr)
+        return 1
+    host = "127.0.0.1" if cfg.http.listen in ("0.0.0.0", "::") else cfg.http.listen
+    url = f"http://{host}:{args.http_port or cfg.http.port}/api/drain"
+    req = urllib.request.Request(url, method="POST", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            answer = json.loads(resp.read())
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"{PROG}: {url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+        return 1
+    print(f"draining: {answer['calls_in_progress']} calls in progress, the server stops when "
+          f"they end (at most {answer['drain_timeout']:g} s)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``callcenter`` console script and ``python -m callcenter``."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "check":
             return cmd_check(args)
+        if args.command == "drain":
+            return cmd_drain(args)
         if args.command in ("simulate", "report", "campaign"):
             return int(args.run(args))
         return cmd_serve(args)

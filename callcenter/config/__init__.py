@@ -10,6 +10,7 @@ from callcenter.config.checks import DEMO_PASSWORDS, DEMO_TOKENS, check_warnings
 from callcenter.config.load import (
     DEFAULT_CONFIG_NAME,
     DEFAULT_CONFIG_YAML,
+    apply_env,
     apply_overrides,
     load_config,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "Trunk",
     "User",
     "YamlDocument",
+    "apply_env",
     "apply_overrides",
     "check_warnings",
     "load_config",

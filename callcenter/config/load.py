@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from callcenter.config.checks import semantic_checks
-from callcenter.config.models import Config
+from callcenter.config.models import ApiToken, Config
 from ivr.yamldoc import ConfigError, load_yaml, validate_document
 
 #: The embedded configuration (the same text as the repository's config.yaml).
@@ -80,3 +84,44 @@ def apply_overrides(
         update["logging"] = cfg.logging.model_copy(update=log_update)
     # Re-validate so an override cannot smuggle in an invalid value.
     return Config.model_validate(cfg.model_copy(update=update).model_dump())
+
+
+#: secrets that may come from the environment instead of the file (systemd's
+#: EnvironmentFile=, a container's secrets): the variable replaces the file's value
+ENV_TOKENS = "CALLCENTER_HTTP_TOKENS"  # token[:role[:name]], comma-separated
+ENV_MQTT_PASSWORD = "CALLCENTER_MQTT_PASSWORD"
+_ENV_USER_PASSWORD = re.compile(r"^CALLCENTER_USER_(.+)_PASSWORD$")  # ..._1001_PASSWORD
+
+
+def apply_env(cfg: Config, env: Mapping[str, str]) -> Config:
+    """Return ``cfg`` with the secrets of ``env`` (see ``ENV_*``) in place; a variable that
+    names no user or holds a bad token raises ConfigError naming the variable."""
+    errors: list[str] = []
+    update: dict[str, Any] = {}
+    if ENV_TOKENS in env:
+        tokens = []
+        for i, item in enumerate(filter(None, (x.strip() for x in env[ENV_TOKENS].split(",")))):
+            token, _, rest = item.partition(":")
+            role, _, name = rest.partition(":")
+            try:
+                tokens.append(ApiToken.model_validate(
+                    {"token": token, "role": role or "read", "name": name}))
+            except ValidationError as exc:
+                errors.append(f"{ENV_TOKENS}: token {i + 1}: expected token[:admin|read[:name]]"
+                              f" with a token of 8 characters or more ({exc.errors()[0]['msg']})")
+        update["http"] = cfg.http.model_copy(update={"tokens": tokens})
+    if ENV_MQTT_PASSWORD in env:
+        mqtt = cfg.events.mqtt.model_copy(update={"password": env[ENV_MQTT_PASSWORD]})
+        update["events"] = cfg.events.model_copy(update={"mqtt": mqtt})
+    passwords = {m.group(1): value for key, value in env.items()
+                 if (m := _ENV_USER_PASSWORD.match(key))}
+    for user in sorted(set(passwords) - {u.user for u in cfg.users}):
+        errors.append(f"CALLCENTER_USER_{user}_PASSWORD: no user {user!r} in the configuration")
+    if any(not p for p in passwords.values()):
+        errors.append("CALLCENTER_USER_*_PASSWORD: a password may not be empty")
+    if errors:
+        raise ConfigError(errors)
+    if passwords:
+        update["users"] = [u.model_copy(update={"password": passwords.get(u.user, u.password)})
+                           for u in cfg.users]
+    return cfg.model_copy(update=update) if update else cfg

@@ -352,6 +352,9 @@ class Config(_Model):
     sounds: Path = Path("sounds")
     dialplans: Path = Path("dialplans")
     timezone: str = "Europe/Warsaw"
+    #: seconds a drain (SIGTERM, ``callcenter drain``) lets calls in progress go on before
+    #: the server stops and hangs up the rest; 0 = stop at once
+    drain_timeout: float = Field(default=300, ge=0)
     users: list[User] = []
     trunks: list[Trunk] = []
     queues: list[Queue] = []

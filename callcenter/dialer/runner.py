@@ -108,6 +108,7 @@ class CampaignRunner:
         self._by_call: dict[str, Flight] = {}
         self.calls: dict[str, tuple[Live, Call]] = {}  #: Call.id -> campaign calls going on
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._pacing: asyncio.Task[Any] | None = None  #: the loop that places calls
         for c in cfg.campaigns:
             options = {"ratio": c.ratio} if c.mode == "power" else {}
             mode = "progressive" if c.mode == "preview" else c.mode  # never asked: see _tick
@@ -134,8 +135,13 @@ class CampaignRunner:
                 live.ledger.record(t, abandoned=abandoned)
                 if abandoned and wall - t < REDIAL_BLOCK_SECONDS:
                     live.guard.record_abandon(number, t)
-        self.spawn(self._loop())
+        self._pacing = self.spawn(self._loop())
         log.info("dialer_started", campaigns={n: x.running for n, x in self.live.items()})
+
+    def stop_dialling(self) -> None:
+        """Place no more calls (a drain): the calls in progress go on to their end."""
+        if self._pacing is not None:
+            self._pacing.cancel()
 
     async def close(self) -> None:
         """Stop dialling; attempts still open are closed as interrupted at the next start."""

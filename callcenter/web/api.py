@@ -72,6 +72,8 @@ class Server:
     supervisor: SupervisorService
     dialer: CampaignRunner
     watcher: DialplanWatcher
+    drain: Callable[[], None]  #: stop taking calls; the process exits once they have ended
+    draining: Callable[[], bool]
 
 
 class Api:
@@ -85,6 +87,7 @@ class Api:
         self.router = r = Router()
         r.add("GET", "/api/health", self.health)
         r.add("GET", "/metrics", self.metrics)
+        r.add("POST", "/api/drain", self.drain)
         r.add("GET", "/api/calls", self.calls)
         r.add("GET", "/api/calls/{id}", self.call)
         r.add("GET", "/api/registrations", self.registrations)
@@ -100,12 +103,21 @@ class Api:
     # --------------------------------------------------------------- routes
     def health(self, req: HttpRequest) -> HttpResponse:
         srv = self.server
+        draining = srv.draining()  # 503: an HTTP health check stops sending calls here
         return HttpResponse.json({
-            "status": "ok",
+            "status": "draining" if draining else "ok",
             "uptime": round(time.time() - self.started, 1),
             "calls_in_progress": len(srv.b2bua.calls),
             "registrations": len(srv.registrar.all_bindings()),
-        })
+        }, 503 if draining else 200)
+
+    def drain(self, req: HttpRequest) -> HttpResponse:
+        """``callcenter drain``: as SIGTERM, new calls get 503 and the server stops once the
+        calls in progress end (or ``drain_timeout`` passes)."""
+        self.auth.require(req, "admin")
+        self.server.drain()
+        return HttpResponse.json({"status": "draining", "calls_in_progress": len(
+            self.server.b2bua.calls), "drain_timeout": self.server.cfg.drain_timeout}, 202)
 
     def calls(self, req: HttpRequest) -> HttpResponse:
         self.auth.require(req)

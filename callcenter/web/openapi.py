@@ -51,6 +51,12 @@ def _op(summary: str, ok: dict[str, Any], *, secured: bool = True, admin: bool =
     return op
 
 
+_HEALTH = _json({"type": "object", "properties": {
+    "status": {"enum": ["ok", "draining"]}, "uptime": {"type": "number"},
+    "calls_in_progress": {"type": "integer"},
+    "registrations": {"type": "integer"}}, "required": ["status"]})
+
+
 def _q(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": required, "schema": schema,
             "description": description}
@@ -153,13 +159,18 @@ def _supervisor_paths() -> dict[str, Any]:
 def spec() -> dict[str, Any]:
     """The OpenAPI document."""
     paths: dict[str, Any] = {
-        "/api/health": {"get": _op(
-            "Liveness: status, uptime, calls in progress, registrations",
-            _json({"type": "object", "properties": {
-                "status": {"const": "ok"}, "uptime": {"type": "number"},
-                "calls_in_progress": {"type": "integer"},
-                "registrations": {"type": "integer"}}, "required": ["status"]}),
-            secured=False)},
+        "/api/health": {"get": {
+            "summary": "Liveness: status, uptime, calls in progress, registrations",
+            "security": [], "responses": {
+                "200": _HEALTH, "503": {**_HEALTH, "description": "draining: no new calls"}}}},
+        "/api/drain": {"post": {
+            "summary": "Drain, as SIGTERM: new calls get 503, the server stops once the calls "
+                       "in progress end or drain_timeout passes",
+            "responses": {"202": _json({"type": "object", "properties": {
+                "status": {"const": "draining"}, "calls_in_progress": {"type": "integer"},
+                "drain_timeout": {"type": "number"}}}, "draining"),
+                "401": _err("missing or unknown bearer token"),
+                "403": _err("the token may only read")}}},
         "/api/openapi.json": {"get": _op("This document", _json({"type": "object"}),
                                          secured=False)},
         "/api/calls": {"get": _op(

@@ -55,6 +55,7 @@ CDR_COLUMNS = (
 PATH_KEYS = ("sounds", "dialplans")
 STAND_IN_ENV = "CALLCENTER_TEST_SERVER_CMD"
 RTP_PORTS = 200
+DRAIN_TIMEOUT = 2  #: seconds (the shipped 300 would outlast stop_timeout); overrides may raise it
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -68,8 +69,8 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 class ServerProcess:
-    """The server under test: started on __enter__, stopped on __exit__ (SIGTERM, then SIGKILL
-    after `stop_timeout`).
+    """The server under test: started on __enter__, stopped on __exit__ (SIGTERM, which drains
+    for up to `DRAIN_TIMEOUT` while calls are up, then SIGKILL after `stop_timeout`).
 
     Ready means it answers OPTIONS *and* has logged `server_started`: SIP answers as soon as its
     socket is bound, while the queues, today's figures and the dialer's crash recovery come
@@ -135,6 +136,8 @@ class ServerProcess:
                 "media": {"rtp_port_min": self.rtp.base, "rtp_port_max": self.rtp.last},
                 "database": str(self.db_path),
                 "logging": {"format": "json", "file": None},
+                # SIGTERM drains: calls a test's peers left up may hold the stop this long
+                "drain_timeout": DRAIN_TIMEOUT,
             },
         )
         data = _merge(data, self.overrides)
