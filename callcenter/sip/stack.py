@@ -99,6 +99,7 @@ class _Pending:
     on_provisional: Callable[[Response], None] | None
     on_retransmitted_2xx: Callable[[Response], None] | None = None
     responses: list[Response] = field(default_factory=list)
+    started: float = 0.0  #: loop time the request went out
 
 
 Handler = Callable[[ServerRequest], Awaitable[None] | None]
@@ -129,6 +130,8 @@ class SipStack:
         self._timer_at: float | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stats = {"received": 0, "parse_errors": 0, "sent": 0}
+        #: (method, "2xx".."6xx" or "timeout", seconds) of each request we sent, once answered
+        self.on_transaction: Callable[[str, str, float], None] | None = None
         # Every message at debug; structlog's own loggers (logging not configured yet, as in
         # tests) have no isEnabledFor: no trace then.
         enabled_for = getattr(structlog.get_logger("sip"), "isEnabledFor", None)
@@ -243,6 +246,7 @@ class SipStack:
             else:
                 pending = self._pending.pop(event.key, None)
                 if pending and not pending.future.done():
+                    self._transaction_done(event.key, pending, "timeout")
                     pending.future.set_exception(RequestTimeout(event.request.method))
         elif isinstance(event, AckTimeout):
             self.on_ack_timeout(event)
@@ -266,6 +270,7 @@ class SipStack:
             if 200 <= resp.status < 300 and pending.on_retransmitted_2xx:
                 pending.on_retransmitted_2xx(resp)
             return
+        self._transaction_done(key, pending, f"{resp.status // 100}xx")
         pending.future.set_result(resp)
         if 200 <= resp.status < 300 and key.method == "INVITE" and self.loop is not None:
             # Kept for the 2xx retransmissions (each needs our ACK again) while the layer keeps
@@ -273,6 +278,10 @@ class SipStack:
             self.loop.call_later(64 * self.layer.t1, self._pending.pop, key, None)
         else:
             self._pending.pop(key, None)
+
+    def _transaction_done(self, key: TxKey, pending: _Pending, outcome: str) -> None:
+        if self.on_transaction is not None:
+            self.on_transaction(key.method, outcome, self.now() - pending.started)
 
     # ----------------------------------------------------------------- output
     def flush(self) -> None:
@@ -312,7 +321,8 @@ class SipStack:
             req.headers.add("User-Agent", self.user_agent)
         key = self.layer.send_request(req, dest, transport, self.now())
         fut: asyncio.Future[Response] = self.loop.create_future()
-        self._pending[key] = _Pending(fut, on_provisional, on_retransmitted_2xx)
+        self._pending[key] = _Pending(fut, on_provisional, on_retransmitted_2xx,
+                                      started=self.now())
         self.flush()
         return key, fut
 

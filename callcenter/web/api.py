@@ -6,16 +6,18 @@ with a token from ``http.tokens``; routes that change things need an ``admin`` t
 
 from __future__ import annotations
 
-import collections
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from callcenter.report import stats
 from callcenter.web import acd_api, campaign_api, dialplan_api, events_api, supervisor_api
 from callcenter.web.auth import Auth
 from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
+from callcenter.web.metrics import CONTENT_TYPE, Load, Metrics, Sources
+
+__all__ = ["Api", "Load", "Server"]
 
 if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
@@ -30,28 +32,6 @@ if TYPE_CHECKING:
     from callcenter.supervisor.service import SupervisorService
     from ivr.clock import ServerClock
     from ivr.watcher import DialplanWatcher
-
-
-@dataclass
-class Load:
-    """How busy the process is, for ``/metrics``: app.py counts calls and samples the loop."""
-
-    calls_started: int = 0
-    loop_lag: float = 0.0  #: how late the loop last woke a 0.5 s sleeper
-    loop_lag_max: float = 0.0
-    starts: collections.deque[float] = field(
-        default_factory=lambda: collections.deque(maxlen=100_000))
-
-    def call_started(self, now: float) -> None:
-        self.calls_started += 1
-        self.starts.append(now)
-
-    def calls_per_second(self, now: float, window: float = 60.0) -> float:
-        """New calls per second over the last ``window`` seconds."""
-        since = now - window
-        while self.starts and self.starts[0] < since:
-            self.starts.popleft()
-        return len(self.starts) / window
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,9 +64,13 @@ class Api:
         self.server = server
         self.auth = Auth({t.token: t.role for t in server.cfg.http.tokens})
         self.started = time.time()
+        self.metrics = Metrics(Sources(
+            now=server.now, load=server.load, stack=server.stack, registrar=server.registrar,
+            b2bua=server.b2bua, media=server.media, queues=server.queues))
+        server.events.bus.subscribe(self.metrics.on_event)
         self.router = r = Router()
         r.add("GET", "/api/health", self.health)
-        r.add("GET", "/metrics", self.metrics)
+        r.add("GET", "/metrics", self.scrape)
         r.add("POST", "/api/drain", self.drain)
         r.add("GET", "/api/calls", self.calls)
         r.add("GET", "/api/calls/{id}", self.call)
@@ -148,59 +132,8 @@ class Api:
             for b in self.server.registrar.all_bindings()
         ])
 
-    def metrics(self, req: HttpRequest) -> HttpResponse:
-        srv = self.server
-        media = srv.media.stats
-        lines = [
-            "# TYPE callcenter_calls_in_progress gauge",
-            f"callcenter_calls_in_progress {len(srv.b2bua.calls)}",
-            "# TYPE callcenter_registrations gauge",
-            f"callcenter_registrations {len(srv.registrar.all_bindings())}",
-            "# TYPE callcenter_sip_messages_received_total counter",
-            f"callcenter_sip_messages_received_total {srv.stack.stats['received']}",
-            "# TYPE callcenter_sip_parse_errors_total counter",
-            f"callcenter_sip_parse_errors_total {srv.stack.stats['parse_errors']}",
-            "# TYPE callcenter_calls_total counter",
-            f"callcenter_calls_total {srv.load.calls_started}",
-        ]
-        lines += [
-            "# HELP callcenter_calls_per_second new calls per second over the last minute",
-            "# TYPE callcenter_calls_per_second gauge",
-            f"callcenter_calls_per_second {srv.load.calls_per_second(srv.now()):.3f}",
-            "# HELP callcenter_event_loop_lag_seconds how late the loop woke a 0.5 s sleeper",
-            "# TYPE callcenter_event_loop_lag_seconds gauge",
-            f"callcenter_event_loop_lag_seconds {srv.load.loop_lag:.4f}",
-            "# TYPE callcenter_event_loop_lag_max_seconds gauge",
-            f"callcenter_event_loop_lag_max_seconds {srv.load.loop_lag_max:.4f}",
-        ]
-        engine = srv.queues.engine
-        if engine is not None:
-            now = srv.now()
-            rows = [engine.stats(q, now) for q in engine.queue_names]
-            for metric, attr, kind in (
-                ("queue_waiting", "waiting", "gauge"),
-                ("queue_longest_wait_seconds", "longest_wait", "gauge"),
-                ("queue_offered_total", "offered", "counter"),
-                ("queue_answered_total", "answered", "counter"),
-                ("queue_abandoned_total", "abandoned", "counter"),
-                ("queue_service_level", "service_level", "gauge"),
-            ):
-                lines.append(f"# TYPE callcenter_{metric} {kind}")
-                for st in rows:
-                    value = getattr(st, attr)
-                    if value is not None:
-                        lines.append(f'callcenter_{metric}{{queue="{st.queue}"}} {value:g}')
-        for name in ("ticks", "late_ticks", "missed_ticks", "channels"):
-            value = getattr(media, name, None)
-            if value is not None:
-                kind = "gauge" if name == "channels" else "counter"
-                suffix = "" if kind == "gauge" else "_total"
-                lines += [f"# TYPE callcenter_rtp_{name}{suffix} {kind}",
-                          f"callcenter_rtp_{name}{suffix} {value}"]
-        lines += ["# HELP callcenter_rtp_tick_lateness_max_seconds worst media clock tick so far",
-                  "# TYPE callcenter_rtp_tick_lateness_max_seconds gauge",
-                  f"callcenter_rtp_tick_lateness_max_seconds {media.max_lateness:.4f}"]
-        return HttpResponse.text("\n".join(lines) + "\n", "text/plain; version=0.0.4")
+    def scrape(self, req: HttpRequest) -> HttpResponse:
+        return HttpResponse(200, self.metrics.text(), CONTENT_TYPE)
 
     @staticmethod
     def _live_call(call: Any) -> dict[str, Any]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import urllib.error
 import urllib.request
 from typing import Any
 
+from tests.conftest import require_binary
 from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import wait_until
 
@@ -60,16 +62,27 @@ def metrics(server: ServerProcess) -> dict[str, str]:
 
 def test_metrics_are_prometheus_text(server: ServerProcess) -> None:
     values = metrics(server)
-    assert values["callcenter_calls_in_progress"] == "0"
-    assert int(values["callcenter_sip_messages_received_total"]) >= 1  # the readiness OPTIONS
+    assert float(values["callcenter_calls_in_progress"]) == 0
+    assert float(values["callcenter_sip_messages_received_total"]) >= 1  # the readiness OPTIONS
     # the media clock runs: its first tick may come after the server is ready, so wait for it
-    assert wait_until(lambda: int(metrics(server)["callcenter_rtp_ticks_total"]) > 0, 10), (
+    assert wait_until(lambda: float(metrics(server)["callcenter_rtp_ticks_total"]) > 0, 10), (
         metrics(server)["callcenter_rtp_ticks_total"]
     )
     assert float(values["callcenter_calls_per_second"]) == 0.0
     assert float(values["callcenter_event_loop_lag_seconds"]) >= 0.0
-    assert values['callcenter_queue_waiting{queue="sales"}'] == "0"
+    assert float(values['callcenter_queue_waiting{queue="sales"}']) == 0
     assert 'callcenter_queue_offered_total{queue="support"}' in values
+    assert float(values['callcenter_queue_agents{queue="sales",state="logged_out"}']) == 0
+    assert float(values["process_resident_memory_bytes"]) > 0
+
+
+def test_metrics_pass_promtool(server: ServerProcess) -> None:
+    """Debian's prometheus package checks the exposition (format and naming lints)."""
+    promtool = require_binary("promtool")
+    _, text = get(server, "/metrics")
+    done = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def post(server: ServerProcess, path: str, token: str | None = None) -> tuple[int, Any]:
