@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     drain.add_argument("--config", type=Path, metavar="FILE", help=config_help)
     drain.add_argument("--http-port", type=_port, metavar="N", help="override http.port")
     importlib.import_module("callcenter.report.cli").register(sub)
+    importlib.import_module("callcenter.report.queue_log").register(sub)
     importlib.import_module("callcenter.dialer.importer").register(sub)
 
     simulate = sub.add_parser(
@@ -253,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_check(args)
         if args.command == "drain":
             return cmd_drain(args)
-        if args.command in ("simulate", "report", "campaign"):
+        if args.command in ("simulate", "report", "queue-log", "campaign"):
             return int(args.run(args))
         return cmd_serve(args)
     except UsageError as exc:

@@ -13,9 +13,12 @@ import sqlite3
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callcenter.report import stats
+
+if TYPE_CHECKING:
+    from callcenter.config import Config
 
 __all__ = ["register", "run"]
 
@@ -138,22 +141,32 @@ def render_png(data: dict[str, Any], title: str) -> bytes:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def open_days(args: argparse.Namespace, prog: str) -> tuple[Config, Path, date, date] | int:
+    """The config, database and first and last day of a report command, or its exit status
+    (after the message) when one of them is wrong."""
     from callcenter.config import ConfigError, load_config
 
     first, last = args.date_from, args.date_to or args.date_from
     if last < first:
-        print("callcenter report: --to is before --from", file=sys.stderr)
+        print(f"callcenter {prog}: --to is before --from", file=sys.stderr)
         return 2
     try:
         cfg = load_config(args.config)
     except (ConfigError, FileNotFoundError) as exc:
-        print(f"callcenter report: {exc}", file=sys.stderr)
+        print(f"callcenter {prog}: {exc}", file=sys.stderr)
         return 1
-    db = args.db or cfg.database
-    if not Path(db).is_file():
-        print(f"callcenter report: no database at {db}", file=sys.stderr)
+    db = Path(args.db or cfg.database)
+    if not db.is_file():
+        print(f"callcenter {prog}: no database at {db}", file=sys.stderr)
         return 2
+    return cfg, db, first, last
+
+
+def run(args: argparse.Namespace) -> int:
+    opened = open_days(args, "report")
+    if isinstance(opened, int):
+        return opened
+    cfg, db, first, last = opened
     if args.format == "png" and args.out is None:
         print("callcenter report: --format png needs --out FILE", file=sys.stderr)
         return 2
@@ -171,7 +184,12 @@ def run(args: argparse.Namespace) -> int:
         args.out.write_bytes(render_png(data, f"calls and SL {span}"))
         print(f"wrote {args.out}")
         return 0
-    text = render_table(data, title) if args.format == "table" else render_csv(data)
+    return write_out(args, render_table(data, title) if args.format == "table"
+                     else render_csv(data))
+
+
+def write_out(args: argparse.Namespace, text: str) -> int:
+    """``text`` to ``--out`` (saying so) or to stdout."""
     if args.out is not None:
         args.out.write_text(text, encoding="utf-8")
         print(f"wrote {args.out}")
