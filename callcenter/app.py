@@ -34,12 +34,13 @@ from callcenter.media.engine import MediaEngine
 from callcenter.media.prompts import PromptCache
 from callcenter.report.today import TodayFigures
 from callcenter.sip.auth import DigestAuthenticator, FailureLimiter
-from callcenter.sip.errors import CallDoesNotExist, MethodNotAllowed, NotAcceptableHere, SipError
+from callcenter.sip.errors import Forbidden, NotFound, SipError, UnsupportedMediaType
 from callcenter.sip.message import Request
 from callcenter.sip.registrar import Registrar
 from callcenter.sip.registrar_service import BindingChanged, RegistrarService
 from callcenter.sip.stack import ServerRequest, SipStack
 from callcenter.sip.uri import SipUri
+from callcenter.sip.useragent import Handlers, dispatch
 from callcenter.store.db import Store
 from callcenter.store.ivr import IvrStore
 from callcenter.supervisor.service import SupervisorService
@@ -52,7 +53,6 @@ from ivr.watcher import DialplanWatcher
 
 log = structlog.get_logger("app")
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
 
 
 class Application:
@@ -107,6 +107,9 @@ class Application:
             codecs=tuple(cfg.media.codecs), on_call_end=self._call_ended,
             session_refresh=float(sip.session_refresh),
         )
+        self.handlers = Handlers(invite=self.on_invite, in_dialog=self.b2bua.on_in_dialog,
+                                 cancel=self.b2bua.on_cancel,
+                                 register=self.registration.on_register)
         self.queues = QueueRunner(
             cfg=cfg, b2bua=self.b2bua, registrar=self.registrar, prompts=self.prompts,
             now=self.now,
@@ -215,26 +218,7 @@ class Application:
 
     # ------------------------------------------------------------- dispatch
     async def handle(self, sreq: ServerRequest) -> None:
-        req = sreq.request
-        method = req.method
-        if method == "CANCEL":
-            self.b2bua.on_cancel(sreq)
-        elif req.to_tag is not None and method != "REGISTER":
-            await self.b2bua.on_in_dialog(sreq)
-        elif method == "ACK":
-            return  # ACK for a 2xx of a dialog we no longer know: nothing to do
-        elif method == "REGISTER":
-            self.registration.on_register(sreq)
-        elif method == "OPTIONS":
-            sreq.respond(200, headers={
-                "Allow": ALLOW, "Accept": "application/sdp",
-            })
-        elif method == "INVITE":
-            await self.on_invite(sreq)
-        elif method in ("BYE", "INFO"):
-            raise CallDoesNotExist(f"{method} outside a dialog")
-        else:
-            raise MethodNotAllowed(ALLOW)
+        await dispatch(sreq, self.handlers)
 
     # ------------------------------------------------------------------ calls
     def _trunk_for(self, ip: str) -> str | None:
@@ -252,10 +236,7 @@ class Application:
         caller = (from_uri.user if isinstance(from_uri, SipUri) else None) or "anonymous"
         user: str | None = None
         if trunk is None or self.registration.is_user_signalling(req, sreq.source):
-            user = self.registration.authenticate(sreq, proxy=True)
-            if user is None:
-                return
-            caller = user
+            user = caller = self.registration.authenticate(sreq, proxy=True)
         ruri = req.request_uri
         called = (ruri.user if isinstance(ruri, SipUri) else None) or ""
         source = f"user:{user}" if user else f"trunk:{trunk}"
@@ -277,34 +258,15 @@ class Application:
         leg = self.b2bua.new_inbound(call, sreq, call.caller)
         if leg.state is LegState.ENDED:
             return  # CANCELled before this handler ran (answered 487 by B2BUA.on_cancel)
-        if req.body and req.content_type not in ("application/sdp", None):
-            log.info("unsupported_body", content_type=req.content_type)
-            sreq.respond(415, headers={"Accept": "application/sdp"},
-                         to_tag=self.b2bua.local_tag(leg))
-            self.b2bua.reject(leg, 415)
-            return
         feature = user is not None and call.called.startswith("*")
-        # A trunk reaches the dialplan's lines only (a DID is a line whose flow rings a user):
-        # an extension not exposed as a line gets the answer of an unknown number, so the
-        # phone network can neither ring agents past the IVR nor learn which users exist.
-        extension = user is not None and (call.called in self.passwords or feature)
-        if line is None and not extension:
-            log.info("no_route", called=call.called, source=call.source)
-            self.b2bua.reject(leg, 404, "Not Found")
-            return
-        if line is not None and not line.accepts(call.source):
-            log.info("line_refused", line=line.number, source=call.source)
-            self.b2bua.reject(leg, 403 if user else 404, "Forbidden" if user else "Not Found")
-            return
         try:
+            self._admit(call, req, line, user=user, feature=feature)
             trunk_cfg = self.cfg.trunk(trunk) if trunk and not user else None
             self.b2bua.accept_offer(leg, inband_dtmf=bool(trunk_cfg and trunk_cfg.inband_dtmf))
-        except NotAcceptableHere:
-            log.info("no_common_codec", offer=req.body[:200].decode(errors="replace"))
-            self.b2bua.reject(leg, 488)
-            return
-        except SipError as exc:
-            self.b2bua.reject(leg, exc.status, exc.reason)
+        except SipError as exc:  # 415, 404, 403, 488, 400: the leg ends with that answer
+            log.info("call_refused", status=exc.status, detail=exc.detail, called=call.called,
+                     source=call.source)
+            self.b2bua.reject(leg, exc)
             return
         call.line = line.number if line else None
         self._start_record(call, req)
@@ -321,6 +283,22 @@ class Application:
                 caller_name=self.names.get(call.caller, ""), now=self.now,
                 ring_timeout=30.0, on_answer=lambda callee: self.answered(call, callee),
             )
+
+    def _admit(
+        self, call: Call, req: Request, line: Line | None, *, user: str | None, feature: bool
+    ) -> None:
+        """Raise the answer for a call that may not go on: a body other than SDP, no route, a
+        line that does not take this source."""
+        if req.body and req.content_type not in ("application/sdp", None):
+            raise UnsupportedMediaType(detail=f"body of type {req.content_type}")
+        # A trunk reaches the dialplan's lines only (a DID is a line whose flow rings a user):
+        # an extension not exposed as a line gets the answer of an unknown number, so the
+        # phone network can neither ring agents past the IVR nor learn which users exist.
+        extension = user is not None and (call.called in self.passwords or feature)
+        if line is None and not extension:
+            raise NotFound("no route")
+        if line is not None and not line.accepts(call.source):
+            raise Forbidden(f"line {line.number}") if user else NotFound(f"line {line.number}")
 
     async def _ivr(self, leg: Leg, line: Line, dialplan: Dialplan) -> None:
         """Answer and run the line's IVR flow (or its queue) until the caller is done."""
@@ -365,7 +343,7 @@ class Application:
         if runner is not None and await runner.feature_code(leg, user, code):
             return
         log.info("unknown_feature_code", code=code, user=user)
-        self.b2bua.reject(leg, 404, "Not Found (unknown feature code)")
+        self.b2bua.reject(leg, NotFound(reason="Not Found (unknown feature code)"))
 
     def _start_record(self, call: Call, req: Request) -> None:
         start = time.time()

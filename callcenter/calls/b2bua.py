@@ -18,7 +18,14 @@ from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.media.dtmf import parse_sip_info
 from callcenter.sip import sdp
 from callcenter.sip.dialog import Dialog, new_tag
-from callcenter.sip.errors import CallDoesNotExist, MethodNotAllowed, RequestPending, SipError
+from callcenter.sip.errors import (
+    CallDoesNotExist,
+    MethodNotAllowed,
+    RequestPending,
+    RequestTerminated,
+    SipError,
+    TemporarilyUnavailable,
+)
 from callcenter.sip.events import AckTimeout, TransactionTimeout, TxKey
 from callcenter.sip.message import Request, Response
 from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
@@ -147,10 +154,11 @@ class B2BUA:
             acked.cancel()
         return leg.acked.is_set() and leg.state is LegState.ANSWERED
 
-    def reject(self, leg: Leg, status: int, reason: str | None = None) -> None:
+    def reject(self, leg: Leg, error: SipError) -> None:
+        """Answer the leg's INVITE with ``error`` (unless answered already) and end the leg."""
         sreq = leg.invite
         if sreq is not None and not sreq.answered:
-            sreq.respond(status, reason, to_tag=self.local_tag(leg))
+            sreq.refuse(error, to_tag=self.local_tag(leg))
             if sreq.key is not None:
                 self.pending_invites.pop(sreq.key, None)
         self._end_leg(leg)
@@ -456,7 +464,7 @@ class B2BUA:
         if leg.state is LegState.ENDED:
             return
         if leg.direction == "inbound" and leg.state in (LegState.INCOMING, LegState.RINGING):
-            self.reject(leg, 480, "Temporarily Unavailable")
+            self.reject(leg, TemporarilyUnavailable())
             return
         if leg.direction == "outbound" and leg.state in (LegState.DIALING, LegState.RINGING):
             await self.cancel(leg)
@@ -506,7 +514,7 @@ class B2BUA:
         """
         for leg in call.legs:
             if leg.direction == "inbound" and leg.state in (LegState.INCOMING, LegState.RINGING):
-                self.reject(leg, 500)
+                self.reject(leg, SipError())
         await self.hangup_call(call, HangupCause.FAILED, "system")
 
     # ---------------------------------------------------------- media helpers
@@ -617,7 +625,7 @@ class B2BUA:
             return
         sreq.respond(200)
         self._cancelled(leg.call)
-        self.reject(leg, 487)
+        self.reject(leg, RequestTerminated())
         self._spawn(self.hangup_call(leg.call, HangupCause.CANCELLED, "caller"))
 
     @staticmethod
@@ -633,7 +641,7 @@ class B2BUA:
         self._early_cancels = {k for k in self._early_cancels if stack.server_request(k) is not None}
         assert invite.key is not None
         self._early_cancels.add(invite.key)
-        invite.respond(487, to_tag=new_tag())
+        invite.refuse(RequestTerminated(), to_tag=new_tag())
 
     def on_ack_timeout(self, event: AckTimeout) -> None:
         req = event.request

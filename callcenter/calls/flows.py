@@ -13,6 +13,7 @@ import structlog
 
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.media.engine import PlayOutcome
+from callcenter.sip.errors import SipError, TemporarilyUnavailable
 
 if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
@@ -69,7 +70,7 @@ async def connect_user(
     if not bindings:
         log.info("user_unavailable", call_id=call.id, user=user)
         call.hangup_cause, call.hangup_side = HangupCause.UNAVAILABLE, "callee"
-        b2bua.reject(leg, 480, "Temporarily Unavailable")
+        b2bua.reject(leg, TemporarilyUnavailable())
         return
     callee = await b2bua.dial_fork_unless(
         leg.ended, call, bindings, party=user, from_user=caller, from_display=caller_name,
@@ -83,7 +84,8 @@ async def connect_user(
                  408: HangupCause.NO_ANSWER, 480: HangupCause.NO_ANSWER}.get(
                      status, HangupCause.FAILED)
         call.hangup_cause, call.hangup_side = cause, "callee"
-        b2bua.reject(leg, status if 400 <= status < 700 and status != 487 else 480)
+        b2bua.reject(leg, SipError(status=status) if 400 <= status < 700 and status != 487
+                     else TemporarilyUnavailable())
         return
     if leg.state is LegState.ENDED:
         await b2bua.hangup(callee)
