@@ -25,7 +25,7 @@ from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.calls.ivr_call import LiveCall
 from callcenter.calls.queues import QueueRunner
 from callcenter.calls.services import CallServices
-from callcenter.config import Config
+from callcenter.config import Config, Trunk
 from callcenter.dialer.runner import CampaignRunner
 from callcenter.events import bus as events
 from callcenter.events.service import Events
@@ -36,8 +36,10 @@ from callcenter.report.today import TodayFigures
 from callcenter.sip.auth import DigestAuthenticator, FailureLimiter
 from callcenter.sip.errors import Forbidden, NotFound, SipError, UnsupportedMediaType
 from callcenter.sip.message import Request
+from callcenter.sip.outbound_registration import Account, Change, OutboundRegistration
 from callcenter.sip.registrar import Registrar
 from callcenter.sip.registrar_service import BindingChanged, RegistrarService
+from callcenter.sip.registration_client import RegistrationClient
 from callcenter.sip.stack import ServerRequest, SipStack
 from callcenter.sip.uri import SipUri
 from callcenter.sip.useragent import Handlers, dispatch
@@ -121,6 +123,8 @@ class Application:
             b2bua=self.b2bua, registrar=self.registrar, prompts=self.prompts, now=self.now,
             clock=self.clock, publish=self.events.publish, answered=self.answered,
         )
+        self.trunk_registrations = {
+            t.name: self._trunk_registration(t) for t in cfg.trunks if t.registration is not None}
         self.load = Load()
         self.dialer = CampaignRunner(self.services, cfg=cfg, db=self.store.db, queues=self.queues)
         self.supervisor = SupervisorService(
@@ -129,7 +133,7 @@ class Application:
             cfg=cfg, now=self.now, clock=self.clock, load=self.load, stack=self.stack,
             registrar=self.registrar, b2bua=self.b2bua, media=self.media, store=self.store, events=self.events,
             queues=self.queues, supervisor=self.supervisor, dialer=self.dialer,
-            watcher=self.watcher,
+            watcher=self.watcher, trunk_registrations=self.trunk_registrations,
         ))
         self.http = HttpServer(self.api.router, host=cfg.http.listen, port=cfg.http.port)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -146,6 +150,8 @@ class Application:
         await self.dialer.start()
         await self.events.start()
         self._spawn(self.registration.run())
+        for client in self.trunk_registrations.values():
+            self._spawn(client.run())
         self._spawn(self._watch_dialplans())
         self._spawn(self.prompts.watch())  # a replaced sound file reaches the next call
         self._spawn(self._watch_loop_lag())
@@ -168,6 +174,7 @@ class Application:
                     self.b2bua.hangup_call(call, HangupCause.SHUTDOWN, "system"), 2.0
                 )
         self.registration.close()
+        await asyncio.gather(*(c.close() for c in self.trunk_registrations.values()))
         for task in list(self._tasks):
             task.cancel()
         await self.http.close()
@@ -392,6 +399,26 @@ class Application:
         lost = max(stats.packets_lost, 0)  # duplicates make it negative: not a gain
         return {"rtp_lost_pct": round(100.0 * lost / stats.packets_expected, 3),
                 "rtp_jitter_ms": round(stats.jitter_ms, 3)}
+
+    def _trunk_registration(self, trunk: Trunk) -> RegistrationClient:
+        """Our registration at the trunk: to its ``register.proxy`` or its host and port."""
+        reg = trunk.registration
+        assert reg is not None
+        dest = (trunk.host, trunk.port)
+        if reg.proxy:
+            host, _, port = reg.proxy.partition(":")
+            dest = (host, int(port or 5060))
+        core = OutboundRegistration(
+            Account(user=reg.user, password=reg.password, domain=reg.domain or trunk.host,
+                    contact=self.stack.contact(reg.user, trunk.transport), expires=reg.expires),
+            retry_min=reg.retry_min, retry_max=reg.retry_max)
+        return RegistrationClient(self.stack, core, name=trunk.name, dest=dest,
+                                  transport=trunk.transport, on_change=self._trunk_changed)
+
+    def _trunk_changed(self, trunk: str, change: Change) -> None:
+        self.events.publish(events.TrunkRegistration(
+            trunk=trunk, state=change.state.value, status=change.status, reason=change.reason,
+            expires=change.expires, auth_failed=change.auth_failed))
 
     def _binding_changed(self, change: BindingChanged) -> None:
         """Registrar hook: a binding came, went or expired."""

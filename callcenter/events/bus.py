@@ -44,6 +44,7 @@ __all__ = [
     "QueueStatus",
     "RegistrationChanged",
     "SupervisorStep",
+    "TrunkRegistration",
 ]
 
 SCHEMA = 1
@@ -277,6 +278,20 @@ class RegistrationChanged(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TrunkRegistration(Event):
+    """Our registration at a carrier came up, was refreshed or failed (``state`` "failed",
+    ``auth_failed`` when the carrier refused our credentials)."""
+
+    type: ClassVar[str] = "trunk.registration"
+    trunk: str
+    state: str
+    status: int | None = None
+    reason: str = ""
+    expires: int = 0
+    auth_failed: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class CampaignChanged(Event):
     """A dialer campaign started, paused, progressed or finished."""
 
@@ -292,6 +307,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CallStarted, CallAnswered, CallEnded, CallRecording, LegAdded, LegEnded, Dtmf, IvrStep,
         QueueEntered, QueueConnected, QueueRingNoAnswer, QueueLeft, AcdWatchdog, QueueStatus,
         AgentStateChanged, AgentStatus, RegistrationChanged, SupervisorStep, CampaignChanged,
+        TrunkRegistration,
     )
 }
 

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from callcenter.report import stats
-from callcenter.web import acd_api, campaign_api, dialplan_api, events_api, supervisor_api
+from callcenter.web import (
+    acd_api,
+    campaign_api,
+    dialplan_api,
+    events_api,
+    supervisor_api,
+    trunk_api,
+)
 from callcenter.web.auth import Auth
 from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
 
@@ -25,6 +32,7 @@ if TYPE_CHECKING:
     from callcenter.events.service import Events
     from callcenter.media.engine import MediaEngine
     from callcenter.sip.registrar import Registrar
+    from callcenter.sip.registration_client import RegistrationClient
     from callcenter.sip.stack import SipStack
     from callcenter.store.db import Store
     from callcenter.supervisor.service import SupervisorService
@@ -72,6 +80,8 @@ class Server:
     supervisor: SupervisorService
     dialer: CampaignRunner
     watcher: DialplanWatcher
+    #: our registrations at carriers, by trunk name
+    trunk_registrations: dict[str, RegistrationClient] = field(default_factory=dict)
 
 
 class Api:
@@ -96,6 +106,7 @@ class Api:
         supervisor_api.register(r, auth, server.supervisor)
         campaign_api.register(r, auth, server.dialer)
         dialplan_api.register(r, auth, server.watcher)
+        trunk_api.register(r, auth, server.cfg.trunks, server.trunk_registrations, server.now)
 
     # --------------------------------------------------------------- routes
     def health(self, req: HttpRequest) -> HttpResponse:
@@ -178,6 +189,7 @@ class Api:
                     value = getattr(st, attr)
                     if value is not None:
                         lines.append(f'callcenter_{metric}{{queue="{st.queue}"}} {value:g}')
+        lines += _trunk_metrics(srv.trunk_registrations)
         for name in ("ticks", "late_ticks", "missed_ticks", "channels"):
             value = getattr(media, name, None)
             if value is not None:
@@ -198,3 +210,18 @@ class Api:
             "legs": [{"party": leg.party, "direction": leg.direction, "state": leg.state.value,
                       "codec": leg.codec} for leg in call.legs],
         }
+
+
+def _trunk_metrics(registrations: dict[str, RegistrationClient]) -> list[str]:
+    """Per trunk: registered or not, REGISTERs sent, failed attempts, refused credentials."""
+    if not registrations:
+        return []
+    lines = ["# TYPE callcenter_trunk_registered gauge"]
+    lines += [f'callcenter_trunk_registered{{trunk="{name}"}} '
+              f'{int(c.core.state.value == "registered")}' for name, c in registrations.items()]
+    for key, metric in (("attempts", "register_attempts"), ("failures", "register_failures"),
+                        ("auth_failures", "register_auth_failures")):
+        lines.append(f"# TYPE callcenter_trunk_{metric}_total counter")
+        lines += [f'callcenter_trunk_{metric}_total{{trunk="{name}"}} {c.counts[key]}'
+                  for name, c in registrations.items()]
+    return lines
