@@ -13,7 +13,7 @@ from callcenter.sip.message import Headers, Request, Response
 from callcenter.sip.stack import ServerRequest
 
 #: the methods a call leg of ours accepts (RFC 3261 §20.5)
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER"
 ALLOW_HEADERS = {"Allow": ALLOW}
 
 
