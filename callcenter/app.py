@@ -13,7 +13,8 @@ import ipaddress
 import os
 import signal
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.calls.ivr_call import LiveCall
 from callcenter.calls.queues import QueueRunner
 from callcenter.calls.services import CallServices
+from callcenter.calls.transfer import Transfers
 from callcenter.config import Config, Trunk
 from callcenter.dialer.runner import CampaignRunner
 from callcenter.events import bus as events
@@ -125,6 +127,9 @@ class Application:
         )
         self.trunk_registrations = {
             t.name: self._trunk_registration(t) for t in cfg.trunks if t.registration is not None}
+        self.transfers = Transfers(self.services, queues=self.queues, users=self.passwords,
+                                   lines=self._line_runner)
+        self.b2bua.on_refer = self.transfers.on_refer
         self.load = Load()
         self.dialer = CampaignRunner(self.services, cfg=cfg, db=self.store.db, queues=self.queues)
         self.supervisor = SupervisorService(
@@ -315,14 +320,26 @@ class Application:
         self.answered(call, None)
         if not await self.b2bua.confirmed(leg):
             return
-        live = LiveCall(self.services, leg, queues=self.queues)
         self._watch_digits(leg)
+        await self._run_line(leg, line, dialplan)
+
+    async def _run_line(self, leg: Leg, line: Line, dialplan: Dialplan) -> None:
+        """The line's IVR flow for an answered caller; then hang up, unless a transfer took
+        the call meanwhile."""
+        call, transfers = leg.call, leg.call.transfers
+        live = LiveCall(self.services, leg, queues=self.queues)
         result = await run_flow(
             live, dialplan, services=self.ivr_store, sounds=self.cfg.sounds, line=line
         )
         log.info("ivr_finished", reason=result.reason.value, path=result.path[-12:])
-        if any(x.state is not LegState.ENDED for x in call.legs):
+        if call.transfers == transfers and any(x.state is not LegState.ENDED for x in call.legs):
             await self.b2bua.hangup_call(call, HangupCause.NORMAL, "system")
+
+    def _line_runner(self, number: str) -> Callable[[Leg], Coroutine[Any, Any, None]] | None:
+        """What a transfer to the dialplan line ``number`` runs (None: no such line)."""
+        dialplan = self.dialplan
+        line = dialplan.match(number)
+        return None if line is None else partial(self._run_line, line=line, dialplan=dialplan)
 
     def _watch_digits(self, leg: Leg) -> None:
         """Every key the caller presses is logged and kept in the CDR's digits."""

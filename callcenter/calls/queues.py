@@ -73,6 +73,7 @@ class _Entry:
     rings: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # agent -> ring task
     agent_legs: dict[str, Leg] = field(default_factory=dict)  # agent -> answered leg
     callback: bool = False
+    priority: int = 0
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
@@ -293,6 +294,7 @@ class QueueRunner:
         entry = _Entry(
             id=f"{leg.call.id}/{self._seq}", leg=leg, queue=queue, language=language,
             caller=leg.call.caller, outcome=asyncio.get_running_loop().create_future(),
+            priority=priority,
         )
         self._entries[entry.id] = entry
         leg.call.queue = queue
@@ -315,6 +317,10 @@ class QueueRunner:
                 self._entries.pop(entry.id, None)
         log.info("queue_outcome", queue=entry.queue, outcome=outcome)
         return outcome
+
+    def priority_of(self, leg: Leg) -> int:
+        """The priority ``leg``'s caller has in its queue now (0 when not queued)."""
+        return next((e.priority for e in self._entries.values() if e.leg is leg), 0)
 
     def withdraw(self, leg: Leg, reason: str) -> bool:
         """Take ``leg``'s waiting call out of its queue as if the caller had left (the engine
@@ -459,13 +465,12 @@ class QueueRunner:
             caller_leg.channel.stop_playing()
             self.b2bua.media.bridge(caller_leg.channel, agent_leg.channel)
             log.info("queue_connected", agent=a.agent, call=a.call, queue=a.queue)
-            ended = [asyncio.ensure_future(caller_leg.ended.wait()),
-                     asyncio.ensure_future(agent_leg.ended.wait())]
-            try:
-                await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for f in ended:
-                    f.cancel()
+            handovers = (caller_leg.call.handover, agent_leg.call.handover)
+            await flows.until_first(caller_leg.ended, agent_leg.ended, *handovers)
+            if any(h.is_set() for h in handovers):  # a transfer owns both legs now
+                self._transferred(entry, a, caller_leg.call.transferred_to
+                                  or agent_leg.call.transferred_to)
+                return
             by = ev.HungUpBy.CALLER if _gone(caller_leg) else ev.HungUpBy.AGENT
         elif agent_leg.state is LegState.ENDED:
             by = ev.HungUpBy.AGENT
@@ -483,6 +488,16 @@ class QueueRunner:
         if entry.leg.channel is not None and not entry.leg.channel.closed:
             self.b2bua.media.unbridge(entry.leg.channel)
         self._resolve(entry, "answered" if entry.leg.state is LegState.ANSWERED else "hangup")
+
+    def _transferred(self, entry: _Entry, a: act.Bridge, target: str) -> None:
+        """The connected call was transferred: queue_log TRANSFER, the agent is free, and
+        the queue's caller leaves with outcome ``transferred`` (its legs untouched)."""
+        entry.agent_legs.pop(a.agent, None)
+        self._feed(ev.CallTransferred(call=a.call, target=target))
+        if a.callback:
+            self._entries.pop(entry.id, None)
+        if not entry.outcome.done():
+            entry.outcome.set_result("transferred")
 
     async def _dial_back(self, entry: _Entry, agent_leg: Leg) -> Leg | None:
         """A callback's turn: the agent hears music while the caller's number is dialled where

@@ -29,6 +29,7 @@ __all__ = [
     "CallEnded",
     "CallRecording",
     "CallStarted",
+    "CallTransferred",
     "CampaignChanged",
     "Dtmf",
     "Event",
@@ -117,6 +118,19 @@ class CallRecording(Event):
     type: ClassVar[str] = "call.recording"
     call_id: str
     path: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallTransferred(Event):
+    """``transferee`` was sent to ``target`` (user:<u>, queue:<q>, line:<n>) by ``transferor``
+    (None from the API) through ``by`` (refer, dtmf, api); the call keeps its id."""
+
+    type: ClassVar[str] = "call.transferred"
+    call_id: str
+    transferee: str
+    target: str
+    transferor: str | None = None
+    by: str = "refer"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -304,7 +318,7 @@ class CampaignChanged(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
-        CallStarted, CallAnswered, CallEnded, CallRecording, LegAdded, LegEnded, Dtmf, IvrStep,
+        CallStarted, CallAnswered, CallEnded, CallRecording, CallTransferred, LegAdded, LegEnded, Dtmf, IvrStep,
         QueueEntered, QueueConnected, QueueRingNoAnswer, QueueLeft, AcdWatchdog, QueueStatus,
         AgentStateChanged, AgentStatus, RegistrationChanged, SupervisorStep, CampaignChanged,
         TrunkRegistration,

@@ -24,6 +24,7 @@ from callcenter.events.bus import (
     CallEnded,
     CallRecording,
     CallStarted,
+    CallTransferred,
     Dtmf,
     Event,
     IvrStep,
@@ -50,6 +51,7 @@ class StoreSink:
             CallAnswered: self._call_answered,
             CallEnded: self._call_ended,
             CallRecording: self._call_recording,
+            CallTransferred: self._call_transferred,
             Dtmf: self._dtmf,
             IvrStep: self._ivr_step,
             SupervisorStep: self._supervisor_step,
@@ -91,6 +93,12 @@ class StoreSink:
     def _call_recording(self, e: CallRecording) -> None:
         with contextlib.suppress(KeyError):  # a call without a CDR has nowhere to note it
             self.store.update_call(e.call_id, recording=e.path)
+
+    def _call_transferred(self, e: CallTransferred) -> None:
+        self.store.add_call_event(e.call_id, e.ts, "transferred", {
+            "transferee": e.transferee, "target": e.target, "transferor": e.transferor,
+            "by": e.by,
+        })
 
     def _dtmf(self, e: Dtmf) -> None:
         self.store.add_call_event(e.call_id, e.ts, "dtmf", {"digit": e.digit})

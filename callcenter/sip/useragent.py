@@ -15,7 +15,7 @@ from callcenter.sip.message import Headers, Request, Response
 from callcenter.sip.stack import ServerRequest
 
 #: the methods a call leg of ours accepts (RFC 3261 §20.5)
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER"
 ALLOW_HEADERS = {"Allow": ALLOW}
 #: the methods the server accepts outside a dialog too (REGISTER for the phones)
 SERVER_ALLOW = f"{ALLOW}, REGISTER"
