@@ -35,14 +35,20 @@ class HungUpBy(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class CallArrived:
-    """A caller enters ``queue``. Higher ``priority`` is served first (FIFO within a priority);
-    ``skills`` maps skill to the minimum level the agent needs."""
+    """A caller enters ``queue``. Higher ``priority`` is served first (by entry time within a
+    priority); ``skills`` maps skill to the minimum level the agent needs.
+
+    ``callback``: a callback request, not a caller on the line (no music, no announcements, no
+    time-out); ``entered`` (engine time, maybe in the past) keeps the place of the call it
+    stands for: it is offered where that caller would have been had they stayed."""
 
     call: str
     queue: str
     priority: int = 0
     skills: Mapping[str, int] = field(default_factory=dict)
     caller: str = ""
+    callback: bool = False
+    entered: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
