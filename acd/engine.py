@@ -161,6 +161,7 @@ class AcdEngine:
             ev.CallArrived: self._call_arrived,
             ev.CallerHungUp: self._caller_hung_up,
             ev.KeyPressed: self._key_pressed,
+            ev.CallbackCancelled: self._callback_cancelled,
             ev.AgentLoggedIn: self._logged_in,
             ev.AgentLoggedOut: self._logged_out,
             ev.AgentPaused: self._paused,
@@ -521,6 +522,13 @@ class AcdEngine:
         self._leave(q, call, "caller_hung_up")
         q.abandoned += 1
         self._log(q, call, QueueEvent.ABANDON, position=position, wait=self._now - call.entered)
+
+    def _callback_cancelled(self, e: ev.CallbackCancelled) -> None:
+        call = self._calls.get(e.call)
+        if call is None or not call.callback or call.agent is not None:
+            self._out.append(act.Ignored(e, "no waiting callback request"))
+            return
+        self._leave(self._queues[call.queue], call, "callback_cancelled")
 
     def _key_pressed(self, e: ev.KeyPressed) -> None:
         call = self._calls.get(e.call)

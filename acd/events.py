@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "AgentDeviceInUse", "AgentLoggedIn", "AgentLoggedOut", "AgentPaused", "AgentReachability",
     "AgentRegistered", "AgentUnpaused", "AgentUnregistered", "CallArrived", "CallEnded",
+    "CallbackCancelled",
     "CallTransferred", "CallerHungUp", "Event", "HungUpBy", "KeyPressed", "RingAnswered",
     "RingFailed", "RingFailure", "Tick", "WrapUpEnded",
 ]
@@ -54,6 +55,13 @@ class CallArrived:
 @dataclass(frozen=True, slots=True)
 class CallerHungUp:
     """The caller left before being connected (while waiting or while an agent rang)."""
+
+    call: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackCancelled:
+    """A waiting callback request is taken out (cancelled, or moved to another time)."""
 
     call: str
 
@@ -168,7 +176,7 @@ class Tick:
 
 
 Event = (
-    CallArrived | CallerHungUp | KeyPressed | AgentLoggedIn | AgentLoggedOut | AgentPaused
+    CallArrived | CallerHungUp | CallbackCancelled | KeyPressed | AgentLoggedIn | AgentLoggedOut | AgentPaused
     | AgentUnpaused | AgentRegistered | AgentUnregistered | AgentReachability | AgentDeviceInUse
     | RingAnswered | RingFailed | CallEnded | CallTransferred | WrapUpEnded | Tick
 )

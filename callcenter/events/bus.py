@@ -29,6 +29,11 @@ __all__ = [
     "CallEnded",
     "CallRecording",
     "CallStarted",
+    "CallbackAttempt",
+    "CallbackChanged",
+    "CallbackEvent",
+    "CallbackRequested",
+    "CallbackResult",
     "CampaignChanged",
     "Dtmf",
     "Event",
@@ -286,12 +291,47 @@ class CampaignChanged(Event):
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True)
+class CallbackEvent(Event):
+    """A callback request (the ``callbacks`` row ``callback_id``) and its ``state`` after this
+    step: ``callback.requested``, ``callback.attempt`` (an agent took it, the customer is
+    dialled), ``callback.result`` (the attempt's ``outcome``), ``callback.changed`` (moved or
+    cancelled through the API)."""
+
+    type: ClassVar[str] = "callback"
+    callback_id: int
+    queue: str
+    number: str
+    state: str
+    attempts: int = 0
+    agent: str = ""
+    outcome: str = ""
+    next_at: float | None = None
+
+
+class CallbackRequested(CallbackEvent):
+    type: ClassVar[str] = "callback.requested"
+
+
+class CallbackAttempt(CallbackEvent):
+    type: ClassVar[str] = "callback.attempt"
+
+
+class CallbackResult(CallbackEvent):
+    type: ClassVar[str] = "callback.result"
+
+
+class CallbackChanged(CallbackEvent):
+    type: ClassVar[str] = "callback.changed"
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
         CallStarted, CallAnswered, CallEnded, CallRecording, LegAdded, LegEnded, Dtmf, IvrStep,
         QueueEntered, QueueConnected, QueueRingNoAnswer, QueueLeft, AcdWatchdog, QueueStatus,
         AgentStateChanged, AgentStatus, RegistrationChanged, SupervisorStep, CampaignChanged,
+        CallbackRequested, CallbackAttempt, CallbackResult, CallbackChanged,
     )
 }
 

@@ -309,6 +309,10 @@ def test_a_callback_request_joins_an_empty_queue_and_never_times_out() -> None:
     assert not of(e.handle(E.Tick(), 1000.0), A.ExitQueue)
     assert e.waiting("sales") == ["cb"]
     assert rung(e.handle(E.AgentRegistered("a1"), 1001.0)) == [("a1", "cb")]
+    out = e.handle(E.CallbackCancelled("cb"), 1002.0)
+    assert of(out, A.CancelRing)[0].call == "cb" and e.waiting("sales") == []
+    assert e.agent_state("a1") is AgentState.AVAILABLE
+    assert of(e.handle(E.CallbackCancelled("cb"), 1003.0), A.Ignored)
 
 
 def test_whisper_is_played_before_bridging() -> None:
