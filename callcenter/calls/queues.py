@@ -554,8 +554,11 @@ class QueueRunner:
         """A callback's turn: the agent hears music while the request's keeper dials the
         customer."""
         music = self._prompt(HOLD_MUSIC, entry.language, agent_leg)
-        if music is not None and agent_leg.channel is not None:
-            agent_leg.channel.play(music, loop=True)
+        channel = agent_leg.channel
+        if agent_leg.state is not LegState.ANSWERED:
+            return None
+        if music is not None and channel is not None and not channel.closed:
+            channel.play(music, loop=True)
         if self.callbacks is None or entry.callback_id is None:
             log.warning("callback_not_kept", call=entry.id)
             return None
