@@ -23,6 +23,7 @@ import structlog
 from callcenter.calls import flows
 from callcenter.calls.b2bua import B2BUA
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.calls.callbacks import CallbackWorker
 from callcenter.calls.ivr_call import LiveCall
 from callcenter.calls.queues import QueueRunner
 from callcenter.calls.services import CallServices
@@ -132,6 +133,10 @@ class Application:
         self.b2bua.on_refer = self.transfers.on_refer
         self.load = Load()
         self.dialer = CampaignRunner(self.services, cfg=cfg, db=self.store.db, queues=self.queues)
+        self.callbacks = CallbackWorker(
+            self.services, cfg=cfg, store=self.ivr_store.callbacks, queues=self.queues,
+            schedule=lambda name: next((p.schedules[name] for p in self.dialplan.programs.values()
+                                        if name in p.schedules), None))
         self.supervisor = SupervisorService(
             self.services, cfg=cfg, db=self.store.db, campaign_records=self.dialer.records)
         self.api = Api(Server(
@@ -153,6 +158,7 @@ class Application:
         await self.queues.start()
         self._load_today_figures()
         await self.dialer.start()
+        await self.callbacks.start()
         await self.events.start()
         self._spawn(self.registration.run())
         for client in self.trunk_registrations.values():
@@ -172,6 +178,7 @@ class Application:
     async def stop(self) -> None:
         log.info("server_stopping", calls=len(self.b2bua.calls))
         await self.dialer.close()
+        await self.callbacks.close()
         await self.queues.close()
         for call in list(self.b2bua.calls.values()):
             with contextlib.suppress(Exception):

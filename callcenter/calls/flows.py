@@ -18,9 +18,16 @@ from callcenter.sip.errors import SipError, TemporarilyUnavailable
 if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
     from callcenter.calls.services import CallServices
+    from callcenter.config.models import Trunk
     from callcenter.sip.registrar import Registrar
 
 log = structlog.get_logger("calls")
+
+
+def trunk_target(trunk: Trunk, number: str) -> dict[str, Any]:
+    """The ``B2BUA.dial`` arguments that send a call to ``number`` through ``trunk``."""
+    return {"target_uri": f"sip:{number}@{trunk.host}:{trunk.port}",
+            "dest": (trunk.host, trunk.port), "transport": trunk.transport, "party": number}
 
 
 async def play(leg: Leg, prompt: Any, *, interruptible: bool = False) -> PlayOutcome:

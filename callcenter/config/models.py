@@ -236,6 +236,20 @@ class QueueMember(_Model):
 OptionalSeconds = Annotated[float, Field(gt=0)] | None
 
 
+class QueueCallback(_Model):
+    """How the server works a queue's callback requests: dialled out through ``trunk`` (the
+    first trunk when null) from ``caller_id``, only while ``schedule`` (a dialplan schedule's
+    name; null: any time) is open; a customer not reached is tried ``retries`` more times,
+    ``retry_delay`` seconds apart."""
+
+    trunk: str | None = None
+    caller_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9+*#._-]*$")] = ""
+    schedule: str | None = None
+    retries: int = Field(default=2, ge=0)
+    retry_delay: float = Field(default=600, ge=0)
+    ring_timeout: PositiveSeconds = 40
+
+
 class Queue(_Model):
     """An ACD queue (``queues:``); see the comments of the shipped config.yaml."""
 
@@ -255,6 +269,7 @@ class Queue(_Model):
     overflow: str | None = None
     auto_pause_after: int | None = Field(default=3, ge=1)
     callback_key: Annotated[str, Field(pattern=r"^[0-9*#]$")] | None = None
+    callback: QueueCallback = QueueCallback()
     tier_wait: OptionalSeconds = None
     required_skills: dict[str, Annotated[int, Field(ge=0, le=100)]] = {}
     weight: int = 0

@@ -30,6 +30,11 @@ __all__ = [
     "CallRecording",
     "CallStarted",
     "CallTransferred",
+    "CallbackAttempt",
+    "CallbackChanged",
+    "CallbackEvent",
+    "CallbackRequested",
+    "CallbackResult",
     "CampaignChanged",
     "Dtmf",
     "Event",
@@ -315,6 +320,40 @@ class CampaignChanged(Event):
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True)
+class CallbackEvent(Event):
+    """A callback request (the ``callbacks`` row ``callback_id``) and its ``state`` after this
+    step: ``callback.requested``, ``callback.attempt`` (an agent took it, the customer is
+    dialled), ``callback.result`` (the attempt's ``outcome``), ``callback.changed`` (moved or
+    cancelled through the API)."""
+
+    type: ClassVar[str] = "callback"
+    callback_id: int
+    queue: str
+    number: str
+    state: str
+    attempts: int = 0
+    agent: str = ""
+    outcome: str = ""
+    next_at: float | None = None
+
+
+class CallbackRequested(CallbackEvent):
+    type: ClassVar[str] = "callback.requested"
+
+
+class CallbackAttempt(CallbackEvent):
+    type: ClassVar[str] = "callback.attempt"
+
+
+class CallbackResult(CallbackEvent):
+    type: ClassVar[str] = "callback.result"
+
+
+class CallbackChanged(CallbackEvent):
+    type: ClassVar[str] = "callback.changed"
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -322,6 +361,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         QueueEntered, QueueConnected, QueueRingNoAnswer, QueueLeft, AcdWatchdog, QueueStatus,
         AgentStateChanged, AgentStatus, RegistrationChanged, SupervisorStep, CampaignChanged,
         TrunkRegistration,
+        CallbackRequested, CallbackAttempt, CallbackResult, CallbackChanged,
     )
 }
 

@@ -21,6 +21,9 @@ from callcenter.events.bus import (
     AcdWatchdog,
     AgentStateChanged,
     CallAnswered,
+    CallbackAttempt,
+    CallbackEvent,
+    CallbackResult,
     CallEnded,
     CallRecording,
     CallStarted,
@@ -62,6 +65,8 @@ class StoreSink:
             AcdWatchdog: self._watchdog,
             AgentStateChanged: self._agent_state,
             RegistrationChanged: self._registration,
+            CallbackAttempt: self._callback,
+            CallbackResult: self._callback,
         }
 
     def __call__(self, event: Event) -> None:
@@ -131,6 +136,12 @@ class StoreSink:
         self.store.log_queue(ts=e.ts, queue=e.queue, call_id=e.call_id, event=e.reason,
                              agent=e.agent, position=e.position, wait=e.wait, talk=e.talk,
                              hung_up_by=e.hung_up_by, detail=e.detail)
+
+    def _callback(self, e: CallbackEvent) -> None:
+        """``callback_attempt`` / ``callback_<outcome>`` in the queue log, per attempt."""
+        verb = "callback_attempt" if isinstance(e, CallbackAttempt) else f"callback_{e.outcome}"
+        self.store.log_queue(ts=e.ts, queue=e.queue, call_id=f"callback-{e.callback_id}",
+                             event=verb, agent=e.agent or None, detail=e.state)
 
     def _watchdog(self, e: AcdWatchdog) -> None:
         self.store.log_queue(ts=e.ts, queue=e.queue, call_id=e.call_id, event="watchdog",
