@@ -134,6 +134,7 @@ class CallbackRequested:
     queue: str
     caller: str
     position: int
+    entered: float = 0.0  #: engine time the call first entered a queue (its place)
 
 
 @dataclass(frozen=True, slots=True)

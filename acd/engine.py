@@ -161,6 +161,7 @@ class AcdEngine:
             ev.CallArrived: self._call_arrived,
             ev.CallerHungUp: self._caller_hung_up,
             ev.KeyPressed: self._key_pressed,
+            ev.CallbackCancelled: self._callback_cancelled,
             ev.AgentLoggedIn: self._logged_in,
             ev.AgentLoggedOut: self._logged_out,
             ev.AgentPaused: self._paused,
@@ -424,8 +425,12 @@ class AcdEngine:
             required[skill] = max(level, required.get(skill, 0))
         self._seq += 1
         now = self._now
-        call = CallRecord(e.call, q.cfg.name, e.priority, required, e.caller, now, now, self._seq)
-        if not q.cfg.join_empty and not self._staffed(q):
+        first = now if e.entered is None else min(e.entered, now)
+        call = CallRecord(e.call, q.cfg.name, e.priority, required, e.caller, first, first,
+                          self._seq, callback=e.callback)
+        if e.callback:
+            q.callbacks += 1
+        elif not q.cfg.join_empty and not self._staffed(q):
             q.offered += 1
             self._exit_empty(q, call, ExitReason.JOIN_EMPTY)
             return
@@ -435,7 +440,8 @@ class AcdEngine:
         cfg = q.cfg
         now = self._now
         call.queue = cfg.name
-        call.entered = now
+        if not call.callback:
+            call.entered = now
         key = call.key
         i = bisect_left(q.keys, key)
         q.keys.insert(i, key)
@@ -452,7 +458,7 @@ class AcdEngine:
                 self._push(now + (tier - 1) * cfg.tier_wait, _DISPATCH, call, call.epoch)
         self._dirty = True
         self._dispatch()
-        if call.agent is None and self._calls.get(call.id) is call:
+        if call.agent is None and self._calls.get(call.id) is call and not call.callback:
             if cfg.announce_position and not call.ringing:
                 pos = self._position(q, call)
                 self._out.append(act.Announce(call.id, cfg.name, pos, self._estimate(q, pos)))
@@ -517,6 +523,13 @@ class AcdEngine:
         q.abandoned += 1
         self._log(q, call, QueueEvent.ABANDON, position=position, wait=self._now - call.entered)
 
+    def _callback_cancelled(self, e: ev.CallbackCancelled) -> None:
+        call = self._calls.get(e.call)
+        if call is None or not call.callback or call.agent is not None:
+            self._out.append(act.Ignored(e, "no waiting callback request"))
+            return
+        self._leave(self._queues[call.queue], call, "callback_cancelled")
+
     def _key_pressed(self, e: ev.KeyPressed) -> None:
         call = self._calls.get(e.call)
         if call is None or call.agent is not None or call.callback:
@@ -530,7 +543,8 @@ class AcdEngine:
         q.callbacks += 1
         position = self._position(q, call)
         self._log(q, call, QueueEvent.CALLBACK, position=position, wait=self._now - call.entered)
-        self._out.append(act.CallbackRequested(call.id, q.cfg.name, call.caller, position))
+        self._out.append(act.CallbackRequested(call.id, q.cfg.name, call.caller, position,
+                                               call.first_entered))
 
     def _call_ended(self, e: ev.CallEnded) -> None:
         call = self._calls.get(e.call)

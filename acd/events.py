@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "AgentDeviceInUse", "AgentLoggedIn", "AgentLoggedOut", "AgentPaused", "AgentReachability",
     "AgentRegistered", "AgentUnpaused", "AgentUnregistered", "CallArrived", "CallEnded",
+    "CallbackCancelled",
     "CallTransferred", "CallerHungUp", "Event", "HungUpBy", "KeyPressed", "RingAnswered",
     "RingFailed", "RingFailure", "Tick", "WrapUpEnded",
 ]
@@ -35,19 +36,32 @@ class HungUpBy(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class CallArrived:
-    """A caller enters ``queue``. Higher ``priority`` is served first (FIFO within a priority);
-    ``skills`` maps skill to the minimum level the agent needs."""
+    """A caller enters ``queue``. Higher ``priority`` is served first (by entry time within a
+    priority); ``skills`` maps skill to the minimum level the agent needs.
+
+    ``callback``: a callback request, not a caller on the line (no music, no announcements, no
+    time-out); ``entered`` (engine time, maybe in the past) keeps the place of the call it
+    stands for: it is offered where that caller would have been had they stayed."""
 
     call: str
     queue: str
     priority: int = 0
     skills: Mapping[str, int] = field(default_factory=dict)
     caller: str = ""
+    callback: bool = False
+    entered: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CallerHungUp:
     """The caller left before being connected (while waiting or while an agent rang)."""
+
+    call: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackCancelled:
+    """A waiting callback request is taken out (cancelled, or moved to another time)."""
 
     call: str
 
@@ -162,7 +176,7 @@ class Tick:
 
 
 Event = (
-    CallArrived | CallerHungUp | KeyPressed | AgentLoggedIn | AgentLoggedOut | AgentPaused
+    CallArrived | CallerHungUp | CallbackCancelled | KeyPressed | AgentLoggedIn | AgentLoggedOut | AgentPaused
     | AgentUnpaused | AgentRegistered | AgentUnregistered | AgentReachability | AgentDeviceInUse
     | RingAnswered | RingFailed | CallEnded | CallTransferred | WrapUpEnded | Tick
 )

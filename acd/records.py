@@ -70,8 +70,8 @@ class CallRecord:
     hops: int = 0  # overflows so far
 
     @property
-    def key(self) -> tuple[int, int]:
-        return (-self.priority, self.seq)
+    def key(self) -> tuple[int, float, int]:
+        return (-self.priority, self.first_entered, self.seq)
 
 
 @dataclass(slots=True, eq=False)
@@ -82,7 +82,7 @@ class QueueRecord(QueueTotals):
     cfg: QueueConfig = field(kw_only=True)
     members: list[AgentRecord] = field(default_factory=list)  # config order
     order: dict[str, int] = field(default_factory=dict)  # agent id -> index in members
-    waiting: list[CallRecord] = field(default_factory=list)  # by (-priority, seq)
-    keys: list[tuple[int, int]] = field(default_factory=list)  # parallel to waiting, for bisect
+    waiting: list[CallRecord] = field(default_factory=list)  # by (-priority, entry, seq)
+    keys: list[tuple[int, float, int]] = field(default_factory=list)  # parallel, for bisect
     last_rung: str | None = None  # round-robin memory
     recent_handle: deque[float] = field(default_factory=lambda: deque(maxlen=100))

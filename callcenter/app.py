@@ -13,7 +13,8 @@ import ipaddress
 import os
 import signal
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,12 @@ import structlog
 from callcenter.calls import flows
 from callcenter.calls.b2bua import B2BUA
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.calls.callbacks import CallbackWorker
 from callcenter.calls.ivr_call import LiveCall
 from callcenter.calls.queues import QueueRunner
 from callcenter.calls.services import CallServices
-from callcenter.config import Config
+from callcenter.calls.transfer import Transfers
+from callcenter.config import Config, Trunk
 from callcenter.dialer.runner import CampaignRunner
 from callcenter.events import bus as events
 from callcenter.events.service import Events
@@ -35,17 +38,20 @@ from callcenter.media.prompts import PromptCache
 from callcenter.report.today import TodayFigures
 from callcenter.sip.auth import DigestAuthenticator, FailureLimiter
 from callcenter.sip.errors import (
-    CallDoesNotExist,
-    MethodNotAllowed,
-    NotAcceptableHere,
+    Forbidden,
+    NotFound,
     ServiceUnavailable,
     SipError,
+    UnsupportedMediaType,
 )
 from callcenter.sip.message import Request
+from callcenter.sip.outbound_registration import Account, Change, OutboundRegistration
 from callcenter.sip.registrar import Registrar
 from callcenter.sip.registrar_service import BindingChanged, RegistrarService
+from callcenter.sip.registration_client import RegistrationClient
 from callcenter.sip.stack import ServerRequest, SipStack
 from callcenter.sip.uri import SipUri
+from callcenter.sip.useragent import Handlers, dispatch
 from callcenter.store.db import Store
 from callcenter.store.ivr import IvrStore
 from callcenter.supervisor.service import SupervisorService
@@ -58,9 +64,9 @@ from ivr.watcher import DialplanWatcher
 
 log = structlog.get_logger("app")
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
 #: Retry-After (seconds) of the 503 a draining server answers: about one restart
 RETRY_AFTER = 10
+
 
 
 class Application:
@@ -115,6 +121,9 @@ class Application:
             codecs=tuple(cfg.media.codecs), on_call_end=self._call_ended,
             session_refresh=float(sip.session_refresh),
         )
+        self.handlers = Handlers(invite=self._new_call, in_dialog=self.b2bua.on_in_dialog,
+                                 cancel=self.b2bua.on_cancel,
+                                 register=self.registration.on_register)
         self.queues = QueueRunner(
             cfg=cfg, b2bua=self.b2bua, registrar=self.registrar, prompts=self.prompts,
             now=self.now,
@@ -126,15 +135,25 @@ class Application:
             b2bua=self.b2bua, registrar=self.registrar, prompts=self.prompts, now=self.now,
             clock=self.clock, publish=self.events.publish, answered=self.answered,
         )
+        self.trunk_registrations = {
+            t.name: self._trunk_registration(t) for t in cfg.trunks if t.registration is not None}
+        self.transfers = Transfers(self.services, queues=self.queues, users=self.passwords,
+                                   lines=self._line_runner)
+        self.b2bua.on_refer = self.transfers.on_refer
         self.load = Load()
         self.dialer = CampaignRunner(self.services, cfg=cfg, db=self.store.db, queues=self.queues)
+        self.callbacks = CallbackWorker(
+            self.services, cfg=cfg, store=self.ivr_store.callbacks, queues=self.queues,
+            schedule=lambda name: next((p.schedules[name] for p in self.dialplan.programs.values()
+                                        if name in p.schedules), None))
         self.supervisor = SupervisorService(
             self.services, cfg=cfg, db=self.store.db, campaign_records=self.dialer.records)
         self.api = Api(Server(
             cfg=cfg, now=self.now, clock=self.clock, load=self.load, stack=self.stack,
             registrar=self.registrar, b2bua=self.b2bua, media=self.media, store=self.store, events=self.events,
             queues=self.queues, supervisor=self.supervisor, dialer=self.dialer,
-            watcher=self.watcher, drain=self.drain, draining=lambda: self.draining,
+            watcher=self.watcher, trunk_registrations=self.trunk_registrations,
+            drain=self.drain, draining=lambda: self.draining,
         ))
         self.http = HttpServer(self.api.router, host=cfg.http.listen, port=cfg.http.port)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -152,8 +171,11 @@ class Application:
         await self.queues.start()
         self._load_today_figures()
         await self.dialer.start()
+        await self.callbacks.start()
         await self.events.start()
         self._spawn(self.registration.run())
+        for client in self.trunk_registrations.values():
+            self._spawn(client.run())
         self._spawn(self._watch_dialplans())
         self._spawn(self.prompts.watch())  # a replaced sound file reaches the next call
         self._spawn(self._watch_loop_lag())
@@ -173,6 +195,7 @@ class Application:
             return
         self.draining = True
         self.dialer.stop_dialling()
+        self._spawn(self.callbacks.close())  # no more callbacks queued
         log.info("server_draining", calls=len(self.b2bua.calls), timeout=self.cfg.drain_timeout)
         self._drain_asked.set()
 
@@ -191,6 +214,7 @@ class Application:
     async def stop(self) -> None:
         log.info("server_stopping", calls=len(self.b2bua.calls))
         await self.dialer.close()
+        await self.callbacks.close()
         await self.queues.close()
         for call in list(self.b2bua.calls.values()):
             with contextlib.suppress(Exception):
@@ -198,6 +222,7 @@ class Application:
                     self.b2bua.hangup_call(call, HangupCause.SHUTDOWN, "system"), 2.0
                 )
         self.registration.close()
+        await asyncio.gather(*(c.close() for c in self.trunk_registrations.values()))
         for task in list(self._tasks):
             task.cancel()
         await self.http.close()
@@ -253,33 +278,19 @@ class Application:
     # ------------------------------------------------------------- dispatch
     async def handle(self, sreq: ServerRequest) -> None:
         req = sreq.request
-        method = req.method
-        if method == "CANCEL":
-            self.b2bua.on_cancel(sreq)
-        elif req.to_tag is not None and method != "REGISTER":
-            await self.b2bua.on_in_dialog(sreq)
-        elif method == "ACK":
-            return  # ACK for a 2xx of a dialog we no longer know: nothing to do
-        elif self.draining and method in ("INVITE", "OPTIONS"):
+        if self.draining and req.to_tag is None and req.method in ("INVITE", "OPTIONS"):
             # a load balancer that probes with OPTIONS stops sending here too (RFC 3261 §21.5.4)
             raise ServiceUnavailable("draining", headers={"Retry-After": str(RETRY_AFTER)})
-        elif method == "REGISTER":
-            self.registration.on_register(sreq)
-        elif method == "OPTIONS":
-            sreq.respond(200, headers={
-                "Allow": ALLOW, "Accept": "application/sdp",
-            })
-        elif method == "INVITE":
-            self._invites += 1
-            try:
-                await self.on_invite(sreq)
-            finally:
-                self._invites -= 1
-                self._check_drained()
-        elif method in ("BYE", "INFO"):
-            raise CallDoesNotExist(f"{method} outside a dialog")
-        else:
-            raise MethodNotAllowed(ALLOW)
+        await dispatch(sreq, self.handlers)
+
+    async def _new_call(self, sreq: ServerRequest) -> None:
+        """An INVITE outside a dialog, counted while its call runs (a drain waits for it)."""
+        self._invites += 1
+        try:
+            await self.on_invite(sreq)
+        finally:
+            self._invites -= 1
+            self._check_drained()
 
     # ------------------------------------------------------------------ calls
     def _trunk_for(self, ip: str) -> str | None:
@@ -297,10 +308,7 @@ class Application:
         caller = (from_uri.user if isinstance(from_uri, SipUri) else None) or "anonymous"
         user: str | None = None
         if trunk is None or self.registration.is_user_signalling(req, sreq.source):
-            user = self.registration.authenticate(sreq, proxy=True)
-            if user is None:
-                return
-            caller = user
+            user = caller = self.registration.authenticate(sreq, proxy=True)
         ruri = req.request_uri
         called = (ruri.user if isinstance(ruri, SipUri) else None) or ""
         source = f"user:{user}" if user else f"trunk:{trunk}"
@@ -322,34 +330,15 @@ class Application:
         leg = self.b2bua.new_inbound(call, sreq, call.caller)
         if leg.state is LegState.ENDED:
             return  # CANCELled before this handler ran (answered 487 by B2BUA.on_cancel)
-        if req.body and req.content_type not in ("application/sdp", None):
-            log.info("unsupported_body", content_type=req.content_type)
-            sreq.respond(415, headers={"Accept": "application/sdp"},
-                         to_tag=self.b2bua.local_tag(leg))
-            self.b2bua.reject(leg, 415)
-            return
         feature = user is not None and call.called.startswith("*")
-        # A trunk reaches the dialplan's lines only (a DID is a line whose flow rings a user):
-        # an extension not exposed as a line gets the answer of an unknown number, so the
-        # phone network can neither ring agents past the IVR nor learn which users exist.
-        extension = user is not None and (call.called in self.passwords or feature)
-        if line is None and not extension:
-            log.info("no_route", called=call.called, source=call.source)
-            self.b2bua.reject(leg, 404, "Not Found")
-            return
-        if line is not None and not line.accepts(call.source):
-            log.info("line_refused", line=line.number, source=call.source)
-            self.b2bua.reject(leg, 403 if user else 404, "Forbidden" if user else "Not Found")
-            return
         try:
+            self._admit(call, req, line, user=user, feature=feature)
             trunk_cfg = self.cfg.trunk(trunk) if trunk and not user else None
             self.b2bua.accept_offer(leg, inband_dtmf=bool(trunk_cfg and trunk_cfg.inband_dtmf))
-        except NotAcceptableHere:
-            log.info("no_common_codec", offer=req.body[:200].decode(errors="replace"))
-            self.b2bua.reject(leg, 488)
-            return
-        except SipError as exc:
-            self.b2bua.reject(leg, exc.status, exc.reason)
+        except SipError as exc:  # 415, 404, 403, 488, 400: the leg ends with that answer
+            log.info("call_refused", status=exc.status, detail=exc.detail, called=call.called,
+                     source=call.source)
+            self.b2bua.reject(leg, exc)
             return
         call.line = line.number if line else None
         self._start_record(call, req)
@@ -367,6 +356,22 @@ class Application:
                 ring_timeout=30.0, on_answer=lambda callee: self.answered(call, callee),
             )
 
+    def _admit(
+        self, call: Call, req: Request, line: Line | None, *, user: str | None, feature: bool
+    ) -> None:
+        """Raise the answer for a call that may not go on: a body other than SDP, no route, a
+        line that does not take this source."""
+        if req.body and req.content_type not in ("application/sdp", None):
+            raise UnsupportedMediaType(detail=f"body of type {req.content_type}")
+        # A trunk reaches the dialplan's lines only (a DID is a line whose flow rings a user):
+        # an extension not exposed as a line gets the answer of an unknown number, so the
+        # phone network can neither ring agents past the IVR nor learn which users exist.
+        extension = user is not None and (call.called in self.passwords or feature)
+        if line is None and not extension:
+            raise NotFound("no route")
+        if line is not None and not line.accepts(call.source):
+            raise Forbidden(f"line {line.number}") if user else NotFound(f"line {line.number}")
+
     async def _ivr(self, leg: Leg, line: Line, dialplan: Dialplan) -> None:
         """Answer and run the line's IVR flow (or its queue) until the caller is done."""
         call = leg.call
@@ -375,14 +380,26 @@ class Application:
         self.answered(call, None)
         if not await self.b2bua.confirmed(leg):
             return
-        live = LiveCall(self.services, leg, queues=self.queues)
         self._watch_digits(leg)
+        await self._run_line(leg, line, dialplan)
+
+    async def _run_line(self, leg: Leg, line: Line, dialplan: Dialplan) -> None:
+        """The line's IVR flow for an answered caller; then hang up, unless a transfer took
+        the call meanwhile."""
+        call, transfers = leg.call, leg.call.transfers
+        live = LiveCall(self.services, leg, queues=self.queues)
         result = await run_flow(
             live, dialplan, services=self.ivr_store, sounds=self.cfg.sounds, line=line
         )
         log.info("ivr_finished", reason=result.reason.value, path=result.path[-12:])
-        if any(x.state is not LegState.ENDED for x in call.legs):
+        if call.transfers == transfers and any(x.state is not LegState.ENDED for x in call.legs):
             await self.b2bua.hangup_call(call, HangupCause.NORMAL, "system")
+
+    def _line_runner(self, number: str) -> Callable[[Leg], Coroutine[Any, Any, None]] | None:
+        """What a transfer to the dialplan line ``number`` runs (None: no such line)."""
+        dialplan = self.dialplan
+        line = dialplan.match(number)
+        return None if line is None else partial(self._run_line, line=line, dialplan=dialplan)
 
     def _watch_digits(self, leg: Leg) -> None:
         """Every key the caller presses is logged and kept in the CDR's digits."""
@@ -410,7 +427,7 @@ class Application:
         if runner is not None and await runner.feature_code(leg, user, code):
             return
         log.info("unknown_feature_code", code=code, user=user)
-        self.b2bua.reject(leg, 404, "Not Found (unknown feature code)")
+        self.b2bua.reject(leg, NotFound(reason="Not Found (unknown feature code)"))
 
     def _start_record(self, call: Call, req: Request) -> None:
         start = time.time()
@@ -464,6 +481,26 @@ class Application:
         lost = max(stats.packets_lost, 0)  # duplicates make it negative: not a gain
         return {"rtp_lost_pct": round(100.0 * lost / stats.packets_expected, 3),
                 "rtp_jitter_ms": round(stats.jitter_ms, 3)}
+
+    def _trunk_registration(self, trunk: Trunk) -> RegistrationClient:
+        """Our registration at the trunk: to its ``register.proxy`` or its host and port."""
+        reg = trunk.registration
+        assert reg is not None
+        dest = (trunk.host, trunk.port)
+        if reg.proxy:
+            host, _, port = reg.proxy.partition(":")
+            dest = (host, int(port or 5060))
+        core = OutboundRegistration(
+            Account(user=reg.user, password=reg.password, domain=reg.domain or trunk.host,
+                    contact=self.stack.contact(reg.user, trunk.transport), expires=reg.expires),
+            retry_min=reg.retry_min, retry_max=reg.retry_max)
+        return RegistrationClient(self.stack, core, name=trunk.name, dest=dest,
+                                  transport=trunk.transport, on_change=self._trunk_changed)
+
+    def _trunk_changed(self, trunk: str, change: Change) -> None:
+        self.events.publish(events.TrunkRegistration(
+            trunk=trunk, state=change.state.value, status=change.status, reason=change.reason,
+            expires=change.expires, auth_failed=change.auth_failed))
 
     def _binding_changed(self, change: BindingChanged) -> None:
         """Registrar hook: a binding came, went or expired."""

@@ -18,7 +18,14 @@ from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.media.dtmf import parse_sip_info
 from callcenter.sip import sdp
 from callcenter.sip.dialog import Dialog, new_tag
-from callcenter.sip.errors import CallDoesNotExist, MethodNotAllowed, RequestPending, SipError
+from callcenter.sip.errors import (
+    CallDoesNotExist,
+    MethodNotAllowed,
+    RequestPending,
+    RequestTerminated,
+    SipError,
+    TemporarilyUnavailable,
+)
 from callcenter.sip.events import AckTimeout, TransactionTimeout, TxKey
 from callcenter.sip.message import Request, Response
 from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
@@ -67,6 +74,8 @@ class B2BUA:
         self._tasks: set[asyncio.Task[None]] = set()
         #: told ("added" | "ended", leg) as legs come and go (the event bus listens here)
         self.on_leg: Callable[[str, Leg], None] | None = None
+        #: takes a REFER (RFC 3515) received on a leg: answers 202 or raises a SipError
+        self.on_refer: Callable[[Leg, ServerRequest], None] | None = None
 
     # ------------------------------------------------------------ inbound legs
     def new_inbound(self, call: Call, sreq: ServerRequest, party: str) -> Leg:
@@ -147,10 +156,11 @@ class B2BUA:
             acked.cancel()
         return leg.acked.is_set() and leg.state is LegState.ANSWERED
 
-    def reject(self, leg: Leg, status: int, reason: str | None = None) -> None:
+    def reject(self, leg: Leg, error: SipError) -> None:
+        """Answer the leg's INVITE with ``error`` (unless answered already) and end the leg."""
         sreq = leg.invite
         if sreq is not None and not sreq.answered:
-            sreq.respond(status, reason, to_tag=self.local_tag(leg))
+            sreq.refuse(error, to_tag=self.local_tag(leg))
             if sreq.key is not None:
                 self.pending_invites.pop(sreq.key, None)
         self._end_leg(leg)
@@ -456,7 +466,7 @@ class B2BUA:
         if leg.state is LegState.ENDED:
             return
         if leg.direction == "inbound" and leg.state in (LegState.INCOMING, LegState.RINGING):
-            self.reject(leg, 480, "Temporarily Unavailable")
+            self.reject(leg, TemporarilyUnavailable())
             return
         if leg.direction == "outbound" and leg.state in (LegState.DIALING, LegState.RINGING):
             await self.cancel(leg)
@@ -506,7 +516,7 @@ class B2BUA:
         """
         for leg in call.legs:
             if leg.direction == "inbound" and leg.state in (LegState.INCOMING, LegState.RINGING):
-                self.reject(leg, 500)
+                self.reject(leg, SipError())
         await self.hangup_call(call, HangupCause.FAILED, "system")
 
     # ---------------------------------------------------------- media helpers
@@ -553,7 +563,7 @@ class B2BUA:
             side = "caller" if leg.direction == "inbound" else "callee"
             log.info("bye_received", call_id=leg.call.id, side=side)
             call = leg.call
-            if call.flow_owned and leg is not call.caller_leg:
+            if leg.released or (call.flow_owned and leg is not call.caller_leg):
                 self._end_leg(leg)  # the agent left; the flow decides what the caller hears
                 return
             if call.hangup_cause is None:
@@ -572,10 +582,35 @@ class B2BUA:
             self._reinvite(leg, sreq)
         elif req.method == "OPTIONS":
             sreq.respond(200, headers=ALLOW_HEADERS)
+        elif req.method == "REFER" and self.on_refer is not None:
+            self.on_refer(leg, sreq)
         elif req.method in ("UPDATE", "PRACK", "REFER", "NOTIFY"):
             raise SipError(f"{req.method} in a dialog", status=501)
         else:
             raise MethodNotAllowed(ALLOW)
+
+    def partner(self, leg: Leg) -> Leg | None:
+        """The live leg whose channel is bridged to ``leg``'s (in this call or another)."""
+        peer = leg.channel.peer if leg.channel is not None else None
+        if peer is None:
+            return None
+        return next((x for x in self.live_legs.values() if x.channel is peer), None)
+
+    async def notify(self, leg: Leg, status: int, reason: str, refer_id: int | None) -> None:
+        """Tell the REFER's sender how the transfer goes (RFC 3515 §2.4.4; ``refer_id``, the
+        REFER's CSeq, for every REFER after the first of the dialog); a transferor that has
+        hung up is not told."""
+        if leg.dialog is None or leg.state is not LegState.ANSWERED:
+            return
+        req = leg.dialog.notify(
+            via=self.stack.via(leg.transport), contact=self.stack.contact(transport=leg.transport),
+            status=status, reason=reason, refer_cseq=refer_id,
+        )
+        _, fut = self.stack.send_request(req, self._next_hop(leg), leg.transport)
+        try:
+            await asyncio.wait_for(fut, self.timers.transaction)
+        except (TimeoutError, RequestTimeout):
+            log.info("notify_unanswered", call_id=leg.call.id)
 
     def _reinvite(self, leg: Leg, sreq: ServerRequest) -> None:
         """Hold, unhold or a media change (RFC 3264 §8); our port and codec stay."""
@@ -617,7 +652,7 @@ class B2BUA:
             return
         sreq.respond(200)
         self._cancelled(leg.call)
-        self.reject(leg, 487)
+        self.reject(leg, RequestTerminated())
         self._spawn(self.hangup_call(leg.call, HangupCause.CANCELLED, "caller"))
 
     @staticmethod
@@ -633,7 +668,7 @@ class B2BUA:
         self._early_cancels = {k for k in self._early_cancels if stack.server_request(k) is not None}
         assert invite.key is not None
         self._early_cancels.add(invite.key)
-        invite.respond(487, to_tag=new_tag())
+        invite.refuse(RequestTerminated(), to_tag=new_tag())
 
     def on_ack_timeout(self, event: AckTimeout) -> None:
         req = event.request

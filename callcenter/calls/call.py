@@ -76,6 +76,8 @@ class Leg:
     #: our SDP offer went out in a 2xx (late offer, or a re-INVITE without SDP): the answer
     #: comes in the ACK (RFC 3264 §4, RFC 3261 §13.2.1)
     offer_in_2xx: bool = False
+    #: transferred away (RFC 3515): its BYE ends this leg only, never the call
+    released: bool = False
 
     @property
     def codec(self) -> str:
@@ -105,11 +107,23 @@ class Call:
     recording: str | None = None  # path of the call's recording, if any
     #: the ACD queue the caller was last queued in (set by the QueueRunner), else None
     queue: str | None = None
+    #: transfers so far; each sets the ``handover`` it replaces, so the flow that bridged the
+    #: call lets go of its legs (no unbridge, no hang-up): the transfer owns them now
+    transfers: int = 0
+    transferred_to: str = ""  #: the last transfer's target ("user:1002", "queue:sales")
+    handover: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def caller_leg(self) -> Leg | None:
         return self.legs[0] if self.legs else None
+
+    def hand_over(self, target: str) -> None:
+        """A transfer to ``target`` takes the call: wake whoever waits on ``handover``."""
+        old, self.handover = self.handover, asyncio.Event()
+        self.transfers += 1
+        self.transferred_to = target
+        old.set()
 
     def other(self, leg: Leg) -> Leg | None:
         return next((x for x in self.legs if x is not leg and x.state is not LegState.ENDED), None)

@@ -13,13 +13,21 @@ import structlog
 
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.media.engine import PlayOutcome
+from callcenter.sip.errors import SipError, TemporarilyUnavailable
 
 if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
     from callcenter.calls.services import CallServices
+    from callcenter.config.models import Trunk
     from callcenter.sip.registrar import Registrar
 
 log = structlog.get_logger("calls")
+
+
+def trunk_target(trunk: Trunk, number: str) -> dict[str, Any]:
+    """The ``B2BUA.dial`` arguments that send a call to ``number`` through ``trunk``."""
+    return {"target_uri": f"sip:{number}@{trunk.host}:{trunk.port}",
+            "dest": (trunk.host, trunk.port), "transport": trunk.transport, "party": number}
 
 
 async def play(leg: Leg, prompt: Any, *, interruptible: bool = False) -> PlayOutcome:
@@ -57,6 +65,23 @@ async def next_digit(leg: Leg, timeout: float) -> str | None:
     return None
 
 
+async def until_first(*events: asyncio.Event) -> None:
+    """Wait until one of ``events`` is set."""
+    waits = {asyncio.ensure_future(event.wait()) for event in events}
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()  # the others would stay pending until their event is set
+
+
+def hold_music(services: CallServices, leg: Leg) -> None:
+    """Loop the hold music to ``leg`` (in place of whatever it heard)."""
+    if leg.channel is not None and not leg.channel.closed:
+        codec = 8 if leg.codec == "PCMA" else 0
+        leg.channel.play(services.prompts.get("hold_music", None, codec), loop=True, replace=True)
+
+
 async def connect_user(
     b2bua: B2BUA, registrar: Registrar, leg: Leg, *, user: str, caller: str,
     caller_name: str, now: Callable[[], float], ring_timeout: float,
@@ -69,7 +94,7 @@ async def connect_user(
     if not bindings:
         log.info("user_unavailable", call_id=call.id, user=user)
         call.hangup_cause, call.hangup_side = HangupCause.UNAVAILABLE, "callee"
-        b2bua.reject(leg, 480, "Temporarily Unavailable")
+        b2bua.reject(leg, TemporarilyUnavailable())
         return
     callee = await b2bua.dial_fork_unless(
         leg.ended, call, bindings, party=user, from_user=caller, from_display=caller_name,
@@ -83,7 +108,8 @@ async def connect_user(
                  408: HangupCause.NO_ANSWER, 480: HangupCause.NO_ANSWER}.get(
                      status, HangupCause.FAILED)
         call.hangup_cause, call.hangup_side = cause, "callee"
-        b2bua.reject(leg, status if 400 <= status < 700 and status != 487 else 480)
+        b2bua.reject(leg, SipError(status=status) if 400 <= status < 700 and status != 487
+                     else TemporarilyUnavailable())
         return
     if leg.state is LegState.ENDED:
         await b2bua.hangup(callee)
@@ -101,14 +127,14 @@ async def transfer_to_user(
     """Ring ``user`` for an answered caller (who hears hold music meanwhile) and bridge them.
 
     Returns ``answered`` when the user talked and hung up first (the caller is still there),
-    ``hangup`` when the caller left, or why the user could not be reached.
+    ``hangup`` when the caller left, ``transferred`` when a transfer took the call, or why
+    the user could not be reached.
     """
     b2bua, call = services.b2bua, leg.call
     bindings = services.registrar.contacts(user, services.now(), reachable_only=True)
     if not bindings:
         return "unavailable"
-    codec = 8 if leg.codec == "PCMA" else 0
-    leg.channel.play(services.prompts.get("hold_music", None, codec), loop=True, replace=True)
+    hold_music(services, leg)
     call.flow_owned = True
     callee = await b2bua.dial_fork_unless(
         leg.ended, call, bindings, party=user, from_user=call.caller, timeout=ring_timeout,
@@ -125,12 +151,10 @@ async def transfer_to_user(
         return "hangup"
     b2bua.media.bridge(leg.channel, callee.channel)
     services.answered(call, callee)
-    waits = {asyncio.ensure_future(leg.ended.wait()), asyncio.ensure_future(callee.ended.wait())}
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()  # the other side's wait would stay pending until that leg ends
+    handover = call.handover
+    await until_first(leg.ended, callee.ended, handover)
+    if handover.is_set():
+        return "transferred"
     if leg.state is LegState.ANSWERED:
         b2bua.media.unbridge(leg.channel)
         return "answered"

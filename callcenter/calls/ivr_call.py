@@ -106,11 +106,19 @@ class LiveCall:
         outcome: str = await runner.enqueue(
             self.leg, queue, priority=priority, skills=skills, language=self.language
         )
-        return outcome
+        return self._unless_transferred(outcome)
 
     async def transfer_to_user(self, user: str) -> str:
         self._check()
-        return await flows.transfer_to_user(self.services, self.leg, user)
+        return self._unless_transferred(
+            await flows.transfer_to_user(self.services, self.leg, user))
+
+    def _unless_transferred(self, outcome: str) -> str:
+        """A transfer took the caller: this flow ends here, leaving the call to it."""
+        if outcome == "transferred":
+            self.event("ivr_transferred", to=self.leg.call.transferred_to)
+            raise CallerHungUp()
+        return outcome
 
     async def transfer_to_number(self, number: str) -> str:
         self._check()

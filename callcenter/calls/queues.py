@@ -24,7 +24,7 @@ import random
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -37,7 +37,7 @@ from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.config.models import Queue
 from callcenter.media.g711 import PCMA, PCMU
 from callcenter.media.prompts import Prompt, PromptCache, PromptError
-from ivr.say import SayError, say_position, say_wait_time
+from ivr.say import SayError, say_digits, say_position, say_wait_time
 
 if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
@@ -65,7 +65,7 @@ class _Entry:
     """One caller in a queue, as this side knows it."""
 
     id: str  # the engine's call id
-    leg: Leg  # the caller's leg (ended after a callback request)
+    leg: Leg | None  # the caller's leg (ended after a callback request; None: a booked one)
     queue: str
     language: str
     caller: str
@@ -73,7 +73,20 @@ class _Entry:
     rings: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # agent -> ring task
     agent_legs: dict[str, Leg] = field(default_factory=dict)  # agent -> answered leg
     callback: bool = False
+    priority: int = 0
+    callback_id: int | None = None  # the stored request a callback entry works
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+
+class CallbackDesk(Protocol):
+    """Who keeps callback requests (stored, retried); see ``calls/callbacks.py``."""
+
+    def requested(self, call: str, queue: str, number: str, entered: float,
+                  language: str) -> int:
+        """A queued caller asked to be called back (``entered``: engine time); its id."""
+
+    async def dial(self, callback_id: int, agent_leg: Leg) -> Leg | None:
+        """The agent took it: dial the customer; the answered leg, or None."""
 
 
 #: Settings of a configured queue that the ACD engine takes under the same name.
@@ -106,6 +119,7 @@ class QueueRunner:
         self._offset = 0.0
         #: called with every action after it was carried out (the event bus listens here)
         self.listeners: list[Callable[[act.Action], None]] = []
+        self.callbacks: CallbackDesk | None = None  #: stores and dials callback requests
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -224,9 +238,9 @@ class QueueRunner:
             self._announce(a)
         elif isinstance(a, act.PlayHoldMusic):
             entry = self._entries.get(a.call)
-            if entry is not None and entry.leg.channel is not None:
-                if not entry.leg.channel.playing:
-                    self._hold(entry)
+            channel = entry.leg.channel if entry is not None and entry.leg else None
+            if entry is not None and channel is not None and not channel.playing:
+                self._hold(entry)
         elif isinstance(a, act.ExitQueue):
             entry = self._entries.get(a.call)
             if entry is not None:
@@ -236,13 +250,18 @@ class QueueRunner:
         elif isinstance(a, act.CallMoved):
             entry = self._entries.get(a.call)
             if entry is not None:
-                entry.queue = entry.leg.call.queue = a.to_queue
+                entry.queue = a.to_queue
+                if entry.leg is not None:
+                    entry.leg.call.queue = a.to_queue
             log.info("queue_overflow", call=a.call, frm=a.from_queue, to=a.to_queue,
                      reason=a.reason.value)
         elif isinstance(a, act.CallbackRequested):
             entry = self._entries.get(a.call)
             if entry is not None:
                 entry.callback = True
+                if self.callbacks is not None:
+                    entry.callback_id = self.callbacks.requested(
+                        a.call, a.queue, a.caller, a.entered, entry.language)
                 self._spawn(self._confirm_callback(entry), entry)
         elif isinstance(a, act.WatchdogFired):
             log.warning("acd_watchdog", agent=a.agent, call=a.call, what=a.what,
@@ -259,7 +278,9 @@ class QueueRunner:
     def call_id_of(self, engine_call: str) -> str:
         """The SIP-side call id of the engine's call id ``<call id>/<n>``."""
         entry = self._entries.get(engine_call)
-        return entry.leg.call.id if entry is not None else engine_call.partition("/")[0]
+        if entry is not None and entry.leg is not None:
+            return entry.leg.call.id
+        return engine_call.partition("/")[0]
 
     def queue_of(self, engine_call: str) -> str:
         """The queue the engine's call is waiting in now ("" once it left)."""
@@ -293,6 +314,7 @@ class QueueRunner:
         entry = _Entry(
             id=f"{leg.call.id}/{self._seq}", leg=leg, queue=queue, language=language,
             caller=leg.call.caller, outcome=asyncio.get_running_loop().create_future(),
+            priority=priority,
         )
         self._entries[entry.id] = entry
         leg.call.queue = queue
@@ -316,6 +338,42 @@ class QueueRunner:
         log.info("queue_outcome", queue=entry.queue, outcome=outcome)
         return outcome
 
+    def priority_of(self, leg: Leg) -> int:
+        """The priority ``leg``'s caller has in its queue now (0 when not queued)."""
+        return next((e.priority for e in self._entries.values() if e.leg is leg), 0)
+
+    def queue_callback(self, callback_id: int, queue: str, number: str, entered: float, *,
+                       language: str = "pl") -> bool:
+        """Queue a stored callback request as a call that entered at ``entered`` (engine
+        time): offered where that caller would be now. False if the queue is unknown."""
+        if self.engine is None or queue not in self.engine.queue_names:
+            return False
+        self._seq += 1
+        entry = _Entry(id=f"callback-{callback_id}/{self._seq}", leg=None, queue=queue, language=language,
+                       caller=number, outcome=asyncio.get_running_loop().create_future(),
+                       callback=True, callback_id=callback_id)
+        self._entries[entry.id] = entry
+        self._feed(ev.CallArrived(call=entry.id, queue=queue, caller=number, callback=True,
+                                  entered=entered))
+        return True
+
+    def drop_callback(self, callback_id: int) -> bool:
+        """Take a queued callback request out (cancelled): True if it was waiting."""
+        entry = self._waiting_callback(callback_id)
+        if entry is None:
+            return False
+        self._feed(ev.CallbackCancelled(call=entry.id))
+        self._entries.pop(entry.id, None)
+        return True
+
+    def callback_waiting(self, callback_id: int) -> bool:
+        """The request is queued and no agent has taken it."""
+        return self._waiting_callback(callback_id) is not None
+
+    def _waiting_callback(self, callback_id: int) -> _Entry | None:
+        return next((e for e in self._entries.values() if e.callback_id == callback_id
+                     and not e.agent_legs), None)
+
     def withdraw(self, leg: Leg, reason: str) -> bool:
         """Take ``leg``'s waiting call out of its queue as if the caller had left (the engine
         logs an abandon), without hanging up; ``enqueue`` then returns ``reason``. False if an
@@ -331,13 +389,14 @@ class QueueRunner:
     def _resolve(self, entry: _Entry, outcome: str) -> None:
         if not entry.outcome.done():
             entry.outcome.set_result(outcome)
-        channel = entry.leg.channel
+        channel = entry.leg.channel if entry.leg is not None else None
         if channel is not None and not channel.closed:
             channel.stop_playing()  # music on hold ends with the queue
 
     async def _watch_caller(self, entry: _Entry) -> None:
         """Keys and the hang-up of a waiting caller become engine events."""
         leg = entry.leg
+        assert leg is not None
         while leg.state is LegState.ANSWERED and not entry.agent_legs:
             get = asyncio.ensure_future(leg.dtmf.get())
             ended = asyncio.ensure_future(leg.ended.wait())
@@ -366,6 +425,8 @@ class QueueRunner:
             return None
 
     def _hold(self, entry: _Entry) -> None:
+        if entry.leg is None:
+            return
         channel = entry.leg.channel
         music = self._prompt(HOLD_MUSIC, entry.language, entry.leg)
         if channel is not None and not channel.closed and music is not None:
@@ -374,7 +435,8 @@ class QueueRunner:
     def _announce(self, a: act.Announce) -> None:
         """Position, then the estimated wait (or just "please hold"), then music again."""
         entry = self._entries.get(a.call)
-        if entry is None or entry.leg.channel is None or entry.leg.channel.closed:
+        if entry is None or entry.leg is None or entry.leg.channel is None \
+                or entry.leg.channel.closed:
             return
         lang = entry.language
         try:
@@ -393,6 +455,7 @@ class QueueRunner:
     async def _confirm_callback(self, entry: _Entry) -> None:
         """The caller keeps the place and is called back: confirm, hang up, outcome callback."""
         leg = entry.leg
+        assert leg is not None
         prompt = self._prompt("callback_booked", entry.language, leg)
         if leg.channel is not None and prompt is not None:
             leg.channel.stop_playing()
@@ -452,6 +515,8 @@ class QueueRunner:
                 await flows.play(agent_leg, prompt)
         caller_leg: Leg | None = entry.leg
         if a.callback:
+            await self._play(agent_leg, entry.language, ["callback_whisper", f"queue_{a.queue}",
+                                                         *_digits(entry.caller, entry.language)])
             caller_leg = await self._dial_back(entry, agent_leg)
         by = ev.HungUpBy.SYSTEM
         if caller_leg is not None and caller_leg.state is LegState.ANSWERED \
@@ -459,13 +524,12 @@ class QueueRunner:
             caller_leg.channel.stop_playing()
             self.b2bua.media.bridge(caller_leg.channel, agent_leg.channel)
             log.info("queue_connected", agent=a.agent, call=a.call, queue=a.queue)
-            ended = [asyncio.ensure_future(caller_leg.ended.wait()),
-                     asyncio.ensure_future(agent_leg.ended.wait())]
-            try:
-                await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for f in ended:
-                    f.cancel()
+            handovers = (caller_leg.call.handover, agent_leg.call.handover)
+            await flows.until_first(caller_leg.ended, agent_leg.ended, *handovers)
+            if any(h.is_set() for h in handovers):  # a transfer owns both legs now
+                self._transferred(entry, a, caller_leg.call.transferred_to
+                                  or agent_leg.call.transferred_to)
+                return
             by = ev.HungUpBy.CALLER if _gone(caller_leg) else ev.HungUpBy.AGENT
         elif agent_leg.state is LegState.ENDED:
             by = ev.HungUpBy.AGENT
@@ -480,32 +544,40 @@ class QueueRunner:
             if caller_leg is not None and caller_leg.state is not LegState.ENDED:
                 await self.b2bua.hangup(caller_leg)
             return
+        assert entry.leg is not None
         if entry.leg.channel is not None and not entry.leg.channel.closed:
             self.b2bua.media.unbridge(entry.leg.channel)
         self._resolve(entry, "answered" if entry.leg.state is LegState.ANSWERED else "hangup")
 
+    def _transferred(self, entry: _Entry, a: act.Bridge, target: str) -> None:
+        """The connected call was transferred: queue_log TRANSFER, the agent is free, and
+        the queue's caller leaves with outcome ``transferred`` (its legs untouched)."""
+        entry.agent_legs.pop(a.agent, None)
+        self._feed(ev.CallTransferred(call=a.call, target=target))
+        if a.callback:
+            self._entries.pop(entry.id, None)
+        if not entry.outcome.done():
+            entry.outcome.set_result("transferred")
+
+    async def _play(self, leg: Leg, language: str, names: list[str]) -> None:
+        for name in names:
+            prompt = self._prompt(name, language, leg)
+            if prompt is not None and leg.state is LegState.ANSWERED:
+                await flows.play(leg, prompt)
+
     async def _dial_back(self, entry: _Entry, agent_leg: Leg) -> Leg | None:
-        """A callback's turn: the agent hears music while the caller's number is dialled where
-        the original call came from (the trunk's gateway, or the user's phone)."""
+        """A callback's turn: the agent hears music while the request's keeper dials the
+        customer."""
         music = self._prompt(HOLD_MUSIC, entry.language, agent_leg)
-        if music is not None and agent_leg.channel is not None:
-            agent_leg.channel.play(music, loop=True)
-        orig = entry.leg
-        host, port = orig.peer
-        target = f"sip:{entry.caller}@{host}:{port}"
-        dest, transport = orig.peer, orig.transport
-        if orig.call.source.startswith("user:"):
-            bindings = self.registrar.contacts(entry.caller, self.now(), reachable_only=True)
-            if bindings:
-                target, dest, transport = bindings[0].contact, bindings[0].source, \
-                    bindings[0].transport
-        call = Call(caller=agent_leg.party, called=entry.caller, source=f"callback:{entry.queue}",
-                    direction="outbound")
-        log.info("callback_dial", call=entry.id, caller=entry.caller, agent=agent_leg.party)
-        leg = await self.b2bua.dial_unless(
-            agent_leg.ended, call, target_uri=target, dest=dest, transport=transport,
-            party=entry.caller, from_user=orig.call.called or "callcenter", timeout=60.0,
-        )
+        channel = agent_leg.channel
+        if agent_leg.state is not LegState.ANSWERED:
+            return None
+        if music is not None and channel is not None and not channel.closed:
+            channel.play(music, loop=True)
+        if self.callbacks is None or entry.callback_id is None:
+            log.warning("callback_not_kept", call=entry.id)
+            return None
+        leg = await self.callbacks.dial(entry.callback_id, agent_leg)
         return leg if leg is not None and leg.state is LegState.ANSWERED else None
 
     # ------------------------------------------------------------------ registration
@@ -647,6 +719,13 @@ def _round(value: float | None, digits: int) -> float | None:
 def _report_crash(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("acd_task_failed", error=repr(task.exception()), exc_info=task.exception())
+
+
+def _digits(number: str, language: str) -> list[str]:
+    try:
+        return say_digits(number.lstrip("+"), language)
+    except SayError:
+        return []
 
 
 def _gone(leg: Leg) -> bool:

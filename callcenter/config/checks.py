@@ -85,12 +85,16 @@ def _campaign_checks(cfg: Config) -> list[tuple[Loc, str]]:
         if c.queue not in queues:
             out.append((("campaigns", i, "queue"),
                         f"expected a queue ({', '.join(queues)}), got {c.queue!r}"))
-        if c.trunk not in trunks:
-            out.append((("campaigns", i, "trunk"),
-                        f"expected a trunk ({', '.join(trunks)}), got {c.trunk!r}"))
+        out += _trunk_check(("campaigns", i, "trunk"), c.trunk, trunks)
         if zone_error := _zone_error(c.timezone):
             out.append((("campaigns", i, "timezone"), zone_error))
     return out
+
+
+def _trunk_check(loc: Loc, trunk: str | None, trunks: list[str]) -> list[tuple[Loc, str]]:
+    if trunk is None or trunk in trunks:
+        return []
+    return [(loc, f"expected a trunk ({', '.join(trunks)}), got {trunk!r}")]
 
 
 def _zone_error(name: str) -> str | None:
@@ -145,6 +149,8 @@ def _queue_checks(cfg: Config) -> list[tuple[Loc, str]]:
             out.append((("queues", i, "overflow"),
                         f"expected the name of another queue ({', '.join(names)}), "
                         f"got {queue.overflow!r}"))
+        out += _trunk_check(("queues", i, "callback", "trunk"), queue.callback.trunk,
+                            [t.name for t in cfg.trunks])
     return out
 
 

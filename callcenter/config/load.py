@@ -83,7 +83,7 @@ def apply_overrides(
             log_update["level"] = log_level.lower()
         update["logging"] = cfg.logging.model_copy(update=log_update)
     # Re-validate so an override cannot smuggle in an invalid value.
-    return Config.model_validate(cfg.model_copy(update=update).model_dump())
+    return Config.model_validate(cfg.model_copy(update=update).model_dump(by_alias=True))
 
 
 #: secrets that may come from the environment instead of the file (systemd's

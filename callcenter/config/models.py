@@ -181,6 +181,27 @@ class User(_Model):
     name: str = ""
 
 
+class TrunkRegister(_Model):
+    """Register at the carrier as ``user`` (outbound REGISTER with digest, kept alive)."""
+
+    user: Annotated[QuotedStr, Field(min_length=1, pattern=_TOKEN)]
+    password: Annotated[QuotedStr, Field(min_length=1)]
+    #: the registrar's domain (the Request-URI and AOR host); default the trunk's host
+    domain: Annotated[str | None, BeforeValidator(_host)] = None
+    expires: int = Field(default=600, ge=10, le=86400)
+    #: send REGISTERs here ("host" or "host:port") instead of the trunk's host and port
+    proxy: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+    retry_min: PositiveSeconds = 5.0
+    retry_max: PositiveSeconds = 300.0
+
+
+class TrunkAuth(_Model):
+    """Credentials answering the carrier's 401/407 on our outbound INVITEs."""
+
+    user: Annotated[QuotedStr, Field(min_length=1, pattern=_TOKEN)]
+    password: Annotated[QuotedStr, Field(min_length=1)]
+
+
 class Trunk(_Model):
     """A SIP peer recognised by its source address (e.g. the PSTN gateway)."""
 
@@ -191,6 +212,8 @@ class Trunk(_Model):
     host: Annotated[str, BeforeValidator(_host)] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 5080
     transport: Literal["udp", "tcp"] = "udp"
+    registration: TrunkRegister | None = Field(default=None, alias="register")
+    auth: TrunkAuth | None = None
 
 
 def _member(value: Any) -> Any:
@@ -213,6 +236,20 @@ class QueueMember(_Model):
 OptionalSeconds = Annotated[float, Field(gt=0)] | None
 
 
+class QueueCallback(_Model):
+    """How the server works a queue's callback requests: dialled out through ``trunk`` (the
+    first trunk when null) from ``caller_id``, only while ``schedule`` (a dialplan schedule's
+    name; null: any time) is open; a customer not reached is tried ``retries`` more times,
+    ``retry_delay`` seconds apart."""
+
+    trunk: str | None = None
+    caller_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9+*#._-]*$")] = ""
+    schedule: str | None = None
+    retries: int = Field(default=2, ge=0)
+    retry_delay: float = Field(default=600, ge=0)
+    ring_timeout: PositiveSeconds = 40
+
+
 class Queue(_Model):
     """An ACD queue (``queues:``); see the comments of the shipped config.yaml."""
 
@@ -232,6 +269,7 @@ class Queue(_Model):
     overflow: str | None = None
     auto_pause_after: int | None = Field(default=3, ge=1)
     callback_key: Annotated[str, Field(pattern=r"^[0-9*#]$")] | None = None
+    callback: QueueCallback = QueueCallback()
     tier_wait: OptionalSeconds = None
     required_skills: dict[str, Annotated[int, Field(ge=0, le=100)]] = {}
     weight: int = 0

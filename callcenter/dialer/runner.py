@@ -362,10 +362,8 @@ class CampaignRunner:
         assert trunk is not None
         number = flight.contact["number"]
         dial = asyncio.ensure_future(svc.b2bua.dial(
-            call, target_uri=f"sip:{number}@{trunk.host}:{trunk.port}",
-            dest=(trunk.host, trunk.port), transport=trunk.transport, party=number,
-            from_user=c.caller_id, from_display=c.caller_name,
-            timeout=ring_timeout(c.ring_timeout)))
+            call, **flows.trunk_target(trunk, number), from_user=c.caller_id,
+            from_display=c.caller_name, timeout=ring_timeout(c.ring_timeout)))
         await asyncio.sleep(0)  # the INVITE is built and sent on the task's first step
         self._record(flight, call)
         return dial

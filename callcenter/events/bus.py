@@ -29,6 +29,12 @@ __all__ = [
     "CallEnded",
     "CallRecording",
     "CallStarted",
+    "CallTransferred",
+    "CallbackAttempt",
+    "CallbackChanged",
+    "CallbackEvent",
+    "CallbackRequested",
+    "CallbackResult",
     "CampaignChanged",
     "Dtmf",
     "Event",
@@ -44,6 +50,7 @@ __all__ = [
     "QueueStatus",
     "RegistrationChanged",
     "SupervisorStep",
+    "TrunkRegistration",
 ]
 
 SCHEMA = 1
@@ -116,6 +123,19 @@ class CallRecording(Event):
     type: ClassVar[str] = "call.recording"
     call_id: str
     path: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallTransferred(Event):
+    """``transferee`` was sent to ``target`` (user:<u>, queue:<q>, line:<n>) by ``transferor``
+    (None from the API) through ``by`` (refer, dtmf, api); the call keeps its id."""
+
+    type: ClassVar[str] = "call.transferred"
+    call_id: str
+    transferee: str
+    target: str
+    transferor: str | None = None
+    by: str = "refer"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -277,6 +297,20 @@ class RegistrationChanged(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TrunkRegistration(Event):
+    """Our registration at a carrier came up, was refreshed or failed (``state`` "failed",
+    ``auth_failed`` when the carrier refused our credentials)."""
+
+    type: ClassVar[str] = "trunk.registration"
+    trunk: str
+    state: str
+    status: int | None = None
+    reason: str = ""
+    expires: int = 0
+    auth_failed: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class CampaignChanged(Event):
     """A dialer campaign started, paused, progressed or finished."""
 
@@ -286,12 +320,48 @@ class CampaignChanged(Event):
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True)
+class CallbackEvent(Event):
+    """A callback request (the ``callbacks`` row ``callback_id``) and its ``state`` after this
+    step: ``callback.requested``, ``callback.attempt`` (an agent took it, the customer is
+    dialled), ``callback.result`` (the attempt's ``outcome``), ``callback.changed`` (moved or
+    cancelled through the API)."""
+
+    type: ClassVar[str] = "callback"
+    callback_id: int
+    queue: str
+    number: str
+    state: str
+    attempts: int = 0
+    agent: str = ""
+    outcome: str = ""
+    next_at: float | None = None
+
+
+class CallbackRequested(CallbackEvent):
+    type: ClassVar[str] = "callback.requested"
+
+
+class CallbackAttempt(CallbackEvent):
+    type: ClassVar[str] = "callback.attempt"
+
+
+class CallbackResult(CallbackEvent):
+    type: ClassVar[str] = "callback.result"
+
+
+class CallbackChanged(CallbackEvent):
+    type: ClassVar[str] = "callback.changed"
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
-        CallStarted, CallAnswered, CallEnded, CallRecording, LegAdded, LegEnded, Dtmf, IvrStep,
+        CallStarted, CallAnswered, CallEnded, CallRecording, CallTransferred, LegAdded, LegEnded, Dtmf, IvrStep,
         QueueEntered, QueueConnected, QueueRingNoAnswer, QueueLeft, AcdWatchdog, QueueStatus,
         AgentStateChanged, AgentStatus, RegistrationChanged, SupervisorStep, CampaignChanged,
+        TrunkRegistration,
+        CallbackRequested, CallbackAttempt, CallbackResult, CallbackChanged,
     )
 }
 

@@ -21,9 +21,13 @@ from callcenter.events.bus import (
     AcdWatchdog,
     AgentStateChanged,
     CallAnswered,
+    CallbackAttempt,
+    CallbackEvent,
+    CallbackResult,
     CallEnded,
     CallRecording,
     CallStarted,
+    CallTransferred,
     Dtmf,
     Event,
     IvrStep,
@@ -50,6 +54,7 @@ class StoreSink:
             CallAnswered: self._call_answered,
             CallEnded: self._call_ended,
             CallRecording: self._call_recording,
+            CallTransferred: self._call_transferred,
             Dtmf: self._dtmf,
             IvrStep: self._ivr_step,
             SupervisorStep: self._supervisor_step,
@@ -60,6 +65,8 @@ class StoreSink:
             AcdWatchdog: self._watchdog,
             AgentStateChanged: self._agent_state,
             RegistrationChanged: self._registration,
+            CallbackAttempt: self._callback,
+            CallbackResult: self._callback,
         }
 
     def __call__(self, event: Event) -> None:
@@ -92,6 +99,12 @@ class StoreSink:
         with contextlib.suppress(KeyError):  # a call without a CDR has nowhere to note it
             self.store.update_call(e.call_id, recording=e.path)
 
+    def _call_transferred(self, e: CallTransferred) -> None:
+        self.store.add_call_event(e.call_id, e.ts, "transferred", {
+            "transferee": e.transferee, "target": e.target, "transferor": e.transferor,
+            "by": e.by,
+        })
+
     def _dtmf(self, e: Dtmf) -> None:
         self.store.add_call_event(e.call_id, e.ts, "dtmf", {"digit": e.digit})
         if e.digits:
@@ -123,6 +136,12 @@ class StoreSink:
         self.store.log_queue(ts=e.ts, queue=e.queue, call_id=e.call_id, event=e.reason,
                              agent=e.agent, position=e.position, wait=e.wait, talk=e.talk,
                              hung_up_by=e.hung_up_by, detail=e.detail)
+
+    def _callback(self, e: CallbackEvent) -> None:
+        """``callback_attempt`` / ``callback_<outcome>`` in the queue log, per attempt."""
+        verb = "callback_attempt" if isinstance(e, CallbackAttempt) else f"callback_{e.outcome}"
+        self.store.log_queue(ts=e.ts, queue=e.queue, call_id=f"callback-{e.callback_id}",
+                             event=verb, agent=e.agent or None, detail=e.state)
 
     def _watchdog(self, e: AcdWatchdog) -> None:
         self.store.log_queue(ts=e.ts, queue=e.queue, call_id=e.call_id, event="watchdog",

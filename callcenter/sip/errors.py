@@ -52,6 +52,13 @@ class Unauthorized(SipError):
     reason = "Unauthorized"
 
 
+class ProxyAuthenticationRequired(SipError):
+    """407: as 401, from an element that authenticates on the way (§21.4.8)."""
+
+    status = 407
+    reason = "Proxy Authentication Required"
+
+
 class Forbidden(SipError):
     """403: understood, refused, and retrying with credentials will not help (§21.4.4)."""
 
@@ -64,6 +71,16 @@ class NotFound(SipError):
 
     status = 404
     reason = "Not Found"
+
+
+class UnsupportedMediaType(SipError):
+    """415: a body we do not understand; Accept lists what we do (§21.4.13)."""
+
+    status = 415
+    reason = "Unsupported Media Type"
+
+    def __init__(self, accept: str = "application/sdp", detail: str = "") -> None:
+        super().__init__(detail, headers={"Accept": accept})
 
 
 class MethodNotAllowed(SipError):
@@ -86,18 +103,25 @@ class IntervalTooBrief(SipError):
         super().__init__(detail, headers={"Min-Expires": str(min_expires)})
 
 
+class TemporarilyUnavailable(SipError):
+    """480: the callee is known but cannot be reached now (§21.4.18)."""
+
+    status = 480
+    reason = "Temporarily Unavailable"
+
+
+class RequestTerminated(SipError):
+    """487: the request was CANCELled (§21.4.25)."""
+
+    status = 487
+    reason = "Request Terminated"
+
+
 class CallDoesNotExist(SipError):
     """481: the request matches no dialog or transaction (§21.4.19)."""
 
     status = 481
     reason = "Call/Transaction Does Not Exist"
-
-
-class BusyHere(SipError):
-    """486: the callee is busy (§21.4.24)."""
-
-    status = 486
-    reason = "Busy Here"
 
 
 class NotAcceptableHere(SipError):
@@ -123,15 +147,18 @@ class ServiceUnavailable(SipError):
 
 __all__ = [
     "BadRequest",
-    "BusyHere",
     "CallDoesNotExist",
     "Forbidden",
     "IntervalTooBrief",
     "MethodNotAllowed",
     "NotAcceptableHere",
     "NotFound",
+    "ProxyAuthenticationRequired",
     "RequestPending",
+    "RequestTerminated",
     "ServiceUnavailable",
     "SipError",
+    "TemporarilyUnavailable",
     "Unauthorized",
+    "UnsupportedMediaType",
 ]

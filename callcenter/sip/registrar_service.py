@@ -15,7 +15,13 @@ from dataclasses import dataclass
 import structlog
 
 from callcenter.sip.auth import DigestAuthenticator, FailureLimiter
-from callcenter.sip.errors import Forbidden, IntervalTooBrief
+from callcenter.sip.errors import (
+    Forbidden,
+    IntervalTooBrief,
+    ProxyAuthenticationRequired,
+    SipError,
+    Unauthorized,
+)
 from callcenter.sip.message import Request, make_response
 from callcenter.sip.registrar import Binding, Registrar
 from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
@@ -63,8 +69,9 @@ class RegistrarService:
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------- digest auth
-    def authenticate(self, sreq: ServerRequest, *, proxy: bool) -> str | None:
-        """The authenticated user name, or None after answering 401/407; Forbidden when blocked."""
+    def authenticate(self, sreq: ServerRequest, *, proxy: bool) -> str:
+        """The authenticated user name; raises the digest challenge (401, or 407 when we act
+        as a proxy would, for INVITE) or Forbidden while the source is blocked."""
         req = sreq.request
         ip = sreq.source[0]
         wall = self.wall()
@@ -75,8 +82,7 @@ class RegistrarService:
         if value is None and proxy:
             value = req.headers.get("Authorization")
         if not value:
-            self._challenge(sreq, wall, proxy=proxy, stale=False)
-            return None
+            raise self._challenge(wall, proxy=proxy, stale=False)
         result = self.auth.verify(
             value, method=req.method, lookup_password=self.passwords.get, now=wall
         )
@@ -85,23 +91,19 @@ class RegistrarService:
             return result.username
         if result.stale or result.reason == "bad nonce":
             # an expired nonce, or one from before a restart: not a guessing attempt
-            self._challenge(sreq, wall, proxy=proxy, stale=result.stale)
-            return None
+            raise self._challenge(wall, proxy=proxy, stale=result.stale)
         blocked = self.limiter.record_failure(ip, wall)
         log.warning(
             "auth_failed", source=f"{ip}:{sreq.source[1]}", user=result.username,
             method=req.method, blocked=blocked,
         )
-        self._challenge(sreq, wall, proxy=proxy, stale=False)
-        return None
+        raise self._challenge(wall, proxy=proxy, stale=False)
 
-    def _challenge(self, sreq: ServerRequest, wall: float, *, proxy: bool, stale: bool) -> None:
-        resp = make_response(sreq.request, 407 if proxy else 401)
+    def _challenge(self, wall: float, *, proxy: bool, stale: bool) -> SipError:
         header = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
-        for value in self.auth.challenge(wall, stale=stale):
-            resp.headers.add(header, value)
-        resp.headers.add("Server", self.stack.user_agent)
-        sreq.send(resp)
+        challenges = [(header, value) for value in self.auth.challenge(wall, stale=stale)]
+        error = ProxyAuthenticationRequired if proxy else Unauthorized
+        return error("digest challenge", headers=challenges)
 
     def is_user_signalling(self, req: Request, source: Address) -> bool:
         """A request from a phone registered by one of our users (it must authenticate)."""
@@ -118,8 +120,6 @@ class RegistrarService:
     def on_register(self, sreq: ServerRequest) -> None:
         req = sreq.request
         user = self.authenticate(sreq, proxy=False)
-        if user is None:
-            return
         aor = req.to.uri
         aor_user = aor.user if isinstance(aor, SipUri) else None
         if aor_user != user:

@@ -72,6 +72,10 @@ class ServerRequest:
         self.send(resp)
         return resp
 
+    def refuse(self, error: SipError, *, to_tag: str | None = None) -> Response:
+        """Answer with ``error``'s status, reason and headers."""
+        return self.respond(error.status, error.reason, headers=error.headers, to_tag=to_tag)
+
     def send(self, resp: Response) -> None:
         if resp.status >= 200:
             self.answered = True
@@ -90,7 +94,7 @@ def answer_failure(sreq: ServerRequest, exc: BaseException) -> None:
         log.error("sip_handler_failed", method=method, error=repr(exc), exc_info=exc)
         exc = SipError()
     if not sreq.answered and method != "ACK":
-        sreq.respond(exc.status, exc.reason, headers=exc.headers)
+        sreq.refuse(exc)
 
 
 @dataclass

@@ -6,15 +6,19 @@ above ask for requests here and never compose SIP headers themselves.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from callcenter.sip.dialog import new_call_id, new_tag
+from callcenter.sip.errors import CallDoesNotExist, MethodNotAllowed
 from callcenter.sip.message import Headers, Request, Response
 from callcenter.sip.stack import ServerRequest
 
 #: the methods a call leg of ours accepts (RFC 3261 §20.5)
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER"
 ALLOW_HEADERS = {"Allow": ALLOW}
+#: the methods the server accepts outside a dialog too (REGISTER for the phones)
+SERVER_ALLOW = f"{ALLOW}, REGISTER"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,3 +103,38 @@ def answer_sdp(
 ) -> Response:
     """A 200 carrying our SDP and Contact (the dialog's remote target, §12.1.1)."""
     return sreq.respond(200, to_tag=to_tag, headers={"Contact": contact}, body=sdp)
+
+
+@dataclass(frozen=True, slots=True)
+class Handlers:
+    """Where :func:`dispatch` sends the requests a user agent does not answer itself."""
+
+    invite: Callable[[ServerRequest], Awaitable[None]]  # a new call
+    in_dialog: Callable[[ServerRequest], Awaitable[None]]  # BYE, re-INVITE, INFO... of a dialog
+    cancel: Callable[[ServerRequest], None]
+    register: Callable[[ServerRequest], None]
+
+
+async def dispatch(sreq: ServerRequest, handlers: Handlers) -> None:
+    """Send a request to its handler by dialog (a To tag, §12.2.2) and method; answer OPTIONS
+    (§11.2) here, absorb an ACK without a dialog, refuse BYE/INFO outside one (481) and
+    other methods (405 with Allow). Errors raised here or by a handler are answered by the
+    stack (:func:`~callcenter.sip.stack.answer_failure`)."""
+    req = sreq.request
+    method = req.method
+    if method == "CANCEL":
+        handlers.cancel(sreq)
+    elif req.to_tag is not None and method != "REGISTER":
+        await handlers.in_dialog(sreq)
+    elif method == "ACK":
+        return  # the ACK of a 2xx of a dialog we no longer know: nothing to do
+    elif method == "REGISTER":
+        handlers.register(sreq)
+    elif method == "OPTIONS":
+        sreq.respond(200, headers={"Allow": SERVER_ALLOW, "Accept": "application/sdp"})
+    elif method == "INVITE":
+        await handlers.invite(sreq)
+    elif method in ("BYE", "INFO"):
+        raise CallDoesNotExist(f"{method} outside a dialog")
+    else:
+        raise MethodNotAllowed(SERVER_ALLOW)

@@ -8,14 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from callcenter.store.callbacks import CallbackStore
 from callcenter.store.db import Store
 from ivr.engine import CallbackRequest, ContactHistory, SurveyResult, VoicemailMessage
 
 SCHEMA = {
-    "callbacks": {
-        "id": int, "call_id": str, "caller": str, "number": str, "queue": str,
-        "language": str, "requested_at": str, "status": str,
-    },
     "voicemails": {
         "id": int, "call_id": str, "queue": str, "caller": str, "called": str,
         "language": str, "path": str, "seconds": float, "recorded_at": str, "heard": int,
@@ -35,7 +32,7 @@ class IvrStore:
         for table, columns in SCHEMA.items():
             if not self.db[table].exists():
                 self.db.table(table).create(columns, pk="id")
-        self.db.table("callbacks").create_index(["status", "queue"], if_not_exists=True)
+        self.callbacks = CallbackStore(self.db)
         self.db.table("voicemails").create_index(["queue"], if_not_exists=True)
 
     async def contact_history(self, caller: str) -> ContactHistory:
@@ -54,11 +51,10 @@ class IvrStore:
         return ContactHistory(calls, row[0] if row else None, open_callbacks)
 
     async def create_callback(self, request: CallbackRequest) -> None:
-        self._insert("callbacks", {
-            "call_id": request.call_id, "caller": request.caller, "number": request.number,
-            "queue": request.queue, "language": request.language,
-            "requested_at": request.requested_at.isoformat(), "status": "open",
-        })
+        self.callbacks.book(
+            queue=request.queue, number=request.number, entered=request.requested_at.timestamp(),
+            caller=request.caller, call_id=request.call_id, language=request.language,
+            requested_at=request.requested_at.isoformat())
 
     def voicemail_path(self, queue: str, call_id: str) -> Path:
         folder = self.voicemail_dir / queue
@@ -83,9 +79,6 @@ class IvrStore:
     def voicemails(self, queue: str | None = None) -> list[dict[str, Any]]:
         where, args = ("queue = ?", [queue]) if queue else (None, [])
         return list(self.db["voicemails"].rows_where(where, args, order_by="id DESC"))
-
-    def callbacks(self, status: str = "open") -> list[dict[str, Any]]:
-        return list(self.db["callbacks"].rows_where("status = ?", [status], order_by="id"))
 
     def _insert(self, table: str, row: dict[str, Any]) -> None:
         with self.db.conn:

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from callcenter.report import stats
-from callcenter.web import acd_api, campaign_api, dialplan_api, events_api, supervisor_api
+from callcenter.web import (
+    acd_api,
+    campaign_api,
+    dialplan_api,
+    events_api,
+    supervisor_api,
+    trunk_api,
+)
 from callcenter.web.auth import Auth
 from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
 from callcenter.web.metrics import CONTENT_TYPE, Load, Metrics, Sources
@@ -27,6 +34,7 @@ if TYPE_CHECKING:
     from callcenter.events.service import Events
     from callcenter.media.engine import MediaEngine
     from callcenter.sip.registrar import Registrar
+    from callcenter.sip.registration_client import RegistrationClient
     from callcenter.sip.stack import SipStack
     from callcenter.store.db import Store
     from callcenter.supervisor.service import SupervisorService
@@ -52,6 +60,8 @@ class Server:
     supervisor: SupervisorService
     dialer: CampaignRunner
     watcher: DialplanWatcher
+    #: our registrations at carriers, by trunk name
+    trunk_registrations: dict[str, RegistrationClient] = field(default_factory=dict)
     drain: Callable[[], None]  #: stop taking calls; the process exits once they have ended
     draining: Callable[[], bool]
 
@@ -66,7 +76,8 @@ class Api:
         self.started = time.time()
         self.metrics = Metrics(Sources(
             now=server.now, load=server.load, stack=server.stack, registrar=server.registrar,
-            b2bua=server.b2bua, media=server.media, queues=server.queues))
+            b2bua=server.b2bua, media=server.media, queues=server.queues,
+            trunk_registrations=server.trunk_registrations))
         server.events.bus.subscribe(self.metrics.on_event)
         self.router = r = Router()
         r.add("GET", "/api/health", self.health)
@@ -83,6 +94,7 @@ class Api:
         supervisor_api.register(r, auth, server.supervisor)
         campaign_api.register(r, auth, server.dialer)
         dialplan_api.register(r, auth, server.watcher)
+        trunk_api.register(r, auth, server.cfg.trunks, server.trunk_registrations, server.now)
 
     # --------------------------------------------------------------- routes
     def health(self, req: HttpRequest) -> HttpResponse:

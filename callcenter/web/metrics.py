@@ -9,7 +9,7 @@ final answer from the stack. The process collector adds CPU, memory and file des
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from callcenter.calls.queues import QueueRunner
     from callcenter.media.engine import MediaEngine
     from callcenter.sip.registrar import Registrar
+    from callcenter.sip.registration_client import RegistrationClient
     from callcenter.sip.stack import SipStack
 
 __all__ = ["CONTENT_TYPE", "Load", "Metrics", "Sources"]
@@ -77,6 +78,7 @@ class Sources:
     b2bua: B2BUA
     media: MediaEngine
     queues: QueueRunner
+    trunk_registrations: Mapping[str, RegistrationClient]  #: ours at carriers, by trunk
 
 
 class Metrics:
@@ -142,6 +144,7 @@ class _Live(Collector):
         yield _gauge("callcenter_event_loop_lag_max_seconds", "the worst loop lag so far",
                      round(load.loop_lag_max, 4))
         yield from self._queues()
+        yield from self._trunks()
         for name in ("ticks", "late_ticks", "missed_ticks"):
             yield CounterMetricFamily(f"callcenter_rtp_{name}", f"media clock {name}",
                                       getattr(media, name))
@@ -179,6 +182,25 @@ class _Live(Collector):
             for state in AgentState:
                 agents.add_metric([queue, state.value], states.count(state))
         yield agents
+
+    def _trunks(self) -> Iterator[Metric]:
+        """Per trunk: registered or not, REGISTERs sent, failed attempts, refused credentials."""
+        regs = self.src.trunk_registrations
+        if not regs:
+            return
+        up = GaugeMetricFamily("callcenter_trunk_registered", "1 while our registration at "
+                               "the carrier holds", labels=["trunk"])
+        for name, c in regs.items():
+            up.add_metric([name], int(c.core.state.value == "registered"))
+        yield up
+        for key, metric, text in (
+            ("attempts", "register_attempts", "REGISTERs sent"),
+            ("failures", "register_failures", "registrations that failed"),
+            ("auth_failures", "register_auth_failures", "registrations refused credentials")):
+            family = CounterMetricFamily(f"callcenter_trunk_{metric}", text, labels=["trunk"])
+            for name, c in regs.items():
+                family.add_metric([name], c.counts[key])
+            yield family
 
 
 def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:

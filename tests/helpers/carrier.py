@@ -276,12 +276,20 @@ class Carrier:
         call.answered = time.monotonic()
         call.last_response = self._response(call, call.invite["headers"], 200, "OK",
                                             tag=call.to_tag, body=answer)
-        for _ in range(7):  # retransmit the 200 until the ACK comes
+        # A phone talks as soon as it answers (RFC 3261 §13.3.1.4 lets media flow before the
+        # ACK): the greeting starts now, while the 200 is retransmitted until the ACK comes.
+        retransmit = self._loop.create_task(self._retransmit_200(call))
+        try:
+            await self._talk(call, remote)
+        finally:
+            retransmit.cancel()
+
+    async def _retransmit_200(self, call: CarrierCall) -> None:
+        for _ in range(7):
             self._send(call.last_response, call.source)
             await asyncio.sleep(0.5)
             if call.acked or call.ended is not None:
                 break
-        await self._talk(call, remote)
 
     async def _talk(self, call: CarrierCall, remote: tuple[str, int]) -> None:
         """Send the greeting then silence until BYE (or ``max_call``: then our own BYE)."""

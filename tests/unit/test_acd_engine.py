@@ -267,7 +267,8 @@ def test_callback_keeps_the_place_and_rings_the_agent_when_its_turn_comes() -> N
     e.handle(E.CallArrived("c1", "sales", caller="+48601"), 1.0)
     e.handle(E.CallArrived("c2", "sales"), 2.0)
     out = e.handle(E.KeyPressed("c1", "1"), 3.0)
-    assert of(out, A.CallbackRequested) == [A.CallbackRequested("c1", "sales", "+48601", 1)]
+    assert of(out, A.CallbackRequested) == [A.CallbackRequested("c1", "sales", "+48601", 1,
+                                                                1.0)]
     assert e.handle(E.CallerHungUp("c1"), 4.0) == []  # expected, keeps its place
     assert e.waiting("sales") == ["c1", "c2"]
     out = e.handle(E.CallEnded("c0"), 50.0)
@@ -276,6 +277,42 @@ def test_callback_keeps_the_place_and_rings_the_agent_when_its_turn_comes() -> N
     out = e.handle(E.RingAnswered("a1", "c1"), 52.0)
     assert of(out, A.Bridge)[0].callback
     assert of(e.handle(E.KeyPressed("c2", "9"), 53.0), A.Ignored)
+
+
+def test_a_callback_request_is_offered_at_the_place_of_its_entry_time() -> None:
+    e = engine(1)
+    e.handle(E.CallArrived("c0", "sales"), 0.0)
+    e.handle(E.RingAnswered("a1", "c0"), 0.0)
+    e.handle(E.CallArrived("c1", "sales"), 10.0)
+    e.handle(E.CallArrived("c2", "sales"), 20.0)
+    e.handle(E.CallArrived("vip", "sales", priority=5), 21.0)
+    out = e.handle(E.CallArrived("cb", "sales", caller="+48602", callback=True, entered=15.0),
+                   30.0)
+    assert not of(out, A.Announce) and not of(out, A.PlayHoldMusic)  # nobody on the line
+    assert e.waiting("sales") == ["vip", "c1", "cb", "c2"]
+    assert e.stats("sales", 30.0).callbacks == 1
+    assert log(out, A.QueueEvent.ENTER)[0].position == 3  # counted in positions
+    out = e.handle(E.KeyPressed("c2", "1"), 31.0)  # behind the callback, so counted
+    assert of(out, A.CallbackRequested)[0].position == 4
+    e.handle(E.CallerHungUp("vip"), 32.0)
+    e.handle(E.CallerHungUp("c1"), 32.0)
+    out = e.handle(E.CallEnded("c0"), 40.0)
+    assert rung(out) == [("a1", "cb")] and of(out, A.RingAgent)[0].callback
+    out = e.handle(E.RingAnswered("a1", "cb"), 41.0)
+    assert log(out, A.QueueEvent.CONNECT)[0].wait == 26.0  # from its entry time
+
+
+def test_a_callback_request_joins_an_empty_queue_and_never_times_out() -> None:
+    q = QueueConfig(name="sales", join_empty=False, max_wait=60)
+    e = engine(1, queues=[q], registered=False)
+    e.handle(E.CallArrived("cb", "sales", callback=True), 0.0)
+    assert not of(e.handle(E.Tick(), 1000.0), A.ExitQueue)
+    assert e.waiting("sales") == ["cb"]
+    assert rung(e.handle(E.AgentRegistered("a1"), 1001.0)) == [("a1", "cb")]
+    out = e.handle(E.CallbackCancelled("cb"), 1002.0)
+    assert of(out, A.CancelRing)[0].call == "cb" and e.waiting("sales") == []
+    assert e.agent_state("a1") is AgentState.AVAILABLE
+    assert of(e.handle(E.CallbackCancelled("cb"), 1003.0), A.Ignored)
 
 
 def test_whisper_is_played_before_bridging() -> None:

@@ -8,11 +8,12 @@ from typing import Any
 
 from callcenter.sip.auth import DigestAuthenticator, FailureLimiter, build_authorization
 from callcenter.sip.dialog import new_branch
+from callcenter.sip.errors import SipError
 from callcenter.sip.events import RequestReceived
 from callcenter.sip.message import Request, Response, parse_message
 from callcenter.sip.registrar import Registrar
 from callcenter.sip.registrar_service import BindingChanged, RegistrarService
-from callcenter.sip.stack import RequestTimeout, ServerRequest
+from callcenter.sip.stack import RequestTimeout, ServerRequest, answer_failure
 from callcenter.sip.transaction import TransactionLayer
 
 PHONE = ("127.0.0.1", 5070)
@@ -49,10 +50,13 @@ class FakeStack:
         event = self.layer.next_event()
         assert isinstance(event, RequestReceived)
         sreq = ServerRequest(self, req, PHONE, "udp", event.key)  # type: ignore[arg-type]
-        if req.method == "REGISTER":
-            service.on_register(sreq)
-        else:
-            service.authenticate(sreq, proxy=True)
+        try:  # as the real stack does: a raised SipError is the answer
+            if req.method == "REGISTER":
+                service.on_register(sreq)
+            else:
+                service.authenticate(sreq, proxy=True)
+        except SipError as exc:
+            answer_failure(sreq, exc)
         finals = [m for data, _, _ in self.layer.datagrams_to_send()
                   if isinstance(m := parse_message(data), Response) and m.status >= 200]
         assert len(finals) == 1

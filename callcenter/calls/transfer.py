@@ -1,0 +1,200 @@
+"""Blind transfer: a bridged party (by REFER, RFC 3515, or a key code) or the API sends the
+other party of its call to a user, a queue or a dialplan line.
+
+The transfer takes the transferee's call from the flow that bridged it (``Call.hand_over``:
+that flow lets go without unbridging or hanging up) and owns it from then on; the transferor
+is released. The call keeps its id, so its record tells the whole story. When the target
+cannot be reached, the two parties are bridged again: the call stays as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable, Collection, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from callcenter.calls import flows
+from callcenter.calls.call import HangupCause, Leg, LegState
+from callcenter.events.bus import CallTransferred
+from callcenter.sip.errors import BadRequest, Forbidden, NotFound, SipError
+from callcenter.sip.uri import NameAddr, SipUri
+
+if TYPE_CHECKING:
+    from callcenter.calls.queues import QueueRunner
+    from callcenter.calls.services import CallServices
+    from callcenter.sip.stack import ServerRequest
+
+log = structlog.get_logger("calls")
+
+#: what runs a dialplan line for an answered leg, given the line's number (None: no such line)
+LineRunner = Callable[[str], Callable[[Leg], Coroutine[Any, Any, None]] | None]
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str  # user | queue | line
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+class Transfers:
+    def __init__(
+        self, services: CallServices, *, queues: QueueRunner, users: Collection[str],
+        lines: LineRunner, ring_timeout: float = 30.0,
+    ) -> None:
+        self.services = services
+        self.b2bua = services.b2bua
+        self.queues = queues
+        self.users = users
+        self.lines = lines
+        self.ring_timeout = ring_timeout
+        self._referred: weakref.WeakSet[Leg] = weakref.WeakSet()  # legs that sent a REFER
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def target(self, to: str, transferee: Leg, transferor: Leg | None) -> Target:
+        """What ``to`` names: a user, a queue, a line; NotFound, or Forbidden for a loop."""
+        engine = self.queues.engine
+        if to in self.users:
+            if to in (transferee.party, transferor.party if transferor else None):
+                raise Forbidden(f"transfer of {transferee.party} to {to}: a loop")
+            return Target("user", to)
+        if engine is not None and to in engine.queue_names:
+            return Target("queue", to)
+        if to and self.lines(to) is not None:
+            return Target("line", to)
+        raise NotFound(f"no transfer target {to!r}")
+
+    # ------------------------------------------------------------------ REFER
+    def on_refer(self, leg: Leg, sreq: ServerRequest) -> None:
+        """A REFER from a bridged party: 202, NOTIFY 100, then the outcome (RFC 3515)."""
+        req = sreq.request
+        values = req.headers.get_all("Refer-To")
+        if len(values) != 1:
+            raise BadRequest("a REFER needs exactly one Refer-To")
+        try:
+            uri = NameAddr.parse(values[0]).uri
+        except ValueError as exc:
+            raise BadRequest(f"bad Refer-To: {exc}") from None
+        transferee = self.b2bua.partner(leg)
+        if transferee is None:
+            raise Forbidden("REFER from a leg bridged to nobody")
+        to = (uri.user if isinstance(uri, SipUri) else None) or ""
+        refer_id = req.cseq[0] if leg in self._referred else None
+        self._referred.add(leg)
+        sreq.respond(202)
+        log.info("refer", call_id=transferee.call.id, transferor=leg.party, to=to)
+        self._spawn(self._refer(leg, transferee, to, refer_id))
+
+    async def _refer(self, leg: Leg, transferee: Leg, to: str, refer_id: int | None) -> None:
+        await self.b2bua.notify(leg, 100, "Trying", refer_id)
+        try:
+            await self.blind(transferee, to, transferor=leg, by="refer")
+        except SipError as exc:
+            log.info("transfer_failed", call_id=transferee.call.id, to=to, error=str(exc))
+            await self.b2bua.notify(leg, exc.status, exc.reason, refer_id)
+            return
+        await self.b2bua.notify(leg, 200, "OK", refer_id)
+        await self.b2bua.hangup(leg)
+
+    # ------------------------------------------------------------------ the transfer
+    async def blind(self, transferee: Leg, to: str, *, transferor: Leg | None, by: str) -> None:
+        """Send ``transferee`` to ``to``; raises a SipError (the failure's status) when the
+        target is unknown or does not answer. The caller releases the transferor."""
+        if transferee.state is not LegState.ANSWERED:
+            raise SipError("the transferee is not talking", status=481)
+        target = self.target(to, transferee, transferor)
+        priority = self.queues.priority_of(transferee)
+        call = transferee.call
+        for held in {call, *((transferor.call,) if transferor else ())}:
+            held.hand_over(str(target))
+        call.flow_owned = True  # a BYE of the transferee's partner ends that leg only
+        if transferor is not None:
+            transferor.released = True
+        self.b2bua.media.unbridge(transferee.channel)
+        if target.kind == "user":
+            callee = await self._ring(transferee, target.name)
+            if isinstance(callee, int):  # the call stays as it was: the two talk again
+                self._restore(transferee, transferor)
+                raise SipError(f"{target} did not answer", status=callee)
+            self.b2bua.media.bridge(transferee.channel, callee.channel)
+            self.services.answered(call, callee)
+            self._spawn(self._own(transferee, callee))
+        elif target.kind == "queue":
+            self._spawn(self._queue(transferee, target.name, priority))
+        else:
+            runner = self.lines(target.name)
+            assert runner is not None
+            self._spawn(runner(transferee))
+        self.services.publish(CallTransferred(
+            call_id=call.id, transferor=transferor.party if transferor else None,
+            transferee=transferee.party, target=str(target), by=by))
+        log.info("transferred", call_id=call.id, to=str(target), by=by)
+
+    async def _ring(self, transferee: Leg, user: str) -> Leg | int:
+        """Ring ``user`` while the transferee hears music: the answered leg, or the status
+        of the failure."""
+        services = self.services
+        bindings = services.registrar.contacts(user, services.now(), reachable_only=True)
+        if not bindings:
+            return 480
+        flows.hold_music(services, transferee)
+        callee = await self.b2bua.dial_fork_unless(
+            transferee.ended, transferee.call, bindings, party=user,
+            from_user=transferee.call.caller, timeout=self.ring_timeout,
+        )
+        if transferee.channel is not None:
+            transferee.channel.stop_playing()
+        if callee is None:
+            return 487
+        if callee.state is not LegState.ANSWERED:
+            return callee.sip_status or 480
+        if transferee.state is not LegState.ANSWERED:
+            await self.b2bua.hangup(callee)
+            return 487
+        return callee
+
+    def _restore(self, transferee: Leg, transferor: Leg | None) -> None:
+        """Bridge the two parties again after a failed transfer; whoever is left alone
+        (the other hung up meanwhile) is hung up."""
+        other = transferor or transferee
+        other.released = False
+        if transferee.state is LegState.ANSWERED and other.state is LegState.ANSWERED \
+                and other is not transferee:
+            self.b2bua.media.bridge(transferee.channel, other.channel)
+        self._spawn(self._own(transferee, other, agent=other.party))
+
+    async def _own(self, a: Leg, b: Leg, *, agent: str | None = None) -> None:
+        """Keep ``a`` and ``b`` bridged until one leaves (then hang up the rest) or a new
+        transfer takes them. ``agent``'s phone is busy meanwhile for the ACD."""
+        handovers = {a.call.handover, b.call.handover}
+        if agent is not None:
+            self.queues.device_in_use(agent, True)
+        try:
+            await flows.until_first(a.ended, b.ended, *handovers)
+        finally:
+            if agent is not None:
+                self.queues.device_in_use(agent, False)
+        if any(h.is_set() for h in handovers):
+            return
+        side = "caller" if a.state is LegState.ENDED else "callee"
+        for call in {a.call, b.call}:
+            await self.b2bua.hangup_call(call, HangupCause.NORMAL, side)
+
+    async def _queue(self, leg: Leg, queue: str, priority: int) -> None:
+        call, transfers = leg.call, leg.call.transfers
+        flows.hold_music(self.services, leg)
+        outcome = await self.queues.enqueue(leg, queue, priority=priority)
+        log.info("transfer_queue_outcome", call_id=call.id, queue=queue, outcome=outcome)
+        if call.transfers == transfers and leg.state is not LegState.ENDED:
+            await self.b2bua.hangup_call(call, HangupCause.NORMAL, "system")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

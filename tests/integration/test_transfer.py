@@ -1,0 +1,72 @@
+"""Blind transfer by REFER from a real phone: baresip's ``transfer`` command (RFC 3515).
+
+The caller (baresip 1002) says 440 Hz, the agent (baresip 1001) 1000 Hz, the target (baresip
+1003) 1800 Hz. 1002 dials 1001; 1001 transfers to an unknown number: the NOTIFY says 404 (baresip
+then hangs up by itself). On a second call 1001 transfers to 1003: 1001 is released, the
+caller hears 1003, and the call keeps one CDR.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.conftest import require_binary
+from tests.helpers import audio
+from tests.helpers.api import rows
+from tests.helpers.server import ServerProcess
+from tests.integration.test_supervisor import AGENT_HZ, CALLER_HZ, SUPER_HZ, agent, closed, heard
+
+
+def test_blind_transfer_by_refer(artifacts: Path) -> None:
+    require_binary("baresip")
+    require_binary("sox")
+    tones = {hz: audio.make_tone_wav(artifacts / f"tone{int(hz)}.wav", (hz,), 10.0)
+             for hz in (CALLER_HZ, AGENT_HZ, SUPER_HZ)}
+    srv = ServerProcess(artifacts).start()
+    caller = agent(artifacts, "1002", tones[CALLER_HZ], srv)
+    agent_ = agent(artifacts, "1001", tones[AGENT_HZ], srv)
+    target = agent(artifacts, "1003", tones[SUPER_HZ], srv)
+    try:
+        with caller, agent_, target:
+            for phone in (caller, agent_, target):
+                phone.ctrl.wait_registered()
+            sip = f"127.0.0.1:{srv.sip_port}"
+            caller.dial(f"sip:1001@{sip}")
+            agent_.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+            caller.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+            time.sleep(1.0)
+
+            agent_.ctrl.command(f"transfer sip:9999@{sip}")  # unknown: NOTIFY 404
+            failed = agent_.ctrl.wait_event("TRANSFER_FAILED", timeout=10)
+            assert "404" in str(failed), failed
+            # baresip hangs up (BYE) after a failed transfer; a new call for the next part
+            assert closed(caller, 10)
+            t_stayed = time.time()
+            caller.dial(f"sip:1001@{sip}")
+            agent_.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+            caller.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+            time.sleep(2.5)
+
+            agent_.ctrl.command(f"transfer sip:1003@{sip}")
+            target.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+            assert closed(agent_, 10), "the transferor was not released"
+            t_moved = time.time()
+            time.sleep(3.0)
+            assert len(caller.ctrl.seen("CALL_CLOSED")) == 1, "the caller was hung up"
+            caller.ctrl.command("hangup")
+            assert closed(caller, 10)
+            assert closed(target, 10), "the target was not hung up"
+            caller_heard = audio.read_wav(caller.recordings()["heard"])[0]
+    finally:
+        srv.stop()
+
+    assert heard(caller_heard, t_stayed, t_stayed + 1.0, t_moved - 0.5) == {AGENT_HZ}
+    assert heard(caller_heard, t_stayed, t_moved + 0.8, t_moved + 2.8) == {SUPER_HZ}
+
+    db = srv.db_path
+    cdrs = [r for r in rows(db, "SELECT * FROM calls") if r["caller"] == "1002"]
+    assert len(cdrs) == 2, cdrs  # the call whose transfer failed, the one transferred
+    events = rows(db, "SELECT type, data FROM call_events WHERE call_id = ?", cdrs[1]["id"])
+    transferred = [e for e in events if e["type"] == "transferred"]
+    assert len(transferred) == 1 and '"user:1003"' in transferred[0]["data"], events

@@ -1,0 +1,47 @@
+"""What a transfer's target names, and the targets refused before anything changes."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from callcenter.calls.call import Call, Leg
+from callcenter.calls.transfer import Target, Transfers
+from callcenter.sip.errors import Forbidden, NotFound
+
+
+def transfers() -> Transfers:
+    services: Any = SimpleNamespace(b2bua=None)
+    queues: Any = SimpleNamespace(engine=SimpleNamespace(queue_names=["sales"]))
+    return Transfers(services, queues=queues, users={"1001", "1002", "1003"},
+                     lines=lambda n: (lambda leg: None) if n == "0800" else None)  # type: ignore[arg-type,return-value]
+
+
+def legs() -> tuple[Leg, Leg]:
+    call = Call(caller="1002", called="1001", source="user:1002")
+    return (Leg(call, "inbound", ("127.0.0.1", 1), "udp", "1002"),
+            Leg(call, "outbound", ("127.0.0.1", 2), "udp", "1001"))
+
+
+def test_a_user_a_queue_a_line() -> None:
+    caller, agent = legs()
+    t = transfers()
+    assert t.target("1003", caller, agent) == Target("user", "1003")
+    assert t.target("sales", caller, agent) == Target("queue", "sales")
+    assert str(t.target("0800", caller, agent)) == "line:0800"
+
+
+@pytest.mark.parametrize("to", ["9999", "", "support"])
+def test_an_unknown_target_is_404(to: str) -> None:
+    caller, agent = legs()
+    with pytest.raises(NotFound):
+        transfers().target(to, caller, agent)
+
+
+@pytest.mark.parametrize("to", ["1001", "1002"])
+def test_a_transfer_to_a_party_of_the_call_is_a_loop(to: str) -> None:
+    caller, agent = legs()
+    with pytest.raises(Forbidden):
+        transfers().target(to, caller, agent)
