@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from callcenter.calls import flows
+from callcenter.calls import flows, numbers
 from callcenter.calls.b2bua import B2BUA
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.calls.callbacks import CallbackWorker
@@ -311,6 +311,8 @@ class Application:
             user = caller = self.registration.authenticate(sreq, proxy=True)
         ruri = req.request_uri
         called = (ruri.user if isinstance(ruri, SipUri) else None) or ""
+        if user is None and (trunk_cfg := self.cfg.trunk(trunk or "")) is not None:
+            called = numbers.national(numbers.called_number(req), trunk_cfg.country)
         source = f"user:{user}" if user else f"trunk:{trunk}"
         call = Call(caller=caller, called=called, source=source,
                     direction="internal" if user and called in self.passwords else "inbound")

@@ -30,7 +30,14 @@ from callcenter.sip.events import AckTimeout, TransactionTimeout, TxKey
 from callcenter.sip.message import Request, Response
 from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
 from callcenter.sip.transaction import cancel_for
-from callcenter.sip.useragent import ALLOW, ALLOW_HEADERS, Timers, answer_sdp, new_invite
+from callcenter.sip.useragent import (
+    ALLOW,
+    ALLOW_HEADERS,
+    Timers,
+    answer_sdp,
+    authorized_retry,
+    new_invite,
+)
 
 if TYPE_CHECKING:
     from callcenter.sip.registrar import Binding
@@ -174,16 +181,17 @@ class B2BUA:
     async def dial(
         self, call: Call, *, target_uri: str, dest: tuple[str, int], transport: str,
         party: str, from_user: str, from_display: str = "", timeout: float = 30.0,
-        on_ringing: Callable[[], None] | None = None,
+        on_ringing: Callable[[], None] | None = None, auth: tuple[str, str] | None = None,
     ) -> Leg:
         """Place a call; returns the leg (state ANSWERED, or ENDED with the reason in sip_status).
 
         ``timeout`` is the ring time: unanswered by then, the INVITE is CANCELled (408).
+        ``auth`` (user, password) answers one 401/407 challenge to the INVITE (a trunk's).
         """
         leg = self._outbound_leg(call, dest, transport, party)
         return await self._dial_leg(
             leg, target_uri=target_uri, from_user=from_user, from_display=from_display,
-            timeout=timeout, on_ringing=on_ringing,
+            timeout=timeout, on_ringing=on_ringing, auth=auth,
         )
 
     def _outbound_leg(self, call: Call, dest: tuple[str, int], transport: str, party: str) -> Leg:
@@ -196,14 +204,13 @@ class B2BUA:
 
     async def _dial_leg(
         self, leg: Leg, *, target_uri: str, from_user: str, from_display: str, timeout: float,
-        on_ringing: Callable[[], None] | None,
+        on_ringing: Callable[[], None] | None, auth: tuple[str, str] | None = None,
     ) -> Leg:
         """Send the INVITE of a leg made by ``_outbound_leg`` and wait for its outcome."""
         call = leg.call
         try:
-            invite, key, fut = self._send_invite(
-                leg, target_uri=target_uri, dest=leg.peer, transport=leg.transport,
-                party=leg.party, from_user=from_user, from_display=from_display,
+            invite, fut = self._send_invite(
+                leg, target_uri=target_uri, from_user=from_user, from_display=from_display,
                 on_ringing=on_ringing,
             )
         except Exception:
@@ -211,11 +218,20 @@ class B2BUA:
             raise
         offer = leg.local_sdp
         assert offer is not None
-        leg.outbound_key = key
-        leg.outbound_future = fut
         leg.sip_status = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
             resp = await asyncio.wait_for(asyncio.shield(fut), timeout)
+            if resp.status in (401, 407) and auth is not None and leg.state is not LegState.ENDED:
+                # The carrier's challenge (its ACK is the transaction's): once, with credentials.
+                retry = authorized_retry(invite, resp, via=self.stack.via(leg.transport),
+                                         user=auth[0], password=auth[1])
+                if retry is not None:
+                    invite = retry
+                    leg.provisional.clear()
+                    fut = self._send_leg_invite(leg, invite, on_ringing)
+                    resp = await asyncio.wait_for(asyncio.shield(fut), deadline - loop.time())
         except TimeoutError:
             await self.cancel(leg)
             leg.sip_status = 408
@@ -345,18 +361,25 @@ class B2BUA:
         self._spawn(drop())
 
     def _send_invite(
-        self, leg: Leg, *, target_uri: str, dest: tuple[str, int], transport: str, party: str,
-        from_user: str, from_display: str, on_ringing: Callable[[], None] | None,
-    ) -> tuple[Request, TxKey, asyncio.Future[Response]]:
+        self, leg: Leg, *, target_uri: str, from_user: str, from_display: str,
+        on_ringing: Callable[[], None] | None,
+    ) -> tuple[Request, asyncio.Future[Response]]:
         """Open the leg's channel and send the INVITE with our offer (``dial``'s first half)."""
         leg.channel = self.media.open_channel()
         offer = self._offer(leg)
         leg.local_sdp = offer
+        transport = leg.transport
         invite = new_invite(
             target_uri, via=self.stack.via(transport), host=self.stack.advertised,
-            from_user=from_user, from_display=from_display, to_user=party,
+            from_user=from_user, from_display=from_display, to_user=leg.party,
             contact=self.stack.contact(transport=transport), sdp=offer.serialize().encode(),
         )
+        return invite, self._send_leg_invite(leg, invite, on_ringing)
+
+    def _send_leg_invite(
+        self, leg: Leg, invite: Request, on_ringing: Callable[[], None] | None,
+    ) -> asyncio.Future[Response]:
+        """Send ``invite`` for the leg (its first, or again with credentials)."""
         leg.outbound_invite = invite
 
         def provisional(resp: Response) -> None:
@@ -371,9 +394,11 @@ class B2BUA:
                 self._send_ack(leg, resp)
 
         key, fut = self.stack.send_request(
-            invite, dest, transport, on_provisional=provisional, on_retransmitted_2xx=resend_ack
+            invite, leg.peer, leg.transport, on_provisional=provisional,
+            on_retransmitted_2xx=resend_ack,
         )
-        return invite, key, fut
+        leg.outbound_key, leg.outbound_future = key, fut
+        return fut
 
     async def dial_unless(self, gone: asyncio.Event, call: Call, **dial: Any) -> Leg | None:
         """``dial()``, given up (CANCEL) if ``gone`` is set first (e.g. the caller hung up

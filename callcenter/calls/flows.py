@@ -26,8 +26,10 @@ log = structlog.get_logger("calls")
 
 def trunk_target(trunk: Trunk, number: str) -> dict[str, Any]:
     """The ``B2BUA.dial`` arguments that send a call to ``number`` through ``trunk``."""
+    auth = (trunk.auth.user, trunk.auth.password) if trunk.auth is not None else None
     return {"target_uri": f"sip:{number}@{trunk.host}:{trunk.port}",
-            "dest": (trunk.host, trunk.port), "transport": trunk.transport, "party": number}
+            "dest": (trunk.host, trunk.port), "transport": trunk.transport, "party": number,
+            "auth": auth}
 
 
 async def play(leg: Leg, prompt: Any, *, interruptible: bool = False) -> PlayOutcome:

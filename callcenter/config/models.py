@@ -214,6 +214,9 @@ class Trunk(_Model):
     transport: Literal["udp", "tcp"] = "udp"
     registration: TrunkRegister | None = Field(default=None, alias="register")
     auth: TrunkAuth | None = None
+    #: the country (ISO 3166) of the national numbers the carrier sends: a called number from
+    #: the trunk is matched to the lines in that country's national form
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "PL"
 
 
 def _member(value: Any) -> Any:

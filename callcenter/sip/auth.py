@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import secrets
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -437,6 +437,18 @@ def build_authorization(
     if "opaque" in params:
         parts.append(f"opaque={_quote(params['opaque'])}")
     return "Digest " + ", ".join(parts)
+
+
+def answerable(challenges: Iterable[str]) -> str | None:
+    """The first challenge :func:`build_authorization` can answer, or None."""
+    for value in challenges:
+        try:
+            build_authorization(value, method="INVITE", uri="sip:x", username="u",
+                                password="p", cnonce="c")
+        except ValueError:
+            continue
+        return value
+    return None
 
 
 # ------------------------------------------------------------------------ failure limiter

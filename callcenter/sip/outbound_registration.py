@@ -22,7 +22,7 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
-from callcenter.sip.auth import build_authorization, parse_auth_params
+from callcenter.sip.auth import answerable, build_authorization, parse_auth_params
 from callcenter.sip.dialog import new_call_id, new_tag
 from callcenter.sip.message import Headers, Request, Response
 from callcenter.sip.uri import NameAddr, SipUri
@@ -128,7 +128,7 @@ class OutboundRegistration:
         sent = self._sent
         if resp.status in (401, 407):
             name = "WWW-Authenticate" if resp.status == 401 else "Proxy-Authenticate"
-            challenge = self._pick(resp.headers.get_all(name))
+            challenge = answerable(resp.headers.get_all(name))
             stale = challenge is not None and _is_stale(challenge)
             if challenge is not None and (self._answers == 0 or (stale and self._answers < 2)):
                 self._answers += 1
@@ -207,19 +207,6 @@ class OutboundRegistration:
             if _uri_key(str(contact.uri)) == mine and "expires" in contact.params:
                 return _int(contact.params["expires"], asked)
         return _int(resp.headers.get("Expires"), asked)
-
-    @staticmethod
-    def _pick(values: list[str]) -> str | None:
-        """The first challenge we can answer (MD5 or SHA-256 digest, qop auth or none)."""
-        for value in values:
-            try:
-                build_authorization(value, method="REGISTER", uri="sip:x", username="u",
-                                    password="p", cnonce="c")
-            except ValueError:
-                continue
-            return value
-        return None
-
 
 def _is_stale(challenge: str) -> bool:
     return parse_auth_params(challenge)[1].get("stale", "").lower() == "true"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from callcenter.sip.auth import answerable, build_authorization
 from callcenter.sip.dialog import new_call_id, new_tag
 from callcenter.sip.errors import CallDoesNotExist, MethodNotAllowed
 from callcenter.sip.message import Headers, Request, Response
@@ -96,6 +97,26 @@ def new_invite(
     invite.headers.add("Content-Type", "application/sdp")
     invite.body = sdp
     return invite
+
+
+def authorized_retry(
+    invite: Request, resp: Response, *, via: str, user: str, password: str
+) -> Request | None:
+    """``invite`` again, answering the 401/407 ``resp`` with digest credentials (RFC 3261
+    §22.2): same Call-ID, From tag and To (no tag), CSeq + 1, a new branch in ``via``.
+    None when ``resp`` offers no challenge we can answer."""
+    proxy = resp.status == 407
+    challenge = answerable(resp.headers.get_all(
+        "Proxy-Authenticate" if proxy else "WWW-Authenticate"))
+    if challenge is None:
+        return None
+    headers = invite.headers.copy()
+    headers.set("Via", via)
+    headers.set("CSeq", f"{invite.cseq[0] + 1} {invite.method}")
+    headers.add("Proxy-Authorization" if proxy else "Authorization", build_authorization(
+        challenge, method=invite.method, uri=invite.uri, username=user, password=password,
+        cnonce=new_tag()))
+    return Request(invite.method, invite.uri, headers, invite.body)
 
 
 def answer_sdp(

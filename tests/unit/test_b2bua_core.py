@@ -6,8 +6,11 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from callcenter.calls.b2bua import B2BUA
 from callcenter.calls.call import Call, Leg, LegState
+from callcenter.sip.auth import DigestAuthenticator
 from callcenter.sip.dialog import DialogState, new_branch
 from callcenter.sip.events import RequestReceived, TxKey
 from callcenter.sip.message import Request, Response, parse_message
@@ -624,5 +627,72 @@ def test_unanswered_bye_and_refresh_end_on_the_timers() -> None:
         await asyncio.wait_for(b2bua.hangup(leg), 5)  # the BYE's guard
         assert stack.methods() == ["INVITE", "INVITE", "BYE"]
         assert leg.dialog.state is DialogState.TERMINATED
+
+    asyncio.run(run())
+
+
+def challenge_for(invite: Request, carrier: DigestAuthenticator, status: int = 407) -> Response:
+    """The carrier's 407 (or 401) to ``invite``, with its digest challenges."""
+    header = "Proxy-Authenticate" if status == 407 else "WWW-Authenticate"
+    resp = ok_for(invite, to_tag="carrier1")
+    resp.status, resp.reason = status, "Authentication Required"
+    resp.headers.remove("Contact")
+    for value in carrier.challenge(0.0):
+        resp.headers.add(header, value)
+    return resp
+
+
+@pytest.mark.parametrize("status", [407, 401])
+def test_a_trunk_challenge_is_answered_once_with_credentials(status: int) -> None:
+    """The INVITE goes again with CSeq + 1, the same Call-ID, From and To, a new branch and
+    credentials the carrier accepts; a second challenge ends the leg with its status."""
+
+    async def run() -> None:
+        b2bua, stack, media, _ = make_b2bua()
+        carrier = DigestAuthenticator("carrier.test", secret=b"k" * 16)
+        call = Call(caller="0800123456", called="48600111222", source="dialer")
+        dial = asyncio.ensure_future(b2bua.dial(
+            call, target_uri="sip:+48600111222@127.0.0.1:5090", dest=PHONE, transport="udp",
+            party="+48600111222", from_user="0800123456", auth=("acme", "s3cret"),
+        ))
+        await asyncio.sleep(0)
+        (first, first_fut), = stack.requests
+        first_fut.set_result(challenge_for(first, carrier, status))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert stack.methods() == ["INVITE", "INVITE"]
+        second, second_fut = stack.requests[1]
+        assert second.cseq == (first.cseq[0] + 1, "INVITE")
+        assert second.call_id == first.call_id and second.uri == first.uri
+        assert second.headers.get("From") == first.headers.get("From")
+        assert second.headers.get("To") == first.headers.get("To")  # no tag: a new request
+        assert second.top_via.branch != first.top_via.branch
+        assert second.body == first.body
+        name = "Proxy-Authorization" if status == 407 else "Authorization"
+        result = carrier.verify(second.headers.get(name) or "", method="INVITE",
+                                lookup_password={"acme": "s3cret"}.get, now=1.0)
+        assert result.ok and result.username == "acme", result
+        second_fut.set_result(challenge_for(second, carrier, status))  # refused again
+        leg = await asyncio.wait_for(dial, 1)
+        assert leg.state is LegState.ENDED and leg.sip_status == status
+        assert stack.methods() == ["INVITE", "INVITE"]
+        assert media.channels[0].closed
+
+    asyncio.run(run())
+
+
+def test_a_challenge_without_credentials_ends_the_leg() -> None:
+    async def run() -> None:
+        b2bua, stack, _, _ = make_b2bua()
+        call = Call(caller="0800123456", called="48600111222", source="dialer")
+        dial = asyncio.ensure_future(b2bua.dial(
+            call, target_uri="sip:+48600111222@127.0.0.1:5090", dest=PHONE, transport="udp",
+            party="+48600111222", from_user="0800123456",
+        ))
+        await asyncio.sleep(0)
+        (invite, fut), = stack.requests
+        fut.set_result(challenge_for(invite, DigestAuthenticator("c", secret=b"k" * 16)))
+        leg = await asyncio.wait_for(dial, 1)
+        assert leg.sip_status == 407 and stack.methods() == ["INVITE"]
 
     asyncio.run(run())

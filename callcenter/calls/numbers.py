@@ -1,0 +1,66 @@
+"""The number a carrier called, in the national form the dialplan's lines are written in.
+
+Carriers send ``+48800123456``, ``48800123456``, ``0048800123456``, ``800123456`` or
+``0800123456``, as a SIP or ``tel:`` URI, in the Request-URI or (to a registered trunk, whose
+Request-URI is our Contact) in the To; all become ``0800123456`` for country PL. The national
+form is the country's national prefix, ``0`` where it has none (Polish dialplans write
+``0800...``/``022...``), then the national significant number. What ``phonenumbers`` does not
+take for a valid number (an extension, a short code) is left as it came.
+"""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+from callcenter.sip.message import Request
+from callcenter.sip.uri import SipUri
+
+_NUMBER = re.compile(r"\+?[0-9]+")
+_VISUAL = re.compile(r"[\s().\-]")
+
+
+def _user(uri: object) -> str:
+    """The user of a SIP URI or the number of a ``tel:`` URI ("" for anything else)."""
+    if isinstance(uri, SipUri):
+        return _VISUAL.sub("", uri.user or "")
+    text = str(uri)
+    if text[:4].lower() == "tel:":
+        return _VISUAL.sub("", text[4:].split(";", 1)[0])
+    return ""
+
+
+def called_number(req: Request) -> str:
+    """The called number: the Request-URI's, or the To's when the Request-URI holds none."""
+    ruri = _user(req.request_uri)
+    if _NUMBER.fullmatch(ruri):
+        return ruri
+    to = _user(req.to.uri)
+    return to if _NUMBER.fullmatch(to) else ruri
+
+
+def parse(number: str, country: str) -> phonenumbers.PhoneNumber | None:
+    """``number`` as a valid phone number (national ones in ``country``), else None."""
+    candidates = [number]
+    if number.startswith("0") and not number.startswith("00"):
+        candidates.append(number[1:])  # a trunk prefix the country's metadata lacks (PL)
+    for text in candidates:
+        try:
+            parsed = phonenumbers.parse(text, country)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(parsed):
+            return parsed
+    return None
+
+
+def national(number: str, country: str) -> str:
+    """``number`` in the dialplan's national form (see the module's docstring)."""
+    parsed = parse(number, country)
+    if parsed is None or phonenumbers.region_code_for_number(parsed) != country.upper():
+        return number
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(country.upper())
+    prefix = (metadata.national_prefix if metadata else None) or "0"
+    return prefix + phonenumbers.national_significant_number(parsed)
+
