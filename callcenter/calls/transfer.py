@@ -102,6 +102,21 @@ class Transfers:
         await self.b2bua.notify(leg, 200, "OK", refer_id)
         await self.b2bua.hangup(leg)
 
+    # ------------------------------------------------------------------ API and key code
+    def start(self, transferee: Leg, to: str, *, transferor: Leg, by: str) -> None:
+        """Check the target now (NotFound, Forbidden), then transfer in the background and
+        hang up ``transferor`` once the target has the call (on failure the two talk again)."""
+        self.target(to, transferee, transferor)
+        self._spawn(self._then_release(transferee, to, transferor, by))
+
+    async def _then_release(self, transferee: Leg, to: str, transferor: Leg, by: str) -> None:
+        try:
+            await self.blind(transferee, to, transferor=transferor, by=by)
+        except SipError as exc:
+            log.info("transfer_failed", call_id=transferee.call.id, to=to, error=str(exc))
+            return
+        await self.b2bua.hangup(transferor)
+
     # ------------------------------------------------------------------ the transfer
     async def blind(self, transferee: Leg, to: str, *, transferor: Leg | None, by: str) -> None:
         """Send ``transferee`` to ``to``; raises a SipError (the failure's status) when the

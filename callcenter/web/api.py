@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from callcenter.report import stats
 from callcenter.web import (
     acd_api,
+    call_api,
     campaign_api,
     dialplan_api,
     events_api,
@@ -27,6 +28,7 @@ from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
 if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
     from callcenter.calls.queues import QueueRunner
+    from callcenter.calls.transfer import Transfers
     from callcenter.config import Config
     from callcenter.dialer.runner import CampaignRunner
     from callcenter.events.service import Events
@@ -80,6 +82,7 @@ class Server:
     supervisor: SupervisorService
     dialer: CampaignRunner
     watcher: DialplanWatcher
+    transfers: Transfers
     #: our registrations at carriers, by trunk name
     trunk_registrations: dict[str, RegistrationClient] = field(default_factory=dict)
 
@@ -103,6 +106,7 @@ class Api:
                             sl_seconds={q.name: q.sl_seconds for q in server.cfg.queues},
                             local=lambda: stats.LocalTime.of(server.clock))
         acd_api.register(r, auth, server.queues)
+        call_api.register(r, auth, server.b2bua, server.transfers)
         supervisor_api.register(r, auth, server.supervisor)
         campaign_api.register(r, auth, server.dialer)
         dialplan_api.register(r, auth, server.watcher)
