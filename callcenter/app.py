@@ -131,6 +131,7 @@ class Application:
         self.transfers = Transfers(self.services, queues=self.queues, users=self.passwords,
                                    lines=self._line_runner)
         self.b2bua.on_refer = self.transfers.on_refer
+        self.b2bua.on_key = self.transfers.on_key
         self.load = Load()
         self.dialer = CampaignRunner(self.services, cfg=cfg, db=self.store.db, queues=self.queues)
         self.callbacks = CallbackWorker(

@@ -76,6 +76,8 @@ class B2BUA:
         self.on_leg: Callable[[str, Leg], None] | None = None
         #: takes a REFER (RFC 3515) received on a leg: answers 202 or raises a SipError
         self.on_refer: Callable[[Leg, ServerRequest], None] | None = None
+        #: every key (RFC 4733, SIP INFO, in-band) of a leg with media, before its queue
+        self.on_key: Callable[[Leg, str], None] | None = None
 
     # ------------------------------------------------------------ inbound legs
     def new_inbound(self, call: Call, sreq: ServerRequest, party: str) -> Leg:
@@ -533,7 +535,12 @@ class B2BUA:
             remote=media.remote, payload_type=media.payload_type,
             dtmf_payload_type=media.dtmf_payload_type,
         )
-        leg.channel.on_dtmf = lambda digit, leg=leg: leg.dtmf.put_nowait(digit)
+        leg.channel.on_dtmf = lambda digit, leg=leg: self._key(leg, digit)
+
+    def _key(self, leg: Leg, digit: str) -> None:
+        if self.on_key is not None:
+            self.on_key(leg, digit)
+        leg.dtmf.put_nowait(digit)
 
     # ------------------------------------------------------ in-dialog requests
     def find_leg(self, req: Request) -> Leg | None:
