@@ -24,6 +24,7 @@ from callcenter.calls import flows
 from callcenter.calls.b2bua import B2BUA
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.calls.callbacks import CallbackWorker
+from callcenter.calls.hold import Holds
 from callcenter.calls.ivr_call import LiveCall
 from callcenter.calls.queues import QueueRunner
 from callcenter.calls.services import CallServices
@@ -132,6 +133,7 @@ class Application:
                                    lines=self._line_runner)
         self.b2bua.on_refer = self.transfers.on_refer
         self.b2bua.on_key = self.transfers.on_key
+        self.b2bua.on_hold = Holds(self.services).on_hold
         self.load = Load()
         self.dialer = CampaignRunner(self.services, cfg=cfg, db=self.store.db, queues=self.queues)
         self.callbacks = CallbackWorker(
@@ -410,6 +412,7 @@ class Application:
         self.events.publish(events.CallEnded(  # the store sink closes the CDR
             ts=end, call_id=call.id, cause=cause.value, side=side, digits=call.digits,
             sip_status=status, duration=None if started is None else round(end - started, 3),
+            hold_seconds=round(call.held(self.now()), 3),
             **self._rtp_quality(call)))
         log.info("call_ended", call_id=call.id, cause=cause.value, side=side,
                  digits=call.digits)

@@ -78,6 +78,8 @@ class B2BUA:
         self.on_refer: Callable[[Leg, ServerRequest], None] | None = None
         #: every key (RFC 4733, SIP INFO, in-band) of a leg with media, before its queue
         self.on_key: Callable[[Leg, str], None] | None = None
+        #: a party's re-INVITE held (True: sendonly or inactive) or resumed the call
+        self.on_hold: Callable[[Leg, bool], None] | None = None
 
     # ------------------------------------------------------------ inbound legs
     def new_inbound(self, call: Call, sreq: ServerRequest, party: str) -> Leg:
@@ -640,6 +642,8 @@ class B2BUA:
         self._configure(leg)
         log.info("reinvite", call_id=leg.call.id, hold=media.remote_hold,
                  direction=str(media.direction))
+        if self.on_hold is not None:
+            self.on_hold(leg, media.remote_hold)
         answer_sdp(sreq, contact=self.stack.contact(transport=leg.transport),
                    sdp=answer.serialize().encode())
 
