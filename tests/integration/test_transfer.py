@@ -14,19 +14,26 @@ from pathlib import Path
 from tests.conftest import require_binary
 from tests.helpers import audio
 from tests.helpers.api import http, rows
+from tests.helpers.baresip import BaresipAgent
 from tests.helpers.server import ServerProcess
 from tests.integration.test_supervisor import AGENT_HZ, CALLER_HZ, SUPER_HZ, agent, closed, heard
 
 
-def test_blind_transfer_by_refer(artifacts: Path) -> None:
+def three_phones(artifacts: Path, seconds: float) -> tuple[ServerProcess, BaresipAgent,
+                                                           BaresipAgent, BaresipAgent]:
+    """The server, the caller 1002, the agent 1001 and the target 1003, each saying its tone."""
     require_binary("baresip")
     require_binary("sox")
-    tones = {hz: audio.make_tone_wav(artifacts / f"tone{int(hz)}.wav", (hz,), 10.0)
+    tones = {hz: audio.make_tone_wav(artifacts / f"tone{int(hz)}.wav", (hz,), seconds)
              for hz in (CALLER_HZ, AGENT_HZ, SUPER_HZ)}
     srv = ServerProcess(artifacts).start()
-    caller = agent(artifacts, "1002", tones[CALLER_HZ], srv)
-    agent_ = agent(artifacts, "1001", tones[AGENT_HZ], srv)
-    target = agent(artifacts, "1003", tones[SUPER_HZ], srv)
+    return (srv, agent(artifacts, "1002", tones[CALLER_HZ], srv),
+            agent(artifacts, "1001", tones[AGENT_HZ], srv),
+            agent(artifacts, "1003", tones[SUPER_HZ], srv))
+
+
+def test_blind_transfer_by_refer(artifacts: Path) -> None:
+    srv, caller, agent_, target = three_phones(artifacts, 10.0)
     try:
         with caller, agent_, target:
             for phone in (caller, agent_, target):
@@ -75,14 +82,7 @@ def test_blind_transfer_by_refer(artifacts: Path) -> None:
 def test_blind_transfer_by_api_and_by_keys(artifacts: Path) -> None:
     """``POST /api/calls/{id}/transfer`` moves the caller 1002 from 1001 to 1003; then on a
     second call 1001 presses ``##1003#`` (RFC 4733 from baresip) with the same outcome."""
-    require_binary("baresip")
-    require_binary("sox")
-    tones = {hz: audio.make_tone_wav(artifacts / f"tone{int(hz)}.wav", (hz,), 12.0)
-             for hz in (CALLER_HZ, AGENT_HZ, SUPER_HZ)}
-    srv = ServerProcess(artifacts).start()
-    caller = agent(artifacts, "1002", tones[CALLER_HZ], srv)
-    agent_ = agent(artifacts, "1001", tones[AGENT_HZ], srv)
-    target = agent(artifacts, "1003", tones[SUPER_HZ], srv)
+    srv, caller, agent_, target = three_phones(artifacts, 12.0)
     heard_by: list[tuple[float, float, Path]] = []  # dial time, transfer time, the recording
     try:
         with caller, agent_, target:
