@@ -24,6 +24,7 @@ from callcenter.calls import flows, numbers
 from callcenter.calls.b2bua import B2BUA
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.calls.callbacks import CallbackWorker
+from callcenter.calls.hold import Holds
 from callcenter.calls.ivr_call import LiveCall
 from callcenter.calls.queues import QueueRunner
 from callcenter.calls.services import CallServices
@@ -140,6 +141,8 @@ class Application:
         self.transfers = Transfers(self.services, queues=self.queues, users=self.passwords,
                                    lines=self._line_runner)
         self.b2bua.on_refer = self.transfers.on_refer
+        self.b2bua.on_key = self.transfers.on_key
+        self.b2bua.on_hold = Holds(self.services).on_hold
         self.load = Load()
         self.dialer = CampaignRunner(self.services, cfg=cfg, db=self.store.db, queues=self.queues)
         self.callbacks = CallbackWorker(
@@ -152,7 +155,8 @@ class Application:
             cfg=cfg, now=self.now, clock=self.clock, load=self.load, stack=self.stack,
             registrar=self.registrar, b2bua=self.b2bua, media=self.media, store=self.store, events=self.events,
             queues=self.queues, supervisor=self.supervisor, dialer=self.dialer,
-            watcher=self.watcher, trunk_registrations=self.trunk_registrations,
+            watcher=self.watcher, transfers=self.transfers,
+            trunk_registrations=self.trunk_registrations,
             drain=self.drain, draining=lambda: self.draining,
         ))
         self.http = HttpServer(self.api.router, host=cfg.http.listen, port=cfg.http.port)
@@ -468,6 +472,7 @@ class Application:
         self.events.publish(events.CallEnded(  # the store sink closes the CDR
             ts=end, call_id=call.id, cause=cause.value, side=side, digits=call.digits,
             sip_status=status, duration=None if started is None else round(end - started, 3),
+            hold_seconds=round(call.held(self.now()), 3),
             **self._rtp_quality(call)))
         log.info("call_ended", call_id=call.id, cause=cause.value, side=side,
                  digits=call.digits)

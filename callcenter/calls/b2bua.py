@@ -83,6 +83,10 @@ class B2BUA:
         self.on_leg: Callable[[str, Leg], None] | None = None
         #: takes a REFER (RFC 3515) received on a leg: answers 202 or raises a SipError
         self.on_refer: Callable[[Leg, ServerRequest], None] | None = None
+        #: every key (RFC 4733, SIP INFO, in-band) of a leg with media, before its queue
+        self.on_key: Callable[[Leg, str], None] | None = None
+        #: a party's re-INVITE held (True: sendonly or inactive) or resumed the call
+        self.on_hold: Callable[[Leg, bool], None] | None = None
 
     # ------------------------------------------------------------ inbound legs
     def new_inbound(self, call: Call, sreq: ServerRequest, party: str) -> Leg:
@@ -558,7 +562,12 @@ class B2BUA:
             remote=media.remote, payload_type=media.payload_type,
             dtmf_payload_type=media.dtmf_payload_type,
         )
-        leg.channel.on_dtmf = lambda digit, leg=leg: leg.dtmf.put_nowait(digit)
+        leg.channel.on_dtmf = lambda digit, leg=leg: self._key(leg, digit)
+
+    def _key(self, leg: Leg, digit: str) -> None:
+        if self.on_key is not None:
+            self.on_key(leg, digit)
+        leg.dtmf.put_nowait(digit)
 
     # ------------------------------------------------------ in-dialog requests
     def find_leg(self, req: Request) -> Leg | None:
@@ -658,6 +667,8 @@ class B2BUA:
         self._configure(leg)
         log.info("reinvite", call_id=leg.call.id, hold=media.remote_hold,
                  direction=str(media.direction))
+        if self.on_hold is not None:
+            self.on_hold(leg, media.remote_hold)
         answer_sdp(sreq, contact=self.stack.contact(transport=leg.transport),
                    sdp=answer.serialize().encode())
 

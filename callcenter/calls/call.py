@@ -78,6 +78,8 @@ class Leg:
     offer_in_2xx: bool = False
     #: transferred away (RFC 3515): its BYE ends this leg only, never the call
     released: bool = False
+    #: when this party put the call on hold (its re-INVITE sendonly/inactive), else None
+    held_since: float | None = None
 
     @property
     def codec(self) -> str:
@@ -112,6 +114,7 @@ class Call:
     transfers: int = 0
     transferred_to: str = ""  #: the last transfer's target ("user:1002", "queue:sales")
     handover: asyncio.Event = field(default_factory=asyncio.Event)
+    hold_seconds: float = 0.0  #: time its parties spent on hold, holds ended so far
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -124,6 +127,11 @@ class Call:
         self.transfers += 1
         self.transferred_to = target
         old.set()
+
+    def held(self, now: float) -> float:
+        """Seconds on hold so far, the holds still on counted up to ``now``."""
+        return self.hold_seconds + sum(now - x.held_since for x in self.legs
+                                       if x.held_since is not None)
 
     def other(self, leg: Leg) -> Leg | None:
         return next((x for x in self.legs if x is not leg and x.state is not LegState.ENDED), None)

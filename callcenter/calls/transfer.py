@@ -34,6 +34,31 @@ log = structlog.get_logger("calls")
 LineRunner = Callable[[str], Callable[[Leg], Coroutine[Any, Any, None]] | None]
 
 
+class KeyCode:
+    """Collects ``##<target>#`` (Asterisk's blind-transfer habit) from the keys one bridged
+    party presses: ``feed`` returns the target at the closing ``#``. A pause longer than
+    ``timeout`` between keys, or any other key where ``#`` is expected, starts over."""
+
+    MAX = 32  #: keys of a target at most
+
+    def __init__(self, timeout: float = 4.0) -> None:
+        self.timeout = timeout
+        self.keys = ""  #: "", "#", then "##" and the target's keys so far
+        self.last = 0.0
+
+    def feed(self, key: str, now: float) -> str | None:
+        if self.keys and now - self.last > self.timeout:
+            self.keys = ""
+        self.last = now
+        keys = self.keys + key
+        if keys.startswith("##") and len(keys) > 2 and key == "#":
+            self.keys = ""
+            return keys[2:-1] or None
+        collecting = "##".startswith(keys) or keys.startswith("##") and len(keys) <= self.MAX + 2
+        self.keys = keys if collecting else "#" if key == "#" else ""
+        return None
+
+
 @dataclass(frozen=True)
 class Target:
     kind: str  # user | queue | line
@@ -55,6 +80,7 @@ class Transfers:
         self.lines = lines
         self.ring_timeout = ring_timeout
         self._referred: weakref.WeakSet[Leg] = weakref.WeakSet()  # legs that sent a REFER
+        self._codes: weakref.WeakKeyDictionary[Leg, KeyCode] = weakref.WeakKeyDictionary()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def target(self, to: str, transferee: Leg, transferor: Leg | None) -> Target:
@@ -101,6 +127,37 @@ class Transfers:
             return
         await self.b2bua.notify(leg, 200, "OK", refer_id)
         await self.b2bua.hangup(leg)
+
+    # ------------------------------------------------------------------ API and key code
+    def on_key(self, leg: Leg, key: str) -> None:
+        """A key from ``leg``: ``##<target>#`` while bridged transfers the other party. Keys
+        pressed while not bridged (the IVR, a queue) never count."""
+        partner = self.b2bua.partner(leg)
+        if partner is None:
+            self._codes.pop(leg, None)
+            return
+        to = self._codes.setdefault(leg, KeyCode()).feed(key, self.services.now())
+        if to is None:
+            return
+        log.info("key_transfer", call_id=partner.call.id, transferor=leg.party, to=to)
+        try:
+            self.start(partner, to, transferor=leg, by="dtmf")
+        except SipError as exc:
+            log.info("transfer_failed", call_id=partner.call.id, to=to, error=str(exc))
+
+    def start(self, transferee: Leg, to: str, *, transferor: Leg, by: str) -> None:
+        """Check the target now (NotFound, Forbidden), then transfer in the background and
+        hang up ``transferor`` once the target has the call (on failure the two talk again)."""
+        self.target(to, transferee, transferor)
+        self._spawn(self._then_release(transferee, to, transferor, by))
+
+    async def _then_release(self, transferee: Leg, to: str, transferor: Leg, by: str) -> None:
+        try:
+            await self.blind(transferee, to, transferor=transferor, by=by)
+        except SipError as exc:
+            log.info("transfer_failed", call_id=transferee.call.id, to=to, error=str(exc))
+            return
+        await self.b2bua.hangup(transferor)
 
     # ------------------------------------------------------------------ the transfer
     async def blind(self, transferee: Leg, to: str, *, transferor: Leg | None, by: str) -> None:

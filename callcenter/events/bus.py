@@ -114,6 +114,7 @@ class CallEnded(Event):
     sip_status: int | None = None  #: final SIP status of the call (None when never answered)
     rtp_lost_pct: float | None = None  #: the caller's RTP lost, % of expected (None: no RTP)
     rtp_jitter_ms: float | None = None  #: its interarrival jitter at the end (RFC 3550)
+    hold_seconds: float = 0.0  #: time its parties spent on hold (re-INVITE sendonly/inactive)
 
 
 @dataclass(frozen=True, kw_only=True)

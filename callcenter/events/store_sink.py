@@ -93,7 +93,8 @@ class StoreSink:
         quality = {k: v for k, v in (("rtp_lost_pct", e.rtp_lost_pct),
                                      ("rtp_jitter_ms", e.rtp_jitter_ms)) if v is not None}
         self.store.finish_call(e.call_id, end=e.ts, hangup_cause=e.cause, hangup_side=e.side,
-                               sip_status=e.sip_status, digits=e.digits, **quality)
+                               sip_status=e.sip_status, digits=e.digits,
+                               hold_seconds=e.hold_seconds, **quality)
 
     def _call_recording(self, e: CallRecording) -> None:
         with contextlib.suppress(KeyError):  # a call without a CDR has nowhere to note it

@@ -94,6 +94,9 @@ MIGRATIONS: list[str] = [
     ALTER TABLE calls ADD COLUMN rtp_lost_pct REAL;   -- caller leg: RTP lost / expected, in %
     ALTER TABLE calls ADD COLUMN rtp_jitter_ms REAL;  -- caller leg: RFC 3550 jitter at the end
     """,
+    """
+    ALTER TABLE calls ADD COLUMN hold_seconds REAL;   -- time on hold (re-INVITE sendonly/inactive)
+    """,
 ]
 
 

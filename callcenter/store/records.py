@@ -40,6 +40,7 @@ class CallRecord:
     recording: str | None = None  #: path of the recording, if any
     rtp_lost_pct: float | None = None  #: caller leg's RTP packets lost / expected, in %
     rtp_jitter_ms: float | None = None  #: caller leg's interarrival jitter at the end (RFC 3550)
+    hold_seconds: float | None = None  #: time on hold (a party's re-INVITE sendonly/inactive)
 
     def to_row(self) -> dict[str, Any]:
         """The record as a ``calls`` row."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from callcenter.report import stats
 from callcenter.web import (
     acd_api,
+    call_api,
     campaign_api,
     dialplan_api,
     events_api,
@@ -29,6 +30,7 @@ __all__ = ["Api", "Load", "Server"]
 if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
     from callcenter.calls.queues import QueueRunner
+    from callcenter.calls.transfer import Transfers
     from callcenter.config import Config
     from callcenter.dialer.runner import CampaignRunner
     from callcenter.events.service import Events
@@ -60,6 +62,7 @@ class Server:
     supervisor: SupervisorService
     dialer: CampaignRunner
     watcher: DialplanWatcher
+    transfers: Transfers
     #: our registrations at carriers, by trunk name
     trunk_registrations: dict[str, RegistrationClient] = field(default_factory=dict)
     drain: Callable[[], None]  #: stop taking calls; the process exits once they have ended
@@ -91,6 +94,7 @@ class Api:
                             sl_seconds={q.name: q.sl_seconds for q in server.cfg.queues},
                             local=lambda: stats.LocalTime.of(server.clock))
         acd_api.register(r, auth, server.queues)
+        call_api.register(r, auth, server.b2bua, server.transfers)
         supervisor_api.register(r, auth, server.supervisor)
         campaign_api.register(r, auth, server.dialer)
         dialplan_api.register(r, auth, server.watcher)

@@ -105,6 +105,7 @@ _CDR = {
         "billsec": _NUM, "hangup_cause": {"type": ["string", "null"]},
         "hangup_side": {"type": ["string", "null"]}, "sip_status": {"type": ["integer", "null"]},
         "digits": {"type": "string"}, "codec": {"type": ["string", "null"]},
+        "hold_seconds": _NUM,
     },
     "required": ["id", "caller", "called", "start"],
 }
