@@ -143,7 +143,7 @@ class Application:
             cfg=cfg, now=self.now, clock=self.clock, load=self.load, stack=self.stack,
             registrar=self.registrar, b2bua=self.b2bua, media=self.media, store=self.store, events=self.events,
             queues=self.queues, supervisor=self.supervisor, dialer=self.dialer,
-            watcher=self.watcher, trunk_registrations=self.trunk_registrations,
+            watcher=self.watcher, callbacks=self.callbacks, trunk_registrations=self.trunk_registrations,
         ))
         self.http = HttpServer(self.api.router, host=cfg.http.listen, port=cfg.http.port)
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from callcenter.report import stats
 from callcenter.web import (
     acd_api,
+    callback_api,
     campaign_api,
     dialplan_api,
     events_api,
@@ -26,6 +27,7 @@ from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
 
 if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
+    from callcenter.calls.callbacks import CallbackWorker
     from callcenter.calls.queues import QueueRunner
     from callcenter.config import Config
     from callcenter.dialer.runner import CampaignRunner
@@ -80,6 +82,7 @@ class Server:
     supervisor: SupervisorService
     dialer: CampaignRunner
     watcher: DialplanWatcher
+    callbacks: CallbackWorker
     #: our registrations at carriers, by trunk name
     trunk_registrations: dict[str, RegistrationClient] = field(default_factory=dict)
 
@@ -105,6 +108,7 @@ class Api:
         acd_api.register(r, auth, server.queues)
         supervisor_api.register(r, auth, server.supervisor)
         campaign_api.register(r, auth, server.dialer)
+        callback_api.register(r, auth, server.callbacks)
         dialplan_api.register(r, auth, server.watcher)
         trunk_api.register(r, auth, server.cfg.trunks, server.trunk_registrations, server.now)
 
