@@ -41,15 +41,16 @@ class Booking:
     at: float | None  #: unix time on the server's clock; None: at once
 
 
-def parse_at(value: Any, *, wall: float, local_now: dt.datetime, tz: str) -> float:
-    """``at`` as unix time (see the module docstring); a bad one is an HTTP 400."""
+def parse_at(value: Any, *, local_now: dt.datetime, tz: str) -> float:
+    """``at`` as unix time on the server's clock (``local_now``); a bad one is an HTTP 400."""
     try:
-        return callback_time(value, wall=wall, local_now=local_now, tz=tz, field="at")
+        return callback_time(value, wall=local_now.timestamp(), local_now=local_now, tz=tz,
+                             field="at")
     except TimeError as exc:
         raise HttpError(400, str(exc)) from None
 
 
-def parse_booking(body: Any, *, queues: Collection[str], users: Collection[str], wall: float,
+def parse_booking(body: Any, *, queues: Collection[str], users: Collection[str],
                   local_now: dt.datetime, tz: str) -> Booking:
     """A POST body checked: a known queue, a user or a phone number, a time (400 if not)."""
     if not isinstance(body, dict):
@@ -67,7 +68,7 @@ def parse_booking(body: Any, *, queues: Collection[str], users: Collection[str],
         number = e164
     at = body.get("at")
     return Booking(queue, number, None if at is None else parse_at(
-        at, wall=wall, local_now=local_now, tz=tz))
+        at, local_now=local_now, tz=tz))
 
 
 def register(router: Router, auth: Auth, worker: CallbackWorker) -> None:
@@ -105,10 +106,10 @@ def register(router: Router, auth: Auth, worker: CallbackWorker) -> None:
 
     def book(req: HttpRequest) -> HttpResponse:
         auth.require(req, "admin")
-        wall = worker.wall()
+        local = clock.now()
+        wall = local.timestamp()
         b = parse_booking(req.json(), queues=[q.name for q in cfg.queues],
-                          users={u.user for u in cfg.users}, wall=wall,
-                          local_now=clock.now(), tz=cfg.timezone)
+                          users={u.user for u in cfg.users}, local_now=local, tz=cfg.timezone)
         id = worker.book(b.queue, b.number, wall if b.at is None else max(wall, b.at), at=b.at)
         row = worker.store.get(id)
         assert row is not None
@@ -121,7 +122,7 @@ def register(router: Router, auth: Auth, worker: CallbackWorker) -> None:
         def to(id: int) -> dict[str, Any]:
             if not isinstance(body, dict) or "at" not in body:
                 raise HttpError(400, 'expected {"at": "2026-11-23T15:30" or unix seconds}')
-            at = parse_at(body["at"], wall=worker.wall(), local_now=clock.now(), tz=cfg.timezone)
+            at = parse_at(body["at"], local_now=clock.now(), tz=cfg.timezone)
             return worker.reschedule(id, at)
 
         return changed(req, to)

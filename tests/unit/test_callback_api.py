@@ -25,8 +25,8 @@ WALL = NOW.timestamp()
 
 
 def book(body: Any) -> Booking:
-    return parse_booking(body, queues=["sales", "support"], users={"1001"}, wall=WALL,
-                         local_now=NOW, tz=TZ)
+    return parse_booking(body, queues=["sales", "support"], users={"1001"}, local_now=NOW,
+                         tz=TZ)
 
 
 def refused(body: Any) -> str:
@@ -66,7 +66,7 @@ def test_bad_input_is_a_400_naming_the_field(body: Any, why: str) -> None:
 
 def test_parse_at_is_a_400() -> None:
     with pytest.raises(HttpError) as err:
-        parse_at("soon", wall=WALL, local_now=NOW, tz=TZ)
+        parse_at("soon", local_now=NOW, tz=TZ)
     assert err.value.status == 400 and "at: bad time 'soon'" in str(err.value)
 
 
