@@ -155,7 +155,7 @@ class Application:
             cfg=cfg, now=self.now, clock=self.clock, load=self.load, stack=self.stack,
             registrar=self.registrar, b2bua=self.b2bua, media=self.media, store=self.store, events=self.events,
             queues=self.queues, supervisor=self.supervisor, dialer=self.dialer,
-            watcher=self.watcher, transfers=self.transfers,
+            watcher=self.watcher, transfers=self.transfers, callbacks=self.callbacks,
             trunk_registrations=self.trunk_registrations,
             drain=self.drain, draining=lambda: self.draining,
         ))

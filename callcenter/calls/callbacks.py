@@ -52,6 +52,7 @@ class CallbackWorker:
         self._queued: set[int] = set()  # in the ACD now, or being dialled
         self._task: asyncio.Task[None] | None = None
         queues.callbacks = self
+        store.on_book = lambda id: self._publish(events.CallbackRequested, store.get(id))
 
     def wall(self) -> float:
         """Unix time on the server's clock (``--clock`` shifts it as it shifts schedules)."""
@@ -122,11 +123,9 @@ class CallbackWorker:
 
     def book(self, queue: str, number: str, entered: float, *, at: float | None = None,
              caller: str = "", call_id: str = "", language: str = "pl") -> int:
-        id = self.store.book(queue=queue, number=number, entered=entered, at=at, caller=caller,
-                             call_id=call_id, language=language,
-                             requested_at=self.services.clock.now().isoformat())
-        self._publish(events.CallbackRequested, self.store.get(id))
-        return id
+        return self.store.book(queue=queue, number=number, entered=entered, at=at, caller=caller,
+                               call_id=call_id, language=language,
+                               requested_at=self.services.clock.now().isoformat())
 
     async def dial(self, callback_id: int, agent_leg: Leg) -> Leg | None:
         """The agent took the request: dial the customer, write the attempt and its outcome."""
@@ -211,6 +210,9 @@ class CallbackWorker:
             raise CallbackError(f"callback {id} is {row['status']}")
         if row["status"] == State.DIALING or (id in self._queued and not self._waiting(id)):
             raise CallbackError(f"callback {id} is being dialled")
+
+    def pending(self) -> dict[str, int]:
+        return self.store.counts()
 
     def _waiting(self, id: int) -> bool:
         return self.queues.callback_waiting(id)

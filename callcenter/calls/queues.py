@@ -88,6 +88,9 @@ class CallbackDesk(Protocol):
     async def dial(self, callback_id: int, agent_leg: Leg) -> Leg | None:
         """The agent took it: dial the customer; the answered leg, or None."""
 
+    def pending(self) -> dict[str, int]:
+        """Requests not finished, per queue."""
+
 
 #: Settings of a configured queue that the ACD engine takes under the same name.
 ENGINE_FIELDS: set[str] = (
@@ -679,13 +682,15 @@ class QueueRunner:
         assert self.engine is not None
         now = self.now()
         out = []
+        pending = self.callbacks.pending() if self.callbacks is not None else {}
         for name in self.engine.queue_names if queue is None else [queue]:
             s = self.engine.stats(name, now, agents=False)
             out.append({
                 "name": name, "waiting": s.waiting, "longest_wait": round(s.longest_wait, 1),
                 "offered": s.offered, "answered": s.answered, "abandoned": s.abandoned,
                 "timed_out": s.timed_out, "exited_empty": s.exited_empty,
-                "callbacks": s.callbacks, "answered_within_sl": s.answered_within_target,
+                "callbacks": s.callbacks, "callbacks_pending": pending.get(name, 0),
+                "answered_within_sl": s.answered_within_target,
                 "service_level": _round(s.service_level, 3), "asa": _round(s.asa, 1),
                 "aht": _round(s.aht, 1),
                 "sl_seconds": self.cfg.queue(name).sl_seconds,  # type: ignore[union-attr]

@@ -11,6 +11,7 @@ take it (:func:`owner_lapsed`).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -55,23 +56,26 @@ class CallbackPick:
     release: list[dict[str, Any]]  #: owner waited for too long: anyone may take them
 
 
-def callback_time(value: Any, *, wall: float, local_now: dt.datetime, tz: str) -> float:
+def callback_time(value: Any, *, wall: float, local_now: dt.datetime, tz: str,
+                  field: str = "callback_at") -> float:
     """``callback_at`` as unix time: unix seconds as they are, or ISO 8601 local time in ``tz``
     (an explicit offset wins) read on the server's clock ``local_now`` (so ``--clock`` shifts
-    it as it shifts the calling window); ``wall`` is the unix time at ``local_now``."""
-    if isinstance(value, bool):
-        raise CallbackError("callback_at: expected ISO 8601 local time or unix seconds")
+    it as it shifts the calling window); ``wall`` is the unix time at ``local_now``. Errors
+    name the input ``field``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str) or (
+            isinstance(value, str) and not value.strip()):
+        raise CallbackError(f"{field}: expected ISO 8601 local time or unix seconds")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise CallbackError(f"{field}: expected ISO 8601 local time or unix seconds")
         return float(value)
-    if not isinstance(value, str) or not value.strip():
-        raise CallbackError("callback_at: expected ISO 8601 local time or unix seconds")
     text = value.strip()
     if _NUMBER.match(text):
         return float(text)
     try:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise CallbackError(f"callback_at: bad time {text!r} (e.g. 2026-11-23T15:30 or "
+        raise CallbackError(f"{field}: bad time {text!r} (e.g. 2026-11-23T15:30 or "
                             "unix seconds)") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=ZoneInfo(tz))

@@ -3,6 +3,7 @@ loses none (``callbacks``: one row a request; ``callback_attempts``: one row a t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlite_utils
@@ -28,6 +29,8 @@ OPEN_STATES = ("open", "dialing")
 class CallbackStore:
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
+        #: told each new request's id, whoever booked it (the IVR, the ACD, the API)
+        self.on_book: Callable[[int], None] | None = None
         for table, columns in SCHEMA.items():
             if db[table].exists():
                 db.table(table).add_missing_columns([columns])
@@ -46,7 +49,10 @@ class CallbackStore:
                 "status": "open", "entered": entered, "next_at": entered if at is None else at,
                 "attempts": 0, "outcome": "", "agent": "", "updated": entered,
             })
-        return int(table.last_pk or 0)
+        id = int(table.last_pk or 0)
+        if self.on_book is not None:
+            self.on_book(id)
+        return id
 
     def get(self, id: int) -> dict[str, Any] | None:
         rows = list(self.db["callbacks"].rows_where("id = ?", [id]))

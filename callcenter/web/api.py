@@ -15,6 +15,7 @@ from callcenter.report import stats
 from callcenter.web import (
     acd_api,
     call_api,
+    callback_api,
     campaign_api,
     dialplan_api,
     events_api,
@@ -29,6 +30,7 @@ __all__ = ["Api", "Load", "Server"]
 
 if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
+    from callcenter.calls.callbacks import CallbackWorker
     from callcenter.calls.queues import QueueRunner
     from callcenter.calls.transfer import Transfers
     from callcenter.config import Config
@@ -63,6 +65,7 @@ class Server:
     dialer: CampaignRunner
     watcher: DialplanWatcher
     transfers: Transfers
+    callbacks: CallbackWorker
     #: our registrations at carriers, by trunk name
     trunk_registrations: dict[str, RegistrationClient] = field(default_factory=dict)
     drain: Callable[[], None]  #: stop taking calls; the process exits once they have ended
@@ -97,6 +100,7 @@ class Api:
         call_api.register(r, auth, server.b2bua, server.transfers)
         supervisor_api.register(r, auth, server.supervisor)
         campaign_api.register(r, auth, server.dialer)
+        callback_api.register(r, auth, server.callbacks)
         dialplan_api.register(r, auth, server.watcher)
         trunk_api.register(r, auth, server.cfg.trunks, server.trunk_registrations, server.now)
 

@@ -77,6 +77,8 @@ _QUEUE = {
         "answered": {"type": "integer"}, "abandoned": {"type": "integer"},
         "timed_out": {"type": "integer"}, "answered_within_sl": {"type": "integer"},
         "service_level": _NUM, "asa": _NUM, "aht": _NUM, "sl_seconds": {"type": "number"},
+        "callbacks_pending": {"type": "integer",
+                              "description": "callback requests not finished yet"},
         "agents": {"type": "array", "items": {"type": "string"}},
     },
     "required": ["name", "waiting", "longest_wait", "offered", "answered", "abandoned",
@@ -153,6 +155,55 @@ def _supervisor_paths() -> dict[str, Any]:
                          errors=_SESSION_ERRORS),
             "delete": _op("Hang up the supervisor; the call goes on", _json(_SESSION),
                           admin=True, params=sid, errors=_SESSION_ERRORS),
+        },
+    }
+
+
+_CALLBACK = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"}, "queue": {"type": "string"}, "number": {"type": "string"},
+        "caller": {"type": "string"}, "call_id": {"type": "string"},
+        "status": {"enum": ["open", "dialing", "done", "failed", "cancelled"]},
+        "entered": _NUM, "next_at": _NUM,
+        "at": {"type": ["string", "null"], "description": "next_at as local ISO 8601 time"},
+        "attempts": {"type": ["integer", "null"]}, "outcome": {"type": ["string", "null"]},
+        "agent": {"type": ["string", "null"]},
+    },
+    "required": ["id", "queue", "number", "status"],
+}
+_AT = {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+       "description": "ISO 8601 local time in the server's timezone (or with an offset), or "
+                      "unix seconds; past or absent: at once"}
+
+
+def _callback_paths() -> dict[str, Any]:
+    """callcenter/web/callback_api.py."""
+    cid = [_p("id", {"type": "integer"}, "the request's id")]
+    change = {"404": "no such callback", "409": "the callback is finished or being dialled"}
+    book = _op("Book a callback: the queue's agent is rung at the time, then the number",
+               _json(_CALLBACK), admin=True, errors={"400": "bad queue, number or time"},
+               body={"type": "object", "required": ["queue", "number"], "properties": {
+                   "queue": {"type": "string"}, "number": {"type": "string"}, "at": _AT}})
+    book["responses"]["201"] = book["responses"].pop("200")
+    book["responses"]["201"]["description"] = "the request"
+    return {
+        "/api/callbacks": {
+            "get": _op("Callback requests, oldest first", _json({"type": "array",
+                                                                  "items": _CALLBACK}),
+                       params=[_q("queue", {"type": "string"}, "only this queue"),
+                               _q("state", {"enum": ["open", "dialing", "done", "failed",
+                                                      "cancelled"]}, "only this state")],
+                       errors={"400": "unknown queue or state"}),
+            "post": book,
+        },
+        "/api/callbacks/{id}": {
+            "patch": _op("Move an open request to another time", _json(_CALLBACK), admin=True,
+                         params=cid, body={"type": "object", "required": ["at"],
+                                           "properties": {"at": _AT}},
+                         errors={"400": "bad time", **change}),
+            "delete": _op("Cancel a request", _json(_CALLBACK), admin=True, params=cid,
+                          errors=change),
         },
     }
 
@@ -238,6 +289,7 @@ def spec() -> dict[str, Any]:
             errors={"400": "bad date or minutes"})},
     }
     paths.update(_supervisor_paths())
+    paths.update(_callback_paths())
     for path, item in _EXTRA.items():
         paths.setdefault(path, {}).update(item)
     return {

@@ -3,7 +3,8 @@
 Three SIPp callers dial 0800000001 (straight into queue ``sales``) while no sales agent is
 registered, so they wait; phone 1003 registers (a sales and support member). Chromium
 (Debian's, headless) loads ``/wallboard?token=...``; the rendered DOM is read back and every
-queue figure and agent state is compared with ``/api/queues`` and ``/api/agents``. A
+queue figure and agent state is compared with ``/api/queues`` and ``/api/agents``; two
+callbacks booked for tomorrow through ``POST /api/callbacks`` show as pending on ``support``. A
 screenshot goes to ``tests/artifacts/<test>/wallboard.png``.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import http.client
 import json
 import subprocess
+import time
 import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 
 from tests.conftest import require_binary
 from tests.helpers import ports
+from tests.helpers.api import http as api
 from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import Sipp, run_sipp, wait_until
 from tests.integration.demo import USERS
@@ -117,6 +120,10 @@ def test_wallboard_shows_the_api_figures(artifacts: Path) -> None:
         data = json.loads(next(x for x in lines if x.startswith("data: "))[6:])
         assert (data["schema"], data["user"], data["registered"]) == (1, PHONE, True)
         stream.close()
+        for number in ("+48221234567", "+48221234568"):
+            status, _ = api(srv, "POST", "/api/callbacks", {
+                "queue": "support", "number": number, "at": time.time() + 86400})
+            assert status == 201
         with Sipp("uac_queue_call.xml", workdir=artifacts / "callers", ports=ports.allocate(8),
                   remote_port=srv.sip_port, service=LINE_SALES, calls=CALLERS, timeout=120,
                   extra=["-r", "10", "-l", str(CALLERS)], trace_msg=False):
@@ -141,12 +148,15 @@ def test_wallboard_shows_the_api_figures(artifacts: Path) -> None:
         assert int(shown["waiting"]) == q["waiting"], (name, shown, q)
         assert int(shown["answered"]) == q["answered"]
         assert int(shown["abandoned"]) == q["abandoned"]
+        assert int(shown["callbacks_pending"]) == q["callbacks_pending"]
         sl = q["service_level"]
         assert shown["service_level"] == ("–" if sl is None else f"{round(sl * 100)}%")
         # the page counts the wait on between its fetches: within a few seconds of the API
         assert abs(_seconds(shown["longest_wait"]) - q["longest_wait"]) <= 8, (shown, q)
     assert board.queues["sales"]["waiting"] == str(CALLERS)
     assert int(_seconds(board.queues["sales"]["longest_wait"])) >= 1
+    assert (board.queues["support"]["callbacks_pending"],
+            board.queues["sales"]["callbacks_pending"]) == ("2", "0")
     assert set(board.agents) == set(agents)
     for agent_id, a in agents.items():
         shown = board.agents[agent_id]

@@ -98,7 +98,8 @@ function renderQueues() {
         fig("longest_wait", "longest wait", mmss(longest)),
         fig("service_level", `SL ${q.sl_seconds || 20} s`, pct(sl), slClass(sl)),
         fig("answered", "answered", q.answered),
-        fig("abandoned", "abandoned", q.abandoned)));
+        fig("abandoned", "abandoned", q.abandoned),
+        fig("callbacks_pending", "callbacks", q.callbacks_pending || 0)));
   }));
   if (!queues.length) box.replaceChildren(el("p", { class: "empty" }, "No queues configured."));
 }
@@ -184,10 +185,11 @@ async function chart() {
 
 function stream() {
   if (!window.EventSource) { $("link").className = "dot poll"; return; }
-  source = new EventSource(`/api/events/stream?types=queue.,agent.&token=${encodeURIComponent(token)}`);
+  source = new EventSource(`/api/events/stream?types=queue.,agent.,callback.&token=${encodeURIComponent(token)}`);
   source.onopen = () => { $("link").className = "dot live"; $("link").title = "live"; };
   source.onerror = () => { $("link").className = "dot poll"; $("link").title = "polling"; };
-  for (const type of ["queue.status", "agent.status", "queue.enter", "queue.leave", "queue.connect"]) {
+  for (const type of ["queue.status", "agent.status", "queue.enter", "queue.leave", "queue.connect",
+                      "callback.requested", "callback.changed", "callback.result"]) {
     source.addEventListener(type, soon);
   }
 }
