@@ -59,7 +59,7 @@ from callcenter.supervisor.service import SupervisorService
 from callcenter.web.api import Api, Load, Server
 from callcenter.web.http import HttpServer
 from ivr.clock import ServerClock
-from ivr.dialplan import Dialplan, DialplanError, Line
+from ivr.dialplan import Dialplan, DialplanError, Line, OutboundMatch, OutboundRule
 from ivr.engine import run_flow
 from ivr.watcher import DialplanWatcher
 
@@ -337,8 +337,10 @@ class Application:
         if leg.state is LegState.ENDED:
             return  # CANCELled before this handler ran (answered 487 by B2BUA.on_cancel)
         feature = user is not None and call.called.startswith("*")
+        out = (dialplan.route_out(call.called, self._who(user)) if user and line is None
+               and not feature and call.called not in self.passwords else None)
         try:
-            self._admit(call, req, line, user=user, feature=feature)
+            self._admit(call, req, line, user=user, feature=feature, out=out)
             trunk_cfg = self.cfg.trunk(trunk) if trunk and not user else None
             self.b2bua.accept_offer(leg, inband_dtmf=bool(trunk_cfg and trunk_cfg.inband_dtmf))
         except SipError as exc:  # 415, 404, 403, 488, 400: the leg ends with that answer
@@ -347,6 +349,7 @@ class Application:
             self.b2bua.reject(leg, exc)
             return
         call.line = line.number if line else None
+        call.direction = "outbound" if out is not None else call.direction
         self._start_record(call, req)
         log.info("call_started", caller=call.caller, called=call.called, source=call.source,
                  line=call.line, codec=leg.codec, sip_call_id=req.call_id)
@@ -355,6 +358,8 @@ class Application:
             await self._feature_code(leg, user, call.called)
         elif line is not None:
             await self._ivr(leg, line, dialplan)
+        elif out is not None and out.rule is not None and user is not None:
+            await self._dial_out(leg, out.rule, user)
         else:
             await flows.connect_user(
                 self.b2bua, self.registrar, leg, user=call.called, caller=call.caller,
@@ -363,20 +368,38 @@ class Application:
             )
 
     def _admit(
-        self, call: Call, req: Request, line: Line | None, *, user: str | None, feature: bool
+        self, call: Call, req: Request, line: Line | None, *, user: str | None, feature: bool,
+        out: OutboundMatch | None = None,
     ) -> None:
         """Raise the answer for a call that may not go on: a body other than SDP, no route, a
-        line that does not take this source."""
+        line that does not take this source, an outside number the outbound rules refuse."""
         if req.body and req.content_type not in ("application/sdp", None):
             raise UnsupportedMediaType(detail=f"body of type {req.content_type}")
         # A trunk reaches the dialplan's lines only (a DID is a line whose flow rings a user):
         # an extension not exposed as a line gets the answer of an unknown number, so the
         # phone network can neither ring agents past the IVR nor learn which users exist.
         extension = user is not None and (call.called in self.passwords or feature)
-        if line is None and not extension:
+        if out is not None and not out.allowed:
+            raise Forbidden(f"outbound {call.called}", reason=f"Forbidden ({out.reason})")
+        if line is None and not extension and out is None:
             raise NotFound("no route")
         if line is not None and not line.accepts(call.source):
             raise Forbidden(f"line {line.number}") if user else NotFound(f"line {line.number}")
+
+    def _who(self, user: str | None) -> tuple[str, ...]:
+        """What outbound rules' ``allow`` may name for a call: the user and its role, or ivr."""
+        found = self.cfg.user(user) if user else None
+        return (found.user, found.role) if found else ("ivr",)
+
+    async def _dial_out(self, leg: Leg, rule: OutboundRule, user: str) -> None:
+        """A registered user's call to an outside number: the ACD sees the phone in use."""
+        trunk = self.cfg.trunk(rule.trunk or "")
+        assert trunk is not None  # the dialplan's trunks were checked against the config
+        self.queues.device_in_use(user, True)
+        try:
+            await flows.dial_out(self.services, leg, trunk, caller_id=rule.caller_id or user)
+        finally:
+            self.queues.device_in_use(user, False)
 
     async def _ivr(self, leg: Leg, line: Line, dialplan: Dialplan) -> None:
         """Answer and run the line's IVR flow (or its queue) until the caller is done."""
@@ -393,7 +416,8 @@ class Application:
         """The line's IVR flow for an answered caller; then hang up, unless a transfer took
         the call meanwhile."""
         call, transfers = leg.call, leg.call.transfers
-        live = LiveCall(self.services, leg, queues=self.queues)
+        live = LiveCall(self.services, leg, queues=self.queues, trunks=self.cfg.trunk,
+                        route_out=partial(dialplan.route_out, who=self._who(None)))
         result = await run_flow(
             live, dialplan, services=self.ivr_store, sounds=self.cfg.sounds, line=line
         )

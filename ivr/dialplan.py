@@ -19,7 +19,15 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 
 from ivr.nodes import (
     BUILTIN_TARGETS,
@@ -52,6 +60,8 @@ __all__ = [
     "DialplanError",
     "DialplanFile",
     "Line",
+    "OutboundMatch",
+    "OutboundRule",
     "Program",
     "ScheduleSpec",
     "dialplan_files",
@@ -127,6 +137,58 @@ class Line(_Model):
         return kind == "trunk" and name in self.accept
 
 
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"bad regular expression {value!r}: {exc}") from None
+    return value
+
+
+class OutboundRule(_Model):
+    """Who may dial which outside numbers, through which trunk, with which caller ID."""
+
+    #: regular expression searched in the dialled number (anchor it with ^ and $)
+    pattern: Annotated[QuotedStr, Field(min_length=1), AfterValidator(_regex)]
+    #: roles (agent, supervisor), user names and/or "ivr" (a transfer node's number:) this
+    #: rule applies to; empty: everyone
+    allow: list[Annotated[str, Field(min_length=1)]] = []
+    #: refuse matching numbers (403 with ``reason``) instead of dialling them
+    deny: bool = False
+    reason: str = ""
+    #: the trunk (config.yaml) that carries the call; required unless ``deny``
+    trunk: str | None = None
+    #: the number presented to the called party; default the caller's own
+    caller_id: Annotated[QuotedStr, AfterValidator(_number)] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> OutboundRule:
+        if self.deny and (self.trunk or self.caller_id):
+            raise ValueError("a `deny: true` rule takes no `trunk:` or `caller_id:`")
+        if not self.deny and self.trunk is None:
+            raise ValueError("expected `trunk:` (the trunk that carries the call) or "
+                             "`deny: true`")
+        return self
+
+    def applies(self, number: str, who: frozenset[str]) -> bool | None:
+        """None: another number; else whether the rule's ``allow`` takes ``who``."""
+        if re.search(self.pattern, number) is None:
+            return None
+        return not self.allow or bool(who.intersection(self.allow))
+
+
+@dataclass(frozen=True)
+class OutboundMatch:
+    """The outbound rules' answer for a number: dial through ``rule.trunk``, or refused."""
+
+    rule: OutboundRule | None  #: None: a rule matched the number but allows nobody of ``who``
+    reason: str = ""
+
+    @property
+    def allowed(self) -> bool:
+        return self.rule is not None and not self.rule.deny
+
+
 class ScheduleSpec(_Model):
     """Opening hours as written in YAML (compiled to ``ivr.schedule.Schedule``)."""
 
@@ -145,6 +207,7 @@ class DialplanFile(_Model):
     """The contents of one dialplan file (nodes are validated one by one, see ``ivr.nodes``)."""
 
     lines: list[Line] = []
+    outbound: list[OutboundRule] = []
     schedules: dict[Annotated[str, Field(pattern=NAME_RE)], ScheduleSpec] = {}
     nodes: dict[str, Any] = {}
 
@@ -169,8 +232,11 @@ class Dialplan:
         *,
         origins: dict[str, str] | None = None,
         programs: Mapping[str, Program] | None = None,
+        outbound: Iterable[OutboundRule] = (),
     ):
         self.lines = list(lines)
+        #: rules for calls to outside numbers, in file order (the first that applies wins)
+        self.outbound = list(outbound)
         #: number -> "file:line:col" where it was defined (for runtime messages)
         self.origins = dict(origins or {})
         #: number -> the program of the file that defines the line
@@ -187,6 +253,18 @@ class Dialplan:
         if exact is not None:
             return exact
         return next((line for line in self._patterns if line.matches(number)), None)
+
+    def route_out(self, number: str, who: Iterable[str]) -> OutboundMatch | None:
+        """The first outbound rule for ``number`` that allows ``who`` (a user's name and role,
+        or "ivr"); a refusal when rules match the number but none allows ``who``; None when
+        no rule matches the number."""
+        group, matched = frozenset(who), False
+        for rule in self.outbound:
+            applies = rule.applies(number, group)
+            if applies:
+                return OutboundMatch(rule, rule.reason or "not allowed")
+            matched = matched or applies is False
+        return OutboundMatch(None, "not allowed") if matched else None
 
     def program(self, line: Line) -> Program:
         """The program (nodes, schedules) of the file defining ``line``."""
@@ -226,6 +304,7 @@ def load_dialplans(dir: Path, sounds_dir: Path, *, trunks: Iterable[str] | None 
     known_sources = None if trunks is None else {*trunks, "users"}
     errors: list[str] = []
     lines: list[Line] = []
+    outbound: list[OutboundRule] = []
     origins: dict[str, str] = {}
     programs: dict[str, Program] = {}
     for path in dialplan_files(dir):
@@ -233,11 +312,12 @@ def load_dialplans(dir: Path, sounds_dir: Path, *, trunks: Iterable[str] | None 
         file_lines, program = loader.load()
         errors.extend(loader.errors)
         lines.extend(file_lines)
+        outbound.extend(loader.outbound)
         for line in file_lines:
             programs[line.number] = program
     if errors:
         raise DialplanError(errors)
-    return Dialplan(lines, origins=origins, programs=programs)
+    return Dialplan(lines, origins=origins, programs=programs, outbound=outbound)
 
 
 @cache
@@ -272,6 +352,7 @@ class _FileLoader:
         self.known_sources = known_sources
         self.origins = origins
         self.errors: list[str] = []
+        self.outbound: list[OutboundRule] = []
         self._problems: list[tuple[Mark, str]] = []
         self.doc = YamlDocument(self.name, None)
 
@@ -334,6 +415,7 @@ class _FileLoader:
             return [], empty
         schedules = self._schedules(content.schedules)
         lines = self._lines(content.lines, raw_nodes)
+        self._outbound(content.outbound)
         self._graph(
             lines, nodes, schedules,
             names=[str(n) for n in raw_nodes], schedule_names=list(content.schedules),
@@ -521,6 +603,17 @@ class _FileLoader:
                     )
             out.append(line)
         return out
+
+    def _outbound(self, rules: list[OutboundRule]) -> None:
+        trunks = None if self.known_sources is None else self.known_sources - {"users"}
+        for i, rule in enumerate(rules):
+            if rule.trunk is not None and trunks is not None and rule.trunk not in trunks:
+                self.problem(
+                    ("outbound", i, "trunk"),
+                    f"unknown trunk {rule.trunk!r}{_suggest(rule.trunk, trunks)}; expected a "
+                    f"trunk name from config.yaml ({', '.join(sorted(trunks)) or 'none'})",
+                )
+        self.outbound = rules  # a file with any problem fails the whole load
 
     # -- cross-references --------------------------------------------------------------------
 

@@ -102,8 +102,19 @@ async def connect_user(
         leg.ended, call, bindings, party=user, from_user=caller, from_display=caller_name,
         timeout=ring_timeout, on_ringing=lambda: b2bua.ring(leg),
     )
+    if await answer_with(b2bua, leg, callee):
+        assert callee is not None
+        on_answer(callee)
+        if record is not None:
+            record(call, leg, callee)
+
+
+async def answer_with(b2bua: B2BUA, leg: Leg, callee: Leg | None) -> bool:
+    """Answer the ringing caller's ``leg`` and bridge it to ``callee`` when that answered;
+    else end each leg with the other's fate (the callee's status, the caller's CANCEL)."""
+    call = leg.call
     if callee is None:  # the caller hung up (CANCEL) while the phone rang
-        return
+        return False
     if callee.state is not LegState.ANSWERED:
         status = callee.sip_status or 480
         cause = {486: HangupCause.BUSY, 600: HangupCause.BUSY, 603: HangupCause.REJECTED,
@@ -112,15 +123,30 @@ async def connect_user(
         call.hangup_cause, call.hangup_side = cause, "callee"
         b2bua.reject(leg, SipError(status=status) if 400 <= status < 700 and status != 487
                      else TemporarilyUnavailable())
-        return
+        return False
     if leg.state is LegState.ENDED:
         await b2bua.hangup(callee)
-        return
+        return False
     b2bua.answer(leg)
     b2bua.media.bridge(leg.channel, callee.channel)
-    on_answer(callee)
-    if record is not None:
-        record(call, leg, callee)
+    return True
+
+
+async def dial_out(
+    services: CallServices, leg: Leg, trunk: Trunk, *, caller_id: str,
+    ring_timeout: float = 60.0,
+) -> None:
+    """Ring the called number through ``trunk`` for a registered phone's ``leg`` (ringing
+    relayed), bridge the two on answer and wait until the call ends."""
+    b2bua, call = services.b2bua, leg.call
+    callee = await b2bua.dial_unless(
+        leg.ended, call, **trunk_target(trunk, call.called), from_user=caller_id,
+        timeout=ring_timeout, on_ringing=lambda: b2bua.ring(leg),
+    )
+    if await answer_with(b2bua, leg, callee):
+        assert callee is not None
+        services.answered(call, callee)
+        await until_first(leg.ended, callee.ended)
 
 
 async def transfer_to_user(
@@ -141,6 +167,26 @@ async def transfer_to_user(
     callee = await b2bua.dial_fork_unless(
         leg.ended, call, bindings, party=user, from_user=call.caller, timeout=ring_timeout,
     )
+    return await _transferred_to(services, leg, callee)
+
+
+async def transfer_to_number(
+    services: CallServices, leg: Leg, trunk: Trunk, number: str, *, caller_id: str,
+    ring_timeout: float = 60.0,
+) -> str:
+    """``transfer_to_user`` for an outside ``number`` through ``trunk``."""
+    hold_music(services, leg)
+    leg.call.flow_owned = True
+    callee = await services.b2bua.dial_unless(
+        leg.ended, leg.call, **trunk_target(trunk, number), from_user=caller_id,
+        timeout=ring_timeout,
+    )
+    return await _transferred_to(services, leg, callee)
+
+
+async def _transferred_to(services: CallServices, leg: Leg, callee: Leg | None) -> str:
+    """Bridge an answered caller (hearing hold music) to ``callee`` until one hangs up."""
+    b2bua, call = services.b2bua, leg.call
     if callee is None:
         return "hangup"
     if leg.channel is not None:

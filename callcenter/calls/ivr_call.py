@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import wave
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,11 +16,13 @@ from callcenter.calls.call import HangupCause, Leg, LegState
 from callcenter.events.bus import IvrStep
 from callcenter.media.engine import PlayOutcome
 from callcenter.media.g711 import PCMA, PCMU
+from ivr.dialplan import OutboundMatch
 from ivr.engine import CallerHungUp
 
 if TYPE_CHECKING:
     from callcenter.calls.queues import QueueRunner
     from callcenter.calls.services import CallServices
+    from callcenter.config.models import Trunk
 
 log = structlog.get_logger("ivr")
 
@@ -28,9 +30,15 @@ log = structlog.get_logger("ivr")
 class LiveCall:
     """One caller in the IVR; every method raises CallerHungUp once the caller left."""
 
-    def __init__(self, services: CallServices, leg: Leg, *, queues: QueueRunner | None) -> None:
+    def __init__(
+        self, services: CallServices, leg: Leg, *, queues: QueueRunner | None,
+        route_out: Callable[[str], OutboundMatch | None] = lambda number: None,
+        trunks: Callable[[str], Trunk | None] = lambda name: None,
+    ) -> None:
         self.services = services
         self.queues = queues
+        self.route_out = route_out  #: the dialplan's outbound rules, for "ivr"
+        self.trunks = trunks
         self.leg = leg
         self.call_id = leg.call.id
         self.caller = leg.call.caller
@@ -121,9 +129,17 @@ class LiveCall:
         return outcome
 
     async def transfer_to_number(self, number: str) -> str:
+        """Through the outbound rules that allow ``ivr``; ``refused`` or ``no_route`` else."""
         self._check()
-        log.info("no_outbound_trunk", number=number)
-        return "failed"
+        match = self.route_out(number)
+        rule = match.rule if match is not None and match.allowed else None
+        trunk = self.trunks(rule.trunk) if rule is not None and rule.trunk else None
+        if rule is None or trunk is None:
+            log.info("outbound_refused", number=number,
+                     reason=match.reason if match is not None else "no outbound rule")
+            return "no_route" if match is None else "refused"
+        return self._unless_transferred(await flows.transfer_to_number(
+            self.services, self.leg, trunk, number, caller_id=rule.caller_id or self.caller))
 
     async def hangup(self) -> None:
         await self.services.b2bua.hangup_call(self.leg.call, HangupCause.NORMAL, "system")

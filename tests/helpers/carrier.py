@@ -214,6 +214,7 @@ class Carrier:
             with self._lock:
                 self.calls[call_id] = call
                 self.invites.append({"number": number, "uri": uri, "call_id": call_id,
+                                     "from": _get(headers, "from"),
                                      "time": time.time(), "mode": mode})
             self._send(self._response(call, headers, 100, "Trying"), addr)
             if mode == "busy":

@@ -126,3 +126,58 @@ def test_accepts_sources() -> None:
     assert line.accepts("trunk:pstn") and line.accepts("user:1001")
     assert not line.accepts("trunk:other")
     assert not Line(number="1", accept=["pstn"]).accepts("user:1001")
+
+
+OUTBOUND = '''outbound:
+  - {pattern: "^00", deny: true, reason: international}
+  - {pattern: "^070", deny: true}
+  - {pattern: "^0[1-9][0-9]{8}$", allow: ["1009"], trunk: gsm, caller_id: "0221234567"}
+  - {pattern: "^0[1-9][0-9]{8}$", allow: [agent, ivr], trunk: pstn}
+'''
+
+
+def test_outbound_first_applying_rule_wins(tmp_path: Path, sounds: Path) -> None:
+    plan = load_dialplans(plans(tmp_path, out=OUTBOUND), sounds, trunks=["pstn", "gsm"])
+    own = plan.route_out("0221234567", ["1009", "agent"])
+    assert own is not None and own.allowed and own.rule is not None
+    assert (own.rule.trunk, own.rule.caller_id) == ("gsm", "0221234567")
+    agent = plan.route_out("0221234567", ["1001", "agent"])
+    assert agent is not None and agent.rule is not None and agent.rule.trunk == "pstn"
+    assert agent.rule.caller_id is None
+    ivr = plan.route_out("0221234567", ["ivr"])
+    assert ivr is not None and ivr.allowed
+    boss = plan.route_out("0221234567", ["1002", "supervisor"])  # matched, allowed to nobody
+    assert boss is not None and not boss.allowed and boss.reason == "not allowed"
+    abroad = plan.route_out("0048221234567", ["1001", "agent"])
+    assert abroad is not None and not abroad.allowed and abroad.reason == "international"
+    premium = plan.route_out("0700123456", ["ivr"])
+    assert premium is not None and not premium.allowed and premium.reason == "not allowed"
+    assert plan.route_out("112", ["1001", "agent"]) is None  # no rule: not an outside number
+
+
+def test_outbound_errors_are_positioned(tmp_path: Path, sounds: Path) -> None:
+    text = '''outbound:
+  - {pattern: "^0(", trunk: pstn}
+  - {pattern: "^0"}
+  - {pattern: "^070", deny: true, trunk: pstn}
+  - {pattern: "^0", trunk: pstn, caller_id: "08-00"}
+'''
+    errors = errors_of(plans(tmp_path, out=text), sounds, trunks=["pstn"])
+    assert len(errors) == 4, errors
+    assert ":2:15: outbound[0].pattern: bad regular expression '^0('" in errors[0]
+    assert ":3:5: outbound[1]: expected `trunk:`" in errors[1]
+    assert ":4:5: outbound[2]: a `deny: true` rule takes no `trunk:`" in errors[2]
+    assert ":5:45: outbound[3].caller_id: bad number '08-00'" in errors[3]
+    typo = plans(tmp_path, out='outbound:\n  - {pattern: "^0", trunk: pstm}\n')
+    [error] = errors_of(typo, sounds, trunks=["pstn"])
+    assert ":2:28: outbound[0].trunk: unknown trunk 'pstm' (did you mean 'pstn'?)" in error
+
+
+def test_shipped_outbound_rules() -> None:
+    plan = load_dialplans(REPO / "dialplans", REPO / "sounds", trunks=["pstn"])
+    national = plan.route_out("0221234567", ["1001", "agent"])
+    assert national is not None and national.allowed and national.rule is not None
+    assert (national.rule.trunk, national.rule.caller_id) == ("pstn", "0800123456")
+    for number, why in [("0700123456", "premium-rate"), ("0048221234567", "international")]:
+        refused = plan.route_out(number, ["1001", "agent"])
+        assert refused is not None and not refused.allowed and refused.reason == why
