@@ -26,7 +26,7 @@ from typing import Any
 from acd import actions as act
 from acd import events as ev
 from acd.actions import Action, ExitReason, QueueEvent
-from acd.config import AgentConfig, EngineDefault, InvalidSetting, QueueConfig
+from acd.config import AgentConfig, EngineDefault, InvalidSetting, Membership, QueueConfig
 from acd.records import AgentRecord, CallRecord, QueueRecord
 from acd.states import TRANSITIONS, AgentInput, AgentState, Effect
 from acd.strategies import get_strategy
@@ -164,6 +164,8 @@ class AcdEngine:
             ev.CallbackCancelled: self._callback_cancelled,
             ev.AgentLoggedIn: self._logged_in,
             ev.AgentLoggedOut: self._logged_out,
+            ev.MemberAdded: self._member_added,
+            ev.MemberRemoved: self._member_removed,
             ev.AgentPaused: self._paused,
             ev.AgentUnpaused: self._unpaused,
             ev.AgentRegistered: self._registered,
@@ -491,11 +493,13 @@ class AcdEngine:
 
     def _check_empty(self, a: AgentRecord) -> None:
         for name in a.tiers:
-            q = self._queues[name]
-            if q.cfg.leave_when_empty and q.waiting and not self._staffed(q):
-                for call in [c for c in q.waiting if not c.callback]:
-                    self._leave(q, call, "queue_empty")
-                    self._exit_empty(q, call, ExitReason.LEAVE_EMPTY)
+            self._check_empty_queue(self._queues[name])
+
+    def _check_empty_queue(self, q: QueueRecord) -> None:
+        if q.cfg.leave_when_empty and q.waiting and not self._staffed(q):
+            for call in [c for c in q.waiting if not c.callback]:
+                self._leave(q, call, "queue_empty")
+                self._exit_empty(q, call, ExitReason.LEAVE_EMPTY)
 
     def _timeout(self, q: QueueRecord, call: CallRecord) -> None:
         position = self._position(q, call)
@@ -752,6 +756,36 @@ class AcdEngine:
 
     def _logged_out(self, e: ev.AgentLoggedOut) -> None:
         self._agent_input(e, AgentInput.LOG_OUT)
+
+    def _member_added(self, e: ev.MemberAdded) -> None:
+        a, q = self._agent(e.agent), self._queue(e.queue)
+        if e.queue in a.tiers:
+            self._out.append(act.Ignored(e, "already a member"))
+            return
+        Membership(queue=e.queue, tier=e.tier, penalty=e.penalty)  # checks the values
+        a.tiers[e.queue] = (e.tier, e.penalty)
+        q.order[a.id] = len(q.members)
+        q.members.append(a)
+        self._max_tier[e.queue] = max(self._max_tier[e.queue], e.tier)
+        if e.penalty:
+            self._penalised.add(e.queue)
+        self._dirty = True
+
+    def _member_removed(self, e: ev.MemberRemoved) -> None:
+        a, q = self._agent(e.agent), self._queue(e.queue)
+        if e.queue not in a.tiers:
+            self._out.append(act.Ignored(e, "not a member"))
+            return
+        call = a.call
+        if a.state is _RINGING and call is not None and call.queue == e.queue:
+            self._unring(a, call, "removed")
+            self._apply(a, AgentInput.RING_CANCELLED, "removed")
+        del a.tiers[e.queue]
+        q.members.remove(a)
+        q.order = {m.id: i for i, m in enumerate(q.members)}
+        if q.last_rung == a.id:
+            q.last_rung = None
+        self._check_empty_queue(q)
 
     def _paused(self, e: ev.AgentPaused) -> None:
         a = self._agent(e.agent)

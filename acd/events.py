@@ -14,7 +14,8 @@ __all__ = [
     "AgentDeviceInUse", "AgentLoggedIn", "AgentLoggedOut", "AgentPaused", "AgentReachability",
     "AgentRegistered", "AgentUnpaused", "AgentUnregistered", "CallArrived", "CallEnded",
     "CallbackCancelled",
-    "CallTransferred", "CallerHungUp", "Event", "HungUpBy", "KeyPressed", "RingAnswered",
+    "CallTransferred", "CallerHungUp", "Event", "HungUpBy", "KeyPressed", "MemberAdded",
+    "MemberRemoved", "RingAnswered",
     "RingFailed", "RingFailure", "Tick", "WrapUpEnded",
 ]
 
@@ -88,6 +89,26 @@ class AgentLoggedOut:
     """Takes effect at once, or after the current call when on one."""
 
     agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberAdded:
+    """The agent joins ``queue`` at run time (its log-in state is unchanged); ignored when it
+    is already a member."""
+
+    agent: str
+    queue: str
+    tier: int = 1
+    penalty: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRemoved:
+    """The agent leaves ``queue``: a ring for one of its calls is cancelled, a call in
+    progress goes on to its end, no new ones are offered; ignored for a non-member."""
+
+    agent: str
+    queue: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +197,8 @@ class Tick:
 
 
 Event = (
-    CallArrived | CallerHungUp | CallbackCancelled | KeyPressed | AgentLoggedIn | AgentLoggedOut | AgentPaused
+    CallArrived | CallerHungUp | CallbackCancelled | KeyPressed | AgentLoggedIn | AgentLoggedOut
+    | MemberAdded | MemberRemoved | AgentPaused
     | AgentUnpaused | AgentRegistered | AgentUnregistered | AgentReachability | AgentDeviceInUse
     | RingAnswered | RingFailed | CallEnded | CallTransferred | WrapUpEnded | Tick
 )

@@ -26,6 +26,7 @@ from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.calls.callbacks import CallbackWorker
 from callcenter.calls.hold import Holds
 from callcenter.calls.ivr_call import LiveCall
+from callcenter.calls.members import QueueMembers
 from callcenter.calls.queues import QueueRunner
 from callcenter.calls.services import CallServices
 from callcenter.calls.transfer import Transfers
@@ -149,6 +150,8 @@ class Application:
             self.services, cfg=cfg, store=self.ivr_store.callbacks, queues=self.queues,
             schedule=lambda name: next((p.schedules[name] for p in self.dialplan.programs.values()
                                         if name in p.schedules), None))
+        self.members = QueueMembers(cfg=cfg, store=self.store, queues=self.queues,
+                                    publish=self.events.publish)
         self.supervisor = SupervisorService(
             self.services, cfg=cfg, db=self.store.db, campaign_records=self.dialer.records)
         self.api = Api(Server(
@@ -156,6 +159,7 @@ class Application:
             registrar=self.registrar, b2bua=self.b2bua, media=self.media, store=self.store, events=self.events,
             queues=self.queues, supervisor=self.supervisor, dialer=self.dialer,
             watcher=self.watcher, transfers=self.transfers, callbacks=self.callbacks,
+            members=self.members,
             trunk_registrations=self.trunk_registrations,
             drain=self.drain, draining=lambda: self.draining,
         ))
@@ -173,6 +177,7 @@ class Application:
         await self.stack.start()
         await self.http.start()
         await self.queues.start()
+        self.members.start()  # the API's members, after the file's
         self._load_today_figures()
         await self.dialer.start()
         await self.callbacks.start()

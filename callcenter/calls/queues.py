@@ -652,6 +652,19 @@ class QueueRunner:
             return True
         return before in already
 
+    def change_member(self, agent: str, queue: str, *, add: bool, tier: int = 1,
+                      penalty: int = 0) -> bool:
+        """Add ``agent`` to ``queue`` (or remove it: a call in progress goes on); False when
+        it already is (is not) a member, KeyError for an unknown agent or queue."""
+        if self.engine is None or agent not in self._since or self.cfg.queue(queue) is None:
+            raise KeyError(agent)
+        event = (ev.MemberAdded(agent, queue, tier, penalty) if add
+                 else ev.MemberRemoved(agent, queue))
+        ok = not any(isinstance(x, act.Ignored) for x in self._feed(event))
+        log.info("queue_member_added" if add else "queue_member_removed", agent=agent,
+                 queue=queue, changed=ok)
+        return ok
+
     async def feature_code(self, leg: Leg, user: str, code: str) -> bool:
         """``*41`` log in, ``*42`` log out, ``*43[reason]`` pause, ``*44`` unpause: answer,
         confirm (or ``not_allowed``), hang up. False when ``code`` is not an ACD code."""

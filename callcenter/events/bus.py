@@ -25,6 +25,7 @@ __all__ = [
     "AcdWatchdog",
     "AgentStateChanged",
     "AgentStatus",
+    "AuditChanged",
     "CallAnswered",
     "CallEnded",
     "CallRecording",
@@ -355,6 +356,19 @@ class CallbackChanged(CallbackEvent):
     type: ClassVar[str] = "callback.changed"
 
 
+@dataclass(frozen=True, kw_only=True)
+class AuditChanged(Event):
+    """An administrator changed something through the API: ``who`` (the token's name, or its
+    role), ``action`` ("member.added", "member.removed"), ``object`` ("queue/support/member/
+    1001") and ``detail``; the store sink writes it to the ``audit`` table."""
+
+    type: ClassVar[str] = "audit.changed"
+    who: str
+    action: str
+    object: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -362,7 +376,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         QueueEntered, QueueConnected, QueueRingNoAnswer, QueueLeft, AcdWatchdog, QueueStatus,
         AgentStateChanged, AgentStatus, RegistrationChanged, SupervisorStep, CampaignChanged,
         TrunkRegistration,
-        CallbackRequested, CallbackAttempt, CallbackResult, CallbackChanged,
+        CallbackRequested, CallbackAttempt, CallbackResult, CallbackChanged, AuditChanged,
     )
 }
 

@@ -1,8 +1,8 @@
 """The SQLite store as a subscriber of the bus.
 
 :class:`StoreSink` turns each typed event into the write the call path used to make itself:
-CDRs (``calls``), a call's timeline (``call_events``), the ``queue_log``, ``agent_states`` and
-``registrations``. The bus runs handlers synchronously inside ``publish``, so a row is written
+CDRs (``calls``), a call's timeline (``call_events``), the ``queue_log``, ``agent_states``,
+``registrations`` and the ``audit`` trail. The bus runs handlers synchronously inside ``publish``, so a row is written
 at the moment the event happens (a CDR is inserted when the call starts, as before). A failed
 write raises into the bus, which logs it; the publisher never sees it.
 
@@ -20,6 +20,7 @@ from typing import Any, cast
 from callcenter.events.bus import (
     AcdWatchdog,
     AgentStateChanged,
+    AuditChanged,
     CallAnswered,
     CallbackAttempt,
     CallbackEvent,
@@ -67,6 +68,7 @@ class StoreSink:
             RegistrationChanged: self._registration,
             CallbackAttempt: self._callback,
             CallbackResult: self._callback,
+            AuditChanged: self._audit,
         }
 
     def __call__(self, event: Event) -> None:
@@ -143,6 +145,10 @@ class StoreSink:
         verb = "callback_attempt" if isinstance(e, CallbackAttempt) else f"callback_{e.outcome}"
         self.store.log_queue(ts=e.ts, queue=e.queue, call_id=f"callback-{e.callback_id}",
                              event=verb, agent=e.agent or None, detail=e.state)
+
+    def _audit(self, e: AuditChanged) -> None:
+        self.store.log_audit(ts=e.ts, who=e.who, action=e.action, object=e.object,
+                             detail=dict(e.detail))
 
     def _watchdog(self, e: AcdWatchdog) -> None:
         self.store.log_queue(ts=e.ts, queue=e.queue, call_id=e.call_id, event="watchdog",

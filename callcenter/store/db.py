@@ -97,6 +97,26 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE calls ADD COLUMN hold_seconds REAL;   -- time on hold (re-INVITE sendonly/inactive)
     """,
+    """
+    CREATE TABLE queue_members (      -- dynamic members (API); the config file's are not here
+        queue TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        penalty INTEGER NOT NULL DEFAULT 0,
+        tier INTEGER NOT NULL DEFAULT 1,
+        added_by TEXT NOT NULL,
+        added_at REAL NOT NULL,       -- unix time
+        PRIMARY KEY (queue, agent)
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        who TEXT NOT NULL,            -- the API token's name (or its role)
+        action TEXT NOT NULL,         -- member.added, member.removed
+        object TEXT NOT NULL,         -- e.g. queue/support/member/1001
+        detail TEXT NOT NULL DEFAULT '{}'  -- JSON
+    );
+    CREATE INDEX audit_ts ON audit(ts);
+    """,
 ]
 
 
@@ -316,6 +336,39 @@ class Store:
         where = " AND ".join(c for c, _ in clauses) or None
         args = [v for _, v in clauses] or None
         return list(self.db["queue_log"].rows_where(where, args, order_by="ts, id", limit=limit))
+
+    # -- dynamic queue members and the audit trail -------------------------------------------
+
+    def queue_members(self) -> list[dict[str, Any]]:
+        """The dynamic members, in the order they were added."""
+        return list(self.db["queue_members"].rows_where(order_by="added_at, rowid"))
+
+    def add_queue_member(self, *, queue: str, agent: str, penalty: int, tier: int,
+                         added_by: str, added_at: float) -> None:
+        with self.db.conn:
+            self.db.conn.execute(
+                "INSERT INTO queue_members (queue, agent, penalty, tier, added_by, added_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (queue, agent, penalty, tier, added_by, added_at))
+
+    def remove_queue_member(self, queue: str, agent: str) -> bool:
+        """False when it was not stored."""
+        with self.db.conn:
+            cursor = self.db.conn.execute(
+                "DELETE FROM queue_members WHERE queue = ? AND agent = ?", (queue, agent))
+        return cursor.rowcount > 0
+
+    def log_audit(self, *, ts: float, who: str, action: str, object: str,
+                  detail: dict[str, Any]) -> None:
+        """Append who changed what, when."""
+        with self.db.conn:
+            self.db.conn.execute(
+                "INSERT INTO audit (ts, who, action, object, detail) VALUES (?, ?, ?, ?, ?)",
+                (ts, who, action, object, json.dumps(detail, ensure_ascii=False)))
+
+    def audit(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """The audit trail in time order, ``detail`` decoded."""
+        rows = self.db["audit"].rows_where(order_by="ts, id", limit=limit)
+        return [{**row, "detail": json.loads(row["detail"])} for row in rows]
 
     def agent_states(self, agent: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         """Agent state changes in time order."""

@@ -19,6 +19,7 @@ from callcenter.web import (
     campaign_api,
     dialplan_api,
     events_api,
+    member_api,
     supervisor_api,
     trunk_api,
 )
@@ -31,6 +32,7 @@ __all__ = ["Api", "Load", "Server"]
 if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
     from callcenter.calls.callbacks import CallbackWorker
+    from callcenter.calls.members import QueueMembers
     from callcenter.calls.queues import QueueRunner
     from callcenter.calls.transfer import Transfers
     from callcenter.config import Config
@@ -66,6 +68,7 @@ class Server:
     watcher: DialplanWatcher
     transfers: Transfers
     callbacks: CallbackWorker
+    members: QueueMembers
     #: our registrations at carriers, by trunk name
     trunk_registrations: dict[str, RegistrationClient] = field(default_factory=dict)
     drain: Callable[[], None]  #: stop taking calls; the process exits once they have ended
@@ -78,7 +81,8 @@ class Api:
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.auth = Auth({t.token: t.role for t in server.cfg.http.tokens})
+        self.auth = Auth({t.token: t.role for t in server.cfg.http.tokens},
+                         {t.token: t.name for t in server.cfg.http.tokens})
         self.started = time.time()
         self.metrics = Metrics(Sources(
             now=server.now, load=server.load, stack=server.stack, registrar=server.registrar,
@@ -97,6 +101,7 @@ class Api:
                             sl_seconds={q.name: q.sl_seconds for q in server.cfg.queues},
                             local=lambda: stats.LocalTime.of(server.clock))
         acd_api.register(r, auth, server.queues)
+        member_api.register(r, auth, server.members)
         call_api.register(r, auth, server.b2bua, server.transfers)
         supervisor_api.register(r, auth, server.supervisor)
         campaign_api.register(r, auth, server.dialer)

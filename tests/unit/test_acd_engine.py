@@ -419,3 +419,44 @@ def test_forty_calls_four_agents_longest_idle_differ_by_at_most_one() -> None:
             e.handle(E.RingAnswered(*ring), now)
     calls = [e.agent_stats(f"a{i}", now).calls for i in range(1, 5)]
     assert calls == [10, 10, 10, 10]
+
+
+def test_member_added_at_run_time_takes_the_waiting_call() -> None:
+    e = engine(1, queues=[QueueConfig(name="sales"), QueueConfig(name="support")])
+    e.handle(E.CallArrived("c1", "support"), 0.0)  # nobody in support: it waits
+    assert e.members("support") == []
+    out = e.handle(E.MemberAdded("a1", "support", penalty=2), 1.0)
+    assert rung(out) == [("a1", "c1")]
+    assert e.members("support") == ["a1"]
+    assert of(e.handle(E.MemberAdded("a1", "support"), 2.0), A.Ignored)
+    with pytest.raises(AcdError):
+        e.handle(E.MemberAdded("a1", "nowhere"), 2.0)
+    with pytest.raises(AcdError):
+        e.handle(E.MemberAdded("nobody", "support"), 2.0)
+
+
+def test_member_removed_finishes_its_call_and_gets_no_new_ones() -> None:
+    e = engine(1, member_of=("sales",))
+    e.handle(E.CallArrived("c1", "sales"), 0.0)
+    e.handle(E.RingAnswered("a1", "c1"), 1.0)
+    out = e.handle(E.MemberRemoved("a1", "sales"), 2.0)
+    assert not of(out, A.CancelRing) and not of(out, A.Ignored)
+    assert e.members("sales") == [] and e.agent_state("a1") is AgentState.ON_CALL
+    out = e.handle(E.CallArrived("c2", "sales"), 3.0)
+    assert rung(out) == []
+    out = e.handle(E.CallEnded("c1", E.HungUpBy.AGENT), 10.0)
+    assert log(out, A.QueueEvent.COMPLETE)[0].agent == "a1"
+    assert e.agent_state("a1") is AgentState.AVAILABLE and rung(out) == []
+    assert e.waiting("sales") == ["c2"]
+    assert of(e.handle(E.MemberRemoved("a1", "sales"), 11.0), A.Ignored)
+
+
+def test_member_removed_while_ringing_puts_the_call_back_to_the_others() -> None:
+    e = engine(2)
+    out = e.handle(E.CallArrived("c1", "sales"), 0.0)
+    (first, _), = rung(out)
+    other = "a2" if first == "a1" else "a1"
+    out = e.handle(E.MemberRemoved(first, "sales"), 1.0)
+    assert [(c.agent, c.call) for c in of(out, A.CancelRing)] == [(first, "c1")]
+    assert rung(out) == [(other, "c1")]
+    assert e.agent_state(first) is AgentState.AVAILABLE
