@@ -361,7 +361,7 @@ class CampaignRunner:
         assert trunk is not None
         number = flight.contact["number"]
         dial = asyncio.ensure_future(svc.b2bua.dial(
-            call, **flows.trunk_target(trunk, number), from_user=c.caller_id,
+            call, **flows.trunk_target(trunk, number, self.cfg.trunks), from_user=c.caller_id,
             from_display=c.caller_name, timeout=ring_timeout(c.ring_timeout)))
         await asyncio.sleep(0)  # the INVITE is built and sent on the task's first step
         self._record(flight, call)
