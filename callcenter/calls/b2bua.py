@@ -224,7 +224,7 @@ class B2BUA:
                 raise
             if spare is None:
                 return leg
-            if not trunk_failed(leg):
+            if not trunk_failed(leg) or call.hangup_cause is not None:  # or hung up meanwhile
                 self._drop_leg(spare)
                 return leg
             log.warning("trunk_failover", call_id=call.id, party=party, status=leg.sip_status,

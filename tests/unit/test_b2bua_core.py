@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from callcenter.calls.b2bua import B2BUA
-from callcenter.calls.call import Call, Leg, LegState
+from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.calls.flows import trunk_target
 from callcenter.config.models import Trunk
 from callcenter.sip.auth import DigestAuthenticator
@@ -813,5 +813,19 @@ def test_the_last_trunks_failure_ends_the_call_once() -> None:
         leg = await asyncio.wait_for(dial, 1)
         assert leg.sip_status == 503 and len(stack.requests) == 3
         assert ended == [call] and call.legs == [leg] and not b2bua.live_legs
+
+    asyncio.run(run())
+
+
+def test_no_failover_once_the_call_is_hung_up() -> None:
+    async def run() -> None:
+        b2bua, stack, _, ended = make_b2bua()
+        call, dial = dial_with_failover(b2bua)
+        await settle()
+        call.hangup_cause = HangupCause.CANCELLED  # hangup_call's first step, as the 503 came
+        (invite, fut), = stack.requests
+        fut.set_result(answer(invite, 503))
+        leg = await asyncio.wait_for(dial, 1)
+        assert leg.sip_status == 503 and stack.methods() == ["INVITE"] and ended == [call]
 
     asyncio.run(run())
