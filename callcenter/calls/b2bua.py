@@ -44,6 +44,13 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("calls")
 
+
+def trunk_failed(leg: Leg) -> bool:
+    """The dial failed as a route, not as the callee's answer: a 503 (a transport error reads as
+    one, RFC 3261 §8.1.3.1) or no response at all (Timer B, or the ring time out before any
+    1xx). A 4xx, 6xx or a ring timeout after a 1xx is the callee's and is final."""
+    return leg.sip_status == 503 or (leg.sip_status == 408 and not leg.provisional.is_set())
+
 DialogKey = tuple[str, str, str]  # (Call-ID, our tag, their tag)
 
 #: which unanswered branch of a fork speaks for it (lowest first): a phone that rang out,
@@ -186,17 +193,50 @@ class B2BUA:
         self, call: Call, *, target_uri: str, dest: tuple[str, int], transport: str,
         party: str, from_user: str, from_display: str = "", timeout: float = 30.0,
         on_ringing: Callable[[], None] | None = None, auth: tuple[str, str] | None = None,
+        to_user: str | None = None, failover: Sequence[dict[str, Any]] = (),
     ) -> Leg:
         """Place a call; returns the leg (state ANSWERED, or ENDED with the reason in sip_status).
 
         ``timeout`` is the ring time: unanswered by then, the INVITE is CANCELled (408).
         ``auth`` (user, password) answers one 401/407 challenge to the INVITE (a trunk's).
+        ``to_user`` is the To's user (default ``party``). ``failover``: further targets (the
+        same keys as this call's: target_uri, dest, transport, party, auth, to_user) tried in
+        order while a target fails as a route (``trunk_failed``); the callee's own answer
+        (busy, 404, 480, 6xx, a ring timeout after a 1xx) ends the dial.
         """
+        targets = [{"target_uri": target_uri, "dest": dest, "transport": transport,
+                    "party": party, "auth": auth, "to_user": to_user}, *failover]
         leg = self._outbound_leg(call, dest, transport, party)
-        return await self._dial_leg(
-            leg, target_uri=target_uri, from_user=from_user, from_display=from_display,
-            timeout=timeout, on_ringing=on_ringing, auth=auth,
-        )
+        for i, target in enumerate(targets):
+            # The next target's leg is on the call before this one can end: a failed trunk
+            # must not end the call (call.done, on_call_end); unused, it is dropped.
+            spare = (self._outbound_leg(call, targets[i + 1]["dest"], targets[i + 1]["transport"],
+                                        targets[i + 1]["party"]) if i + 1 < len(targets) else None)
+            try:
+                await self._dial_leg(
+                    leg, target_uri=target["target_uri"], from_user=from_user,
+                    from_display=from_display, timeout=timeout, on_ringing=on_ringing,
+                    auth=target.get("auth"), to_user=target.get("to_user"),
+                )
+            except BaseException:
+                if spare is not None:
+                    self._drop_leg(spare)
+                raise
+            if spare is None:
+                return leg
+            if not trunk_failed(leg) or call.hangup_cause is not None:  # or hung up meanwhile
+                self._drop_leg(spare)
+                return leg
+            log.warning("trunk_failover", call_id=call.id, party=party, status=leg.sip_status,
+                        failed=target["target_uri"], next=targets[i + 1]["target_uri"])
+            call.legs.remove(leg)
+            leg = spare
+        raise AssertionError("unreachable")  # the last target returns
+
+    def _drop_leg(self, leg: Leg) -> None:
+        """End a leg that never sent anything, off the call (the call ends if nothing is left)."""
+        leg.call.legs.remove(leg)
+        self._end_leg(leg)
 
     def _outbound_leg(self, call: Call, dest: tuple[str, int], transport: str, party: str) -> Leg:
         leg = Leg(call, "outbound", dest, transport, party, state=LegState.DIALING)
@@ -209,13 +249,14 @@ class B2BUA:
     async def _dial_leg(
         self, leg: Leg, *, target_uri: str, from_user: str, from_display: str, timeout: float,
         on_ringing: Callable[[], None] | None, auth: tuple[str, str] | None = None,
+        to_user: str | None = None,
     ) -> Leg:
         """Send the INVITE of a leg made by ``_outbound_leg`` and wait for its outcome."""
         call = leg.call
         try:
             invite, fut = self._send_invite(
                 leg, target_uri=target_uri, from_user=from_user, from_display=from_display,
-                on_ringing=on_ringing,
+                on_ringing=on_ringing, to_user=to_user,
             )
         except Exception:
             self._end_leg(leg)  # closes the channel: no leaked RTP ports (review finding 8)
@@ -366,7 +407,7 @@ class B2BUA:
 
     def _send_invite(
         self, leg: Leg, *, target_uri: str, from_user: str, from_display: str,
-        on_ringing: Callable[[], None] | None,
+        on_ringing: Callable[[], None] | None, to_user: str | None = None,
     ) -> tuple[Request, asyncio.Future[Response]]:
         """Open the leg's channel and send the INVITE with our offer (``dial``'s first half)."""
         leg.channel = self.media.open_channel()
@@ -375,7 +416,7 @@ class B2BUA:
         transport = leg.transport
         invite = new_invite(
             target_uri, via=self.stack.via(transport), host=self.stack.advertised,
-            from_user=from_user, from_display=from_display, to_user=leg.party,
+            from_user=from_user, from_display=from_display, to_user=to_user or leg.party,
             contact=self.stack.contact(transport=transport), sdp=offer.serialize().encode(),
         )
         return invite, self._send_leg_invite(leg, invite, on_ringing)

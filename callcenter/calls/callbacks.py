@@ -169,7 +169,7 @@ class CallbackWorker:
         if trunk is None:
             log.warning("callback_no_trunk", number=number)
             return None
-        return flows.trunk_target(trunk, number)
+        return flows.trunk_target(trunk, number, self.cfg.trunks)
 
     def _settle(self, row: dict[str, Any], outcome: Outcome, wall: float) -> None:
         q = self.cfg.queue(row["queue"])

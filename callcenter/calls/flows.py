@@ -6,12 +6,13 @@ The flow functions only use B2BUA operations and the media channel's control int
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.calls.numbers import present
 from callcenter.media.engine import PlayOutcome
 from callcenter.sip.errors import SipError, TemporarilyUnavailable
 
@@ -24,12 +25,18 @@ if TYPE_CHECKING:
 log = structlog.get_logger("calls")
 
 
-def trunk_target(trunk: Trunk, number: str) -> dict[str, Any]:
-    """The ``B2BUA.dial`` arguments that send a call to ``number`` through ``trunk``."""
+def trunk_target(trunk: Trunk, number: str, trunks: Sequence[Trunk] = ()) -> dict[str, Any]:
+    """The ``B2BUA.dial`` arguments that send a call to ``number`` through ``trunk`` (the
+    number in the trunk's ``number_format``), then through its ``failover`` trunks (looked up
+    in ``trunks``) in order."""
     auth = (trunk.auth.user, trunk.auth.password) if trunk.auth is not None else None
-    return {"target_uri": f"sip:{number}@{trunk.host}:{trunk.port}",
-            "dest": (trunk.host, trunk.port), "transport": trunk.transport, "party": number,
-            "auth": auth}
+    user = present(number, trunk.country, trunk.number_format)
+    target: dict[str, Any] = {
+        "target_uri": f"sip:{user}@{trunk.host}:{trunk.port}", "dest": (trunk.host, trunk.port),
+        "transport": trunk.transport, "party": number, "auth": auth, "to_user": user}
+    by_name = {t.name: t for t in trunks}
+    failover = [trunk_target(by_name[n], number) for n in trunk.failover if n in by_name]
+    return {**target, "failover": failover} if failover else target
 
 
 async def play(leg: Leg, prompt: Any, *, interruptible: bool = False) -> PlayOutcome:

@@ -60,7 +60,30 @@ def national(number: str, country: str) -> str:
     parsed = parse(number, country)
     if parsed is None or phonenumbers.region_code_for_number(parsed) != country.upper():
         return number
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region(country.upper())
-    prefix = (metadata.national_prefix if metadata else None) or "0"
+    return _national(parsed, country.upper(), "0")
+
+
+def _national(parsed: phonenumbers.PhoneNumber, country: str, default_prefix: str = "") -> str:
+    """The country's national prefix (``default_prefix`` where it has none), then the NSN."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(country)
+    prefix = (metadata.national_prefix if metadata else None) or default_prefix
     return prefix + phonenumbers.national_significant_number(parsed)
 
+
+
+def present(number: str, country: str, number_format: str) -> str:
+    """``number`` as a trunk in ``country`` wants it: ``e164`` (``+48221234567``),
+    ``international`` (the country's exit code: ``0048221234567`` from PL, ``011...`` from US)
+    or ``national`` (``221234567``; a number of another country goes out international).
+    What is not a valid number (an extension, a short code) goes out as it is."""
+    parsed = parse(number, country)
+    if parsed is None:
+        return number
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if number_format == "national" and phonenumbers.region_code_for_number(parsed) == country:
+        return _national(parsed, country)
+    if number_format == "e164":
+        return e164
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(country)
+    exit_code = (meta.preferred_international_prefix or meta.international_prefix) if meta else None
+    return (exit_code if exit_code and exit_code.isdigit() else "00") + e164[1:]

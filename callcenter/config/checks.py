@@ -51,6 +51,7 @@ def semantic_checks(cfg: Config) -> list[tuple[Loc, str]]:
                 out.append(((section, name, i), f"{item!r} is listed twice; remove one"))
     out += _unique("users", "user", [u.user for u in cfg.users])
     out += _unique("trunks", "name", [t.name for t in cfg.trunks])
+    out += _failover_checks(cfg)
     if zone_error := _zone_error(cfg.timezone):
         out.append((("timezone",), zone_error))
     out += _queue_checks(cfg)
@@ -69,6 +70,22 @@ def _unique(section: str, key: str, names: list[str]) -> list[tuple[Loc, str]]:
             out.append(((section, i, key), f"{kind} {name!r} is already defined as "
                         f"{section}[{first[name]}]; {kind} names must be unique"))
         first.setdefault(name, i)
+    return out
+
+
+def _failover_checks(cfg: Config) -> list[tuple[Loc, str]]:
+    """Each ``trunks[].failover`` entry names another trunk, once."""
+    out: list[tuple[Loc, str]] = []
+    trunks = [t.name for t in cfg.trunks]
+    for i, trunk in enumerate(cfg.trunks):
+        for j, name in enumerate(trunk.failover):
+            loc = ("trunks", i, "failover", j)
+            if name == trunk.name:
+                out.append((loc, f"trunk {name!r} cannot fail over to itself"))
+            elif name in trunk.failover[:j]:
+                out.append((loc, f"{name!r} is listed twice; remove one"))
+            else:
+                out += _trunk_check(loc, name, trunks)
     return out
 
 

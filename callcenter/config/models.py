@@ -217,6 +217,11 @@ class Trunk(_Model):
     #: the country (ISO 3166) of the national numbers the carrier sends: a called number from
     #: the trunk is matched to the lines in that country's national form
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "PL"
+    #: how called numbers go out to the carrier (Request-URI and To): +48221234567,
+    #: 0048221234567 or 221234567 (the national form of ``country``)
+    number_format: Literal["e164", "international", "national"] = "e164"
+    #: trunks to try in this order when this one answers 503, never answers or is unreachable
+    failover: list[str] = []
 
 
 def _member(value: Any) -> Any:

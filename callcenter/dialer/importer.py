@@ -56,7 +56,7 @@ def _pick(header: list[str], names: tuple[str, ...]) -> str | None:
 
 
 def parse_contacts(
-    text: str, report: ImportReport, *, default_country: str = "48",
+    text: str, report: ImportReport, *, country: str = "PL",
 ) -> Iterator[dict[str, Any]]:
     """Contacts of one CSV text, duplicates within it merged; rejects go to ``report``."""
     sample = text[:4096]
@@ -75,7 +75,7 @@ def parse_contacts(
         report.rows += 1
         line = reader.line_num
         raw = (row.get(number_col) or "").strip()
-        number, why = try_normalize(raw, default_country=default_country)
+        number, why = try_normalize(raw, country=country)
         if number is None:
             report.rejected.append((line, raw, f"invalid number: {why}"))
             continue

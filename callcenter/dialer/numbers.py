@@ -1,37 +1,23 @@
-"""Telephone numbers to E.164, with Polish national numbers understood.
+"""Contact numbers to E.164 with ``phonenumbers``: validity, and the contact's time zone.
 
-``normalize("22 123-45-67")`` and ``normalize("0048 22 123 45 67")`` both give ``"+48221234567"``;
-garbage raises :class:`NumberError` with a reason fit for an import report.
+``normalize("22 123-45-67")`` and ``normalize("0048 22 123 45 67")`` both give ``"+48221234567"``
+(national numbers belong to ``country``, default PL); ``+1`` and ``+44`` numbers are checked
+against their own country's plan. Garbage raises :class:`NumberError` with a reason fit for an
+import report.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = [
-    "NumberError",
-    "normalize",
-    "try_normalize",
-    "country_code",
-    "timezone_for",
-]
+import phonenumbers
+from phonenumbers import timezone as pn_timezone
+
+from callcenter.calls.numbers import parse
+
+__all__ = ["NumberError", "normalize", "try_normalize", "timezone_for"]
 
 _SEPARATORS = re.compile(r"[\s\-./()\u00a0]")
-#: country calling codes we can place in a time zone (longest prefix wins)
-_COUNTRY_TZ = {
-    "48": "Europe/Warsaw",
-    "49": "Europe/Berlin",
-    "44": "Europe/London",
-    "420": "Europe/Prague",
-    "421": "Europe/Bratislava",
-    "380": "Europe/Kyiv",
-    "370": "Europe/Vilnius",
-    "33": "Europe/Paris",
-    "34": "Europe/Madrid",
-    "39": "Europe/Rome",
-    "31": "Europe/Amsterdam",
-    "353": "Europe/Dublin",
-}
 
 
 class NumberError(ValueError):
@@ -43,69 +29,63 @@ class NumberError(ValueError):
         self.reason = reason
 
 
-def normalize(raw: str, *, default_country: str = "48") -> str:
-    """``raw`` as E.164 (``+`` and digits); national numbers belong to ``default_country``.
+def normalize(raw: str, *, country: str = "PL") -> str:
+    """``raw`` as E.164 (``+`` and digits); national numbers belong to ``country`` (ISO 3166).
 
-    Accepted: ``+48 22 123 45 67``, ``0048221234567``, ``48221234567`` (11 digits), national
-    ``221234567`` (9 digits) and the old trunk-prefixed ``0 22 123 45 67``, with spaces, dashes,
-    dots and parentheses. Raises :class:`NumberError`.
+    Accepted: ``+48 22 123 45 67``, ``0048221234567``, ``48221234567``, national ``221234567``
+    and the trunk-prefixed ``0 22 123 45 67``, with spaces, dashes, dots and parentheses.
+    Raises :class:`NumberError`.
     """
     text = raw.strip()
     if not text:
         raise NumberError(raw, "empty")
     compact = _SEPARATORS.sub("", text)
-    international = False
-    if compact.startswith("+"):
-        international, compact = True, compact[1:]
-    elif compact.startswith("00"):
-        international, compact = True, compact[2:]
-    if not compact.isdigit() or not compact.isascii():
-        bad = next((c for c in compact if not (c.isascii() and c.isdigit())), "?")
+    body = compact.removeprefix("+")
+    bad = next((c for c in body if not (c.isascii() and c.isdigit())), None)
+    if bad is not None:
         raise NumberError(raw, f"unexpected character {bad!r}")
-    if international:
-        digits = compact
-    elif default_country == "48":
-        if len(compact) == 10 and compact.startswith("0"):
-            compact = compact[1:]  # old trunk prefix: 0 22 123 45 67
-        if len(compact) == 11 and compact.startswith("48"):
-            digits = compact
-        elif len(compact) == 9:
-            digits = "48" + compact
-        else:
-            raise NumberError(raw, f"a Polish number has 9 digits, got {len(compact)}")
-    else:
-        digits = default_country + compact.lstrip("0")
-    if digits.startswith("0"):
-        raise NumberError(raw, "country code cannot start with 0")
-    if digits.startswith("48"):
-        national = digits[2:]
-        if len(national) != 9:
-            raise NumberError(raw, f"a Polish number has 9 digits after +48, got {len(national)}")
-        if national[0] == "0":
-            raise NumberError(raw, "Polish national numbers do not start with 0")
-    if not 8 <= len(digits) <= 15:
-        raise NumberError(raw, f"E.164 numbers have 8-15 digits, got {len(digits)}")
-    return "+" + digits
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+    parsed = parse(compact, country)
+    if parsed is None:
+        raise NumberError(raw, _why_invalid(compact, country))
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-def try_normalize(raw: str, *, default_country: str = "48") -> tuple[str | None, str | None]:
+def _why_invalid(compact: str, country: str) -> str:
+    """Why ``phonenumbers`` refused ``compact`` (a number of ``country`` unless it has a +)."""
+    if compact.startswith("+") and not 8 <= len(compact) - 1 <= 15:
+        return f"E.164 numbers have 8-15 digits, got {len(compact) - 1}"
+    try:
+        number = phonenumbers.parse(compact, country)
+    except phonenumbers.NumberParseException as exc:
+        return str(exc)
+    region = phonenumbers.region_code_for_country_code(number.country_code or 0)
+    nsn = phonenumbers.national_significant_number(number)
+    where = f" after +{number.country_code}" if compact.startswith("+") else ""
+    example = phonenumbers.example_number(region)
+    size = len(phonenumbers.national_significant_number(example)) if example else 0
+    if size and len(nsn) != size:
+        return f"a {region} number has {size} digits{where}, got {len(nsn)}"
+    if nsn.startswith("0"):
+        return f"{region} national numbers do not start with 0"
+    return f"not a valid {region} number"
+
+
+def try_normalize(raw: str, *, country: str = "PL") -> tuple[str | None, str | None]:
     """``(e164, None)`` or ``(None, reason)``."""
     try:
-        return normalize(raw, default_country=default_country), None
+        return normalize(raw, country=country), None
     except NumberError as exc:
         return None, exc.reason
 
 
-def country_code(e164: str) -> str | None:
-    """The known country calling code of an E.164 number, or None."""
-    digits = e164.lstrip("+")
-    for n in (3, 2, 1):
-        if digits[:n] in _COUNTRY_TZ:
-            return digits[:n]
-    return None
-
-
-def timezone_for(e164: str, default: str = "Europe/Warsaw") -> str:
-    """A time zone for the number's country (for the calling window when none is given)."""
-    code = country_code(e164)
-    return _COUNTRY_TZ[code] if code else default
+def timezone_for(e164: str) -> str | None:
+    """The time zone of the number's area (``America/New_York`` for +1 212...), or None when
+    ``phonenumbers`` knows none for it or several (a +1 mobile: ask the contact list)."""
+    try:
+        number = phonenumbers.parse(e164)
+    except phonenumbers.NumberParseException:
+        return None
+    zones = pn_timezone.time_zones_for_number(number)
+    return zones[0] if len(zones) == 1 and zones[0] != pn_timezone.UNKNOWN_TIMEZONE else None

@@ -49,7 +49,7 @@ from callcenter.dialer.compliance import (
 )
 from callcenter.dialer.flight import Flight, Live
 from callcenter.dialer.message import leave_message
-from callcenter.dialer.numbers import country_code, timezone_for
+from callcenter.dialer.numbers import timezone_for
 from callcenter.dialer.pacing import ABANDON_GRACE, PacingSnapshot, Stats, make_pacer
 from callcenter.dialer.preview import PreviewDesk
 from callcenter.events import bus as events
@@ -300,8 +300,7 @@ class CampaignRunner:
             self.store.mark_dnc(contact["id"])
             log.info("contact_dnc", campaign=c.name, number=number)
             return False
-        tz = contact["timezone"] or (timezone_for(number) if country_code(number)
-                                     else c.timezone)
+        tz = contact["timezone"] or timezone_for(number) or c.timezone
         return live.window.may_call(tz, utc)
 
     # ------------------------------------------------------------------ one attempt
@@ -362,7 +361,7 @@ class CampaignRunner:
         assert trunk is not None
         number = flight.contact["number"]
         dial = asyncio.ensure_future(svc.b2bua.dial(
-            call, **flows.trunk_target(trunk, number), from_user=c.caller_id,
+            call, **flows.trunk_target(trunk, number, self.cfg.trunks), from_user=c.caller_id,
             from_display=c.caller_name, timeout=ring_timeout(c.ring_timeout)))
         await asyncio.sleep(0)  # the INVITE is built and sent on the task's first step
         self._record(flight, call)

@@ -9,6 +9,7 @@ Per called number (the Request-URI user) ``behaviour(number)`` picks one of:
 - ``human``: 180, 200 after 0.3 s; sends a 0.5 s "hello" then silence; waits for BYE
 - ``machine``: the same with a 3.5 s greeting (what answering-machine detection looks for)
 - ``busy``: 486
+- ``unavailable``: 503 (a carrier out of service: the server fails over to the next trunk)
 - ``noanswer``: 180 and rings until CANCEL (then 200 + 487)
 
 Unknown numbers are answered as ``human``. It records what it hears on each call (µ-law RTP,
@@ -217,10 +218,12 @@ class Carrier:
                                      "from": _get(headers, "from"),
                                      "time": time.time(), "mode": mode})
             self._send(self._response(call, headers, 100, "Trying"), addr)
-            if mode == "busy":
-                call.last_response = self._response(call, headers, 486, "Busy Here",
+            if mode in ("busy", "unavailable"):
+                status, reason = (486, "Busy Here") if mode == "busy" else (
+                    503, "Service Unavailable")
+                call.last_response = self._response(call, headers, status, reason,
                                                     tag=call.to_tag)
-                call.ended, call.by = time.monotonic(), "busy"
+                call.ended, call.by = time.monotonic(), mode
                 self._send(call.last_response, addr)
                 return
             call.last_response = self._response(call, headers, 180, "Ringing", tag=call.to_tag)

@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 
 from callcenter.calls.b2bua import B2BUA
-from callcenter.calls.call import Call, Leg, LegState
+from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.calls.flows import trunk_target
+from callcenter.config.models import Trunk
 from callcenter.sip.auth import DigestAuthenticator
 from callcenter.sip.dialog import DialogState, new_branch
 from callcenter.sip.events import RequestReceived, TxKey
 from callcenter.sip.message import Request, Response, parse_message
-from callcenter.sip.stack import ServerRequest, SipStack, answer_failure
+from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack, answer_failure
 from callcenter.sip.transaction import TransactionLayer, client_key
 from callcenter.sip.useragent import Timers
 
@@ -694,5 +696,136 @@ def test_a_challenge_without_credentials_ends_the_leg() -> None:
         fut.set_result(challenge_for(invite, DigestAuthenticator("c", secret=b"k" * 16)))
         leg = await asyncio.wait_for(dial, 1)
         assert leg.sip_status == 407 and stack.methods() == ["INVITE"]
+
+    asyncio.run(run())
+
+
+def answer(invite: Request, status: int) -> Response:
+    resp = ok_for(invite)
+    resp.status, resp.reason = status, "Answer"
+    if status == 200:
+        resp.body = sdp_answer(40000)
+    return resp
+
+
+TRUNKS = [
+    Trunk(name="a", addresses=["10.0.0.1"], host="127.0.0.1", port=5091, failover=["b", "c"]),
+    Trunk(name="b", addresses=["10.0.0.2"], host="127.0.0.2", port=5092,
+          number_format="national"),
+    Trunk(name="c", addresses=["10.0.0.3"], host="127.0.0.3", port=5093, country="US",
+          number_format="international"),
+]
+
+
+@pytest.mark.parametrize(("number_format", "country", "user"), [
+    ("e164", "PL", "+48221234567"), ("international", "PL", "0048221234567"),
+    ("national", "PL", "221234567"), ("national", "US", "01148221234567"),
+])
+def test_a_trunk_gets_the_number_in_its_format(number_format: str, country: str,
+                                                user: str) -> None:
+    trunk = Trunk(name="t", addresses=["10.0.0.1"], number_format=number_format, country=country)
+    target = trunk_target(trunk, "+48221234567")
+    assert target["target_uri"] == f"sip:{user}@127.0.0.1:5080" and target["to_user"] == user
+    assert target["party"] == "+48221234567" and "failover" not in target
+
+    async def run() -> None:
+        b2bua, stack, _, _ = make_b2bua()
+        call = Call(caller="0800123456", called="+48221234567", source="dialer")
+        dial = asyncio.ensure_future(b2bua.dial(call, **target, from_user="0800123456"))
+        await asyncio.sleep(0)
+        (invite, fut), = stack.requests
+        assert str(invite.uri) == f"sip:{user}@127.0.0.1:5080"
+        assert f"<sip:{user}@" in (invite.headers.get("To") or "")
+        fut.set_result(answer(invite, 486))
+        await asyncio.wait_for(dial, 1)
+
+    asyncio.run(run())
+
+
+def dial_with_failover(b2bua: B2BUA) -> tuple[Call, asyncio.Future[Leg]]:
+    call = Call(caller="0800123456", called="+48221234567", source="dialer")
+    target = trunk_target(TRUNKS[0], "+48221234567", TRUNKS)
+    return call, asyncio.ensure_future(b2bua.dial(call, **target, from_user="0800123456"))
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("failure", ["503", "timer-b"])
+def test_a_failing_trunk_fails_over_to_the_next_in_order(failure: str) -> None:
+    """A 503 (or a transport error, which reads as one) or no answer at all tries the next
+    trunk, in its own number format; the call lives on and ends once, with the last leg."""
+
+    async def run() -> None:
+        b2bua, stack, media, ended = make_b2bua()
+        call, dial = dial_with_failover(b2bua)
+        await settle()
+        for i in (0, 1):
+            invite, fut = stack.requests[i]
+            if failure == "503":
+                fut.set_result(answer(invite, 503))
+            else:
+                fut.set_exception(RequestTimeout("INVITE"))
+            await settle()
+        assert [str(req.uri) for req, _ in stack.requests] == [
+            "sip:+48221234567@127.0.0.1:5091", "sip:221234567@127.0.0.2:5092",
+            "sip:01148221234567@127.0.0.3:5093"]
+        assert not ended and not call.done.is_set()
+        invite, fut = stack.requests[2]
+        fut.set_result(answer(invite, 200))
+        leg = await asyncio.wait_for(dial, 1)
+        assert leg.state is LegState.ANSWERED and leg.peer == ("127.0.0.3", 5093)
+        assert call.legs == [leg] and not ended
+        assert [c.closed for c in media.channels] == [True, True, False]
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("status", [486, 404, 480, 408, 603])
+def test_the_callees_answer_does_not_fail_over(status: int) -> None:
+    """A 4xx or 6xx is the callee's answer (a 408 after a 1xx: it rang out): final."""
+
+    async def run() -> None:
+        b2bua, stack, media, ended = make_b2bua()
+        call, dial = dial_with_failover(b2bua)
+        await settle()
+        stack.ring()
+        (invite, fut), = stack.requests
+        fut.set_result(answer(invite, status))
+        leg = await asyncio.wait_for(dial, 1)
+        assert leg.state is LegState.ENDED and leg.sip_status == status
+        assert stack.methods() == ["INVITE"] and call.legs == [leg]
+        assert ended == [call] and media.channels[0].closed
+
+    asyncio.run(run())
+
+
+def test_the_last_trunks_failure_ends_the_call_once() -> None:
+    async def run() -> None:
+        b2bua, stack, _, ended = make_b2bua()
+        call, dial = dial_with_failover(b2bua)
+        for i in range(3):
+            await settle()
+            invite, fut = stack.requests[i]
+            fut.set_result(answer(invite, 503))
+        leg = await asyncio.wait_for(dial, 1)
+        assert leg.sip_status == 503 and len(stack.requests) == 3
+        assert ended == [call] and call.legs == [leg] and not b2bua.live_legs
+
+    asyncio.run(run())
+
+
+def test_no_failover_once_the_call_is_hung_up() -> None:
+    async def run() -> None:
+        b2bua, stack, _, ended = make_b2bua()
+        call, dial = dial_with_failover(b2bua)
+        await settle()
+        call.hangup_cause = HangupCause.CANCELLED  # hangup_call's first step, as the 503 came
+        (invite, fut), = stack.requests
+        fut.set_result(answer(invite, 503))
+        leg = await asyncio.wait_for(dial, 1)
+        assert leg.sip_status == 503 and stack.methods() == ["INVITE"] and ended == [call]
 
     asyncio.run(run())

@@ -139,6 +139,19 @@ def test_duplicate_users_and_trunks(tmp_path: Path) -> None:
     assert ":6:12: trunks[1].name: trunk 'pstn' is already defined" in errors[1]
 
 
+def test_failover_names_other_trunks(tmp_path: Path) -> None:
+    text = (
+        "trunks:\n"
+        "  - {name: a, addresses: [10.0.0.1], failover: [b, a]}\n"
+        "  - {name: b, addresses: [10.0.0.2], failover: [c, a, a]}\n"
+    )
+    errors = errors_of(write(tmp_path, text))
+    assert len(errors) == 3
+    assert ":2:52: trunks[0].failover[1]: trunk 'a' cannot fail over to itself" in errors[0]
+    assert ":3:49: trunks[1].failover[0]: expected a trunk (a, b), got 'c'" in errors[1]
+    assert ":3:55: trunks[1].failover[2]: 'a' is listed twice" in errors[2]
+
+
 @pytest.mark.parametrize(
     ("media", "where", "expected"),
     [

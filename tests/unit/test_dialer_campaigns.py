@@ -146,6 +146,16 @@ def test_parse_contacts_normalises_merges_and_rejects() -> None:
         (5, "invalid number"), (6, "invalid number"), (7, "unknown time zone 'Mars/Olympus'")]
 
 
+def test_parse_contacts_foreign_numbers_checked_by_their_plan() -> None:
+    text = "number\n+1 212 555 1234\n+44 20 7946 0018\n+1 212 155 1234\n+44 20 7946 001\n"
+    report = ImportReport()
+    assert [c["number"] for c in parse_contacts(text, report)] == ["+12125551234",
+                                                                     "+442079460018"]
+    assert [(line, why) for line, _, why in report.rejected] == [
+        (4, "invalid number: not a valid US number"),
+        (5, "invalid number: a GB number has 10 digits after +44, got 9")]
+
+
 def test_parse_contacts_semicolons_and_no_number_column() -> None:
     report = ImportReport()
     got = list(parse_contacts("telefon;firma\n600100200;ACME\n", report))

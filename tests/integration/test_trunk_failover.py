@@ -1,0 +1,58 @@
+"""Trunk failover and number formats, live (issue 14).
+
+Two simulated carriers. Trunk ``pstn`` (national numbers) answers every call 503 but a busy
+number; its ``failover`` is trunk ``second`` (E.164), which answers. A callback to one number
+rings SIPp agent 1001, is refused by the first carrier and reaches the customer through the
+second; a callback to the busy number is the callee's answer and never goes to the second.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+
+from tests.conftest import require_binary
+from tests.helpers import ports
+from tests.helpers.api import http
+from tests.helpers.carrier import Carrier
+from tests.helpers.phones import answering_phone
+from tests.helpers.server import ServerProcess
+from tests.helpers.sipp import wait_until
+from tests.integration.test_dialer_preview import sales_and_trunk
+
+REACHED, BUSY = "+48600500011", "+48600500012"
+
+
+def test_a_503_fails_over_to_the_next_trunk_and_a_busy_callee_does_not(
+        artifacts: Path) -> None:
+    require_binary("sipp")
+    first_port, second_port = ports.allocate(2).base, ports.allocate(2).base
+    config = sales_and_trunk(first_port)
+    config["queues"][0].update(members=["1001"], callback={"retries": 0, "trunk": "pstn"})
+    config["trunks"] = [
+        {"name": "pstn", "addresses": ["127.0.0.1"], "host": "127.0.0.1", "port": first_port,
+         "number_format": "national", "failover": ["second"]},
+        {"name": "second", "addresses": ["127.0.0.2"], "host": "127.0.0.1", "port": second_port},
+    ]
+    first_says = {BUSY[3:]: "busy"}
+    with Carrier(first_port, lambda n: first_says.get(n, "unavailable"), max_call=2) as first, \
+            Carrier(second_port, {}.get, max_call=2) as second, ExitStack() as stack:
+        srv = stack.enter_context(ServerProcess(artifacts, overrides=config))
+        booked = [http(srv, "POST", "/api/callbacks", {"queue": "sales", "number": n})
+                  for n in (REACHED, BUSY)]
+        assert [status for status, _ in booked] == [201, 201], booked
+        answering_phone(srv, "1001", artifacts, stack, talk_ms=60000)
+        finished = "/api/callbacks?state={}"
+        assert wait_until(
+            lambda: len(http(srv, "GET", finished.format("done"))[1])
+            + len(http(srv, "GET", finished.format("failed"))[1]) == 2, 90, 0.5), \
+            srv.log_tail()
+        final = {r["number"]: r for r in http(srv, "GET", "/api/callbacks")[1]}
+        tried_first, tried_second = first.snapshot(), second.snapshot()
+        log = srv.log_text()
+    assert sorted((i["number"], i["mode"]) for i in tried_first) == [
+        ("600500011", "unavailable"), ("600500012", "busy")], tried_first
+    assert [i["number"] for i in tried_second] == [REACHED], tried_second
+    assert (final[REACHED]["status"], final[REACHED]["outcome"]) == ("done", "answered"), final
+    assert (final[BUSY]["status"], final[BUSY]["outcome"]) == ("failed", "busy"), final
+    assert "trunk_failover" in log
