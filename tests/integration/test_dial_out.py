@@ -21,6 +21,7 @@ from tests.integration.test_dialer import api
 from tests.integration.test_dialer_preview import sales_and_trunk
 
 AGENT, NATIONAL, PREMIUM = "1001", "0221234567", "0700123456"
+ON_TRUNK = "+48221234567"  # what the carrier gets: the pstn trunk presents numbers as E.164
 
 
 def test_an_agent_dials_a_national_number_and_is_refused_premium_rate(artifacts: Path) -> None:
@@ -50,7 +51,7 @@ def test_an_agent_dials_a_national_number_and_is_refused_premium_rate(artifacts:
                            **{**dial, "workdir": artifacts / "premium"})
         agents = api(server, "GET", "/api/agents")
         invites = carrier.snapshot()
-    assert [i["number"] for i in invites] == [NATIONAL], invites  # never the premium number
+    assert [i["number"] for i in invites] == [ON_TRUNK], invites  # never the premium number
     assert invites[0]["from"].startswith("<sip:0800123456@"), invites
     assert [c.by for c in carrier.calls.values()] == ["carrier"], carrier.calls
     assert cdr is not None and cdr["direction"] == "outbound", cdr
@@ -85,7 +86,7 @@ def test_the_ivr_transfers_a_caller_to_an_outside_number(artifacts: Path) -> Non
         call_id = result.messages.split("Call-ID: ", 1)[1].split()[0]
         cdr = server.wait_cdr(lambda r: r["sip_call_id"] == call_id and r["end"] is not None)
         invites = carrier.snapshot()
-    assert [i["number"] for i in invites] == [NATIONAL], invites
+    assert [i["number"] for i in invites] == [ON_TRUNK], invites
     assert invites[0]["from"].startswith("<sip:4822000"), invites  # the caller's own number
     assert [c.by for c in carrier.calls.values()] == ["carrier"], carrier.calls
     assert cdr is not None and cdr["direction"] == "inbound" and cdr["line"] == "0800999000"
