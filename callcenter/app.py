@@ -458,8 +458,7 @@ class Application:
             return
         if code.startswith("*5") and await self.dialer.feature_code(leg, user, code):
             return
-        runner = getattr(self, "queues", None)
-        if runner is not None and await runner.feature_code(leg, user, code):
+        if await self.queues.feature_code(leg, user, code):
             return
         log.info("unknown_feature_code", code=code, user=user)
         self.b2bua.reject(leg, NotFound(reason="Not Found (unknown feature code)"))
