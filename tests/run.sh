@@ -36,11 +36,14 @@ say "lint-imports (the layer rules in pyproject.toml)"
 say "mypy (strict on callcenter/, ivr/, acd/)"
 "$PY" -m mypy
 
-say "pytest $*"
+# Two workers (CI has two cores); a file's tests stay on one worker (module fixtures, order).
+# PYTEST_WORKERS=0 runs serially.
+WORKERS="${PYTEST_WORKERS:-2}"
+say "pytest -n $WORKERS $*"
 # Python 3.11 formats every traceback with ast.parse (the ^^^ under the failing expression),
 # and its AST converter keeps one recursion counter for all threads: a helper thread printing
 # a traceback while pytest parses a test's source in the main thread can fail the whole run
 # with "SystemError: AST constructor recursion depth mismatch" (seen here). Without position
 # tables no traceback needs ast.parse; pytest's own reports are unchanged.
 export PYTHONNODEBUGRANGES=1
-exec "$PY" -m pytest -q "$@"
+exec "$PY" -m pytest -q -n "$WORKERS" --dist loadfile "$@"

@@ -1,6 +1,7 @@
 """Free loopback ports for tests: each allocation is a block of consecutive ports that were free
 on UDP and TCP when checked. Ports come from 20000-32767 (below Linux's ephemeral range, so the
-kernel does not hand them to other sockets) and never include 5060."""
+kernel does not hand them to other sockets) and never include 5060. Under pytest-xdist each
+worker takes its own slice of that range, so two workers never race for one port."""
 
 from __future__ import annotations
 
@@ -9,7 +10,19 @@ import socket
 import threading
 from dataclasses import dataclass
 
-LOW, HIGH = 20000, 32700
+
+def _slice(low: int, high: int) -> tuple[int, int]:
+    """This process's part of low..high: all of it, or one xdist worker's share."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ...
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or count < 2:
+        return low, high
+    share = (high - low) // count
+    start = low + int(worker[2:]) % count * share
+    return start, start + share
+
+
+LOW, HIGH = _slice(20000, 32700)
 _lock = threading.Lock()
 _cursor = LOW + (os.getpid() * 97) % (HIGH - LOW)  # spread concurrent test runs apart
 

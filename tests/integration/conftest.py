@@ -5,6 +5,7 @@ The demo configuration they assume is described in demo.py.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def media() -> Media:
     """Made once per run with espeak-ng + sox, under tests/artifacts/media/."""
     require_binary("espeak-ng")
     require_binary("sox")
-    out = artifact_dir("_media")
+    out = artifact_dir("_media" + os.environ.get("PYTEST_XDIST_WORKER", ""))  # one per worker
     caller = audio.make_speech_wav(out / "caller_en.wav", "Hello, I would like to order.")
     agent_a = audio.make_speech_wav(
         out / "agent_a_pl.wav", "Dzień dobry, w czym mogę pomóc?", voice="pl"
