@@ -122,6 +122,8 @@ class QueueRunner:
         self._offset = 0.0
         #: called with every action after it was carried out (the event bus listens here)
         self.listeners: list[Callable[[act.Action], None]] = []
+        #: told how long each engine decision took (event name, seconds of CPU): /metrics
+        self.on_decision: Callable[[str, float], None] | None = None
         self.callbacks: CallbackDesk | None = None  #: stores and dials callback requests
 
     # ------------------------------------------------------------------ lifecycle
@@ -191,7 +193,10 @@ class QueueRunner:
     def _feed(self, event: ev.Event) -> list[act.Action]:
         """Hand one event to the engine, carry out its actions, re-arm the timer."""
         assert self.engine is not None, "QueueRunner.start() first"
+        started = time.perf_counter()
         actions = self.engine.handle(event, self.now())
+        if self.on_decision is not None:
+            self.on_decision(type(event).__name__, time.perf_counter() - started)
         for action in actions:
             try:
                 self._carry_out(action)

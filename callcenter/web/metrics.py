@@ -2,8 +2,8 @@
 
 Gauges and counters are read from the running server at each scrape (a collector); the
 histograms are fed as things happen: queue wait from ``queue.leave`` events, ring time from
-an agent's ``agent.state`` leaving ``ringing``, and the time our SIP requests took to get a
-final answer from the stack. The process collector adds CPU, memory and file descriptors.
+an agent's ``agent.state`` leaving ``ringing``, the time our SIP requests took to get a
+final answer from the stack, and the time the ACD engine took per event. The process collector adds CPU, memory and file descriptors.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: seconds: a queue wait is seconds to minutes; a ring a few seconds; a SIP transaction ms to 32 s
 WAIT_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200)
 RING_BUCKETS = (0.5, 1, 2, 3, 5, 8, 10, 15, 20, 30, 60)
+ACD_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
 SIP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32)
 
 
@@ -100,8 +101,13 @@ class Metrics:
             "callcenter_sip_transaction_seconds", "time a request we sent took to get its "
             "final answer (outcome: 2xx..6xx or timeout)", ["method", "outcome"],
             buckets=SIP_BUCKETS, registry=r)
+        self.acd_decision = Histogram(
+            "callcenter_acd_decision_seconds", "time the ACD engine took to decide on one "
+            "event (which agent, which call), by event", ["event"], buckets=ACD_BUCKETS,
+            registry=r)
         self._ringing: dict[str, float] = {}  #: agent -> when it started ringing (event ts)
         sources.stack.on_transaction = self.sip_transaction_done
+        sources.queues.on_decision = self.acd_decision_done
 
     def text(self) -> bytes:
         return generate_latest(self.registry)
@@ -119,6 +125,9 @@ class Metrics:
 
     def sip_transaction_done(self, method: str, outcome: str, seconds: float) -> None:
         self.sip_transaction.labels(method, outcome).observe(seconds)
+
+    def acd_decision_done(self, event: str, seconds: float) -> None:
+        self.acd_decision.labels(event).observe(seconds)
 
 
 class _Live(Collector):

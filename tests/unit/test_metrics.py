@@ -34,6 +34,7 @@ def test_histograms_and_live_figures(tmp_path: Path) -> None:
     publish(bus.AgentStateChanged(agent="1001", old="ringing", new="on_call", ts=103.0))
     publish(bus.AgentStateChanged(agent="1001", old="on_call", new="wrap_up", ts=160.0))
     h.app.api.metrics.sip_transaction_done("BYE", "timeout", 32.0)
+    assert h.app.queues.agent_command("1001", "pause", "lunch")
     resp = h.request("GET", "/metrics", {}, {})
     assert resp.status == 200 and resp.content_type.startswith("text/plain; version=0.0.4")
     got = samples(resp.body.decode())
@@ -47,8 +48,9 @@ def test_histograms_and_live_figures(tmp_path: Path) -> None:
     assert got[("callcenter_agent_ring_seconds_count", ring)] == 1
     sip = (("method", "BYE"), ("outcome", "timeout"))
     assert got[("callcenter_sip_transaction_seconds_count", sip)] == 1
-    assert got[("callcenter_queue_agents", (("queue", "sales"), ("state", "available")))] == 4
-    assert got[("callcenter_queue_agents", (("queue", "support"), ("state", "paused")))] == 0
+    assert got[("callcenter_acd_decision_seconds_count", (("event", "AgentPaused"),))] == 1
+    assert got[("callcenter_queue_agents", (("queue", "sales"), ("state", "available")))] == 3
+    assert got[("callcenter_queue_agents", (("queue", "sales"), ("state", "paused")))] == 1
     for name in ("callcenter_calls_in_progress", "callcenter_calls_total",
                  "callcenter_sip_messages_received_total", "callcenter_rtp_ticks_total",
                  "process_cpu_seconds_total"):
@@ -91,4 +93,4 @@ def test_grafana_dashboard_queries_parse_and_name_real_metrics(tmp_path: Path) -
     assert named - histograms <= served, named - histograms - served
     assert {n.rsplit("_", 1)[0] for n in histograms} <= {
         "callcenter_queue_wait_seconds", "callcenter_agent_ring_seconds",
-        "callcenter_sip_transaction_seconds"}
+        "callcenter_sip_transaction_seconds", "callcenter_acd_decision_seconds"}
