@@ -164,6 +164,7 @@ class Dialer(Protocol):
     store: CampaignStore
     live: dict[str, Live]
     calls: dict[str, tuple[Live, Call]]  #: Call.id -> campaign calls going on
+    dialling: bool  #: False while the server drains
 
     def may_call(self, live: Live, contact: dict[str, Any], utc: Any) -> bool: ...
     def publish(self, name: str, state: str, data: dict[str, Any]) -> None: ...
@@ -222,6 +223,8 @@ class PreviewDesk:
     def dial(self, name: str, contact_id: int, agent: str | None = None) -> dict[str, Any]:
         """Write the attempt and start the call (agent's phone first, then the contact)."""
         live = self._campaign(name)
+        if not self.runner.dialling:
+            raise PreviewError(503, "the server is draining: it places no new calls")
         runner, svc, wall = self.runner, self.runner.services, time.time()
         r = self.book.get(name, contact_id, wall)
         if r is not None and not svc.registrar.contacts(r.agent, svc.now(), reachable_only=True):

@@ -109,6 +109,7 @@ class CampaignRunner:
         self.calls: dict[str, tuple[Live, Call]] = {}  #: Call.id -> campaign calls going on
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pacing: asyncio.Task[Any] | None = None  #: the loop that places calls
+        self.dialling = True  #: False once draining: no call is placed, a preview dial neither
         for c in cfg.campaigns:
             options = {"ratio": c.ratio} if c.mode == "power" else {}
             mode = "progressive" if c.mode == "preview" else c.mode  # never asked: see _tick
@@ -140,6 +141,7 @@ class CampaignRunner:
 
     def stop_dialling(self) -> None:
         """Place no more calls (a drain): the calls in progress go on to their end."""
+        self.dialling = False
         if self._pacing is not None:
             self._pacing.cancel()
 

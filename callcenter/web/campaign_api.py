@@ -205,7 +205,8 @@ _PATHS: dict[str, dict[str, Any]] = {
         "dial: write the attempt, ring the agent's phone, then dial the contact and bridge them "
         "(returns the reservation with its attempt id); skip: release the contact", _OBJ,
         {"404": "no such campaign, or the contact is not reserved (its time is over)",
-         "409": "reserved for another agent, already dialling, or the agent is not registered"},
+         "409": "reserved for another agent, already dialling, or the agent is not registered",
+         "503": "dial: the server is draining (it places no new calls)"},
         admin=True, body={"type": "object", "properties": {"agent": {"type": "string"}}})},
     "/api/campaigns/{name}/{verb}": {"parameters": [
         _NAME, {"name": "verb", "in": "path", "required": True,

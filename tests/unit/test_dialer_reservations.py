@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any, cast
+
 import numpy as np
 import pytest
 
 from callcenter.dialer.message import SilenceWatch
-from callcenter.dialer.preview import PreviewBook, PreviewError, view
+from callcenter.dialer.preview import PreviewBook, PreviewDesk, PreviewError, view
 
 
 def contact(cid: int) -> dict[str, object]:
@@ -80,3 +83,12 @@ def test_silence_watch() -> None:
     assert watch.quiet_for(1.2) == pytest.approx(0.7)
     watch.feed(quiet, 1.6)
     assert watch.quiet_for(1.6) >= 1.0
+
+
+def test_no_preview_dial_while_draining() -> None:
+    """A drain stops the pacing loop; an agent's own preview dial is refused too (503)."""
+    runner = SimpleNamespace(dialling=False,
+                             live={"p": SimpleNamespace(cfg=SimpleNamespace(mode="preview"))})
+    with pytest.raises(PreviewError) as refused:
+        PreviewDesk(cast(Any, runner)).dial("p", 1, "1001")
+    assert refused.value.status == 503 and "draining" in str(refused.value)
