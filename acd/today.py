@@ -17,18 +17,6 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-__all__ = [
-    "AgentTotals",
-    "DayTotals",
-    "DayWatch",
-    "QUEUE_COUNTERS",
-    "QueueTotals",
-    "day_start",
-    "fold",
-    "next_day_start",
-    "today_since",
-]
-
 
 def _midnight(day: date, like: datetime) -> datetime:
     """The first moment of ``day`` in ``like``'s zone (round-tripped through UTC, so a zone

@@ -17,23 +17,6 @@ from zoneinfo import ZoneInfo
 
 from callcenter.dialer.numbers import NumberError, normalize
 
-__all__ = [
-    "HOUR",
-    "DAY",
-    "MIN_RING_SECONDS",
-    "REDIAL_BLOCK_SECONDS",
-    "failed_outcome",
-    "AbandonLedger",
-    "RedialGuard",
-    "ring_timeout",
-    "may_hang_up_unanswered",
-    "CallingWindow",
-    "DoNotCall",
-    "Outcome",
-    "RetryRule",
-    "RetryPolicy",
-]
-
 HOUR = 3600.0
 DAY = 86400.0
 #: unanswered calls ring at least this long before the dialer gives up

@@ -20,25 +20,6 @@ from typing import ClassVar, TypeVar
 
 import numpy as np
 
-__all__ = [
-    "DEFAULT_ABANDON_LIMIT",
-    "ABANDON_GRACE",
-    "Estimates",
-    "LogNormal",
-    "PacingSnapshot",
-    "Pacer",
-    "PredictivePacer",
-    "MarginalPacer",
-    "ProgressivePacer",
-    "PowerPacer",
-    "PreviewPacer",
-    "VicidialAdaptivePacer",
-    "Stats",
-    "PACERS",
-    "register_pacer",
-    "make_pacer",
-]
-
 #: default ceiling of the abandon rate (FTC / Ofcom: 3 % of live answers)
 DEFAULT_ABANDON_LIMIT = 0.03
 #: an answered call that finds no agent within this many seconds is abandoned

@@ -144,21 +144,3 @@ class ServiceUnavailable(SipError):
     status = 503
     reason = "Service Unavailable"
 
-
-__all__ = [
-    "BadRequest",
-    "CallDoesNotExist",
-    "Forbidden",
-    "IntervalTooBrief",
-    "MethodNotAllowed",
-    "NotAcceptableHere",
-    "NotFound",
-    "ProxyAuthenticationRequired",
-    "RequestPending",
-    "RequestTerminated",
-    "ServiceUnavailable",
-    "SipError",
-    "TemporarilyUnavailable",
-    "Unauthorized",
-    "UnsupportedMediaType",
-]

@@ -20,26 +20,6 @@ from typing import NamedTuple
 
 from callcenter.sip.errors import BadRequest, NotAcceptableHere
 
-__all__ = [
-    "STATIC_PAYLOAD_TYPES",
-    "Connection",
-    "Direction",
-    "MediaDescription",
-    "NegotiatedMedia",
-    "Origin",
-    "RtpMap",
-    "SdpError",
-    "SessionDescription",
-    "Timing",
-    "answer_offer",
-    "bump_version",
-    "is_hold",
-    "make_offer",
-    "parse",
-    "parse_answer",
-    "reoffer",
-]
-
 CRLF = "\r\n"
 RTP_PROTOS = frozenset({"RTP/AVP", "RTP/AVPF"})
 HOLD_ADDRESSES = frozenset({"0.0.0.0", "::"})
