@@ -5,6 +5,7 @@ Only 127.0.0.1 is used. Every process started here is stopped by its own PID.
 
 from __future__ import annotations
 
+import csv
 import os
 import platform
 import signal
@@ -17,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 import yaml
@@ -85,7 +87,7 @@ class Server:
         env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
         self.proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
-            env=env, preexec_fn=_niceness(self.nice),
+            env=env, preexec_fn=niceness(self.nice),
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -114,11 +116,58 @@ class Server:
             self.proc.wait(5)
 
 
-def _niceness(n: int) -> Callable[[], None] | None:
+def niceness(n: int) -> Callable[[], None] | None:
     """A preexec_fn that sets the child's niceness to n (root may go below 0)."""
     if not n:
         return None
     return lambda: os.setpriority(os.PRIO_PROCESS, 0, n)
+
+
+def start_sipp(
+    args: Any, scenario: Path, number: str, rate: int, hold: float, workdir: Path, stat: Path
+) -> subprocess.Popen[bytes]:
+    """SIPp placing ``rate`` calls a second for ``args.duration`` s to ``number``, each held
+    ``hold`` s; bounded by -m (the number of calls) and a global -timeout. ``args`` gives the
+    ports (sip_port, sipp_port, media_port), the SIPp binary and the niceness."""
+    cmd = [
+        args.sipp, f"{HOST}:{args.sip_port}", "-sf", str(scenario), "-s", number,
+        "-i", HOST, "-p", str(args.sipp_port), "-mi", HOST, "-mp", str(args.media_port),
+        "-bind_local", "-nostdin", "-r", str(rate), "-rp", "1000", "-m", str(rate * args.duration),
+        "-l", str(max(10, int(rate * (hold + 2) * 3))), "-d", str(int(hold * 1000)),
+        "-recv_timeout", "10000", "-timeout", f"{args.duration + int(hold) + 40}s",
+        "-timeout_error", "-trace_stat", "-stf", str(stat), "-fd", "1", "-trace_err",
+        "-error_file", str(workdir / "sipp_errors.log"),
+    ]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=workdir,
+                            preexec_fn=niceness(args.nice))
+
+
+def finish_sipp(sipp: subprocess.Popen[bytes], timeout: float, workdir: Path) -> None:
+    """Wait for SIPp (killed after ``timeout`` s); its stderr goes to workdir/sipp.stderr."""
+    try:
+        _, err = sipp.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        sipp.kill()
+        _, err = sipp.communicate()
+    if err:
+        (workdir / "sipp.stderr").write_bytes(err)
+
+
+def sipp_row(path: Path) -> dict[str, str]:
+    """The last row of a SIPp -trace_stat CSV by column name ({} without one)."""
+    if not path.exists():
+        return {}
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f, delimiter=";"))
+    return dict(zip(rows[0], rows[-1], strict=False)) if len(rows) > 1 else {}
+
+
+def count(row: dict[str, str], key: str) -> int:
+    """A SIPp counter of ``sipp_row``'s row (0 when missing)."""
+    try:
+        return int(float(row.get(key, "0") or 0))
+    except ValueError:
+        return 0
 
 
 def options_ping(port: int, timeout: float = 1.0) -> bool:
