@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 CONTACT_STATES = ("new", "dialing", "retry_at", "done", "dnc")
 #: how an attempt ended; ``answered`` = a person reached an agent
 OUTCOMES = ("answered", "busy", "no-answer", "machine", "abandoned", "failed", "interrupted")
-#: outcomes where a person answered (the abandon rate's denominator)
-PERSON_OUTCOMES = ("answered", "abandoned")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS campaigns (
