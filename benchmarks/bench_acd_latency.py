@@ -67,7 +67,7 @@ from benchmarks.benchlib import (
     start_sipp,
     udp_socket_drops,
 )
-from callcenter.sip.auth import digest_response, parse_auth_params
+from callcenter.sip.auth import answerable, build_authorization
 from callcenter.sip.message import (
     Headers,
     Request,
@@ -156,24 +156,11 @@ class Agents:
                 s.sendto(serialize(make_response(msg, 200)), self.server)
 
     def _authorization(self, user: str, uri: str, resp: Response) -> str:
-        for value in resp.headers.get_all("WWW-Authenticate"):
-            scheme, p = parse_auth_params(value)
-            algorithm = p.get("algorithm", "MD5")
-            if scheme.lower() != "digest" or algorithm.upper() not in ("MD5", "SHA-256"):
-                continue
-            cnonce = uuid.uuid4().hex[:16]
-            response = digest_response(
-                algorithm=algorithm, username=user, realm=p["realm"],
-                password=PASSWORD_PREFIX + user, method="REGISTER", uri=uri, nonce=p["nonce"],
-                qop="auth", nc="00000001", cnonce=cnonce,
-            )
-            opaque = f', opaque="{p["opaque"]}"' if "opaque" in p else ""
-            return (
-                f'Digest username="{user}", realm="{p["realm"]}", nonce="{p["nonce"]}", '
-                f'uri="{uri}", response="{response}", algorithm={algorithm}, qop=auth, '
-                f'nc=00000001, cnonce="{cnonce}"{opaque}'
-            )
-        raise RuntimeError("no usable digest challenge")
+        challenge = answerable(resp.headers.get_all("WWW-Authenticate"))
+        if challenge is None:
+            raise RuntimeError("no usable digest challenge")
+        return build_authorization(challenge, method="REGISTER", uri=uri, username=user,
+                                   password=PASSWORD_PREFIX + user, cnonce=uuid.uuid4().hex[:16])
 
     # ---- the phones
     def run(self, until: float) -> None:

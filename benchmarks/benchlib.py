@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -253,16 +253,20 @@ def py_spy(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] | None:
     )
 
 
+def _stacks(collapsed: Path) -> Iterator[tuple[str, int]]:
+    """(stack, samples) of each line of py-spy's collapsed output."""
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack:
+            yield stack, int(count)
+
+
 def hot_spots(collapsed: Path, top: int = 15) -> list[tuple[str, float, float]]:
     """(function, self %, inclusive %) from py-spy's collapsed stacks, by self time."""
     own: dict[str, int] = {}
     incl: dict[str, int] = {}
     total = 0
-    for line in collapsed.read_text().splitlines():
-        stack, _, count_s = line.rpartition(" ")
-        if not stack:
-            continue
-        count = int(count_s)
+    for stack, count in _stacks(collapsed):
         total += count
         frames = [f.split(" (", 1)[0] + _where(f) for f in stack.split(";")]
         if not frames:
@@ -280,11 +284,7 @@ def inclusive(collapsed: Path, needles: list[str]) -> dict[str, float]:
     """Share (%) of samples whose stack contains each needle (substring of a frame)."""
     hits = dict.fromkeys(needles, 0)
     total = 0
-    for line in collapsed.read_text().splitlines():
-        stack, _, count_s = line.rpartition(" ")
-        if not stack:
-            continue
-        count = int(count_s)
+    for stack, count in _stacks(collapsed):
         total += count
         for n in needles:
             if n in stack:
