@@ -9,12 +9,10 @@ import csv
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,10 @@ import psutil
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers.sip_probe import options_ping  # noqa: E402 - the repository root first
+
 BENCH = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 
@@ -94,7 +96,7 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: see {self.workdir / 'server.log'}")
-            if options_ping(self.sip_port):
+            if options_ping(self.sip_port) == 200:
                 return
             time.sleep(0.2)
         self.stop()
@@ -168,28 +170,6 @@ def count(row: dict[str, str], key: str) -> int:
         return int(float(row.get(key, "0") or 0))
     except ValueError:
         return 0
-
-
-def options_ping(port: int, timeout: float = 1.0) -> bool:
-    """True when the server at 127.0.0.1:port answers an OPTIONS with 200."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((HOST, 0))
-        s.settimeout(timeout)
-        lport = s.getsockname()[1]
-        cid = uuid.uuid4().hex
-        msg = (
-            f"OPTIONS sip:ping@{HOST}:{port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {HOST}:{lport};branch=z9hG4bK{cid[:16]}\r\n"
-            f"From: <sip:bench@{HOST}:{lport}>;tag={cid[:8]}\r\n"
-            f"To: <sip:ping@{HOST}:{port}>\r\n"
-            f"Call-ID: {cid}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-        )
-        try:
-            s.sendto(msg.encode(), (HOST, port))
-            data = s.recv(4096)
-        except OSError:
-            return False
-    return data.startswith(b"SIP/2.0 200")
 
 
 class CpuSampler:
