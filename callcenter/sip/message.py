@@ -36,7 +36,6 @@ def _bad(detail: str, status: int = 400) -> SipParseError:
 # Headers ------------------------------------------------------------------------------------
 
 
-
 class SipParseError(SipError):
     """The message is malformed or unacceptable (400, 413, 416, 505...); answered statelessly.
 
