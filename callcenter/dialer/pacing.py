@@ -212,6 +212,7 @@ class _Projection:
 
 
 @register_pacer
+@dataclass(kw_only=True, eq=False)
 class PredictivePacer(Pacer):
     """Model-based predictive pacing.
 
@@ -240,27 +241,16 @@ class PredictivePacer(Pacer):
 
     name = "predictive"
 
-    def __init__(
-        self,
-        *,
-        aim: float = 0.9,
-        base_scale: float = 1.0,
-        gain: float = 12.0,
-        max_scale: float = 3.0,
-        max_per_agent: float = 4.0,
-        confidence_answers: float = 200.0,
-        idle_boost: float = 0.5,
-        slack: float = 4.0,
-    ) -> None:
-        self.idle_boost = idle_boost
-        self.slack = slack
-        self.aim = aim
-        self.base_scale = base_scale
-        self.gain = gain
-        self.max_scale = max_scale
-        self.max_per_agent = max_per_agent
-        self.confidence_answers = confidence_answers
-        self._tables: dict[tuple[LogNormal, float, float], np.ndarray] = {}
+    aim: float = 0.9
+    base_scale: float = 1.0
+    gain: float = 12.0
+    max_scale: float = 3.0
+    max_per_agent: float = 4.0
+    confidence_answers: float = 200.0
+    idle_boost: float = 0.5
+    slack: float = 4.0
+    _tables: dict[tuple[LogNormal, float, float], np.ndarray] = field(
+        default_factory=dict, init=False, repr=False)
 
     def _cdf(self, dist: LogNormal, x: np.ndarray, step: float, span: float) -> np.ndarray:
         """``dist.cdf(x)`` from a table on a ``step`` grid over ``[0, span]`` (cached)."""
