@@ -14,12 +14,6 @@ from dataclasses import dataclass
 
 from acd.states import AgentState
 
-__all__ = [
-    "Action", "AgentStateChanged", "Announce", "Bridge", "CallMoved", "CallbackRequested",
-    "CancelRing", "DropAgentLeg", "ExitQueue", "ExitReason", "Ignored", "PlayHoldMusic",
-    "QueueEvent", "QueueLogEntry", "RingAgent", "WatchdogFired",
-]
-
 
 class ExitReason(enum.Enum):
     TIMEOUT = "timeout"  # max wait passed

@@ -12,8 +12,6 @@ import enum
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
-__all__ = ["FINAL", "Next", "Outcome", "Pending", "State", "after_attempt", "due", "sip_outcome"]
-
 
 class State(enum.StrEnum):
     OPEN = "open"  #: waiting for its time, its queue's hours or an agent

@@ -6,9 +6,6 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["ENGINE_DEFAULT", "AgentConfig", "InvalidSetting", "EngineDefault", "Membership",
-           "QueueConfig"]
-
 
 class InvalidSetting(ValueError):
     """A queue or agent configuration that cannot work (names the object and the field)."""

@@ -32,8 +32,6 @@ from acd.states import TRANSITIONS, AgentInput, AgentState, Effect
 from acd.strategies import get_strategy
 from acd.today import QUEUE_COUNTERS, DayTotals
 
-__all__ = ["AcdEngine", "AcdError", "AgentStats", "QueueStats"]
-
 _WRAP, _RING_WD, _CALL_WD, _ANNOUNCE, _MAX_WAIT, _DISPATCH = range(6)
 _AGENT_TIMERS = {_WRAP: AgentState.WRAP_UP, _RING_WD: AgentState.RINGING,
                  _CALL_WD: AgentState.ON_CALL}

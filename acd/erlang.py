@@ -20,8 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ErlangResult", "erlang_a", "erlang_b", "erlang_c", "erlang_c_result"]
-
 
 @dataclass(frozen=True, slots=True)
 class ErlangResult:

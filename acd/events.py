@@ -10,15 +10,6 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = [
-    "AgentDeviceInUse", "AgentLoggedIn", "AgentLoggedOut", "AgentPaused", "AgentReachability",
-    "AgentRegistered", "AgentUnpaused", "AgentUnregistered", "CallArrived", "CallEnded",
-    "CallbackCancelled",
-    "CallTransferred", "CallerHungUp", "Event", "HungUpBy", "KeyPressed", "MemberAdded",
-    "MemberRemoved", "RingAnswered",
-    "RingFailed", "RingFailure", "Tick", "WrapUpEnded",
-]
-
 DIGITS = frozenset("0123456789*#ABCD")
 
 

@@ -9,8 +9,6 @@ from acd.config import AgentConfig, QueueConfig
 from acd.states import AgentInput, AgentState
 from acd.today import QueueTotals
 
-__all__ = ["AgentRecord", "CallRecord", "QueueRecord"]
-
 
 @dataclass(slots=True, eq=False)
 class AgentRecord:

@@ -11,8 +11,6 @@ from acd.erlang import ErlangResult, erlang_a, erlang_c_result
 from acd.simulator import SimConfig, SimResult, simulate
 from acd.strategies import STRATEGIES
 
-__all__ = ["register", "run"]
-
 
 def _positive(kind: type) -> Any:
     def parse(text: str) -> Any:

@@ -24,8 +24,6 @@ from acd.config import AgentConfig, Membership, QueueConfig
 from acd.engine import AcdEngine, QueueStats
 from acd.events import CallArrived, CallEnded, CallerHungUp, RingAnswered, Tick
 
-__all__ = ["SimConfig", "SimResult", "simulate"]
-
 QUEUE = "sim"
 _ANSWER, _HANGUP, _ABANDON, _TICK = range(4)
 BATCHES = 20

@@ -14,8 +14,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["AgentInput", "AgentState", "Effect", "TRANSITIONS", "Transition", "transition"]
-
 
 class AgentState(enum.Enum):
     __hash__ = object.__hash__  # members are singletons; Enum's own hash is slow Python code

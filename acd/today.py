@@ -17,18 +17,6 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-__all__ = [
-    "AgentTotals",
-    "DayTotals",
-    "DayWatch",
-    "QUEUE_COUNTERS",
-    "QueueTotals",
-    "day_start",
-    "fold",
-    "next_day_start",
-    "today_since",
-]
-
 
 def _midnight(day: date, like: datetime) -> datetime:
     """The first moment of ``day`` in ``like``'s zone (round-tripped through UTC, so a zone
@@ -139,9 +127,7 @@ def fold(
 def _entry(row: Mapping[str, Any], out: DayTotals, sl_target: Mapping[str, float],
            default_sl: float, last_queue: dict[str, str]) -> None:
     name = row["queue"]
-    q = out.queues.get(name)
-    if q is None:
-        q = out.queues[name] = QueueTotals()
+    q = out.queues.setdefault(name, QueueTotals())
     event = row["event"]
     wait = row.get("wait") or 0.0
     agent = row.get("agent")
@@ -157,9 +143,7 @@ def _entry(row: Mapping[str, Any], out: DayTotals, sl_target: Mapping[str, float
         q.completed += 1
         q.talk_sum += talk
         if agent:
-            a = out.agents.get(agent)
-            if a is None:
-                a = out.agents[agent] = AgentTotals()
+            a = out.agents.setdefault(agent, AgentTotals())
             a.calls += 1
             a.talk_time += talk
             last_queue[agent] = name
@@ -181,9 +165,7 @@ def _state(row: Mapping[str, Any], out: DayTotals, last_queue: dict[str, str],
     open_wrap = wrap_from.pop(agent, None)
     if open_wrap is not None:
         start, name = open_wrap
-        q = out.queues.get(name)
-        if q is None:
-            q = out.queues[name] = QueueTotals()
+        q = out.queues.setdefault(name, QueueTotals())
         q.wrap_sum += row["ts"] - start
         q.wrap_count += 1
     if row["new"] == "wrap_up" and agent in last_queue:

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import selectors
 import shutil
 import signal
@@ -60,10 +59,15 @@ from benchmarks.benchlib import (
     HOST,
     CpuSampler,
     Server,
+    count,
+    finish_sipp,
     machine,
+    niceness,
+    sipp_row,
+    start_sipp,
     udp_socket_drops,
 )
-from callcenter.sip.auth import digest_response, parse_auth_params
+from callcenter.sip.auth import answerable, build_authorization
 from callcenter.sip.message import (
     Headers,
     Request,
@@ -152,24 +156,11 @@ class Agents:
                 s.sendto(serialize(make_response(msg, 200)), self.server)
 
     def _authorization(self, user: str, uri: str, resp: Response) -> str:
-        for value in resp.headers.get_all("WWW-Authenticate"):
-            scheme, p = parse_auth_params(value)
-            algorithm = p.get("algorithm", "MD5")
-            if scheme.lower() != "digest" or algorithm.upper() not in ("MD5", "SHA-256"):
-                continue
-            cnonce = uuid.uuid4().hex[:16]
-            response = digest_response(
-                algorithm=algorithm, username=user, realm=p["realm"],
-                password=PASSWORD_PREFIX + user, method="REGISTER", uri=uri, nonce=p["nonce"],
-                qop="auth", nc="00000001", cnonce=cnonce,
-            )
-            opaque = f', opaque="{p["opaque"]}"' if "opaque" in p else ""
-            return (
-                f'Digest username="{user}", realm="{p["realm"]}", nonce="{p["nonce"]}", '
-                f'uri="{uri}", response="{response}", algorithm={algorithm}, qop=auth, '
-                f'nc=00000001, cnonce="{cnonce}"{opaque}'
-            )
-        raise RuntimeError("no usable digest challenge")
+        challenge = answerable(resp.headers.get_all("WWW-Authenticate"))
+        if challenge is None:
+            raise RuntimeError("no usable digest challenge")
+        return build_authorization(challenge, method="REGISTER", uri=uri, username=user,
+                                   password=PASSWORD_PREFIX + user, cnonce=uuid.uuid4().hex[:16])
 
     # ---- the phones
     def run(self, until: float) -> None:
@@ -338,25 +329,6 @@ def write_config(args: argparse.Namespace, workdir: Path) -> Path:
     return path
 
 
-def _last_row(path: Path) -> dict[str, str]:
-    import csv
-
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f, delimiter=";"))
-    return dict(zip(rows[0], rows[-1], strict=False)) if len(rows) > 1 else {}
-
-
-def _num(row: dict[str, str], key: str) -> int:
-    try:
-        return int(float(row.get(key, "0") or 0))
-    except ValueError:
-        return 0
-
-
-def _preexec(nice: int) -> Any:
-    return (lambda: os.setpriority(os.PRIO_PROCESS, 0, nice)) if nice else None
-
-
 def run_rate(args: argparse.Namespace, rate: int, workdir: Path) -> RunResult:
     workdir.mkdir(parents=True, exist_ok=True)
     config = write_config(args, workdir)
@@ -370,7 +342,7 @@ def run_rate(args: argparse.Namespace, rate: int, workdir: Path) -> RunResult:
          "--sip-port", str(args.sip_port), "--agent-rtp-port", str(args.agent_rtp_port),
          "--agent-seconds", str(agent_seconds), "--agent-out", str(agent_out)],
         stdout=subprocess.PIPE, stderr=open(workdir / "agents.stderr", "wb"),  # noqa: SIM115
-        stdin=subprocess.DEVNULL, preexec_fn=_preexec(args.nice),
+        stdin=subprocess.DEVNULL, preexec_fn=niceness(args.nice),
     )
     try:
         assert agents.stdout is not None
@@ -381,25 +353,8 @@ def run_rate(args: argparse.Namespace, rate: int, workdir: Path) -> RunResult:
         sampler = CpuSampler(server.pid).start()
         stat = workdir / "stat.csv"
         stat.unlink(missing_ok=True)
-        calls = rate * args.duration
-        cmd = [
-            args.sipp, f"{HOST}:{args.sip_port}", "-sf", str(SCENARIO), "-s", NUMBER,
-            "-i", HOST, "-p", str(args.sipp_port), "-mi", HOST, "-mp", str(args.media_port),
-            "-bind_local", "-nostdin", "-r", str(rate), "-rp", "1000", "-m", str(calls),
-            "-l", str(max(10, int(rate * (args.talk + 2) * 3))), "-d", str(int(args.talk * 1000)),
-            "-recv_timeout", "10000", "-timeout", f"{args.duration + int(args.talk) + 40}s",
-            "-timeout_error", "-trace_stat", "-stf", str(stat), "-fd", "1", "-trace_err",
-            "-error_file", str(workdir / "sipp_errors.log"),
-        ]
-        sipp = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                cwd=workdir, preexec_fn=_preexec(args.nice))
-        try:
-            _, err = sipp.communicate(timeout=args.duration + args.talk + 60)
-        except subprocess.TimeoutExpired:
-            sipp.kill()
-            _, err = sipp.communicate()
-        if err:
-            (workdir / "sipp.stderr").write_bytes(err)
+        sipp = start_sipp(args, SCENARIO, NUMBER, rate, args.talk, workdir, stat)
+        finish_sipp(sipp, args.duration + args.talk + 60, workdir)
         sampler.stop()
         sip_drops = udp_socket_drops(args.sip_port)
         time.sleep(1.0)  # last BYEs and CDR writes
@@ -412,7 +367,7 @@ def run_rate(args: argparse.Namespace, rate: int, workdir: Path) -> RunResult:
             agents.kill()
             agents.wait(5)
         server.stop()
-    row = _last_row(stat) if stat.exists() else {}
+    row = sipp_row(stat)
     got = json.loads(agent_out.read_text()) if agent_out.exists() else {"invites": [], "counts": {}}
     con = sqlite3.connect(f"file:{workdir / 'bench.db'}?mode=ro", uri=True, timeout=10)
     try:
@@ -440,8 +395,8 @@ def run_rate(args: argparse.Namespace, rate: int, workdir: Path) -> RunResult:
     cpu = sampler.summary(args.talk + 2, args.duration)
     return RunResult(
         rate=rate, duration=args.duration, agents=args.agents, talk_s=args.talk,
-        placed=_num(row, "OutgoingCall(C)"), successful=_num(row, "SuccessfulCall(C)"),
-        failed=_num(row, "FailedCall(C)"), sipp_retransmissions=_num(row, "Retransmissions(C)"),
+        placed=count(row, "OutgoingCall(C)"), successful=count(row, "SuccessfulCall(C)"),
+        failed=count(row, "FailedCall(C)"), sipp_retransmissions=count(row, "Retransmissions(C)"),
         queue_entries=len(entries), agent_invites=len(got["invites"]), matched=len(enter_ms),
         no_idle_agent=late, enter_to_invite_ms=percentiles(enter_ms),
         start_to_invite_ms=percentiles(start_ms), cpu_mean=round(cpu["mean"], 1),

@@ -48,7 +48,17 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchlib import BENCH, HOST, ROOT, CpuSampler, Server, hot_spots, machine, py_spy
+from benchlib import (
+    BENCH,
+    HOST,
+    ROOT,
+    CpuSampler,
+    Server,
+    hot_spots,
+    machine,
+    py_spy,
+    udp_socket_drops,
+)
 
 from callcenter.sip.message import (
     Headers,
@@ -94,16 +104,6 @@ def prepare(workdir: Path, seconds: float) -> Path:
 
 
 # -------------------------------------------------------------------------------- RTP sink
-
-
-def _udp_drops(port: int) -> int:
-    """Datagrams the kernel dropped for the socket bound to 127.0.0.1:port (full buffer)."""
-    want = f"0100007F:{port:04X}"
-    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
-        cols = line.split()
-        if cols[1] == want:
-            return int(cols[-1])
-    return -1
 
 
 def sink(conn: Connection, port: int, late_s: float, nice: int) -> None:
@@ -157,7 +157,7 @@ def sink(conn: Connection, port: int, late_s: float, nice: int) -> None:
         stamps[key].append(ts)
         seqs[key].append(seq)
     window = conn.recv()
-    drops = _udp_drops(port)
+    drops = udp_socket_drops(port)
     result = analyse(arrivals, stamps, seqs, late_s, window)
     result["sink_kernel_drops"] = drops
     result["valid"] = drops == 0  # else the sink, not the server, lost packets

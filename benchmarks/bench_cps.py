@@ -15,11 +15,8 @@ Every run is bounded: SIPp gets -m rate*duration and a global -timeout.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -29,13 +26,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import (
     BENCH,
-    HOST,
     CpuSampler,
     Server,
+    count,
+    finish_sipp,
     hot_spots,
     inclusive,
     machine,
     py_spy,
+    sipp_row,
+    start_sipp,
     udp_errors,
     udp_socket_drops,
 )
@@ -72,20 +72,6 @@ class RunResult:
     passed: bool
 
 
-def _last_row(path: Path) -> dict[str, str]:
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f, delimiter=";"))
-    header, last = rows[0], rows[-1]
-    return dict(zip(header, last, strict=False))
-
-
-def _num(row: dict[str, str], key: str) -> int:
-    try:
-        return int(float(row.get(key, "0") or 0))
-    except ValueError:
-        return 0
-
-
 def _ms(value: str) -> float:
     """SIPp's response time 'HH:MM:SS:mmmuuu' (or '...:mmm') in milliseconds."""
     parts = value.split(":")
@@ -107,32 +93,14 @@ def run_rate(args: argparse.Namespace, rate: int, workdir: Path) -> RunResult:
     calls = rate * args.duration
     stat = workdir / "stat.csv"
     stat.unlink(missing_ok=True)
-    hold_ms = int(args.hold * 1000)
-    limit = max(10, int(rate * (args.hold + 2) * 3))
-    cmd = [
-        args.sipp, f"{HOST}:{args.sip_port}", "-sf", str(SCENARIO), "-s", args.number,
-        "-i", HOST, "-p", str(args.sipp_port), "-mi", HOST, "-mp", str(args.media_port),
-        "-bind_local", "-nostdin", "-r", str(rate), "-rp", "1000", "-m", str(calls),
-        "-l", str(limit), "-d", str(hold_ms), "-recv_timeout", "10000",
-        "-timeout", f"{args.duration + int(args.hold) + 40}s", "-timeout_error",
-        "-trace_stat", "-stf", str(stat), "-fd", "1", "-trace_err",
-        "-error_file", str(workdir / "sipp_errors.log"),
-    ]
     profiler = None
     udp0 = udp_errors()
     t0 = time.monotonic()
-    sipp = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=workdir,
-        preexec_fn=(lambda: os.setpriority(os.PRIO_PROCESS, 0, args.nice)) if args.nice else None,
-    )
+    sipp = start_sipp(args, SCENARIO, args.number, rate, args.hold, workdir, stat)
     if args.profile:
         time.sleep(args.hold + 5)
         profiler = py_spy(server.pid, args.profile_seconds, workdir / "profile.txt")
-    try:
-        _, err = sipp.communicate(timeout=args.duration + args.hold + 60)
-    except subprocess.TimeoutExpired:
-        sipp.kill()
-        _, err = sipp.communicate()
+    finish_sipp(sipp, args.duration + args.hold + 60, workdir)
     wall = time.monotonic() - t0
     if profiler is not None:
         profiler.wait(args.profile_seconds + 30)
@@ -140,20 +108,18 @@ def run_rate(args: argparse.Namespace, rate: int, workdir: Path) -> RunResult:
     udp1 = udp_errors()
     sip_drops = udp_socket_drops(args.sip_port)
     server.stop()
-    if err:
-        (workdir / "sipp.stderr").write_bytes(err)
-    row = _last_row(stat) if stat.exists() else {}
+    row = sipp_row(stat)
     # steady state: skip the first hold+2 s of ramp-up and the tail after the last INVITE
     cpu = sampler.summary(args.hold + 2, args.duration)
-    ok = _num(row, "SuccessfulCall(C)")
-    failed = _num(row, "FailedCall(C)")
+    ok = count(row, "SuccessfulCall(C)")
+    failed = count(row, "FailedCall(C)")
     res = RunResult(
-        rate=rate, duration=args.duration, placed=_num(row, "OutgoingCall(C)"),
-        successful=ok, failed=failed, retransmissions=_num(row, "Retransmissions(C)"),
-        unexpected=_num(row, "FailedUnexpectedMessage(C)"),
-        timeouts_recv=_num(row, "FailedTimeoutOnRecv(C)"),
-        max_udp_retrans=_num(row, "FailedMaxUDPRetrans(C)"),
-        dead_call_msgs=_num(row, "DeadCallMsgs(C)"), sipp_rc=sipp.returncode,
+        rate=rate, duration=args.duration, placed=count(row, "OutgoingCall(C)"),
+        successful=ok, failed=failed, retransmissions=count(row, "Retransmissions(C)"),
+        unexpected=count(row, "FailedUnexpectedMessage(C)"),
+        timeouts_recv=count(row, "FailedTimeoutOnRecv(C)"),
+        max_udp_retrans=count(row, "FailedMaxUDPRetrans(C)"),
+        dead_call_msgs=count(row, "DeadCallMsgs(C)"), sipp_rc=sipp.returncode,
         wall_s=round(wall, 1), cpu_mean=round(cpu["mean"], 1), cpu_p90=round(cpu["p90"], 1),
         cpu_max=round(cpu["max"], 1),
         system_busy_pct=round(sampler.system_summary(args.hold + 2, args.duration), 1),

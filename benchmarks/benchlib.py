@@ -5,23 +5,27 @@ Only 127.0.0.1 is used. Every process started here is stopped by its own PID.
 
 from __future__ import annotations
 
+import csv
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers.sip_probe import options_ping  # noqa: E402 - the repository root first
+
 BENCH = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 
@@ -85,14 +89,14 @@ class Server:
         env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
         self.proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
-            env=env, preexec_fn=_niceness(self.nice),
+            env=env, preexec_fn=niceness(self.nice),
         )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: see {self.workdir / 'server.log'}")
-            if options_ping(self.sip_port):
+            if options_ping(self.sip_port) == 200:
                 return
             time.sleep(0.2)
         self.stop()
@@ -114,33 +118,58 @@ class Server:
             self.proc.wait(5)
 
 
-def _niceness(n: int) -> Callable[[], None] | None:
+def niceness(n: int) -> Callable[[], None] | None:
     """A preexec_fn that sets the child's niceness to n (root may go below 0)."""
     if not n:
         return None
     return lambda: os.setpriority(os.PRIO_PROCESS, 0, n)
 
 
-def options_ping(port: int, timeout: float = 1.0) -> bool:
-    """True when the server at 127.0.0.1:port answers an OPTIONS with 200."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((HOST, 0))
-        s.settimeout(timeout)
-        lport = s.getsockname()[1]
-        cid = uuid.uuid4().hex
-        msg = (
-            f"OPTIONS sip:ping@{HOST}:{port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {HOST}:{lport};branch=z9hG4bK{cid[:16]}\r\n"
-            f"From: <sip:bench@{HOST}:{lport}>;tag={cid[:8]}\r\n"
-            f"To: <sip:ping@{HOST}:{port}>\r\n"
-            f"Call-ID: {cid}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-        )
-        try:
-            s.sendto(msg.encode(), (HOST, port))
-            data = s.recv(4096)
-        except OSError:
-            return False
-    return data.startswith(b"SIP/2.0 200")
+def start_sipp(
+    args: Any, scenario: Path, number: str, rate: int, hold: float, workdir: Path, stat: Path
+) -> subprocess.Popen[bytes]:
+    """SIPp placing ``rate`` calls a second for ``args.duration`` s to ``number``, each held
+    ``hold`` s; bounded by -m (the number of calls) and a global -timeout. ``args`` gives the
+    ports (sip_port, sipp_port, media_port), the SIPp binary and the niceness."""
+    cmd = [
+        args.sipp, f"{HOST}:{args.sip_port}", "-sf", str(scenario), "-s", number,
+        "-i", HOST, "-p", str(args.sipp_port), "-mi", HOST, "-mp", str(args.media_port),
+        "-bind_local", "-nostdin", "-r", str(rate), "-rp", "1000", "-m", str(rate * args.duration),
+        "-l", str(max(10, int(rate * (hold + 2) * 3))), "-d", str(int(hold * 1000)),
+        "-recv_timeout", "10000", "-timeout", f"{args.duration + int(hold) + 40}s",
+        "-timeout_error", "-trace_stat", "-stf", str(stat), "-fd", "1", "-trace_err",
+        "-error_file", str(workdir / "sipp_errors.log"),
+    ]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=workdir,
+                            preexec_fn=niceness(args.nice))
+
+
+def finish_sipp(sipp: subprocess.Popen[bytes], timeout: float, workdir: Path) -> None:
+    """Wait for SIPp (killed after ``timeout`` s); its stderr goes to workdir/sipp.stderr."""
+    try:
+        _, err = sipp.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        sipp.kill()
+        _, err = sipp.communicate()
+    if err:
+        (workdir / "sipp.stderr").write_bytes(err)
+
+
+def sipp_row(path: Path) -> dict[str, str]:
+    """The last row of a SIPp -trace_stat CSV by column name ({} without one)."""
+    if not path.exists():
+        return {}
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f, delimiter=";"))
+    return dict(zip(rows[0], rows[-1], strict=False)) if len(rows) > 1 else {}
+
+
+def count(row: dict[str, str], key: str) -> int:
+    """A SIPp counter of ``sipp_row``'s row (0 when missing)."""
+    try:
+        return int(float(row.get(key, "0") or 0))
+    except ValueError:
+        return 0
 
 
 class CpuSampler:
@@ -204,16 +233,20 @@ def py_spy(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] | None:
     )
 
 
+def _stacks(collapsed: Path) -> Iterator[tuple[str, int]]:
+    """(stack, samples) of each line of py-spy's collapsed output."""
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack:
+            yield stack, int(count)
+
+
 def hot_spots(collapsed: Path, top: int = 15) -> list[tuple[str, float, float]]:
     """(function, self %, inclusive %) from py-spy's collapsed stacks, by self time."""
     own: dict[str, int] = {}
     incl: dict[str, int] = {}
     total = 0
-    for line in collapsed.read_text().splitlines():
-        stack, _, count_s = line.rpartition(" ")
-        if not stack:
-            continue
-        count = int(count_s)
+    for stack, count in _stacks(collapsed):
         total += count
         frames = [f.split(" (", 1)[0] + _where(f) for f in stack.split(";")]
         if not frames:
@@ -231,11 +264,7 @@ def inclusive(collapsed: Path, needles: list[str]) -> dict[str, float]:
     """Share (%) of samples whose stack contains each needle (substring of a frame)."""
     hits = dict.fromkeys(needles, 0)
     total = 0
-    for line in collapsed.read_text().splitlines():
-        stack, _, count_s = line.rpartition(" ")
-        if not stack:
-            continue
-        count = int(count_s)
+    for stack, count in _stacks(collapsed):
         total += count
         for n in needles:
             if n in stack:

@@ -20,8 +20,6 @@ from typing import Any, TextIO, cast
 import structlog
 from structlog.typing import Processor
 
-__all__ = ["LEVELS", "bind_call", "configure_logging", "get_logger"]
-
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 _HANDLER_MARK = "_callcenter_handler"

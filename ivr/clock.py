@@ -13,8 +13,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-__all__ = ["DEFAULT_TZ", "ServerClock", "clock_arg", "parse_clock"]
-
 DEFAULT_TZ = "Europe/Warsaw"
 
 

@@ -54,20 +54,6 @@ from ivr.yamldoc import (
     validation_messages,
 )
 
-__all__ = [
-    "BUILTIN_VARIABLES",
-    "Dialplan",
-    "DialplanError",
-    "DialplanFile",
-    "Line",
-    "OutboundMatch",
-    "OutboundRule",
-    "Program",
-    "ScheduleSpec",
-    "dialplan_files",
-    "load_dialplans",
-]
-
 NUMBER_PATTERN = re.compile(r"^\+?[0-9*#X]+$")
 _POSITION = re.compile(r"^.*?:(\d+):(\d+): ")
 

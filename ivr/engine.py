@@ -50,21 +50,6 @@ from ivr.nodes import (
 from ivr.say import SayError, say
 from ivr.schedule import ScheduleState
 
-__all__ = [
-    "CallControl",
-    "CallbackRequest",
-    "CallerHungUp",
-    "ContactHistory",
-    "EndReason",
-    "FlowResult",
-    "IvrServices",
-    "Outcome",
-    "SurveyResult",
-    "VoicemailMessage",
-    "number_pattern",
-    "run_flow",
-]
-
 log = logging.getLogger("ivr.engine")
 
 #: keys kept by the engine after a barge-in (the call keeps its own type-ahead buffer)

@@ -16,28 +16,6 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from ivr.say import Gender
 
-__all__ = [
-    "BUILTIN_TARGETS",
-    "NODE_TYPES",
-    "BranchNode",
-    "CallbackNode",
-    "Case",
-    "CollectNode",
-    "GotoNode",
-    "HangupNode",
-    "LanguageNode",
-    "MenuNode",
-    "Node",
-    "PlayNode",
-    "QueueNode",
-    "SayNode",
-    "ScheduleNode",
-    "SetNode",
-    "SurveyNode",
-    "TransferNode",
-    "VoicemailNode",
-]
-
 NAME_RE = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 VAR_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
 PROMPT_RE = r"^[A-Za-z0-9_][A-Za-z0-9_/-]*$"

@@ -12,21 +12,6 @@ import math
 from enum import StrEnum
 from typing import Literal
 
-__all__ = [
-    "LANGUAGES",
-    "Gender",
-    "SayError",
-    "plural_pl",
-    "required_prompts",
-    "say",
-    "say_digits",
-    "say_duration",
-    "say_number",
-    "say_position",
-    "say_wait_time",
-    "unit_prompt",
-]
-
 LANGUAGES = ("pl", "en")
 MAX_NUMBER = 999_999
 

@@ -15,16 +15,6 @@ from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = [
-    "DAY_NAMES",
-    "Schedule",
-    "ScheduleState",
-    "easter_sunday",
-    "parse_days",
-    "parse_ranges",
-    "polish_holidays",
-]
-
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 

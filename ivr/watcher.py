@@ -14,8 +14,6 @@ from pathlib import Path
 
 from ivr.dialplan import Dialplan, DialplanError, dialplan_files, load_dialplans
 
-__all__ = ["DialplanWatcher", "Snapshot"]
-
 log = logging.getLogger("ivr.watcher")
 
 #: (file name, mtime in ns, size) of every dialplan file

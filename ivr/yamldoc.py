@@ -15,18 +15,6 @@ from typing import Annotated, Any, TypeVar, get_args, get_origin
 import yaml
 from pydantic import BaseModel, BeforeValidator, ValidationError
 
-__all__ = [
-    "ConfigError",
-    "Loc",
-    "Mark",
-    "QuotedStr",
-    "YamlDocument",
-    "dotted",
-    "load_yaml",
-    "validate_document",
-    "validation_messages",
-]
-
 
 class ConfigError(Exception):
     """Configuration (or dialplan) is invalid; ``errors`` holds one ``file:line:col: ...`` each."""

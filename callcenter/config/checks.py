@@ -19,30 +19,18 @@ def semantic_checks(cfg: Config) -> list[tuple[Loc, str]]:
     out: list[tuple[Loc, str]] = []
     reg = cfg.sip.registration
     if not reg.min_expires <= reg.default_expires <= reg.max_expires:
-        out.append(
-            (
-                ("sip", "registration", "default_expires"),
-                f"expected min_expires <= default_expires <= max_expires, got "
-                f"{reg.min_expires} <= {reg.default_expires} <= {reg.max_expires}",
-            )
-        )
+        out.append((("sip", "registration", "default_expires"),
+                    f"expected min_expires <= default_expires <= max_expires, got "
+                    f"{reg.min_expires} <= {reg.default_expires} <= {reg.max_expires}"))
     media = cfg.media
     if media.rtp_port_min % 2:
-        out.append(
-            (
-                ("media", "rtp_port_min"),
-                f"expected an even port (RTP uses even ports, RTCP the next odd one), "
-                f"got {media.rtp_port_min}; try {media.rtp_port_min - 1}",
-            )
-        )
+        out.append((("media", "rtp_port_min"),
+                    f"expected an even port (RTP uses even ports, RTCP the next odd one), "
+                    f"got {media.rtp_port_min}; try {media.rtp_port_min - 1}"))
     if media.rtp_port_max < media.rtp_port_min + 1:
-        out.append(
-            (
-                ("media", "rtp_port_max"),
-                f"expected at least rtp_port_min + 1 = {media.rtp_port_min + 1} "
-                f"(one RTP/RTCP pair), got {media.rtp_port_max}",
-            )
-        )
+        out.append((("media", "rtp_port_max"),
+                    f"expected at least rtp_port_min + 1 = {media.rtp_port_min + 1} "
+                    f"(one RTP/RTCP pair), got {media.rtp_port_max}"))
     for name in ("transports", "codecs"):
         items = cfg.sip.transports if name == "transports" else media.codecs
         section = "sip" if name == "transports" else "media"
@@ -85,7 +73,7 @@ def _failover_checks(cfg: Config) -> list[tuple[Loc, str]]:
             elif name in trunk.failover[:j]:
                 out.append((loc, f"{name!r} is listed twice; remove one"))
             else:
-                out += _trunk_check(loc, name, trunks)
+                out += _known(loc, name, trunks, "a trunk")
     return out
 
 
@@ -99,19 +87,18 @@ def _campaign_checks(cfg: Config) -> list[tuple[Loc, str]]:
         if c.name in names:
             out.append((("campaigns", i, "name"), f"campaign {c.name!r} is defined twice"))
         names.append(c.name)
-        if c.queue not in queues:
-            out.append((("campaigns", i, "queue"),
-                        f"expected a queue ({', '.join(queues)}), got {c.queue!r}"))
-        out += _trunk_check(("campaigns", i, "trunk"), c.trunk, trunks)
+        out += _known(("campaigns", i, "queue"), c.queue, queues, "a queue")
+        out += _known(("campaigns", i, "trunk"), c.trunk, trunks, "a trunk")
         if zone_error := _zone_error(c.timezone):
             out.append((("campaigns", i, "timezone"), zone_error))
     return out
 
 
-def _trunk_check(loc: Loc, trunk: str | None, trunks: list[str]) -> list[tuple[Loc, str]]:
-    if trunk is None or trunk in trunks:
+def _known(loc: Loc, name: str | None, names: list[str], what: str) -> list[tuple[Loc, str]]:
+    """``expected a trunk (pstn, backup), got 'x'`` unless ``name`` is None or one of ``names``."""
+    if name is None or name in names:
         return []
-    return [(loc, f"expected a trunk ({', '.join(trunks)}), got {trunk!r}")]
+    return [(loc, f"expected {what} ({', '.join(names)}), got {name!r}")]
 
 
 def _zone_error(name: str) -> str | None:
@@ -133,13 +120,9 @@ def _supervisor_checks(cfg: Config) -> list[tuple[Loc, str]]:
                         f"expected a user with role supervisor ({', '.join(supervisors)}), "
                         f"got {user!r}"))
         for j, name in enumerate(queues):
-            if name not in names:
-                out.append((("supervisor", "queues", user, j),
-                            f"expected a queue ({', '.join(names)}), got {name!r}"))
+            out += _known(("supervisor", "queues", user, j), name, names, "a queue")
     for j, name in enumerate(cfg.recording.queues):
-        if name not in names:
-            out.append((("recording", "queues", j),
-                        f"expected a queue ({', '.join(names)}), got {name!r}"))
+        out += _known(("recording", "queues", j), name, names, "a queue")
     return out
 
 
@@ -166,8 +149,8 @@ def _queue_checks(cfg: Config) -> list[tuple[Loc, str]]:
             out.append((("queues", i, "overflow"),
                         f"expected the name of another queue ({', '.join(names)}), "
                         f"got {queue.overflow!r}"))
-        out += _trunk_check(("queues", i, "callback", "trunk"), queue.callback.trunk,
-                            [t.name for t in cfg.trunks])
+        out += _known(("queues", i, "callback", "trunk"), queue.callback.trunk,
+                      [t.name for t in cfg.trunks], "a trunk")
     return out
 
 

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AmdDecision", "AmdConfig", "AmdResult", "AmdDetector", "detect", "FRAME_SAMPLES"]
-
 FRAME_MS = 20
 FRAME_SAMPLES = 160  #: 20 ms at 8 kHz
 

@@ -18,19 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-__all__ = [
-    "ANYONE",
-    "SAME",
-    "Callback",
-    "CallbackError",
-    "CallbackPick",
-    "callback_time",
-    "owner_lapsed",
-    "pick_callbacks",
-    "plan_callback",
-    "resolve_owner",
-]
-
 SAME = "same"
 ANYONE = "anyone"
 _NUMBER = re.compile(r"^\d+(\.\d+)?$")

@@ -29,22 +29,9 @@ from callcenter.dialer.compliance import CallingWindow, Outcome, RetryPolicy, Re
 if TYPE_CHECKING:
     from callcenter.config import Campaign
 
-__all__ = [
-    "CONTACT_STATES",
-    "OUTCOMES",
-    "PERSON_OUTCOMES",
-    "CampaignStore",
-    "Transition",
-    "after_outcome",
-    "calling_window",
-    "retry_policy",
-]
-
 CONTACT_STATES = ("new", "dialing", "retry_at", "done", "dnc")
 #: how an attempt ended; ``answered`` = a person reached an agent
 OUTCOMES = ("answered", "busy", "no-answer", "machine", "abandoned", "failed", "interrupted")
-#: outcomes where a person answered (the abandon rate's denominator)
-PERSON_OUTCOMES = ("answered", "abandoned")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS campaigns (

@@ -1,5 +1,5 @@
-"""Outbound compliance rules, pure: abandon rate, 72-hour rule, ring time, calling window,
-do-not-call list and retries.
+"""Outbound compliance rules, pure: abandon rate, 72-hour rule, ring time, calling window
+and retries (the do-not-call list lives with the campaigns, in ``campaigns.py``).
 
 Times are seconds (``now``); the abandon ledger buckets them by hour and by day, so its memory
 is bounded whatever the volume. An *abandoned* call is one answered by a person that found no
@@ -11,28 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
-
-from callcenter.dialer.numbers import NumberError, normalize
-
-__all__ = [
-    "HOUR",
-    "DAY",
-    "MIN_RING_SECONDS",
-    "REDIAL_BLOCK_SECONDS",
-    "failed_outcome",
-    "AbandonLedger",
-    "RedialGuard",
-    "ring_timeout",
-    "may_hang_up_unanswered",
-    "CallingWindow",
-    "DoNotCall",
-    "Outcome",
-    "RetryRule",
-    "RetryPolicy",
-]
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -171,33 +152,6 @@ class CallingWindow:
             return False
         t = local.time().replace(tzinfo=None)
         return any(start <= t < end for start, end in self.hours.get(local.weekday(), ()))
-
-
-class DoNotCall:
-    """Do-not-call numbers, global and per campaign, kept normalised."""
-
-    def __init__(self, global_numbers: Iterable[str] = ()) -> None:
-        self._global: set[str] = set()
-        self._campaign: dict[str, set[str]] = {}
-        for n in global_numbers:
-            self.add(n)
-
-    def add(self, number: str, campaign: str | None = None) -> str:
-        """Add a number (any accepted format); returns its E.164 form."""
-        e164 = normalize(number)
-        target = self._global if campaign is None else self._campaign.setdefault(campaign, set())
-        target.add(e164)
-        return e164
-
-    def blocked(self, number: str, campaign: str | None = None) -> bool:
-        """True if the number may not be called (unparseable numbers are blocked too)."""
-        try:
-            e164 = normalize(number)
-        except NumberError:
-            return True
-        return e164 in self._global or (
-            campaign is not None and e164 in self._campaign.get(campaign, ())
-        )
 
 
 class Outcome(enum.Enum):

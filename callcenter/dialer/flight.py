@@ -11,8 +11,6 @@ if TYPE_CHECKING:
     from callcenter.dialer.compliance import AbandonLedger, CallingWindow, RedialGuard, RetryPolicy
     from callcenter.dialer.pacing import Pacer, Stats
 
-__all__ = ["Flight", "Live"]
-
 
 @dataclass(eq=False)
 class Flight:

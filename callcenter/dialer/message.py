@@ -22,8 +22,6 @@ from callcenter.media.prompts import PromptError
 if TYPE_CHECKING:
     from callcenter.media.prompts import PromptCache
 
-__all__ = ["GREETING_END_SILENCE", "MAX_GREETING_WAIT", "SilenceWatch", "leave_message"]
-
 log = structlog.get_logger("dialer")
 
 GREETING_END_SILENCE = 1.0  #: seconds of silence that end a machine's greeting

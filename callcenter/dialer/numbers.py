@@ -15,8 +15,6 @@ from phonenumbers import timezone as pn_timezone
 
 from callcenter.calls.numbers import parse
 
-__all__ = ["NumberError", "normalize", "try_normalize", "timezone_for"]
-
 _SEPARATORS = re.compile(r"[\s\-./()\u00a0]")
 
 

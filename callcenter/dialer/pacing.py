@@ -20,25 +20,6 @@ from typing import ClassVar, TypeVar
 
 import numpy as np
 
-__all__ = [
-    "DEFAULT_ABANDON_LIMIT",
-    "ABANDON_GRACE",
-    "Estimates",
-    "LogNormal",
-    "PacingSnapshot",
-    "Pacer",
-    "PredictivePacer",
-    "MarginalPacer",
-    "ProgressivePacer",
-    "PowerPacer",
-    "PreviewPacer",
-    "VicidialAdaptivePacer",
-    "Stats",
-    "PACERS",
-    "register_pacer",
-    "make_pacer",
-]
-
 #: default ceiling of the abandon rate (FTC / Ofcom: 3 % of live answers)
 DEFAULT_ABANDON_LIMIT = 0.03
 #: an answered call that finds no agent within this many seconds is abandoned
@@ -231,6 +212,7 @@ class _Projection:
 
 
 @register_pacer
+@dataclass(kw_only=True, eq=False)
 class PredictivePacer(Pacer):
     """Model-based predictive pacing.
 
@@ -259,27 +241,16 @@ class PredictivePacer(Pacer):
 
     name = "predictive"
 
-    def __init__(
-        self,
-        *,
-        aim: float = 0.9,
-        base_scale: float = 1.0,
-        gain: float = 12.0,
-        max_scale: float = 3.0,
-        max_per_agent: float = 4.0,
-        confidence_answers: float = 200.0,
-        idle_boost: float = 0.5,
-        slack: float = 4.0,
-    ) -> None:
-        self.idle_boost = idle_boost
-        self.slack = slack
-        self.aim = aim
-        self.base_scale = base_scale
-        self.gain = gain
-        self.max_scale = max_scale
-        self.max_per_agent = max_per_agent
-        self.confidence_answers = confidence_answers
-        self._tables: dict[tuple[LogNormal, float, float], np.ndarray] = {}
+    aim: float = 0.9
+    base_scale: float = 1.0
+    gain: float = 12.0
+    max_scale: float = 3.0
+    max_per_agent: float = 4.0
+    confidence_answers: float = 200.0
+    idle_boost: float = 0.5
+    slack: float = 4.0
+    _tables: dict[tuple[LogNormal, float, float], np.ndarray] = field(
+        default_factory=dict, init=False, repr=False)
 
     def _cdf(self, dist: LogNormal, x: np.ndarray, step: float, span: float) -> np.ndarray:
         """``dist.cdf(x)`` from a table on a ``step`` grid over ``[0, span]`` (cached)."""

@@ -63,8 +63,6 @@ if TYPE_CHECKING:
     from callcenter.calls.services import CallServices
     from callcenter.config import Config
 
-__all__ = ["CampaignRunner", "ABANDON_PROMPT"]
-
 log = structlog.get_logger("dialer")
 
 TICK = 1.0

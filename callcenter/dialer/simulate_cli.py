@@ -9,8 +9,6 @@ from typing import Any
 from callcenter.dialer.pacing import PACERS
 from callcenter.dialer.simulator import SimConfig, SimResult, simulate
 
-__all__ = ["register", "run", "format_table"]
-
 
 def _fraction(text: str) -> float:
     try:

@@ -25,8 +25,6 @@ from callcenter.dialer.pacing import (
     make_pacer,
 )
 
-__all__ = ["SimConfig", "SimResult", "simulate"]
-
 # agent states
 _FREE, _TALK, _WRAP, _PREVIEW, _RESERVED = range(5)
 # event kinds

@@ -19,41 +19,6 @@ from typing import Any, ClassVar
 
 import structlog
 
-__all__ = [
-    "EVENT_TYPES",
-    "SCHEMA",
-    "AcdWatchdog",
-    "AgentStateChanged",
-    "AgentStatus",
-    "AuditChanged",
-    "CallAnswered",
-    "CallEnded",
-    "CallRecording",
-    "CallStarted",
-    "CallTransferred",
-    "CallbackAttempt",
-    "CallbackChanged",
-    "CallbackEvent",
-    "CallbackRequested",
-    "CallbackResult",
-    "CampaignChanged",
-    "Dtmf",
-    "Event",
-    "EventBus",
-    "Handler",
-    "IvrStep",
-    "LegAdded",
-    "LegEnded",
-    "QueueConnected",
-    "QueueEntered",
-    "QueueLeft",
-    "QueueRingNoAnswer",
-    "QueueStatus",
-    "RegistrationChanged",
-    "SupervisorStep",
-    "TrunkRegistration",
-]
-
 SCHEMA = 1
 
 log = structlog.get_logger("events")

@@ -41,8 +41,6 @@ from callcenter.events.bus import (
     RegistrationChanged,
 )
 
-__all__ = ["BrokerUrl", "MqttSink", "parse_url", "topics_for"]
-
 log = structlog.get_logger("events.mqtt")  # "mqtt" is aiomqtt's own stdlib logger
 
 PUBLISH_TIMEOUT = 10.0

@@ -42,8 +42,6 @@ from callcenter.events.bus import (
 from callcenter.store.db import Store
 from callcenter.store.records import CallRecord, Direction
 
-__all__ = ["StoreSink"]
-
 
 class StoreSink:
     """``bus.subscribe(StoreSink(store))``: events in, rows out."""

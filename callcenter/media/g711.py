@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from enum import IntEnum
 
 import numpy as np
 
@@ -18,13 +17,6 @@ PCMA = 8
 SAMPLE_RATE = 8000
 FRAME_SAMPLES = 160
 """Samples in one 20 ms frame at 8 kHz."""
-
-
-class Codec(IntEnum):
-    """Static RTP payload types (RFC 3551) of the codecs we speak."""
-
-    PCMU = 0
-    PCMA = 8
 
 
 # ----------------------------------------------------------------- numpy tables (reference path)

@@ -17,16 +17,6 @@ import numpy as np
 from .g711 import FRAME_SAMPLES, NumpyG711
 from .rtp import ts_delta
 
-__all__ = [
-    "ULAW_SILENCE",
-    "JitterBuffer",
-    "decode_ulaw",
-    "encode_ulaw",
-    "mix",
-    "mix_ulaw",
-    "normalise_matrix",
-]
-
 ULAW_SILENCE = b"\xff" * FRAME_SAMPLES
 """One 20 ms frame of µ-law digital silence."""
 

@@ -20,8 +20,6 @@ from callcenter.report import stats
 if TYPE_CHECKING:
     from callcenter.config import Config
 
-__all__ = ["register", "run"]
-
 
 def _date(text: str) -> date:
     try:

@@ -13,8 +13,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["bar_chart", "encode_png"]
-
 RGB = tuple[int, int, int]
 
 BG: RGB = (16, 22, 34)

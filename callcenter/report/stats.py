@@ -27,16 +27,6 @@ from zoneinfo import ZoneInfo
 
 from ivr.clock import ServerClock
 
-__all__ = [
-    "LocalTime",
-    "agent_summary",
-    "dialer_results",
-    "has_table",
-    "interval_totals",
-    "ivr_exits",
-    "queue_intervals",
-]
-
 _RESOLVED = ("connect", "abandon", "timeout", "exit_empty")
 
 

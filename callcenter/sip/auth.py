@@ -23,17 +23,6 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-__all__ = [
-    "ALGORITHMS",
-    "AuthParseError",
-    "AuthResult",
-    "DigestAuthenticator",
-    "FailureLimiter",
-    "build_authorization",
-    "digest_response",
-    "parse_auth_params",
-]
-
 #: Hash functions of the digest algorithms we implement (RFC 7616 §3.3); "-sess" variants
 #: use the same function with the session HA1 of §3.4.2.
 ALGORITHMS: dict[str, Callable[[bytes], str]] = {

@@ -23,6 +23,11 @@ class SipError(Exception):
     status: int = 500
     reason: str = "Server Internal Error"
 
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        if "reason" not in vars(cls):  # a subclass names its status; the phrase follows
+            cls.reason = REASON_PHRASES.get(cls.status, cls.reason)
+
     def __init__(
         self, detail: str = "", *, status: int | None = None, reason: str | None = None,
         headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
@@ -42,42 +47,36 @@ class BadRequest(SipError):
     """400: malformed request or body (RFC 3261 §21.4.1)."""
 
     status = 400
-    reason = "Bad Request"
 
 
 class Unauthorized(SipError):
     """401: credentials missing or wrong (RFC 3261 §21.4.2)."""
 
     status = 401
-    reason = "Unauthorized"
 
 
 class ProxyAuthenticationRequired(SipError):
     """407: as 401, from an element that authenticates on the way (§21.4.8)."""
 
     status = 407
-    reason = "Proxy Authentication Required"
 
 
 class Forbidden(SipError):
     """403: understood, refused, and retrying with credentials will not help (§21.4.4)."""
 
     status = 403
-    reason = "Forbidden"
 
 
 class NotFound(SipError):
     """404: the user does not exist at the domain (§21.4.5)."""
 
     status = 404
-    reason = "Not Found"
 
 
 class UnsupportedMediaType(SipError):
     """415: a body we do not understand; Accept lists what we do (§21.4.13)."""
 
     status = 415
-    reason = "Unsupported Media Type"
 
     def __init__(self, accept: str = "application/sdp", detail: str = "") -> None:
         super().__init__(detail, headers={"Accept": accept})
@@ -87,7 +86,6 @@ class MethodNotAllowed(SipError):
     """405: the method is known but not allowed here; Allow lists what is (§21.4.6)."""
 
     status = 405
-    reason = "Method Not Allowed"
 
     def __init__(self, allow: str, detail: str = "") -> None:
         super().__init__(detail, headers={"Allow": allow})
@@ -97,7 +95,6 @@ class IntervalTooBrief(SipError):
     """423: the registration expires too soon; Min-Expires says how soon (§21.4.17)."""
 
     status = 423
-    reason = "Interval Too Brief"
 
     def __init__(self, min_expires: int, detail: str = "") -> None:
         super().__init__(detail, headers={"Min-Expires": str(min_expires)})
@@ -107,58 +104,34 @@ class TemporarilyUnavailable(SipError):
     """480: the callee is known but cannot be reached now (§21.4.18)."""
 
     status = 480
-    reason = "Temporarily Unavailable"
 
 
 class RequestTerminated(SipError):
     """487: the request was CANCELled (§21.4.25)."""
 
     status = 487
-    reason = "Request Terminated"
 
 
 class CallDoesNotExist(SipError):
     """481: the request matches no dialog or transaction (§21.4.19)."""
 
     status = 481
-    reason = "Call/Transaction Does Not Exist"
 
 
 class NotAcceptableHere(SipError):
     """488: no acceptable session description, e.g. no common codec (§21.4.26, RFC 3264 §6)."""
 
     status = 488
-    reason = "Not Acceptable Here"
 
 
 class RequestPending(SipError):
     """491: a request of ours for the same dialog is still pending: glare (§14.2, §21.4.27)."""
 
     status = 491
-    reason = "Request Pending"
 
 
 class ServiceUnavailable(SipError):
     """503: temporarily overloaded or in maintenance (§21.5.4)."""
 
     status = 503
-    reason = "Service Unavailable"
 
-
-__all__ = [
-    "BadRequest",
-    "CallDoesNotExist",
-    "Forbidden",
-    "IntervalTooBrief",
-    "MethodNotAllowed",
-    "NotAcceptableHere",
-    "NotFound",
-    "ProxyAuthenticationRequired",
-    "RequestPending",
-    "RequestTerminated",
-    "ServiceUnavailable",
-    "SipError",
-    "TemporarilyUnavailable",
-    "Unauthorized",
-    "UnsupportedMediaType",
-]

@@ -16,8 +16,6 @@ from callcenter.sip.message import (
     parse_message,
 )
 
-__all__ = ["FramingError", "StreamFramer"]
-
 
 class FramingError(SipParseError):
     """The stream cannot be framed; answer `status` if `request` is set, then close.

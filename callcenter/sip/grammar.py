@@ -22,8 +22,6 @@ MARK = frozenset("-_.!~*'()")
 UNRESERVED = ALPHANUM | MARK
 #: §25.1 token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
 TOKEN_CHARS = ALPHANUM | frozenset("-.!%*_+`'~")
-#: §25.1 word: token chars plus the separators allowed in Call-ID words.
-WORD_CHARS = TOKEN_CHARS | frozenset('()<>:\\"/[]?{}')
 #: §25.1 LWS / SWS whitespace characters (after unfolding).
 WSP = " \t"
 #: §25.1 scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
@@ -160,8 +158,6 @@ SINGLETONS = frozenset(
 #: §8.1.1 headers every request must carry (Max-Forwards is also a MUST for UACs, but RFC 2543
 #: peers omit it and RFC 4475 §3.4.1 asks us to accept that).
 MANDATORY_REQUEST = ("Via", "From", "To", "Call-ID", "CSeq")
-#: §8.2.6.2 / §20 headers a response must carry.
-MANDATORY_RESPONSE = ("Via", "From", "To", "Call-ID", "CSeq")
 
 #: §21 reason phrases used by default in responses we build.
 REASON_PHRASES: dict[int, str] = {

@@ -21,20 +21,6 @@ from callcenter.sip import grammar as g
 from callcenter.sip.errors import SipError
 from callcenter.sip.uri import NameAddr, SipUri, Via, parse_uri, split_outside_quotes, uri_scheme
 
-__all__ = [
-    "MAX_MESSAGE_SIZE",
-    "Headers",
-    "Message",
-    "Request",
-    "Response",
-    "SipParseError",
-    "make_response",
-    "parse_headers",
-    "parse_message",
-    "serialize",
-    "validate_request",
-]
-
 #: Largest message accepted, in octets (a UDP datagram's limit; §18.1.1 for the UDP/TCP choice).
 MAX_MESSAGE_SIZE = 65535
 
@@ -48,7 +34,6 @@ def _bad(detail: str, status: int = 400) -> SipParseError:
 
 
 # Headers ------------------------------------------------------------------------------------
-
 
 
 class SipParseError(SipError):

@@ -44,18 +44,15 @@ class RegisterResult:
     removed: tuple[Binding, ...] = ()
 
 
+@dataclass(kw_only=True, eq=False)
 class Registrar:
     """Contact bindings per user: several contacts per user, expiry, un-REGISTER."""
 
-    def __init__(
-        self, *, min_expires: int = 60, max_expires: int = 3600, default_expires: int = 600,
-        max_contacts: int = 10,
-    ) -> None:
-        self.min_expires = min_expires
-        self.max_expires = max_expires
-        self.default_expires = default_expires
-        self.max_contacts = max_contacts
-        self._bindings: dict[str, dict[str, Binding]] = {}
+    min_expires: int = 60
+    max_expires: int = 3600
+    default_expires: int = 600
+    max_contacts: int = 10
+    _bindings: dict[str, dict[str, Binding]] = field(default_factory=dict, init=False, repr=False)
 
     def register(
         self, req: Request, user: str, source: Address, transport: str, now: float

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -47,26 +47,20 @@ class BindingChanged:
     expired: bool = False
 
 
+@dataclass(kw_only=True, eq=False)
 class RegistrarService:
-    def __init__(
-        self, *, stack: SipStack, registrar: Registrar, auth: DigestAuthenticator,
-        limiter: FailureLimiter, passwords: Mapping[str, str], qualify_interval: float,
-        on_binding: Callable[[BindingChanged], None],
-        on_user: Callable[[str, bool], None],
-        on_reachability: Callable[[str, bool], None],
-        wall: Callable[[], float] = time.time,
-    ) -> None:
-        self.stack = stack
-        self.registrar = registrar
-        self.auth = auth
-        self.limiter = limiter
-        self.passwords = passwords
-        self.qualify_interval = qualify_interval
-        self.on_binding = on_binding
-        self.on_user = on_user  #: a user's set of bindings changed: (user, registered now)
-        self.on_reachability = on_reachability
-        self.wall = wall  # nonces and the failure limiter run on wall-clock time
-        self._tasks: set[asyncio.Task[None]] = set()
+    stack: SipStack
+    registrar: Registrar
+    auth: DigestAuthenticator
+    limiter: FailureLimiter
+    passwords: Mapping[str, str]
+    qualify_interval: float
+    on_binding: Callable[[BindingChanged], None]
+    #: a user's set of bindings changed: (user, registered now)
+    on_user: Callable[[str, bool], None]
+    on_reachability: Callable[[str, bool], None]
+    wall: Callable[[], float] = time.time  # nonces and the failure limiter run on wall-clock time
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     # ------------------------------------------------------------- digest auth
     def authenticate(self, sreq: ServerRequest, *, proxy: bool) -> str:

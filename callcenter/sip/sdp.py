@@ -12,33 +12,12 @@ in its own position (RFC 3264 §6).
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
 from callcenter.sip.errors import BadRequest, NotAcceptableHere
-
-__all__ = [
-    "STATIC_PAYLOAD_TYPES",
-    "Connection",
-    "Direction",
-    "MediaDescription",
-    "NegotiatedMedia",
-    "Origin",
-    "RtpMap",
-    "SdpError",
-    "SessionDescription",
-    "Timing",
-    "answer_offer",
-    "bump_version",
-    "is_hold",
-    "make_offer",
-    "parse",
-    "parse_answer",
-    "reoffer",
-]
 
 CRLF = "\r\n"
 RTP_PROTOS = frozenset({"RTP/AVP", "RTP/AVPF"})
@@ -721,37 +700,6 @@ def _select_answered_codec(
         if (_canonical(codec.encoding), codec.clock_rate) in offered:
             return pt, codec
     return None
-
-
-def bump_version(sd: SessionDescription) -> SessionDescription:
-    """A copy with ``o=`` sess-version + 1, as any changed re-offer needs (RFC 3264 §8)."""
-    new = copy.deepcopy(sd)
-    new.origin.sess_version += 1
-    return new
-
-
-def reoffer(sd: SessionDescription, *, direction: Direction | str) -> SessionDescription:
-    """Our previous SDP re-offered with every active audio stream set to ``direction``.
-
-    For re-INVITE hold (sendonly, or inactive if the peer already holds us) and unhold
-    (sendrecv), RFC 3264 §8.4. The version is bumped only if something changed, so a refresh
-    re-INVITE with an unchanged direction keeps it (§8).
-    """
-    target = Direction(direction)
-    new = copy.deepcopy(sd)
-    changed = False
-    for media in new.media:
-        if media.media != "audio" or media.port == 0:
-            continue
-        if new.direction_for(media) != target:
-            changed = True
-        media.direction = target
-    if new.direction is not None and new.direction != target:
-        new.direction = None  # the media-level attributes now say it all
-        changed = True
-    if changed:
-        new.origin.sess_version += 1
-    return new
 
 
 def _session(

@@ -7,8 +7,6 @@ from typing import Any
 
 import sqlite_utils
 
-__all__ = ["SessionLog"]
-
 TABLE = "supervisor_sessions"
 COLUMNS: dict[str, Any] = {
     "id": str,  # session id

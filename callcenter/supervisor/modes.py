@@ -15,8 +15,6 @@ from enum import StrEnum
 
 import numpy as np
 
-__all__ = ["CODES", "KEYS", "Mode", "Role", "hears", "matrix"]
-
 
 class Mode(StrEnum):
     LISTEN = "listen"

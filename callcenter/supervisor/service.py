@@ -42,8 +42,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("supervisor")
 
-__all__ = ["Conference", "Session", "SupervisorError", "SupervisorService"]
-
 PROMPT_LANGUAGE = "pl"
 NOT_ON_CALL_PROMPT = "agent_not_on_call"
 

@@ -1,4 +1,4 @@
-"""Abandon-rate windows, 72-hour rule, ring time, calling window, DNC and retries."""
+"""Abandon-rate windows, 72-hour rule, ring time, calling window and retries."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from callcenter.dialer.compliance import (
     HOUR,
     AbandonLedger,
     CallingWindow,
-    DoNotCall,
     Outcome,
     RedialGuard,
     RetryPolicy,
@@ -64,15 +63,6 @@ def test_calling_window_in_contact_time_zone() -> None:
     assert not window.may_call("Europe/Warsaw", dt.datetime(2025, 11, 11, 12, 0, tzinfo=utc))
     assert not window.may_call("Europe/Warsaw", dt.datetime(2025, 11, 16, 12, 0, tzinfo=utc))
     assert window.may_call("Europe/Warsaw", dt.datetime(2025, 11, 15, 12, 0, tzinfo=utc))
-
-
-def test_dnc_global_and_per_campaign() -> None:
-    dnc = DoNotCall(["22 123 45 67"])
-    dnc.add("+48 600 700 800", campaign="sales")
-    assert dnc.blocked("0048221234567")
-    assert dnc.blocked("600700800", "sales")
-    assert not dnc.blocked("600700800", "survey")
-    assert dnc.blocked("garbage")
 
 
 def test_retries_per_outcome() -> None:

@@ -10,16 +10,13 @@ from callcenter.sip import sdp
 from callcenter.sip.errors import NotAcceptableHere
 from callcenter.sip.sdp import (
     Direction,
-    MediaDescription,
     RtpMap,
     SdpError,
     answer_offer,
-    bump_version,
     is_hold,
     make_offer,
     parse,
     parse_answer,
-    reoffer,
 )
 
 # RFC 4566 §5 example, extended with the attributes a softphone sends.
@@ -537,52 +534,6 @@ def test_parse_answer_direction(ours: str, theirs: str, expected: Direction) -> 
         f"m=audio 8 RTP/AVP 0\r\na={theirs}\r\n"
     )
     assert parse_answer(parse(text), our_offer(direction=ours)).direction is expected
-
-
-# ------------------------------------------------------------------ re-offers (hold)
-
-
-def test_bump_version_copies() -> None:
-    offer = our_offer()
-    bumped = bump_version(offer)
-    assert bumped.origin.sess_version == 2
-    assert offer.origin.sess_version == 1
-    assert bumped.origin.sess_id == offer.origin.sess_id
-
-
-def test_reoffer_hold_and_unhold() -> None:
-    offer = our_offer()
-    held = reoffer(offer, direction=Direction.SENDONLY)
-    assert held.media[0].direction is Direction.SENDONLY
-    assert held.origin.sess_version == 2
-    assert offer.media[0].direction is Direction.SENDRECV  # original untouched
-    assert "a=sendonly\r\n" in held.serialize()
-    inactive = reoffer(held, direction="inactive")
-    assert inactive.origin.sess_version == 3
-    resumed = reoffer(inactive, direction="sendrecv")
-    assert resumed.media[0].direction is Direction.SENDRECV
-    assert resumed.origin.sess_version == 4
-
-
-def test_reoffer_unchanged_keeps_version() -> None:
-    offer = our_offer()
-    assert reoffer(offer, direction="sendrecv").origin.sess_version == 1
-
-
-def test_reoffer_leaves_rejected_streams_alone() -> None:
-    sd = our_offer()
-    sd.media.append(MediaDescription("video", 0, "RTP/AVP", ["97"]))
-    held = reoffer(sd, direction="sendonly")
-    assert held.media[1].direction is None
-    assert held.media[1].port == 0
-
-
-def test_reoffer_replaces_session_level_direction() -> None:
-    sd = parse(offer_text().replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n"))
-    resumed = reoffer(sd, direction="sendrecv")
-    assert resumed.direction is None
-    assert resumed.direction_for(resumed.media[0]) is Direction.SENDRECV
-    assert resumed.origin.sess_version == 2
 
 
 def test_direction_helpers() -> None:
