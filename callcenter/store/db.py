@@ -117,6 +117,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_ts ON audit(ts);
     """,
+    """
+    ALTER TABLE calls ADD COLUMN agent TEXT;        -- the queue agent who took the call
+    ALTER TABLE calls ADD COLUMN queue TEXT;        -- the ACD queue it was last queued in
+    ALTER TABLE calls ADD COLUMN disposition TEXT;  -- the agent's inbound disposition (name)
+    """,
 ]
 
 
