@@ -91,6 +91,9 @@ class CallbackDesk(Protocol):
     async def dial(self, callback_id: int, agent_leg: Leg) -> Leg | None:
         """The agent took it: dial the customer; the answered leg, or None."""
 
+    def released(self, callback_id: int) -> None:
+        """The agent left before the customer was dialled: the request waits again."""
+
     def pending(self) -> dict[str, int]:
         """Requests not finished, per queue."""
 
@@ -581,7 +584,9 @@ class QueueRunner:
         customer."""
         music = self._prompt(HOLD_MUSIC, entry.language, agent_leg)
         channel = agent_leg.channel
-        if agent_leg.state is not LegState.ANSWERED:
+        if agent_leg.state is not LegState.ANSWERED:  # hung up in the whisper
+            if self.callbacks is not None and entry.callback_id is not None:
+                self.callbacks.released(entry.callback_id)
             return None
         if music is not None and channel is not None and not channel.closed:
             channel.play(music, loop=True)
