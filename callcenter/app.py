@@ -179,6 +179,7 @@ class Application:
         await self.http.start()
         await self.queues.start()
         self.members.start()  # the API's members, after the file's
+        self.queues.restore(*self.store.agent_presence())  # log-ins and pauses survive
         self._load_today_figures()
         await self.dialer.start()
         await self.callbacks.start()

@@ -675,6 +675,27 @@ class QueueRunner:
             return (queue in queues) == (command == "login") and queue in self._members(agent)
         return before in already
 
+    def restore(self, last: dict[str, tuple[str, str]],
+                queues: dict[str, dict[str, bool]]) -> None:
+        """Bring the agents back to where the store saw them last (after a restart): logged
+        out, or logged in (to the queues they were in) and paused with the reason."""
+        for agent, (state, reason) in last.items():
+            if agent not in self._since:
+                continue
+            if state == AgentState.LOGGED_OUT.value:
+                self._feed(ev.AgentLoggedOut(agent))
+                continue
+            member = self._members(agent)
+            inside = [q for q in member if queues.get(agent, {}).get(q)] or member
+            join: list[str | None] = [*inside] or [None]  # None: an agent of no queue
+            for q in join:
+                self._feed(ev.AgentLoggedIn(agent, q))
+            for q in set(member) - set(inside):
+                self._feed(ev.AgentLoggedOut(agent, q))
+            if state == AgentState.PAUSED.value:
+                self._feed(ev.AgentPaused(agent, reason))
+        log.info("agents_restored", agents=len(last))
+
     def _members(self, agent: str) -> list[str]:
         assert self.engine is not None
         return [q for q in self.engine.queue_names if agent in self.engine.members(q)]

@@ -5,7 +5,8 @@ inbound disposition, by the phone's feature codes and by the API.
 (number 2). It logs into support only with ``*412``, pauses with ``*432`` (``training`` in the
 shipped ``pause_reasons``), unpauses, is logged into sales by the API, takes a sales caller
 and codes the call with ``*51`` afterwards; the CDR has the agent, the queue and the
-disposition, and the queue log has the per-queue rows with the pause reason.
+disposition, and the queue log has the per-queue rows with the pause reason. Paused for
+lunch (code 1), it is still paused for lunch, in sales only, after a restart.
 """
 
 from __future__ import annotations
@@ -68,10 +69,15 @@ def test_per_queue_login_pause_reasons_and_a_disposition(artifacts: Path) -> Non
         assert wait_until(lambda: rows(srv.db_path, cdr) and rows(srv.db_path, cdr)[0][
             "disposition"], 10), rows(srv.db_path, cdr)
         calls = rows(srv.db_path, cdr)
+        status, body = http(srv, "POST", "/api/agents/1001/pause", {"reason": "1"})
+        assert (status, body["reason"]) == (200, "lunch"), body
         log = rows(srv.db_path, "SELECT queue, event, detail FROM queue_log "
                    "WHERE call_id = 'NONE' ORDER BY id")
+    with ServerProcess(artifacts, overrides=OVERRIDES) as again:  # a restart keeps all that
+        after = next(a for a in http(again, "GET", "/api/agents")[1] if a["id"] == "1001")
+    assert (after["state"], after["reason"], after["queues"]) == ("paused", "lunch", ["sales"])
     assert calls == [{"agent": "1001", "queue": "sales", "disposition": "resolved"}], calls
     assert [tuple(r.values()) for r in log] == [
         ("support", "addmember", ""), ("support", "pause", "training"),
         ("support", "unpause", ""), ("sales", "addmember", ""),
-        ("support", "removemember", "")], log
+        ("support", "removemember", ""), ("sales", "pause", "lunch")], log
