@@ -731,9 +731,11 @@ class QueueRunner:
                 "disposition": name}
 
     def _inbound_last(self, agent: str) -> bool:
-        """The agent's last queue call is an inbound one (a campaign's goes to the dialer)."""
+        """The agent's last queue call of the hour is an inbound one (a campaign's goes to
+        the dialer)."""
         last = self._last.get(agent)
-        return last is not None and not last[0].source.startswith("campaign:")
+        return last is not None and not last[0].source.startswith("campaign:") \
+            and time.time() - last[1] <= DISPOSITION_WINDOW
 
     def change_member(self, agent: str, queue: str, *, add: bool, tier: int = 1,
                       penalty: int = 0) -> bool:
