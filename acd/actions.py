@@ -33,6 +33,10 @@ class QueueEvent(enum.Enum):
     TRANSFER = "transfer"
     RING_NO_ANSWER = "ringnoanswer"
     CALLBACK = "callback"
+    ADD_MEMBER = "addmember"  # an agent logged in to the queue (call "NONE"), Asterisk's verbs
+    REMOVE_MEMBER = "removemember"
+    PAUSE = "pause"  # detail: the reason
+    UNPAUSE = "unpause"
 
 
 @dataclass(frozen=True, slots=True)

@@ -285,6 +285,13 @@ class AcdEngine:
     def agent_state(self, agent: str) -> AgentState:
         return self._agent(agent).state
 
+    def logged_in_queues(self, agent: str) -> list[str]:
+        """The member queues ``agent`` is logged in to (offered calls of when available)."""
+        a = self._agent(agent)
+        if a.state is AgentState.LOGGED_OUT:
+            return []
+        return [q for q in a.tiers if q not in a.away]
+
     def waiting(self, queue: str) -> list[str]:
         """Call ids in the queue in the order they will be served (ringing ones included)."""
         return [c.id for c in self._queue(queue).waiting]
@@ -315,6 +322,13 @@ class AcdEngine:
         if self._records:
             self._out.append(act.QueueLogEntry(self._now, q.cfg.name, call.id, event, **kw))
 
+    def _agent_log(self, a: AgentRecord, event: QueueEvent, queues: list[str],
+                   detail: str = "") -> None:
+        """An agent's queue log rows (call ``NONE``, as Asterisk writes them), one a queue."""
+        if self._records:
+            self._out += [act.QueueLogEntry(self._now, q, "NONE", event, agent=a.id,
+                                            detail=detail) for q in queues]
+
     def _push(self, when: float, kind: int, target: Any, token: int) -> None:
         self._seq += 1
         heapq.heappush(self._timers, (when, self._seq, kind, target, token))
@@ -335,8 +349,9 @@ class AcdEngine:
             self._free.pop(a.id, None)
 
     def _staffed(self, q: QueueRecord) -> int:
-        return sum(1 for a in q.members
-                   if a.state not in _STAFFED_OUT and a.registered and a.reachable)
+        name = q.cfg.name
+        return sum(1 for a in q.members if a.state not in _STAFFED_OUT and a.registered
+                   and a.reachable and name not in a.away)
 
     def _position(self, q: QueueRecord, call: CallRecord) -> int:
         return bisect_left(q.keys, call.key) + 1
@@ -390,6 +405,17 @@ class AcdEngine:
         a.epoch += 1
         if self._records:
             self._out.append(act.AgentStateChanged(now, a.id, old, new, reason or inp.value))
+            if old is AgentState.LOGGED_OUT:
+                self._agent_log(a, QueueEvent.ADD_MEMBER, self.logged_in_queues(a.id))
+            elif new is AgentState.LOGGED_OUT:
+                self._agent_log(a, QueueEvent.REMOVE_MEMBER,
+                                [q for q in a.tiers if q not in a.away])
+            elif new is AgentState.PAUSED:
+                self._agent_log(a, QueueEvent.PAUSE, self.logged_in_queues(a.id), reason)
+            elif old is AgentState.PAUSED:
+                self._agent_log(a, QueueEvent.UNPAUSE, self.logged_in_queues(a.id))
+        if new is AgentState.LOGGED_OUT:
+            a.away.clear()
         if new is _AVAILABLE:
             if old is not _RINGING:
                 a.idle_since = now
@@ -617,19 +643,19 @@ class AcdEngine:
         now = self._now
         free = self._free
         order = q.order
+        name = cfg.name
         if len(free) < len(q.members):
-            pool = [a for a in free.values() if a.id in order]
+            pool = [a for a in free.values() if a.id in order and name not in a.away]
             if len(pool) > 1:
                 pool.sort(key=lambda a: order[a.id])
         else:
-            pool = [a for a in q.members if a.id in free]
+            pool = [a for a in q.members if a.id in free and name not in a.away]
         if not pool:
             return
         tried = call.tried
         if tried and now >= call.retry_at:
             tried.clear()
         required = call.required
-        name = cfg.name
         tier_open = 0
         if cfg.tier_wait is not None and self._max_tier[name] > 1:
             tier_open = 1 + int((now - call.entered) // cfg.tier_wait)
@@ -749,10 +775,50 @@ class AcdEngine:
             return None
         return a
 
+    def _member(self, e: ev.AgentLoggedIn | ev.AgentLoggedOut) -> AgentRecord | None:
+        a = self._agent(e.agent)
+        if e.queue is not None and e.queue not in a.tiers:
+            self._out.append(act.Ignored(e, f"not a member of {e.queue}"))
+            return None
+        return a
+
     def _logged_in(self, e: ev.AgentLoggedIn) -> None:
-        self._agent_input(e, AgentInput.LOG_IN)
+        a = self._member(e)
+        if a is None:
+            return
+        if a.state is AgentState.LOGGED_OUT:
+            a.away = set() if e.queue is None else set(a.tiers) - {e.queue}
+            self._apply(a, AgentInput.LOG_IN)
+            return
+        back = [q for q in a.tiers if q in a.away and e.queue in (None, q)]
+        if not back:
+            self._out.append(act.Ignored(e, f"agent is {a.state.value}"))
+            return
+        a.away.difference_update(back)
+        self._agent_log(a, QueueEvent.ADD_MEMBER, back)
+        self._dirty = True
 
     def _logged_out(self, e: ev.AgentLoggedOut) -> None:
+        a = self._member(e)
+        if a is None:
+            return
+        q = e.queue
+        if q is not None and a.state is not AgentState.LOGGED_OUT \
+                and len(self.logged_in_queues(a.id)) > 1:  # another queue stays
+            if q in a.away:
+                self._out.append(act.Ignored(e, f"not logged in to {q}"))
+                return
+            a.away.add(q)
+            self._agent_log(a, QueueEvent.REMOVE_MEMBER, [q])
+            call = a.call
+            if a.state is _RINGING and call is not None and call.queue == q:
+                self._unring(a, call, "logged_out")
+                self._apply(a, AgentInput.RING_CANCELLED, "logged_out")
+            self._check_empty_queue(self._queues[q])
+            return
+        if q is not None and q in a.away:
+            self._out.append(act.Ignored(e, f"not logged in to {q}"))
+            return
         self._agent_input(e, AgentInput.LOG_OUT)
 
     def _member_added(self, e: ev.MemberAdded) -> None:
@@ -779,6 +845,7 @@ class AcdEngine:
             self._unring(a, call, "removed")
             self._apply(a, AgentInput.RING_CANCELLED, "removed")
         del a.tiers[e.queue]
+        a.away.discard(e.queue)
         q.members.remove(a)
         q.order = {m.id: i for i, m in enumerate(q.members)}
         if q.last_rung == a.id:

@@ -72,14 +72,20 @@ class KeyPressed:
 
 @dataclass(frozen=True, slots=True)
 class AgentLoggedIn:
+    """Into every queue of the agent, or ``queue`` only (Asterisk's QueueAdd): a logged-out
+    agent who logs into one queue is logged out of its others."""
+
     agent: str
+    queue: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class AgentLoggedOut:
-    """Takes effect at once, or after the current call when on one."""
+    """Out of every queue, or ``queue`` only (QueueRemove); out of the last queue it is in is
+    out of all. Takes effect at once, or after the current call when on one."""
 
     agent: str
+    queue: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

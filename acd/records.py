@@ -15,6 +15,7 @@ class AgentRecord:
     id: str
     skills: dict[str, int]
     tiers: dict[str, tuple[int, int]]  # queue -> (tier, penalty)
+    away: set[str] = field(default_factory=set)  # member queues logged out of (per-queue log-out)
     state: AgentState = AgentState.LOGGED_OUT
     pause_reason: str = ""
     registered: bool = False

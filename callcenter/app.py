@@ -132,6 +132,7 @@ class Application:
         )
         self.events = Events(cfg.events, store=self.store)
         self.events.attach_acd(self.queues)
+        self.queues.publish = self.events.publish
         self.b2bua.on_leg = self._leg_event
         self.services = CallServices(
             b2bua=self.b2bua, registrar=self.registrar, prompts=self.prompts, now=self.now,
@@ -178,6 +179,7 @@ class Application:
         await self.http.start()
         await self.queues.start()
         self.members.start()  # the API's members, after the file's
+        self.queues.restore(*self.store.agent_presence())  # log-ins and pauses survive
         self._load_today_figures()
         await self.dialer.start()
         await self.callbacks.start()
@@ -456,9 +458,9 @@ class Application:
         if code[:3] in ("*81", "*82", "*83") and await self.supervisor.feature_code(
                 leg, user, code):
             return
-        if code.startswith("*5") and await self.dialer.feature_code(leg, user, code):
+        if await self.queues.feature_code(leg, user, code):  # *5: an inbound call's first
             return
-        if await self.queues.feature_code(leg, user, code):
+        if code.startswith("*5") and await self.dialer.feature_code(leg, user, code):
             return
         log.info("unknown_feature_code", code=code, user=user)
         self.b2bua.reject(leg, NotFound(reason="Not Found (unknown feature code)"))
@@ -500,7 +502,7 @@ class Application:
         self.events.publish(events.CallEnded(  # the store sink closes the CDR
             ts=end, call_id=call.id, cause=cause.value, side=side, digits=call.digits,
             sip_status=status, duration=None if started is None else round(end - started, 3),
-            hold_seconds=round(call.held(self.now()), 3),
+            hold_seconds=round(call.held(self.now()), 3), agent=call.agent, queue=call.queue,
             **self._rtp_quality(call)))
         log.info("call_ended", call_id=call.id, cause=cause.value, side=side,
                  digits=call.digits)

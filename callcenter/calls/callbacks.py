@@ -12,6 +12,7 @@ config asks for. A restart finds the rows again; an attempt cut short counts for
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -142,12 +143,15 @@ class CallbackWorker:
         leg: Leg | None = None
         if target is not None:
             call = Call(caller=agent, called=number, source=f"callback:{row['queue']}",
-                        direction="outbound")
+                        direction="outbound", queue=row["queue"], agent=agent)
             log.info("callback_dial", id=callback_id, number=number, agent=agent)
+            self._record(call)
             leg = await svc.b2bua.dial_unless(
                 agent_leg.ended, call, **target,
                 from_user=(settings.caller_id if settings else "") or "callcenter",
                 timeout=settings.ring_timeout if settings else 40.0)
+            if leg is not None and leg.state is LegState.ANSWERED:
+                svc.answered(call, None)
         status = int(leg.sip_status or 0) if leg is not None else 0
         outcome = (Outcome.INTERRUPTED if leg is None and target is not None
                    else sip_outcome(status, leg is not None and leg.state is LegState.ANSWERED))
@@ -156,6 +160,20 @@ class CallbackWorker:
         self._settle(row, outcome, wall)
         self._queued.discard(callback_id)
         return leg
+
+    def released(self, callback_id: int) -> None:
+        """The agent hung up before the customer was dialled (in the whisper): no attempt
+        was made, so the request is queued again at the next tick, keeping its place."""
+        self._queued.discard(callback_id)
+        log.info("callback_released", id=callback_id)
+
+    def _record(self, call: Call) -> None:
+        """The customer leg's CDR, started before the INVITE leaves (the dialer's way)."""
+        call.started_at = time.time()
+        call.recorded = True
+        self.services.publish(events.CallStarted(
+            ts=call.started_at, call_id=call.id, caller=call.caller, called=call.called,
+            source=call.source, direction="outbound"))
 
     def _target(self, number: str, trunk_name: str | None) -> dict[str, Any] | None:
         """A registered user's phone, else the trunk (the named one, or the first)."""

@@ -35,6 +35,7 @@ from acd.engine import AcdError
 from callcenter.calls import flows
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.config.models import Queue
+from callcenter.events.bus import CallDisposition, Event
 from callcenter.media.g711 import PCMA, PCMU
 from callcenter.media.prompts import Prompt, PromptCache, PromptError
 from ivr.say import SayError, say_digits, say_position, say_wait_time
@@ -57,7 +58,9 @@ _FAILURES = {
 }
 _LOGGED_IN = set(AgentState) - {AgentState.LOGGED_OUT}
 _CONFIRM = {"login": "agent_logged_in", "logout": "agent_logged_out", "pause": "agent_paused",
-            "unpause": "agent_unpaused"}
+            "unpause": "agent_unpaused", "disposition": "thank_you"}
+_CODES = {"*41": "login", "*42": "logout", "*43": "pause", "*44": "unpause", "*5": "disposition"}
+DISPOSITION_WINDOW = 3600.0  # *5<code> codes the agent's queue call of the last hour
 
 
 @dataclass(eq=False)
@@ -87,6 +90,9 @@ class CallbackDesk(Protocol):
 
     async def dial(self, callback_id: int, agent_leg: Leg) -> Leg | None:
         """The agent took it: dial the customer; the answered leg, or None."""
+
+    def released(self, callback_id: int) -> None:
+        """The agent left before the customer was dialled: the request waits again."""
 
     def pending(self) -> dict[str, int]:
         """Requests not finished, per queue."""
@@ -125,6 +131,8 @@ class QueueRunner:
         #: told how long each engine decision took (event name, seconds of CPU): /metrics
         self.on_decision: Callable[[str, float], None] | None = None
         self.callbacks: CallbackDesk | None = None  #: stores and dials callback requests
+        self.publish: Callable[[Event], None] = lambda e: None  #: the event bus
+        self._last: dict[str, tuple[Call, float]] = {}  # agent -> last queue call, unix time
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -531,6 +539,9 @@ class QueueRunner:
                 and agent_leg.state is LegState.ANSWERED:
             caller_leg.channel.stop_playing()
             self.b2bua.media.bridge(caller_leg.channel, agent_leg.channel)
+            for call in (caller_leg.call, agent_leg.call):
+                call.agent, call.queue = a.agent, a.queue
+            self._last[a.agent] = (caller_leg.call, time.time())
             log.info("queue_connected", agent=a.agent, call=a.call, queue=a.queue)
             handovers = (caller_leg.call.handover, agent_leg.call.handover)
             await flows.until_first(caller_leg.ended, agent_leg.ended, *handovers)
@@ -578,7 +589,9 @@ class QueueRunner:
         customer."""
         music = self._prompt(HOLD_MUSIC, entry.language, agent_leg)
         channel = agent_leg.channel
-        if agent_leg.state is not LegState.ANSWERED:
+        if agent_leg.state is not LegState.ANSWERED:  # hung up in the whisper
+            if self.callbacks is not None and entry.callback_id is not None:
+                self.callbacks.released(entry.callback_id)
             return None
         if music is not None and channel is not None and not channel.closed:
             channel.play(music, loop=True)
@@ -635,27 +648,99 @@ class QueueRunner:
 
     # ------------------------------------------------------------------ agent commands
 
-    def agent_command(self, agent: str, command: str, reason: str = "") -> bool:
-        """login, logout, pause (with reason) or unpause; False when the agent's state does
-        not allow it (already being in the target state counts as done)."""
+    def agent_command(self, agent: str, command: str, reason: str = "",
+                      queue: str | None = None) -> bool:
+        """login, logout (of every queue, or ``queue`` only), pause (with reason: a code or
+        name of ``pause_reasons``) or unpause; False when the agent's state does not allow it
+        (already being in the target state counts as done). KeyError for an unknown agent,
+        ValueError for an unknown queue or pause reason."""
         if self.engine is None or agent not in self._since:
             raise KeyError(agent)
+        if queue is not None and (command not in ("login", "logout")
+                                  or queue not in self.engine.queue_names):
+            raise ValueError(f"unknown queue {queue!r}" if command in ("login", "logout")
+                             else f"{command} takes no queue")
         event: ev.Event
         if command == "login":
-            event, already = ev.AgentLoggedIn(agent), _LOGGED_IN
+            event, already = ev.AgentLoggedIn(agent, queue), _LOGGED_IN
         elif command == "logout":
-            event, already = ev.AgentLoggedOut(agent), {AgentState.LOGGED_OUT}
+            event, already = ev.AgentLoggedOut(agent, queue), {AgentState.LOGGED_OUT}
         elif command == "pause":
-            event, already = ev.AgentPaused(agent, reason), set()
+            event, already = ev.AgentPaused(agent, self.pause_reason(reason)), set()
         elif command == "unpause":
             event, already = ev.AgentUnpaused(agent), _LOGGED_IN - {AgentState.PAUSED}
         else:
             raise ValueError(f"unknown agent command {command!r}")
         before = self.engine.agent_state(agent)
+        queues = self.engine.logged_in_queues(agent)
         actions = self._feed(event)
         if not any(isinstance(x, act.Ignored) and x.event is event for x in actions):
             return True
+        if queue is not None:
+            return (queue in queues) == (command == "login") and queue in self._members(agent)
         return before in already
+
+    def restore(self, last: dict[str, tuple[str, str]],
+                queues: dict[str, dict[str, bool]]) -> None:
+        """Bring the agents back to where the store saw them last (after a restart): logged
+        out, or logged in (to the queues they were in) and paused with the reason."""
+        for agent, (state, reason) in last.items():
+            if agent not in self._since:
+                continue
+            if state == AgentState.LOGGED_OUT.value:
+                self._feed(ev.AgentLoggedOut(agent))
+                continue
+            member = self._members(agent)
+            inside = [q for q in member if queues.get(agent, {}).get(q)] or member
+            join: list[str | None] = [*inside] or [None]  # None: an agent of no queue
+            for q in join:
+                self._feed(ev.AgentLoggedIn(agent, q))
+            for q in set(member) - set(inside):
+                self._feed(ev.AgentLoggedOut(agent, q))
+            if state == AgentState.PAUSED.value:
+                self._feed(ev.AgentPaused(agent, reason))
+        log.info("agents_restored", agents=len(last))
+
+    def _members(self, agent: str) -> list[str]:
+        assert self.engine is not None
+        return [q for q in self.engine.queue_names if agent in self.engine.members(q)]
+
+    def pause_reason(self, value: str) -> str:
+        """The name of pause reason ``value`` (its code or its name; free text when no
+        ``pause_reasons`` are configured); ValueError for one not configured."""
+        reasons = self.cfg.pause_reasons
+        if not value or not reasons or value in reasons.values():
+            return value
+        if value in reasons:
+            return reasons[value]
+        raise ValueError(f"unknown pause reason {value!r} (one of "
+                         f"{', '.join(f'{k} {v}' for k, v in reasons.items())})")
+
+    def dispose(self, agent: str, code: str, call_id: str | None = None) -> dict[str, str]:
+        """The agent's disposition ``code`` of their last queue call of the hour (or of
+        ``call_id``): published for the CDR. KeyError: no such call of the agent; ValueError:
+        the queue has no such code."""
+        last = self._last.get(agent)
+        if last is None or time.time() - last[1] > DISPOSITION_WINDOW \
+                or call_id not in (None, last[0].id):
+            raise KeyError(agent)
+        call = last[0]
+        q = self.cfg.queue(call.queue or "")
+        name = q.dispositions.get(code) if q is not None else None
+        if q is None or name is None:
+            raise ValueError(f"queue {call.queue} has no disposition {code!r}")
+        self.publish(CallDisposition(call_id=call.id, agent=agent, queue=q.name, code=code,
+                                     name=name))
+        log.info("disposition", agent=agent, call=call.id, queue=q.name, code=code, name=name)
+        return {"call": call.id, "agent": agent, "queue": q.name, "code": code,
+                "disposition": name}
+
+    def _inbound_last(self, agent: str) -> bool:
+        """The agent's last queue call of the hour is an inbound one (a campaign's goes to
+        the dialer)."""
+        last = self._last.get(agent)
+        return last is not None and not last[0].source.startswith("campaign:") \
+            and time.time() - last[1] <= DISPOSITION_WINDOW
 
     def change_member(self, agent: str, queue: str, *, add: bool, tier: int = 1,
                       penalty: int = 0) -> bool:
@@ -671,16 +756,29 @@ class QueueRunner:
         return ok
 
     async def feature_code(self, leg: Leg, user: str, code: str) -> bool:
-        """``*41`` log in, ``*42`` log out, ``*43[reason]`` pause, ``*44`` unpause: answer,
-        confirm (or ``not_allowed``), hang up. False when ``code`` is not an ACD code."""
-        commands = {"*41": "login", "*42": "logout", "*43": "pause", "*44": "unpause"}
-        command = commands.get(code[:3])
-        reason = code[3:]
-        if command is None or (reason and (command != "pause" or not reason.isdigit())):
+        """``*41`` log in, ``*42`` log out (``*41<n>``, ``*42<n>``: queue number n only, 1 =
+        the first configured), ``*43[code]`` pause (with a ``pause_reasons`` code), ``*44``
+        unpause, ``*5<code>`` disposition of the last inbound queue call: answer, confirm (or
+        ``not_allowed``), hang up. False when ``code`` is not one of these (``*5`` after a
+        campaign call is the dialer's)."""
+        key = code[:2] if code.startswith("*5") else code[:3]
+        command, arg = _CODES.get(key), code[len(key):]
+        if command is None or (arg and not arg.isdigit()) or (command == "unpause" and arg) \
+                or (command == "disposition" and not (arg and self._inbound_last(user))):
             return False
         try:
-            ok = self.agent_command(user, command, reason)
-        except KeyError:
+            if command == "disposition":
+                ok = bool(self.dispose(user, arg))
+            elif command in ("login", "logout") and arg:
+                queues = self.cfg.queues
+                n = int(arg)
+                if not 1 <= n <= len(queues):
+                    raise ValueError(f"no queue number {n}")
+                ok = self.agent_command(user, command, queue=queues[n - 1].name)
+            else:
+                ok = self.agent_command(user, command, arg)
+        except (KeyError, ValueError) as exc:
+            log.info("feature_code_refused", user=user, code=code, error=str(exc))
             ok = False
         log.info("feature_code", user=user, code=code, command=command, ok=ok)
         self.b2bua.answer(leg)
@@ -712,6 +810,7 @@ class QueueRunner:
                 "service_level": _round(s.service_level, 3), "asa": _round(s.asa, 1),
                 "aht": _round(s.aht, 1),
                 "sl_seconds": self.cfg.queue(name).sl_seconds,  # type: ignore[union-attr]
+                "number": self.engine.queue_names.index(name) + 1,  # *41<number>, *42<number>
                 "agents": self.engine.members(name),
             })
         return out
@@ -731,6 +830,7 @@ class QueueRunner:
                 "in_use": agent in self._in_use, "calls": s.calls,
                 "talk_time": round(s.talk_time, 1), "missed_in_row": s.missed_in_row,
                 "occupancy": _round(s.occupancy, 3),
+                "queues": self.engine.logged_in_queues(agent),
             })
         return out
 

@@ -258,6 +258,13 @@ class QueueCallback(_Model):
     ring_timeout: PositiveSeconds = 40
 
 
+#: ``{code: name}`` maps (pause reasons, inbound dispositions): 1-2 digit codes, plain names
+CodeNames = Annotated[
+    dict[Annotated[str, Field(pattern=r"^[0-9]{1,2}$")],
+         Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]],
+    BeforeValidator(lambda v: _string_keys(v))]
+
+
 class Queue(_Model):
     """An ACD queue (``queues:``); see the comments of the shipped config.yaml."""
 
@@ -282,6 +289,8 @@ class Queue(_Model):
     required_skills: dict[str, Annotated[int, Field(ge=0, le=100)]] = {}
     weight: int = 0
     ring_in_use: bool = False
+    #: inbound dispositions (wrap-up codes): code -> name, set by ``*5<code>`` or the API
+    dispositions: CodeNames = {}
 
 
 _DAYS = r"(mon|tue|wed|thu|fri|sat|sun)"
@@ -407,6 +416,8 @@ class Config(_Model):
     supervisor: SupervisorConfig = SupervisorConfig()
     recording: RecordingConfig = RecordingConfig()
     campaigns: list[Campaign] = []
+    #: named pause reasons: ``*43<code>`` or the API's ``reason`` (code or name) pauses with it
+    pause_reasons: CodeNames = {}
 
     def campaign(self, name: str) -> Campaign | None:
         """The dialer campaign called ``name``, if any."""

@@ -81,6 +81,21 @@ class CallEnded(Event):
     rtp_lost_pct: float | None = None  #: the caller's RTP lost, % of expected (None: no RTP)
     rtp_jitter_ms: float | None = None  #: its interarrival jitter at the end (RFC 3550)
     hold_seconds: float = 0.0  #: time its parties spent on hold (re-INVITE sendonly/inactive)
+    agent: str | None = None  #: the queue agent who took it (CDR ``agent``)
+    queue: str | None = None  #: the ACD queue it was last queued in (CDR ``queue``)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallDisposition(Event):
+    """A queue agent coded an inbound call: ``code`` and its ``name`` (the queue's
+    ``dispositions``), after the call; the store sink writes it to the CDR."""
+
+    type: ClassVar[str] = "call.disposition"
+    call_id: str
+    agent: str
+    queue: str
+    code: str
+    name: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,6 +206,18 @@ class QueueLeft(Event):
     hung_up_by: str | None = None
     position: int | None = None
     detail: str = ""  #: e.g. the transfer target, the exit reason, the overflow queue
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueMember(Event):
+    """An agent's change in one queue: ``verb`` addmember (logged in to it), removemember,
+    pause (``reason``: the pause reason's name) or unpause; a queue log row with call NONE."""
+
+    type: ClassVar[str] = "queue.member"
+    queue: str
+    agent: str
+    verb: str
+    reason: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -337,8 +364,8 @@ class AuditChanged(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
-        CallStarted, CallAnswered, CallEnded, CallRecording, CallTransferred, LegAdded, LegEnded, Dtmf, IvrStep,
-        QueueEntered, QueueConnected, QueueRingNoAnswer, QueueLeft, AcdWatchdog, QueueStatus,
+        CallStarted, CallAnswered, CallEnded, CallDisposition, CallRecording, CallTransferred, LegAdded, LegEnded, Dtmf, IvrStep,
+        QueueEntered, QueueConnected, QueueRingNoAnswer, QueueLeft, QueueMember, AcdWatchdog, QueueStatus,
         AgentStateChanged, AgentStatus, RegistrationChanged, SupervisorStep, CampaignChanged,
         TrunkRegistration,
         CallbackRequested, CallbackAttempt, CallbackResult, CallbackChanged, AuditChanged,

@@ -24,6 +24,7 @@ from callcenter.events.bus import (
     QueueConnected,
     QueueEntered,
     QueueLeft,
+    QueueMember,
     QueueRingNoAnswer,
     QueueStatus,
 )
@@ -169,6 +170,9 @@ class Events:
             elif verb == "ringnoanswer":
                 event = QueueRingNoAnswer(ts=ts, call_id=call_id, queue=a.queue, agent=a.agent,
                                           detail=a.detail)
+            elif a.call == "NONE" and a.agent is not None:
+                event = QueueMember(ts=ts, queue=a.queue, agent=a.agent, verb=verb,
+                                    reason=a.detail)
             elif verb in _LEAVE:
                 event = QueueLeft(ts=ts, call_id=call_id, queue=a.queue, reason=verb,
                                   agent=a.agent, wait=_r(a.wait), talk=_r(a.talk),

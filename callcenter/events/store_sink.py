@@ -25,6 +25,7 @@ from callcenter.events.bus import (
     CallbackAttempt,
     CallbackEvent,
     CallbackResult,
+    CallDisposition,
     CallEnded,
     CallRecording,
     CallStarted,
@@ -35,6 +36,7 @@ from callcenter.events.bus import (
     QueueConnected,
     QueueEntered,
     QueueLeft,
+    QueueMember,
     QueueRingNoAnswer,
     RegistrationChanged,
     SupervisorStep,
@@ -51,6 +53,7 @@ class StoreSink:
         self._writers: dict[type[Event], Callable[[Any], None]] = {
             CallStarted: self._call_started,
             CallAnswered: self._call_answered,
+            CallDisposition: self._call_disposition,
             CallEnded: self._call_ended,
             CallRecording: self._call_recording,
             CallTransferred: self._call_transferred,
@@ -61,6 +64,7 @@ class StoreSink:
             QueueConnected: self._queue_connected,
             QueueRingNoAnswer: self._queue_ring_no_answer,
             QueueLeft: self._queue_left,
+            QueueMember: self._queue_member,
             AcdWatchdog: self._watchdog,
             AgentStateChanged: self._agent_state,
             RegistrationChanged: self._registration,
@@ -94,7 +98,14 @@ class StoreSink:
                                      ("rtp_jitter_ms", e.rtp_jitter_ms)) if v is not None}
         self.store.finish_call(e.call_id, end=e.ts, hangup_cause=e.cause, hangup_side=e.side,
                                sip_status=e.sip_status, digits=e.digits,
-                               hold_seconds=e.hold_seconds, **quality)
+                               hold_seconds=e.hold_seconds, agent=e.agent, queue=e.queue,
+                               **quality)
+
+    def _call_disposition(self, e: CallDisposition) -> None:
+        with contextlib.suppress(KeyError):  # a call without a CDR has nowhere to note it
+            self.store.update_call(e.call_id, disposition=e.name)
+        self.store.add_call_event(e.call_id, e.ts, "disposition", {
+            "agent": e.agent, "queue": e.queue, "code": e.code, "name": e.name})
 
     def _call_recording(self, e: CallRecording) -> None:
         with contextlib.suppress(KeyError):  # a call without a CDR has nowhere to note it
@@ -137,6 +148,10 @@ class StoreSink:
         self.store.log_queue(ts=e.ts, queue=e.queue, call_id=e.call_id, event=e.reason,
                              agent=e.agent, position=e.position, wait=e.wait, talk=e.talk,
                              hung_up_by=e.hung_up_by, detail=e.detail)
+
+    def _queue_member(self, e: QueueMember) -> None:
+        self.store.log_queue(ts=e.ts, queue=e.queue, call_id="NONE", event=e.verb,
+                             agent=e.agent, detail=e.reason)
 
     def _callback(self, e: CallbackEvent) -> None:
         """``callback_attempt`` / ``callback_<outcome>`` in the queue log, per attempt."""

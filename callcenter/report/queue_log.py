@@ -13,15 +13,16 @@ so tools written for Asterisk queues can read our calls:
     EXITWITHKEY|key|position|origposition|waittime  (the caller left a callback request)
     RINGNOANSWER|ringtime (ms)           ADDMEMBER / REMOVEMEMBER / PAUSE|reason / UNPAUSE
 
-Agent events come from the agent state log, once for each queue the agent is a member of;
-ring times are measured from the agent's last ``ringing`` state. Times are whole seconds.
+Agent events are the queue log's rows with call ``NONE``, one for each queue the agent was
+logged in to; ring times are measured from the agent's last ``ringing`` state in the agent
+state log. Times are whole seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +39,16 @@ def _s(value: float | None) -> str:
 
 
 def asterisk_lines(con: sqlite3.Connection, t0: float, t1: float,
-                   members: Mapping[str, Sequence[str]], callback_keys: Mapping[str, str]
-                   ) -> Iterator[str]:
-    """The queue log and agent changes in ``[t0, t1)`` as Asterisk lines, in time order.
+                   callback_keys: Mapping[str, str]) -> Iterator[str]:
+    """The queue log in ``[t0, t1)`` as Asterisk lines, in time order.
 
-    ``members``: agent -> its queues; ``callback_keys``: queue -> the key that leaves a
-    callback request (EXITWITHKEY's key)."""
+    ``callback_keys``: queue -> the key that leaves a callback request (EXITWITHKEY's key)."""
     con.row_factory = sqlite3.Row
     calls = con.execute(
         "SELECT q.*, c.caller FROM queue_log q LEFT JOIN calls c ON c.id = q.call_id "
         "WHERE q.ts >= ? AND q.ts < ? ORDER BY q.ts, q.id", (t0, t1)).fetchall()
-    agents = con.execute("SELECT * FROM agent_states WHERE ts >= ? AND ts < ? ORDER BY ts, id",
+    agents = con.execute("SELECT * FROM agent_states WHERE new = 'ringing' AND ts >= ? "
+                         "AND ts < ? ORDER BY ts, id",
                          (t0 - 3600, t1)).fetchall()  # an hour before: rings that began then
     rows: list[tuple[float, int, Any]] = [(r["ts"], 0, r) for r in calls]
     rows += [(r["ts"], 1, r) for r in agents]
@@ -57,10 +57,7 @@ def asterisk_lines(con: sqlite3.Connection, t0: float, t1: float,
     ringing: dict[str, float] = {}  # agent -> when it last started ringing
     for ts, kind, r in rows:
         if kind == 1:
-            if r["new"] == "ringing":
-                ringing[r["agent"]] = ts
-            if ts >= t0:
-                yield from _agent_lines(r, members.get(r["agent"], ()))
+            ringing[r["agent"]] = ts
             continue
         key = (r["call_id"], r["queue"])
         if r["event"] == "enter":
@@ -90,23 +87,9 @@ def _call_data(r: sqlite3.Row, orig: int, rang_at: float | None,
         return ["EXITWITHKEY", key, pos, str(orig), _s(wait)]
     if event == "ringnoanswer":
         return ["RINGNOANSWER", str(round(ring * 1000))]
+    if event in ("addmember", "removemember", "pause", "unpause"):
+        return [event.upper(), r["detail"] if event == "pause" else ""]
     return None  # ours only (watchdog): Asterisk has no such event
-
-
-def _agent_lines(r: sqlite3.Row, queues: Sequence[str]) -> Iterator[str]:
-    old, new = r["old"], r["new"]
-    if old == "logged_out":
-        data = ["ADDMEMBER", ""]
-    elif new == "logged_out":
-        data = ["REMOVEMEMBER", ""]
-    elif new == "paused":
-        data = ["PAUSE", r["reason"] or ""]
-    elif old == "paused":
-        data = ["UNPAUSE", ""]
-    else:
-        return
-    for queue in queues:
-        yield "|".join([str(int(r["ts"])), "NONE", queue, r["agent"], *data])
 
 
 def register(sub: Any) -> None:
@@ -130,14 +113,10 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(opened, int):
         return opened
     cfg, db, first, last = opened
-    members: dict[str, list[str]] = {}
-    for q in cfg.queues:
-        for m in q.members:
-            members.setdefault(m.user, []).append(q.name)
     t0, t1 = LocalTime.zone(cfg.timezone).day_range(first, last)
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
-        lines = list(asterisk_lines(con, t0, t1, members,
+        lines = list(asterisk_lines(con, t0, t1,
                                     {q.name: q.callback_key or "" for q in cfg.queues}))
     finally:
         con.close()

@@ -117,6 +117,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_ts ON audit(ts);
     """,
+    """
+    ALTER TABLE calls ADD COLUMN agent TEXT;        -- the queue agent who took the call
+    ALTER TABLE calls ADD COLUMN queue TEXT;        -- the ACD queue it was last queued in
+    ALTER TABLE calls ADD COLUMN disposition TEXT;  -- the agent's inbound disposition (name)
+    """,
 ]
 
 
@@ -369,6 +374,20 @@ class Store:
         """The audit trail in time order, ``detail`` decoded."""
         rows = self.db["audit"].rows_where(order_by="ts, id", limit=limit)
         return [{**row, "detail": json.loads(row["detail"])} for row in rows]
+
+    def agent_presence(self) -> tuple[dict[str, tuple[str, str]], dict[str, dict[str, bool]]]:
+        """What a restart restores: each agent's last state and its reason, and per queue
+        whether the agent's last ``addmember``/``removemember`` row logged it in there."""
+        last = {agent: (new, reason) for agent, new, reason in self.db.execute(
+            "SELECT agent, new, reason FROM agent_states WHERE id IN "
+            "(SELECT max(id) FROM agent_states GROUP BY agent)")}
+        queues: dict[str, dict[str, bool]] = {}
+        for agent, queue, event in self.db.execute(
+                "SELECT agent, queue, event FROM queue_log WHERE id IN (SELECT max(id) FROM "
+                "queue_log WHERE call_id = 'NONE' AND event IN ('addmember', 'removemember') "
+                "GROUP BY agent, queue)"):
+            queues.setdefault(agent, {})[queue] = event == "addmember"
+        return last, queues
 
     def agent_states(self, agent: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         """Agent state changes in time order."""

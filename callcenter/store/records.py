@@ -41,6 +41,9 @@ class CallRecord:
     rtp_lost_pct: float | None = None  #: caller leg's RTP packets lost / expected, in %
     rtp_jitter_ms: float | None = None  #: caller leg's interarrival jitter at the end (RFC 3550)
     hold_seconds: float | None = None  #: time on hold (a party's re-INVITE sendonly/inactive)
+    agent: str | None = None  #: the queue agent who took the call
+    queue: str | None = None  #: the ACD queue the call was last queued in
+    disposition: str | None = None  #: the agent's inbound disposition (its name)
 
     def to_row(self) -> dict[str, Any]:
         """The record as a ``calls`` row."""

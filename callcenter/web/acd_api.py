@@ -4,8 +4,10 @@
 
     GET  /api/queues                      name, waiting, longest_wait, offered, answered,
                                           abandoned, service_level, asa, aht, ...
-    GET  /api/agents                      id, state, time_in_state, reason, calls, ...
-    POST /api/agents/{id}/login|logout|pause|unpause    body for pause: {"reason": "12"}
+    GET  /api/agents                      id, state, time_in_state, reason, queues, calls, ...
+    POST /api/agents/{id}/login|logout    body (optional): {"queue": "sales"}: that queue only
+    POST /api/agents/{id}/pause|unpause   body for pause: {"reason": "lunch"} (name or code)
+    POST /api/agents/{id}/disposition     {"code": "1"} (+ "call": id): the last queue call
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-COMMANDS = ("login", "logout", "pause", "unpause")
+COMMANDS = ("login", "logout", "pause", "unpause", "disposition")
 
 
 def register(router: Router, auth: Auth, acd: QueueRunner) -> None:
@@ -45,17 +47,36 @@ def register(router: Router, auth: Auth, acd: QueueRunner) -> None:
         if name not in COMMANDS:
             raise HttpError(404, f"unknown command {name!r} (one of {', '.join(COMMANDS)})")
         body: Any = req.json() if req.body else {}
-        reason = str(body.get("reason", "")) if isinstance(body, dict) else ""
+        if not isinstance(body, dict):
+            raise HttpError(400, "the body must be a JSON object")
         acd = runner()
+        if name == "disposition":
+            return disposition(acd, agent, body)
+        queue = body.get("queue")
         try:
-            ok = acd.agent_command(agent, name, reason)
+            ok = acd.agent_command(agent, name, str(body.get("reason", "")),
+                                   None if queue is None else str(queue))
         except KeyError:
             raise HttpError(404, f"no agent {agent!r}") from None
+        except ValueError as exc:
+            raise HttpError(400, str(exc)) from None
         state = next(a for a in acd.agent_stats() if a["id"] == agent)
         if not ok:
             return HttpResponse.json(
                 {"error": f"cannot {name} while {state['state']}", "agent": state}, 409)
         return HttpResponse.json(state)
+
+    def disposition(acd: QueueRunner, agent: str, body: dict[str, Any]) -> HttpResponse:
+        code, call = body.get("code"), body.get("call")
+        if not isinstance(code, str) or not code:
+            raise HttpError(400, "code: a disposition code of the call's queue is required")
+        try:
+            return HttpResponse.json(acd.dispose(agent, code, None if call is None else str(call)))
+        except KeyError:
+            raise HttpError(404, f"agent {agent!r} has no such queue call in the last hour") \
+                from None
+        except ValueError as exc:
+            raise HttpError(400, str(exc)) from None
 
     router.add("GET", "/api/queues", queues)
     router.add("GET", "/api/agents", agents)

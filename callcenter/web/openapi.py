@@ -77,6 +77,7 @@ _QUEUE = {
         "answered": {"type": "integer"}, "abandoned": {"type": "integer"},
         "timed_out": {"type": "integer"}, "answered_within_sl": {"type": "integer"},
         "service_level": _NUM, "asa": _NUM, "aht": _NUM, "sl_seconds": {"type": "number"},
+        "number": {"type": "integer", "description": "the queue's number in *41<n>, *42<n>"},
         "callbacks_pending": {"type": "integer",
                               "description": "callback requests not finished yet"},
         "agents": {"type": "array", "items": {"type": "string"}},
@@ -93,6 +94,8 @@ _AGENT = {
         "time_in_state": {"type": "number"}, "reason": {"type": "string"},
         "registered": {"type": "boolean"}, "reachable": {"type": "boolean"},
         "calls": {"type": "integer"}, "talk_time": {"type": "number"}, "occupancy": _NUM,
+        "queues": {"type": "array", "items": {"type": "string"},
+                   "description": "the queues the agent is logged in to"},
     },
     "required": ["id", "state", "time_in_state"],
 }
@@ -107,7 +110,8 @@ _CDR = {
         "billsec": _NUM, "hangup_cause": {"type": ["string", "null"]},
         "hangup_side": {"type": ["string", "null"]}, "sip_status": {"type": ["integer", "null"]},
         "digits": {"type": "string"}, "codec": {"type": ["string", "null"]},
-        "hold_seconds": _NUM,
+        "hold_seconds": _NUM, "agent": {"type": ["string", "null"]},
+        "queue": {"type": ["string", "null"]}, "disposition": {"type": ["string", "null"]},
     },
     "required": ["id", "caller", "called", "start"],
 }
@@ -251,13 +255,20 @@ def spec() -> dict[str, Any]:
             "Every agent's state, time in state and figures",
             _json({"type": "array", "items": _AGENT}), errors={"404": "the ACD is not running"})},
         "/api/agents/{id}/{command}": {"post": _op(
-            "Log an agent in or out, pause (with a reason) or unpause",
+            "Log an agent in or out (of one queue), pause (with a reason) or unpause; or code "
+            "the agent's last inbound queue call (disposition: the call, queue, code and name)",
             _json(_AGENT, "the agent's new state"), admin=True,
             params=[_p("id", {"type": "string"}, "agent (user) id"),
-                    _p("command", {"enum": ["login", "logout", "pause", "unpause"]},
-                       "what to do")],
-            body={"type": "object", "properties": {"reason": {"type": "string"}}},
-            errors={"400": "body is not JSON", "404": "no such agent or command",
+                    _p("command", {"enum": ["login", "logout", "pause", "unpause",
+                                            "disposition"]}, "what to do")],
+            body={"type": "object", "properties": {
+                "reason": {"type": "string", "description": "pause: a pause_reasons name or code"},
+                "queue": {"type": "string", "description": "login/logout: that queue only"},
+                "code": {"type": "string", "description": "disposition: the queue's code"},
+                "call": {"type": "string", "description": "disposition: that call (default: "
+                         "the agent's last queue call of the hour)"}}},
+            errors={"400": "bad body, unknown queue, pause reason or disposition code",
+                    "404": "no such agent or command (disposition: no such recent call)",
                     "409": "not allowed in the agent's state"})},
         "/api/events/stream": {"get": _op(
             "Live events as server-sent events (event: <type>, data: JSON with schema 1)",

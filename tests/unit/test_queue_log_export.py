@@ -11,16 +11,21 @@ from callcenter.store.db import Store
 from callcenter.store.records import CallRecord
 
 T = 1_800_000_000.0
-QUEUE_LOG = [  # ts, call, event, agent, position, wait, talk, hung_up_by, detail
-    (T + 0.2, "c1", "enter", None, 2, None, None, None, ""),
-    (T + 9.7, "c1", "connect", "1001", None, 9.5, None, None, ""),
-    (T + 70.0, "c1", "complete", "1001", 1, 9.5, 60.3, "caller", ""),
-    (T + 1.0, "c2", "enter", None, 1, None, None, None, ""),
-    (T + 4.0, "c2", "ringnoanswer", "1002", None, None, None, None, ""),
-    (T + 30.0, "c2", "abandon", None, 1, 29.0, None, None, ""),
-    (T + 31.0, "c3", "enter", None, 1, None, None, None, ""),
-    (T + 33.0, "c3", "callback", None, 1, 2.0, None, None, ""),
-    (T + 34.0, "c3", "watchdog", "1002", None, None, None, None, ""),
+QUEUE_LOG = [  # ts, call, event, agent, position, wait, talk, hung_up_by, detail, queue
+    (T + 0.2, "c1", "enter", None, 2, None, None, None, "", "sales"),
+    (T + 9.7, "c1", "connect", "1001", None, 9.5, None, None, "", "sales"),
+    (T + 70.0, "c1", "complete", "1001", 1, 9.5, 60.3, "caller", "", "sales"),
+    (T + 1.0, "c2", "enter", None, 1, None, None, None, "", "sales"),
+    (T + 4.0, "c2", "ringnoanswer", "1002", None, None, None, None, "", "sales"),
+    (T + 30.0, "c2", "abandon", None, 1, 29.0, None, None, "", "sales"),
+    (T + 31.0, "c3", "enter", None, 1, None, None, None, "", "sales"),
+    (T + 33.0, "c3", "callback", None, 1, 2.0, None, None, "", "sales"),
+    (T + 34.0, "c3", "watchdog", "1002", None, None, None, None, "", "sales"),
+    (T + 0.5, "NONE", "addmember", "1002", None, None, None, None, "", "sales"),
+    (T + 0.5, "NONE", "addmember", "1002", None, None, None, None, "", "support"),
+    (T + 80.0, "NONE", "pause", "1002", None, None, None, None, "lunch", "support"),
+    (T + 90.0, "NONE", "unpause", "1002", None, None, None, None, "", "support"),
+    (T + 95.0, "NONE", "removemember", "1002", None, None, None, None, "", "sales"),
 ]
 AGENT_STATES = [  # ts, agent, old, new, reason
     (T + 0.5, "1002", "logged_out", "available", "log_in"),
@@ -42,10 +47,9 @@ EXPECTED = """\
 1800000031|c3|sales|NONE|ENTERQUEUE||
 1800000033|c3|sales|NONE|EXITWITHKEY|1|1|1|2
 1800000070|c1|sales|1001|COMPLETECALLER|10|60|2
-1800000080|NONE|sales|1002|PAUSE|lunch
 1800000080|NONE|support|1002|PAUSE|lunch
-1800000090|NONE|sales|1002|UNPAUSE|
 1800000090|NONE|support|1002|UNPAUSE|
+1800000095|NONE|sales|1002|REMOVEMEMBER|
 """
 
 
@@ -59,7 +63,7 @@ def make_db(path: Path) -> Path:
     con = sqlite3.connect(path)
     with con:
         con.executemany("INSERT INTO queue_log (ts, call_id, event, agent, position, wait, talk,"
-                        " hung_up_by, detail, queue) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'sales')",
+                        " hung_up_by, detail, queue) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         QUEUE_LOG)
         con.executemany("INSERT INTO agent_states (ts, agent, old, new, reason) "
                         "VALUES (?, ?, ?, ?, ?)", AGENT_STATES)
@@ -69,8 +73,7 @@ def make_db(path: Path) -> Path:
 
 def test_every_event_in_asterisk_form(tmp_path: Path) -> None:
     con = sqlite3.connect(make_db(tmp_path / "cc.db"))
-    lines = list(asterisk_lines(con, T, T + 86400, {"1002": ["sales", "support"]},
-                                {"sales": "1"}))
+    lines = list(asterisk_lines(con, T, T + 86400, {"sales": "1"}))
     assert "\n".join(lines) + "\n" == EXPECTED
 
 
