@@ -318,6 +318,9 @@ class Application:
         user: str | None = None
         if trunk is None or self.registration.is_user_signalling(req, sreq.source):
             user = caller = self.registration.authenticate(sreq, proxy=True)
+        if (replaces := req.headers.get("Replaces")) is not None:
+            await self.transfers.take_over(sreq, replaces, user)  # RFC 3891
+            return
         ruri = req.request_uri
         called = (ruri.user if isinstance(ruri, SipUri) else None) or ""
         if user is None and (trunk_cfg := self.cfg.trunk(trunk or "")) is not None:

@@ -1,5 +1,6 @@
-"""Blind transfer: a bridged party (by REFER, RFC 3515, or a key code) or the API sends the
-other party of its call to a user, a queue or a dialplan line.
+"""Transfers: a bridged party (by REFER, RFC 3515, or a key code) or the API sends the
+other party of its call to a user, a queue or a dialplan line (blind), or joins the parties
+of its two calls (attended: REFER with Replaces, RFC 5589 §7; INVITE with Replaces, RFC 3891).
 
 The transfer takes the transferee's call from the flow that bridged it (``Call.hand_over``:
 that flow lets go without unbridging or hanging up) and owns it from then on; the transferor
@@ -20,7 +21,7 @@ import structlog
 from callcenter.calls import flows
 from callcenter.calls.call import HangupCause, Leg, LegState
 from callcenter.events.bus import CallTransferred
-from callcenter.sip.errors import BadRequest, Forbidden, NotFound, SipError
+from callcenter.sip.errors import BadRequest, CallDoesNotExist, Forbidden, NotFound, SipError
 from callcenter.sip.uri import NameAddr, SipUri
 
 if TYPE_CHECKING:
@@ -98,7 +99,8 @@ class Transfers:
 
     # ------------------------------------------------------------------ REFER
     def on_refer(self, leg: Leg, sreq: ServerRequest) -> None:
-        """A REFER from a bridged party: 202, NOTIFY 100, then the outcome (RFC 3515)."""
+        """A REFER from a bridged party: 202, NOTIFY 100, then the outcome (RFC 3515). A
+        Refer-To with Replaces (RFC 5589 §7) names the sender's other leg: attended."""
         req = sreq.request
         values = req.headers.get_all("Refer-To")
         if len(values) != 1:
@@ -111,22 +113,100 @@ class Transfers:
         if transferee is None:
             raise Forbidden("REFER from a leg bridged to nobody")
         to = (uri.user if isinstance(uri, SipUri) else None) or ""
+        replaces = uri.headers.get("Replaces") if isinstance(uri, SipUri) else None
+        other = self.b2bua.replaced(replaces) if replaces is not None else None  # 400 if bad
         refer_id = req.cseq[0] if leg in self._referred else None
         self._referred.add(leg)
         sreq.respond(202)
-        log.info("refer", call_id=transferee.call.id, transferor=leg.party, to=to)
-        self._spawn(self._refer(leg, transferee, to, refer_id))
+        log.info("refer", call_id=transferee.call.id, transferor=leg.party, to=to,
+                 replaces=replaces)
+        self._spawn(self._refer(leg, transferee, to, refer_id, replaces, other))
 
-    async def _refer(self, leg: Leg, transferee: Leg, to: str, refer_id: int | None) -> None:
+    async def _refer(self, leg: Leg, transferee: Leg, to: str, refer_id: int | None,
+                     replaces: str | None, other: Leg | None) -> None:
         await self.b2bua.notify(leg, 100, "Trying", refer_id)
         try:
-            await self.blind(transferee, to, transferor=leg, by="refer")
+            if replaces is None:
+                await self.blind(transferee, to, transferor=leg, by="refer")
+            else:
+                self.attended(leg, other, by="refer")
         except SipError as exc:
             log.info("transfer_failed", call_id=transferee.call.id, to=to, error=str(exc))
             await self.b2bua.notify(leg, exc.status, exc.reason, refer_id)
             return
         await self.b2bua.notify(leg, 200, "OK", refer_id)
         await self.b2bua.hangup(leg)
+
+    # ------------------------------------------------------------------ attended
+    def attended(self, leg: Leg, other: Leg | None, *, by: str) -> None:
+        """``leg`` and ``other`` are one party's two legs (the call it put on hold and its
+        consultation): bridge their partners to each other and hang up ``other``; the caller
+        hangs up ``leg``. 481 when ``other`` is no live leg or either partner is gone, 403
+        when ``other`` is someone else's."""
+        if other is None or other is leg:
+            raise CallDoesNotExist("Replaces names no call of ours")
+        if other.party != leg.party:
+            raise Forbidden(f"{leg.party} may not take over a call of {other.party}")
+        transferee, target = self.b2bua.partner(leg), self.b2bua.partner(other)
+        if transferee is None or target is None or transferee is target:
+            raise CallDoesNotExist("a party of the transfer has left")
+        self.join(transferee, target, released=(leg, other), by=by)
+        self._spawn(self.b2bua.hangup(other))
+
+    async def take_over(self, sreq: ServerRequest, replaces: str, user: str | None) -> None:
+        """An INVITE with Replaces (RFC 3891) naming an answered leg of ours: the new leg takes
+        that leg's place (bridged to its partner), the old leg is hung up. Only the same user
+        may (403); 481 when the dialog is no live call of ours."""
+        old = self.b2bua.replaced(replaces)
+        partner = self.b2bua.partner(old) if old is not None else None
+        if old is None or partner is None:
+            raise CallDoesNotExist("Replaces names no call of ours")
+        if user != old.party:
+            raise Forbidden(f"{user} may not take over a call of {old.party}")
+        leg = self.b2bua.new_inbound(old.call, sreq, user)
+        try:
+            self.b2bua.accept_offer(leg)
+        except SipError as exc:
+            self.b2bua.reject(leg, exc)
+            return
+        self.b2bua.answer(leg)
+        if not await self.b2bua.confirmed(leg) or partner.state is not LegState.ANSWERED:
+            await self.b2bua.hangup(leg)
+            return
+        self.join(partner, leg, released=(old,), by="replaces", target=f"user:{user}")
+        await self.b2bua.hangup(old)
+
+    def join(self, a: Leg, b: Leg, *, released: Collection[Leg], by: str,
+             target: str | None = None) -> None:
+        """Bridge ``a`` (the transferee) to ``b``; the older of their calls (the one put on
+        hold) keeps the record and takes the other's leg. The ``released`` legs' BYEs then end
+        only themselves."""
+        now = self.services.now()
+        call = min(a.call, b.call, key=lambda c: c.started_at or 0.0)
+        target = target or (f"user:{b.party}" if b.party in self.users else f"number:{b.party}")
+        for held in {a.call, b.call, *(x.call for x in released)}:
+            held.hand_over(target)
+        for x in released:
+            x.released = True
+            if x.held_since is not None:  # the hold ends with the transferor's leg
+                x.call.hold_seconds += now - x.held_since
+                x.held_since = None
+        for x in (a, b):
+            if x.call is not call:
+                x.call.legs.remove(x)
+                x.call = call
+                call.legs.append(x)
+        call.flow_owned = True
+        for x in (a, b):
+            self.b2bua.media.unbridge(x.channel)
+            x.channel.stop_playing()
+        self.b2bua.media.bridge(a.channel, b.channel)
+        self._spawn(self._own(a, b))
+        transferor = next(iter(released), None)
+        self.services.publish(CallTransferred(
+            call_id=call.id, transferor=transferor.party if transferor else None,
+            transferee=a.party, target=target, by=by, kind="attended"))
+        log.info("transferred", call_id=call.id, to=target, by=by, kind="attended")
 
     # ------------------------------------------------------------------ API and key code
     def on_key(self, leg: Leg, key: str) -> None:

@@ -1,0 +1,84 @@
+"""Attended transfer by REFER with Replaces (RFC 5589 §7) from a real SIP peer.
+
+SIPp as 1001 calls baresip 1002 (saying 440 Hz) and holds it: 1002 hears the hold music.
+A second SIPp as 1001 calls baresip 1003 (1800 Hz), talks, and REFERs with a Replaces naming
+the held call. The server answers 202 and NOTIFYs 200, releases both of 1001's legs (BYE),
+and 1002 and 1003 hear each other; the held call keeps one record with an attended
+``transferred`` event.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+from tests.conftest import require_binary
+from tests.helpers import audio, ports
+from tests.helpers.api import rows
+from tests.helpers.phones import register
+from tests.helpers.server import ServerProcess
+from tests.helpers.sipp import Sipp, wait_until
+from tests.integration.demo import USERS
+from tests.integration.test_hold import MUSIC
+from tests.integration.test_supervisor import CALLER_HZ, SUPER_HZ, agent, closed, heard
+
+
+def test_attended_transfer_by_refer_with_replaces(artifacts: Path) -> None:
+    require_binary("sipp")
+    require_binary("baresip")
+    require_binary("sox")
+    tones = {hz: audio.make_tone_wav(artifacts / f"tone{int(hz)}.wav", (hz,), 30.0)
+             for hz in (CALLER_HZ, SUPER_HZ)}
+    srv = ServerProcess(artifacts).start()
+    customer = agent(artifacts, "1002", tones[CALLER_HZ], srv)
+    target = agent(artifacts, "1003", tones[SUPER_HZ], srv)
+    dialog_file = artifacts / "held_dialog.txt"
+    try:
+        with customer, target:
+            customer.ctrl.wait_registered()
+            target.ctrl.wait_registered()
+            held_block, refer_block = ports.allocate(8), ports.allocate(8)
+            register(srv, "1001", held_block, artifacts / "reg_held")
+            register(srv, "1001", refer_block, artifacts / "reg_refer")  # two phones of 1001
+            held = Sipp("uac_held.xml", workdir=artifacts / "held", ports=held_block,
+                        remote_port=srv.sip_port, service="1002", auth=("1001", USERS["1001"]),
+                        keys={"user": "1001", "dialog_file": str(dialog_file)},
+                        timeout=90).start()
+            assert wait_until(lambda: dialog_file.exists() and dialog_file.read_text().strip(),
+                              30), srv.log_tail()
+            time.sleep(2.5)
+            replaces = quote(dialog_file.read_text().strip(), safe="")
+            refer = Sipp("uac_refer_replaces.xml", workdir=artifacts / "refer", ports=refer_block,
+                         remote_port=srv.sip_port, service="1003", auth=("1001", USERS["1001"]),
+                         keys={"user": "1001", "target": "1002", "replaces": replaces},
+                         timeout=60).start()
+            referred = refer.wait()
+            assert referred.returncode == 0, referred.summary() + srv.log_tail()
+            released = held.wait(timeout=30)
+            assert released.returncode == 0, released.summary() + srv.log_tail()
+            time.sleep(3.5)
+            assert not customer.ctrl.seen("CALL_CLOSED") and not target.ctrl.seen("CALL_CLOSED")
+            customer.ctrl.command("hangup")
+            assert closed(customer, 10)
+            assert closed(target, 10), "the target was not hung up with the customer"
+            customer_heard = audio.read_wav(customer.recordings()["heard"])[0]
+            target_heard = audio.read_wav(target.recordings()["heard"])[0]
+    finally:
+        srv.stop()
+
+    # baresip's dumps hold only the frames received (the SIPp transferor sends none): the
+    # customer got the hold music, then the target's tone; the target got the customer's
+    seconds = len(customer_heard) / 8000
+    assert audio.best_match(customer_heard[800:12800], audio.read_wav(MUSIC)[0]) > 0.6
+    assert heard(customer_heard, 0.0, seconds - 2.5, seconds - 0.3) == {SUPER_HZ}
+    assert heard(target_heard, 0.0, 0.3, len(target_heard) / 8000 - 0.3) == {CALLER_HZ}
+
+    db = srv.db_path
+    held_cdrs = [r for r in rows(db, "SELECT * FROM calls") if r["called"] == "1002"]
+    assert len(held_cdrs) == 1, held_cdrs
+    events = rows(db, "SELECT type, data FROM call_events WHERE call_id = ?", held_cdrs[0]["id"])
+    moves = [json.loads(e["data"]) for e in events if e["type"] == "transferred"]
+    assert len(moves) == 1 and moves[0]["kind"] == "attended", events
+    assert moves[0]["target"] == "user:1003" or moves[0]["transferee"] == "1003", moves

@@ -1,0 +1,144 @@
+"""Attended transfer in memory: the parties of one user's two calls are joined (REFER with
+Replaces, RFC 5589 §7), the joined party moves into the transferee's call record, and the
+transferor's legs are released; Replaces values parsed per RFC 3891."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from callcenter.calls.call import Call, Leg, LegState
+from callcenter.calls.transfer import Transfers
+from callcenter.events.bus import CallTransferred
+from callcenter.sip.dialog import parse_replaces
+from callcenter.sip.errors import BadRequest, CallDoesNotExist, Forbidden
+
+
+class Channel:
+    def __init__(self) -> None:
+        self.peer: Channel | None = None
+        self.playing = True  # hold music, until stopped
+
+    def stop_playing(self) -> None:
+        self.playing = False
+
+
+class Media:
+    def bridge(self, a: Channel, b: Channel) -> None:
+        self.unbridge(a)
+        self.unbridge(b)
+        a.peer, b.peer = b, a
+
+    def unbridge(self, ch: Channel) -> None:
+        if ch.peer is not None:
+            ch.peer.peer = None
+        ch.peer = None
+
+
+class B2BUA:
+    def __init__(self, legs: list[Leg]) -> None:
+        self.media = Media()
+        self.legs = legs
+        self.hung_up: list[Leg] = []
+
+    def partner(self, leg: Leg) -> Leg | None:
+        return next((x for x in self.legs if x.channel is leg.channel.peer), None)
+
+    async def hangup(self, leg: Leg) -> None:
+        self.hung_up.append(leg)
+        leg.state = LegState.ENDED
+        leg.ended.set()
+
+    async def hangup_call(self, call: Call, cause: Any, side: str) -> None:
+        for x in call.legs:
+            await self.hangup(x)
+
+
+def leg(call: Call, party: str) -> Leg:
+    x = Leg(call, "inbound", ("127.0.0.1", 1), "udp", party, state=LegState.ANSWERED)
+    x.channel = Channel()
+    call.legs.append(x)
+    return x
+
+
+def setup() -> tuple[Transfers, B2BUA, list[Any], tuple[Leg, Leg, Leg, Leg]]:
+    """1002 called 1001 (held, music); 1001 consults 1003 in a second call."""
+    held = Call(caller="1002", called="1001", source="user:1002")
+    consult = Call(caller="1001", called="1003", source="user:1001")
+    held.started_at, consult.started_at = 100.0, 104.0
+    caller, agent1 = leg(held, "1002"), leg(held, "1001")
+    agent2, target = leg(consult, "1001"), leg(consult, "1003")
+    b2bua = B2BUA([caller, agent1, agent2, target])
+    b2bua.media.bridge(caller.channel, agent1.channel)
+    b2bua.media.bridge(agent2.channel, target.channel)
+    agent1.held_since = 10.0
+    published: list[Any] = []
+    services: Any = SimpleNamespace(b2bua=b2bua, now=lambda: 14.0, publish=published.append)
+    queues: Any = SimpleNamespace(engine=None, device_in_use=lambda *a: None)
+    t = Transfers(services, queues=queues, users={"1001", "1002", "1003"}, lines=lambda n: None)
+    return t, b2bua, published, (caller, agent1, agent2, target)
+
+
+def test_attended_joins_the_two_partners_in_the_transferees_call() -> None:
+    async def run() -> None:
+        t, b2bua, published, (caller, agent1, agent2, target) = setup()
+        held, consult = caller.call, target.call
+        t.attended(agent1, agent2, by="refer")
+        await asyncio.sleep(0)
+        assert caller.channel.peer is target.channel and target.channel.peer is caller.channel
+        assert not caller.channel.playing  # the hold music stopped
+        assert agent1.released and agent2.released
+        assert b2bua.hung_up == [agent2]  # agent1 is the REFER's sender: hung up after NOTIFY
+        assert target.call is held and target in held.legs and target not in consult.legs
+        assert held.hold_seconds == 4.0 and agent1.held_since is None
+        assert held.transfers == consult.transfers == 1 and held.flow_owned
+        (event,) = published
+        assert isinstance(event, CallTransferred)
+        assert (event.kind, event.target, event.transferor, event.transferee) == (
+            "attended", "user:1003", "1001", "1002")
+        # the target hangs up: the transferee is hung up too (one story)
+        target.state = LegState.ENDED
+        target.ended.set()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert caller in b2bua.hung_up
+    asyncio.run(run())
+
+
+def test_the_older_call_keeps_the_record_whichever_dialog_carried_the_refer() -> None:
+    async def run() -> None:
+        t, _, published, (caller, agent1, agent2, target) = setup()
+        held, consult = caller.call, target.call
+        t.attended(agent2, agent1, by="refer")  # the REFER came on the consultation's dialog
+        assert caller.call is target.call is held and caller in held.legs
+        assert published[0].call_id == held.id and published[0].transferee == "1003"
+        assert consult.legs == [agent2]
+    asyncio.run(run())
+
+
+def test_attended_refusals() -> None:
+    async def run() -> None:
+        t, _, published, (caller, agent1, agent2, target) = setup()
+        with pytest.raises(CallDoesNotExist):
+            t.attended(agent1, None, by="refer")  # Replaces named no live leg
+        with pytest.raises(CallDoesNotExist):
+            t.attended(agent1, agent1, by="refer")
+        with pytest.raises(Forbidden):
+            t.attended(agent1, target, by="refer")  # 1003's leg, not 1001's
+        b2bua = t.b2bua
+        b2bua.media.unbridge(agent2.channel)  # the consulted party has left
+        with pytest.raises(CallDoesNotExist):
+            t.attended(agent1, agent2, by="refer")
+        assert caller.channel.peer is agent1.channel and not published
+    asyncio.run(run())
+
+
+def test_parse_replaces() -> None:
+    assert parse_replaces("abc@h;to-tag=1;from-tag=2") == ("abc@h", "1", "2")
+    assert parse_replaces(" abc@h ; from-tag=2 ;to-tag=1;early-only") == ("abc@h", "1", "2")
+    for bad in ("abc@h;to-tag=1", ";to-tag=1;from-tag=2", "abc;to-tag=1;from-tag"):
+        with pytest.raises(BadRequest):
+            parse_replaces(bad)
