@@ -82,3 +82,47 @@ def test_attended_transfer_by_refer_with_replaces(artifacts: Path) -> None:
     moves = [json.loads(e["data"]) for e in events if e["type"] == "transferred"]
     assert len(moves) == 1 and moves[0]["kind"] == "attended", events
     assert moves[0]["target"] == "user:1003" or moves[0]["transferee"] == "1003", moves
+
+
+def test_invite_with_replaces_takes_over_the_leg(artifacts: Path) -> None:
+    """1001 holds its call to baresip 1002 on one SIPp phone; its second SIPp phone sends an
+    INVITE with Replaces naming that call: 200, the first phone gets the BYE, 1002 stays
+    until the new phone hangs up, and the call keeps one record (``by`` replaces)."""
+    require_binary("sipp")
+    require_binary("baresip")
+    require_binary("sox")
+    tone = audio.make_tone_wav(artifacts / "tone.wav", (CALLER_HZ,), 30.0)
+    srv = ServerProcess(artifacts).start()
+    customer = agent(artifacts, "1002", tone, srv)
+    dialog_file = artifacts / "held_dialog.txt"
+    try:
+        with customer:
+            customer.ctrl.wait_registered()
+            held_block, new_block = ports.allocate(8), ports.allocate(8)
+            register(srv, "1001", held_block, artifacts / "reg_held")
+            register(srv, "1001", new_block, artifacts / "reg_new")
+            held = Sipp("uac_held.xml", workdir=artifacts / "held", ports=held_block,
+                        remote_port=srv.sip_port, service="1002", auth=("1001", USERS["1001"]),
+                        keys={"user": "1001", "dialog_file": str(dialog_file)},
+                        timeout=90).start()
+            assert wait_until(lambda: dialog_file.exists() and dialog_file.read_text().strip(),
+                              30), srv.log_tail()
+            replaces = dialog_file.read_text().strip()
+            taken = Sipp("uac_invite_replaces.xml", workdir=artifacts / "new", ports=new_block,
+                         remote_port=srv.sip_port, service="1002", auth=("1001", USERS["1001"]),
+                         keys={"user": "1001", "replaces": replaces}, timeout=60).start()
+            released = held.wait(timeout=40)
+            assert released.returncode == 0, released.summary() + srv.log_tail()
+            assert not customer.ctrl.seen("CALL_CLOSED")
+            ended = taken.wait()
+            assert ended.returncode == 0, ended.summary() + srv.log_tail()
+            assert closed(customer, 10)
+    finally:
+        srv.stop()
+
+    cdrs = [r for r in rows(srv.db_path, "SELECT * FROM calls") if r["called"] == "1002"]
+    assert len(cdrs) == 1, cdrs
+    events = rows(srv.db_path, "SELECT type, data FROM call_events WHERE call_id = ?",
+                  cdrs[0]["id"])
+    moves = [json.loads(e["data"]) for e in events if e["type"] == "transferred"]
+    assert [(m["by"], m["kind"]) for m in moves] == [("replaces", "attended")], events
