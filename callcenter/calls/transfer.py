@@ -36,27 +36,32 @@ LineRunner = Callable[[str], Callable[[Leg], Coroutine[Any, Any, None]] | None]
 
 
 class KeyCode:
-    """Collects ``##<target>#`` (Asterisk's blind-transfer habit) from the keys one bridged
-    party presses: ``feed`` returns the target at the closing ``#``. A pause longer than
-    ``timeout`` between keys, or any other key where ``#`` is expected, starts over."""
+    """Collects ``##<target>#`` (blind) and ``*2<target>#`` (attended), Asterisk's feature
+    codes, from the keys one bridged party presses: ``feed`` returns (prefix, target) at the
+    closing ``#``. A pause longer than ``timeout`` between keys, or a key that fits no code,
+    starts over."""
 
     MAX = 32  #: keys of a target at most
+    PREFIXES = ("##", "*2")
 
     def __init__(self, timeout: float = 4.0) -> None:
         self.timeout = timeout
-        self.keys = ""  #: "", "#", then "##" and the target's keys so far
+        self.keys = ""  #: a prefix's first keys, then the prefix and the target's keys so far
         self.last = 0.0
 
-    def feed(self, key: str, now: float) -> str | None:
+    def feed(self, key: str, now: float) -> tuple[str, str] | None:
         if self.keys and now - self.last > self.timeout:
             self.keys = ""
         self.last = now
         keys = self.keys + key
-        if keys.startswith("##") and len(keys) > 2 and key == "#":
+        prefix = keys[:2] if keys[:2] in self.PREFIXES else None
+        if prefix and len(keys) > 2 and key == "#":
             self.keys = ""
-            return keys[2:-1] or None
-        collecting = "##".startswith(keys) or keys.startswith("##") and len(keys) <= self.MAX + 2
-        self.keys = keys if collecting else "#" if key == "#" else ""
+            return (prefix, keys[2:-1]) if len(keys) > 3 else None
+        if any(p.startswith(keys) for p in self.PREFIXES) or prefix and len(keys) <= self.MAX + 2:
+            self.keys = keys
+        else:
+            self.keys = key if any(p.startswith(key) for p in self.PREFIXES) else ""
         return None
 
 
@@ -82,6 +87,8 @@ class Transfers:
         self.ring_timeout = ring_timeout
         self._referred: weakref.WeakSet[Leg] = weakref.WeakSet()  # legs that sent a REFER
         self._codes: weakref.WeakKeyDictionary[Leg, KeyCode] = weakref.WeakKeyDictionary()
+        #: a consulting party (``*2``): the future its ``#`` or ``*`` completes
+        self._consults: dict[Leg, asyncio.Future[str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def target(self, to: str, transferee: Leg, transferor: Leg | None) -> Target:
@@ -210,20 +217,84 @@ class Transfers:
 
     # ------------------------------------------------------------------ API and key code
     def on_key(self, leg: Leg, key: str) -> None:
-        """A key from ``leg``: ``##<target>#`` while bridged transfers the other party. Keys
-        pressed while not bridged (the IVR, a queue) never count."""
+        """A key from ``leg``: ``##<target>#`` while bridged transfers the other party,
+        ``*2<target>#`` consults the target first; keys of a consulting party complete
+        (``#``) or cancel (``*``) it. Keys pressed while not bridged (the IVR, a queue) never
+        count."""
+        consult = self._consults.get(leg)
+        if consult is not None:
+            if key in "#*" and not consult.done():
+                consult.set_result(key)
+            return
         partner = self.b2bua.partner(leg)
         if partner is None:
             self._codes.pop(leg, None)
             return
-        to = self._codes.setdefault(leg, KeyCode()).feed(key, self.services.now())
-        if to is None:
+        code = self._codes.setdefault(leg, KeyCode()).feed(key, self.services.now())
+        if code is None:
             return
-        log.info("key_transfer", call_id=partner.call.id, transferor=leg.party, to=to)
+        prefix, to = code
+        log.info("key_transfer", call_id=partner.call.id, transferor=leg.party, to=to,
+                 attended=prefix == "*2")
         try:
-            self.start(partner, to, transferor=leg, by="dtmf")
+            if prefix == "*2":
+                if self.target(to, partner, leg).kind != "user":
+                    raise NotFound(f"{to}: a consultation calls a user")
+                self._spawn(self.consult(leg, partner, to))
+            else:
+                self.start(partner, to, transferor=leg, by="dtmf")
         except SipError as exc:
             log.info("transfer_failed", call_id=partner.call.id, to=to, error=str(exc))
+
+    async def consult(self, agent: Leg, caller: Leg, to: str) -> None:
+        """``*2<to>#`` (Asterisk's atxfer): the caller hears the hold music while ``agent``
+        rings and talks to the user ``to``. The agent hanging up or pressing ``#`` completes
+        the transfer (the caller bridged to the target); ``*``, the target hanging up, or a
+        target that does not answer brings the caller back to the agent."""
+        target = self.target(to, caller, agent)
+        for call in {caller.call, agent.call}:
+            call.hand_over(str(target))
+            call.flow_owned = True  # the agent's BYE ends its own leg: that completes
+        agent.released = True
+        self.queues.device_in_use(agent.party, True)
+        self.b2bua.media.unbridge(caller.channel)
+        keys: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        try:
+            callee = await self._ring(caller, target.name)
+            if isinstance(callee, int):
+                log.info("consult_failed", call_id=caller.call.id, to=to, status=callee)
+                self._restore(caller, agent)
+                return
+            flows.hold_music(self.services, caller)
+            if agent.state is LegState.ANSWERED:  # else: hung up while it rang, completes
+                self.b2bua.media.bridge(agent.channel, callee.channel)
+                self._consults[agent] = keys
+                await flows.until_first(agent.ended, callee.ended, caller.ended,
+                                        *self._key_event(keys))
+        finally:
+            self._consults.pop(agent, None)
+            self.queues.device_in_use(agent.party, False)
+        key = keys.result() if keys.done() else None
+        if caller.state is not LegState.ANSWERED:  # the caller left: agent and target talk on
+            if agent.state is LegState.ANSWERED and callee.state is LegState.ANSWERED:
+                self._spawn(self._own(agent, callee))
+            return
+        if callee.state is LegState.ANSWERED and key != "*":
+            self.join(caller, callee, released=(agent,), by="dtmf")
+            if agent.state is not LegState.ENDED:
+                await self.b2bua.hangup(agent)
+            return
+        if callee.state is not LegState.ENDED:
+            await self.b2bua.hangup(callee)
+        if caller.channel is not None:
+            caller.channel.stop_playing()
+        self._restore(caller, agent)
+
+    @staticmethod
+    def _key_event(keys: asyncio.Future[str]) -> tuple[asyncio.Event]:
+        event = asyncio.Event()
+        keys.add_done_callback(lambda _: event.set())
+        return (event,)
 
     def start(self, transferee: Leg, to: str, *, transferor: Leg, by: str) -> None:
         """Check the target now (NotFound, Forbidden), then transfer in the background and
