@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable, Collection, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -27,12 +27,16 @@ from callcenter.sip.uri import NameAddr, SipUri
 if TYPE_CHECKING:
     from callcenter.calls.queues import QueueRunner
     from callcenter.calls.services import CallServices
+    from callcenter.config.models import Trunk
     from callcenter.sip.stack import ServerRequest
 
 log = structlog.get_logger("calls")
 
 #: what runs a dialplan line for an answered leg, given the line's number (None: no such line)
 LineRunner = Callable[[str], Callable[[Leg], Coroutine[Any, Any, None]] | None]
+#: the trunk and caller ID (or "") the outbound rules give a number dialled for a user (None:
+#: a transfer by no user); None when no rule matches the number, Forbidden when refused
+OutsideRoute = Callable[[str, str | None], tuple["Trunk", str] | None]
 
 
 class KeyCode:
@@ -67,8 +71,10 @@ class KeyCode:
 
 @dataclass(frozen=True)
 class Target:
-    kind: str  # user | queue | line
+    kind: str  # user | queue | line | number
     name: str
+    trunk: Trunk | None = field(default=None, compare=False)  #: a number's, by the rules
+    caller_id: str = field(default="", compare=False)  #: what a number's callee is shown
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.name}"
@@ -78,12 +84,14 @@ class Transfers:
     def __init__(
         self, services: CallServices, *, queues: QueueRunner, users: Collection[str],
         lines: LineRunner, ring_timeout: float = 30.0,
+        outside: OutsideRoute = lambda number, user: None,
     ) -> None:
         self.services = services
         self.b2bua = services.b2bua
         self.queues = queues
         self.users = users
         self.lines = lines
+        self.outside = outside
         self.ring_timeout = ring_timeout
         self._referred: weakref.WeakSet[Leg] = weakref.WeakSet()  # legs that sent a REFER
         self._codes: weakref.WeakKeyDictionary[Leg, KeyCode] = weakref.WeakKeyDictionary()
@@ -92,7 +100,8 @@ class Transfers:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def target(self, to: str, transferee: Leg, transferor: Leg | None) -> Target:
-        """What ``to`` names: a user, a queue, a line; NotFound, or Forbidden for a loop."""
+        """What ``to`` names: a user, a queue, a line, an outside number the outbound rules
+        let the transferor dial; NotFound, or Forbidden for a loop or a refused number."""
         engine = self.queues.engine
         if to in self.users:
             if to in (transferee.party, transferor.party if transferor else None):
@@ -102,6 +111,11 @@ class Transfers:
             return Target("queue", to)
         if to and self.lines(to) is not None:
             return Target("line", to)
+        route = self.outside(to, transferor.party if transferor else None) if to else None
+        if route is not None:
+            if to == transferee.party:
+                raise Forbidden(f"transfer of {transferee.party} to {to}: a loop")
+            return Target("number", to, route[0], route[1] or transferee.call.caller)
         raise NotFound(f"no transfer target {to!r}")
 
     # ------------------------------------------------------------------ REFER
@@ -238,8 +252,8 @@ class Transfers:
                  attended=prefix == "*2")
         try:
             if prefix == "*2":
-                if self.target(to, partner, leg).kind != "user":
-                    raise NotFound(f"{to}: a consultation calls a user")
+                if self.target(to, partner, leg).kind not in ("user", "number"):
+                    raise NotFound(f"{to}: a consultation calls a user or a number")
                 self._spawn(self.consult(leg, partner, to))
             else:
                 self.start(partner, to, transferor=leg, by="dtmf")
@@ -260,7 +274,7 @@ class Transfers:
         self.b2bua.media.unbridge(caller.channel)
         keys: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         try:
-            callee = await self._ring(caller, target.name)
+            callee = await self._ring(caller, target)
             if isinstance(callee, int):
                 log.info("consult_failed", call_id=caller.call.id, to=to, status=callee)
                 self._restore(caller, agent)
@@ -325,8 +339,8 @@ class Transfers:
         if transferor is not None:
             transferor.released = True
         self.b2bua.media.unbridge(transferee.channel)
-        if target.kind == "user":
-            callee = await self._ring(transferee, target.name)
+        if target.kind in ("user", "number"):
+            callee = await self._ring(transferee, target)
             if isinstance(callee, int):  # the call stays as it was: the two talk again
                 self._restore(transferee, transferor)
                 raise SipError(f"{target} did not answer", status=callee)
@@ -344,18 +358,24 @@ class Transfers:
             transferee=transferee.party, target=str(target), by=by))
         log.info("transferred", call_id=call.id, to=str(target), by=by)
 
-    async def _ring(self, transferee: Leg, user: str) -> Leg | int:
-        """Ring ``user`` while the transferee hears music: the answered leg, or the status
-        of the failure."""
-        services = self.services
-        bindings = services.registrar.contacts(user, services.now(), reachable_only=True)
-        if not bindings:
-            return 480
+    async def _ring(self, transferee: Leg, target: Target) -> Leg | int:
+        """Ring a user's phones, or a number through its trunk, while the transferee hears
+        music: the answered leg, or the status of the failure."""
+        services, call = self.services, transferee.call
+        if target.trunk is not None:
+            dial = self.b2bua.dial_unless(
+                transferee.ended, call, **flows.trunk_target(target.trunk, target.name),
+                from_user=target.caller_id, timeout=self.ring_timeout)
+        else:
+            bindings = services.registrar.contacts(target.name, services.now(),
+                                                   reachable_only=True)
+            if not bindings:
+                return 480
+            dial = self.b2bua.dial_fork_unless(
+                transferee.ended, call, bindings, party=target.name, from_user=call.caller,
+                timeout=self.ring_timeout)
         flows.hold_music(services, transferee)
-        callee = await self.b2bua.dial_fork_unless(
-            transferee.ended, transferee.call, bindings, party=user,
-            from_user=transferee.call.caller, timeout=self.ring_timeout,
-        )
+        callee = await dial
         if transferee.channel is not None:
             transferee.channel.stop_playing()
         if callee is None:
