@@ -237,7 +237,7 @@ class Transfers:
         count."""
         consult = self._consults.get(leg)
         if consult is not None:
-            if key in "#*" and not consult.done():
+            if key in "#*3" and not consult.done():
                 consult.set_result(key)
             return
         partner = self.b2bua.partner(leg)
@@ -264,12 +264,13 @@ class Transfers:
         """``*2<to>#`` (Asterisk's atxfer): the caller hears the hold music while ``agent``
         rings and talks to the user ``to``. The agent hanging up or pressing ``#`` completes
         the transfer (the caller bridged to the target); ``*``, the target hanging up, or a
-        target that does not answer brings the caller back to the agent."""
+        target that does not answer brings the caller back to the agent; ``3`` makes it a
+        three-way conference. The caller hanging up leaves the agent and the target talking."""
         target = self.target(to, caller, agent)
         for call in {caller.call, agent.call}:
             call.hand_over(str(target))
-            call.flow_owned = True  # the agent's BYE ends its own leg: that completes
-        agent.released = True
+            call.flow_owned = True
+        agent.released = caller.released = True  # a BYE ends that leg only: this flow decides
         self.queues.device_in_use(agent.party, True)
         self.b2bua.media.unbridge(caller.channel)
         keys: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -289,6 +290,9 @@ class Transfers:
             self._consults.pop(agent, None)
             self.queues.device_in_use(agent.party, False)
         key = keys.result() if keys.done() else None
+        if key == "3" and all(x.state is LegState.ANSWERED for x in (caller, agent, callee)):
+            await self.conference(caller, agent, callee)
+            return
         if caller.state is not LegState.ANSWERED:  # the caller left: agent and target talk on
             if agent.state is LegState.ANSWERED and callee.state is LegState.ANSWERED:
                 self._spawn(self._own(agent, callee))
@@ -303,6 +307,36 @@ class Transfers:
         if caller.channel is not None:
             caller.channel.stop_playing()
         self._restore(caller, agent)
+
+    async def conference(self, *legs: Leg) -> None:
+        """The caller, the agent and the consulted party talk in one mix (each hears the
+        others) until one leaves; the other two are then bridged and talk on."""
+        for x in legs:
+            x.released = True  # a BYE ends that leg only
+            x.channel.stop_playing()
+        self.b2bua.media.mix([x.channel for x in legs], [[1] * len(legs)] * len(legs))
+        call = legs[0].call
+        self.services.publish(CallTransferred(
+            call_id=call.id, transferor=legs[1].party, transferee=legs[0].party,
+            target=f"conference:{legs[2].party}", by="dtmf", kind="conference"))
+        log.info("conference", call_id=call.id, parties=[x.party for x in legs])
+        handovers = {x.call.handover for x in legs}
+        self.queues.device_in_use(legs[1].party, True)
+        try:
+            await flows.until_first(*(x.ended for x in legs), *handovers)
+        finally:
+            self.queues.device_in_use(legs[1].party, False)
+        if any(h.is_set() for h in handovers):
+            return  # a transfer took them
+        left = [x for x in legs if x.state is LegState.ANSWERED]
+        for x in left:
+            self.b2bua.media.unbridge(x.channel)  # leaves the mix
+        if len(left) == 2:
+            self.b2bua.media.bridge(left[0].channel, left[1].channel)
+            await self._own(left[0], left[1])
+        else:
+            for x in left:
+                await self.b2bua.hangup(x)
 
     @staticmethod
     def _key_event(keys: asyncio.Future[str]) -> tuple[asyncio.Event]:

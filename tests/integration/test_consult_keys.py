@@ -14,9 +14,10 @@ from pathlib import Path
 
 from tests.helpers import audio
 from tests.helpers.api import rows
+from tests.helpers.sipp import wait_until
 from tests.integration.test_hold import MUSIC
-from tests.integration.test_supervisor import AGENT_HZ, SUPER_HZ, closed, heard
-from tests.integration.test_transfer import three_phones
+from tests.integration.test_supervisor import AGENT_HZ, CALLER_HZ, SUPER_HZ, closed, heard
+from tests.integration.test_transfer import connect, three_phones
 
 
 def test_consult_then_complete_or_cancel_by_keys(artifacts: Path) -> None:
@@ -24,13 +25,8 @@ def test_consult_then_complete_or_cancel_by_keys(artifacts: Path) -> None:
     recordings: list[Path] = []
     try:
         with caller, agent_, target:
-            for phone in (caller, agent_, target):
-                phone.ctrl.wait_registered()
-            sip = f"127.0.0.1:{srv.sip_port}"
             for n, how in enumerate(("complete", "cancel")):
-                caller.dial(f"sip:1001@{sip}")
-                agent_.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
-                caller.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+                connect(srv, caller, agent_, target)
                 time.sleep(2.0)
                 agent_.ctrl.command("sndcode *21003#")
                 target.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
@@ -70,3 +66,44 @@ def test_consult_then_complete_or_cancel_by_keys(artifacts: Path) -> None:
     moves = [json.loads(e["data"]) for e in events if e["type"] == "transferred"]
     assert [(m["kind"], m["by"], m["target"]) for m in moves] == [
         ("attended", "dtmf", "user:1003")], events
+
+
+def test_consult_then_three_way_conference(artifacts: Path) -> None:
+    """``*21003#`` then ``3``: the caller, 1001 and 1003 each hear the other two; 1001 hangs
+    up and the caller and 1003 talk on; the caller hangs up and 1003 is hung up."""
+    srv, caller, agent_, target = three_phones(artifacts, 30.0)
+    try:
+        with caller, agent_, target:
+            connect(srv, caller, agent_, target)
+            time.sleep(1.0)
+            agent_.ctrl.command("sndcode *21003#")
+            target.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+            time.sleep(2.0)
+            agent_.ctrl.command("sndcode 3")
+            assert wait_until(lambda: '"conference"' in srv.log_tail(), 10), srv.log_tail()
+            t_conf = time.time()
+            time.sleep(3.5)
+            t_left = time.time()
+            agent_.ctrl.command("hangup")
+            assert closed(agent_, 10)
+            time.sleep(3.5)
+            assert not caller.ctrl.seen("CALL_CLOSED") and not target.ctrl.seen("CALL_CLOSED")
+            t_end = time.time()
+            caller.ctrl.command("hangup")
+            assert closed(caller, 10) and closed(target, 10)
+            wavs = {p: audio.read_wav(p.recordings()["heard"])[0]
+                    for p in (caller, agent_, target)}
+    finally:
+        srv.stop()
+
+    # each dump ends when its phone hung up and is gapless from the consultation on: align
+    # it to wall time from its end
+    def window(phone: object, end: float, a: float, b: float) -> set[float]:
+        samples = wavs[phone]  # type: ignore[index]
+        return heard(samples, end - len(samples) / 8000, a, b)
+
+    assert window(caller, t_end, t_conf + 0.8, t_left - 0.3) == {AGENT_HZ, SUPER_HZ}
+    assert window(agent_, t_left, t_conf + 0.8, t_left - 0.3) == {CALLER_HZ, SUPER_HZ}
+    assert window(target, t_end, t_conf + 0.8, t_left - 0.3) == {CALLER_HZ, AGENT_HZ}
+    assert window(caller, t_end, t_left + 0.8, t_end - 0.3) == {SUPER_HZ}
+    assert window(target, t_end, t_left + 0.8, t_end - 0.3) == {CALLER_HZ}

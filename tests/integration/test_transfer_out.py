@@ -22,6 +22,7 @@ from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import wait_until
 from tests.integration.test_dialer_preview import sales_and_trunk
 from tests.integration.test_supervisor import AGENT_HZ, CALLER_HZ, agent, closed
+from tests.integration.test_transfer import connect
 
 
 def test_keys_transfer_the_caller_to_an_outside_number(artifacts: Path) -> None:
@@ -35,11 +36,7 @@ def test_keys_transfer_the_caller_to_an_outside_number(artifacts: Path) -> None:
         caller = agent(artifacts, "1002", tones[CALLER_HZ], srv)
         agent_ = agent(artifacts, "1001", tones[AGENT_HZ], srv)
         with caller, agent_:
-            caller.ctrl.wait_registered()
-            agent_.ctrl.wait_registered()
-            caller.dial(f"sip:1001@127.0.0.1:{srv.sip_port}")
-            agent_.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
-            caller.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+            connect(srv, caller, agent_)
             time.sleep(1.0)
             agent_.ctrl.command("sndcode ##0700123456#")
             assert wait_until(lambda: "0700123456" in srv.log_tail(), 10)
