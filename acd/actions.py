@@ -37,6 +37,7 @@ class QueueEvent(enum.Enum):
     TIMEOUT = "timeout"
     EXIT_EMPTY = "exit_empty"
     TRANSFER = "transfer"
+    ATTENDED_TRANSFER = "attendedtransfer"  #: the agent talked to the target first
     RING_NO_ANSWER = "ringnoanswer"
     CALLBACK = "callback"
 

@@ -206,7 +206,7 @@ class Transfers:
         call = min(a.call, b.call, key=lambda c: c.started_at or 0.0)
         target = target or (f"user:{b.party}" if b.party in self.users else f"number:{b.party}")
         for held in {a.call, b.call, *(x.call for x in released)}:
-            held.hand_over(target)
+            held.hand_over(target, attended=True)
         for x in released:
             x.released = True
             if x.held_since is not None:  # the hold ends with the transferor's leg
@@ -268,7 +268,7 @@ class Transfers:
         three-way conference. The caller hanging up leaves the agent and the target talking."""
         target = self.target(to, caller, agent)
         for call in {caller.call, agent.call}:
-            call.hand_over(str(target))
+            call.hand_over(str(target), attended=True)
             call.flow_owned = True
         agent.released = caller.released = True  # a BYE ends that leg only: this flow decides
         self.queues.device_in_use(agent.party, True)

@@ -21,6 +21,9 @@ QUEUE_LOG = [  # ts, call, event, agent, position, wait, talk, hung_up_by, detai
     (T + 31.0, "c3", "enter", None, 1, None, None, None, ""),
     (T + 33.0, "c3", "callback", None, 1, 2.0, None, None, ""),
     (T + 34.0, "c3", "watchdog", "1002", None, None, None, None, ""),
+    (T + 91.0, "c4", "enter", None, 1, None, None, None, ""),
+    (T + 92.0, "c4", "connect", "1001", None, 1.0, None, None, ""),
+    (T + 95.0, "c4", "attendedtransfer", "1001", 1, 1.0, 3.0, None, "user:1003"),
 ]
 AGENT_STATES = [  # ts, agent, old, new, reason
     (T + 0.5, "1002", "logged_out", "available", "log_in"),
@@ -46,6 +49,9 @@ EXPECTED = """\
 1800000080|NONE|support|1002|PAUSE|lunch
 1800000090|NONE|sales|1002|UNPAUSE|
 1800000090|NONE|support|1002|UNPAUSE|
+1800000091|c4|sales|NONE|ENTERQUEUE||
+1800000092|c4|sales|1001|CONNECT|1||86
+1800000095|c4|sales|1001|ATTENDEDTRANSFER|BRIDGE|user:1003|1|3|1
 """
 
 
