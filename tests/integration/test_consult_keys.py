@@ -3,7 +3,7 @@
 baresip 1002 (440 Hz) calls baresip 1001 (1000 Hz), who presses ``*21003#``: the caller hears
 the hold music while 1001 talks to 1003 (1800 Hz); 1001 hangs up and the caller hears 1003.
 On a second call 1001 consults 1003 again and presses ``*``: 1003 is hung up and the caller
-hears 1001 again.
+hears 1001 again. On a third, 1001 consults 1004, who has no phone: the caller is back at once.
 """
 
 from __future__ import annotations
@@ -44,6 +44,16 @@ def test_consult_then_complete_or_cancel_by_keys(artifacts: Path) -> None:
                 assert closed(caller, 10)
                 assert closed(target if how == "complete" else agent_, 10), how
                 recordings.append(caller.recordings()["heard"])
+            # 1004 has no phone registered: the caller comes back to 1001 at once
+            connect(srv, caller, agent_)
+            time.sleep(1.5)
+            agent_.ctrl.command("sndcode *21004#")
+            assert wait_until(lambda: "consult_failed" in srv.log_tail(), 10), srv.log_tail()
+            time.sleep(3.0)
+            assert len(caller.ctrl.seen("CALL_CLOSED")) == 2
+            caller.ctrl.command("hangup")
+            assert closed(caller, 10) and closed(agent_, 10)
+            unreachable = audio.read_wav(caller.recordings()["heard"])[0]
     finally:
         srv.stop()
 
@@ -59,8 +69,10 @@ def test_consult_then_complete_or_cancel_by_keys(artifacts: Path) -> None:
         assert heard(samples, 0.0, 0.3, 1.5) == {AGENT_HZ}, wav
         assert sum(audio.best_match(h, music) > 0.8 for h in halves) >= 3, wav
         assert heard(samples, 0.0, seconds - 2.5, seconds - 0.3) == {back}, wav
+    seconds = len(unreachable) / 8000
+    assert heard(unreachable, 0.0, seconds - 2.5, seconds - 0.3) == {AGENT_HZ}
     cdrs = [r for r in rows(srv.db_path, "SELECT * FROM calls") if r["caller"] == "1002"]
-    assert len(cdrs) == 2, cdrs
+    assert len(cdrs) == 3, cdrs
     events = rows(srv.db_path, "SELECT type, data FROM call_events WHERE call_id = ?",
                   cdrs[0]["id"])
     moves = [json.loads(e["data"]) for e in events if e["type"] == "transferred"]
