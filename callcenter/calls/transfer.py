@@ -69,6 +69,10 @@ class KeyCode:
         return None
 
 
+#: what the API's consultation actions press for the consulting party
+CONSULT_ACTIONS = {"complete": "#", "cancel": "*", "conference": "3"}
+
+
 @dataclass(frozen=True)
 class Target:
     kind: str  # user | queue | line | number
@@ -97,6 +101,7 @@ class Transfers:
         self._codes: weakref.WeakKeyDictionary[Leg, KeyCode] = weakref.WeakKeyDictionary()
         #: a consulting party (``*2``): the future its ``#`` or ``*`` completes
         self._consults: dict[Leg, asyncio.Future[str]] = {}
+        self._consulting: dict[str, asyncio.Future[str]] = {}  #: the same, by caller call id
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def target(self, to: str, transferee: Leg, transferor: Leg | None) -> Target:
@@ -252,15 +257,28 @@ class Transfers:
                  attended=prefix == "*2")
         try:
             if prefix == "*2":
-                if self.target(to, partner, leg).kind not in ("user", "number"):
-                    raise NotFound(f"{to}: a consultation calls a user or a number")
-                self._spawn(self.consult(leg, partner, to))
+                self.start_consult(partner, to, agent=leg, by="dtmf")
             else:
                 self.start(partner, to, transferor=leg, by="dtmf")
         except SipError as exc:
             log.info("transfer_failed", call_id=partner.call.id, to=to, error=str(exc))
 
-    async def consult(self, agent: Leg, caller: Leg, to: str) -> None:
+    def start_consult(self, caller: Leg, to: str, *, agent: Leg, by: str) -> None:
+        """Check the target now (a user or a number: NotFound, Forbidden), then ``consult``."""
+        if self.target(to, caller, agent).kind not in ("user", "number"):
+            raise NotFound(f"{to}: a consultation calls a user or a number")
+        self._spawn(self.consult(agent, caller, to, by=by))
+
+    def consult_action(self, call_id: str, action: str) -> bool:
+        """``complete``, ``cancel`` or ``conference`` the consultation of the call's caller
+        (its target answered) as the keys ``#``, ``*``, ``3`` do; False when there is none."""
+        keys = self._consulting.get(call_id)
+        if keys is None or keys.done():
+            return False
+        keys.set_result(CONSULT_ACTIONS[action])
+        return True
+
+    async def consult(self, agent: Leg, caller: Leg, to: str, *, by: str = "dtmf") -> None:
         """``*2<to>#`` (Asterisk's atxfer): the caller hears the hold music while ``agent``
         rings and talks to the user ``to``. The agent hanging up or pressing ``#`` completes
         the transfer (the caller bridged to the target); ``*``, the target hanging up, or a
@@ -283,22 +301,23 @@ class Transfers:
             flows.hold_music(self.services, caller)
             if agent.state is LegState.ANSWERED:  # else: hung up while it rang, completes
                 self.b2bua.media.bridge(agent.channel, callee.channel)
-                self._consults[agent] = keys
+                self._consults[agent] = self._consulting[caller.call.id] = keys
                 await flows.until_first(agent.ended, callee.ended, caller.ended,
                                         *self._key_event(keys))
         finally:
             self._consults.pop(agent, None)
+            self._consulting.pop(caller.call.id, None)
             self.queues.device_in_use(agent.party, False)
         key = keys.result() if keys.done() else None
         if key == "3" and all(x.state is LegState.ANSWERED for x in (caller, agent, callee)):
-            await self.conference(caller, agent, callee)
+            await self.conference(caller, agent, callee, by=by)
             return
         if caller.state is not LegState.ANSWERED:  # the caller left: agent and target talk on
             if agent.state is LegState.ANSWERED and callee.state is LegState.ANSWERED:
                 self._spawn(self._own(agent, callee))
             return
         if callee.state is LegState.ANSWERED and key != "*":
-            self.join(caller, callee, released=(agent,), by="dtmf")
+            self.join(caller, callee, released=(agent,), by=by)
             if agent.state is not LegState.ENDED:
                 await self.b2bua.hangup(agent)
             return
@@ -308,7 +327,7 @@ class Transfers:
             caller.channel.stop_playing()
         self._restore(caller, agent)
 
-    async def conference(self, *legs: Leg) -> None:
+    async def conference(self, *legs: Leg, by: str = "dtmf") -> None:
         """The caller, the agent and the consulted party talk in one mix (each hears the
         others) until one leaves; the other two are then bridged and talk on."""
         for x in legs:
@@ -318,7 +337,7 @@ class Transfers:
         call = legs[0].call
         self.services.publish(CallTransferred(
             call_id=call.id, transferor=legs[1].party, transferee=legs[0].party,
-            target=f"conference:{legs[2].party}", by="dtmf", kind="conference"))
+            target=f"conference:{legs[2].party}", by=by, kind="conference"))
         log.info("conference", call_id=call.id, parties=[x.party for x in legs])
         handovers = {x.call.handover for x in legs}
         self.queues.device_in_use(legs[1].party, True)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from tests.helpers import audio
-from tests.helpers.api import rows
+from tests.helpers.api import http, rows
 from tests.helpers.sipp import wait_until
 from tests.integration.test_hold import MUSIC
 from tests.integration.test_supervisor import AGENT_HZ, CALLER_HZ, SUPER_HZ, closed, heard
@@ -119,3 +119,38 @@ def test_consult_then_three_way_conference(artifacts: Path) -> None:
     assert window(target, t_end, t_conf + 0.8, t_left - 0.3) == {CALLER_HZ, AGENT_HZ}
     assert window(caller, t_end, t_left + 0.8, t_end - 0.3) == {SUPER_HZ}
     assert window(target, t_end, t_left + 0.8, t_end - 0.3) == {CALLER_HZ}
+
+
+def test_consult_by_api_then_complete(artifacts: Path) -> None:
+    """``{"to": "1003", "attended": true}``: the caller on music, 1001 talks to 1003; an
+    action before 1003 answered, or a bad one, is refused; ``complete`` releases 1001 and the
+    caller hears 1003."""
+    srv, caller, agent_, target = three_phones(artifacts, 30.0)
+    try:
+        with caller, agent_, target:
+            connect(srv, caller, agent_, target)
+            live = http(srv, "GET", "/api/calls")[1]["live"]
+            path = "/api/calls/{}/transfer".format(
+                next(c["id"] for c in live if c["caller"] == "1002"))
+            assert http(srv, "POST", path, {"action": "complete"})[0] == 409  # no consultation
+            status, body = http(srv, "POST", path, {"to": "1003", "attended": True})
+            assert (status, body["status"]) == (202, "consulting"), body
+            target.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+            time.sleep(2.0)
+            assert http(srv, "POST", path, {"action": "later"})[0] == 400
+            assert http(srv, "POST", path, {"to": "1003"})[0] == 409  # the caller is on hold
+            assert http(srv, "POST", path, {"action": "complete"})[0] == 202
+            assert closed(agent_, 10), "the consulting agent was not released"
+            time.sleep(3.0)
+            assert not caller.ctrl.seen("CALL_CLOSED")
+            caller.ctrl.command("hangup")
+            assert closed(caller, 10) and closed(target, 10)
+            samples = audio.read_wav(caller.recordings()["heard"])[0]
+    finally:
+        srv.stop()
+    seconds = len(samples) / 8000
+    assert heard(samples, 0.0, seconds - 2.5, seconds - 0.3) == {SUPER_HZ}
+    cdr = next(r for r in rows(srv.db_path, "SELECT * FROM calls") if r["caller"] == "1002")
+    events = rows(srv.db_path, "SELECT type, data FROM call_events WHERE call_id = ?", cdr["id"])
+    moves = [json.loads(e["data"]) for e in events if e["type"] == "transferred"]
+    assert [(m["kind"], m["by"]) for m in moves] == [("attended", "api")], events
