@@ -18,9 +18,14 @@ from callcenter.sip.errors import BadRequest, CallDoesNotExist, Forbidden
 
 
 class Channel:
+    closed = False
+
     def __init__(self) -> None:
         self.peer: Channel | None = None
         self.playing = True  # hold music, until stopped
+
+    def play(self, *args: Any, **kwargs: Any) -> None:
+        self.playing = True
 
     def stop_playing(self) -> None:
         self.playing = False
@@ -142,3 +147,73 @@ def test_parse_replaces() -> None:
     for bad in ("abc@h;to-tag=1", ";to-tag=1;from-tag=2", "abc;to-tag=1;from-tag"):
         with pytest.raises(BadRequest):
             parse_replaces(bad)
+
+
+def consulting(answer: int) -> tuple[Transfers, B2BUA, list[Any], Leg, Leg, Leg]:
+    """1002 talks to 1001, who consults 1003 (``*2``); 1003 answers 200 or fails ``answer``."""
+    call = Call(caller="1002", called="1001", source="user:1002")
+    caller, agent = leg(call, "1002"), leg(call, "1001")
+    target = Leg(call, "outbound", ("127.0.0.1", 2), "udp", "1003")
+    target.channel = Channel()
+    b2bua = B2BUA([caller, agent, target])
+    b2bua.media.bridge(caller.channel, agent.channel)
+
+    async def dial_fork_unless(gone: Any, call_: Call, bindings: Any, **kw: Any) -> Leg:
+        target.state = LegState.ANSWERED if answer == 200 else LegState.ENDED
+        target.sip_status = answer
+        return target
+
+    b2bua.dial_fork_unless = dial_fork_unless  # type: ignore[attr-defined]
+    published: list[Any] = []
+    services: Any = SimpleNamespace(
+        b2bua=b2bua, now=lambda: 0.0, publish=published.append,
+        prompts=SimpleNamespace(get=lambda *a: None),
+        registrar=SimpleNamespace(contacts=lambda *a, **k: ["phone"]))
+    queues: Any = SimpleNamespace(engine=None, device_in_use=lambda *a: None)
+    t = Transfers(services, queues=queues, users={"1001", "1002", "1003"}, lines=lambda n: None)
+    return t, b2bua, published, caller, agent, target
+
+
+async def settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("how", ["#", "hangup", "*", "target leaves", "caller leaves"])
+def test_a_consultation_by_keys(how: str) -> None:
+    async def run() -> None:
+        t, b2bua, published, caller, agent, target = consulting(200)
+        for key in "*21003#":
+            t.on_key(agent, key)
+        await settle()
+        assert agent.channel.peer is target.channel and caller.channel.peer is None
+        assert caller.channel.playing  # the hold music
+        if how in ("#", "*"):
+            t.on_key(agent, how)
+        else:
+            gone = {"hangup": agent, "target leaves": target, "caller leaves": caller}[how]
+            gone.state = LegState.ENDED
+            gone.ended.set()
+        await settle()
+        if how in ("#", "hangup"):  # completed: the caller talks to the target
+            assert caller.channel.peer is target.channel and agent.state is LegState.ENDED
+            assert [(e.kind, e.by) for e in published] == [("attended", "dtmf")]
+        elif how == "caller leaves":  # the agent and the target talk on
+            assert agent.channel.peer is target.channel and not published
+        else:  # back to the caller; the target hung up
+            assert caller.channel.peer is agent.channel and not caller.channel.playing
+            assert target.state is LegState.ENDED and not agent.released and not published
+    asyncio.run(run())
+
+
+def test_a_busy_target_brings_the_caller_back() -> None:
+    async def run() -> None:
+        t, _, published, caller, agent, target = consulting(486)
+        for key in "*21003#":
+            t.on_key(agent, key)
+        await settle()
+        assert caller.channel.peer is agent.channel and not agent.released and not published
+        t.on_key(agent, "#")  # no consultation any more: an ordinary key
+        await settle()
+        assert caller.channel.peer is agent.channel
+    asyncio.run(run())
