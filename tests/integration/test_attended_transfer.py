@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from tests.conftest import require_binary
 from tests.helpers import audio, ports
-from tests.helpers.api import rows
+from tests.helpers.api import http, rows
 from tests.helpers.phones import register
 from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import Sipp, wait_until
@@ -126,3 +126,46 @@ def test_invite_with_replaces_takes_over_the_leg(artifacts: Path) -> None:
                   cdrs[0]["id"])
     moves = [json.loads(e["data"]) for e in events if e["type"] == "transferred"]
     assert [(m["by"], m["kind"]) for m in moves] == [("replaces", "attended")], events
+
+
+def test_attended_transfer_of_a_queue_call_by_api(artifacts: Path) -> None:
+    """A trunk caller (SIPp) reaches agent 1001 through queue ``sales``; the API consults
+    1003 for 1001 and completes: 1001 is released, the queue log says attendedtransfer, and
+    1003 hanging up ends the caller's call."""
+    require_binary("sipp")
+    require_binary("baresip")
+    require_binary("sox")
+    tones = {hz: audio.make_tone_wav(artifacts / f"tone{int(hz)}.wav", (hz,), 30.0)
+             for hz in (CALLER_HZ, SUPER_HZ)}
+    overrides = {"queues": [{"name": "sales", "members": ["1001"], "wrapup": 1,
+                             "ring_timeout": 5, "whisper": False, "announce_every": None}]}
+    srv = ServerProcess(artifacts, overrides=overrides).start()
+    agent_ = agent(artifacts, "1001", tones[CALLER_HZ], srv)
+    target = agent(artifacts, "1003", tones[SUPER_HZ], srv)
+    db = srv.db_path
+    try:
+        with agent_, target:
+            agent_.ctrl.wait_registered()
+            target.ctrl.wait_registered()
+            caller = Sipp("uac_queue_call.xml", workdir=artifacts / "caller",
+                          ports=ports.allocate(8), remote_port=srv.sip_port,
+                          service="0800000001", timeout=60).start()
+            assert wait_until(lambda: rows(db, "SELECT id FROM queue_log WHERE event = "
+                                               "'connect'"), 20, 0.2), srv.log_tail()
+            live = http(srv, "GET", "/api/calls")[1]["live"]
+            path = "/api/calls/{}/transfer".format(
+                next(c["id"] for c in live if c["caller"].startswith("4822000")))
+            assert http(srv, "POST", path, {"to": "1003", "attended": True})[0] == 202
+            target.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+            assert http(srv, "POST", path, {"action": "complete"})[0] == 202
+            assert closed(agent_, 10), "the agent was not released" + srv.log_tail()
+            time.sleep(1.0)
+            target.ctrl.command("hangup")
+            assert closed(target, 10)
+            ended = caller.wait(30)
+            assert ended.returncode == 0, ended.summary() + srv.log_tail()
+    finally:
+        srv.stop()
+    log = rows(db, "SELECT event, agent, detail FROM queue_log ORDER BY id")
+    assert [r["event"] for r in log] == ["enter", "connect", "attendedtransfer"], log
+    assert (log[2]["agent"], log[2]["detail"]) == ("1001", "user:1003"), log
