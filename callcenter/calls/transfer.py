@@ -11,6 +11,7 @@ cannot be reached, the two parties are bridged again: the call stays as it was.
 from __future__ import annotations
 
 import asyncio
+import math
 import weakref
 from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass, field
@@ -208,7 +209,8 @@ class Transfers:
         hold) keeps the record and takes the other's leg. The ``released`` legs' BYEs then end
         only themselves."""
         now = self.services.now()
-        call = min(a.call, b.call, key=lambda c: c.started_at or 0.0)
+        # a call without a record (a queue's agent leg) never keeps it
+        call = min(a.call, b.call, key=lambda c: math.inf if c.started_at is None else c.started_at)
         target = target or (f"user:{b.party}" if b.party in self.users else f"number:{b.party}")
         for held in {a.call, b.call, *(x.call for x in released)}:
             held.hand_over(target, attended=True)

@@ -124,6 +124,16 @@ def test_the_older_call_keeps_the_record_whichever_dialog_carried_the_refer() ->
     asyncio.run(run())
 
 
+def test_a_call_without_a_record_never_keeps_it() -> None:
+    async def run() -> None:
+        t, _, _, (caller, agent1, agent2, target) = setup()
+        held, consult = caller.call, target.call
+        held.started_at = None  # e.g. a campaign's or a queue agent's call
+        t.attended(agent1, agent2, by="refer")
+        assert caller.call is target.call is consult and caller in consult.legs
+    asyncio.run(run())
+
+
 def test_attended_refusals() -> None:
     async def run() -> None:
         t, _, published, (caller, agent1, agent2, target) = setup()
