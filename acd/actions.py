@@ -31,6 +31,7 @@ class QueueEvent(enum.Enum):
     TIMEOUT = "timeout"
     EXIT_EMPTY = "exit_empty"
     TRANSFER = "transfer"
+    ATTENDED_TRANSFER = "attendedtransfer"  #: the agent talked to the target first
     RING_NO_ANSWER = "ringnoanswer"
     CALLBACK = "callback"
     ADD_MEMBER = "addmember"  # an agent logged in to the queue (call "NONE"), Asterisk's verbs

@@ -588,9 +588,10 @@ class AcdEngine:
         if call is None or call.agent is None:
             self._out.append(act.Ignored(e, "call not connected"))
         else:
-            self._end(call, None, e.target)
+            self._end(call, None, e.target, e.attended)
 
-    def _end(self, call: CallRecord, by: ev.HungUpBy | None, transfer_to: str | None) -> None:
+    def _end(self, call: CallRecord, by: ev.HungUpBy | None, transfer_to: str | None,
+             attended: bool = False) -> None:
         a = call.agent
         assert a is not None
         q = self._queues[call.queue]
@@ -610,7 +611,8 @@ class AcdEngine:
                 self._log(q, call, QueueEvent.COMPLETE, agent=a.id, wait=wait, talk=talk,
                           hung_up_by=by.value if by else None)
             else:
-                self._log(q, call, QueueEvent.TRANSFER, agent=a.id, wait=wait, talk=talk,
+                verb = QueueEvent.ATTENDED_TRANSFER if attended else QueueEvent.TRANSFER
+                self._log(q, call, verb, agent=a.id, wait=wait, talk=talk,
                           detail=transfer_to)
         if cfg.wrapup > 0:
             a.wrap_queue = cfg.name

@@ -179,6 +179,7 @@ class CallTransferred:
 
     call: str
     target: str
+    attended: bool = False  #: the agent talked to the target first (queue log)
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,7 +138,7 @@ def _entry(row: Mapping[str, Any], out: DayTotals, sl_target: Mapping[str, float
         q.wait_answered += wait
         if wait <= sl_target.get(name, default_sl):
             q.answered_in_sl += 1
-    elif event in ("complete", "transfer"):
+    elif event in ("complete", "transfer", "attendedtransfer"):
         talk = row.get("talk") or 0.0
         q.completed += 1
         q.talk_sum += talk

@@ -141,7 +141,7 @@ class Application:
         self.trunk_registrations = {
             t.name: self._trunk_registration(t) for t in cfg.trunks if t.registration is not None}
         self.transfers = Transfers(self.services, queues=self.queues, users=self.passwords,
-                                   lines=self._line_runner)
+                                   lines=self._line_runner, outside=self._outside)
         self.b2bua.on_refer = self.transfers.on_refer
         self.b2bua.on_key = self.transfers.on_key
         self.b2bua.on_hold = Holds(self.services).on_hold
@@ -320,6 +320,9 @@ class Application:
         user: str | None = None
         if trunk is None or self.registration.is_user_signalling(req, sreq.source):
             user = caller = self.registration.authenticate(sreq, proxy=True)
+        if (replaces := req.headers.get("Replaces")) is not None:
+            await self.transfers.take_over(sreq, replaces, user)  # RFC 3891
+            return
         ruri = req.request_uri
         called = (ruri.user if isinstance(ruri, SipUri) else None) or ""
         if user is None and (trunk_cfg := self.cfg.trunk(trunk or "")) is not None:
@@ -392,6 +395,19 @@ class Application:
             raise NotFound("no route")
         if line is not None and not line.accepts(call.source):
             raise Forbidden(f"line {line.number}") if user else NotFound(f"line {line.number}")
+
+    def _outside(self, number: str, user: str | None) -> tuple[Trunk, str] | None:
+        """The trunk and caller ID for a transfer to ``number`` by ``user`` (the outbound
+        rules, as for a call ``user`` dials); None: no rule, or no user (a caller's keys never
+        dial out); Forbidden: refused."""
+        match = self.dialplan.route_out(number, self._who(user)) if self.cfg.user(user or "") \
+            else None
+        if match is None:
+            return None
+        trunk = self.cfg.trunk(match.rule.trunk or "") if match.rule is not None else None
+        if not match.allowed or match.rule is None or trunk is None:
+            raise Forbidden(f"outbound {number}", reason=f"Forbidden ({match.reason})")
+        return trunk, match.rule.caller_id or ""
 
     def _who(self, user: str | None) -> tuple[str, ...]:
         """What outbound rules' ``allow`` may name for a call: the user and its role, or ivr."""

@@ -17,7 +17,7 @@ import structlog
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.media.dtmf import parse_sip_info
 from callcenter.sip import sdp
-from callcenter.sip.dialog import Dialog, new_tag
+from callcenter.sip.dialog import Dialog, new_tag, parse_replaces
 from callcenter.sip.errors import (
     CallDoesNotExist,
     MethodNotAllowed,
@@ -670,6 +670,14 @@ class B2BUA:
         if peer is None:
             return None
         return next((x for x in self.live_legs.values() if x.channel is peer), None)
+
+    def replaced(self, value: str) -> Leg | None:
+        """The answered leg a Replaces value names (RFC 3891), else None; BadRequest when
+        malformed. Its to-tag is ours; the swapped reading some phones send is tried too."""
+        call_id, to_tag, from_tag = parse_replaces(value)
+        leg = self.dialogs.get((call_id, to_tag, from_tag)) or self.dialogs.get(
+            (call_id, from_tag, to_tag))
+        return leg if leg is not None and leg.state is LegState.ANSWERED else None
 
     async def notify(self, leg: Leg, status: int, reason: str, refer_id: int | None) -> None:
         """Tell the REFER's sender how the transfer goes (RFC 3515 §2.4.4; ``refer_id``, the

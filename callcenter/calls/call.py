@@ -114,6 +114,7 @@ class Call:
     #: call lets go of its legs (no unbridge, no hang-up): the transfer owns them now
     transfers: int = 0
     transferred_to: str = ""  #: the last transfer's target ("user:1002", "queue:sales")
+    attended: bool = False  #: the last transfer was attended (the target talked to first)
     handover: asyncio.Event = field(default_factory=asyncio.Event)
     hold_seconds: float = 0.0  #: time its parties spent on hold, holds ended so far
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -122,11 +123,11 @@ class Call:
     def caller_leg(self) -> Leg | None:
         return self.legs[0] if self.legs else None
 
-    def hand_over(self, target: str) -> None:
+    def hand_over(self, target: str, *, attended: bool = False) -> None:
         """A transfer to ``target`` takes the call: wake whoever waits on ``handover``."""
         old, self.handover = self.handover, asyncio.Event()
         self.transfers += 1
-        self.transferred_to = target
+        self.transferred_to, self.attended = target, attended
         old.set()
 
     def held(self, now: float) -> float:

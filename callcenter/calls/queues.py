@@ -547,7 +547,8 @@ class QueueRunner:
             await flows.until_first(caller_leg.ended, agent_leg.ended, *handovers)
             if any(h.is_set() for h in handovers):  # a transfer owns both legs now
                 self._transferred(entry, a, caller_leg.call.transferred_to
-                                  or agent_leg.call.transferred_to)
+                                  or agent_leg.call.transferred_to,
+                                  caller_leg.call.attended or agent_leg.call.attended)
                 return
             by = ev.HungUpBy.CALLER if _gone(caller_leg) else ev.HungUpBy.AGENT
         elif agent_leg.state is LegState.ENDED:
@@ -568,11 +569,11 @@ class QueueRunner:
             self.b2bua.media.unbridge(entry.leg.channel)
         self._resolve(entry, "answered" if entry.leg.state is LegState.ANSWERED else "hangup")
 
-    def _transferred(self, entry: _Entry, a: act.Bridge, target: str) -> None:
+    def _transferred(self, entry: _Entry, a: act.Bridge, target: str, attended: bool) -> None:
         """The connected call was transferred: queue_log TRANSFER, the agent is free, and
         the queue's caller leaves with outcome ``transferred`` (its legs untouched)."""
         entry.agent_legs.pop(a.agent, None)
-        self._feed(ev.CallTransferred(call=a.call, target=target))
+        self._feed(ev.CallTransferred(call=a.call, target=target, attended=attended))
         if a.callback:
             self._entries.pop(entry.id, None)
         if not entry.outcome.done():

@@ -118,6 +118,7 @@ class CallTransferred(Event):
     target: str
     transferor: str | None = None
     by: str = "refer"
+    kind: str = "blind"  #: blind, or attended (the transferor talked to the target first)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -89,7 +89,7 @@ class LiveAcd(Protocol):
     def agent_stats(self, agent_id: str | None = None) -> list[dict[str, Any]]: ...
 
 
-_LEAVE = {"complete", "transfer", "abandon", "timeout", "exit_empty", "callback"}
+_LEAVE = {"complete", "transfer", "attendedtransfer", "abandon", "timeout", "exit_empty", "callback"}
 
 
 class Events:

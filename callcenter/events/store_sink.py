@@ -114,7 +114,7 @@ class StoreSink:
     def _call_transferred(self, e: CallTransferred) -> None:
         self.store.add_call_event(e.call_id, e.ts, "transferred", {
             "transferee": e.transferee, "target": e.target, "transferor": e.transferor,
-            "by": e.by,
+            "by": e.by, "kind": e.kind,
         })
 
     def _dtmf(self, e: Dtmf) -> None:

@@ -9,6 +9,7 @@ so tools written for Asterisk queues can read our calls:
     ENTERQUEUE|url|callerid              CONNECT|holdtime|bridged-uniqueid|ringtime
     COMPLETECALLER|holdtime|calltime|origposition   (COMPLETEAGENT when the agent hung up)
     TRANSFER|extension|context|holdtime|calltime|origposition
+    ATTENDEDTRANSFER|BRIDGE|target|holdtime|calltime|origposition
     ABANDON / EXITWITHTIMEOUT / EXITEMPTY|position|origposition|waittime
     EXITWITHKEY|key|position|origposition|waittime  (the caller left a callback request)
     RINGNOANSWER|ringtime (ms)           ADDMEMBER / REMOVEMEMBER / PAUSE|reason / UNPAUSE
@@ -81,6 +82,8 @@ def _call_data(r: sqlite3.Row, orig: int, rang_at: float | None,
         return [done, _s(wait), _s(talk), str(orig)]
     if event == "transfer":
         return ["TRANSFER", r["detail"] or "", "", _s(wait), _s(talk), str(orig)]
+    if event == "attendedtransfer":  # method BRIDGE, data: the party the caller now talks to
+        return ["ATTENDEDTRANSFER", "BRIDGE", r["detail"] or "", _s(wait), _s(talk), str(orig)]
     if event in _LEAVE:
         return [_LEAVE[event], pos, str(orig), _s(wait)]
     if event == "callback":

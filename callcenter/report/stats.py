@@ -116,7 +116,7 @@ def queue_intervals(
             r["abandoned"] += 1
         elif event == "timeout":
             r["timed_out"] += 1
-        elif event in ("complete", "transfer"):
+        elif event in ("complete", "transfer", "attendedtransfer"):
             r["completed"] += 1
             r["talk_sum"] += talk or 0.0
     wrap = _wrap_by_slot(con, t0, t1, minutes)

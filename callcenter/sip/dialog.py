@@ -9,7 +9,7 @@ from enum import Enum
 
 from callcenter.sip.errors import BadRequest
 from callcenter.sip.message import Headers, Request, Response
-from callcenter.sip.uri import NameAddr, SipUri
+from callcenter.sip.uri import NameAddr, SipUri, parse_header_params
 
 
 def new_tag() -> str:
@@ -22,6 +22,20 @@ def new_branch() -> str:
 
 def new_call_id(host: str) -> str:
     return f"{secrets.token_hex(10)}@{host}"
+
+
+def parse_replaces(value: str) -> tuple[str, str, str]:
+    """The (Call-ID, to-tag, from-tag) a Replaces value names (RFC 3891 §6.1): the to-tag is
+    the receiver's own tag in that dialog, the from-tag the other side's; BadRequest."""
+    call_id, semi, rest = value.strip().partition(";")
+    try:
+        params = parse_header_params(semi + rest)
+    except ValueError as exc:
+        raise BadRequest(f"bad Replaces: {exc}") from None
+    to_tag, from_tag = params.get("to-tag"), params.get("from-tag")
+    if not call_id.strip() or not isinstance(to_tag, str) or not isinstance(from_tag, str):
+        raise BadRequest("Replaces needs a Call-ID, a to-tag and a from-tag")
+    return call_id.strip(), to_tag, from_tag
 
 
 class DialogState(Enum):

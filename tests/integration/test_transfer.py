@@ -32,6 +32,16 @@ def three_phones(artifacts: Path, seconds: float) -> tuple[ServerProcess, Baresi
             agent(artifacts, "1003", tones[SUPER_HZ], srv))
 
 
+def connect(srv: ServerProcess, caller: BaresipAgent, agent_: BaresipAgent,
+            *others: BaresipAgent) -> None:
+    """Wait for every phone's registration, then the caller dials 1001 and both talk."""
+    for phone in (caller, agent_, *others):
+        phone.ctrl.wait_registered()
+    caller.dial(f"sip:1001@127.0.0.1:{srv.sip_port}")
+    agent_.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+    caller.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+
+
 def test_blind_transfer_by_refer(artifacts: Path) -> None:
     srv, caller, agent_, target = three_phones(artifacts, 10.0)
     try:

@@ -385,6 +385,11 @@ def test_transfer_is_logged_and_goes_to_wrap_up() -> None:
     out = e.handle(E.CallTransferred("c1", "2001"), 30.0)
     assert log(out, A.QueueEvent.TRANSFER)[0].detail == "2001"
     assert e.agent_state("a1") is AgentState.WRAP_UP
+    e.handle(E.CallArrived("c2", "sales"), 50.0)
+    e.handle(E.RingAnswered("a1", "c2"), 50.0)
+    out = e.handle(E.CallTransferred("c2", "user:1003", attended=True), 60.0)
+    assert log(out, A.QueueEvent.ATTENDED_TRANSFER)[0].detail == "user:1003"
+    assert not log(out, A.QueueEvent.TRANSFER)
 
 
 def test_misuse_raises_and_races_are_ignored() -> None:

@@ -1,4 +1,4 @@
-"""``##<target>#`` during a bridged call: the key collector (pure, clock passed in) and the
+"""``##<target>#`` and ``*2<target>#`` during a bridged call: the key collector (pure, clock passed in) and the
 rule that keys count only while the presser is bridged."""
 
 from __future__ import annotations
@@ -12,12 +12,20 @@ from callcenter.calls.transfer import KeyCode, Transfers
 
 def press(code: KeyCode, keys: str, start: float = 0.0, gap: float = 0.5) -> list[str]:
     found = [code.feed(k, start + i * gap) for i, k in enumerate(keys)]
-    return [t for t in found if t is not None]
+    return [t if p == "##" else f"{p}:{t}" for p, t in filter(None, found)]
 
 
 def test_hash_hash_target_hash() -> None:
     assert press(KeyCode(), "##1003#") == ["1003"]
     assert press(KeyCode(), "12##0800123456#5##1003#") == ["0800123456", "1003"]
+
+
+def test_star_two_target_hash_consults() -> None:
+    assert press(KeyCode(), "*21003#") == ["*2:1003"]
+    assert press(KeyCode(), "5**21003#1##1004#") == ["*2:1003", "1004"]
+    assert press(KeyCode(), "*31003#") == []  # not a code
+    assert press(KeyCode(), "*2#") == []  # no target
+    assert press(KeyCode(), "*#*21003#") == ["*2:1003"]
 
 
 def test_other_keys_and_single_hashes_start_over() -> None:

@@ -26,6 +26,9 @@ QUEUE_LOG = [  # ts, call, event, agent, position, wait, talk, hung_up_by, detai
     (T + 80.0, "NONE", "pause", "1002", None, None, None, None, "lunch", "support"),
     (T + 90.0, "NONE", "unpause", "1002", None, None, None, None, "", "support"),
     (T + 95.0, "NONE", "removemember", "1002", None, None, None, None, "", "sales"),
+    (T + 91.0, "c4", "enter", None, 1, None, None, None, "", "sales"),
+    (T + 92.0, "c4", "connect", "1001", None, 1.0, None, None, "", "sales"),
+    (T + 95.0, "c4", "attendedtransfer", "1001", 1, 1.0, 3.0, None, "user:1003", "sales"),
 ]
 AGENT_STATES = [  # ts, agent, old, new, reason
     (T + 0.5, "1002", "logged_out", "available", "log_in"),
@@ -49,7 +52,10 @@ EXPECTED = """\
 1800000070|c1|sales|1001|COMPLETECALLER|10|60|2
 1800000080|NONE|support|1002|PAUSE|lunch
 1800000090|NONE|support|1002|UNPAUSE|
+1800000091|c4|sales|NONE|ENTERQUEUE||
+1800000092|c4|sales|1001|CONNECT|1||86
 1800000095|NONE|sales|1002|REMOVEMEMBER|
+1800000095|c4|sales|1001|ATTENDEDTRANSFER|BRIDGE|user:1003|1|3|1
 """
 
 

@@ -45,3 +45,31 @@ def test_a_transfer_to_a_party_of_the_call_is_a_loop(to: str) -> None:
     caller, agent = legs()
     with pytest.raises(Forbidden):
         transfers().target(to, caller, agent)
+
+
+def test_an_outside_number_by_the_transferors_outbound_rules() -> None:
+    trunk: Any = SimpleNamespace(name="pstn")
+    asked: list[tuple[str, str | None]] = []
+
+    def outside(number: str, user: str | None) -> tuple[Any, str] | None:
+        asked.append((number, user))
+        if number.startswith("070"):
+            raise Forbidden("premium rate")
+        return (trunk, "0800123456" if number == "0221234567" else "") if number[0] == "0" \
+            else None
+
+    t = transfers()
+    t.outside = outside
+    caller, agent = legs()
+    target = t.target("0221234567", caller, agent)
+    assert (target.kind, target.name, target.trunk, target.caller_id) == (
+        "number", "0221234567", trunk, "0800123456")
+    assert asked == [("0221234567", "1001")]  # the rules of the transferring user
+    assert t.target("0227654321", caller, agent).caller_id == "1002"  # the caller's number
+    with pytest.raises(Forbidden):
+        t.target("0700123456", caller, agent)
+    with pytest.raises(NotFound):
+        t.target("5555", caller, agent)
+    customer = Leg(caller.call, "inbound", ("127.0.0.1", 1), "udp", "0221234567")
+    with pytest.raises(Forbidden):
+        t.target("0221234567", customer, agent)  # back to the caller's own number
