@@ -302,25 +302,34 @@ class Application:
             self._check_drained()
 
     # ------------------------------------------------------------------ calls
-    def _trunk_for(self, ip: str) -> str | None:
-        addr = ipaddress.ip_address(ip)
+    def _trunk_for(self, sreq: ServerRequest) -> Trunk | None:
+        """The trunk an INVITE comes from: sent to the Contact a trunk registered, from the
+        registrar it registered at (``inbound: register|both``), else from its addresses
+        (``ip|both``)."""
+        ruri, ip = sreq.request.request_uri, sreq.source[0]
         for trunk in self.cfg.trunks:
-            for net in trunk.addresses:
-                if addr in ipaddress.ip_network(net, strict=False):
-                    return trunk.name
-        return None
+            client = self.trunk_registrations.get(trunk.name)
+            if (trunk.inbound != "ip" and client is not None and isinstance(ruri, SipUri)
+                    and ruri.user == client.core.account.user and client.dest[0] == ip):
+                return trunk
+        addr = ipaddress.ip_address(ip)
+        return next((t for t in self.cfg.trunks if t.inbound != "register" and any(
+            addr in ipaddress.ip_network(net, strict=False) for net in t.addresses)), None)
 
     async def on_invite(self, sreq: ServerRequest) -> None:
         req = sreq.request
-        trunk = self._trunk_for(sreq.source[0])
-        from_uri = req.from_.uri
-        caller = (from_uri.user if isinstance(from_uri, SipUri) else None) or "anonymous"
+        trunk_cfg = self._trunk_for(sreq)
+        trunk = trunk_cfg.name if trunk_cfg else None
+        caller = numbers.caller_identity(req, trusted=bool(trunk_cfg and trunk_cfg.trusted))
         user: str | None = None
-        if trunk is None or self.registration.is_user_signalling(req, sreq.source):
+        if trunk_cfg is None or self.registration.is_user_signalling(req, sreq.source):
             user = caller = self.registration.authenticate(sreq, proxy=True)
+        elif self.b2bua.trunk_full(trunk_cfg.name, trunk_cfg.max_channels):
+            log.warning("trunk_full", trunk=trunk_cfg.name, caller=caller)
+            raise ServiceUnavailable(f"trunk {trunk_cfg.name} at max_channels")
         ruri = req.request_uri
         called = (ruri.user if isinstance(ruri, SipUri) else None) or ""
-        if user is None and (trunk_cfg := self.cfg.trunk(trunk or "")) is not None:
+        if user is None and trunk_cfg is not None:
             called = numbers.national(numbers.called_number(req), trunk_cfg.country)
         source = f"user:{user}" if user else f"trunk:{trunk}"
         call = Call(caller=caller, called=called, source=source,
@@ -339,6 +348,7 @@ class Application:
         dialplan = self.dialplan  # this call keeps this version, whatever reloads meanwhile
         line = dialplan.match(call.called)
         leg = self.b2bua.new_inbound(call, sreq, call.caller)
+        leg.trunk = "" if user else trunk or ""
         if leg.state is LegState.ENDED:
             return  # CANCELled before this handler ran (answered 487 by B2BUA.on_cancel)
         feature = user is not None and call.called.startswith("*")
@@ -501,12 +511,27 @@ class Application:
             ts=end, call_id=call.id, cause=cause.value, side=side, digits=call.digits,
             sip_status=status, duration=None if started is None else round(end - started, 3),
             hold_seconds=round(call.held(self.now()), 3),
-            **self._rtp_quality(call)))
+            **self._rtp_quality(call) | self._carrier(call)))
         log.info("call_ended", call_id=call.id, cause=cause.value, side=side,
                  digits=call.digits)
 
     @staticmethod
-    def _rtp_quality(call: Call) -> dict[str, float]:
+    def _carrier(call: Call) -> dict[str, Any]:
+        """The CDR's trunk and trunk Call-ID: of the call's last leg on a trunk (the one that
+        carried it: a failed-over leg is off the call), and the creating leg's Call-ID anew
+        when that leg was one of ours (a dialer or callback call)."""
+        leg = next((x for x in reversed(call.legs) if x.trunk), None)
+        first = call.caller_leg
+        out = {"sip_call_id": first.outbound_invite.call_id} if (
+            first is not None and first.outbound_invite is not None) else {}
+        sent = leg.outbound_invite if leg is not None else None
+        received = leg.invite.request if leg is not None and leg.invite is not None else None
+        if leg is not None and (message := sent or received) is not None:
+            out |= {"trunk": leg.trunk, "trunk_call_id": message.call_id}
+        return out
+
+    @staticmethod
+    def _rtp_quality(call: Call) -> dict[str, Any]:
         """The CDR's RTP figures from the caller leg's channel (closed by now, its stats kept):
         empty when no RTP came in."""
         leg = call.caller_leg

@@ -116,6 +116,10 @@ class CallEnded(Event):
     rtp_lost_pct: float | None = None  #: the caller's RTP lost, % of expected (None: no RTP)
     rtp_jitter_ms: float | None = None  #: its interarrival jitter at the end (RFC 3550)
     hold_seconds: float = 0.0  #: time its parties spent on hold (re-INVITE sendonly/inactive)
+    trunk: str | None = None  #: the trunk that carried the call (after any failover)
+    trunk_call_id: str | None = None  #: the Call-ID of the call's leg on that trunk
+    #: the Call-ID of the leg that created the call, when a failover replaced that leg
+    sip_call_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -117,6 +117,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_ts ON audit(ts);
     """,
+    """
+    ALTER TABLE calls ADD COLUMN trunk TEXT;          -- the trunk that carried the call
+    ALTER TABLE calls ADD COLUMN trunk_call_id TEXT;  -- the Call-ID of its leg on that trunk
+    """,
 ]
 
 

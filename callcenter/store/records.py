@@ -41,6 +41,10 @@ class CallRecord:
     rtp_lost_pct: float | None = None  #: caller leg's RTP packets lost / expected, in %
     rtp_jitter_ms: float | None = None  #: caller leg's interarrival jitter at the end (RFC 3550)
     hold_seconds: float | None = None  #: time on hold (a party's re-INVITE sendonly/inactive)
+    #: the trunk that carried the call (after a failover, the one that took it) and the
+    #: Call-ID of the call's leg on it
+    trunk: str | None = None
+    trunk_call_id: str | None = None
 
     def to_row(self) -> dict[str, Any]:
         """The record as a ``calls`` row."""

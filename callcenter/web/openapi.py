@@ -107,7 +107,8 @@ _CDR = {
         "billsec": _NUM, "hangup_cause": {"type": ["string", "null"]},
         "hangup_side": {"type": ["string", "null"]}, "sip_status": {"type": ["integer", "null"]},
         "digits": {"type": "string"}, "codec": {"type": ["string", "null"]},
-        "hold_seconds": _NUM,
+        "hold_seconds": _NUM, "trunk": {"type": ["string", "null"]},
+        "trunk_call_id": {"type": ["string", "null"]},
     },
     "required": ["id", "caller", "called", "start"],
 }
