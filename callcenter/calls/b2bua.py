@@ -246,11 +246,14 @@ class B2BUA:
             leg = spare
         raise AssertionError("unreachable")  # the last target returns
 
+    def trunk_channels(self, trunk: str, but: Leg | None = None) -> int:
+        """The calls through ``trunk`` now: its legs not ended (``but`` aside)."""
+        return sum(1 for x in self.live_legs.values() if x.trunk == trunk and x is not but)
+
     def trunk_full(self, trunk: str, max_channels: int | None, but: Leg | None = None) -> bool:
-        """``trunk`` carries ``max_channels`` calls already (legs not ended, ``but`` aside)."""
-        return bool(trunk) and max_channels is not None and sum(
-            1 for x in self.live_legs.values() if x.trunk == trunk and x is not but
-        ) >= max_channels
+        """``trunk`` carries ``max_channels`` calls already."""
+        return (bool(trunk) and max_channels is not None
+                and self.trunk_channels(trunk, but) >= max_channels)
 
     def _drop_leg(self, leg: Leg) -> None:
         """End a leg that never sent anything, off the call (the call ends if nothing is left)."""
