@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import ipaddress
 import os
 import signal
 import time
@@ -30,6 +29,7 @@ from callcenter.calls.members import QueueMembers
 from callcenter.calls.queues import QueueRunner
 from callcenter.calls.services import CallServices
 from callcenter.calls.transfer import Transfers
+from callcenter.calls.trunks import Registered, addresses_of, trunk_of
 from callcenter.config import Config, Trunk
 from callcenter.dialer.runner import CampaignRunner
 from callcenter.events import bus as events
@@ -139,6 +139,8 @@ class Application:
         )
         self.trunk_registrations = {
             t.name: self._trunk_registration(t) for t in cfg.trunks if t.registration is not None}
+        self.registered = {name: Registered(c.core.account.user, addresses_of(c.dest[0]))
+                           for name, c in self.trunk_registrations.items()}
         self.transfers = Transfers(self.services, queues=self.queues, users=self.passwords,
                                    lines=self._line_runner)
         self.b2bua.on_refer = self.transfers.on_refer
@@ -302,23 +304,9 @@ class Application:
             self._check_drained()
 
     # ------------------------------------------------------------------ calls
-    def _trunk_for(self, sreq: ServerRequest) -> Trunk | None:
-        """The trunk an INVITE comes from: sent to the Contact a trunk registered, from the
-        registrar it registered at (``inbound: register|both``), else from its addresses
-        (``ip|both``)."""
-        ruri, ip = sreq.request.request_uri, sreq.source[0]
-        for trunk in self.cfg.trunks:
-            client = self.trunk_registrations.get(trunk.name)
-            if (trunk.inbound != "ip" and client is not None and isinstance(ruri, SipUri)
-                    and ruri.user == client.core.account.user and client.dest[0] == ip):
-                return trunk
-        addr = ipaddress.ip_address(ip)
-        return next((t for t in self.cfg.trunks if t.inbound != "register" and any(
-            addr in ipaddress.ip_network(net, strict=False) for net in t.addresses)), None)
-
     async def on_invite(self, sreq: ServerRequest) -> None:
         req = sreq.request
-        trunk_cfg = self._trunk_for(sreq)
+        trunk_cfg = trunk_of(self.cfg.trunks, self.registered, req.request_uri, sreq.source[0])
         trunk = trunk_cfg.name if trunk_cfg else None
         caller = numbers.caller_identity(req, trusted=bool(trunk_cfg and trunk_cfg.trusted))
         user: str | None = None
