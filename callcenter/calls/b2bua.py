@@ -203,11 +203,12 @@ class B2BUA:
         ``timeout`` is the ring time: unanswered by then, the INVITE is CANCELled (408).
         ``auth`` (user, password) answers one 401/407 challenge to the INVITE (a trunk's).
         ``to_user`` is the To's user (default ``party``). ``failover``: further targets (the
-        same keys as this call's: target_uri, dest, transport, party, auth, to_user) tried in
-        order while a target fails as a route (``trunk_failed``); the callee's own answer
-        (busy, 404, 480, 6xx, a ring timeout after a 1xx) ends the dial. ``identity`` turns
-        the caller into what the target's trunk is told (``numbers.outbound_identity``);
-        ``trunk`` names it and ``max_channels`` caps its calls: a full trunk reads as a 503.
+        same keys as this call's: target_uri, dest, transport, party, auth, to_user, identity,
+        trunk, max_channels) tried in order while a target fails as a route (``trunk_failed``);
+        the callee's own answer (busy, 404, 480, 6xx, a ring timeout after a 1xx) ends the
+        dial. ``identity`` turns the caller into what the target's trunk is told
+        (``numbers.outbound_identity``); ``trunk`` names it and ``max_channels`` caps its
+        calls: a full trunk reads as a 503.
         """
         targets = [{"target_uri": target_uri, "dest": dest, "transport": transport,
                     "party": party, "auth": auth, "to_user": to_user, "identity": identity,
