@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import ipaddress
 import os
 import signal
 import time
@@ -30,6 +29,7 @@ from callcenter.calls.members import QueueMembers
 from callcenter.calls.queues import QueueRunner
 from callcenter.calls.services import CallServices
 from callcenter.calls.transfer import Transfers
+from callcenter.calls.trunks import Registered, addresses_of, trunk_of
 from callcenter.config import Config, Trunk
 from callcenter.dialer.runner import CampaignRunner
 from callcenter.events import bus as events
@@ -140,6 +140,8 @@ class Application:
         )
         self.trunk_registrations = {
             t.name: self._trunk_registration(t) for t in cfg.trunks if t.registration is not None}
+        self.registered = {name: Registered(c.core.account.user, addresses_of(c.dest[0]))
+                           for name, c in self.trunk_registrations.items()}
         self.transfers = Transfers(self.services, queues=self.queues, users=self.passwords,
                                    lines=self._line_runner, outside=self._outside)
         self.b2bua.on_refer = self.transfers.on_refer
@@ -304,28 +306,23 @@ class Application:
             self._check_drained()
 
     # ------------------------------------------------------------------ calls
-    def _trunk_for(self, ip: str) -> str | None:
-        addr = ipaddress.ip_address(ip)
-        for trunk in self.cfg.trunks:
-            for net in trunk.addresses:
-                if addr in ipaddress.ip_network(net, strict=False):
-                    return trunk.name
-        return None
-
     async def on_invite(self, sreq: ServerRequest) -> None:
         req = sreq.request
-        trunk = self._trunk_for(sreq.source[0])
-        from_uri = req.from_.uri
-        caller = (from_uri.user if isinstance(from_uri, SipUri) else None) or "anonymous"
+        trunk_cfg = trunk_of(self.cfg.trunks, self.registered, req.request_uri, sreq.source[0])
+        trunk = trunk_cfg.name if trunk_cfg else None
+        caller = numbers.caller_identity(req, trusted=bool(trunk_cfg and trunk_cfg.trusted))
         user: str | None = None
-        if trunk is None or self.registration.is_user_signalling(req, sreq.source):
+        if trunk_cfg is None or self.registration.is_user_signalling(req, sreq.source):
             user = caller = self.registration.authenticate(sreq, proxy=True)
+        elif self.b2bua.trunk_full(trunk_cfg.name, trunk_cfg.max_channels):
+            log.warning("trunk_full", trunk=trunk_cfg.name, caller=caller)
+            raise ServiceUnavailable(f"trunk {trunk_cfg.name} at max_channels")
         if (replaces := req.headers.get("Replaces")) is not None:
             await self.transfers.take_over(sreq, replaces, user)  # RFC 3891
             return
         ruri = req.request_uri
         called = (ruri.user if isinstance(ruri, SipUri) else None) or ""
-        if user is None and (trunk_cfg := self.cfg.trunk(trunk or "")) is not None:
+        if user is None and trunk_cfg is not None:
             called = numbers.national(numbers.called_number(req), trunk_cfg.country)
         source = f"user:{user}" if user else f"trunk:{trunk}"
         call = Call(caller=caller, called=called, source=source,
@@ -344,6 +341,7 @@ class Application:
         dialplan = self.dialplan  # this call keeps this version, whatever reloads meanwhile
         line = dialplan.match(call.called)
         leg = self.b2bua.new_inbound(call, sreq, call.caller)
+        leg.trunk = "" if user else trunk or ""
         if leg.state is LegState.ENDED:
             return  # CANCELled before this handler ran (answered 487 by B2BUA.on_cancel)
         feature = user is not None and call.called.startswith("*")
@@ -519,12 +517,27 @@ class Application:
             ts=end, call_id=call.id, cause=cause.value, side=side, digits=call.digits,
             sip_status=status, duration=None if started is None else round(end - started, 3),
             hold_seconds=round(call.held(self.now()), 3), agent=call.agent, queue=call.queue,
-            **self._rtp_quality(call)))
+            **self._rtp_quality(call) | self._carrier(call)))
         log.info("call_ended", call_id=call.id, cause=cause.value, side=side,
                  digits=call.digits)
 
     @staticmethod
-    def _rtp_quality(call: Call) -> dict[str, float]:
+    def _carrier(call: Call) -> dict[str, Any]:
+        """The CDR's trunk and trunk Call-ID: of the call's last leg on a trunk (the one that
+        carried it: a failed-over leg is off the call), and the creating leg's Call-ID anew
+        when that leg was one of ours (a dialer or callback call)."""
+        leg = next((x for x in reversed(call.legs) if x.trunk), None)
+        first = call.caller_leg
+        out = {"sip_call_id": first.outbound_invite.call_id} if (
+            first is not None and first.outbound_invite is not None) else {}
+        sent = leg.outbound_invite if leg is not None else None
+        received = leg.invite.request if leg is not None and leg.invite is not None else None
+        if leg is not None and (message := sent or received) is not None:
+            out |= {"trunk": leg.trunk, "trunk_call_id": message.call_id}
+        return out
+
+    @staticmethod
+    def _rtp_quality(call: Call) -> dict[str, Any]:
         """The CDR's RTP figures from the caller leg's channel (closed by now, its stats kept):
         empty when no RTP came in."""
         leg = call.caller_leg

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.calls.numbers import Identity
 from callcenter.media.dtmf import parse_sip_info
 from callcenter.sip import sdp
 from callcenter.sip.dialog import Dialog, new_tag, parse_replaces
@@ -194,30 +195,43 @@ class B2BUA:
         party: str, from_user: str, from_display: str = "", timeout: float = 30.0,
         on_ringing: Callable[[], None] | None = None, auth: tuple[str, str] | None = None,
         to_user: str | None = None, failover: Sequence[dict[str, Any]] = (),
+        identity: Callable[[str, str], Identity] | None = None, trunk: str = "",
+        max_channels: int | None = None,
     ) -> Leg:
         """Place a call; returns the leg (state ANSWERED, or ENDED with the reason in sip_status).
 
         ``timeout`` is the ring time: unanswered by then, the INVITE is CANCELled (408).
         ``auth`` (user, password) answers one 401/407 challenge to the INVITE (a trunk's).
         ``to_user`` is the To's user (default ``party``). ``failover``: further targets (the
-        same keys as this call's: target_uri, dest, transport, party, auth, to_user) tried in
-        order while a target fails as a route (``trunk_failed``); the callee's own answer
-        (busy, 404, 480, 6xx, a ring timeout after a 1xx) ends the dial.
+        same keys as this call's: target_uri, dest, transport, party, auth, to_user, identity,
+        trunk, max_channels) tried in order while a target fails as a route (``trunk_failed``);
+        the callee's own answer (busy, 404, 480, 6xx, a ring timeout after a 1xx) ends the
+        dial. ``identity`` turns the caller into what the target's trunk is told
+        (``numbers.outbound_identity``); ``trunk`` names it and ``max_channels`` caps its
+        calls: a full trunk reads as a 503.
         """
         targets = [{"target_uri": target_uri, "dest": dest, "transport": transport,
-                    "party": party, "auth": auth, "to_user": to_user}, *failover]
+                    "party": party, "auth": auth, "to_user": to_user, "identity": identity,
+                    "trunk": trunk, "max_channels": max_channels}, *failover]
         leg = self._outbound_leg(call, dest, transport, party)
         for i, target in enumerate(targets):
             # The next target's leg is on the call before this one can end: a failed trunk
             # must not end the call (call.done, on_call_end); unused, it is dropped.
             spare = (self._outbound_leg(call, targets[i + 1]["dest"], targets[i + 1]["transport"],
                                         targets[i + 1]["party"]) if i + 1 < len(targets) else None)
+            leg.trunk = target.get("trunk") or ""
             try:
-                await self._dial_leg(
-                    leg, target_uri=target["target_uri"], from_user=from_user,
-                    from_display=from_display, timeout=timeout, on_ringing=on_ringing,
-                    auth=target.get("auth"), to_user=target.get("to_user"),
-                )
+                if self.trunk_full(leg.trunk, target.get("max_channels"), but=leg):
+                    log.warning("trunk_full", call_id=call.id, trunk=leg.trunk, party=party)
+                    leg.sip_status = 503
+                    self._end_leg(leg)
+                else:
+                    await self._dial_leg(
+                        leg, target_uri=target["target_uri"], from_user=from_user,
+                        from_display=from_display, timeout=timeout, on_ringing=on_ringing,
+                        auth=target.get("auth"), to_user=target.get("to_user"),
+                        identity=target.get("identity"),
+                    )
             except BaseException:
                 if spare is not None:
                     self._drop_leg(spare)
@@ -232,6 +246,15 @@ class B2BUA:
             call.legs.remove(leg)
             leg = spare
         raise AssertionError("unreachable")  # the last target returns
+
+    def trunk_channels(self, trunk: str, but: Leg | None = None) -> int:
+        """The calls through ``trunk`` now: its legs not ended (``but`` aside)."""
+        return sum(1 for x in self.live_legs.values() if x.trunk == trunk and x is not but)
+
+    def trunk_full(self, trunk: str, max_channels: int | None, but: Leg | None = None) -> bool:
+        """``trunk`` carries ``max_channels`` calls already."""
+        return (bool(trunk) and max_channels is not None
+                and self.trunk_channels(trunk, but) >= max_channels)
 
     def _drop_leg(self, leg: Leg) -> None:
         """End a leg that never sent anything, off the call (the call ends if nothing is left)."""
@@ -249,14 +272,14 @@ class B2BUA:
     async def _dial_leg(
         self, leg: Leg, *, target_uri: str, from_user: str, from_display: str, timeout: float,
         on_ringing: Callable[[], None] | None, auth: tuple[str, str] | None = None,
-        to_user: str | None = None,
+        to_user: str | None = None, identity: Callable[[str, str], Identity] | None = None,
     ) -> Leg:
         """Send the INVITE of a leg made by ``_outbound_leg`` and wait for its outcome."""
         call = leg.call
         try:
             invite, fut = self._send_invite(
                 leg, target_uri=target_uri, from_user=from_user, from_display=from_display,
-                on_ringing=on_ringing, to_user=to_user,
+                on_ringing=on_ringing, to_user=to_user, identity=identity,
             )
         except Exception:
             self._end_leg(leg)  # closes the channel: no leaked RTP ports (review finding 8)
@@ -408,16 +431,21 @@ class B2BUA:
     def _send_invite(
         self, leg: Leg, *, target_uri: str, from_user: str, from_display: str,
         on_ringing: Callable[[], None] | None, to_user: str | None = None,
+        identity: Callable[[str, str], Identity] | None = None,
     ) -> tuple[Request, asyncio.Future[Response]]:
         """Open the leg's channel and send the INVITE with our offer (``dial``'s first half)."""
         leg.channel = self.media.open_channel()
         offer = self._offer(leg)
         leg.local_sdp = offer
-        transport = leg.transport
+        transport, host = leg.transport, self.stack.advertised
+        who = identity(from_user, from_display) if identity else Identity(from_user, from_display)
+        extra = [("Privacy", "id")] if who.anonymous else []
+        extra += [("P-Asserted-Identity", f"<sip:{who.asserted}@{host}>")] if who.asserted else []
         invite = new_invite(
-            target_uri, via=self.stack.via(transport), host=self.stack.advertised,
-            from_user=from_user, from_display=from_display, to_user=to_user or leg.party,
+            target_uri, via=self.stack.via(transport), host=host, from_user=who.user,
+            from_display=who.display, to_user=to_user or leg.party,
             contact=self.stack.contact(transport=transport), sdp=offer.serialize().encode(),
+            from_host="anonymous.invalid" if who.anonymous else None, extra=extra,
         )
         return invite, self._send_leg_invite(leg, invite, on_ringing)
 

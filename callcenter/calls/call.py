@@ -80,6 +80,7 @@ class Leg:
     released: bool = False
     #: when this party put the call on hold (its re-INVITE sendonly/inactive), else None
     held_since: float | None = None
+    trunk: str = ""  #: the trunk this leg's call goes through (counts to its max_channels)
 
     @property
     def codec(self) -> str:

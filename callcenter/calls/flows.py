@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
-from callcenter.calls.numbers import present
+from callcenter.calls.numbers import outbound_identity, present
 from callcenter.media.engine import PlayOutcome
 from callcenter.sip.errors import SipError, TemporarilyUnavailable
 
@@ -28,12 +29,16 @@ log = structlog.get_logger("calls")
 def trunk_target(trunk: Trunk, number: str, trunks: Sequence[Trunk] = ()) -> dict[str, Any]:
     """The ``B2BUA.dial`` arguments that send a call to ``number`` through ``trunk`` (the
     number in the trunk's ``number_format``), then through its ``failover`` trunks (looked up
-    in ``trunks``) in order."""
+    in ``trunks``) in order; the caller as the trunk's rules say (``outbound_identity``)."""
     auth = (trunk.auth.user, trunk.auth.password) if trunk.auth is not None else None
     user = present(number, trunk.country, trunk.number_format)
+    identity = partial(
+        outbound_identity, country=trunk.country, number_format=trunk.number_format,
+        default=trunk.caller_id.number, default_name=trunk.caller_id.name, trusted=trunk.trusted)
     target: dict[str, Any] = {
         "target_uri": f"sip:{user}@{trunk.host}:{trunk.port}", "dest": (trunk.host, trunk.port),
-        "transport": trunk.transport, "party": number, "auth": auth, "to_user": user}
+        "transport": trunk.transport, "party": number, "auth": auth, "to_user": user,
+        "identity": identity, "trunk": trunk.name, "max_channels": trunk.max_channels}
     by_name = {t.name: t for t in trunks}
     failover = [trunk_target(by_name[n], number) for n in trunk.failover if n in by_name]
     return {**target, "failover": failover} if failover else target

@@ -13,6 +13,7 @@ import structlog
 
 from callcenter.calls import flows
 from callcenter.calls.call import HangupCause, Leg, LegState
+from callcenter.calls.numbers import ANONYMOUS
 from callcenter.events.bus import IvrStep
 from callcenter.media.engine import PlayOutcome
 from callcenter.media.g711 import PCMA, PCMU
@@ -41,7 +42,8 @@ class LiveCall:
         self.trunks = trunks
         self.leg = leg
         self.call_id = leg.call.id
-        self.caller = leg.call.caller
+        #: the caller's number: empty for an anonymous caller (nothing to call back or match)
+        self.caller = "" if leg.call.caller == ANONYMOUS else leg.call.caller
         self.called = leg.call.called
         self.language = "pl"
 

@@ -11,11 +11,14 @@ take for a valid number (an extension, a short code) is left as it came.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import phonenumbers
 
 from callcenter.sip.message import Request
-from callcenter.sip.uri import SipUri
+from callcenter.sip.uri import NameAddr, SipUri
+
+ANONYMOUS = "anonymous"
 
 _NUMBER = re.compile(r"\+?[0-9]+")
 _VISUAL = re.compile(r"[\s().\-]")
@@ -29,6 +32,63 @@ def _user(uri: object) -> str:
     if text[:4].lower() == "tel:":
         return _VISUAL.sub("", text[4:].split(";", 1)[0])
     return ""
+
+
+def _anonymous(uri: object) -> bool:
+    """RFC 3323 §4.1.1.3's anonymous From (``anonymous@anonymous.invalid``), or its user."""
+    if isinstance(uri, SipUri):
+        return (uri.user or "").lower() == ANONYMOUS or uri.host.lower() == "anonymous.invalid"
+    return False
+
+
+def caller_identity(req: Request, *, trusted: bool) -> str:
+    """Who calls from a trunk: the P-Asserted-Identity's number when the trunk is trusted
+    (RFC 3325), else the From's user; ``anonymous`` when the caller asked for privacy
+    (``Privacy: id``, ``header`` or ``user``, RFC 3323/3325) or the From is anonymous."""
+    privacy = {p.strip().lower() for v in req.headers.get_all("Privacy") for p in v.split(";")}
+    if privacy & {"id", "header", "user"} or _anonymous(req.from_.uri):
+        return ANONYMOUS
+    uris: list[object] = []
+    for value in req.headers.get_all("P-Asserted-Identity") if trusted else ():
+        try:
+            uris.append(NameAddr.parse(value).uri)
+        except ValueError:
+            continue
+    for uri in [*uris, req.from_.uri]:
+        number = _user(uri)
+        if _NUMBER.fullmatch(number):
+            return number
+    from_ = req.from_.uri
+    return (from_.user if isinstance(from_, SipUri) else None) or ANONYMOUS
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What an outbound INVITE says about the caller: From's user and display name, and the
+    ``Privacy`` / ``P-Asserted-Identity`` headers (RFC 3323, 3325)."""
+
+    user: str
+    display: str = ""
+    anonymous: bool = False
+    asserted: str | None = None  #: the number for P-Asserted-Identity, if any
+
+
+def outbound_identity(
+    caller: str, display: str, *, country: str, number_format: str, default: str | None,
+    default_name: str, trusted: bool,
+) -> Identity:
+    """The caller as a trunk is told: a number in its ``number_format``; a caller that is no
+    number (an extension, an IVR caller without one) as the trunk's ``default`` number and
+    name; ``anonymous`` with ``Privacy: id``, the default number asserted (the carrier still
+    needs whom to bill). A ``trusted`` trunk gets P-Asserted-Identity with the number."""
+    default = present(default, country, number_format) if default else None
+    if caller.lower() == ANONYMOUS:
+        return Identity(ANONYMOUS, "Anonymous", anonymous=True, asserted=default)
+    number = present(caller, country, number_format) if parse(caller, country) else None
+    if number is None and default is not None:
+        number, display = default, default_name or display
+    user = number or caller
+    return Identity(user, display, asserted=user if trusted and number else None)
 
 
 def called_number(req: Request) -> str:

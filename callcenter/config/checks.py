@@ -40,6 +40,7 @@ def semantic_checks(cfg: Config) -> list[tuple[Loc, str]]:
     out += _unique("users", "user", [u.user for u in cfg.users])
     out += _unique("trunks", "name", [t.name for t in cfg.trunks])
     out += _failover_checks(cfg)
+    out += _inbound_checks(cfg)
     if zone_error := _zone_error(cfg.timezone):
         out.append((("timezone",), zone_error))
     out += _queue_checks(cfg)
@@ -74,6 +75,20 @@ def _failover_checks(cfg: Config) -> list[tuple[Loc, str]]:
                 out.append((loc, f"{name!r} is listed twice; remove one"))
             else:
                 out += _known(loc, name, trunks, "a trunk")
+    return out
+
+
+def _inbound_checks(cfg: Config) -> list[tuple[Loc, str]]:
+    """A trunk taking calls by address has addresses; one taking them at its registered
+    Contact registers."""
+    out: list[tuple[Loc, str]] = []
+    for i, trunk in enumerate(cfg.trunks):
+        if trunk.inbound != "register" and not trunk.addresses:
+            out.append((("trunks", i, "addresses"), f"expected at least one address (inbound: "
+                        f"{trunk.inbound} takes calls from them), or set inbound: register"))
+        if trunk.inbound != "ip" and trunk.registration is None:
+            out.append((("trunks", i, "inbound"), f"inbound: {trunk.inbound} takes calls at "
+                        "the registered Contact: add register: {user, password}"))
     return out
 
 

@@ -202,11 +202,31 @@ class TrunkAuth(_Model):
     password: Annotated[QuotedStr, Field(min_length=1)]
 
 
+class TrunkCallerId(_Model):
+    """Who outbound calls through the trunk come from when the call names no number (an
+    agent's extension, an IVR caller): ``number`` (sent in the trunk's ``number_format``)
+    and the display ``name``."""
+
+    number: Annotated[str, Field(pattern=r"^\+?[0-9]+$")] | None = None
+    name: str = ""
+
+
 class Trunk(_Model):
     """A SIP peer recognised by its source address (e.g. the PSTN gateway)."""
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")]
-    addresses: list[Annotated[str, BeforeValidator(_ip_network)]] = Field(min_length=1)
+    #: where its calls come from (required unless ``inbound: register``)
+    addresses: list[Annotated[str, BeforeValidator(_ip_network)]] = []
+    #: which INVITEs are this trunk's: from ``addresses`` (ip), sent to the Contact it
+    #: registered from the registrar it registered at (register), or either (both)
+    inbound: Literal["ip", "register", "both"] = "ip"
+    #: take the caller from P-Asserted-Identity (RFC 3325; the carrier vouches for it) and
+    #: send it ours; else the caller is the From's
+    trusted: bool = False
+    #: calls through the trunk at once, both ways (null: no limit): one more inbound gets
+    #: 503, one more outbound tries the ``failover`` trunks
+    max_channels: int | None = Field(default=None, ge=1)
+    caller_id: TrunkCallerId = TrunkCallerId()
     inband_dtmf: bool = False
     #: where outbound calls (the dialer) are sent
     host: Annotated[str, BeforeValidator(_host)] = "127.0.0.1"

@@ -76,7 +76,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     amd TEXT,                         -- human | machine | notsure
     amd_confidence REAL,
     message_left INTEGER,             -- 1: a message was left on the machine
-    recording TEXT                    -- path of the call's recording (campaign record: true)
+    recording TEXT,                   -- path of the call's recording (campaign record: true)
+    trunk TEXT                        -- the trunk that carried the call (after any failover)
 );
 CREATE INDEX IF NOT EXISTS attempts_contact ON attempts(contact_id);
 CREATE INDEX IF NOT EXISTS attempts_campaign ON attempts(campaign, started);
@@ -167,7 +168,8 @@ class CampaignStore:
 
     def _migrate(self) -> None:
         """Add the columns a database from before them lacks."""
-        added = {"attempts": (("message_left", "INTEGER"), ("recording", "TEXT")),
+        added = {"attempts": (("message_left", "INTEGER"), ("recording", "TEXT"),
+                              ("trunk", "TEXT")),
                  "contacts": (("owner", "TEXT"), ("callback_at", "REAL"))}
         for table, columns in added.items():
             have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
@@ -292,10 +294,11 @@ class CampaignStore:
                 (contact["campaign"], contact["id"], contact["number"], now))
             return int(cur.lastrowid or 0)
 
-    def set_call_ids(self, attempt_id: int, sip_call_id: str, call_id: str) -> None:
+    def set_call_ids(self, attempt_id: int, sip_call_id: str, call_id: str,
+                     trunk: str | None = None) -> None:
         with self.conn:
-            self.conn.execute("UPDATE attempts SET sip_call_id = ?, call_id = ? WHERE id = ?",
-                              (sip_call_id, call_id, attempt_id))
+            self.conn.execute("UPDATE attempts SET sip_call_id = ?, call_id = ?, trunk = ? "
+                              "WHERE id = ?", (sip_call_id, call_id, trunk, attempt_id))
 
     def update_attempt(self, attempt_id: int, **fields: Any) -> None:
         if not fields:

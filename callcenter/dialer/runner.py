@@ -28,6 +28,7 @@ import contextlib
 import json
 import time
 from collections.abc import Collection, Coroutine
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -365,7 +366,18 @@ class CampaignRunner:
             from_display=c.caller_name, timeout=ring_timeout(c.ring_timeout)))
         await asyncio.sleep(0)  # the INVITE is built and sent on the task's first step
         self._record(flight, call)
+        dial.add_done_callback(partial(self._carried, flight, call))
         return dial
+
+    def _carried(self, flight: Flight, call: Call, dial: asyncio.Future[Leg]) -> None:
+        """The dial is over: the attempt keeps the Call-ID and trunk of the leg that carried
+        the call (a failover's, not the first trunk's)."""
+        if dial.cancelled() or dial.exception() is not None:
+            return
+        leg = dial.result()
+        if leg.outbound_invite is not None:
+            self.store.set_call_ids(flight.attempt, leg.outbound_invite.call_id, call.id,
+                                    leg.trunk or None)
 
     def _record(self, flight: Flight, call: Call) -> None:
         """Store the INVITE's Call-ID with the attempt and start the CDR."""
@@ -374,7 +386,8 @@ class CampaignRunner:
         invite = getattr(leg, "outbound_invite", None)
         if invite is None:
             return
-        self.store.set_call_ids(flight.attempt, invite.call_id, call.id)
+        self.store.set_call_ids(flight.attempt, invite.call_id, call.id,
+                                getattr(leg, "trunk", "") or None)
         start = time.time()
         self.services.publish(events.CallStarted(
             ts=start, call_id=call.id, caller=call.caller, called=call.called,

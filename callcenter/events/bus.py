@@ -83,6 +83,10 @@ class CallEnded(Event):
     hold_seconds: float = 0.0  #: time its parties spent on hold (re-INVITE sendonly/inactive)
     agent: str | None = None  #: the queue agent who took it (CDR ``agent``)
     queue: str | None = None  #: the ACD queue it was last queued in (CDR ``queue``)
+    trunk: str | None = None  #: the trunk that carried the call (after any failover)
+    trunk_call_id: str | None = None  #: the Call-ID of the call's leg on that trunk
+    #: the Call-ID of the leg that created the call, when a failover replaced that leg
+    sip_call_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -610,6 +610,12 @@ def make_response(
             has_tag = True
         if not has_tag:
             headers.set("To", f"{headers.get('To')};tag={to_tag}")
+    if 100 < status < 300 and req.method == "INVITE" and ";tag=" not in (
+            req.headers.get("To") or "").lower():
+        # §12.1.1: a response that establishes a dialog carries the request's Record-Route,
+        # or the caller's in-dialog requests bypass the proxies that asked to stay on the path
+        for value in req.headers.get_all("Record-Route"):
+            headers.add("Record-Route", value)
     if reason is None:
         reason = g.REASON_PHRASES.get(status, _class_reason(status))
     return Response(status, reason, headers)

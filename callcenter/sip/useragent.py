@@ -6,7 +6,7 @@ above ask for requests here and never compose SIP headers themselves.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from callcenter.sip.auth import answerable, build_authorization
@@ -84,15 +84,18 @@ def new_request(
 
 def new_invite(
     uri: str, *, via: str, host: str, from_user: str, from_display: str = "", to_user: str,
-    contact: str, sdp: bytes,
+    contact: str, sdp: bytes, from_host: str | None = None, extra: Sequence[tuple[str, str]] = (),
 ) -> Request:
-    """An INVITE opening a dialog with our SDP offer (§13.2.1), From and To in our domain
-    ``host`` (a caller's number and name travel in From)."""
+    """An INVITE opening a dialog with our SDP offer (§13.2.1), From (in ``from_host``, by
+    default ours) and To in our domain ``host`` (a caller's number and name travel in From);
+    ``extra`` headers (Privacy, P-Asserted-Identity) follow."""
     display = f'"{from_display}" ' if from_display else ""
     invite = new_request(
-        "INVITE", uri, via=via, from_=f"{display}<sip:{from_user}@{host}>",
+        "INVITE", uri, via=via, from_=f"{display}<sip:{from_user}@{from_host or host}>",
         to=f"<sip:{to_user}@{host}>", host=host, contact=contact,
     )
+    for name, value in extra:
+        invite.headers.add(name, value)
     invite.headers.add("Allow", ALLOW)
     invite.headers.add("Content-Type", "application/sdp")
     invite.body = sdp

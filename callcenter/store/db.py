@@ -122,6 +122,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE calls ADD COLUMN queue TEXT;        -- the ACD queue it was last queued in
     ALTER TABLE calls ADD COLUMN disposition TEXT;  -- the agent's inbound disposition (name)
     """,
+    """
+    ALTER TABLE calls ADD COLUMN trunk TEXT;          -- the trunk that carried the call
+    ALTER TABLE calls ADD COLUMN trunk_call_id TEXT;  -- the Call-ID of its leg on that trunk
+    """,
 ]
 
 

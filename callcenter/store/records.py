@@ -44,6 +44,10 @@ class CallRecord:
     agent: str | None = None  #: the queue agent who took the call
     queue: str | None = None  #: the ACD queue the call was last queued in
     disposition: str | None = None  #: the agent's inbound disposition (its name)
+    #: the trunk that carried the call (after a failover, the one that took it) and the
+    #: Call-ID of the call's leg on it
+    trunk: str | None = None
+    trunk_call_id: str | None = None
 
     def to_row(self) -> dict[str, Any]:
         """The record as a ``calls`` row."""

@@ -107,7 +107,8 @@ class Api:
         campaign_api.register(r, auth, server.dialer)
         callback_api.register(r, auth, server.callbacks)
         dialplan_api.register(r, auth, server.watcher)
-        trunk_api.register(r, auth, server.cfg.trunks, server.trunk_registrations, server.now)
+        trunk_api.register(r, auth, server.cfg.trunks, server.trunk_registrations, server.now,
+                           channels=server.b2bua.trunk_channels)
 
     # --------------------------------------------------------------- routes
     def health(self, req: HttpRequest) -> HttpResponse:

@@ -41,7 +41,7 @@ CDR_COLUMNS = [
     "id", "start", "answer", "end", "duration", "billsec", "direction", "caller", "called",
     "source", "line", "hangup_cause", "hangup_side", "sip_status", "digits", "codec",
     "sip_call_id", "recording", "rtp_lost_pct", "rtp_jitter_ms",
-    "hold_seconds", "agent", "queue", "disposition",
+    "hold_seconds", "agent", "queue", "disposition", "trunk", "trunk_call_id",
 ]
 
 

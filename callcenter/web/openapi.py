@@ -112,6 +112,8 @@ _CDR = {
         "digits": {"type": "string"}, "codec": {"type": ["string", "null"]},
         "hold_seconds": _NUM, "agent": {"type": ["string", "null"]},
         "queue": {"type": ["string", "null"]}, "disposition": {"type": ["string", "null"]},
+        "trunk": {"type": ["string", "null"]},
+        "trunk_call_id": {"type": ["string", "null"]},
     },
     "required": ["id", "caller", "called", "start"],
 }

@@ -1,4 +1,5 @@
-"""``GET /api/trunks``: each trunk's outbound target and, when it registers, its registration."""
+"""``GET /api/trunks``: each trunk's outbound target, its calls now (``channels``) and, when it
+registers, its registration."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
 def register(
     router: Router, auth: Auth, trunks: list[Trunk], registrations: Mapping[str, RegistrationClient],
-    now: Callable[[], float],
+    now: Callable[[], float], channels: Callable[[str], int] = lambda name: 0,
 ) -> None:
     def show(req: HttpRequest) -> HttpResponse:
         auth.require(req)
@@ -25,7 +26,8 @@ def register(
         for t in trunks:
             client = registrations.get(t.name)
             out.append({"name": t.name, "host": t.host, "port": t.port, "transport": t.transport,
-                        "auth": t.auth is not None,
+                        "auth": t.auth is not None, "inbound": t.inbound,
+                        "channels": channels(t.name), "max_channels": t.max_channels,
                         "registration": client.state(at) if client is not None else None})
         return HttpResponse.json(out)
 
@@ -48,7 +50,9 @@ openapi.add_paths({"/api/trunks": {"get": {
             "type": "array", "items": {"type": "object", "properties": {
                 "name": {"type": "string"}, "host": {"type": "string"},
                 "port": {"type": "integer"}, "transport": {"type": "string"},
-                "auth": {"type": "boolean"}, "registration": _REGISTRATION}}}}}},
+                "auth": {"type": "boolean"}, "inbound": {"enum": ["ip", "register", "both"]},
+                "channels": {"type": "integer"}, "max_channels": {"type": ["integer", "null"]},
+                "registration": _REGISTRATION}}}}}},
         "401": {"description": "missing or unknown bearer token", "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
     },

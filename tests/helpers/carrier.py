@@ -216,6 +216,8 @@ class Carrier:
                 self.calls[call_id] = call
                 self.invites.append({"number": number, "uri": uri, "call_id": call_id,
                                      "from": _get(headers, "from"),
+                                     "pai": _get(headers, "p-asserted-identity"),
+                                     "privacy": _get(headers, "privacy"),
                                      "time": time.time(), "mode": mode})
             self._send(self._response(call, headers, 100, "Trying"), addr)
             if mode in ("busy", "unavailable"):

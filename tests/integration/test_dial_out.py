@@ -52,7 +52,7 @@ def test_an_agent_dials_a_national_number_and_is_refused_premium_rate(artifacts:
         agents = api(server, "GET", "/api/agents")
         invites = carrier.snapshot()
     assert [i["number"] for i in invites] == [ON_TRUNK], invites  # never the premium number
-    assert invites[0]["from"].startswith("<sip:0800123456@"), invites
+    assert invites[0]["from"].startswith("<sip:+48800123456@"), invites  # in its E.164 format
     assert [c.by for c in carrier.calls.values()] == ["carrier"], carrier.calls
     assert cdr is not None and cdr["direction"] == "outbound", cdr
     assert (cdr["caller"], cdr["called"], cdr["answer"] is not None) == (AGENT, NATIONAL, True)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from callcenter.app import Application
 from callcenter.calls.b2bua import B2BUA
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.calls.flows import trunk_target
@@ -779,6 +780,11 @@ def test_a_failing_trunk_fails_over_to_the_next_in_order(failure: str) -> None:
         assert leg.state is LegState.ANSWERED and leg.peer == ("127.0.0.3", 5093)
         assert call.legs == [leg] and not ended
         assert [c.closed for c in media.channels] == [True, True, False]
+        # the CDR names the trunk that carried the call and its Call-ID, not the first's
+        carried = invite.call_id
+        assert carried != stack.requests[0][0].call_id
+        assert Application._carrier(call) == {
+            "trunk": "c", "trunk_call_id": carried, "sip_call_id": carried}
 
     asyncio.run(run())
 
@@ -827,5 +833,66 @@ def test_no_failover_once_the_call_is_hung_up() -> None:
         fut.set_result(answer(invite, 503))
         leg = await asyncio.wait_for(dial, 1)
         assert leg.sip_status == 503 and stack.methods() == ["INVITE"] and ended == [call]
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(("caller", "trunk", "from_", "privacy", "asserted"), [
+    # a number goes out in the trunk's format, asserted only to a trusted trunk
+    ("0221234567", {"number_format": "national"}, '<sip:221234567@127.0.0.1>', None, None),
+    ("+48221234567", {"trusted": True}, "<sip:+48221234567@127.0.0.1>", None,
+     "<sip:+48221234567@127.0.0.1>"),
+    # an extension is no number: the trunk's caller_id stands in
+    ("1001", {"caller_id": {"number": "0800123456", "name": "Acme"}},
+     '"Acme" <sip:+48800123456@127.0.0.1>', None, None),
+    ("1001", {}, "<sip:1001@127.0.0.1>", None, None),
+    # anonymous: RFC 3323's From and Privacy: id, the trunk's number asserted for billing
+    ("anonymous", {"caller_id": {"number": "+48800123456"}},
+     '"Anonymous" <sip:anonymous@anonymous.invalid>', "id", "<sip:+48800123456@127.0.0.1>"),
+])
+def test_the_trunk_is_told_the_caller_by_its_rules(
+        caller: str, trunk: dict[str, Any], from_: str, privacy: str | None,
+        asserted: str | None) -> None:
+    target = trunk_target(Trunk(name="t", addresses=["10.0.0.1"], **trunk), "+48221234567")
+
+    async def run() -> None:
+        b2bua, stack, _, _ = make_b2bua()
+        call = Call(caller=caller, called="+48221234567", source="user:1001")
+        dial = asyncio.ensure_future(b2bua.dial(call, **target, from_user=caller))
+        await asyncio.sleep(0)
+        (invite, fut), = stack.requests
+        assert (invite.headers.get("From") or "").startswith(from_ + ";tag=")
+        assert invite.headers.get("Privacy") == privacy
+        assert invite.headers.get("P-Asserted-Identity") == asserted
+        fut.set_result(answer(invite, 486))
+        await asyncio.wait_for(dial, 1)
+
+    asyncio.run(run())
+
+
+def test_a_full_trunk_fails_over_and_the_last_full_one_fails_without_an_invite() -> None:
+    """``max_channels`` counts the trunk's legs not ended, both ways: over it a target reads
+    as a 503 (next trunk) without an INVITE; the leg that carried the call names its trunk."""
+    trunks = [TRUNKS[0].model_copy(update={"max_channels": 1, "failover": ["b"]}),
+              TRUNKS[1].model_copy(update={"max_channels": 1})]
+
+    async def run() -> None:
+        b2bua, stack, _, ended = make_b2bua()
+        busy = Call(caller="x", called="y", source="trunk:a")
+        b2bua.live_legs[0] = Leg(busy, "inbound", ("10.0.0.1", 5060), "udp", "x", trunk="a")
+        call = Call(caller="0800123456", called="+48221234567", source="dialer")
+        dial = asyncio.ensure_future(b2bua.dial(
+            call, **trunk_target(trunks[0], "+48221234567", trunks), from_user="0800123456"))
+        await settle()
+        (invite, fut), = stack.requests
+        assert str(invite.uri) == "sip:221234567@127.0.0.2:5092"
+        assert b2bua.trunk_full("b", 1) and not b2bua.trunk_full("b", 2)
+        fut.set_result(answer(invite, 200))
+        leg = await asyncio.wait_for(dial, 1)
+        assert leg.state is LegState.ANSWERED and leg.trunk == "b" and call.legs == [leg]
+        again = Call(caller="0800123456", called="+48221234568", source="dialer")
+        failed = await asyncio.wait_for(b2bua.dial(
+            again, **trunk_target(trunks[0], "+48221234568", trunks), from_user="1"), 1)
+        assert failed.sip_status == 503 and len(stack.requests) == 1 and ended == [again]
 
     asyncio.run(run())

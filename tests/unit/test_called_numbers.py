@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from callcenter.calls.numbers import called_number, national
+from callcenter.calls.numbers import called_number, caller_identity, national
 from callcenter.sip.message import Request, parse_message
 
 
@@ -51,3 +51,32 @@ def test_the_request_uri_wins_over_the_to() -> None:
 ])
 def test_national_form(number: str, country: str, expected: str) -> None:
     assert national(number, country) == expected
+
+
+def from_trunk(from_: str, *extra: str) -> Request:
+    raw = ("INVITE sip:0800123456@cc.example SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK1\r\n"
+           f"From: {from_};tag=a\r\nTo: <sip:0800123456@cc.example>\r\nCall-ID: c1\r\n"
+           + "".join(f"{h}\r\n" for h in extra) + "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
+    msg = parse_message(raw.encode())
+    assert isinstance(msg, Request)
+    return msg
+
+
+PAI = "P-Asserted-Identity: <sip:+48221234567@carrier.test;user=phone>, <tel:+48221234567>"
+
+
+@pytest.mark.parametrize(("from_", "extra", "trusted", "caller"), [
+    ("<sip:+48600100200@carrier.test>", [PAI], True, "+48221234567"),  # the carrier vouches
+    ("<sip:+48600100200@carrier.test>", [PAI], False, "+48600100200"),  # anyone can say so
+    ('"Jan" <sip:600100200@carrier.test>', [], True, "600100200"),
+    ("<sip:+48600100200@carrier.test>", [PAI, "Privacy: id"], True, "anonymous"),
+    ("<sip:+48600100200@carrier.test>", ["Privacy: header;id"], False, "anonymous"),
+    ('"Anonymous" <sip:anonymous@anonymous.invalid>', [PAI], True, "anonymous"),
+    ("<sip:Anonymous@carrier.test>", [], False, "anonymous"),
+    ("<sip:carrier.test>", [], False, "anonymous"),
+    ("<tel:+48600100200>", ["P-Asserted-Identity: <sip:garbage"], True, "+48600100200"),
+])
+def test_who_calls_from_a_trunk(from_: str, extra: list[str], trusted: bool,
+                                caller: str) -> None:
+    assert caller_identity(from_trunk(from_, *extra), trusted=trusted) == caller

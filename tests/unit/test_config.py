@@ -152,6 +152,28 @@ def test_failover_names_other_trunks(tmp_path: Path) -> None:
     assert ":3:55: trunks[1].failover[2]: 'a' is listed twice" in errors[2]
 
 
+def test_trunk_inbound_needs_addresses_or_a_registration(tmp_path: Path) -> None:
+    bad = "trunks:\n  - {name: c, addresses: [10.0.0.1], max_channels: 0, caller_id: {number: a}}\n"
+    errors = errors_of(write(tmp_path, bad, "bad.yaml"))
+    assert ":2:52: trunks[0].max_channels: expected greater than or equal to 1" in errors[0]
+    assert ":2:75: trunks[0].caller_id.number: expected text matching" in errors[1]
+    text = (
+        "trunks:\n"
+        "  - {name: a, inbound: both}\n"
+        "  - {name: b, inbound: register, register: {user: u, password: p}, max_channels: 2}\n"
+    )
+    errors = errors_of(write(tmp_path, text))
+    assert len(errors) == 2, errors
+    assert ":2:5: trunks[0].addresses: expected at least one address" in errors[0]
+    assert ":2:24: trunks[0].inbound: inbound: both takes calls at the registered Contact" \
+        in errors[1]
+    ok = load_config(write(tmp_path, "trunks:\n  - {name: b, inbound: register, register: "
+                           "{user: u, password: p}, trusted: true, caller_id: {number: '+4822'}}"
+                           "\n", "ok.yaml"))
+    trunk = ok.trunk("b")
+    assert trunk is not None and (trunk.trusted, trunk.caller_id.number) == (True, "+4822")
+
+
 @pytest.mark.parametrize(
     ("media", "where", "expected"),
     [

@@ -64,15 +64,16 @@ def test_attempt_lifecycle(store: CampaignStore) -> None:
     assert store.due("t", 50, 10) == []  # a contact being dialled is never picked again
     with pytest.raises(ValueError):
         store.begin_attempt(c, 51)  # no second dial while the first is open
-    store.set_call_ids(a, "abc@host", "call1")
+    store.set_call_ids(a, "first@host", "call1", "pstn")
+    store.set_call_ids(a, "abc@host", "call1", "second")  # failed over: the carrier's
     move = store.finish_attempt(a, "busy", POLICY, 100, sip_status=486)
     c = contact(store)
     assert (c["state"], c["next_at"], c["attempts"]) == ("retry_at", 160, 1)
     assert store.due("t", 159, 10) == [] and len(store.due("t", 160, 10)) == 1
     row = store.attempt(a)
     assert row is not None
-    assert (row["state"], row["outcome"], row["sip_status"], row["sip_call_id"]) == (
-        "done", "busy", 486, "abc@host")
+    assert (row["state"], row["outcome"], row["sip_status"], row["sip_call_id"],
+            row["trunk"]) == ("done", "busy", 486, "abc@host", "second")
     assert move.state == "retry_at"
     b = store.begin_attempt(store.due("t", 160, 10)[0], 160)
     store.finish_attempt(b, "busy", POLICY, 170)

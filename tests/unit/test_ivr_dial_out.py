@@ -11,9 +11,9 @@ from callcenter.calls.ivr_call import LiveCall
 from ivr.dialplan import Dialplan, OutboundRule
 
 
-def live(plan: Dialplan, trunks: dict[str, Any]) -> LiveCall:
+def live(plan: Dialplan, trunks: dict[str, Any], caller: str = "48221") -> LiveCall:
     leg: Any = SimpleNamespace(state=LegState.ANSWERED,
-                               call=SimpleNamespace(id="c1", caller="48221", called="0800"))
+                               call=SimpleNamespace(id="c1", caller=caller, called="0800"))
     return LiveCall(Any, leg, queues=None, trunks=trunks.get,  # type: ignore[arg-type]
                     route_out=lambda number: plan.route_out(number, ["ivr"]))
 
@@ -28,3 +28,8 @@ def test_refused_unrouted_and_trunkless_numbers_are_never_dialled() -> None:
     outcomes = [asyncio.run(call.transfer_to_number(n)) for n in
                 ("0700123456", "0221234567", "112", "999")]
     assert outcomes == ["refused", "refused", "refused", "no_route"]
+
+
+def test_an_anonymous_callers_number_is_empty_in_the_ivr() -> None:
+    assert live(Dialplan(), {}, caller="anonymous").caller == ""
+    assert live(Dialplan(), {}).caller == "48221"

@@ -250,6 +250,23 @@ def test_make_response_copies_and_tags() -> None:
     assert serialize(parse_message(wire)) == wire
 
 
+def test_a_dialog_creating_response_carries_the_record_route() -> None:
+    """§12.1.1: a proxy that record-routed stays on the path only if our 1xx/2xx copies it."""
+    rr = b"Record-Route: <sip:p2.example;lr>, <sip:p1.example;lr>\r\nRecord-Route: <sip:p0;lr>\r\n"
+    req = parse_message(INVITE.replace(b"i: ", rr + b"i: ", 1))
+    assert isinstance(req, Request)
+    routes = ["<sip:p2.example;lr>", "<sip:p1.example;lr>", "<sip:p0;lr>"]
+    for status in (180, 200):
+        assert make_response(req, status, to_tag="t").headers.get_all("Record-Route") == routes
+    assert "Record-Route" not in make_response(req, 486, to_tag="t").headers
+    assert "Record-Route" not in make_response(req, 100).headers
+    in_dialog = parse_message(
+        INVITE.replace(b"i: ", rr + b"i: ", 1).replace(
+            b"cc.example.com>\r\n", b"cc.example.com>;tag=old\r\n"))
+    assert isinstance(in_dialog, Request)
+    assert "Record-Route" not in make_response(in_dialog, 200).headers
+
+
 def make_request_with_to_tag() -> Request:
     req = parse_message(INVITE.replace(b"cc.example.com>\r\n", b"cc.example.com>;tag=old\r\n"))
     assert isinstance(req, Request)

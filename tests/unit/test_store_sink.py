@@ -72,6 +72,14 @@ def test_a_call_from_start_to_end() -> None:
     assert (record.hangup_cause, record.hangup_side, record.sip_status) == (
         "normal_clearing", "caller", 200)
     assert (record.digits, record.recording) == ("1#", "/rec/c1.wav")
+    assert (record.trunk, record.trunk_call_id) == (None, None)
+    sink(_started("c2"))
+    sink(CallEnded(ts=131.0, call_id="c2", cause="normal_clearing", side="caller",
+                   trunk="second", trunk_call_id="def@host", sip_call_id="def@host"))
+    failed_over = store.get_call("c2")
+    assert failed_over is not None
+    assert (failed_over.trunk, failed_over.trunk_call_id, failed_over.sip_call_id) == (
+        "second", "def@host", "def@host")
     assert store.call_events("c1") == [
         {"ts": 102.0, "type": "dtmf", "data": {"digit": "1"}},
         {"ts": 103.0, "type": "ivr_choice", "data": {"node": "main", "key": "1"}},
