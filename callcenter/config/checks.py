@@ -26,6 +26,8 @@ def semantic_checks(cfg: Config) -> list[tuple[Loc, str]]:
                 f"{reg.min_expires} <= {reg.default_expires} <= {reg.max_expires}",
             )
         )
+    if "tls" in cfg.sip.transports and cfg.sip.tls is None:
+        out.append((("sip", "transports"), "the tls transport needs sip.tls: {certificate, key}"))
     media = cfg.media
     if media.rtp_port_min % 2:
         out.append(

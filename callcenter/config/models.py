@@ -91,12 +91,25 @@ class AuthConfig(_Model):
     algorithms: list[Literal["MD5", "SHA-256"]] = Field(default=["MD5"], min_length=1)
 
 
+class SipTls(_Model):
+    """SIP over TLS (RFC 3261 §26): our certificate chain and key (PEM files), the CA file
+    peers' certificates must chain to (the system's store when null), whether to check them,
+    and the TLS port (enabled by ``tls`` in ``sip.transports``)."""
+
+    certificate: Path
+    key: Path
+    ca: Path | None = None
+    verify_peer: bool = True
+    port: Port = 5061
+
+
 class SipConfig(_Model):
     """SIP listener."""
 
     listen: IpAddress = "127.0.0.1"
     port: Port = 5060
-    transports: list[Literal["udp", "tcp"]] = Field(default=["udp", "tcp"], min_length=1)
+    transports: list[Literal["udp", "tcp", "tls"]] = Field(default=["udp", "tcp"], min_length=1)
+    tls: SipTls | None = None
     advertised_address: Host = None
     realm: str = Field(default="callcenter", min_length=1)
     user_agent: str = "callcenter/0.1"
@@ -211,7 +224,7 @@ class Trunk(_Model):
     #: where outbound calls (the dialer) are sent
     host: Annotated[str, BeforeValidator(_host)] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 5080
-    transport: Literal["udp", "tcp"] = "udp"
+    transport: Literal["udp", "tcp", "tls"] = "udp"
     registration: TrunkRegister | None = Field(default=None, alias="register")
     auth: TrunkAuth | None = None
     #: the country (ISO 3166) of the national numbers the carrier sends: a called number from
