@@ -146,6 +146,7 @@ class Application:
         self.b2bua.on_refer = self.transfers.on_refer
         self.b2bua.on_key = self.transfers.on_key
         self.b2bua.on_hold = Holds(self.services).on_hold
+        self.b2bua.srtp_policy = self._srtp_policy
         self.load = Load()
         self.dialer = CampaignRunner(self.services, cfg=cfg, db=self.store.db, queues=self.queues)
         self.callbacks = CallbackWorker(
@@ -267,6 +268,15 @@ class Application:
         while True:
             await asyncio.sleep(1.0)
             self.reload()
+
+    def _srtp_policy(self, leg: Leg) -> str:
+        """``media.srtp``, unless the leg's user or trunk (the caller's, or the one at its
+        address) says otherwise."""
+        cfg = self.cfg
+        user = cfg.user(leg.party)
+        trunk = next((t for t in cfg.trunks if (t.host, t.port) == leg.peer or (
+            leg.call.source == f"trunk:{t.name}" and leg is leg.call.caller_leg)), None)
+        return (user and user.srtp) or (trunk and trunk.srtp) or cfg.media.srtp
 
     def reload(self) -> None:
         """Re-read what changed on disk now (SIGHUP, systemd's ExecReload); also every second."""

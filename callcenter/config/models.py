@@ -63,6 +63,7 @@ Host = Annotated[str | None, BeforeValidator(_host)]
 Port = Annotated[int, Field(ge=0, le=65535, description="0 = any free port")]
 PositiveSeconds = Annotated[float, Field(gt=0)]
 
+SrtpPolicy = Literal["off", "optional", "required"]
 _TOKEN = r"^[A-Za-z0-9._!~*'()%+-]+$"  # RFC 3261 user part without escapes, conservatively
 
 
@@ -152,6 +153,9 @@ class MediaConfig(_Model):
     rtp_port_min: int = Field(default=20000, ge=1024, le=65535)
     rtp_port_max: int = Field(default=29999, ge=1024, le=65535)
     codecs: list[Literal["PCMU", "PCMA"]] = Field(default=["PCMU", "PCMA"], min_length=1)
+    #: SRTP with SDES keys: ``optional`` on TLS legs, ``required`` on every leg, or ``off``;
+    #: ``users[].srtp`` and ``trunks[].srtp`` override it for their legs
+    srtp: SrtpPolicy = "optional"
 
 
 class LoggingConfig(_Model):
@@ -192,6 +196,7 @@ class User(_Model):
     password: Annotated[QuotedStr, Field(min_length=1)]
     role: Literal["agent", "supervisor"]
     name: str = ""
+    srtp: SrtpPolicy | None = None  #: null: ``media.srtp``
 
 
 class TrunkRegister(_Model):
@@ -235,6 +240,7 @@ class Trunk(_Model):
     number_format: Literal["e164", "international", "national"] = "e164"
     #: trunks to try in this order when this one answers 503, never answers or is unreachable
     failover: list[str] = []
+    srtp: SrtpPolicy | None = None  #: null: ``media.srtp``
 
 
 def _member(value: Any) -> Any:

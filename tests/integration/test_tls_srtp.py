@@ -1,21 +1,27 @@
 """Secure phones: baresip agents registered over SIP/TLS (a throw-away CA made with openssl)
-call each other through the server, and each hears the other's words."""
+with SRTP (SDES keys) call each other and the IVR through the server."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+import yaml
 
 from tests.conftest import require_binary
 from tests.helpers import audio, ports
 from tests.helpers.api import http
+from tests.helpers.artifacts import REPO
 from tests.helpers.baresip import BaresipAgent
 from tests.helpers.certs import Certs, make_certs
 from tests.helpers.server import ServerProcess
-from tests.integration.demo import USERS, Media
+from tests.helpers.sniff import UdpSniffer
+from tests.integration.demo import LINE_TOLLFREE, USERS, Media
 
 TALK_SECONDS = 5.0
 MATCH = 0.6  # best_match of the other side's words in a recording (1.0 = exact copy)
@@ -27,14 +33,18 @@ def certs(artifacts: Path) -> Certs:
     return make_certs(artifacts / "certs")
 
 
-@pytest.fixture
-def tls_server(artifacts: Path, certs: Certs) -> Iterator[ServerProcess]:
+def _tls_server(artifacts: Path, certs: Certs, **overrides: Any) -> ServerProcess:
     tls = {"certificate": str(certs.certificate), "key": str(certs.key), "ca": str(certs.ca),
            "port": ports.free_port()}
-    srv = ServerProcess(artifacts, overrides={"sip": {"transports": ["udp", "tcp", "tls"],
-                                                      "tls": tls}})
+    srv = ServerProcess(artifacts, overrides={
+        "sip": {"transports": ["udp", "tcp", "tls"], "tls": tls}, **overrides})
     srv.tls_port = tls["port"]  # type: ignore[attr-defined]
-    with srv:
+    return srv
+
+
+@pytest.fixture
+def tls_server(artifacts: Path, certs: Certs) -> Iterator[ServerProcess]:
+    with _tls_server(artifacts, certs) as srv:
         yield srv
 
 
@@ -80,3 +90,69 @@ def test_agents_over_tls(tls_server: ServerProcess, artifacts: Path, media: Medi
         _talk(caller, callee, f"sip:1002@127.0.0.1:{port};transport=tls")
     _heard_each_other(caller, callee, media)
     assert "tls_connect_failed" not in tls_server.log_tail(200000)
+
+
+TONE_HZ = 1800.0
+
+
+def _sniffer() -> UdpSniffer | None:
+    try:
+        return UdpSniffer()
+    except (PermissionError, OSError):
+        return None
+
+
+def test_srtp_agent_hears_the_prompt_decrypted(artifacts: Path, certs: Certs) -> None:
+    """An agent over TLS with mandatory SRTP (RTP/SAVP) dials the toll-free line, whose welcome
+    is a tone here: the tone arrives decrypted, and on the wire it was never plain RTP."""
+    require_binary("baresip")
+    sounds = artifacts / "sounds"
+    shutil.rmtree(sounds, ignore_errors=True)
+    shutil.copytree(REPO / "sounds", sounds)
+    audio.make_tone_wav(sounds / "pl" / "welcome.wav", (TONE_HZ,), 6.0)
+    srv = _tls_server(artifacts, certs, sounds=str(sounds))
+    port = srv.tls_port  # type: ignore[attr-defined]
+    agent = _agent(artifacts, "1001", port, REPO / "sounds" / "pl" / "welcome.wav", certs,
+                   mediaenc="srtp-mand")
+    sniffer = _sniffer()
+    try:
+        with srv, agent:
+            agent.ctrl.wait_registered()
+            agent.dial(f"sip:{LINE_TOLLFREE}@127.0.0.1:{port};transport=tls")
+            agent.ctrl.wait_event("CALL_ESTABLISHED", timeout=20)
+            time.sleep(3.0)
+            agent.ctrl.command("hangup")
+            agent.ctrl.wait_event("CALL_CLOSED", timeout=10)
+    finally:
+        if sniffer is not None:
+            sniffer.close()
+    heard = audio.read_wav(agent.recordings()["heard"])[0]
+    assert audio.tone_present(heard[4000:16000], TONE_HZ, ratio=0.2), "no tone heard"
+    if sniffer is None:
+        return  # no CAP_NET_RAW here: what the phone heard is the proof
+    rtp_ports = range(srv.rtp.base, srv.rtp.last + 1)
+    to_phone = [p[2] for p in sniffer.packets
+                if p[0] in rtp_ports and p[1] in range(*agent.rtp_ports) and len(p[2]) > 172]
+    assert len(to_phone) > 50, f"{len(to_phone)} RTP packets seen"
+    as_plain = np.concatenate([audio.decode_g711(p[12:172], "PCMU") for p in to_phone])
+    assert not audio.tone_present(as_plain, TONE_HZ, ratio=0.05), "plain RTP on the wire"
+
+
+def test_plain_caller_and_srtp_agent_hear_each_other(artifacts: Path, media: Media,
+                                                     certs: Certs) -> None:
+    """The B2BUA decrypts one leg and encrypts the other: a plain RTP phone (UDP) calls an
+    agent whose user requires SRTP (`users[].srtp: required`, so we offer RTP/SAVP) and who
+    takes nothing else (baresip `srtp-mand`); each hears the other's words."""
+    require_binary("baresip")
+    users = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))["users"]
+    for user in users:
+        if user["user"] == "1001":
+            user["srtp"] = "required"
+    with _tls_server(artifacts, certs, users=users) as srv:
+        port = srv.tls_port  # type: ignore[attr-defined]
+        caller = _agent(artifacts, "1002", srv.sip_port, media.agent_a_wav, certs,
+                        transport="udp")
+        callee = _agent(artifacts, "1001", port, media.agent_b_wav, certs, mediaenc="srtp-mand")
+        with callee, caller:
+            _talk(caller, callee, f"sip:1001@127.0.0.1:{srv.sip_port}")
+    _heard_each_other(caller, callee, media)
