@@ -105,3 +105,16 @@ def test_untrusted_certificate_is_refused_and_logged(tmp_path: Path, runner: Run
 
     runner(run())
     assert "certificate verify failed" in out.getvalue()
+
+
+def test_via_and_contact_of_a_tls_leg_name_the_tls_port() -> None:
+    from callcenter.sip.stack import SipStack
+
+    async def make() -> SipStack:  # the transports want a loop
+        return SipStack(host="127.0.0.1", port=5060, advertised="192.0.2.1", transports=["udp"],
+                        handler=lambda sreq: None, on_ack_timeout=lambda e: None, tls_port=5071)
+
+    stack = asyncio.run(make())
+    assert stack.via("tls", "z9hG4bKx").startswith("SIP/2.0/TLS 192.0.2.1:5071;branch=z9hG4bKx")
+    assert stack.contact("1001", "tls") == "<sip:1001@192.0.2.1:5071;transport=tls>"
+    assert stack.contact("1001", "udp") == "<sip:1001@192.0.2.1:5060>"
