@@ -8,9 +8,19 @@ import asyncio
 import pytest
 
 from callcenter.media import g711
+from callcenter.media.dtmf import event_packets
 from callcenter.media.engine import MediaEngine
 from callcenter.media.prompts import encode_frames
-from callcenter.media.rtp import RtpPacket, decode_rtp, encode_rtp
+from callcenter.media.rtp import (
+    Bye,
+    RtpPacket,
+    SenderReport,
+    decode_rtcp,
+    decode_rtp,
+    encode_rtcp,
+    encode_rtp,
+    ntp_timestamp,
+)
 from callcenter.media.srtp import SrtpError, SrtpSession, new_key
 from tests.unit.test_media_engine import Peer, run, sine_pcm, until
 
@@ -72,3 +82,42 @@ def _decrypt(session: SrtpSession, data: bytes) -> bytes | None:
         return decode_rtp(session.unprotect(data)).payload
     except SrtpError:
         return None
+
+
+def test_dtmf_and_rtcp_work_on_an_srtp_channel() -> None:
+    """RFC 4733 keys and SRTCP reports arrive decrypted; our own SR and BYE leave as SRTCP."""
+    suite, x = "AES_CM_128_HMAC_SHA1_80", Peer()
+    got: list[str] = []
+    sent: list[bytes] = []
+
+    async def body(engine: MediaEngine) -> None:
+        x_key = new_key()
+        a = engine.open_channel()
+        a.configure(x.addr, g711.PCMU, 101, srtp=(suite, x_key))
+        a.on_dtmf = got.append
+        x_srtp = SrtpSession(suite, x_key, a.srtp_key)
+        for seq, p in enumerate(event_packets("5")):  # each end repeat with its own number
+            x.send(x_srtp.protect(encode_rtp(RtpPacket(101, seq, 8000, 0xCAFE, p.payload,
+                                                       p.marker))), a.port)
+        sr = SenderReport(0xCAFE, ntp_timestamp(1e9), 8000, 10, 1600)
+        x.send(x_srtp.protect_rtcp(encode_rtcp(sr)), a.rtcp_port)
+        await until(lambda: got == ["5"] and bool(a.last_rtcp))
+        assert a.last_rtcp[0] == sr
+        a.close()  # sends SR + BYE to where the far end's RTCP came from
+        await until(lambda: _received(x, sent) > 0)
+        assert any(isinstance(p, Bye) for p in decode_rtcp(x_srtp.unprotect_rtcp(sent[-1])))
+
+    try:
+        run(body)
+    finally:
+        x.close()
+
+
+def _received(peer: Peer, into: list[bytes]) -> int:
+    while True:
+        try:
+            data, _ = peer.sock.recvfrom(2048)
+        except BlockingIOError:
+            return len(into)
+        if 192 <= data[1] <= 223:
+            into.append(data)
