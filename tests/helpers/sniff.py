@@ -7,16 +7,20 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+from collections.abc import Callable
 
 ETH_P_ALL = 0x0003
 
 
 class UdpSniffer:
-    """Collect (source port, destination port, UDP payload) of IPv4 datagrams on `lo`."""
+    """Collect (source port, destination port, UDP payload) of the IPv4 datagrams on `lo`
+    that `wanted(source port, destination port)` picks (other tests share the interface)."""
 
-    def __init__(self, max_packets: int = 20000) -> None:
+    def __init__(self, wanted: Callable[[int, int], bool], max_packets: int = 20000) -> None:
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
         self.sock.bind(("lo", 0))
+        self.wanted = wanted
         self.sock.settimeout(0.2)
         self.packets: list[tuple[int, int, bytes]] = []
         self.max_packets = max_packets
@@ -39,7 +43,8 @@ class UdpSniffer:
                 continue
             ihl = (ip[0] & 0x0F) * 4
             sport, dport = struct.unpack_from("!HH", ip, ihl)
-            self.packets.append((sport, dport, bytes(ip[ihl + 8 :])))
+            if self.wanted(sport, dport):
+                self.packets.append((sport, dport, bytes(ip[ihl + 8 :])))
 
     def close(self) -> None:
         self._stop = True

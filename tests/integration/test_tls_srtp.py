@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,9 +95,9 @@ def test_agents_over_tls(tls_server: ServerProcess, artifacts: Path, media: Medi
 TONE_HZ = 1800.0
 
 
-def _sniffer() -> UdpSniffer | None:
+def _sniffer(wanted: Callable[[int, int], bool]) -> UdpSniffer | None:
     try:
-        return UdpSniffer()
+        return UdpSniffer(wanted)
     except (PermissionError, OSError):
         return None
 
@@ -114,7 +114,8 @@ def test_srtp_agent_hears_the_prompt_decrypted(artifacts: Path, certs: Certs) ->
     port = srv.tls_port  # type: ignore[attr-defined]
     agent = _agent(artifacts, "1001", port, REPO / "sounds" / "pl" / "welcome.wav", certs,
                    mediaenc="srtp-mand")
-    sniffer = _sniffer()
+    rtp_ports, phone_ports = range(srv.rtp.base, srv.rtp.last + 1), range(*agent.rtp_ports)
+    sniffer = _sniffer(lambda src, dst: src in rtp_ports and dst in phone_ports)
     try:
         with srv, agent:
             agent.ctrl.wait_registered()
@@ -130,9 +131,7 @@ def test_srtp_agent_hears_the_prompt_decrypted(artifacts: Path, certs: Certs) ->
     assert audio.tone_present(heard[4000:16000], TONE_HZ, ratio=0.2), "no tone heard"
     if sniffer is None:
         return  # no CAP_NET_RAW here: what the phone heard is the proof
-    rtp_ports = range(srv.rtp.base, srv.rtp.last + 1)
-    to_phone = [p[2] for p in sniffer.packets
-                if p[0] in rtp_ports and p[1] in range(*agent.rtp_ports) and len(p[2]) > 172]
+    to_phone = [p[2] for p in sniffer.packets if len(p[2]) > 172]
     assert len(to_phone) > 50, f"{len(to_phone)} RTP packets seen"
     as_plain = np.concatenate([audio.decode_g711(p[12:172], "PCMU") for p in to_phone])
     assert not audio.tone_present(as_plain, TONE_HZ, ratio=0.05), "plain RTP on the wire"
