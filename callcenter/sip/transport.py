@@ -106,6 +106,7 @@ class Transports:
         self._idle_task: asyncio.Task[None] | None = None
         self._tls_listener: socket.socket | None = None
         self._tls_accept: asyncio.Task[None] | None = None
+        self._handshakes: set[asyncio.Task[None]] = set()  # held: the loop keeps weak refs
 
     async def start(self, transports: list[str]) -> None:
         self.loop = asyncio.get_running_loop()
@@ -155,8 +156,9 @@ class Transports:
                 conn.transport.close()
         for server in self._servers:
             server.close()
-        if self._tls_accept:
-            self._tls_accept.cancel()
+        for task in [self._tls_accept, *self._handshakes]:
+            if task is not None:
+                task.cancel()
         if self._tls_listener:
             self._tls_listener.close()
 
@@ -197,7 +199,9 @@ class Transports:
                 log.warning("tls_accept_failed", error=str(exc))
                 await asyncio.sleep(0.1)
                 continue
-            self.loop.create_task(self._handshake(sock))
+            task = self.loop.create_task(self._handshake(sock))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
 
     async def _handshake(self, sock: socket.socket) -> None:
         peer = sock.getpeername()
