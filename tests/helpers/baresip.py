@@ -194,9 +194,11 @@ class BaresipAgent:
         transport: str = "udp",
         mediaenc: str = "",
         cafile: Path | None = None,
+        certificate: Path | None = None,
     ) -> None:
         """`transport` "tls" registers over TLS (at `registrar_port`, the server's TLS port)
-        trusting `cafile`; `mediaenc` "srtp" or "srtp-mand" offers SDES-keyed SRTP."""
+        trusting `cafile`; `mediaenc` "srtp" or "srtp-mand" offers SDES-keyed SRTP;
+        `certificate` (certificate and key in one PEM) lets it take TLS at `sip_port + 1`."""
         if ports.size < 12:
             raise ValueError("a baresip agent needs a block of at least 12 ports")
         self.workdir = Path(workdir)
@@ -208,6 +210,7 @@ class BaresipAgent:
         self.source_wav, self.source_seconds = Path(source_wav), source_seconds
         self.answermode, self.regint, self.codecs = answermode, regint, codecs
         self.transport, self.mediaenc, self.cafile = transport, mediaenc, cafile
+        self.certificate = certificate
         self.rec_dir = self.workdir / "rec"
         self.proc: subprocess.Popen[bytes] | None = None
         self._ctrl: BaresipCtrl | None = None
@@ -235,6 +238,7 @@ class BaresipAgent:
                 ctrl_port=self.ctrl_port,
                 rec=self.rec_dir.resolve(),
                 extra=(f"sip_cafile\t{self.cafile.resolve()}\n" if self.cafile else "")
+                + (f"sip_certificate\t{self.certificate.resolve()}\n" if self.certificate else "")
                 + ("module\tsrtp.so\n" if self.mediaenc.startswith("srtp") else ""),
             )
         )
