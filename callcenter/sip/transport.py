@@ -107,6 +107,9 @@ class Transports:
         self._tls_listener: socket.socket | None = None
         self._tls_accept: asyncio.Task[None] | None = None
         self._handshakes: set[asyncio.Task[None]] = set()  # held: the loop keeps weak refs
+        #: (transport, a phone's source) -> its Contact address, kept by the registrar: where
+        #: to open a connection once the phone's own one (its flow) is gone
+        self.contacts: dict[ConnKey, Address] = {}
 
     async def start(self, transports: list[str]) -> None:
         self.loop = asyncio.get_running_loop()
@@ -172,13 +175,16 @@ class Transports:
         if transport in ("tcp", "tls"):
             key = (transport, dest)
             conn = self._conns.get(key)
-            if conn is not None and conn.transport is not None and not conn.transport.is_closing():
+            if not _is_open(conn) and key in self.contacts:
+                key = (transport, self.contacts[key])
+                conn = self._conns.get(key)
+            if conn is not None and _is_open(conn):
                 conn.last_activity = self.loop.time()
-                conn.transport.write(data)
+                conn.transport.write(data)  # type: ignore[union-attr]
                 return
             self._pending.setdefault(key, []).append(data)
             if key not in self._connecting:
-                self._connecting[key] = self.loop.create_task(self._connect(key))
+                self._connecting[key] = self.loop.create_task(self._connect(key, dest))
             return
         if self._udp is not None:
             try:
@@ -214,7 +220,9 @@ class Transports:
             log.warning("tls_handshake_failed", peer=f"{peer[0]}:{peer[1]}", error=str(exc))
             sock.close()
 
-    async def _connect(self, key: ConnKey) -> _TcpConn | None:
+    async def _connect(self, key: ConnKey, reported: Address) -> _TcpConn | None:
+        """Open ``key``'s connection; a failure is reported for ``reported``, the address the
+        messages were sent to (a phone's source when ``key`` is its Contact)."""
         name, dest = key
         tls: dict[str, Any] = {}
         if name == "tls":  # the peer's certificate is checked against the host we dial
@@ -227,7 +235,7 @@ class Transports:
             log.warning(f"{name}_connect_failed", dest=f"{dest[0]}:{dest[1]}", error=str(exc))
             self._connecting.pop(key, None)
             # Told after the bookkeeping: the callback may send to dest again (a new connect).
-            self.on_send_failed(dest, name, self._pending.pop(key, []))
+            self.on_send_failed(reported, name, self._pending.pop(key, []))
             return None
         except BaseException:
             self._connecting.pop(key, None)
@@ -249,3 +257,6 @@ class Transports:
                              transport=conn.name)
                     conn.transport.close()
 
+
+def _is_open(conn: _TcpConn | None) -> bool:
+    return conn is not None and conn.transport is not None and not conn.transport.is_closing()

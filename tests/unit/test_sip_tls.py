@@ -118,3 +118,36 @@ def test_via_and_contact_of_a_tls_leg_name_the_tls_port() -> None:
     assert stack.via("tls", "z9hG4bKx").startswith("SIP/2.0/TLS 192.0.2.1:5071;branch=z9hG4bKx")
     assert stack.contact("1001", "tls") == "<sip:1001@192.0.2.1:5071;transport=tls>"
     assert stack.contact("1001", "udp") == "<sip:1001@192.0.2.1:5060>"
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_phone_whose_connection_is_gone_is_reached_at_its_contact(tmp_path: Path,
+                                                                    runner: Runner) -> None:
+    certs = make_certs(tmp_path)
+    files = {"certificate": str(certs.certificate), "key": str(certs.key)}
+
+    async def run() -> None:
+        at_server: Got = []
+        at_phone: Got = []
+        server = _server(certs, at_server)
+        server.tls_client = client_context(**files, ca=str(certs.ca), verify_peer=True)
+        phone = _server(certs, at_phone)  # a phone that also takes TLS (its Contact)
+        phone.tls_client = server.tls_client
+        await server.start(["tls"])
+        await phone.start(["tls"])
+        try:
+            phone.send(MSG, ("127.0.0.1", server.tls_port), "tls")
+            await _until(lambda: at_server)
+            source = at_server[0][1]
+            server.contacts[("tls", source)] = ("127.0.0.1", phone.tls_port)  # the registrar's
+            for conn in list(phone._conns.values()):
+                conn.transport.close()  # type: ignore[union-attr]
+            await _until(lambda: not server._conns)
+            server.send(b"OPTIONS sip:p SIP/2.0\r\nContent-Length: 0\r\n\r\n", source, "tls")
+            await _until(lambda: at_phone)
+            assert at_phone[0][2] == "tls"
+        finally:
+            await phone.close()
+            await server.close()
+
+    runner(run())
