@@ -252,7 +252,9 @@ class Transports:
             await asyncio.sleep(min(30.0, self.idle_timeout / 2))
             now = self.loop.time()
             for conn in list(self._conns.values()):
-                if now - conn.last_activity > self.idle_timeout and conn.transport is not None:
+                # a TLS connection stays closing until the peer's close_notify (or a timeout)
+                if (now - conn.last_activity > self.idle_timeout and _is_open(conn)
+                        and conn.transport is not None):
                     log.info("tcp_idle_close", peer=f"{conn.peer[0]}:{conn.peer[1]}",
                              transport=conn.name)
                     conn.transport.close()

@@ -20,6 +20,7 @@ from tests.helpers.artifacts import REPO
 from tests.helpers.baresip import BaresipAgent
 from tests.helpers.certs import Certs, make_certs
 from tests.helpers.server import ServerProcess
+from tests.helpers.sipp import wait_until
 from tests.helpers.sniff import UdpSniffer
 from tests.integration.demo import LINE_TOLLFREE, USERS, Media
 
@@ -36,8 +37,8 @@ def certs(artifacts: Path) -> Certs:
 def _tls_server(artifacts: Path, certs: Certs, **overrides: Any) -> ServerProcess:
     tls = {"certificate": str(certs.certificate), "key": str(certs.key), "ca": str(certs.ca),
            "port": ports.free_port()}
-    srv = ServerProcess(artifacts, overrides={
-        "sip": {"transports": ["udp", "tcp", "tls"], "tls": tls}, **overrides})
+    sip = {"transports": ["udp", "tcp", "tls"], "tls": tls, **overrides.pop("sip", {})}
+    srv = ServerProcess(artifacts, overrides={"sip": sip, **overrides})
     srv.tls_port = tls["port"]  # type: ignore[attr-defined]
     return srv
 
@@ -177,4 +178,33 @@ def test_a_call_out_through_a_tls_trunk(artifacts: Path, media: Media, certs: Ce
             _talk(agent, carrier, f"sip:0221234567@127.0.0.1:{srv.sip_port}")
         log = srv.log_tail(400000)
     _heard_each_other(agent, carrier, media)
+    assert "tls_connect_failed" not in log
+
+
+def test_a_phone_whose_tls_connection_closed_is_called_at_its_contact(
+        artifacts: Path, media: Media, certs: Certs) -> None:
+    """The server closes 1002's idle TLS connection (`tcp_idle_timeout` 2 s); a call to 1002
+    then opens a new connection to its registered Contact (baresip with a certificate takes
+    TLS there) instead of failing on the dead source port. (The 2 s idle limit would close
+    that connection too during a call, and baresip ends a call whose connection closes: the
+    test stops at the answer.)"""
+    require_binary("baresip")
+    phone_certs = make_certs(artifacts / "certs", "phone")
+    with _tls_server(artifacts, certs, sip={"tcp_idle_timeout": 2}) as srv:
+        port = srv.tls_port  # type: ignore[attr-defined]
+        caller = _agent(artifacts, "1001", srv.sip_port, media.agent_a_wav, certs,
+                        transport="udp")
+        callee = BaresipAgent(artifacts / "a1002", "1002", USERS["1002"], registrar_port=port,
+                              ports=ports.allocate(20), source_wav=media.agent_b_wav,
+                              transport="tls", cafile=certs.ca,
+                              certificate=phone_certs.combined)
+        with callee, caller:
+            callee.ctrl.wait_registered()
+            caller.ctrl.wait_registered()
+            assert wait_until(lambda: "tcp_idle_close" in srv.log_tail(400000), 15)
+            caller.dial(f"sip:1002@127.0.0.1:{srv.sip_port}")
+            callee.ctrl.wait_event("CALL_ESTABLISHED", timeout=20)
+            caller.ctrl.wait_event("CALL_ESTABLISHED", timeout=20)
+            caller.ctrl.command("hangup")
+        log = srv.log_tail(400000)
     assert "tls_connect_failed" not in log

@@ -151,3 +151,32 @@ def test_a_phone_whose_connection_is_gone_is_reached_at_its_contact(tmp_path: Pa
             await server.close()
 
     runner(run())
+
+
+def test_idle_close_closes_a_connection_once() -> None:
+    """A TLS connection stays closing until the peer answers close_notify: the idle sweep
+    must not close it (and log it) again on every pass."""
+    from callcenter.sip.transport import _TcpConn
+
+    class Closing:
+        closed = 0
+
+        def close(self) -> None:
+            self.closed += 1
+
+        def is_closing(self) -> bool:
+            return self.closed > 0
+
+    async def run() -> int:
+        transports = Transports(host="127.0.0.1", port=0, on_message=lambda *a: None,
+                                idle_timeout=0.02)
+        transports.loop = asyncio.get_running_loop()
+        conn = _TcpConn(transports, "tls")
+        conn.transport = Closing()  # type: ignore[assignment]
+        transports._conns[("tls", ("127.0.0.1", 1))] = conn
+        sweep = asyncio.ensure_future(transports._close_idle())
+        await asyncio.sleep(0.2)  # about ten sweeps
+        sweep.cancel()
+        return conn.transport.closed  # type: ignore[attr-defined,no-any-return]
+
+    assert asyncio.run(run()) == 1
