@@ -31,6 +31,7 @@ from callcenter.calls.services import CallServices
 from callcenter.calls.transfer import Transfers
 from callcenter.calls.trunks import Registered, addresses_of, trunk_of
 from callcenter.config import Config, Trunk
+from callcenter.config.models import SipTls
 from callcenter.dialer.runner import CampaignRunner
 from callcenter.events import bus as events
 from callcenter.events.service import Events
@@ -52,6 +53,7 @@ from callcenter.sip.registrar import Registrar
 from callcenter.sip.registrar_service import BindingChanged, RegistrarService
 from callcenter.sip.registration_client import RegistrationClient
 from callcenter.sip.stack import ServerRequest, SipStack
+from callcenter.sip.tls import client_context, server_context
 from callcenter.sip.uri import SipUri
 from callcenter.sip.useragent import Handlers, dispatch
 from callcenter.store.db import Store
@@ -101,7 +103,7 @@ class Application:
             on_ack_timeout=lambda e: self.b2bua.on_ack_timeout(e),
             on_server_timeout=lambda e: self.b2bua.on_server_timeout(e),
             user_agent=sip.user_agent, tcp_idle_timeout=float(sip.tcp_idle_timeout),
-            udp_receive_buffer=sip.udp_receive_buffer,
+            udp_receive_buffer=sip.udp_receive_buffer, **_tls_contexts(sip.tls),
         )
         self.registration = RegistrarService(
             stack=self.stack, registrar=self.registrar, passwords=self.passwords,
@@ -147,6 +149,7 @@ class Application:
         self.b2bua.on_refer = self.transfers.on_refer
         self.b2bua.on_key = self.transfers.on_key
         self.b2bua.on_hold = Holds(self.services).on_hold
+        self.b2bua.srtp_policy = self._srtp_policy
         self.load = Load()
         self.dialer = CampaignRunner(self.services, cfg=cfg, db=self.store.db, queues=self.queues)
         self.callbacks = CallbackWorker(
@@ -197,6 +200,7 @@ class Application:
             "server_started", sip=f"{self.cfg.sip.listen}:{self.cfg.sip.port}",
             http=f"{self.cfg.http.listen}:{self.http.port}",
             transports=list(self.cfg.sip.transports), database=str(self.cfg.database),
+            tls_port=self.stack.transports.tls_port if "tls" in self.cfg.sip.transports else None,
             lines=[line.number for line in self.dialplan.lines], users=len(self.cfg.users),
             clock=self.clock.now().isoformat(timespec="seconds"),
         )
@@ -268,6 +272,15 @@ class Application:
         while True:
             await asyncio.sleep(1.0)
             self.reload()
+
+    def _srtp_policy(self, leg: Leg) -> str:
+        """``media.srtp``, unless the leg's user or trunk (the caller's, or the one at its
+        address) says otherwise."""
+        cfg = self.cfg
+        user = cfg.user(leg.party)
+        trunk = next((t for t in cfg.trunks if (t.host, t.port) == leg.peer or (
+            leg.call.source == f"trunk:{t.name}" and leg is leg.call.caller_leg)), None)
+        return (user and user.srtp) or (trunk and trunk.srtp) or cfg.media.srtp
 
     def reload(self) -> None:
         """Re-read what changed on disk now (SIGHUP, systemd's ExecReload); also every second."""
@@ -581,6 +594,20 @@ class Application:
             self.events.publish(events.LegEnded(
                 call_id=leg.call.id, party=leg.party, direction=leg.direction,
                 sip_status=leg.sip_status))
+
+
+def _tls_contexts(tls: SipTls | None) -> dict[str, Any]:
+    """The SipStack's TLS arguments from ``sip.tls`` (none: trunks dialled over TLS are
+    checked against the system's CA store)."""
+    if tls is None:
+        return {}
+    ca = str(tls.ca) if tls.ca else None
+    files = {"certificate": str(tls.certificate), "key": str(tls.key)}
+    return {
+        "tls_port": tls.port,
+        "tls_server": server_context(**files, ca=ca, verify_peer=tls.verify_peer),
+        "tls_client": client_context(**files, ca=ca, verify_peer=tls.verify_peer),
+    }
 
 
 async def serve(cfg: Config, dialplan: Dialplan, clock: ServerClock | None = None) -> None:

@@ -9,19 +9,19 @@ cd "$(dirname "$0")/.."
 say() { printf '\n==> %s\n' "$*"; }
 
 need_apt=no
-for bin in sipp baresip mosquitto mosquitto_pub espeak-ng sox chromium kamailio promtool ip systemd-analyze; do
+for bin in sipp baresip mosquitto mosquitto_pub espeak-ng sox chromium kamailio promtool ip systemd-analyze openssl; do
     command -v "$bin" >/dev/null 2>&1 || need_apt=yes
 done
 if [ "$need_apt" = yes ]; then
-    say "installing system packages (sip-tester baresip-core mosquitto espeak-ng sox chromium kamailio prometheus iproute2 systemd)"
+    say "installing system packages (sip-tester baresip-core mosquitto espeak-ng sox chromium kamailio prometheus iproute2 systemd openssl)"
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends \
         sip-tester baresip-core mosquitto mosquitto-clients espeak-ng sox libsox-fmt-all \
-        chromium kamailio prometheus iproute2 systemd
+        chromium kamailio prometheus iproute2 systemd openssl
 else
-    say "system packages already present (sipp, baresip, mosquitto, espeak-ng, sox, chromium, kamailio, promtool, ip, systemd-analyze)"
+    say "system packages already present (sipp, baresip, mosquitto, espeak-ng, sox, chromium, kamailio, promtool, ip, systemd-analyze, openssl)"
 fi
 
 sh install.sh test    # .venv (with python3-venv from apt on Debian's own python3)

@@ -95,6 +95,8 @@ class B2BUA:
         self.on_key: Callable[[Leg, str], None] | None = None
         #: a party's re-INVITE held (True: sendonly or inactive) or resumed the call
         self.on_hold: Callable[[Leg, bool], None] | None = None
+        #: the SRTP policy of a leg's party (``sip.sdes.POLICIES``), see ``_srtp``
+        self.srtp_policy: Callable[[Leg], str] = lambda leg: "off"
 
     # ------------------------------------------------------------ inbound legs
     def new_inbound(self, call: Call, sreq: ServerRequest, party: str) -> Leg:
@@ -127,6 +129,7 @@ class B2BUA:
             answer, media = sdp.answer_offer(
                 offer, local_address=self.media_address, local_port=leg.channel.port,
                 supported=self.codecs, session_id=self._session_id, session_version=1,
+                **self._srtp(leg),
             )
         except SipError:
             leg.channel.close()
@@ -621,8 +624,17 @@ class B2BUA:
     def _offer(self, leg: Leg) -> sdp.SessionDescription:
         return sdp.make_offer(
             local_address=self.media_address, local_port=leg.channel.port, codecs=self.codecs,
-            session_id=self._session_id, session_version=leg.sdp_version,
+            session_id=self._session_id, session_version=leg.sdp_version, **self._srtp(leg),
         )
+
+    def _srtp(self, leg: Leg) -> dict[str, Any]:
+        """SDP arguments for the leg's SRTP: ``optional`` uses SDES keys on TLS legs only,
+        since keys in clear-text signalling protect nothing (RFC 4568 §8.3); ``required``
+        wants SRTP whatever the transport; the other leg of the call keeps its own."""
+        policy = self.srtp_policy(leg)
+        if policy == "optional" and leg.transport != "tls":
+            policy = "off"
+        return {"srtp": policy, "srtp_key": leg.channel.srtp_key}
 
     def _configure(self, leg: Leg) -> None:
         media = leg.media
@@ -630,6 +642,7 @@ class B2BUA:
         leg.channel.configure(
             remote=media.remote, payload_type=media.payload_type,
             dtmf_payload_type=media.dtmf_payload_type,
+            srtp=(media.srtp.suite, media.srtp.key) if media.srtp else None,
         )
         leg.channel.on_dtmf = lambda digit, leg=leg: self._key(leg, digit)
 
@@ -739,6 +752,7 @@ class B2BUA:
         answer, media = sdp.answer_offer(
             offer, local_address=self.media_address, local_port=leg.channel.port,
             supported=self.codecs, session_id=self._session_id, session_version=leg.sdp_version,
+            **self._srtp(leg),
         )
         leg.local_sdp, leg.media = answer, media
         self._configure(leg)

@@ -22,6 +22,8 @@ def semantic_checks(cfg: Config) -> list[tuple[Loc, str]]:
         out.append((("sip", "registration", "default_expires"),
                     f"expected min_expires <= default_expires <= max_expires, got "
                     f"{reg.min_expires} <= {reg.default_expires} <= {reg.max_expires}"))
+    if "tls" in cfg.sip.transports and cfg.sip.tls is None:
+        out.append((("sip", "transports"), "the tls transport needs sip.tls: {certificate, key}"))
     media = cfg.media
     if media.rtp_port_min % 2:
         out.append((("media", "rtp_port_min"),

@@ -47,7 +47,12 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
         p = p.expanduser()
         return p if p.is_absolute() else base / p
 
-    log = cfg.logging
+    log, tls = cfg.logging, cfg.sip.tls
+    if tls is not None:
+        files = {"certificate": res(tls.certificate), "key": res(tls.key),
+                 "ca": res(tls.ca) if tls.ca else None}
+        cfg = cfg.model_copy(update={"sip": cfg.sip.model_copy(
+            update={"tls": tls.model_copy(update=files)})})
     return cfg.model_copy(
         update={
             "database": res(cfg.database),

@@ -63,6 +63,7 @@ Host = Annotated[str | None, BeforeValidator(_host)]
 Port = Annotated[int, Field(ge=0, le=65535, description="0 = any free port")]
 PositiveSeconds = Annotated[float, Field(gt=0)]
 
+SrtpPolicy = Literal["off", "optional", "required"]
 _TOKEN = r"^[A-Za-z0-9._!~*'()%+-]+$"  # RFC 3261 user part without escapes, conservatively
 
 
@@ -91,12 +92,25 @@ class AuthConfig(_Model):
     algorithms: list[Literal["MD5", "SHA-256"]] = Field(default=["MD5"], min_length=1)
 
 
+class SipTls(_Model):
+    """SIP over TLS (RFC 3261 §26): our certificate chain and key (PEM files), the CA file
+    peers' certificates must chain to (the system's store when null), whether to check them,
+    and the TLS port (enabled by ``tls`` in ``sip.transports``)."""
+
+    certificate: Path
+    key: Path
+    ca: Path | None = None
+    verify_peer: bool = True
+    port: Port = 5061
+
+
 class SipConfig(_Model):
     """SIP listener."""
 
     listen: IpAddress = "127.0.0.1"
     port: Port = 5060
-    transports: list[Literal["udp", "tcp"]] = Field(default=["udp", "tcp"], min_length=1)
+    transports: list[Literal["udp", "tcp", "tls"]] = Field(default=["udp", "tcp"], min_length=1)
+    tls: SipTls | None = None
     advertised_address: Host = None
     realm: str = Field(default="callcenter", min_length=1)
     user_agent: str = "callcenter/0.1"
@@ -139,6 +153,9 @@ class MediaConfig(_Model):
     rtp_port_min: int = Field(default=20000, ge=1024, le=65535)
     rtp_port_max: int = Field(default=29999, ge=1024, le=65535)
     codecs: list[Literal["PCMU", "PCMA"]] = Field(default=["PCMU", "PCMA"], min_length=1)
+    #: SRTP with SDES keys: ``optional`` on TLS legs, ``required`` on every leg, or ``off``;
+    #: ``users[].srtp`` and ``trunks[].srtp`` override it for their legs
+    srtp: SrtpPolicy = "optional"
 
 
 class LoggingConfig(_Model):
@@ -179,6 +196,7 @@ class User(_Model):
     password: Annotated[QuotedStr, Field(min_length=1)]
     role: Literal["agent", "supervisor"]
     name: str = ""
+    srtp: SrtpPolicy | None = None  #: null: ``media.srtp``
 
 
 class TrunkRegister(_Model):
@@ -231,7 +249,7 @@ class Trunk(_Model):
     #: where outbound calls (the dialer) are sent
     host: Annotated[str, BeforeValidator(_host)] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 5080
-    transport: Literal["udp", "tcp"] = "udp"
+    transport: Literal["udp", "tcp", "tls"] = "udp"
     registration: TrunkRegister | None = Field(default=None, alias="register")
     auth: TrunkAuth | None = None
     #: the country (ISO 3166) of the national numbers the carrier sends: a called number from
@@ -242,6 +260,7 @@ class Trunk(_Model):
     number_format: Literal["e164", "international", "national"] = "e164"
     #: trunks to try in this order when this one answers 503, never answers or is unreachable
     failover: list[str] = []
+    srtp: SrtpPolicy | None = None  #: null: ``media.srtp``
 
 
 def _member(value: Any) -> Any:

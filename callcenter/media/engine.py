@@ -45,6 +45,7 @@ from .rtp import (
     payload_bounds,
     ts_delta,
 )
+from .srtp import SrtpError, SrtpSession, new_key
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,8 @@ class ChannelStats:
     rtcp_in: int = 0
     rtcp_out: int = 0
     dtmf_in: int = 0
+    srtp_failed: int = 0
+    """SRTP/SRTCP packets that failed authentication or the replay check: dropped."""
     reception: ReceptionStats = field(default_factory=ReceptionStats, repr=False)
     """RFC 3550 statistics of the incoming stream (audio and RFC 4733 packets)."""
 
@@ -132,6 +135,8 @@ class EngineStats:
     missed_ticks: int = 0
     max_lateness: float = 0.0
     channels: int = 0
+    srtp_failed: int = 0
+    """SRTP/SRTCP packets of all channels that failed authentication (dropped)."""
 
 
 def _safe_call(fn: Callable[..., object], *args: object) -> None:
@@ -201,6 +206,9 @@ class Channel:
         self._rec_stereo = False
         self._listeners: list[Callable[[bytes], object]] = []
         self._sr_packets = 0
+        self.srtp_key = new_key()
+        """Our SRTP master key and salt, announced in our SDP when the leg uses SRTP."""
+        self._srtp: SrtpSession | None = None
 
     # ------------------------------------------------------------------ control interface
 
@@ -211,9 +219,12 @@ class Channel:
         dtmf_payload_type: int | None = 101,
         *,
         rtcp_remote: Address | None = None,
+        srtp: tuple[str, bytes] | None = None,
     ) -> None:
         """Set where to send and what: payload type 0 (PCMU) or 8 (PCMA), and the RFC 4733
-        payload type (None if the peer did not offer telephone-event)."""
+        payload type (None if the peer did not offer telephone-event). ``srtp`` (suite, the
+        peer's key) makes the channel SRTP: what goes out is protected with ``srtp_key``,
+        what comes in must authenticate with the peer's key or is dropped."""
         if payload_type not in (g711.PCMU, g711.PCMA):
             raise ValueError(f"payload type {payload_type} is not G.711 (0 or 8)")
         if remote is not None:
@@ -223,6 +234,10 @@ class Channel:
         self.payload_type = payload_type
         self.dtmf_payload_type = dtmf_payload_type
         self._silence = g711.silence(payload_type)
+        if srtp is None:
+            self._srtp = None
+        elif self._srtp is None or self._srtp.terms != (srtp[0], self.srtp_key, srtp[1]):
+            self._srtp = SrtpSession(srtp[0], self.srtp_key, srtp[1])  # else: keep its state
         self.engine._refresh()
 
     def play(
@@ -347,6 +362,8 @@ class Channel:
     # ---------------------------------------------------------------------------- sending
 
     def _send(self, packet: bytes) -> None:
+        if self._srtp is not None:
+            packet = self._srtp.protect(packet)
         try:
             self._sock.sendto(packet, self.remote)  # type: ignore[arg-type]
         except OSError:  # includes BlockingIOError: a full send buffer drops the packet
@@ -356,6 +373,8 @@ class Channel:
         self.stats.bytes_out += len(packet)
 
     def _send_rtcp(self, packet: bytes) -> None:
+        if self._srtp is not None:
+            packet = self._srtp.protect_rtcp(packet)
         try:
             self._rtcp_sock.sendto(packet, self.rtcp_remote)  # type: ignore[arg-type]
             self.stats.rtcp_out += 1
@@ -450,6 +469,13 @@ class Channel:
         if 192 <= b1 <= 223:  # RTCP multiplexed on the RTP port (RFC 5761)
             self._on_rtcp(data, addr)
             return
+        if self._srtp is not None:
+            try:
+                data = self._srtp.unprotect(data)
+            except SrtpError:  # forged, replayed, plain RTP, or not yet keyed: never heard
+                self._srtp_failed()
+                return
+            n = len(data)
         if data[0] == 0x80:
             start = 12
             end = n
@@ -513,6 +539,10 @@ class Channel:
         elif self._jb is not None:
             self._jb.push(payload if pt == g711.PCMU else payload.translate(g711.ALAW_TO_ULAW),
                           ts, ssrc)
+
+    def _srtp_failed(self) -> None:
+        self.stats.srtp_failed += 1
+        self.engine.stats.srtp_failed += 1
 
     def _send_mixed(self, frame: bytes, now: float, late: bool, skipped: int) -> None:
         """Send this tick's mixed µ-law frame, unless a prompt or DTMF has the channel."""
@@ -586,6 +616,12 @@ class Channel:
         if self.latched and self.remote is not None and addr[0] != self.remote[0]:
             self.stats.foreign_in += 1
             return
+        if self._srtp is not None:
+            try:
+                data = self._srtp.unprotect_rtcp(data)
+            except SrtpError:
+                self._srtp_failed()
+                return
         self.stats.rtcp_in += 1
         self.rtcp_remote = addr
         self.last_rtcp = decode_rtcp(data)

@@ -61,6 +61,9 @@ class RegistrarService:
     on_reachability: Callable[[str, bool], None]
     wall: Callable[[], float] = time.time  # nonces and the failure limiter run on wall-clock time
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
+    #: user -> the (transport, address) keys of its registered contacts' connections
+    _flows: dict[str, set[tuple[str, tuple[str, int]]]] = field(
+        default_factory=dict, init=False, repr=False)
 
     # ------------------------------------------------------------- digest auth
     def authenticate(self, sreq: ServerRequest, *, proxy: bool) -> str:
@@ -145,6 +148,27 @@ class RegistrarService:
                 user_agent=ua))
         if result.added or result.removed:
             self.on_user(user, bool(result.contacts))
+        self._remember_contacts(user, now)
+
+    def _remember_contacts(self, user: str, now: float) -> None:
+        """Tell the transports where each of ``user``'s phones on TCP or TLS listens (its
+        Contact): requests go on the phone's own connection while it is open, and once it is
+        gone a new connection is opened to the Contact instead of the dead source port."""
+        contacts = self.stack.transports.contacts
+        for key in self._flows.pop(user, ()):
+            contacts.pop(key, None)
+        keys = set()
+        for b in self.registrar.contacts(user, now):
+            try:
+                uri = SipUri.parse(b.contact)
+            except ValueError:
+                continue
+            if b.transport in ("tcp", "tls"):
+                default = 5061 if b.transport == "tls" or uri.scheme == "sips" else 5060
+                contacts[(b.transport, b.source)] = (uri.host, uri.port or default)
+                keys.add((b.transport, b.source))
+        if keys:
+            self._flows[user] = keys
 
     # ------------------------------------------------------- expiry and qualify
     async def run(self) -> None:
@@ -165,6 +189,7 @@ class RegistrarService:
             self.on_binding(BindingChanged(ts=self.wall(), user=gone.user, contact=gone.contact,
                                            registered=False, expired=True))
             self.on_user(gone.user, False)
+            self._remember_contacts(gone.user, now)
         if not self.qualify_interval:
             return []
         due = [b for b in self.registrar.all_bindings()

@@ -6,7 +6,8 @@ skipped, malformed optional attributes kept verbatim) but raises :class:`SdpErro
 when a mandatory line is missing or unreadable.
 
 Offer/answer supports one audio stream with G.711 (and any other static codec named in
-``supported``) plus RFC 4733 telephone-event. Every other stream is rejected with port 0
+``supported``) plus RFC 4733 telephone-event, as plain RTP or as SRTP with SDES keys
+(``sdes.py``, RTP/SAVP or a=crypto in RTP/AVP). Every other stream is rejected with port 0
 in its own position (RFC 3264 §6).
 """
 
@@ -18,9 +19,10 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from callcenter.sip.errors import BadRequest, NotAcceptableHere
+from callcenter.sip.sdes import SECURE_PROTOS, Crypto, offered_cryptos
 
 CRLF = "\r\n"
-RTP_PROTOS = frozenset({"RTP/AVP", "RTP/AVPF"})
+RTP_PROTOS = frozenset({"RTP/AVP", "RTP/AVPF"}) | SECURE_PROTOS
 HOLD_ADDRESSES = frozenset({"0.0.0.0", "::"})
 DEFAULT_PTIME = 20
 TELEPHONE_EVENT = "telephone-event"
@@ -276,7 +278,8 @@ class NegotiatedMedia:
 
     ``remote`` is where to send RTP; ``payload_type`` and ``dtmf_payload_type`` are the numbers
     to send with; ``direction`` is what *we* may do (already narrowed when the peer's address
-    is 0.0.0.0); ``remote_hold`` is true when the peer's SDP puts the call on hold.
+    is 0.0.0.0); ``remote_hold`` is true when the peer's SDP puts the call on hold; ``srtp``
+    is the peer's SDES key when the stream is SRTP (ours is the one we put in our SDP).
     """
 
     remote: tuple[str, int]
@@ -287,6 +290,7 @@ class NegotiatedMedia:
     ptime: int = DEFAULT_PTIME
     clock_rate: int = 8000
     remote_hold: bool = False
+    srtp: Crypto | None = None
 
 
 # --------------------------------------------------------------------------- parsing
@@ -537,6 +541,8 @@ def answer_offer(
     session_id: int,
     session_version: int,
     rtcp_port: int | None = None,
+    srtp: str = "off",
+    srtp_key: bytes = b"",
 ) -> tuple[SessionDescription, NegotiatedMedia]:
     """Answer an offer (RFC 3264 §6): one audio stream, everything else rejected with port 0.
 
@@ -544,12 +550,21 @@ def answer_offer(
     offer's payload type numbers kept); telephone-event at the same clock rate is added when
     offered. The answer's direction mirrors the offer's (§6.1). Raises :class:`NotAcceptableHere`
     when no audio stream carries a supported codec, :class:`SdpError` when the chosen stream has
-    no address. ``rtcp_port`` adds ``a=rtcp`` (RFC 3605) when given.
+    no address. ``rtcp_port`` adds ``a=rtcp`` (RFC 3605) when given. ``srtp`` is the leg's
+    policy (``sdes.POLICIES``): a stream it cannot take (RTP/SAVP without a usable key or
+    with ``off``; no key when ``required``) is skipped; an SRTP answer carries ``srtp_key``.
     """
     wanted = {_canonical(name) for name in supported}
     chosen: tuple[int, int, RtpMap] | None = None  # (m-line index, pt, codec)
+    crypto: Crypto | None = None
+    insecure = False  # a stream was skipped for its SRTP terms
     for index, media in enumerate(offer.media):
         if media.media != "audio" or media.port == 0 or media.proto not in RTP_PROTOS:
+            continue
+        keys = offered_cryptos(media.attributes) if srtp != "off" else []
+        crypto = keys[0] if keys else None
+        if crypto is None and (media.proto in SECURE_PROTOS or srtp == "required"):
+            insecure = True
             continue
         for pt in media.payload_types:
             codec = media.codec(pt)
@@ -559,7 +574,8 @@ def answer_offer(
         if chosen is not None:
             break
     if chosen is None:
-        raise NotAcceptableHere("no common audio codec")
+        raise NotAcceptableHere("no acceptable SRTP crypto suite" if insecure
+                                else "no common audio codec")
 
     index, pt, codec = chosen
     offered = offer.media[index]
@@ -583,6 +599,8 @@ def answer_offer(
         audio.fmtp[dtmf_pt] = DTMF_EVENTS
     if rtcp_port is not None:
         audio.attributes.append(("rtcp", str(rtcp_port)))
+    if crypto is not None:
+        audio.attributes.append(("crypto", str(crypto._replace(key=srtp_key))))
 
     answer_media = [
         audio if i == index else MediaDescription(m.media, 0, m.proto, list(m.formats[:1]) or ["0"])
@@ -598,6 +616,7 @@ def answer_offer(
         ptime=offered.ptime or DEFAULT_PTIME,
         clock_rate=codec.clock_rate,
         remote_hold=_media_hold(offer, offered),
+        srtp=crypto,
     )
     return answer, negotiated
 
@@ -612,13 +631,18 @@ def make_offer(
     session_version: int,
     direction: Direction | str = Direction.SENDRECV,
     rtcp_port: int | None = None,
+    srtp: str = "off",
+    srtp_key: bytes = b"",
 ) -> SessionDescription:
     """An audio offer (RFC 3264 §5) for calls we place: static ``codecs`` in our preference
-    order, plus telephone-event on ``dtmf_pt`` (None to leave it out).
+    order, plus telephone-event on ``dtmf_pt`` (None to leave it out). Unless ``srtp`` is
+    ``off`` it carries our SDES key: in RTP/SAVP when ``required``, else in RTP/AVP (best
+    effort SRTP: a peer that ignores a=crypto answers plain RTP).
 
     Raises ``ValueError`` for a codec without a static payload type.
     """
-    media = MediaDescription("audio", local_port, "RTP/AVP", [], ptime=DEFAULT_PTIME)
+    proto = "RTP/SAVP" if srtp == "required" else "RTP/AVP"
+    media = MediaDescription("audio", local_port, proto, [], ptime=DEFAULT_PTIME)
     for name in codecs:
         pt = _STATIC_BY_NAME.get(name.upper())
         if pt is None:
@@ -635,6 +659,8 @@ def make_offer(
         media.fmtp[dtmf_pt] = DTMF_EVENTS
     if rtcp_port is not None:
         media.attributes.append(("rtcp", str(rtcp_port)))
+    if srtp != "off":
+        media.attributes.append(("crypto", str(Crypto(1, "AES_CM_128_HMAC_SHA1_80", srtp_key))))
     media.direction = Direction(direction)
     return _session(local_address, session_id, session_version, [media])
 
@@ -660,6 +686,7 @@ def parse_answer(answer: SessionDescription, offer: SessionDescription) -> Negot
     if selected is None:
         raise NotAcceptableHere("answer selects no codec we offered")
     pt, codec = selected
+    crypto = _answered_crypto(ours, theirs)
     remote = _remote_address(answer, theirs)
     dtmf_pt = None
     if _find_dtmf(ours, codec.clock_rate) is not None:
@@ -679,7 +706,22 @@ def parse_answer(answer: SessionDescription, offer: SessionDescription) -> Negot
         ptime=theirs.ptime or DEFAULT_PTIME,
         clock_rate=codec.clock_rate,
         remote_hold=remote[0] in HOLD_ADDRESSES,
+        srtp=crypto,
     )
+
+
+def _answered_crypto(ours: MediaDescription, theirs: MediaDescription) -> Crypto | None:
+    """The peer's key for the crypto line of ours it accepted (same tag and suite, RFC 4568
+    §7.1.3); none when it answered plain RTP, which an RTP/SAVP offer does not allow."""
+    offered = {(c.tag, c.suite) for c in offered_cryptos(ours.attributes)}
+    if not offered:
+        return None
+    for crypto in offered_cryptos(theirs.attributes):
+        if (crypto.tag, crypto.suite) in offered:
+            return crypto
+    if ours.proto in SECURE_PROTOS:
+        raise NotAcceptableHere("answer has no SRTP key")
+    return None
 
 
 def _select_answered_codec(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -115,9 +116,11 @@ class SipStack:
         handler: Handler, on_ack_timeout: Callable[[AckTimeout], None],
         on_server_timeout: Callable[[TransactionTimeout], None] | None = None,
         user_agent: str = "callcenter", t1: float = 0.5, tcp_idle_timeout: float = 300.0,
-        udp_receive_buffer: int = 0,
+        udp_receive_buffer: int = 0, tls_port: int = 5061,
+        tls_server: ssl.SSLContext | None = None, tls_client: ssl.SSLContext | None = None,
     ) -> None:
         self.host, self.port, self.advertised = host, port, advertised
+        self.tls_port = tls_port
         self.transport_names = transports
         self.handler = handler
         self.on_ack_timeout = on_ack_timeout
@@ -128,6 +131,7 @@ class SipStack:
             host=host, port=port, on_message=self._on_message,
             on_framing_error=self._on_framing_error, idle_timeout=tcp_idle_timeout,
             udp_receive_buffer=udp_receive_buffer, on_send_failed=self._on_send_failed,
+            tls_port=tls_port, tls_server=tls_server, tls_client=tls_client,
         )
         self._pending: dict[TxKey, _Pending] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -160,15 +164,19 @@ class SipStack:
         assert self.loop is not None
         return self.loop.time()
 
+    def port_of(self, transport: str) -> int:
+        """Our listening port for ``transport`` (TLS has its own, 5061 by default)."""
+        return self.tls_port if transport == "tls" else self.port
+
     def via(self, transport: str, branch: str | None = None) -> str:
         return (
-            f"SIP/2.0/{transport.upper()} {self.advertised}:{self.port}"
+            f"SIP/2.0/{transport.upper()} {self.advertised}:{self.port_of(transport)}"
             f";branch={branch or new_branch()};rport"
         )
 
     def contact(self, user: str = "callcenter", transport: str = "udp") -> str:
-        suffix = ";transport=tcp" if transport == "tcp" else ""
-        return f"<sip:{user}@{self.advertised}:{self.port}{suffix}>"
+        suffix = f";transport={transport}" if transport in ("tcp", "tls") else ""
+        return f"<sip:{user}@{self.advertised}:{self.port_of(transport)}{suffix}>"
 
     # ------------------------------------------------------------------ input
     def _on_message(self, data: bytes, source: Address, transport: str) -> None:

@@ -154,7 +154,7 @@ class _Live(Collector):
                      round(load.loop_lag_max, 4))
         yield from self._queues()
         yield from self._trunks()
-        for name in ("ticks", "late_ticks", "missed_ticks"):
+        for name in ("ticks", "late_ticks", "missed_ticks", "srtp_failed"):
             yield CounterMetricFamily(f"callcenter_rtp_{name}", f"media clock {name}",
                                       getattr(media, name))
         yield _gauge("callcenter_rtp_channels", "RTP channels open", media.channels)

@@ -53,7 +53,7 @@ module_app\tctrl_tcp.so
 ctrl_tcp_listen\t127.0.0.1:{ctrl_port}
 snd_path\t{rec}
 statmode_default\toff
-"""
+{extra}"""
 
 
 class CtrlError(RuntimeError):
@@ -191,7 +191,14 @@ class BaresipAgent:
         regint: int = 300,
         codecs: str = "PCMU",
         source_seconds: float = 90.0,
+        transport: str = "udp",
+        mediaenc: str = "",
+        cafile: Path | None = None,
+        certificate: Path | None = None,
     ) -> None:
+        """`transport` "tls" registers over TLS (at `registrar_port`, the server's TLS port)
+        trusting `cafile`; `mediaenc` "srtp" or "srtp-mand" offers SDES-keyed SRTP;
+        `certificate` (certificate and key in one PEM) lets it take TLS at `sip_port + 1`."""
         if ports.size < 12:
             raise ValueError("a baresip agent needs a block of at least 12 ports")
         self.workdir = Path(workdir)
@@ -202,6 +209,8 @@ class BaresipAgent:
         self.rtp_ports = (ports[4], ports.last)
         self.source_wav, self.source_seconds = Path(source_wav), source_seconds
         self.answermode, self.regint, self.codecs = answermode, regint, codecs
+        self.transport, self.mediaenc, self.cafile = transport, mediaenc, cafile
+        self.certificate = certificate
         self.rec_dir = self.workdir / "rec"
         self.proc: subprocess.Popen[bytes] | None = None
         self._ctrl: BaresipCtrl | None = None
@@ -228,12 +237,16 @@ class BaresipAgent:
                 rtp_high=self.rtp_ports[1],
                 ctrl_port=self.ctrl_port,
                 rec=self.rec_dir.resolve(),
+                extra=(f"sip_cafile\t{self.cafile.resolve()}\n" if self.cafile else "")
+                + (f"sip_certificate\t{self.certificate.resolve()}\n" if self.certificate else "")
+                + ("module\tsrtp.so\n" if self.mediaenc.startswith("srtp") else ""),
             )
         )
         (self.workdir / "accounts").write_text(
-            f"<{self.aor};transport=udp>;auth_user={self.user};auth_pass={self.password};"
-            f"answermode={self.answermode};audio_codecs={self.codecs};regint={self.regint};"
-            "medianat=;mediaenc=\n"
+            f"<{self.aor};transport={self.transport}>;auth_user={self.user};"
+            f"auth_pass={self.password};answermode={self.answermode};"
+            f"audio_codecs={self.codecs};regint={self.regint};"
+            f"medianat=;mediaenc={self.mediaenc}\n"
         )
 
     def start(self) -> BaresipAgent:

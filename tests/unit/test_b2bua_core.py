@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -30,9 +31,11 @@ class FakeChannel:
         self.port = port
         self.closed = False
         self.on_dtmf: Any = None
+        self.srtp_key = bytes(range(30))
+        self.configured: list[dict[str, Any]] = []
 
     def configure(self, **kwargs: Any) -> None:
-        pass
+        self.configured.append(kwargs)
 
     def close(self) -> None:
         self.closed = True
@@ -896,3 +899,35 @@ def test_a_full_trunk_fails_over_and_the_last_full_one_fails_without_an_invite()
         assert failed.sip_status == 503 and len(stack.requests) == 1 and ended == [again]
 
     asyncio.run(run())
+
+
+KEY = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"  # 30 octets, RFC 4568's example
+
+
+@pytest.mark.parametrize(("transport", "policy", "srtp"), [
+    ("tls", "optional", True), ("udp", "optional", False), ("udp", "required", True),
+    ("tls", "off", False)])
+def test_srtp_per_leg_policy_and_transport(transport: str, policy: str, srtp: bool) -> None:
+    """An AVP offer with a=crypto gets SRTP on a TLS leg (optional policy) or a required one;
+    keys are never answered over clear-text signalling unless the policy requires SRTP."""
+    b2bua, stack, media, _ = make_b2bua()
+    b2bua.srtp_policy = lambda leg: policy
+    invite = request("INVITE")
+    invite.body = sdp_answer(40000).replace(
+        b"a=sendrecv", f"a=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:{KEY}\r\na=sendrecv".encode())
+    sreq = server_request(stack, invite)
+    sreq.transport = transport
+    leg = b2bua.new_inbound(Call("caller", "0800", source="trunk:pstn"), sreq, "caller")
+    b2bua.accept_offer(leg)
+    assert leg.local_sdp is not None
+    answer = leg.local_sdp.serialize()
+    config = media.channels[0].configured[-1]
+    if srtp:
+        ours = base64.b64encode(bytes(range(30))).decode()
+        assert f"a=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:{ours}" in answer
+        assert config["srtp"] == ("AES_CM_128_HMAC_SHA1_32", base64.b64decode(KEY))
+    else:
+        assert "a=crypto" not in answer and config["srtp"] is None
+    offer = b2bua._offer(leg).serialize()  # what we offer this leg when we call it
+    assert ("a=crypto:1 AES_CM_128_HMAC_SHA1_80" in offer) is srtp
+    assert ("RTP/SAVP" in offer) is (policy == "required")

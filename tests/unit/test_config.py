@@ -279,3 +279,12 @@ def test_load_yaml_records_positions() -> None:
     assert doc.mark(("a", "b", 1, "c")).line == 2
     assert doc.mark(("a", "b", 1, "c")).col == 14
     assert doc.error(("a", "b", 0), "bad") == "x.yaml:2:7: a.b[0]: bad"
+
+
+def test_tls_needs_its_certificate_and_resolves_its_files(tmp_path: Path) -> None:
+    [error] = errors_of(write(tmp_path, "sip: {transports: [udp, tls]}\n"))
+    assert "sip.transports: the tls transport needs sip.tls" in error
+    text = "sip:\n  transports: [udp, tls]\n  tls: {certificate: c.pem, key: k.pem}\n"
+    tls = load_config(write(tmp_path, text)).sip.tls
+    assert tls is not None and tls.port == 5061 and tls.verify_peer and tls.ca is None
+    assert (tls.certificate, tls.key) == (tmp_path / "c.pem", tmp_path / "k.pem")

@@ -4,6 +4,7 @@ and qualify with an injected clock."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 from callcenter.sip.auth import DigestAuthenticator, FailureLimiter, build_authorization
@@ -28,6 +29,8 @@ class FakeStack:
         self.clock = 0.0
         self.sent: list[Request] = []
         self.answer: Response | None = None  # None: the OPTIONS times out
+        self.transports = SimpleNamespace(contacts={})
+        self.transport = "udp"  # what the phone's requests come over
 
     def now(self) -> float:
         return self.clock
@@ -46,10 +49,10 @@ class FakeStack:
 
     def serve(self, req: Request) -> Response:
         """Hand ``req`` to a fresh server transaction; the final response it got."""
-        self.layer.receive(req, PHONE, "udp", self.clock)
+        self.layer.receive(req, PHONE, self.transport, self.clock)
         event = self.layer.next_event()
         assert isinstance(event, RequestReceived)
-        sreq = ServerRequest(self, req, PHONE, "udp", event.key)  # type: ignore[arg-type]
+        sreq = ServerRequest(self, req, PHONE, self.transport, event.key)  # type: ignore[arg-type]
         try:  # as the real stack does: a raised SipError is the answer
             if req.method == "REGISTER":
                 service.on_register(sreq)
@@ -82,12 +85,13 @@ def setup_function() -> None:
     )
 
 
-def register(*, cseq: int = 1, auth: str = "", method: str = "REGISTER") -> Request:
+def register(*, cseq: int = 1, auth: str = "", method: str = "REGISTER",
+             contact: str = "sip:1001@127.0.0.1:5070") -> Request:
     lines = [
         f"{method} sip:127.0.0.1 SIP/2.0",
         f"Via: SIP/2.0/UDP 127.0.0.1:5070;branch={new_branch()}",
         "From: <sip:1001@127.0.0.1>;tag=a", "To: <sip:1001@127.0.0.1>",
-        "Call-ID: reg-1", f"CSeq: {cseq} {method}", "Contact: <sip:1001@127.0.0.1:5070>",
+        "Call-ID: reg-1", f"CSeq: {cseq} {method}", f"Contact: <{contact}>",
         "Expires: 120", *([auth] if auth else []), "Content-Length: 0", "", "",
     ]
     msg = parse_message("\r\n".join(lines).encode())
@@ -151,3 +155,14 @@ def test_expiry_and_qualify_follow_the_injected_clock() -> None:
     assert [(c.contact, c.registered, c.expired) for c in changes] == [
         ("sip:1001@127.0.0.1:5070", False, True)]
     assert users == [("1001", False)] and not service.registrar.all_bindings()
+
+
+def test_a_phone_on_tls_is_dialled_at_its_contact_once_its_connection_is_gone() -> None:
+    """The transports learn each TLS phone's Contact by its source, and forget it on expiry."""
+    stack.transport = "tls"
+    challenge = stack.serve(register())
+    contact = "sips:1001@127.0.0.1:5071;transport=tls"
+    stack.serve(register(cseq=2, auth=answer(challenge, "secret"), contact=contact))
+    assert stack.transports.contacts == {("tls", PHONE): ("127.0.0.1", 5071)}
+    service.tick(120.0)
+    assert stack.transports.contacts == {}

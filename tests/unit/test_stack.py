@@ -198,7 +198,7 @@ def test_tcp_connect_failure_is_reported_with_the_queued_messages() -> None:
         try:
             transports.send(b"one", PEER, "tcp")
             transports.send(b"two", PEER, "tcp")
-            assert await transports._connecting[PEER] is None
+            assert await transports._connecting[("tcp", PEER)] is None
         finally:
             del transports.loop.create_connection  # type: ignore[attr-defined]
         assert failed == [(PEER, "tcp", [b"one", b"two"])]

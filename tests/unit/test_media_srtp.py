@@ -1,0 +1,123 @@
+"""SRTP channels (RFC 3711, libsrtp) over real UDP on 127.0.0.1: a far end that keys its own
+SRTP session talks to an SRTP channel bridged to a plain one; bounded waits, no timing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from callcenter.media import g711
+from callcenter.media.dtmf import event_packets
+from callcenter.media.engine import MediaEngine
+from callcenter.media.prompts import encode_frames
+from callcenter.media.rtp import (
+    Bye,
+    RtpPacket,
+    SenderReport,
+    decode_rtcp,
+    decode_rtp,
+    encode_rtcp,
+    encode_rtp,
+    ntp_timestamp,
+)
+from callcenter.media.srtp import SrtpError, SrtpSession, new_key
+from tests.unit.test_media_engine import Peer, run, sine_pcm, until
+
+
+@pytest.mark.parametrize("suite", ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"])
+def test_srtp_leg_bridged_to_plain_leg_both_ways(suite: str) -> None:
+    x, y = Peer(), Peer()  # x speaks SRTP, y plain RTP
+    frames = encode_frames(sine_pcm(700, 0.2), g711.PCMU)
+    wire: list[bytes] = []  # what reached x, as it travelled
+
+    async def body(engine: MediaEngine) -> None:
+        x_key = new_key()
+        a, b = engine.open_channel(), engine.open_channel()
+        a.configure(x.addr, g711.PCMU, 101, srtp=(suite, x_key))
+        b.configure(y.addr, g711.PCMU, 101)
+        x_srtp = SrtpSession(suite, x_key, a.srtp_key)
+        engine.bridge(a, b)
+        for i, f in enumerate(frames):
+            x.send(x_srtp.protect(encode_rtp(RtpPacket(0, 100 + i, 160 * i, 0xCAFE, f))), a.port)
+            await asyncio.sleep(0.02)
+        await until(lambda: (y.poll(), sum(p.payload in frames for p in y.packets) == 10)[1])
+        # a forged packet (right header, wrong tag) and a plain one are dropped and counted
+        forged = bytearray(x_srtp.protect(encode_rtp(RtpPacket(0, 200, 0, 0xCAFE, frames[0]))))
+        forged[-1] ^= 1
+        x.send(bytes(forged), a.port)
+        x.send(encode_rtp(RtpPacket(0, 201, 0, 0xCAFE, frames[1])), a.port)
+        await until(lambda: a.stats.srtp_failed == 2)
+        assert engine.stats.srtp_failed == 2  # what /metrics reports
+        # the other way: y's plain audio reaches x encrypted
+        for i, f in enumerate(frames):
+            y.send(encode_rtp(RtpPacket(0, 300 + i, 160 * i, 0xBEEF, f)), b.port)
+            await asyncio.sleep(0.02)
+
+        heard: list[bytes | None] = []
+
+        def hear() -> int:
+            while True:
+                try:
+                    data, _ = x.sock.recvfrom(2048)
+                except BlockingIOError:
+                    break
+                if not 192 <= data[1] <= 223:
+                    wire.append(data)
+                    heard.append(_decrypt(x_srtp, data))
+            return sum(p in frames for p in heard)
+
+        await until(lambda: hear() == 10)
+
+    try:
+        run(body)
+    finally:
+        x.close()
+        y.close()
+    assert not any(decode_rtp(d).payload in frames for d in wire)  # never plain on the wire
+
+
+def _decrypt(session: SrtpSession, data: bytes) -> bytes | None:
+    try:
+        return decode_rtp(session.unprotect(data)).payload
+    except SrtpError:
+        return None
+
+
+def test_dtmf_and_rtcp_work_on_an_srtp_channel() -> None:
+    """RFC 4733 keys and SRTCP reports arrive decrypted; our own SR and BYE leave as SRTCP."""
+    suite, x = "AES_CM_128_HMAC_SHA1_80", Peer()
+    got: list[str] = []
+    sent: list[bytes] = []
+
+    async def body(engine: MediaEngine) -> None:
+        x_key = new_key()
+        a = engine.open_channel()
+        a.configure(x.addr, g711.PCMU, 101, srtp=(suite, x_key))
+        a.on_dtmf = got.append
+        x_srtp = SrtpSession(suite, x_key, a.srtp_key)
+        for seq, p in enumerate(event_packets("5")):  # each end repeat with its own number
+            x.send(x_srtp.protect(encode_rtp(RtpPacket(101, seq, 8000, 0xCAFE, p.payload,
+                                                       p.marker))), a.port)
+        sr = SenderReport(0xCAFE, ntp_timestamp(1e9), 8000, 10, 1600)
+        x.send(x_srtp.protect_rtcp(encode_rtcp(sr)), a.rtcp_port)
+        await until(lambda: got == ["5"] and bool(a.last_rtcp))
+        assert a.last_rtcp[0] == sr
+        a.close()  # sends SR + BYE to where the far end's RTCP came from
+        await until(lambda: _received(x, sent) > 0)
+        assert any(isinstance(p, Bye) for p in decode_rtcp(x_srtp.unprotect_rtcp(sent[-1])))
+
+    try:
+        run(body)
+    finally:
+        x.close()
+
+
+def _received(peer: Peer, into: list[bytes]) -> int:
+    while True:
+        try:
+            data, _ = peer.sock.recvfrom(2048)
+        except BlockingIOError:
+            return len(into)
+        if 192 <= data[1] <= 223:
+            into.append(data)
