@@ -668,12 +668,14 @@ class MediaEngine:
     def channels(self) -> list[Channel]:
         return list(self._channels.values())
 
-    def open_channel(self, *, inband_dtmf: bool = False) -> Channel:
-        """Bind an RTP (even) + RTCP port pair and return its channel."""
+    def open_channel(self, *, inband_dtmf: bool = False,
+                     sockets: tuple[socket.socket, socket.socket] | None = None) -> Channel:
+        """Bind an RTP (even) + RTCP port pair (or take the bound, non-blocking ``sockets`` a
+        media worker was handed) and return its channel."""
         loop = self._loop
         if loop is None:
             raise MediaError("MediaEngine.start() was not awaited")
-        rtp, rtcp = self._bind_pair()
+        rtp, rtcp = sockets or self._bind_pair()
         ch = Channel(self, self._next_id, rtp, rtcp, inband_dtmf=inband_dtmf)
         self._next_id += 1
         self._channels[ch.id] = ch

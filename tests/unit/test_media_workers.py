@@ -1,0 +1,143 @@
+"""`MediaWorkers`: the engine's interface carried out by two real worker processes, over UDP on
+127.0.0.1. Waits are bounded loops on conditions, never timings."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+
+import numpy as np
+
+from callcenter.media import g711
+from callcenter.media.dtmf import event_packets
+from callcenter.media.engine import Channel, MediaEngine, PlayOutcome
+from callcenter.media.prompts import Prompt, encode_frames
+from callcenter.media.proxy import MediaWorkers, WorkerChannel
+from callcenter.media.rtp import RtpPacket, decode_rtp, encode_rtp
+from tests.helpers.ports import allocate
+
+HOST = "127.0.0.1"
+TONE = Prompt("tone", g711.PCMU, encode_frames(
+    (8000 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)).astype("<i2"), g711.PCMU))
+
+
+def run(body: Callable[[MediaWorkers], Awaitable[None]]) -> None:
+    block = allocate(40)
+    lo = block.base + block.base % 2
+
+    async def main() -> None:
+        media = MediaWorkers(HOST, (lo, lo + 37), workers=2)
+        await media.start()
+        try:
+            await body(media)
+        finally:
+            await media.close()
+
+    asyncio.run(main())
+
+
+async def until(cond: Callable[[], bool], ticks: int = 1000) -> None:
+    for _ in range(ticks):
+        if cond():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
+class Peer:
+    """A plain UDP socket standing in for a phone."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST, 0))
+        self.sock.setblocking(False)
+        self.addr = self.sock.getsockname()
+        self.got: list[RtpPacket] = []
+
+    def drain(self) -> list[RtpPacket]:
+        while True:
+            try:
+                self.got.append(decode_rtp(self.sock.recv(2048)))
+            except BlockingIOError:
+                return self.got
+
+
+def test_same_public_interface_as_the_engine() -> None:
+    for ours, theirs in ((MediaWorkers, MediaEngine), (WorkerChannel, Channel)):
+        public = {n for n in dir(theirs) if not n.startswith("_")}
+        missing = {n for n in public if not hasattr(ours, n)
+                   and n not in ("drain", "ptime", "mix_ticks", "mix_time")}
+        missing -= {"send_silence", "last_rtcp", "latched", "stream", "remote", "rtcp_remote"}
+        assert not missing
+        for name in public & set(dir(ours)):
+            a, b = getattr(theirs, name), getattr(ours, name)
+            if inspect.isfunction(a):
+                theirs_params = inspect.signature(a).parameters.keys() - {"sockets"}
+                assert theirs_params == inspect.signature(b).parameters.keys(), name
+
+
+def test_prompt_dtmf_bridge_across_workers_and_a_worker_dying() -> None:
+    async def body(media: MediaWorkers) -> None:
+        a, b = media.open_channel(), media.open_channel()
+        assert a._worker is not b._worker  # least loaded: one on each worker
+        pa, pb = Peer(), Peer()
+        a.configure(pa.addr, g711.PCMU, 101)
+        b.configure(pb.addr, g711.PCMA, 101)
+        done: list[PlayOutcome] = []
+        a.play(TONE, done.append)
+        assert a.playing
+        await until(lambda: done == [PlayOutcome.DONE])
+        assert not a.playing
+        audio = [x for x in pa.drain() if x.payload_type == g711.PCMU]
+        pcm = np.frombuffer(g711.decode(b"".join(x.payload for x in audio), g711.PCMU), "<i2")
+        assert len(audio) >= len(TONE) and np.sqrt(np.mean(pcm.astype(float) ** 2)) > 3000
+        # the same prompt again goes by key only, and is transcoded for the PCMA channel
+        b.play(TONE, done.append)
+        await until(lambda: len(done) == 2)
+        assert sum(x.payload_type == g711.PCMA for x in pb.drain()) >= len(TONE)
+
+        digits: list[str] = []
+        a.on_dtmf = digits.append
+        for i, pkt in enumerate(event_packets("5", duration_ms=100)):
+            pa.sock.sendto(encode_rtp(RtpPacket(101, 100 + i, 8000, 77, pkt.payload,
+                                                pkt.marker)), (HOST, a.port))
+        await until(lambda: digits == ["5"])
+
+        media.bridge(a, b)  # b moves to a's worker
+        assert a._worker is b._worker and a.peer is b and b.peer is a
+        pb.drain().clear()
+        for i in range(50):
+            pa.sock.sendto(encode_rtp(RtpPacket(0, 200 + i, 160 * i, 99, b"\x11" * 160)),
+                           (HOST, a.port))
+            await asyncio.sleep(0.005)
+        await until(lambda: sum(x.payload == b"\x11".translate(g711.ULAW_TO_ALAW) * 160
+                                for x in pb.drain()) >= 45)
+        await until(lambda: a.stats.packets_in >= 50)  # the figures come back once a second
+
+        c = media.open_channel()  # the other worker is emptier now
+        assert c._worker is not a._worker
+        lost: list[list[WorkerChannel]] = []
+        media.on_failure.append(lost.append)
+        pid = a._worker.proc.pid if a._worker else 0
+        os.kill(pid, signal.SIGKILL)
+        await until(lambda: bool(lost))
+        assert set(lost[0]) == {a, b} and media.restarts == 1 and pid not in media.pids
+        a.close()
+        b.close()
+        # the other worker's channel is untouched, and the restarted worker takes new ones
+        pc = Peer()
+        c.configure(pc.addr, g711.PCMU, 101)
+        c.play(TONE, done.append)
+        d, e = media.open_channel(), media.open_channel()
+        pd = Peer()
+        d.configure(pd.addr, g711.PCMU, 101)
+        d.play(TONE, done.append)
+        await until(lambda: len(done) == 4)
+        assert len(pc.drain()) >= len(TONE) and len(pd.drain()) >= len(TONE)
+        e.close()
+
+    run(body)
