@@ -139,6 +139,8 @@ class MediaConfig(_Model):
     rtp_port_min: int = Field(default=20000, ge=1024, le=65535)
     rtp_port_max: int = Field(default=29999, ge=1024, le=65535)
     codecs: list[Literal["PCMU", "PCMA"]] = Field(default=["PCMU", "PCMA"], min_length=1)
+    workers: Literal["auto"] | Annotated[int, Field(ge=0, le=64)] = "auto"
+    """Media worker processes: ``auto`` = one per core, 0 = media in the signalling process."""
 
 
 class LoggingConfig(_Model):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -149,6 +150,7 @@ async def serve(fd: int) -> None:
 
 
 def main(argv: Sequence[str] = sys.argv[1:]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the server, which ends us
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="media worker %(process)d: %(levelname)s %(message)s")
     try:

@@ -133,7 +133,9 @@ class ServerProcess:
             {
                 "sip": {"port": self.sip_port},
                 "http": {"port": self.http_port},
-                "media": {"rtp_port_min": self.rtp.base, "rtp_port_max": self.rtp.last},
+                # media in the server process unless a test asks for workers
+                "media": {"rtp_port_min": self.rtp.base, "rtp_port_max": self.rtp.last,
+                          "workers": 0},
                 "database": str(self.db_path),
                 "logging": {"format": "json", "file": None},
                 # SIGTERM drains: calls a test's peers left up may hold the stop this long
