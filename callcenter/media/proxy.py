@@ -27,9 +27,17 @@ import numpy as np
 
 from . import g711
 from . import protocol as p
-from .engine import DoneCallback, DtmfCallback, EngineStats, MediaEngine, MediaError, PlayOutcome
+from .engine import (
+    DoneCallback,
+    DtmfCallback,
+    EngineStats,
+    MediaEngine,
+    MediaError,
+    PlayOutcome,
+    leave_mix,
+    mix_matrix,
+)
 from .link import Link
-from .mixer import normalise_matrix
 from .prompts import Prompt
 
 log = logging.getLogger(__name__)
@@ -344,17 +352,12 @@ class MediaWorkers:
             peer.peer = None
         if peer is not None or ch.mix is not None:
             ch._send(p.Unbridge(ch.id))
-        if ch.mix is not None:
-            self._leave(ch)
+        leave_mix(ch, self._mixes)
 
     def mix(self, channels: Sequence[WorkerChannel],
             matrix: Sequence[Sequence[float]] | np.ndarray) -> WorkerMix:
         members = list(channels)
-        m = normalise_matrix(matrix)
-        if m.shape[0] != len(members) or len(set(map(id, members))) != len(members):
-            raise MediaError("mix needs distinct channels and one matrix row per channel")
-        if any(ch.closed for ch in members):
-            raise MediaError("mix needs open channels")
+        m = mix_matrix(members, matrix)
         for ch in members:
             self.unbridge(ch)
         self._gather(members)
@@ -366,31 +369,16 @@ class MediaWorkers:
         return mix
 
     def set_matrix(self, mix: WorkerMix, matrix: Sequence[Sequence[float]] | np.ndarray) -> None:
-        m = normalise_matrix(matrix)
-        if m.shape[0] != len(mix.channels):
-            raise MediaError(f"matrix is {m.shape[0]}x{m.shape[0]}, mix has "
-                             f"{len(mix.channels)} channels")
-        mix.matrix = m
+        mix.matrix = mix_matrix(mix.channels, matrix, new=False)
         if mix.channels:
-            mix.channels[0]._send(p.SetMatrix(mix.id, m.tolist()))
+            mix.channels[0]._send(p.SetMatrix(mix.id, mix.matrix.tolist()))
 
     def unmix(self, mix: WorkerMix) -> None:
         if mix.channels:
             mix.channels[0]._send(p.Unmix(mix.id))
         for ch in list(mix.channels):
-            self._leave(ch)
+            leave_mix(ch, self._mixes)
         if mix in self._mixes:
-            self._mixes.remove(mix)
-
-    def _leave(self, ch: WorkerChannel) -> None:
-        mix = ch.mix
-        ch.mix = None
-        if mix is None or ch not in mix.channels:
-            return
-        i = mix.channels.index(ch)
-        mix.channels.pop(i)
-        mix.matrix = np.delete(np.delete(mix.matrix, i, 0), i, 1)
-        if not mix.channels and mix in self._mixes:
             self._mixes.remove(mix)
 
     # ------------------------------------------------------------------ events, failures

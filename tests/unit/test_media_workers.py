@@ -7,7 +7,6 @@ import asyncio
 import inspect
 import os
 import signal
-import socket
 from collections.abc import Awaitable, Callable
 
 import numpy as np
@@ -17,8 +16,10 @@ from callcenter.media.dtmf import event_packets
 from callcenter.media.engine import Channel, MediaEngine, PlayOutcome
 from callcenter.media.prompts import Prompt, encode_frames
 from callcenter.media.proxy import MediaWorkers, WorkerChannel
-from callcenter.media.rtp import RtpPacket, decode_rtp, encode_rtp
+from callcenter.media.rtp import RtpPacket, encode_rtp
 from tests.helpers.ports import allocate
+from tests.unit.test_media_engine import Peer
+from tests.unit.test_media_engine import until as until_ticks
 
 HOST = "127.0.0.1"
 TONE = Prompt("tone", g711.PCMU, encode_frames(
@@ -40,30 +41,13 @@ def run(body: Callable[[MediaWorkers], Awaitable[None]]) -> None:
     asyncio.run(main())
 
 
-async def until(cond: Callable[[], bool], ticks: int = 1000) -> None:
-    for _ in range(ticks):
-        if cond():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached")
+async def until(cond: Callable[[], bool]) -> None:
+    await until_ticks(cond, 1000)  # bounded; generous for worker start-up on a loaded box
 
 
-class Peer:
-    """A plain UDP socket standing in for a phone."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((HOST, 0))
-        self.sock.setblocking(False)
-        self.addr = self.sock.getsockname()
-        self.got: list[RtpPacket] = []
-
-    def drain(self) -> list[RtpPacket]:
-        while True:
-            try:
-                self.got.append(decode_rtp(self.sock.recv(2048)))
-            except BlockingIOError:
-                return self.got
+def heard(peer: Peer) -> list[RtpPacket]:
+    peer.poll()
+    return peer.packets
 
 
 def test_same_public_interface_as_the_engine() -> None:
@@ -92,13 +76,13 @@ def test_prompt_dtmf_bridge_across_workers_and_a_worker_dying() -> None:
         assert a.playing
         await until(lambda: done == [PlayOutcome.DONE])
         assert not a.playing
-        audio = [x for x in pa.drain() if x.payload_type == g711.PCMU]
+        audio = [x for x in heard(pa) if x.payload_type == g711.PCMU]
         pcm = np.frombuffer(g711.decode(b"".join(x.payload for x in audio), g711.PCMU), "<i2")
         assert len(audio) >= len(TONE) and np.sqrt(np.mean(pcm.astype(float) ** 2)) > 3000
         # the same prompt again goes by key only, and is transcoded for the PCMA channel
         b.play(TONE, done.append)
         await until(lambda: len(done) == 2)
-        assert sum(x.payload_type == g711.PCMA for x in pb.drain()) >= len(TONE)
+        assert sum(x.payload_type == g711.PCMA for x in heard(pb)) >= len(TONE)
 
         digits: list[str] = []
         a.on_dtmf = digits.append
@@ -109,13 +93,13 @@ def test_prompt_dtmf_bridge_across_workers_and_a_worker_dying() -> None:
 
         media.bridge(a, b)  # b moves to a's worker
         assert a._worker is b._worker and a.peer is b and b.peer is a
-        pb.drain().clear()
+        heard(pb).clear()
         for i in range(50):
             pa.sock.sendto(encode_rtp(RtpPacket(0, 200 + i, 160 * i, 99, b"\x11" * 160)),
                            (HOST, a.port))
             await asyncio.sleep(0.005)
         await until(lambda: sum(x.payload == b"\x11".translate(g711.ULAW_TO_ALAW) * 160
-                                for x in pb.drain()) >= 45)
+                                for x in heard(pb)) >= 45)
         await until(lambda: a.stats.packets_in >= 50)  # the figures come back once a second
 
         c = media.open_channel()  # the other worker is emptier now
@@ -137,7 +121,7 @@ def test_prompt_dtmf_bridge_across_workers_and_a_worker_dying() -> None:
         d.configure(pd.addr, g711.PCMU, 101)
         d.play(TONE, done.append)
         await until(lambda: len(done) == 4)
-        assert len(pc.drain()) >= len(TONE) and len(pd.drain()) >= len(TONE)
+        assert len(heard(pc)) >= len(TONE) and len(heard(pd)) >= len(TONE)
         e.close()
 
     run(body)
