@@ -310,6 +310,10 @@ class Channel:
             self._recorder.close()
             self._recorder = None
 
+    async def recording_closed(self) -> None:
+        """Wait until the file of the last `stop_recording` is complete (here it already is;
+        a media worker closes it a moment after)."""
+
     def add_listener(self, callback: Callable[[bytes], object]) -> None:
         """Call ``callback(pcm)`` with the decoded 16-bit linear audio of each received audio
         packet (an audio tap, e.g. answering-machine detection)."""

@@ -160,6 +160,13 @@ class Dtmf:
 
 
 @dataclass(slots=True)
+class Recorded:
+    """The file of a `StopRecording` (or of a channel closed while recording) is complete."""
+
+    ch: int
+
+
+@dataclass(slots=True)
 class Audio:
     ch: int
     data: bytes = b""
@@ -193,7 +200,7 @@ class Stats:
 
 MESSAGES: dict[str, type] = {cls.__name__: cls for cls in (
     Open, Configure, Play, StopPlaying, SendDtmf, DtmfReceived, Record, StopRecording, Listen,
-    Bridge, Unbridge, Mix, SetMatrix, Unmix, Close, PlayDone, Dtmf, Audio, Stats)}
+    Bridge, Unbridge, Mix, SetMatrix, Unmix, Close, PlayDone, Dtmf, Recorded, Audio, Stats)}
 
 
 def _tuples(value: Any) -> Any:

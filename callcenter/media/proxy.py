@@ -14,12 +14,13 @@ Mirrored here, so reading them needs no round trip: ``peer``, ``mix``, ``closed`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import subprocess
 import sys
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -41,6 +42,8 @@ from .link import Link
 from .prompts import Prompt
 
 log = logging.getLogger(__name__)
+RECORDED_WAIT = 5.0
+"""Seconds `recording_closed` waits at most for a worker to close a recording."""
 PROMPTS_KEPT = 512
 """Prompts each worker keeps (least recently played are forgotten)."""
 
@@ -83,6 +86,7 @@ class WorkerChannel:
         self._plays: dict[int, DoneCallback | None] = {}
         self._listeners: list[Callable[[bytes], object]] = []
         self._worker: _Worker | None = None
+        self._recorded: deque[asyncio.Future[None]] = deque()
 
     def _send(self, msg: object) -> None:
         w = self._worker
@@ -161,7 +165,22 @@ class WorkerChannel:
         self._send(p.Record(self.id, str(path), stereo))
 
     def stop_recording(self) -> None:
+        if self._worker is not None and not self.closed:
+            self._recorded.append(asyncio.get_running_loop().create_future())
         self._send(p.StopRecording(self.id))
+
+    async def recording_closed(self) -> None:
+        if self._recorded:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._recorded[-1]), RECORDED_WAIT)
+
+    def _recording_done(self, count: int | None = None) -> None:
+        """Resolve the first ``count`` waits for a closed file (None: all of them)."""
+        n = len(self._recorded)
+        for _ in range(n if count is None else min(count, n)):
+            fut = self._recorded.popleft()
+            if not fut.done():
+                fut.set_result(None)
 
     def add_listener(self, callback: Callable[[bytes], object]) -> None:
         self._listeners.append(callback)
@@ -185,6 +204,7 @@ class WorkerChannel:
         self._listeners.clear()
         self._send(p.Close(self.id))
         self.closed = True
+        self._recording_done()  # the worker closes the file with the channel
         self.engine._release(self)
 
     def _attach(self, worker: _Worker) -> None:
@@ -400,6 +420,8 @@ class MediaWorkers:
                 fn = ch._plays.pop(msg.play)
                 if fn is not None:
                     _safe(fn, PlayOutcome(msg.outcome))
+        elif isinstance(msg, p.Recorded):
+            ch._recording_done(1)
         elif isinstance(msg, p.Dtmf):
             if ch.on_dtmf is not None:
                 _safe(ch.on_dtmf, msg.digit)
@@ -419,6 +441,7 @@ class MediaWorkers:
         for ch in lost:
             ch._worker = None
             ch._plays.clear()  # no on_done: the call is ending, not the prompt
+            ch._recording_done()
         w.channels.clear()
         self._workers[self._workers.index(w)] = self._spawn(w.index)
         if w.proc.poll() is None:

@@ -77,6 +77,7 @@ class Worker:
                 ch.start_recording(msg.path, stereo=msg.stereo)
             case p.StopRecording():
                 ch.stop_recording()
+                self.link.send(p.Recorded(msg.ch))
             case p.Listen():
                 ch._listeners.clear()
                 if msg.on:

@@ -7,7 +7,9 @@ import asyncio
 import inspect
 import os
 import signal
+import wave
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -123,5 +125,23 @@ def test_prompt_dtmf_bridge_across_workers_and_a_worker_dying() -> None:
         await until(lambda: len(done) == 4)
         assert len(heard(pc)) >= len(TONE) and len(heard(pd)) >= len(TONE)
         e.close()
+
+    run(body)
+
+
+def test_a_recording_is_complete_once_recording_closed_returns(tmp_path: Path) -> None:
+    async def body(media: MediaWorkers) -> None:
+        a, b = media.open_channel(), media.open_channel()
+        a.configure((HOST, b.port), g711.PCMU, 101)
+        b.configure((HOST, a.port), g711.PCMU, 101)
+        path = tmp_path / "rec.wav"
+        b.start_recording(path)
+        done: list[PlayOutcome] = []
+        a.play(TONE, done.append)
+        await until(lambda: bool(done))
+        b.stop_recording()
+        await b.recording_closed()
+        with wave.open(str(path)) as w:  # the header counts what was written
+            assert w.getnframes() >= 8000 * 0.9
 
     run(body)
