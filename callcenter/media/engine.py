@@ -133,6 +133,8 @@ class EngineStats:
     missed_ticks: int = 0
     max_lateness: float = 0.0
     channels: int = 0
+    worker_restarts: int = 0
+    """Media worker processes that died and were started again (with media.workers)."""
 
 
 def _safe_call(fn: Callable[..., object], *args: object) -> None:

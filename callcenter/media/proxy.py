@@ -290,7 +290,7 @@ class MediaWorkers:
             ticks=sum(f.ticks for f in figs), late_ticks=sum(f.late_ticks for f in figs),
             missed_ticks=sum(f.missed_ticks for f in figs),
             max_lateness=max((f.max_lateness for f in figs), default=0.0),
-            channels=len(self._channels))
+            channels=len(self._channels), worker_restarts=self.restarts)
 
     @property
     def channels(self) -> list[WorkerChannel]:
