@@ -151,7 +151,10 @@ async def serve(fd: int) -> None:
 
 
 def main(argv: Sequence[str] = sys.argv[1:]) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the server, which ends us
+    # Ctrl-C and a service manager's SIGTERM to the whole group are for the server, which
+    # drains its calls and then ends us by closing the pipe
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="media worker %(process)d: %(levelname)s %(message)s")
     try:
