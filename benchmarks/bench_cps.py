@@ -112,8 +112,9 @@ def clock_figures(http_port: int) -> dict[str, float]:
     with urllib.request.urlopen(f"http://{HOST}:{http_port}/metrics", timeout=10) as resp:
         lines = resp.read().decode().splitlines()
     out = {names[k]: float(v) for k, _, v in (ln.partition(" ") for ln in lines) if k in names}
-    if out.get("ticks"):
-        out["late_or_missed_pct"] = round(100 * (out["late"] + out["missed"]) / out["ticks"], 3)
+    if out.get("ticks"):  # a missed tick never ran: it is not among the ticks counted
+        due = out["ticks"] + out["missed"]
+        out["late_or_missed_pct"] = round(100 * (out["late"] + out["missed"]) / due, 3)
     return out
 
 
