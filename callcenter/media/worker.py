@@ -111,12 +111,13 @@ class Worker:
         self.link.send(p.Audio(ch, pcm))
 
     def _mix(self, msg: p.Mix | p.SetMatrix | p.Unmix) -> None:
-        if isinstance(msg, p.Mix):
+        if isinstance(msg, p.Mix):  # mixes whose members all left are forgotten here
+            self.mixes = {k: m for k, m in self.mixes.items() if m.active}
             self.mixes[msg.mix] = self.engine.mix(
                 [self.channels[i] for i in msg.channels], msg.matrix)
-        elif isinstance(msg, p.SetMatrix):
+        elif isinstance(msg, p.SetMatrix) and msg.mix in self.mixes:
             self.engine.set_matrix(self.mixes[msg.mix], msg.matrix)
-        else:
+        elif isinstance(msg, p.Unmix) and msg.mix in self.mixes:
             self.engine.unmix(self.mixes.pop(msg.mix))
 
     def report(self) -> None:
