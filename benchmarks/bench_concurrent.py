@@ -80,9 +80,9 @@ SINK_BUFFER = 32 << 20
 # ----------------------------------------------------------------------------- preparation
 
 
-def prepare(workdir: Path, seconds: float) -> Path:
+def prepare(workdir: Path, seconds: float, workers: str = "0") -> Path:
     """A config whose sounds dir has a welcome prompt of at least `seconds` (the real
-    welcome looped) and the real goodbye; everything else from bench-config.yaml."""
+    welcome looped) and the real goodbye, ``media.workers``; the rest from bench-config.yaml."""
     sounds = workdir / "sounds" / "pl"
     sounds.mkdir(parents=True, exist_ok=True)
     src = ROOT / "sounds" / "pl"
@@ -98,6 +98,7 @@ def prepare(workdir: Path, seconds: float) -> Path:
     cfg["sounds"] = str(workdir / "sounds")
     cfg["dialplans"] = str(BENCH / "dialplans")
     cfg["database"] = str(workdir / "bench.db")
+    cfg.setdefault("media", {})["workers"] = workers if workers == "auto" else int(workers)
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -458,7 +459,7 @@ def run_calls(args: argparse.Namespace, n_calls: int) -> ConcurrentResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     args.run_dir = str(run_dir)
     setup_time = n_calls / args.setup_rate
-    config = prepare(run_dir, setup_time * 2 + args.hold + 30)
+    config = prepare(run_dir, setup_time * 2 + args.hold + 30, args.workers)
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     sink_proc = ctx.Process(
@@ -511,6 +512,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--calls", default="1000", help="comma-separated concurrent call counts")
     p.add_argument("--hold", type=float, default=60.0, help="seconds all calls are held")
+    p.add_argument("--workers", default="0", help="media.workers: auto or N (0 = in process)")
     p.add_argument("--settle", type=float, default=2.0, help="seconds skipped after setup")
     p.add_argument("--setup-rate", type=float, default=50.0, help="INVITEs (and BYEs) per s")
     p.add_argument("--late-ms", type=float, default=40.0, help="late = this far behind its slot")

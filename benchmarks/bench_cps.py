@@ -19,13 +19,17 @@ import json
 import shutil
 import sys
 import time
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import (
     BENCH,
+    HOST,
     CpuSampler,
     Server,
     count,
@@ -70,6 +74,10 @@ class RunResult:
     nice: int
     rt_invite_ms: float
     passed: bool
+    workers: str = "0"
+    clock: dict[str, float] | None = None
+    """The server's media clocks over the run (summed over workers): ticks, late, missed,
+    worst lateness, and the worst event loop lag."""
 
 
 def _ms(value: str) -> float:
@@ -82,12 +90,37 @@ def _ms(value: str) -> float:
     return (int(h) * 3600 + int(m) * 60 + int(s)) * 1000 + ms
 
 
+def clock_figures(http_port: int) -> dict[str, float]:
+    """The media clock's counters and the loop lag from the server's /metrics."""
+    names = {"callcenter_rtp_ticks_total": "ticks", "callcenter_rtp_late_ticks_total": "late",
+             "callcenter_rtp_missed_ticks_total": "missed",
+             "callcenter_rtp_tick_lateness_max_seconds": "lateness_max_s",
+             "callcenter_event_loop_lag_max_seconds": "loop_lag_max_s"}
+    with urllib.request.urlopen(f"http://{HOST}:{http_port}/metrics", timeout=10) as resp:
+        lines = resp.read().decode().splitlines()
+    out = {names[k]: float(v) for k, _, v in (ln.partition(" ") for ln in lines) if k in names}
+    if out.get("ticks"):  # a missed tick never ran: it is not among the ticks counted
+        due = out["ticks"] + out["missed"]
+        out["late_or_missed_pct"] = round(100 * (out["late"] + out["missed"]) / due, 3)
+    return out
+
+
+def with_workers(config: Path, workers: str, workdir: Path) -> Path:
+    """A copy of the config with ``media.workers`` set (paths made absolute)."""
+    cfg = yaml.safe_load(config.read_text())
+    for key in ("sounds", "dialplans"):
+        cfg[key] = str((config.parent / cfg[key]).resolve())
+    cfg.setdefault("media", {})["workers"] = workers if workers == "auto" else int(workers)
+    out = workdir / "config.yaml"
+    out.write_text(yaml.safe_dump(cfg))
+    return out
+
+
 def run_rate(args: argparse.Namespace, rate: int, workdir: Path) -> RunResult:
     workdir.mkdir(parents=True, exist_ok=True)
     env = {"CALLCENTER_BENCH_SIP_RCVBUF": str(args.sip_rcvbuf)} if args.sip_rcvbuf else {}
-    server = Server(
-        workdir, Path(args.config), args.sip_port, args.http_port, env=env, nice=args.nice
-    )
+    config = with_workers(Path(args.config), args.workers, workdir)
+    server = Server(workdir, config, args.sip_port, args.http_port, env=env, nice=args.nice)
     server.start()
     sampler = CpuSampler(server.pid).start()
     calls = rate * args.duration
@@ -107,6 +140,10 @@ def run_rate(args: argparse.Namespace, rate: int, workdir: Path) -> RunResult:
     sampler.stop()
     udp1 = udp_errors()
     sip_drops = udp_socket_drops(args.sip_port)
+    try:
+        clock: dict[str, float] | None = clock_figures(args.http_port)
+    except OSError:
+        clock = None
     server.stop()
     row = sipp_row(stat)
     # steady state: skip the first hold+2 s of ramp-up and the tail after the last INVITE
@@ -128,6 +165,7 @@ def run_rate(args: argparse.Namespace, rate: int, workdir: Path) -> RunResult:
         server_sip_drops=sip_drops, sip_rcvbuf=args.sip_rcvbuf,
         rt_invite_ms=round(_ms(row.get("ResponseTime1(C)", "")), 2),
         passed=(ok == calls and failed == 0 and sipp.returncode == 0),
+        workers=args.workers, clock=clock,
     )
     (workdir / "cpu.json").write_text(json.dumps(sampler.samples))
     if profiler is not None and (workdir / "profile.txt").exists():
@@ -158,6 +196,7 @@ def main() -> None:
     p.add_argument("--duration", type=int, default=60, help="seconds of new calls per rate")
     p.add_argument("--hold", type=float, default=3.0, help="seconds between ACK and BYE")
     p.add_argument("--number", default="0800000001")
+    p.add_argument("--workers", default="0", help="media.workers: auto or N (0 = in process)")
     p.add_argument("--config", default=str(BENCH / "bench-config.yaml"))
     p.add_argument("--sip-port", type=int, default=25260)
     p.add_argument("--http-port", type=int, default=25280)

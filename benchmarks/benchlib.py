@@ -5,6 +5,7 @@ Only 127.0.0.1 is used. Every process started here is stopped by its own PID.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import platform
@@ -173,7 +174,8 @@ def count(row: dict[str, str], key: str) -> int:
 
 
 class CpuSampler:
-    """Samples one process's CPU use (percent of one core) once a second in a thread."""
+    """Samples a process's CPU use, its children's included (percent of one core), once a
+    second in a thread."""
 
     def __init__(self, pid: int, interval: float = 1.0) -> None:
         self.proc = psutil.Process(pid)
@@ -185,18 +187,29 @@ class CpuSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> CpuSampler:
-        self.proc.cpu_percent(None)
+        self._last = self._tree_seconds()
         psutil.cpu_percent(None)
         self._thread.start()
         return self
 
+    def _tree_seconds(self) -> float:
+        """CPU seconds of the process and its children (media workers) so far."""
+        total = 0.0
+        for proc in (self.proc, *self.proc.children(recursive=True)):
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                total += t.user + t.system
+        return total
+
     def _run(self) -> None:
-        t0 = time.monotonic()
+        t0 = prev = time.monotonic()
         while not self._stop.wait(self.interval):
             try:
-                t = time.monotonic() - t0
-                self.samples.append((t, self.proc.cpu_percent(None)))
-                self.system.append((t, psutil.cpu_percent(None)))
+                now, cpu = time.monotonic(), self._tree_seconds()
+                used, self._last = max(0.0, cpu - self._last), cpu  # a child gone: not < 0
+                self.samples.append((now - t0, 100.0 * used / (now - prev)))
+                self.system.append((now - t0, psutil.cpu_percent(None)))
+                prev = now
             except psutil.Error:
                 return
 

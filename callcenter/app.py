@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Coroutine
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -38,6 +38,7 @@ from callcenter.events.service import Events
 from callcenter.log import bind_call
 from callcenter.media.engine import MediaEngine
 from callcenter.media.prompts import PromptCache
+from callcenter.media.proxy import MediaWorkers, WorkerChannel, worker_count
 from callcenter.report.today import TodayFigures
 from callcenter.sip.auth import DigestAuthenticator, FailureLimiter
 from callcenter.sip.errors import (
@@ -94,9 +95,13 @@ class Application:
         self.passwords = {u.user: u.password for u in cfg.users}
         self.names = {u.user: u.name for u in cfg.users}
         self.prompts = PromptCache(cfg.sounds)
-        self.media = MediaEngine(
-            cfg.media.address, (cfg.media.rtp_port_min, cfg.media.rtp_port_max)
-        )
+        ports = (cfg.media.rtp_port_min, cfg.media.rtp_port_max)
+        workers = worker_count(cfg.media.workers)
+        proxy = MediaWorkers(cfg.media.address, ports, workers=workers) if workers else None
+        self.media = cast(MediaEngine, proxy) if proxy else MediaEngine(cfg.media.address, ports)
+        """The media plane; with workers, a proxy offering the same interface."""
+        if proxy is not None:
+            proxy.on_failure.append(self._media_failed)
         self.stack = SipStack(
             host=sip.listen, port=sip.port, advertised=self.advertised,
             transports=list(sip.transports), handler=self.handle,
@@ -509,6 +514,15 @@ class Application:
             self.events.publish(events.CallAnswered(ts=call.answered_at, call_id=call.id))
         if agent is not None:
             self.events.publish(events.CallAnswered(call_id=call.id, agent=agent.party))
+
+    def _media_failed(self, channels: list[WorkerChannel]) -> None:
+        """A media worker died: the calls whose media it carried end (BYE, CDR cause
+        media_failed); the other workers' calls go on."""
+        lost = set(channels)
+        for call in list(self.b2bua.calls.values()):
+            if any(leg.channel in lost for leg in call.legs):
+                log.warning("media_worker_lost_call", call_id=call.id)
+                self._spawn(self.b2bua.hangup_call(call, HangupCause.MEDIA_FAILED, "system"))
 
     def _check_drained(self) -> None:
         if self.draining and not self.b2bua.calls and not self._invites:

@@ -101,6 +101,7 @@ class LiveCall:
         finally:
             if self.leg.channel is not None:
                 self.leg.channel.stop_recording()
+                await self.leg.channel.recording_closed()  # a media worker writes it
         try:  # what the file holds (a silent peer sends nothing), not how long we waited
             with wave.open(str(path), "rb") as w:
                 return round(w.getnframes() / w.getframerate(), 2)

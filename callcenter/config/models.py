@@ -156,6 +156,8 @@ class MediaConfig(_Model):
     #: SRTP with SDES keys: ``optional`` on TLS legs, ``required`` on every leg, or ``off``;
     #: ``users[].srtp`` and ``trunks[].srtp`` override it for their legs
     srtp: SrtpPolicy = "optional"
+    workers: Literal["auto"] | Annotated[int, Field(ge=0, le=64)] = "auto"
+    """Media worker processes: ``auto`` = one per core, 0 = media in the signalling process."""
 
 
 class LoggingConfig(_Model):

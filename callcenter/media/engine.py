@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -137,6 +138,8 @@ class EngineStats:
     channels: int = 0
     srtp_failed: int = 0
     """SRTP/SRTCP packets of all channels that failed authentication (dropped)."""
+    worker_restarts: int = 0
+    """Media worker processes that died and were started again (with media.workers)."""
 
 
 def _safe_call(fn: Callable[..., object], *args: object) -> None:
@@ -323,6 +326,10 @@ class Channel:
         if self._recorder is not None:
             self._recorder.close()
             self._recorder = None
+
+    async def recording_closed(self) -> None:
+        """Wait until the file of the last `stop_recording` is complete (here it already is;
+        a media worker closes it a moment after)."""
 
     def add_listener(self, callback: Callable[[bytes], object]) -> None:
         """Call ``callback(pcm)`` with the decoded 16-bit linear audio of each received audio
@@ -627,6 +634,30 @@ class Channel:
         self.last_rtcp = decode_rtcp(data)
 
 
+def mix_matrix(members: Sequence[Any], matrix: Sequence[Sequence[float]] | np.ndarray, *,
+               new: bool = True) -> np.ndarray:
+    """The normalised matrix for the (open, distinct) ``members`` of a mix, one row each."""
+    m = normalise_matrix(matrix)
+    if m.shape[0] != len(members):
+        raise MediaError(f"matrix is {m.shape[0]}x{m.shape[0]}, mix has {len(members)} channels")
+    if new and (len(set(map(id, members))) != len(members) or any(c.closed for c in members)):
+        raise MediaError("mix needs distinct open channels")
+    return m
+
+
+def leave_mix(ch: Any, mixes: list[Any]) -> None:
+    """Take ``ch`` out of its mix (its matrix row and column too); an empty mix is dropped."""
+    mix = ch.mix
+    ch.mix = None
+    if mix is None or ch not in mix.channels:
+        return
+    i = mix.channels.index(ch)
+    mix.channels.pop(i)
+    mix.matrix = np.delete(np.delete(mix.matrix, i, 0), i, 1)
+    if not mix.channels and mix in mixes:
+        mixes.remove(mix)
+
+
 class Mix:
     """A conference of channels mixed by the clock; made by `MediaEngine.mix`.
 
@@ -704,12 +735,14 @@ class MediaEngine:
     def channels(self) -> list[Channel]:
         return list(self._channels.values())
 
-    def open_channel(self, *, inband_dtmf: bool = False) -> Channel:
-        """Bind an RTP (even) + RTCP port pair and return its channel."""
+    def open_channel(self, *, inband_dtmf: bool = False,
+                     sockets: tuple[socket.socket, socket.socket] | None = None) -> Channel:
+        """Bind an RTP (even) + RTCP port pair (or take the bound, non-blocking ``sockets`` a
+        media worker was handed) and return its channel."""
         loop = self._loop
         if loop is None:
             raise MediaError("MediaEngine.start() was not awaited")
-        rtp, rtcp = self._bind_pair()
+        rtp, rtcp = sockets or self._bind_pair()
         ch = Channel(self, self._next_id, rtp, rtcp, inband_dtmf=inband_dtmf)
         self._next_id += 1
         self._channels[ch.id] = ch
@@ -746,11 +779,7 @@ class MediaEngine:
         weighted by its row of ``matrix`` (listener x source). Channels leave their bridge or
         previous mix."""
         members = list(channels)
-        m = normalise_matrix(matrix)
-        if m.shape[0] != len(members) or len(set(map(id, members))) != len(members):
-            raise MediaError("mix needs distinct channels and one matrix row per channel")
-        if any(ch.closed for ch in members):
-            raise MediaError("mix needs open channels")
+        m = mix_matrix(members, matrix)
         for ch in members:
             self.unbridge(ch)
         mix = Mix(self, members, m)
@@ -762,11 +791,7 @@ class MediaEngine:
 
     def set_matrix(self, mix: Mix, matrix: Sequence[Sequence[float]] | np.ndarray) -> None:
         """Change who hears whom in a mix (takes effect on the next tick)."""
-        m = normalise_matrix(matrix)
-        if m.shape[0] != len(mix.channels):
-            raise MediaError(f"matrix is {m.shape[0]}x{m.shape[0]}, mix has "
-                             f"{len(mix.channels)} channels")
-        mix.matrix = m
+        mix.matrix = mix_matrix(mix.channels, matrix, new=False)
 
     def unmix(self, mix: Mix) -> None:
         """Dissolve a mix; its channels go back to silence or prompts (bridge them again)."""
@@ -776,16 +801,8 @@ class MediaEngine:
             self._mixes.remove(mix)
 
     def _leave(self, ch: Channel) -> None:
-        mix = ch.mix
-        ch.mix = None
         ch._jb = None
-        if mix is None or ch not in mix.channels:
-            return
-        i = mix.channels.index(ch)
-        mix.channels.pop(i)
-        mix.matrix = np.delete(np.delete(mix.matrix, i, 0), i, 1)
-        if not mix.channels and mix in self._mixes:
-            self._mixes.remove(mix)
+        leave_mix(ch, self._mixes)
 
     def _mix_tick(self, now: float, late: bool, skipped: int) -> None:
         """Decode each member's next frame, mix per listener, encode and send; mixes of the

@@ -158,6 +158,8 @@ class _Live(Collector):
             yield CounterMetricFamily(f"callcenter_rtp_{name}", f"media clock {name}",
                                       getattr(media, name))
         yield _gauge("callcenter_rtp_channels", "RTP channels open", media.channels)
+        yield CounterMetricFamily("callcenter_media_worker_restarts", "media worker processes "
+                                  "that died and were restarted", media.worker_restarts)
         yield _gauge("callcenter_rtp_tick_lateness_max_seconds", "worst media clock tick so "
                      "far", round(media.max_lateness, 4))
 

@@ -133,7 +133,10 @@ class ServerProcess:
             {
                 "sip": {"port": self.sip_port},
                 "http": {"port": self.http_port},
-                "media": {"rtp_port_min": self.rtp.base, "rtp_port_max": self.rtp.last},
+                # media in the server process unless a test (or MEDIA_WORKERS=N, to run
+                # the suite against worker processes) asks for workers
+                "media": {"rtp_port_min": self.rtp.base, "rtp_port_max": self.rtp.last,
+                          "workers": int(os.environ.get("MEDIA_WORKERS", "0"))},
                 "database": str(self.db_path),
                 "logging": {"format": "json", "file": None},
                 # SIGTERM drains: calls a test's peers left up may hold the stop this long

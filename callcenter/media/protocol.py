@@ -1,0 +1,259 @@
+"""The messages between the signalling process and a media worker, and their framing. Pure.
+
+Commands are the engine's public methods (open, configure, play, bridge, mix, record, send DTMF,
+close) keyed by the channel id the signalling side chose; events are its callbacks (end of a
+prompt, DTMF, received audio for taps) and periodic statistics.
+
+Framing: ``!II`` (header length, blob length), a JSON header ``{"t": name, ...fields}``, then
+the blob, which carries the one ``bytes`` field a message may have (``data``: prompt frames,
+PCM) raw. Not pickle: a worker must not run whatever a peer writes into its pipe, and JSON keeps
+a captured stream readable; not JSON alone: audio as base64 would cost a third more and a copy.
+Socket file descriptors travel beside the bytes (SCM_RIGHTS), never inside a message.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+_PREFIX = struct.Struct("!II")
+MAX_FRAME = 64 << 20
+"""A frame larger than this is a broken peer, not a message."""
+
+
+class ProtocolError(ValueError):
+    """A frame that does not decode to a known message."""
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+@dataclass(slots=True)
+class Open:
+    """Adopt the RTP and RTCP sockets sent with this frame (two fds) as channel ``ch``."""
+
+    ch: int
+    inband_dtmf: bool = False
+
+
+@dataclass(slots=True)
+class Configure:
+    ch: int
+    remote: tuple[str, int] | None
+    payload_type: int
+    dtmf_payload_type: int | None
+    rtcp_remote: tuple[str, int] | None = None
+    srtp: tuple[str, str] | None = None  #: SRTP suite and the peer's key (base64)
+    srtp_key: str = ""  #: our SRTP key (base64), chosen by the signalling side for its SDP
+
+
+@dataclass(slots=True)
+class Play:
+    """Play frames; ``key`` names a prompt the worker keeps once ``data`` brought it (empty
+    ``data`` = already sent); ``key`` "" is not kept. ``forget`` lists keys to drop."""
+
+    ch: int
+    play: int
+    key: str
+    codec: int
+    frame_size: int
+    interruptible: bool = False
+    replace: bool = False
+    loop: bool = False
+    forget: tuple[str, ...] = ()
+    data: bytes = b""
+
+
+@dataclass(slots=True)
+class StopPlaying:
+    ch: int
+
+
+@dataclass(slots=True)
+class SendDtmf:
+    ch: int
+    digits: str
+    duration_ms: int = 100
+    gap_ms: int = 60
+
+
+@dataclass(slots=True)
+class DtmfReceived:
+    """A digit signalling learned (SIP INFO): interrupts prompts like one heard in the media."""
+
+    ch: int
+    digit: str
+
+
+@dataclass(slots=True)
+class Record:
+    ch: int
+    path: str
+    stereo: bool = False
+
+
+@dataclass(slots=True)
+class StopRecording:
+    ch: int
+
+
+@dataclass(slots=True)
+class Listen:
+    """Send (or stop sending) the decoded audio the channel receives as `Audio` events."""
+
+    ch: int
+    on: bool
+
+
+@dataclass(slots=True)
+class Bridge:
+    a: int
+    b: int
+
+
+@dataclass(slots=True)
+class Unbridge:
+    ch: int
+
+
+@dataclass(slots=True)
+class Mix:
+    mix: int
+    channels: tuple[int, ...]
+    matrix: tuple[tuple[float, ...], ...]
+
+
+@dataclass(slots=True)
+class SetMatrix:
+    mix: int
+    matrix: tuple[tuple[float, ...], ...]
+
+
+@dataclass(slots=True)
+class Unmix:
+    mix: int
+
+
+@dataclass(slots=True)
+class Close:
+    """Close the channel; ``moving``: it is reopened on another worker, so no RTCP BYE."""
+
+    ch: int
+    moving: bool = False
+
+
+# ------------------------------------------------------------------------------- events
+
+
+@dataclass(slots=True)
+class PlayDone:
+    ch: int
+    play: int
+    outcome: str
+    """A `PlayOutcome` value."""
+
+
+@dataclass(slots=True)
+class Dtmf:
+    ch: int
+    digit: str
+
+
+@dataclass(slots=True)
+class Recorded:
+    """The file of a `StopRecording` (or of a channel closed while recording) is complete."""
+
+    ch: int
+
+
+@dataclass(slots=True)
+class Audio:
+    ch: int
+    data: bytes = b""
+
+
+@dataclass(slots=True)
+class ChannelFigures:
+    """What the signalling side reads of a channel's statistics (the CDR's RTP quality)."""
+
+    packets_in: int = 0
+    packets_out: int = 0
+    relayed_out: int = 0
+    late_frames: int = 0
+    missed_frames: int = 0
+    dtmf_in: int = 0
+    packets_lost: int = 0
+    packets_expected: int = 0
+    jitter_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class Stats:
+    """A worker's clock figures and the figures of its channels that changed since the last."""
+
+    ticks: int
+    late_ticks: int
+    missed_ticks: int
+    max_lateness: float
+    channels: dict[str, ChannelFigures] = field(default_factory=dict)
+    srtp_failed: int = 0  #: SRTP/SRTCP packets that failed authentication, all channels
+
+
+MESSAGES: dict[str, type] = {cls.__name__: cls for cls in (
+    Open, Configure, Play, StopPlaying, SendDtmf, DtmfReceived, Record, StopRecording, Listen,
+    Bridge, Unbridge, Mix, SetMatrix, Unmix, Close, PlayDone, Dtmf, Recorded, Audio, Stats)}
+
+
+def _tuples(value: Any) -> Any:
+    """JSON arrays back to tuples (addresses are compared with the ones sockets return)."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def encode(msg: Any) -> bytes:
+    """One frame for ``msg``."""
+    body = asdict(msg)
+    blob: bytes = body.pop("data", b"")
+    body["t"] = type(msg).__name__
+    header = json.dumps(body, separators=(",", ":")).encode()
+    return _PREFIX.pack(len(header), len(blob)) + header + blob
+
+
+def _decode(header: bytes, blob: bytes) -> Any:
+    try:
+        body = json.loads(header)
+        cls = MESSAGES[body.pop("t")]
+        kwargs = {f.name: _tuples(body[f.name]) for f in fields(cls) if f.name in body}
+        if cls is Stats:
+            kwargs["channels"] = {k: ChannelFigures(**v) for k, v in body["channels"].items()}
+        if blob:
+            kwargs["data"] = blob
+        return cls(**kwargs)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ProtocolError(f"bad message: {e}") from None
+
+
+class Decoder:
+    """Reassemble frames from a byte stream; `feed` returns the messages completed."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[Any]:
+        buf = self._buf
+        buf += data
+        out = []
+        pos = 0
+        while len(buf) - pos >= _PREFIX.size:
+            hlen, blen = _PREFIX.unpack_from(buf, pos)
+            if hlen + blen > MAX_FRAME:
+                raise ProtocolError(f"frame of {hlen + blen} bytes")
+            end = pos + _PREFIX.size + hlen + blen
+            if len(buf) < end:
+                break
+            start = pos + _PREFIX.size
+            out.append(_decode(bytes(buf[start:start + hlen]), bytes(buf[start + hlen:end])))
+            pos = end
+        del buf[:pos]
+        return out

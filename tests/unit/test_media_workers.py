@@ -1,0 +1,191 @@
+"""`MediaWorkers`: the engine's interface carried out by two real worker processes, over UDP on
+127.0.0.1. Waits are bounded loops on conditions, never timings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import signal
+import wave
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import numpy as np
+
+from callcenter.media import g711
+from callcenter.media.dtmf import event_packets
+from callcenter.media.engine import Channel, MediaEngine, PlayOutcome
+from callcenter.media.prompts import Prompt, encode_frames
+from callcenter.media.proxy import MediaWorkers, WorkerChannel
+from callcenter.media.rtp import RtpPacket, decode_rtp, encode_rtp
+from callcenter.media.srtp import SrtpError, SrtpSession, new_key
+from tests.helpers.ports import allocate
+from tests.unit.test_media_engine import Peer
+from tests.unit.test_media_engine import until as until_ticks
+
+HOST = "127.0.0.1"
+TONE = Prompt("tone", g711.PCMU, encode_frames(
+    (8000 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)).astype("<i2"), g711.PCMU))
+
+
+def run(body: Callable[[MediaWorkers], Awaitable[None]]) -> None:
+    block = allocate(40)
+    lo = block.base + block.base % 2
+
+    async def main() -> None:
+        media = MediaWorkers(HOST, (lo, lo + 37), workers=2)
+        await media.start()
+        try:
+            await body(media)
+        finally:
+            await media.close()
+
+    asyncio.run(main())
+
+
+async def until(cond: Callable[[], bool]) -> None:
+    await until_ticks(cond, 1000)  # bounded; generous for worker start-up on a loaded box
+
+
+def heard(peer: Peer) -> list[RtpPacket]:
+    peer.poll()
+    return peer.packets
+
+
+def test_same_public_interface_as_the_engine() -> None:
+    for ours, theirs in ((MediaWorkers, MediaEngine), (WorkerChannel, Channel)):
+        public = {n for n in dir(theirs) if not n.startswith("_")}
+        missing = {n for n in public if not hasattr(ours, n)
+                   and n not in ("drain", "ptime", "mix_ticks", "mix_time")}
+        missing -= {"send_silence", "last_rtcp", "latched", "stream", "remote", "rtcp_remote"}
+        assert not missing
+        for name in public & set(dir(ours)):
+            a, b = getattr(theirs, name), getattr(ours, name)
+            if inspect.isfunction(a):
+                theirs_params = inspect.signature(a).parameters.keys() - {"sockets"}
+                assert theirs_params == inspect.signature(b).parameters.keys(), name
+
+
+def test_prompt_dtmf_bridge_across_workers_and_a_worker_dying() -> None:
+    async def body(media: MediaWorkers) -> None:
+        a, b = media.open_channel(), media.open_channel()
+        assert a._worker is not b._worker  # least loaded: one on each worker
+        pa, pb = Peer(), Peer()
+        a.configure(pa.addr, g711.PCMU, 101)
+        b.configure(pb.addr, g711.PCMA, 101)
+        done: list[PlayOutcome] = []
+        a.play(TONE, done.append)
+        assert a.playing
+        await until(lambda: done == [PlayOutcome.DONE])
+        assert not a.playing
+        audio = [x for x in heard(pa) if x.payload_type == g711.PCMU]
+        pcm = np.frombuffer(g711.decode(b"".join(x.payload for x in audio), g711.PCMU), "<i2")
+        assert len(audio) >= len(TONE) and np.sqrt(np.mean(pcm.astype(float) ** 2)) > 3000
+        # the same prompt again goes by key only, and is transcoded for the PCMA channel
+        b.play(TONE, done.append)
+        await until(lambda: len(done) == 2)
+        assert sum(x.payload_type == g711.PCMA for x in heard(pb)) >= len(TONE)
+
+        digits: list[str] = []
+        a.on_dtmf = digits.append
+        for i, pkt in enumerate(event_packets("5", duration_ms=100)):
+            pa.sock.sendto(encode_rtp(RtpPacket(101, 100 + i, 8000, 77, pkt.payload,
+                                                pkt.marker)), (HOST, a.port))
+        await until(lambda: digits == ["5"])
+
+        media.bridge(a, b)  # b moves to a's worker
+        assert a._worker is b._worker and a.peer is b and b.peer is a
+        heard(pb).clear()
+        for i in range(50):
+            pa.sock.sendto(encode_rtp(RtpPacket(0, 200 + i, 160 * i, 99, b"\x11" * 160)),
+                           (HOST, a.port))
+            await asyncio.sleep(0.005)
+        await until(lambda: sum(x.payload == b"\x11".translate(g711.ULAW_TO_ALAW) * 160
+                                for x in heard(pb)) >= 45)
+        await until(lambda: a.stats.packets_in >= 50)  # the figures come back once a second
+
+        c = media.open_channel()  # the other worker is emptier now
+        assert c._worker is not a._worker
+        lost: list[list[WorkerChannel]] = []
+        media.on_failure.append(lost.append)
+        pid = a._worker.proc.pid if a._worker else 0
+        os.kill(pid, signal.SIGKILL)
+        await until(lambda: bool(lost))
+        assert set(lost[0]) == {a, b} and media.restarts == 1 and pid not in media.pids
+        a.close()
+        b.close()
+        # the other worker's channel is untouched, and the restarted worker takes new ones
+        pc = Peer()
+        c.configure(pc.addr, g711.PCMU, 101)
+        c.play(TONE, done.append)
+        d, e = media.open_channel(), media.open_channel()
+        pd = Peer()
+        d.configure(pd.addr, g711.PCMU, 101)
+        d.play(TONE, done.append)
+        await until(lambda: len(done) == 4)
+        assert len(heard(pc)) >= len(TONE) and len(heard(pd)) >= len(TONE)
+        e.close()
+
+    run(body)
+
+
+def test_a_recording_is_complete_once_recording_closed_returns(tmp_path: Path) -> None:
+    async def body(media: MediaWorkers) -> None:
+        a, b = media.open_channel(), media.open_channel()
+        a.configure((HOST, b.port), g711.PCMU, 101)
+        b.configure((HOST, a.port), g711.PCMU, 101)
+        path = tmp_path / "rec.wav"
+        b.start_recording(path)
+        done: list[PlayOutcome] = []
+        a.play(TONE, done.append)
+        await until(lambda: bool(done))
+        b.stop_recording()
+        await b.recording_closed()
+        with wave.open(str(path)) as w:  # the header counts what was written
+            assert w.getnframes() >= 8000 * 0.9
+
+    run(body)
+
+
+def test_an_srtp_leg_in_a_worker_uses_the_key_the_signalling_side_announced() -> None:
+    """The SDP carries the proxy channel's key: the worker must protect with that very key and
+    check what comes in with the peer's; failures are counted in the engine's figures."""
+    suite = "AES_CM_128_HMAC_SHA1_80"
+
+    async def body(media: MediaWorkers) -> None:
+        a, b = media.open_channel(), media.open_channel()
+        x, y = Peer(), Peer()  # x speaks SRTP to a, y plain RTP to b
+        x_key = new_key()
+        a.configure(x.addr, g711.PCMU, 101, srtp=(suite, x_key))
+        b.configure(y.addr, g711.PCMU, 101)
+        x_srtp = SrtpSession(suite, x_key, a.srtp_key)
+        media.bridge(a, b)
+        frame = b"\x22" * 160
+        for i in range(20):
+            x.send(x_srtp.protect(encode_rtp(RtpPacket(0, 100 + i, 160 * i, 0xCAFE, frame))),
+                   a.port)
+            await asyncio.sleep(0.01)
+        await until(lambda: sum(p.payload == frame for p in heard(y)) >= 15)
+        x.send(encode_rtp(RtpPacket(0, 300, 0, 0xCAFE, frame)), a.port)  # plain: dropped
+        await until(lambda: media.stats.srtp_failed >= 1)
+        y.send(encode_rtp(RtpPacket(0, 1, 0, 0xBEEF, b"\x33" * 160)), b.port)
+
+        def decrypted() -> bool:
+            while True:
+                try:
+                    data, _ = x.sock.recvfrom(2048)
+                except BlockingIOError:
+                    return False
+                if 192 <= data[1] <= 223:
+                    continue  # RTCP
+                with contextlib.suppress(SrtpError):
+                    if decode_rtp(x_srtp.unprotect(data)).payload == b"\x33" * 160:
+                        return True
+
+        await until(decrypted)
+        x.close()
+        y.close()
+
+    run(body)
