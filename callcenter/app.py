@@ -31,6 +31,7 @@ from callcenter.calls.queues import QueueRunner
 from callcenter.calls.services import CallServices
 from callcenter.calls.transfer import Transfers
 from callcenter.config import Config, Trunk
+from callcenter.dialer.numbers import try_normalize
 from callcenter.dialer.runner import CampaignRunner
 from callcenter.events import bus as events
 from callcenter.events.service import Events
@@ -54,6 +55,7 @@ from callcenter.sip.registration_client import RegistrationClient
 from callcenter.sip.stack import ServerRequest, SipStack
 from callcenter.sip.uri import SipUri
 from callcenter.sip.useragent import Handlers, dispatch
+from callcenter.store.customers import CustomerStore
 from callcenter.store.db import Store
 from callcenter.store.ivr import IvrStore
 from callcenter.supervisor.service import SupervisorService
@@ -83,7 +85,11 @@ class Application:
         sip = cfg.sip
         self.advertised = sip.advertised_address or sip.listen
         self.store = Store(cfg.database)
-        self.ivr_store = IvrStore(self.store, Path(cfg.database).parent / "voicemail")
+        self.customers = CustomerStore(
+            self.store.db, lambda raw, country: try_normalize(raw, country=country)[0],
+            country=cfg.trunks[0].country if cfg.trunks else "PL")
+        self.ivr_store = IvrStore(self.store, Path(cfg.database).parent / "voicemail",
+                                  self.customers)
         self.registrar = Registrar(
             min_expires=sip.registration.min_expires,
             max_expires=sip.registration.max_expires,
@@ -132,6 +138,7 @@ class Application:
         )
         self.events = Events(cfg.events, store=self.store)
         self.events.attach_acd(self.queues)
+        self.events.subscribe(self._recognise)
         self.b2bua.on_leg = self._leg_event
         self.services = CallServices(
             b2bua=self.b2bua, registrar=self.registrar, prompts=self.prompts, now=self.now,
@@ -472,6 +479,15 @@ class Application:
         self.load.call_started(self.now())
         call.recorded = True
         call.started_at = start
+
+    def _recognise(self, event: events.Event) -> None:
+        """Every call from a trunk is linked to the customer of its caller ID when it starts
+        (before its IVR runs), the record created on the first contact."""
+        if isinstance(event, events.CallStarted) and event.source.startswith("trunk:") \
+                and event.direction == "inbound":
+            trunk = self.cfg.trunk(event.source[6:])
+            self.customers.recognise(event.call_id, event.caller, now=event.ts,
+                                     country=trunk.country if trunk else None)
 
     def answered(self, call: Call, agent: Leg | None) -> None:
         """The call was answered (by us, or ``agent`` took it)."""

@@ -5,12 +5,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from callcenter.store.callbacks import CallbackStore
+from callcenter.store.customers import CustomerStore
 from callcenter.store.db import Store
-from ivr.engine import CallbackRequest, ContactHistory, SurveyResult, VoicemailMessage
+from ivr.engine import CallbackRequest, ContactHistory, Customer, SurveyResult, VoicemailMessage
 
 SCHEMA = {
     "voicemails": {
@@ -25,8 +27,10 @@ SCHEMA = {
 
 
 class IvrStore:
-    def __init__(self, store: Store, voicemail_dir: Path) -> None:
+    def __init__(self, store: Store, voicemail_dir: Path,
+                 customers: CustomerStore | None = None) -> None:
         self.store = store
+        self.customers = customers
         self.db = store.db
         self.voicemail_dir = voicemail_dir
         for table, columns in SCHEMA.items():
@@ -49,6 +53,15 @@ class IvrStore:
             "SELECT count(*) FROM callbacks WHERE caller = ? AND status = 'open'", (caller,)
         ).fetchone()
         return ContactHistory(calls, row[0] if row else None, open_callbacks)
+
+    async def customer(self, call_id: str, caller: str, now: datetime) -> Customer:
+        card = self.customers.card(call_id, now.timestamp()) if self.customers else None
+        if card is None:
+            return Customer()
+        return Customer(known=card["known"], name=card["name"], last_agent=card["last_agent"],
+                        fields={k: str(v) for k, v in card["fields"].items()},
+                        open_callbacks=card["open_callbacks"],
+                        last_contact_days=card["last_contact_days"])
 
     async def create_callback(self, request: CallbackRequest) -> None:
         self.callbacks.book(

@@ -3,6 +3,8 @@ joins calls, queue, IVR, callbacks, campaign attempts and notes, export and eras
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,8 @@ from callcenter.dialer.numbers import try_normalize
 from callcenter.store import CallRecord, Store
 from callcenter.store.callbacks import CallbackStore
 from callcenter.store.customers import CustomerConflict, CustomerError, CustomerStore
+from callcenter.store.ivr import IvrStore
+from ivr.engine import Customer
 
 DAY = 86400.0
 
@@ -159,3 +163,18 @@ def test_export_and_erase_leave_no_trace(store: Store, customers: CustomerStore,
     for form in ("221234567", "48221234567"):
         assert form not in dump
     assert campaigns.db.execute("SELECT name FROM contacts").fetchone()[0] == ""
+
+
+def test_ivr_store_hands_the_card_to_the_ivr(store: Store, customers: CustomerStore,
+                                             tmp_path: Path) -> None:
+    ivr = IvrStore(store, tmp_path / "vm", customers)
+    now = datetime.fromtimestamp(1000.0 + DAY / 2, UTC)
+    assert asyncio.run(ivr.customer("c2", "anonymous", now)) == Customer()
+    call(store, "c1", "221234567", 1000.0)
+    customers.recognise("c1", "221234567", now=1000.0)
+    store.add_call_event("c1", 1005.0, "connected", {"agent": "1002"})
+    customers.update(1, now=1001.0, name="Anna", fields={"tier": "vip", "vat": 1})
+    customers.recognise("c2", "+48 22 123 45 67", now=now.timestamp())
+    assert asyncio.run(ivr.customer("c2", "+48 22 123 45 67", now)) == Customer(
+        known=True, name="Anna", fields={"tier": "vip", "vat": "1"}, last_agent="1002",
+        last_contact_days=0)

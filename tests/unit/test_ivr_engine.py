@@ -17,6 +17,7 @@ from ivr.engine import (
     CallbackRequest,
     CallerHungUp,
     ContactHistory,
+    Customer,
     EndReason,
     FlowResult,
     SurveyResult,
@@ -130,6 +131,7 @@ class FakeCall:
 @dataclass
 class FakeServices:
     history: ContactHistory = ContactHistory()
+    card: Customer | Exception = Customer()
     callbacks: list[CallbackRequest] = field(default_factory=list)
     voicemails: list[VoicemailMessage] = field(default_factory=list)
     surveys: list[SurveyResult] = field(default_factory=list)
@@ -140,6 +142,12 @@ class FakeServices:
     async def contact_history(self, caller: str) -> ContactHistory:
         self.lookups += 1
         return self.history
+
+    async def customer(self, call_id: str, caller: str, now: datetime) -> Customer:
+        self.lookups += 1
+        if isinstance(self.card, Exception):
+            raise self.card
+        return self.card
 
     async def create_callback(self, request: CallbackRequest) -> None:
         self.callbacks.append(request)
@@ -438,6 +446,53 @@ def test_set_branch_and_history_route_a_repeat_caller(tmp_path: Path) -> None:
     call = FakeCall()
     run(plan, call, FakeServices())
     assert call.transfers == [] and call.played == ["pl/menu", "pl/goodbye"]
+
+
+@pytest.mark.parametrize(("card", "outcomes", "transfers"), [
+    (Customer(), {}, [("queue", ("support", 0, {}))]),
+    (Customer(known=True, fields={"tier": "vip"}, last_contact_days=0, last_agent="1002"), {},
+     [("queue", ("support", 10, {}))]),
+    (Customer(known=True, last_contact_days=0, last_agent="1002"), {"1002": "answered"},
+     [("user", "1002")]),
+    (Customer(known=True, last_contact_days=0, last_agent="1002"), {"1002": "busy"},
+     [("user", "1002"), ("queue", ("support", 0, {}))]),
+    (Customer(known=True, last_contact_days=1, last_agent="1002"), {},
+     [("queue", ("support", 0, {}))]),
+    (Customer(known=True, last_contact_days=0), {}, [("queue", ("support", 0, {}))]),
+    (RuntimeError("database is locked"), {}, [("queue", ("support", 0, {}))]),
+])
+def test_demo_support_routes_by_customer(demo: Dialplan, card: Customer | Exception,
+                                         outcomes: dict[str, str],
+                                         transfers: list[tuple[str, Any]]) -> None:
+    """Within 24 h to the agent the customer spoke to, VIPs ahead in the queue."""
+    services = FakeServices(card=card)
+    call = FakeCall(keys=[(0.5, "2")], outcomes=outcomes)
+    run(demo, call, services)
+    assert call.transfers == transfers
+    assert services.lookups == 1
+    assert any(e == "ivr_error" for e, _ in call.events) == isinstance(card, Exception)
+
+
+def test_customer_variables_and_fields(tmp_path: Path) -> None:
+    nodes = """\
+  start:
+    type: set
+    variables:
+      summary: "${customer.known}|${customer.name}|${customer.tier}|${customer.language}|\\
+        ${customer.open_callbacks}|${customer.last_agent}|${customer.last_contact_days}|\\
+        ${customer.fields.plan}"
+    next: menu
+  menu:
+    type: play
+    prompts: menu
+"""
+    plan = plan_of(tmp_path, nodes)
+    card = Customer(known=True, name="Anna", fields={"tier": "vip", "language": "en",
+                                                      "plan": "gold"},
+                    open_callbacks=2, last_agent="1001", last_contact_days=3)
+    assert run(plan, FakeCall(), FakeServices(card=card)).variables["summary"] == (
+        "1|Anna|vip|en|2|1001|3|gold")
+    assert run(plan, FakeCall(), FakeServices()).variables["summary"] == "0||||0|||"
 
 
 BRANCHES = """\
