@@ -166,7 +166,7 @@ class Application:
             registrar=self.registrar, b2bua=self.b2bua, media=self.media, store=self.store, events=self.events,
             queues=self.queues, supervisor=self.supervisor, dialer=self.dialer,
             watcher=self.watcher, transfers=self.transfers, callbacks=self.callbacks,
-            members=self.members,
+            members=self.members, customers=self.customers,
             trunk_registrations=self.trunk_registrations,
             drain=self.drain, draining=lambda: self.draining,
         ))

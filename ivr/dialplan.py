@@ -83,6 +83,7 @@ BUILTIN_VARIABLES = frozenset(
 )
 #: ``customer.fields.<name>``: any free field of the caller's customer record
 FIELD_VARIABLE = re.compile(r"customer\.fields\.[A-Za-z0-9_]+")
+FIELDS = "customer.fields.<name>"
 
 
 def _number(value: str) -> str:
@@ -657,7 +658,7 @@ class _FileLoader:
                     self.problem(
                         (*loc, *sub),
                         f"unknown variable {var!r}; expected one set by a collect or set node, or "
-                        f"a built-in ({', '.join(sorted(BUILTIN_VARIABLES | {'customer.fields.<name>'}))})",
+                        f"a built-in ({', '.join(sorted(BUILTIN_VARIABLES | {FIELDS}))})",
                     )
         if not complete:
             return

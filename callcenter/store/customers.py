@@ -37,7 +37,8 @@ class CustomerConflict(CustomerError):
 
 
 class CustomerStore:
-    def __init__(self, db: sqlite_utils.Database, normalize: Normalize, country: str = "PL") -> None:
+    def __init__(self, db: sqlite_utils.Database, normalize: Normalize,
+                 country: str = "PL") -> None:
         self.db = db
         self.normalize = normalize
         self.country = country  #: of national numbers given without a trunk (the API)
@@ -85,10 +86,10 @@ class CustomerStore:
             [found]).fetchone()
         return {
             "id": row[0], "name": row[1], "crm_id": row[2], "fields": json.loads(row[3]),
-            "numbers": [r[0] for r in self._q(
-                "SELECT number FROM customer_numbers WHERE customer_id = ? ORDER BY rowid", [found])],
-            "emails": [r[0] for r in self._q(
-                "SELECT email FROM customer_emails WHERE customer_id = ? ORDER BY rowid", [found])],
+            "numbers": [r[0] for r in self._q("SELECT number FROM customer_numbers WHERE "
+                                              "customer_id = ? ORDER BY rowid", [found])],
+            "emails": [r[0] for r in self._q("SELECT email FROM customer_emails WHERE "
+                                             "customer_id = ? ORDER BY rowid", [found])],
             "merged": [r[0] for r in self._q(
                 "SELECT id FROM customers WHERE merged_into = ? ORDER BY id", [found])],
             "created": row[4], "updated": row[5],
@@ -354,7 +355,7 @@ class CustomerStore:
             "campaign_contacts": self._rows(
                 "SELECT * FROM contacts WHERE number IN (SELECT number FROM customer_numbers "
                 "WHERE customer_id = ?)", [id]) if self._has("contacts") else [],
-            "files": self._files(id),
+            "files": self.files(id),
         }
 
     def _call_ids(self, id: int) -> list[str]:
@@ -366,7 +367,7 @@ class CustomerStore:
                 "number FROM customer_numbers WHERE customer_id = ?)", [id])]
         return ids
 
-    def _files(self, id: int) -> list[str]:
+    def files(self, id: int) -> list[str]:
         """Recordings and voicemails of the customer's calls."""
         calls = self._call_ids(id)
         marks = ",".join("?" * len(calls))
@@ -389,7 +390,7 @@ class CustomerStore:
         id = customer["id"]
         calls = self._call_ids(id)
         marks = ",".join("?" * len(calls))
-        files = self._files(id)
+        files = self.files(id)
         forms = set(customer["numbers"]) | {r[0] for r in self._q(
             f"SELECT caller FROM calls WHERE direction != 'outbound' AND id IN ({marks}) UNION "
             f"SELECT called FROM calls WHERE direction = 'outbound' AND id IN ({marks})",
