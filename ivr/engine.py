@@ -475,6 +475,7 @@ class _Session:
                 self.call.event("ivr_error", error=f"customer: {exc!r}")
                 customer = Customer()
             self.vars.update(customer.variables())
+            self.call.event("ivr_customer", known=customer.known, name=customer.name)
         return self.vars.get(name, "")
 
     async def _interpolate(self, text: str) -> str:

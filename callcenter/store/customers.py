@@ -221,17 +221,21 @@ class CustomerStore:
     def card(self, call_id: str, now: float) -> dict[str, Any] | None:
         """What the IVR and the agent see of a call's customer: the record, whether it was
         known before this call, open callbacks, the last agent and days since the last
-        earlier contact."""
+        earlier contact (counted from the call's start in its CDR, the time base of the
+        other contacts, else from ``now``)."""
         link = self.of_call(call_id)
+        start = self._q("SELECT start FROM calls WHERE id = ?", [call_id])
+        now = start[0][0] if start else now
         customer = self.get(link[0]) if link else None
         if link is None or customer is None:
             return None
         id = customer["id"]
         earlier = self._q(
-            "SELECT c.start, (SELECT json_extract(e.data, '$.agent') FROM call_events e WHERE "
-            "e.call_id = c.id AND e.type = 'connected' ORDER BY e.ts DESC LIMIT 1) FROM calls c "
-            "JOIN customer_calls l ON l.call_id = c.id WHERE l.customer_id = ? AND c.id != ? "
-            "ORDER BY c.start DESC LIMIT 50", [id, call_id])
+            "SELECT c.start, (SELECT agent FROM (SELECT ts, json_extract(data, '$.agent') AS "
+            "agent FROM call_events WHERE call_id = c.id AND type = 'connected' UNION ALL "
+            "SELECT ts, agent FROM queue_log WHERE call_id = c.id AND event = 'connect') "
+            "ORDER BY ts DESC LIMIT 1) FROM calls c JOIN customer_calls l ON l.call_id = c.id "
+            "WHERE l.customer_id = ? AND c.id != ? ORDER BY c.start DESC LIMIT 50", [id, call_id])
         contacts = [(at, agent) for at, agent in earlier]
         if self._has("attempts"):
             contacts += self._q(
@@ -322,7 +326,8 @@ class CustomerStore:
                             if t == "ivr_choice"],
             "collected": {d["variable"]: d.get("value", "") for t, d in data
                           if t == "ivr_collected"},
-            "agents": [d["agent"] for t, d in data if t == "connected"],
+            "agents": list(dict.fromkeys([d["agent"] for t, d in data if t == "connected"] + [
+                q["agent"] for q in queue if q["event"] == "connect"])),
             "transfers": [d for t, d in data if t == "transferred"],
             "queue": done["queue"] if done else (queue[0]["queue"] if queue else None),
             "queue_result": done["event"] if done else None,

@@ -115,7 +115,7 @@ def test_timeline_items_newest_first_and_paged(store: Store, customers: Customer
         ("note", 4000.0), ("campaign", 3000.0), ("callback", 2000.0), ("call", 1000.0)]
     c = items[-1]
     assert c["ivr_path"] == ["main_menu"] and c["collected"] == {"account": "123"}
-    assert c["ivr_choices"] == [{"node": "main_menu", "key": "1"}]
+    assert c["ivr_choices"] == [{"node": "main_menu", "key": "1"}] and c["agents"] == ["1001"]
     assert (c["queue"], c["queue_result"], c["wait"], c["agent"], c["talk"]) == (
         "support", "complete", 6.0, "1001", 60.0)
     assert items[1]["disposition"] == "sold" and items[2]["status"] == "open"
@@ -127,7 +127,8 @@ def test_card_for_the_ivr(store: Store, customers: CustomerStore) -> None:
     customers.recognise("c1", "221234567", now=1000.0)
     first = customers.card("c1", now=1000.0)
     assert first is not None and first["known"] is False and first["last_contact_days"] is None
-    store.add_call_event("c1", 1005.0, "connected", {"agent": "1002"})
+    store.add_call_event("c1", 1005.0, "connected", {"agent": "1001"})
+    store.log_queue(ts=1006.0, queue="support", call_id="c1", event="connect", agent="1002")
     call(store, "c2", "+48221234567", 1000.0 + 2.5 * DAY)
     customers.recognise("c2", "+48221234567", now=1000.0 + 2.5 * DAY)
     CallbackStore(store.db).book(queue="support", number="221234567", entered=1.0, call_id="c1")

@@ -490,8 +490,11 @@ def test_customer_variables_and_fields(tmp_path: Path) -> None:
     card = Customer(known=True, name="Anna", fields={"tier": "vip", "language": "en",
                                                       "plan": "gold"},
                     open_callbacks=2, last_agent="1001", last_contact_days=3)
-    assert run(plan, FakeCall(), FakeServices(card=card)).variables["summary"] == (
+    call = FakeCall()
+    assert run(plan, call, FakeServices(card=card)).variables["summary"] == (
         "1|Anna|vip|en|2|1001|3|gold")
+    assert [d for e, d in call.events if e == "ivr_customer"] == [{"known": True,
+                                                                    "name": "Anna"}]
     assert run(plan, FakeCall(), FakeServices()).variables["summary"] == "0||||0|||"
 
 
