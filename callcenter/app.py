@@ -139,6 +139,7 @@ class Application:
         self.events = Events(cfg.events, store=self.store)
         self.events.attach_acd(self.queues)
         self.events.subscribe(self._recognise)
+        self.queues.on_offer = self._offer
         self.b2bua.on_leg = self._leg_event
         self.services = CallServices(
             b2bua=self.b2bua, registrar=self.registrar, prompts=self.prompts, now=self.now,
@@ -488,6 +489,15 @@ class Application:
             trunk = self.cfg.trunk(event.source[6:])
             self.customers.recognise(event.call_id, event.caller, now=event.ts,
                                      country=trunk.country if trunk else None)
+
+    def _offer(self, call_id: str, agent: str, queue: str, caller: str) -> str:
+        """Screen pop: the caller's customer card to the agent about to ring (``agent.offer``);
+        the customer's name for the phone's display."""
+        card = self.customers.card(call_id, time.time(), number=caller)
+        recent = self.customers.timeline(card["id"], limit=5) if card else []
+        self.events.publish(events.AgentOffer(call_id=call_id, agent=agent, queue=queue,
+                                              caller=caller, customer=card, recent=recent))
+        return card["name"] if card else ""
 
     def answered(self, call: Call, agent: Leg | None) -> None:
         """The call was answered (by us, or ``agent`` took it)."""

@@ -13,7 +13,7 @@ stream) only enqueue in their handler and do the work in their own task.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -23,6 +23,7 @@ __all__ = [
     "EVENT_TYPES",
     "SCHEMA",
     "AcdWatchdog",
+    "AgentOffer",
     "AgentStateChanged",
     "AgentStatus",
     "AuditChanged",
@@ -267,6 +268,21 @@ class AgentStatus(Event):
     status: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True)
+class AgentOffer(Event):
+    """An agent's phone is about to ring for a queued caller (screen pop): the caller's
+    customer card (None for an unknown caller) and their latest contacts, this call first
+    (its IVR path, keys and collected digits)."""
+
+    type: ClassVar[str] = "agent.offer"
+    call_id: str  #: the caller's call
+    agent: str
+    queue: str
+    caller: str
+    customer: Mapping[str, Any] | None = None
+    recent: Sequence[Mapping[str, Any]] = ()
+
+
 # ------------------------------------------------------------------------------------ other
 
 
@@ -374,7 +390,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         CallStarted, CallAnswered, CallEnded, CallRecording, CallTransferred, LegAdded, LegEnded, Dtmf, IvrStep,
         QueueEntered, QueueConnected, QueueRingNoAnswer, QueueLeft, AcdWatchdog, QueueStatus,
-        AgentStateChanged, AgentStatus, RegistrationChanged, SupervisorStep, CampaignChanged,
+        AgentStateChanged, AgentStatus, AgentOffer, RegistrationChanged, SupervisorStep, CampaignChanged,
         TrunkRegistration,
         CallbackRequested, CallbackAttempt, CallbackResult, CallbackChanged, AuditChanged,
     )

@@ -218,12 +218,14 @@ class CustomerStore:
                       [call_id])
         return (int(row[0][0]), bool(row[0][1])) if row else None
 
-    def card(self, call_id: str, now: float) -> dict[str, Any] | None:
+    def card(self, call_id: str, now: float, number: str = "") -> dict[str, Any] | None:
         """What the IVR and the agent see of a call's customer: the record, whether it was
         known before this call, open callbacks, the last agent and days since the last
         earlier contact (counted from the call's start in its CDR, the time base of the
-        other contacts, else from ``now``)."""
+        other contacts, else from ``now``). A call not linked is looked up by ``number``."""
         link = self.of_call(call_id)
+        if link is None and number and (found := self.by_number(number)) is not None:
+            link = (found["id"], False)
         start = self._q("SELECT start FROM calls WHERE id = ?", [call_id])
         now = start[0][0] if start else now
         customer = self.get(link[0]) if link else None

@@ -9,7 +9,9 @@ customer by a third format of the number and its timeline holds both calls, newe
 
 from __future__ import annotations
 
+import json
 from contextlib import ExitStack
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,10 @@ def test_two_formats_of_one_number_are_one_customer_who_gets_their_agent_back(
         answering_phone(server, AGENT, artifacts / "agent", stack, talk_ms=2000, calls=2)
         assert wait_until(lambda: any(a["id"] == AGENT and a["state"] == "available"
                                       for a in http(server, "GET", "/api/agents")[1]), 20)
+        stream = HTTPConnection("127.0.0.1", server.http_port, timeout=10)
+        stream.request("GET", "/api/events/stream?types=agent.offer&token=demo-wallboard-token")
+        live = stream.getresponse()
+        assert live.status == 200
         first = _call(server, artifacts / "call1", FORMATS[0])
         second = _call(server, artifacts / "call2", FORMATS[1])
 
@@ -97,3 +103,15 @@ def test_two_formats_of_one_number_are_one_customer_who_gets_their_agent_back(
         assert items[0]["queue"] is None and "support_last_agent" in items[0]["ivr_path"]
         assert [i["agents"] for i in items] == [[AGENT], [AGENT]]
         assert rows(server.db_path, "SELECT count(*) AS n FROM customers")[0]["n"] == 1
+
+        # the screen pop of the first call (the second rang the agent directly, not queued)
+        lines = [live.fp.readline().decode().strip() for _ in range(5)]  # retry, connected
+        stream.close()
+        assert lines[3] == "event: agent.offer", lines
+        offer = json.loads(lines[4].removeprefix("data: "))
+        assert (offer["call_id"], offer["agent"], offer["queue"], offer["caller"]) == (
+            first["id"], AGENT, "support", FORMATS[0])
+        assert offer["customer"]["id"] == found[0]["id"] and not offer["customer"]["known"]
+        this = offer["recent"][0]
+        assert this["call_id"] == first["id"] and this["ivr_choices"] == [
+            {"node": "main_menu", "key": "2"}], this

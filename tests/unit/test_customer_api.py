@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.events.bus import AuditChanged
+from callcenter.events.bus import AgentOffer, AuditChanged
 from callcenter.store import CallRecord
 from tests.unit.test_queue_members_api import READ, Server
 
@@ -91,3 +91,21 @@ def test_merge_timeline_notes_export_and_erase(server: Server, tmp_path: Path) -
     assert {r.caller for r in store.recent_calls()} == {"erased"}
     assert [r["action"] for r in store.audit()] == [
         "customer.merged", "customer.note", "customer.exported", "customer.erased"]
+
+
+def test_screen_pop_carries_the_card_and_names_the_caller(server: Server) -> None:
+    store, customers = server.app.store, server.app.customers
+    store.start_call(CallRecord(id="c1", sip_call_id="c1", direction="inbound",
+                                caller="0048221234567", called="0800123456",
+                                source="trunk:pstn", start=100.0))
+    customers.recognise("c1", "0048221234567", now=100.0)
+    customers.update(1, now=101.0, name="Anna Nowak", fields={"tier": "vip"})
+    assert server.app._offer("c1", "1003", "support", "0048221234567") == "Anna Nowak"
+    # a callback's ring has no call of the caller yet: found by the number
+    assert server.app._offer("", "1003", "support", "+48221234567") == "Anna Nowak"
+    assert server.app._offer("", "1003", "support", "600111222") == ""
+    offers = [e for e in server.events if isinstance(e, AgentOffer)]
+    assert [(o.call_id, o.customer and o.customer["name"]) for o in offers] == [
+        ("c1", "Anna Nowak"), ("", "Anna Nowak"), ("", None)]
+    assert offers[0].customer is not None and offers[0].customer["fields"] == {"tier": "vip"}
+    assert [i["call_id"] for i in offers[0].recent] == ["c1"]
