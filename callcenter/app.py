@@ -140,6 +140,7 @@ class Application:
         self.events.attach_acd(self.queues)
         self.events.subscribe(self._recognise)
         self.queues.on_offer = self._offer
+        self.offers: dict[str, dict[str, Any]] = {}  #: the last agent.offer per agent
         self.b2bua.on_leg = self._leg_event
         self.services = CallServices(
             b2bua=self.b2bua, registrar=self.registrar, prompts=self.prompts, now=self.now,
@@ -167,7 +168,7 @@ class Application:
             registrar=self.registrar, b2bua=self.b2bua, media=self.media, store=self.store, events=self.events,
             queues=self.queues, supervisor=self.supervisor, dialer=self.dialer,
             watcher=self.watcher, transfers=self.transfers, callbacks=self.callbacks,
-            members=self.members, customers=self.customers,
+            members=self.members, customers=self.customers, offers=self.offers,
             trunk_registrations=self.trunk_registrations,
             drain=self.drain, draining=lambda: self.draining,
         ))
@@ -495,8 +496,10 @@ class Application:
         the customer's name for the phone's display."""
         card = self.customers.card(call_id, time.time(), number=caller)
         recent = self.customers.timeline(card["id"], limit=5) if card else []
-        self.events.publish(events.AgentOffer(call_id=call_id, agent=agent, queue=queue,
-                                              caller=caller, customer=card, recent=recent))
+        offer = events.AgentOffer(call_id=call_id, agent=agent, queue=queue, caller=caller,
+                                  customer=card, recent=recent)
+        self.offers[agent] = offer.to_dict()
+        self.events.publish(offer)
         return card["name"] if card else ""
 
     def answered(self, call: Call, agent: Leg | None) -> None:

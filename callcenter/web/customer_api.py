@@ -11,6 +11,7 @@
     GET    /api/customers/{id}/export       GDPR: everything as one JSON, links to the files
     GET    /api/customers/{id}/files/{n}    one of those files (a recording, a voicemail)
     DELETE /api/customers/{id}              GDPR erase
+    GET    /api/agents/{id}/offer           the last call offered to the agent (the desk's card)
 
 Every change, export and erase is audited (the ``audit`` table, an ``audit.changed`` event).
 """
@@ -18,7 +19,7 @@ Every change, export and erase is audited (the ``audit`` table, an ``audit.chang
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,8 +62,8 @@ def _int(value: str | None, name: str, default: int, least: int, most: int) -> i
 
 
 def register(router: Router, auth: Auth, customers: CustomerStore,
-             publish: Callable[[Event], None]) -> None:
-    """Add the customer routes."""
+             publish: Callable[[Event], None], offers: Mapping[str, Mapping[str, Any]]) -> None:
+    """Add the customer routes; ``offers``: the last ``agent.offer`` per agent."""
 
     def found(req: HttpRequest) -> dict[str, Any]:
         raw = req.params["id"]
@@ -176,6 +177,14 @@ def register(router: Router, auth: Auth, customers: CustomerStore,
         audit(req, "customer.erased", id, **(done or {}))
         return HttpResponse.json({"erased": id, **(done or {})})
 
+    def offer(req: HttpRequest) -> HttpResponse:
+        auth.require(req)
+        found = offers.get(req.params["id"])
+        if found is None:
+            raise HttpError(404, f"no call offered to {req.params['id']!r} yet")
+        return HttpResponse.json(found)
+
+    router.add("GET", "/api/agents/{id}/offer", offer)
     router.add("GET", "/api/customers", lookup)
     router.add("POST", "/api/customers", create)
     router.add("GET", "/api/customers/{id}", show)
@@ -279,6 +288,15 @@ def _described() -> None:
             "responses": ok("200", "the customer's data", {
                 "type": "object", "required": ["customer", "timeline", "files"]}, True,
                 _404="no such customer")}},
+        "/api/agents/{id}/offer": {"get": {
+            "summary": "The last call offered to the agent: the agent.offer event (the card)",
+            "parameters": [{"name": "id", "in": "path", "required": True,
+                            "schema": {"type": "string"}, "description": "the agent"}],
+            "responses": ok("200", "the offer", {
+                "type": "object", "required": ["call_id", "agent", "queue", "caller"],
+                "properties": {"customer": {"type": ["object", "null"]},
+                               "recent": {"type": "array", "items": item}}},
+                _404="nothing offered to this agent since the start")}},
         "/api/customers/{id}/files/{n}": {"get": {
             "summary": "A recording or voicemail of the customer (n from the export)",
             "parameters": [id, {"name": "n", "in": "path", "required": True,

@@ -109,3 +109,6 @@ def test_screen_pop_carries_the_card_and_names_the_caller(server: Server) -> Non
         ("c1", "Anna Nowak"), ("", "Anna Nowak"), ("", None)]
     assert offers[0].customer is not None and offers[0].customer["fields"] == {"tier": "vip"}
     assert [i["call_id"] for i in offers[0].recent] == ["c1"]
+    status, last = server("GET", "/api/agents/1003/offer", token=READ)
+    assert status == 200 and last["caller"] == "600111222" and last["customer"] is None
+    assert server("GET", "/api/agents/1001/offer", token=READ)[0] == 404
