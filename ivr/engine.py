@@ -216,6 +216,12 @@ class IvrServices(Protocol):
         """The customer record the call was recognised as (an empty one when none)."""
         ...
 
+    async def identify(self, call_id: str, field: str, value: str,
+                       now: datetime) -> Customer | None:
+        """The customer whose free field ``field`` is ``value`` (the call joins them), or
+        None when there is none."""
+        ...
+
     async def create_callback(self, request: CallbackRequest) -> None:
         """Store a callback job."""
         ...
@@ -478,6 +484,21 @@ class _Session:
             self.call.event("ivr_customer", known=customer.known, name=customer.name)
         return self.vars.get(name, "")
 
+    async def _identify(self, field: str, value: str) -> None:
+        """The caller typed ``value`` of ``field``: the call joins that customer, if any."""
+        try:
+            customer = await self.services.identify(self.call.call_id, field, value,
+                                                    self.call.now())
+        except Exception as exc:  # noqa: BLE001 - a failed lookup leaves the caller as they were
+            self.call.event("ivr_error", error=f"identify: {exc!r}")
+            return
+        self.call.event("ivr_identified", field=field, found=customer is not None)
+        if customer is not None:
+            self._customer_loaded = True
+            for name in [v for v in self.vars if v.startswith("customer.")]:
+                del self.vars[name]
+            self.vars.update(customer.variables())
+
     async def _interpolate(self, text: str) -> str:
         out = text
         for name in set(VAR_REF.findall(text)):
@@ -568,6 +589,8 @@ class _Session:
                 self.vars[node.variable] = digits
                 self.call.event("ivr_collected", node=name, variable=node.variable,
                                 value=digits)
+                if node.identify:
+                    await self._identify(node.identify, digits)
                 return node.next
             invalid += 1
             self.call.event("ivr_invalid", node=name, key=digits, count=invalid)

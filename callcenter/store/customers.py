@@ -210,7 +210,23 @@ class CustomerStore:
         with self.db.conn:
             self.db.conn.execute(
                 "INSERT INTO customer_calls VALUES (?, ?, '', 0) ON CONFLICT(call_id) DO UPDATE "
-                "SET customer_id = excluded.customer_id", [call_id, id])
+                "SET customer_id = excluded.customer_id, created = 0", [call_id, id])
+
+    def identify(self, call_id: str, field: str, value: str, *, now: float) -> int | None:
+        """The caller gave ``value`` of the free field ``field`` (e.g. an account number): the
+        call joins that customer, and a record this call created (a new number) merges into
+        it. None when no one (or more than one) has that value."""
+        rows = self._q(
+            "SELECT id FROM customers WHERE merged_into IS NULL AND "
+            "CAST(json_extract(fields, ?) AS TEXT) = ? LIMIT 2", ['$."' + field + '"', value])
+        if len(rows) != 1:
+            return None
+        id = int(rows[0][0])
+        link = self.of_call(call_id)
+        if link is not None and link[1] and link[0] != id:
+            self.merge(id, link[0], now=now)  # the new number joins the customer
+        self.attach(call_id, id)
+        return id
 
     def of_call(self, call_id: str) -> tuple[int, bool] | None:
         """The customer a call was linked to, and whether that call created the record."""

@@ -55,9 +55,19 @@ class IvrStore:
         return ContactHistory(calls, row[0] if row else None, open_callbacks)
 
     async def customer(self, call_id: str, caller: str, now: datetime) -> Customer:
+        return self._customer(call_id, now) or Customer()
+
+    async def identify(self, call_id: str, field: str, value: str,
+                       now: datetime) -> Customer | None:
+        if self.customers is None or self.customers.identify(
+                call_id, field, value, now=now.timestamp()) is None:
+            return None
+        return self._customer(call_id, now)
+
+    def _customer(self, call_id: str, now: datetime) -> Customer | None:
         card = self.customers.card(call_id, now.timestamp()) if self.customers else None
         if card is None:
-            return Customer()
+            return None
         return Customer(known=card["known"], name=card["name"], last_agent=card["last_agent"],
                         fields={k: str(v) for k, v in card["fields"].items()},
                         open_callbacks=card["open_callbacks"],

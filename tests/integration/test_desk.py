@@ -1,9 +1,10 @@
 """The agent's desk in headless Chromium (issue 16): the card of a ringing call before answer.
 
-Anna Nowak is a customer (created by API, tier gold). She calls 0800000001 (straight into
-sales, where nobody is registered) and gives up: her previous call. Then she calls the line of
-this test, types her account number 123456# and waits in support, where agent 1004's phone
-rings and is never picked up. Meanwhile Chromium loads ``/desk?agent=1004``: the card shows
+Anna Nowak is a customer (created by API, tier gold, account 123456). She calls 0800000001
+(straight into sales, where nobody is registered) and gives up: her previous call. Then she
+calls the line of this test with her number withheld (``anonymous``), types her account number
+123456# (a collect node with ``identify: account``: the call joins her record) and waits in
+support, where agent 1004's phone rings and is never picked up. Meanwhile Chromium loads ``/desk?agent=1004``: the card shows
 her name, a returning customer, the digits she typed and the previous call. A screenshot goes
 to ``tests/artifacts/<test>/desk.png``.
 """
@@ -35,6 +36,7 @@ nodes:
     type: collect
     prompts: please_hold
     variable: account
+    identify: account
     max_digits: 8
     next: support
   support:
@@ -71,12 +73,12 @@ class _Card(HTMLParser):
             self.fields[self._into] += data
 
 
-def _caller(workdir: Path, steps: str) -> Path:
-    """uac_ivr.xml calling from NUMBER with these steps between the ACK and the BYE."""
+def _caller(workdir: Path, steps: str, number: str = NUMBER) -> Path:
+    """uac_ivr.xml calling from ``number`` with these steps between the ACK and the BYE."""
     workdir.mkdir(parents=True, exist_ok=True)
     text = (SCENARIOS / "uac_ivr.xml").read_text(encoding="iso-8859-1")
     out = workdir / "uac_desk.xml"
-    out.write_text(text.replace("<!-- STEPS -->", steps).replace("48221234567", NUMBER),
+    out.write_text(text.replace("<!-- STEPS -->", steps).replace("48221234567", number),
                    encoding="iso-8859-1")
     return out
 
@@ -95,7 +97,8 @@ def test_desk_shows_the_card_before_answer(artifacts: Path) -> None:
     keys = {"codec_pt": "0", "codec_name": "PCMU"}
     with server, ExitStack() as stack:
         status, anna = http(server, "POST", "/api/customers", {
-            "name": "Anna Nowak", "numbers": [NUMBER], "fields": {"tier": "gold"}})
+            "name": "Anna Nowak", "numbers": [NUMBER],
+            "fields": {"tier": "gold", "account": "123456"}})
         assert status == 201, anna
         first = run_sipp(str(_caller(artifacts / "call1", '  <pause milliseconds="3000"/>')),
                          workdir=artifacts / "call1", ports=ports.allocate(8), keys=keys,
@@ -115,7 +118,7 @@ def test_desk_shows_the_card_before_answer(artifacts: Path) -> None:
                  f'  <nop><action><exec play_pcap_audio="{digits}"/></action></nop>\n'
                  '  <pause milliseconds="40000"/>')
         caller = stack.enter_context(Sipp(
-            str(_caller(artifacts / "call2", steps)), workdir=artifacts / "call2",
+            str(_caller(artifacts / "call2", steps, "anonymous")), workdir=artifacts / "call2",
             ports=ports.allocate(8), remote_port=server.sip_port, service=LINE_ACCOUNT,
             keys=keys, timeout=60))
         assert wait_until(lambda: http(server, "GET", f"/api/agents/{AGENT}/offer")[0] == 200,
@@ -134,7 +137,7 @@ def test_desk_shows_the_card_before_answer(artifacts: Path) -> None:
     card.feed(dom.stdout)
     assert (card.fields["name"], card.fields["known"], card.fields["caller"],
             card.fields["queue"], card.fields["tier"], card.fields["typed"]) == (
-        "Anna Nowak", "returning customer", NUMBER, "support", "gold", "account: 123456"), (
+        "Anna Nowak", "returning customer", "anonymous", "support", "gold", "account: 123456"), (
         card.fields)
     assert len(card.contacts) == 1 and "call" in card.contacts[0] and "sales" in (
         card.contacts[0]), card.contacts

@@ -179,3 +179,25 @@ def test_ivr_store_hands_the_card_to_the_ivr(store: Store, customers: CustomerSt
     assert asyncio.run(ivr.customer("c2", "+48 22 123 45 67", now)) == Customer(
         known=True, name="Anna", fields={"tier": "vip", "vat": "1"}, last_agent="1002",
         last_contact_days=0)
+
+
+def test_a_caller_identifies_by_a_field(store: Store, customers: CustomerStore) -> None:
+    anna = customers.create(now=1.0, name="Anna", numbers=["221234567"],
+                            fields={"account": 123456})
+    customers.create(now=1.0, name="Twin A", fields={"account": "777"})
+    customers.create(now=1.0, name="Twin B", fields={"account": "777"})
+    call(store, "anon", "anonymous", 10.0)
+    assert customers.recognise("anon", "anonymous", now=10.0) is None
+    assert customers.identify("anon", "account", "999", now=11.0) is None
+    assert customers.identify("anon", "account", "777", now=11.0) is None  # ambiguous
+    assert customers.identify("anon", "account", "123456", now=11.0) == anna
+    assert customers.of_call("anon") == (anna, False)
+    call(store, "new", "600111222", 20.0)  # a new number: a record of its own at first
+    assert customers.recognise("new", "600111222", now=20.0) == (4, True)
+    assert customers.identify("new", "account", "123456", now=21.0) == anna
+    got = customers.get(4)
+    assert got is not None and got["id"] == anna  # merged: the number joined Anna
+    assert got["numbers"] == ["+48221234567", "+48600111222"]
+    card = customers.card("new", now=21.0)
+    assert card is not None and card["known"] is True
+    assert [i["call_id"] for i in customers.timeline(anna)] == ["new", "anon"]

@@ -132,6 +132,8 @@ class FakeCall:
 class FakeServices:
     history: ContactHistory = ContactHistory()
     card: Customer | Exception = Customer()
+    accounts: dict[str, Customer] = field(default_factory=dict)
+    identified: list[tuple[str, str]] = field(default_factory=list)
     callbacks: list[CallbackRequest] = field(default_factory=list)
     voicemails: list[VoicemailMessage] = field(default_factory=list)
     surveys: list[SurveyResult] = field(default_factory=list)
@@ -148,6 +150,11 @@ class FakeServices:
         if isinstance(self.card, Exception):
             raise self.card
         return self.card
+
+    async def identify(self, call_id: str, field: str, value: str,
+                       now: datetime) -> Customer | None:
+        self.identified.append((field, value))
+        return self.accounts.get(value)
 
     async def create_callback(self, request: CallbackRequest) -> None:
         self.callbacks.append(request)
@@ -496,6 +503,44 @@ def test_customer_variables_and_fields(tmp_path: Path) -> None:
     assert [d for e, d in call.events if e == "ivr_customer"] == [{"known": True,
                                                                     "name": "Anna"}]
     assert run(plan, FakeCall(), FakeServices()).variables["summary"] == "0||||0|||"
+
+
+def test_collect_identifies_the_caller(tmp_path: Path) -> None:
+    nodes = """\
+  start:
+    type: collect
+    prompts: menu
+    variable: account
+    identify: account
+    max_digits: 6
+    next: route
+  route:
+    type: branch
+    cases:
+      - {variable: customer.tier, equals: vip, goto: vip}
+    else: hangup
+  vip:
+    type: set
+    variables: {who: "${customer.name} ${customer.known} ${customer.fields.x}"}
+    next: hangup
+"""
+    plan = plan_of(tmp_path, nodes)
+    anna = Customer(known=True, name="Anna", fields={"tier": "vip"})
+    services = FakeServices(card=Customer(fields={"x": "stale"}), accounts={"123456": anna})
+    call = FakeCall(keys=[(0.5, "1"), (0.6, "2"), (0.7, "3"), (0.8, "4"), (0.9, "5"),
+                          (1.0, "6")])
+    result = run(plan, call, services)
+    assert services.identified == [("account", "123456")]
+    assert result.variables["who"] == "Anna 1 "
+    assert [d for e, d in call.events if e == "ivr_identified"] == [
+        {"field": "account", "found": True}]
+    assert services.lookups == 0  # identified: no caller ID lookup after
+    call = FakeCall(keys=[(0.5, "9"), (0.6, "9"), (0.7, "9"), (0.8, "9"), (0.9, "9"),
+                          (1.0, "9")])
+    result = run(plan, call, FakeServices(accounts={"123456": anna}))
+    assert "who" not in result.variables and result.path == ["start", "route", "hangup"]
+    assert [d for e, d in call.events if e == "ivr_identified"] == [
+        {"field": "account", "found": False}]
 
 
 BRANCHES = """\
