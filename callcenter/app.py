@@ -64,6 +64,7 @@ from callcenter.web.http import HttpServer
 from ivr.clock import ServerClock
 from ivr.dialplan import Dialplan, DialplanError, Line, OutboundMatch, OutboundRule
 from ivr.engine import run_flow
+from ivr.nodes import CollectNode
 from ivr.watcher import DialplanWatcher
 
 log = structlog.get_logger("app")
@@ -90,6 +91,10 @@ class Application:
             country=cfg.trunks[0].country if cfg.trunks else "PL")
         self.ivr_store = IvrStore(self.store, Path(cfg.database).parent / "voicemail",
                                   self.customers)
+        for program in dialplan.programs.values():  # the fields callers identify by, indexed
+            for node in program.nodes.values():
+                if isinstance(node, CollectNode) and node.identify:
+                    self.customers.index_field(node.identify)
         self.registrar = Registrar(
             min_expires=sip.registration.min_expires,
             max_expires=sip.registration.max_expires,

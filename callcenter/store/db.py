@@ -128,6 +128,7 @@ MIGRATIONS: list[str] = [
         merged_into INTEGER           -- set by a merge: the record that took this one's place
     );
     CREATE INDEX customers_crm_id ON customers(crm_id);
+    CREATE INDEX customers_merged_into ON customers(merged_into);
     CREATE TABLE customer_numbers (   -- one number belongs to one customer
         number TEXT PRIMARY KEY,      -- E.164
         customer_id INTEGER NOT NULL
