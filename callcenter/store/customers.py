@@ -11,6 +11,8 @@ merge moves everything to one record and leaves the other redirecting to it.
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import math
 import re
@@ -191,6 +193,49 @@ class CustomerStore:
                  json.dumps(b["fields"] | a["fields"], ensure_ascii=False), now, into])
             self.db.conn.execute("UPDATE customers SET merged_into = ?, updated = ? "
                                  "WHERE id = ? OR merged_into = ?", [into, now, source, source])
+
+    def import_csv(self, text: str, *, now: float) -> dict[str, Any]:
+        """Create or enrich customers from CSV (comma or semicolon): columns ``name``,
+        ``number``/``numbers`` and ``email``/``emails`` (several separated by ``|``),
+        ``crm_id``, any other column a free field. A row updates the record of its CRM id,
+        else of its first known number, else creates one. Bad rows are reported by line."""
+        try:
+            dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+        except csv.Error:
+            dialect = csv.excel
+        reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+        report: dict[str, Any] = {"rows": 0, "created": 0, "updated": 0, "rejected": []}
+        for row in reader:
+            report["rows"] += 1
+            cells = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()
+                     if isinstance(v, str)}
+            numbers, emails = ([x for x in f"{cells.pop(k + 's', '')}|{cells.pop(k, '')}"
+                                .split("|") if x.strip()] for k in ("number", "email"))
+            name, crm_id = cells.pop("name", ""), cells.pop("crm_id", "")
+            fields = {k: v for k, v in cells.items() if k and v}
+            try:
+                e164 = self._numbers(numbers)
+                if not (name or crm_id or e164):
+                    raise CustomerError("no name, number or crm_id")
+                found = self._q("SELECT id FROM customers WHERE crm_id = ? AND merged_into "
+                                "IS NULL", [crm_id]) if crm_id else []
+                found = found or [r for n in e164[:1] for r in self._q(
+                    "SELECT customer_id FROM customer_numbers WHERE number = ?", [n])]
+                if found:
+                    id = int(found[0][0])
+                    old = self.get(id)
+                    assert old is not None
+                    self.update(id, now=now, name=name or None, crm_id=crm_id or None,
+                                fields=fields, numbers=list(dict.fromkeys(old["numbers"] + e164)),
+                                emails=list(dict.fromkeys(old["emails"] + emails)))
+                    report["updated"] += 1
+                else:
+                    self.create(now=now, name=name, numbers=e164, emails=emails,
+                                crm_id=crm_id or None, fields=fields)
+                    report["created"] += 1
+            except CustomerError as exc:
+                report["rejected"].append({"line": reader.line_num, "reason": str(exc)})
+        return report
 
     # -- recognition -------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
     GET    /api/customers?number=...        the customer of a number, in any format
     GET    /api/customers?q=...             by name, e-mail, CRM id or a field value
     POST   /api/customers                   {"name", "numbers", "emails", "crm_id", "fields"}
+    POST   /api/customers/import            CSV: created, updated, rejected rows (line, why)
     GET    /api/customers/{id}              a merged id answers with the record it became
     PATCH  /api/customers/{id}              lists replace, fields merge (null removes one)
     POST   /api/customers/{id}/merge        {"from": id}: its contacts join this timeline
@@ -73,9 +74,10 @@ def register(router: Router, auth: Auth, customers: CustomerStore,
             raise HttpError(404, f"no customer {raw!r}")
         return customer
 
-    def audit(req: HttpRequest, action: str, id: int, **detail: Any) -> None:
+    def audit(req: HttpRequest, action: str, id: int | None, **detail: Any) -> None:
         publish(AuditChanged(ts=time.time(), who=auth.who(req), action=action,
-                             object=f"customer/{id}", detail={"customer": id, **detail}))
+                             object="customers" if id is None else f"customer/{id}",
+                             detail=detail if id is None else {"customer": id, **detail}))
 
     def edit(change: Callable[[], Any]) -> Any:
         try:
@@ -102,6 +104,17 @@ def register(router: Router, auth: Auth, customers: CustomerStore,
         id = edit(lambda: customers.create(now=time.time(), **body))
         audit(req, "customer.created", id)
         return HttpResponse.json(customers.get(id), 201)
+
+    def import_csv(req: HttpRequest) -> HttpResponse:
+        auth.require(req, "admin")
+        try:
+            text = req.body.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise HttpError(400, "expected CSV in UTF-8") from None
+        report = customers.import_csv(text, now=time.time())
+        audit(req, "customer.imported", None,
+              **{k: v for k, v in report.items() if k != "rejected"})
+        return HttpResponse.json(report)
 
     def show(req: HttpRequest) -> HttpResponse:
         auth.require(req)
@@ -187,6 +200,7 @@ def register(router: Router, auth: Auth, customers: CustomerStore,
     router.add("GET", "/api/agents/{id}/offer", offer)
     router.add("GET", "/api/customers", lookup)
     router.add("POST", "/api/customers", create)
+    router.add("POST", "/api/customers/import", import_csv)
     router.add("GET", "/api/customers/{id}", show)
     router.add("PATCH", "/api/customers/{id}", patch)
     router.add("DELETE", "/api/customers/{id}", erase)
@@ -250,6 +264,16 @@ def _described() -> None:
             "post": {"summary": "Create a customer (audited)", "requestBody": body(editable),
                      "responses": ok("201", "the customer", customer, True, _400="bad body",
                                      _409="a number belongs to another customer")}},
+        "/api/customers/import": {"post": {
+            "summary": "Create or enrich customers from CSV (name, numbers, emails, crm_id, "
+                       "fields); bad rows reported with line and reason (audited)",
+            "requestBody": {"required": True, "content": {"text/csv": {
+                "schema": {"type": "string"}}}},
+            "responses": ok("200", "the report", {
+                "type": "object", "required": ["rows", "created", "updated", "rejected"],
+                "properties": {"rejected": {"type": "array", "items": {
+                    "type": "object", "required": ["line", "reason"]}}}},
+                True, _400="not UTF-8")}},
         "/api/customers/{id}": {
             "parameters": [id],
             "get": {"summary": "A customer", "responses": ok(

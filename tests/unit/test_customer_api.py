@@ -112,3 +112,16 @@ def test_screen_pop_carries_the_card_and_names_the_caller(server: Server) -> Non
     status, last = server("GET", "/api/agents/1003/offer", token=READ)
     assert status == 200 and last["caller"] == "600111222" and last["customer"] is None
     assert server("GET", "/api/agents/1001/offer", token=READ)[0] == 404
+
+
+def test_import_reports_bad_rows_by_line(server: Server) -> None:
+    csv = b"name,number,tier\nAnna,221234567,vip\nBad,12ab,\n"
+    assert server("POST", "/api/customers/import", csv, token=READ)[0] == 403
+    assert server("POST", "/api/customers/import", b"\xff\xfe\x00")[0] == 400
+    status, report = server("POST", "/api/customers/import", csv)
+    assert status == 200 and (report["created"], report["rejected"]) == (
+        1, [{"line": 3, "reason": "not a phone number: '12ab'"}])
+    assert server("GET", "/api/customers?q=vip")[1][0]["name"] == "Anna"
+    (audit,) = server.app.store.audit()
+    assert (audit["action"], audit["object"], audit["detail"]) == (
+        "customer.imported", "customers", {"rows": 2, "created": 1, "updated": 0})

@@ -201,3 +201,28 @@ def test_a_caller_identifies_by_a_field(store: Store, customers: CustomerStore) 
     card = customers.card("new", now=21.0)
     assert card is not None and card["known"] is True
     assert [i["call_id"] for i in customers.timeline(anna)] == ["new", "anon"]
+
+
+def test_import_creates_enriches_and_reports_bad_rows(customers: CustomerStore) -> None:
+    anna = customers.create(now=1.0, name="Anna", numbers=["221234567"], crm_id="C-1")
+    report = customers.import_csv(
+        "name;numbers;email;crm_id;tier\n"
+        "Anna Nowak;;anna@example.com;C-1;vip\n"          # by CRM id: enriched
+        "Jan;600 111 222|0048 22 765 43 21;;;gold\n"      # new, two numbers
+        ";22 123 45 67;;;basic\n"                          # by number: Anna again
+        "Bad;12ab;;;\n"
+        "Mail;601 222 333;not-an-address;;\n"
+        "Clash;601222333|221234567;;;\n"                   # Anna's number on someone new
+        ";;;;\n", now=2.0)
+    assert (report["rows"], report["created"], report["updated"]) == (7, 1, 2)
+    assert report["rejected"] == [
+        {"line": 5, "reason": "not a phone number: '12ab'"},
+        {"line": 6, "reason": "not an e-mail address: 'not-an-address'"},
+        {"line": 7, "reason": "+48221234567 belongs to customer 1"},
+        {"line": 8, "reason": "no name, number or crm_id"}]
+    got = customers.get(anna)
+    assert got is not None and (got["name"], got["fields"], got["emails"]) == (
+        "Anna Nowak", {"tier": "basic"}, ["anna@example.com"])
+    jan = customers.by_number("+48227654321")
+    assert jan is not None and jan["numbers"] == ["+48600111222", "+48227654321"]
+    assert customers.by_number("601222333") is None  # rejected rows leave nothing behind

@@ -48,7 +48,8 @@ class Server:
 
     def raw(self, method: str, path: str, body: Any = None,
             token: str = ADMIN) -> tuple[int, bytes]:
-        data = b"" if body is None else json.dumps(body).encode()
+        data = body if isinstance(body, bytes) else b"" if body is None else json.dumps(
+            body).encode()
         path, _, query = path.partition("?")
         req = HttpRequest(method, path, parse_qs(query), {"authorization": f"Bearer {token}"},
                           data)
