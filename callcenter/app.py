@@ -24,6 +24,7 @@ from callcenter.calls import flows, numbers
 from callcenter.calls.b2bua import B2BUA
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.calls.callbacks import CallbackWorker
+from callcenter.calls.crm import Crm
 from callcenter.calls.hold import Holds
 from callcenter.calls.ivr_call import LiveCall
 from callcenter.calls.members import QueueMembers
@@ -145,6 +146,10 @@ class Application:
         self.events.attach_acd(self.queues)
         self.events.subscribe(self._recognise)
         self.queues.on_offer = self._offer
+        lookup = cfg.crm.lookup
+        self.crm = Crm(lookup, self.customers, self.events.publish) if lookup else None
+        if self.crm is not None:
+            self.ivr_store.before_card = self.crm.wait
         self.offers: dict[str, dict[str, Any]] = {}  #: the last agent.offer per agent
         self.b2bua.on_leg = self._leg_event
         self.services = CallServices(
@@ -493,8 +498,12 @@ class Application:
         if isinstance(event, events.CallStarted) and event.source.startswith("trunk:") \
                 and event.direction == "inbound":
             trunk = self.cfg.trunk(event.source[6:])
-            self.customers.recognise(event.call_id, event.caller, now=event.ts,
-                                     country=trunk.country if trunk else None)
+            country = trunk.country if trunk else None
+            found = self.customers.recognise(event.call_id, event.caller, now=event.ts,
+                                             country=country)
+            number = self.customers.e164(event.caller, country)
+            if found is not None and number is not None and self.crm is not None:
+                self.crm.lookup(event.call_id, found[0], number)
 
     def _offer(self, call_id: str, agent: str, queue: str, caller: str) -> str:
         """Screen pop: the caller's customer card to the agent about to ring (``agent.offer``);

@@ -26,6 +26,7 @@ __all__ = [
     "AgentOffer",
     "AgentStateChanged",
     "AgentStatus",
+    "CrmLooked",
     "AuditChanged",
     "CallAnswered",
     "CallEnded",
@@ -283,6 +284,16 @@ class AgentOffer(Event):
     recent: Sequence[Mapping[str, Any]] = ()
 
 
+@dataclass(frozen=True, kw_only=True)
+class CrmLooked(Event):
+    """The CRM was asked about a caller: ``outcome`` ok, cached, not_found, error or timeout."""
+
+    type: ClassVar[str] = "crm.lookup"
+    call_id: str
+    outcome: str
+    seconds: float = 0.0
+
+
 # ------------------------------------------------------------------------------------ other
 
 
@@ -390,7 +401,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         CallStarted, CallAnswered, CallEnded, CallRecording, CallTransferred, LegAdded, LegEnded, Dtmf, IvrStep,
         QueueEntered, QueueConnected, QueueRingNoAnswer, QueueLeft, AcdWatchdog, QueueStatus,
-        AgentStateChanged, AgentStatus, AgentOffer, RegistrationChanged, SupervisorStep, CampaignChanged,
+        AgentStateChanged, AgentStatus, AgentOffer, CrmLooked, RegistrationChanged, SupervisorStep, CampaignChanged,
         TrunkRegistration,
         CallbackRequested, CallbackAttempt, CallbackResult, CallbackChanged, AuditChanged,
     )

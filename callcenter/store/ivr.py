@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ class IvrStore:
                  customers: CustomerStore | None = None) -> None:
         self.store = store
         self.customers = customers
+        #: awaited before a call's customer is read (the CRM lookup, bounded by its timeout)
+        self.before_card: Callable[[str], Awaitable[None]] | None = None
         self.db = store.db
         self.voicemail_dir = voicemail_dir
         for table, columns in SCHEMA.items():
@@ -55,6 +58,8 @@ class IvrStore:
         return ContactHistory(calls, row[0] if row else None, open_callbacks)
 
     async def customer(self, call_id: str, caller: str, now: datetime) -> Customer:
+        if self.before_card is not None:
+            await self.before_card(call_id)
         return self._customer(call_id, now) or Customer()
 
     async def identify(self, call_id: str, field: str, value: str,

@@ -18,6 +18,7 @@ from prometheus_client import (
     PLATFORM_COLLECTOR,
     PROCESS_COLLECTOR,
     CollectorRegistry,
+    Counter,
     Histogram,
     generate_latest,
 )
@@ -25,7 +26,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from acd.states import AgentState
-from callcenter.events.bus import AgentStateChanged, Event, QueueLeft
+from callcenter.events.bus import AgentStateChanged, CrmLooked, Event, QueueLeft
 
 if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
@@ -100,6 +101,8 @@ class Metrics:
             "callcenter_sip_transaction_seconds", "time a request we sent took to get its "
             "final answer (outcome: 2xx..6xx or timeout)", ["method", "outcome"],
             buckets=SIP_BUCKETS, registry=r)
+        self.crm = Counter("callcenter_crm_lookups", "CRM lookups of callers, by outcome (ok, "
+                           "cached, not_found, error, timeout)", ["outcome"], registry=r)
         self._ringing: dict[str, float] = {}  #: agent -> when it started ringing (event ts)
         sources.stack.on_transaction = self.sip_transaction_done
 
@@ -108,7 +111,9 @@ class Metrics:
 
     def on_event(self, event: Event) -> None:
         """Bus subscriber: the queue and agent events the histograms need."""
-        if isinstance(event, QueueLeft) and event.wait is not None:
+        if isinstance(event, CrmLooked):
+            self.crm.labels(event.outcome).inc()
+        elif isinstance(event, QueueLeft) and event.wait is not None:
             self.queue_wait.labels(event.queue, event.reason).observe(event.wait)
         elif isinstance(event, AgentStateChanged):
             if event.new == AgentState.RINGING.value:
