@@ -271,9 +271,9 @@ class AgentStatus(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class AgentOffer(Event):
-    """An agent's phone is about to ring for a queued caller (screen pop): the caller's
-    customer card (None for an unknown caller) and their latest contacts, this call first
-    (its IVR path, keys and collected digits)."""
+    """An agent's phone is about to ring for a caller, from a queue or the IVR's transfer to a
+    user (``queue`` ""): the screen pop. The caller's customer card (None for an unknown caller)
+    and their latest contacts, this call first (its IVR path, keys and collected digits)."""
 
     type: ClassVar[str] = "agent.offer"
     call_id: str  #: the caller's call

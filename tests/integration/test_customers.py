@@ -104,11 +104,15 @@ def test_two_formats_of_one_number_are_one_customer_who_gets_their_agent_back(
         assert [i["agents"] for i in items] == [[AGENT], [AGENT]]
         assert rows(server.db_path, "SELECT count(*) AS n FROM customers")[0]["n"] == 1
 
-        # the screen pop of the first call (the second rang the agent directly, not queued)
-        lines = [live.fp.readline().decode().strip() for _ in range(5)]  # retry, connected
+        # the screen pops: the first call by the queue, the second ringing the agent directly
+        lines = [live.fp.readline().decode().strip() for _ in range(8)]  # retry, connected
         stream.close()
-        assert lines[3] == "event: agent.offer", lines
+        assert lines[3] == lines[6] == "event: agent.offer", lines
         offer = json.loads(lines[4].removeprefix("data: "))
+        again = json.loads(lines[7].removeprefix("data: "))
+        assert (again["call_id"], again["agent"], again["queue"], again["customer"]["known"]) == (
+            second["id"], AGENT, "", True)
+        assert [i["call_id"] for i in again["recent"]] == [second["id"], first["id"]]
         assert (offer["call_id"], offer["agent"], offer["queue"], offer["caller"]) == (
             first["id"], AGENT, "support", FORMATS[0])
         assert offer["customer"]["id"] == found[0]["id"] and not offer["customer"]["known"]
