@@ -23,6 +23,7 @@ from callcenter.calls import flows, numbers
 from callcenter.calls.b2bua import B2BUA
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.calls.callbacks import CallbackWorker
+from callcenter.calls.crm import Crm
 from callcenter.calls.hold import Holds
 from callcenter.calls.ivr_call import LiveCall
 from callcenter.calls.members import QueueMembers
@@ -32,6 +33,7 @@ from callcenter.calls.transfer import Transfers
 from callcenter.calls.trunks import Registered, addresses_of, trunk_of
 from callcenter.config import Config, Trunk
 from callcenter.config.models import SipTls
+from callcenter.dialer.numbers import try_normalize
 from callcenter.dialer.runner import CampaignRunner
 from callcenter.events import bus as events
 from callcenter.events.service import Events
@@ -57,6 +59,7 @@ from callcenter.sip.stack import ServerRequest, SipStack
 from callcenter.sip.tls import client_context, server_context
 from callcenter.sip.uri import SipUri
 from callcenter.sip.useragent import Handlers, dispatch
+from callcenter.store.customers import CustomerStore
 from callcenter.store.db import Store
 from callcenter.store.ivr import IvrStore
 from callcenter.supervisor.service import SupervisorService
@@ -65,6 +68,7 @@ from callcenter.web.http import HttpServer
 from ivr.clock import ServerClock
 from ivr.dialplan import Dialplan, DialplanError, Line, OutboundMatch, OutboundRule
 from ivr.engine import run_flow
+from ivr.nodes import CollectNode
 from ivr.watcher import DialplanWatcher
 
 log = structlog.get_logger("app")
@@ -86,7 +90,15 @@ class Application:
         sip = cfg.sip
         self.advertised = sip.advertised_address or sip.listen
         self.store = Store(cfg.database)
-        self.ivr_store = IvrStore(self.store, Path(cfg.database).parent / "voicemail")
+        self.customers = CustomerStore(
+            self.store.db, lambda raw, country: try_normalize(raw, country=country)[0],
+            country=cfg.trunks[0].country if cfg.trunks else "PL")
+        self.ivr_store = IvrStore(self.store, Path(cfg.database).parent / "voicemail",
+                                  self.customers)
+        for program in dialplan.programs.values():  # the fields callers identify by, indexed
+            for node in program.nodes.values():
+                if isinstance(node, CollectNode) and node.identify:
+                    self.customers.index_field(node.identify)
         self.registrar = Registrar(
             min_expires=sip.registration.min_expires,
             max_expires=sip.registration.max_expires,
@@ -140,10 +152,18 @@ class Application:
         self.events = Events(cfg.events, store=self.store)
         self.events.attach_acd(self.queues)
         self.queues.publish = self.events.publish
+        self.events.subscribe(self._recognise)
+        self.queues.on_offer = self._offer
+        lookup = cfg.crm.lookup
+        self.crm = Crm(lookup, self.customers, self.events.publish) if lookup else None
+        if self.crm is not None:
+            self.ivr_store.before_card = self.crm.wait
+        self.offers: dict[str, dict[str, Any]] = {}  #: the last agent.offer per agent
         self.b2bua.on_leg = self._leg_event
         self.services = CallServices(
             b2bua=self.b2bua, registrar=self.registrar, prompts=self.prompts, now=self.now,
             clock=self.clock, publish=self.events.publish, answered=self.answered,
+            offer=self._offer,
         )
         self.trunk_registrations = {
             t.name: self._trunk_registration(t) for t in cfg.trunks if t.registration is not None}
@@ -170,7 +190,7 @@ class Application:
             registrar=self.registrar, b2bua=self.b2bua, media=self.media, store=self.store, events=self.events,
             queues=self.queues, supervisor=self.supervisor, dialer=self.dialer,
             watcher=self.watcher, transfers=self.transfers, callbacks=self.callbacks,
-            members=self.members,
+            members=self.members, customers=self.customers, offers=self.offers,
             trunk_registrations=self.trunk_registrations,
             drain=self.drain, draining=lambda: self.draining,
         ))
@@ -506,6 +526,30 @@ class Application:
         self.load.call_started(self.now())
         call.recorded = True
         call.started_at = start
+
+    def _recognise(self, event: events.Event) -> None:
+        """Every call from a trunk is linked to the customer of its caller ID when it starts
+        (before its IVR runs), the record created on the first contact."""
+        if isinstance(event, events.CallStarted) and event.source.startswith("trunk:") \
+                and event.direction == "inbound":
+            trunk = self.cfg.trunk(event.source[6:])
+            country = trunk.country if trunk else None
+            found = self.customers.recognise(event.call_id, event.caller, now=event.ts,
+                                             country=country)
+            number = self.customers.e164(event.caller, country)
+            if found is not None and number is not None and self.crm is not None:
+                self.crm.lookup(event.call_id, found[0], number)
+
+    def _offer(self, call_id: str, agent: str, queue: str, caller: str) -> str:
+        """Screen pop: the caller's customer card to the agent about to ring (``agent.offer``);
+        the customer's name for the phone's display."""
+        card = self.customers.card(call_id, time.time(), number=caller)
+        recent = self.customers.timeline(card["id"], limit=5) if card else []
+        offer = events.AgentOffer(call_id=call_id, agent=agent, queue=queue, caller=caller,
+                                  customer=card, recent=recent)
+        self.offers[agent] = offer.to_dict()
+        self.events.publish(offer)
+        return card["name"] if card else ""
 
     def answered(self, call: Call, agent: Leg | None) -> None:
         """The call was answered (by us, or ``agent`` took it)."""

@@ -62,9 +62,14 @@ BUILTIN_VARIABLES = frozenset(
     {
         "caller", "called", "line", "language", "digits", "outcome", "call_id",
         "callback_number", "rating", "history.previous_calls", "history.last_agent",
-        "history.open_callbacks",
+        "history.open_callbacks", "customer.known", "customer.name", "customer.tier",
+        "customer.language", "customer.open_callbacks", "customer.last_agent",
+        "customer.last_contact_days",
     }
 )
+#: ``customer.fields.<name>``: any free field of the caller's customer record
+FIELD_VARIABLE = re.compile(r"customer\.fields\.[A-Za-z0-9_]+")
+FIELDS = "customer.fields.<name>"
 
 
 def _number(value: str) -> str:
@@ -634,11 +639,12 @@ class _FileLoader:
                     f"({', '.join(schedule_names) or 'none'})",
                 )
             for sub, var in node.variables_read():
-                if var not in BUILTIN_VARIABLES and var not in assigned:
+                if var not in BUILTIN_VARIABLES and var not in assigned and not \
+                        FIELD_VARIABLE.fullmatch(var):
                     self.problem(
                         (*loc, *sub),
                         f"unknown variable {var!r}; expected one set by a collect or set node, or "
-                        f"a built-in ({', '.join(sorted(BUILTIN_VARIABLES))})",
+                        f"a built-in ({', '.join(sorted(BUILTIN_VARIABLES | {FIELDS}))})",
                     )
         if not complete:
             return

@@ -16,7 +16,7 @@ import logging
 import math
 import re
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -124,6 +124,34 @@ class ContactHistory:
 
 
 @dataclass(frozen=True)
+class Customer:
+    """The caller as a customer record (``customer.*``); all empty for an unknown caller."""
+
+    #: a record existed before this call (the call did not create it)
+    known: bool = False
+    name: str = ""
+    #: the record's free fields (plan, tier, language, ...): ``customer.fields.<name>``
+    fields: Mapping[str, str] = field(default_factory=dict)
+    open_callbacks: int = 0
+    last_agent: str = ""
+    #: whole days since the last earlier contact (0: within 24 h); None: none before
+    last_contact_days: int | None = None
+
+    def variables(self) -> dict[str, str]:
+        """The ``customer.*`` variables: tier and language are the fields of those names."""
+        days = self.last_contact_days
+        return {
+            "customer.known": "1" if self.known else "0", "customer.name": self.name,
+            "customer.tier": self.fields.get("tier", ""),
+            "customer.language": self.fields.get("language", ""),
+            "customer.open_callbacks": str(self.open_callbacks),
+            "customer.last_agent": self.last_agent,
+            "customer.last_contact_days": "" if days is None else str(days),
+            **{f"customer.fields.{k}": v for k, v in self.fields.items()},
+        }
+
+
+@dataclass(frozen=True)
 class CallbackRequest:
     """A callback job for the dialer or a queue to serve later."""
 
@@ -166,6 +194,16 @@ class IvrServices(Protocol):
 
     async def contact_history(self, caller: str) -> ContactHistory:
         """Earlier calls of ``caller``."""
+        ...
+
+    async def customer(self, call_id: str, caller: str, now: datetime) -> Customer:
+        """The customer record the call was recognised as (an empty one when none)."""
+        ...
+
+    async def identify(self, call_id: str, field: str, value: str,
+                       now: datetime) -> Customer | None:
+        """The customer whose free field ``field`` is ``value`` (the call joins them), or
+        None when there is none."""
         ...
 
     async def create_callback(self, request: CallbackRequest) -> None:
@@ -280,6 +318,7 @@ class _Session:
             "outcome": "",
         }
         self._history_loaded = False
+        self._customer_loaded = False
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -417,7 +456,32 @@ class _Session:
             self.vars["history.previous_calls"] = str(history.previous_calls)
             self.vars["history.last_agent"] = history.last_agent or ""
             self.vars["history.open_callbacks"] = str(history.open_callbacks)
+        if name.startswith("customer.") and not self._customer_loaded:
+            self._customer_loaded = True
+            try:
+                customer = await self.services.customer(self.call.call_id, self.call.caller,
+                                                        self.call.now())
+            except Exception as exc:  # noqa: BLE001 - a failed lookup is an unknown caller
+                self.call.event("ivr_error", error=f"customer: {exc!r}")
+                customer = Customer()
+            self.vars.update(customer.variables())
+            self.call.event("ivr_customer", known=customer.known, name=customer.name)
         return self.vars.get(name, "")
+
+    async def _identify(self, field: str, value: str) -> None:
+        """The caller typed ``value`` of ``field``: the call joins that customer, if any."""
+        try:
+            customer = await self.services.identify(self.call.call_id, field, value,
+                                                    self.call.now())
+        except Exception as exc:  # noqa: BLE001 - a failed lookup leaves the caller as they were
+            self.call.event("ivr_error", error=f"identify: {exc!r}")
+            return
+        self.call.event("ivr_identified", field=field, found=customer is not None)
+        if customer is not None:
+            self._customer_loaded = True
+            for name in [v for v in self.vars if v.startswith("customer.")]:
+                del self.vars[name]
+            self.vars.update(customer.variables())
 
     async def _interpolate(self, text: str) -> str:
         out = text
@@ -509,6 +573,8 @@ class _Session:
                 self.vars[node.variable] = digits
                 self.call.event("ivr_collected", node=name, variable=node.variable,
                                 value=digits)
+                if node.identify:
+                    await self._identify(node.identify, digits)
                 return node.next
             invalid += 1
             self.call.event("ivr_invalid", node=name, key=digits, count=invalid)

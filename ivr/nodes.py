@@ -161,6 +161,9 @@ class CollectNode(_Node):
     inter_digit_timeout: Seconds = 3
     #: the whole entry must match (Python regular expression)
     pattern: Regex = None
+    #: the entry identifies the caller: the customer whose free field of this name holds it
+    #: (the call joins that customer; ``customer.*`` then describe them)
+    identify: VarName | None = None
     retries: int = Field(default=3, ge=1, le=10)
     invalid_prompt: Prompt | None = "invalid_option"
     timeout_prompt: Prompt | None = "no_input"

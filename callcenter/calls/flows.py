@@ -176,8 +176,14 @@ async def transfer_to_user(
         return "unavailable"
     hold_music(services, leg)
     call.flow_owned = True
+    try:
+        name = services.offer(call.id, user, "", call.caller)
+    except Exception:  # a failed screen pop never stops the ring
+        log.exception("offer_failed", user=user)
+        name = ""
     callee = await b2bua.dial_fork_unless(
-        leg.ended, call, bindings, party=user, from_user=call.caller, timeout=ring_timeout,
+        leg.ended, call, bindings, party=user, from_user=call.caller, from_display=name,
+        timeout=ring_timeout,
     )
     return await _transferred_to(services, leg, callee)
 

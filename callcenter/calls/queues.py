@@ -133,6 +133,9 @@ class QueueRunner:
         self.callbacks: CallbackDesk | None = None  #: stores and dials callback requests
         self.publish: Callable[[Event], None] = lambda e: None  #: the event bus
         self._last: dict[str, tuple[Call, float]] = {}  # agent -> last queue call, unix time
+        #: told (caller's call id or "", agent, queue, caller number) just before an agent's
+        #: phone rings (the screen pop); returns the caller's name for the phone ("": none)
+        self.on_offer: Callable[[str, str, str, str], str] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -493,11 +496,18 @@ class QueueRunner:
             return
         call = Call(caller=entry.caller, called=a.agent, source=f"queue:{a.queue}",
                     direction="outbound")
+        name = ""
+        if self.on_offer is not None:
+            try:
+                name = self.on_offer(entry.leg.call.id if entry.leg else "", a.agent, a.queue,
+                                     entry.caller)
+            except Exception:  # a failed screen pop never stops the ring
+                log.exception("offer_failed", agent=a.agent, call=a.call)
         log.info("ring_agent", agent=a.agent, call=a.call, queue=a.queue,
                  contact=bindings[0].contact, contacts=len(bindings), callback=a.callback)
         leg = await self.b2bua.dial_fork(
             call, bindings, party=a.agent, from_user=entry.caller or "anonymous",
-            from_display=a.queue, timeout=a.timeout,
+            from_display=f"{name} ({a.queue})" if name else a.queue, timeout=a.timeout,
         )
         if entry.rings.get(a.agent) is not asyncio.current_task():
             await self.b2bua.hangup(leg)  # cancelled just as it was answered

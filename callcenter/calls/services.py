@@ -28,3 +28,6 @@ class CallServices:
     clock: ServerClock  #: local wall time, for calendars and calling windows
     publish: Callable[[Event], None]  #: the event bus
     answered: Callable[[Call, Leg | None], None]  #: the CDR's answer (by us or by ``agent``)
+    #: the screen pop: told (caller's call id, agent, queue or "", caller) before an agent's
+    #: phone rings for a caller; returns the caller's name for the phone's display
+    offer: Callable[[str, str, str, str], str] = lambda call_id, agent, queue, caller: ""

@@ -191,6 +191,23 @@ class EventsConfig(_Model):
     mqtt: MqttConfig = MqttConfig()
 
 
+class CrmLookup(_Model):
+    """Ask an outside CRM about each recognised caller; the JSON object it answers (scalar
+    values) joins the customer's free fields. A slow or broken CRM costs a call at most
+    ``timeout_ms`` (the IVR waits for it no longer) and is counted in the metrics."""
+
+    #: ``{number}`` is replaced by the caller's E.164 number (URL-encoded)
+    url: Annotated[str, Field(pattern=r"^https?://.*\{number\}")]
+    timeout_ms: int = Field(default=300, ge=1, le=10000)
+    #: seconds an answer is reused for the same number (0: ask every time)
+    cache_s: float = Field(default=60, ge=0)
+    headers: dict[str, str] = {}
+
+
+class CrmConfig(_Model):
+    lookup: CrmLookup | None = None
+
+
 class User(_Model):
     """A SIP account: an agent or a supervisor."""
 
@@ -459,6 +476,7 @@ class Config(_Model):
     campaigns: list[Campaign] = []
     #: named pause reasons: ``*43<code>`` or the API's ``reason`` (code or name) pauses with it
     pause_reasons: CodeNames = {}
+    crm: CrmConfig = CrmConfig()
 
     def campaign(self, name: str) -> Campaign | None:
         """The dialer campaign called ``name``, if any."""

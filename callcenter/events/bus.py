@@ -13,7 +13,7 @@ stream) only enqueue in their handler and do the work in their own task.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -264,6 +264,31 @@ class AgentStatus(Event):
     status: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True)
+class AgentOffer(Event):
+    """An agent's phone is about to ring for a caller, from a queue or the IVR's transfer to a
+    user (``queue`` ""): the screen pop. The caller's customer card (None for an unknown caller)
+    and their latest contacts, this call first (its IVR path, keys and collected digits)."""
+
+    type: ClassVar[str] = "agent.offer"
+    call_id: str  #: the caller's call
+    agent: str
+    queue: str
+    caller: str
+    customer: Mapping[str, Any] | None = None
+    recent: Sequence[Mapping[str, Any]] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class CrmLooked(Event):
+    """The CRM was asked about a caller: ``outcome`` ok, cached, not_found, error or timeout."""
+
+    type: ClassVar[str] = "crm.lookup"
+    call_id: str
+    outcome: str
+    seconds: float = 0.0
+
+
 # ------------------------------------------------------------------------------------ other
 
 
@@ -371,7 +396,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         CallStarted, CallAnswered, CallEnded, CallDisposition, CallRecording, CallTransferred, LegAdded, LegEnded, Dtmf, IvrStep,
         QueueEntered, QueueConnected, QueueRingNoAnswer, QueueLeft, QueueMember, AcdWatchdog, QueueStatus,
-        AgentStateChanged, AgentStatus, RegistrationChanged, SupervisorStep, CampaignChanged,
+        AgentStateChanged, AgentStatus, AgentOffer, CrmLooked, RegistrationChanged, SupervisorStep, CampaignChanged,
         TrunkRegistration,
         CallbackRequested, CallbackAttempt, CallbackResult, CallbackChanged, AuditChanged,
     )

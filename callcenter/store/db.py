@@ -126,6 +126,45 @@ MIGRATIONS: list[str] = [
     ALTER TABLE calls ADD COLUMN trunk TEXT;          -- the trunk that carried the call
     ALTER TABLE calls ADD COLUMN trunk_call_id TEXT;  -- the Call-ID of its leg on that trunk
     """,
+    """
+    CREATE TABLE customers (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',
+        crm_id TEXT,                  -- the external CRM's id
+        fields TEXT NOT NULL DEFAULT '{}',  -- JSON: plan, tier, language, consent flags...
+        created REAL NOT NULL,        -- unix time
+        updated REAL NOT NULL,
+        merged_into INTEGER           -- set by a merge: the record that took this one's place
+    );
+    CREATE INDEX customers_crm_id ON customers(crm_id);
+    CREATE INDEX customers_merged_into ON customers(merged_into);
+    CREATE TABLE customer_numbers (   -- one number belongs to one customer
+        number TEXT PRIMARY KEY,      -- E.164
+        customer_id INTEGER NOT NULL
+    );
+    CREATE INDEX customer_numbers_customer ON customer_numbers(customer_id);
+    CREATE TABLE customer_emails (
+        email TEXT NOT NULL,          -- lower case
+        customer_id INTEGER NOT NULL,
+        PRIMARY KEY (email, customer_id)
+    );
+    CREATE TABLE customer_calls (     -- the calls recognised as the customer's
+        call_id TEXT PRIMARY KEY,     -- calls.id
+        customer_id INTEGER NOT NULL,
+        number TEXT NOT NULL,         -- E.164 the caller ID became
+        created INTEGER NOT NULL DEFAULT 0  -- 1: this call created the record
+    );
+    CREATE INDEX customer_calls_customer ON customer_calls(customer_id);
+    CREATE TABLE customer_notes (
+        id INTEGER PRIMARY KEY,
+        customer_id INTEGER NOT NULL,
+        ts REAL NOT NULL,
+        author TEXT NOT NULL,
+        text TEXT NOT NULL,
+        call_id TEXT
+    );
+    CREATE INDEX customer_notes_customer ON customer_notes(customer_id, ts);
+    """,
 ]
 
 

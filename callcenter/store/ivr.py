@@ -5,12 +5,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from callcenter.store.callbacks import CallbackStore
+from callcenter.store.customers import CustomerStore
 from callcenter.store.db import Store
-from ivr.engine import CallbackRequest, ContactHistory, SurveyResult, VoicemailMessage
+from ivr.engine import CallbackRequest, ContactHistory, Customer, SurveyResult, VoicemailMessage
 
 SCHEMA = {
     "voicemails": {
@@ -25,8 +28,12 @@ SCHEMA = {
 
 
 class IvrStore:
-    def __init__(self, store: Store, voicemail_dir: Path) -> None:
+    def __init__(self, store: Store, voicemail_dir: Path,
+                 customers: CustomerStore | None = None) -> None:
         self.store = store
+        self.customers = customers
+        #: awaited before a call's customer is read (the CRM lookup, bounded by its timeout)
+        self.before_card: Callable[[str], Awaitable[None]] | None = None
         self.db = store.db
         self.voicemail_dir = voicemail_dir
         for table, columns in SCHEMA.items():
@@ -49,6 +56,27 @@ class IvrStore:
             "SELECT count(*) FROM callbacks WHERE caller = ? AND status = 'open'", (caller,)
         ).fetchone()
         return ContactHistory(calls, row[0] if row else None, open_callbacks)
+
+    async def customer(self, call_id: str, caller: str, now: datetime) -> Customer:
+        if self.before_card is not None:
+            await self.before_card(call_id)
+        return self._customer(call_id, now) or Customer()
+
+    async def identify(self, call_id: str, field: str, value: str,
+                       now: datetime) -> Customer | None:
+        if self.customers is None or self.customers.identify(
+                call_id, field, value, now=now.timestamp()) is None:
+            return None
+        return self._customer(call_id, now)
+
+    def _customer(self, call_id: str, now: datetime) -> Customer | None:
+        card = self.customers.card(call_id, now.timestamp()) if self.customers else None
+        if card is None:
+            return None
+        return Customer(known=card["known"], name=card["name"], last_agent=card["last_agent"],
+                        fields={k: str(v) for k, v in card["fields"].items()},
+                        open_callbacks=card["open_callbacks"],
+                        last_contact_days=card["last_contact_days"])
 
     async def create_callback(self, request: CallbackRequest) -> None:
         self.callbacks.book(

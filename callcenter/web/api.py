@@ -7,7 +7,7 @@ with a token from ``http.tokens``; routes that change things need an ``admin`` t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from callcenter.web import (
     call_api,
     callback_api,
     campaign_api,
+    customer_api,
     dialplan_api,
     events_api,
     member_api,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from callcenter.sip.registrar import Registrar
     from callcenter.sip.registration_client import RegistrationClient
     from callcenter.sip.stack import SipStack
+    from callcenter.store.customers import CustomerStore
     from callcenter.store.db import Store
     from callcenter.supervisor.service import SupervisorService
     from ivr.clock import ServerClock
@@ -69,6 +71,9 @@ class Server:
     transfers: Transfers
     callbacks: CallbackWorker
     members: QueueMembers
+    customers: CustomerStore
+    #: the last ``agent.offer`` per agent (the desk's card)
+    offers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: our registrations at carriers, by trunk name
     trunk_registrations: dict[str, RegistrationClient] = field(default_factory=dict)
     drain: Callable[[], None]  #: stop taking calls; the process exits once they have ended
@@ -107,6 +112,7 @@ class Api:
         campaign_api.register(r, auth, server.dialer)
         callback_api.register(r, auth, server.callbacks)
         dialplan_api.register(r, auth, server.watcher)
+        customer_api.register(r, auth, server.customers, server.events.publish, server.offers)
         trunk_api.register(r, auth, server.cfg.trunks, server.trunk_registrations, server.now,
                            channels=server.b2bua.trunk_channels)
 

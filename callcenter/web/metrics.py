@@ -18,6 +18,7 @@ from prometheus_client import (
     PLATFORM_COLLECTOR,
     PROCESS_COLLECTOR,
     CollectorRegistry,
+    Counter,
     Histogram,
     generate_latest,
 )
@@ -25,7 +26,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from acd.states import AgentState
-from callcenter.events.bus import AgentStateChanged, Event, QueueLeft
+from callcenter.events.bus import AgentStateChanged, CrmLooked, Event, QueueLeft
 
 if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
@@ -105,6 +106,8 @@ class Metrics:
             "callcenter_acd_decision_seconds", "time the ACD engine took to decide on one "
             "event (which agent, which call), by event", ["event"], buckets=ACD_BUCKETS,
             registry=r)
+        self.crm = Counter("callcenter_crm_lookups", "CRM lookups of callers, by outcome (ok, "
+                           "cached, not_found, error, timeout)", ["outcome"], registry=r)
         self._ringing: dict[str, float] = {}  #: agent -> when it started ringing (event ts)
         sources.stack.on_transaction = self.sip_transaction_done
         sources.queues.on_decision = self.acd_decision_done
@@ -114,7 +117,9 @@ class Metrics:
 
     def on_event(self, event: Event) -> None:
         """Bus subscriber: the queue and agent events the histograms need."""
-        if isinstance(event, QueueLeft) and event.wait is not None:
+        if isinstance(event, CrmLooked):
+            self.crm.labels(event.outcome).inc()
+        elif isinstance(event, QueueLeft) and event.wait is not None:
             self.queue_wait.labels(event.queue, event.reason).observe(event.wait)
         elif isinstance(event, AgentStateChanged):
             if event.new == AgentState.RINGING.value:

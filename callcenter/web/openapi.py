@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["add_paths", "spec"]
+__all__ = ["add_paths", "error_response", "spec"]
 
 #: path items other route modules contribute with :func:`add_paths`
 _EXTRA: dict[str, dict[str, Any]] = {}
@@ -28,6 +28,10 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 def _err(description: str) -> dict[str, Any]:
     return _json({"$ref": "#/components/schemas/Error"}, description)
+
+
+#: an error answer (the Error schema) for route modules' own descriptions
+error_response = _err
 
 
 def _op(summary: str, ok: dict[str, Any], *, secured: bool = True, admin: bool = False,

@@ -1,7 +1,9 @@
-"""The wallboard page: static HTML, CSS and JS from ``callcenter/web/static/``.
+"""The wallboard and the agent's desk: static HTML, CSS and JS from ``callcenter/web/static/``.
 
     GET /wallboard                 the page (no token needed: it holds no data)
     GET /wallboard/<file>          wallboard.js, wallboard.css
+    GET /desk?agent=1001           the agent's desk: the card of the call offered to them
+    GET /desk/<file>               desk.js, desk.css
 
 The page asks for a token once (or takes ``/wallboard?token=...``, keeps it in the browser's
 localStorage and drops it from the address bar) and reads /api/queues, /api/agents,
@@ -33,3 +35,5 @@ def register(router: Router) -> None:
     """Add /wallboard and its assets to ``router``."""
     router.add("GET", "/wallboard", lambda req: _file("wallboard.html"))
     router.add("GET", "/wallboard/{name}", lambda req: _file(req.params["name"]))
+    router.add("GET", "/desk", lambda req: _file("desk.html"))
+    router.add("GET", "/desk/{name}", lambda req: _file(req.params["name"]))

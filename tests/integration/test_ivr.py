@@ -379,14 +379,18 @@ def test_open_schedule(campaign: Campaign) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "key", "queue"), [("key1", "1", "sales"), ("key2", "2", "support")]
+    ("name", "key", "target", "queue"),
+    [("key1", "1", "sales", "sales"),
+     ("key2", "2", "support", "support_queue")],  # an unknown customer: support's own queue
 )
-def test_menu_key_to_queue(campaign: Campaign, name: str, key: str, queue: str) -> None:
+def test_menu_key_to_queue(campaign: Campaign, name: str, key: str, target: str,
+                           queue: str) -> None:
     """1 and 2, pressed during the welcome (barge-in), pick the sales / support queue."""
     call = campaign[name]
     _assert_sipp_ok(call)
     choices = call.of("ivr_choice", node="main_menu")
-    assert [(e.data["key"], e.data["target"]) for e in choices] == [(key, queue)], call.describe()
+    assert [(e.data["key"], e.data["target"]) for e in choices] == [(key, target)], (
+        call.describe())
     entered = call.of("ivr_node", node=queue)
     assert entered and entered[0].data["node_type"] == "queue", call.describe()
     assert entered[0].data["language"] == "pl"

@@ -17,6 +17,7 @@ from ivr.engine import (
     CallbackRequest,
     CallerHungUp,
     ContactHistory,
+    Customer,
     EndReason,
     FlowResult,
     SurveyResult,
@@ -130,6 +131,9 @@ class FakeCall:
 @dataclass
 class FakeServices:
     history: ContactHistory = ContactHistory()
+    card: Customer | Exception = Customer()
+    accounts: dict[str, Customer] = field(default_factory=dict)
+    identified: list[tuple[str, str]] = field(default_factory=list)
     callbacks: list[CallbackRequest] = field(default_factory=list)
     voicemails: list[VoicemailMessage] = field(default_factory=list)
     surveys: list[SurveyResult] = field(default_factory=list)
@@ -140,6 +144,17 @@ class FakeServices:
     async def contact_history(self, caller: str) -> ContactHistory:
         self.lookups += 1
         return self.history
+
+    async def customer(self, call_id: str, caller: str, now: datetime) -> Customer:
+        self.lookups += 1
+        if isinstance(self.card, Exception):
+            raise self.card
+        return self.card
+
+    async def identify(self, call_id: str, field: str, value: str,
+                       now: datetime) -> Customer | None:
+        self.identified.append((field, value))
+        return self.accounts.get(value)
 
     async def create_callback(self, request: CallbackRequest) -> None:
         self.callbacks.append(request)
@@ -438,6 +453,94 @@ def test_set_branch_and_history_route_a_repeat_caller(tmp_path: Path) -> None:
     call = FakeCall()
     run(plan, call, FakeServices())
     assert call.transfers == [] and call.played == ["pl/menu", "pl/goodbye"]
+
+
+@pytest.mark.parametrize(("card", "outcomes", "transfers"), [
+    (Customer(), {}, [("queue", ("support", 0, {}))]),
+    (Customer(known=True, fields={"tier": "vip"}, last_contact_days=0, last_agent="1002"), {},
+     [("queue", ("support", 10, {}))]),
+    (Customer(known=True, last_contact_days=0, last_agent="1002"), {"1002": "answered"},
+     [("user", "1002")]),
+    (Customer(known=True, last_contact_days=0, last_agent="1002"), {"1002": "busy"},
+     [("user", "1002"), ("queue", ("support", 0, {}))]),
+    (Customer(known=True, last_contact_days=1, last_agent="1002"), {},
+     [("queue", ("support", 0, {}))]),
+    (Customer(known=True, last_contact_days=0), {}, [("queue", ("support", 0, {}))]),
+    (RuntimeError("database is locked"), {}, [("queue", ("support", 0, {}))]),
+])
+def test_demo_support_routes_by_customer(demo: Dialplan, card: Customer | Exception,
+                                         outcomes: dict[str, str],
+                                         transfers: list[tuple[str, Any]]) -> None:
+    """Within 24 h to the agent the customer spoke to, VIPs ahead in the queue."""
+    services = FakeServices(card=card)
+    call = FakeCall(keys=[(0.5, "2")], outcomes=outcomes)
+    run(demo, call, services)
+    assert call.transfers == transfers
+    assert services.lookups == 1
+    assert any(e == "ivr_error" for e, _ in call.events) == isinstance(card, Exception)
+
+
+def test_customer_variables_and_fields(tmp_path: Path) -> None:
+    nodes = """\
+  start:
+    type: set
+    variables:
+      summary: "${customer.known}|${customer.name}|${customer.tier}|${customer.language}|\\
+        ${customer.open_callbacks}|${customer.last_agent}|${customer.last_contact_days}|\\
+        ${customer.fields.plan}"
+    next: menu
+  menu:
+    type: play
+    prompts: menu
+"""
+    plan = plan_of(tmp_path, nodes)
+    card = Customer(known=True, name="Anna", fields={"tier": "vip", "language": "en",
+                                                      "plan": "gold"},
+                    open_callbacks=2, last_agent="1001", last_contact_days=3)
+    call = FakeCall()
+    assert run(plan, call, FakeServices(card=card)).variables["summary"] == (
+        "1|Anna|vip|en|2|1001|3|gold")
+    assert [d for e, d in call.events if e == "ivr_customer"] == [{"known": True,
+                                                                    "name": "Anna"}]
+    assert run(plan, FakeCall(), FakeServices()).variables["summary"] == "0||||0|||"
+
+
+def test_collect_identifies_the_caller(tmp_path: Path) -> None:
+    nodes = """\
+  start:
+    type: collect
+    prompts: menu
+    variable: account
+    identify: account
+    max_digits: 6
+    next: route
+  route:
+    type: branch
+    cases:
+      - {variable: customer.tier, equals: vip, goto: vip}
+    else: hangup
+  vip:
+    type: set
+    variables: {who: "${customer.name} ${customer.known} ${customer.fields.x}"}
+    next: hangup
+"""
+    plan = plan_of(tmp_path, nodes)
+    anna = Customer(known=True, name="Anna", fields={"tier": "vip"})
+    services = FakeServices(card=Customer(fields={"x": "stale"}), accounts={"123456": anna})
+    call = FakeCall(keys=[(0.5, "1"), (0.6, "2"), (0.7, "3"), (0.8, "4"), (0.9, "5"),
+                          (1.0, "6")])
+    result = run(plan, call, services)
+    assert services.identified == [("account", "123456")]
+    assert result.variables["who"] == "Anna 1 "
+    assert [d for e, d in call.events if e == "ivr_identified"] == [
+        {"field": "account", "found": True}]
+    assert services.lookups == 0  # identified: no caller ID lookup after
+    call = FakeCall(keys=[(0.5, "9"), (0.6, "9"), (0.7, "9"), (0.8, "9"), (0.9, "9"),
+                          (1.0, "9")])
+    result = run(plan, call, FakeServices(accounts={"123456": anna}))
+    assert "who" not in result.variables and result.path == ["start", "route", "hangup"]
+    assert [d for e, d in call.events if e == "ivr_identified"] == [
+        {"field": "account", "found": False}]
 
 
 BRANCHES = """\

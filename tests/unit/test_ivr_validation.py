@@ -200,9 +200,10 @@ def test_line_flow_schedule_and_variable_references(tmp_path: Path) -> None:
         "10:15: nodes.start.schedule: unknown schedule 'buz' (did you mean 'biz'?); expected "
         "one of this file's `schedules:` (biz)",
         "16:12: nodes.speak.value: unknown variable 'count'; expected one set by a collect or "
-        "set node, or a built-in (call_id, callback_number, called, caller, digits, "
-        "history.last_agent, history.open_callbacks, history.previous_calls, language, line, "
-        "outcome, rating)",
+        "set node, or a built-in (call_id, callback_number, called, caller, customer.fields.<name>, "
+        "customer.known, customer.language, customer.last_agent, customer.last_contact_days, "
+        "customer.name, customer.open_callbacks, customer.tier, digits, history.last_agent, "
+        "history.open_callbacks, history.previous_calls, language, line, outcome, rating)",
     ]
 
 

@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -42,10 +43,18 @@ class Server:
 
     def __call__(self, method: str, path: str, body: Any = None,
                  token: str = ADMIN) -> tuple[int, Any]:
-        data = b"" if body is None else json.dumps(body).encode()
-        req = HttpRequest(method, path, {}, {"authorization": f"Bearer {token}"}, data)
+        status, data = self.raw(method, path, body, token)
+        return status, json.loads(data)
+
+    def raw(self, method: str, path: str, body: Any = None,
+            token: str = ADMIN) -> tuple[int, bytes]:
+        data = body if isinstance(body, bytes) else b"" if body is None else json.dumps(
+            body).encode()
+        path, _, query = path.partition("?")
+        req = HttpRequest(method, path, parse_qs(query), {"authorization": f"Bearer {token}"},
+                          data)
         resp = self.loop.run_until_complete(self.app.http._dispatch(req))
-        return resp.status, json.loads(resp.body)
+        return resp.status, resp.body
 
     def close(self) -> None:
         self.loop.run_until_complete(self.app.queues.close())
