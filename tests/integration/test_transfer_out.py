@@ -50,7 +50,7 @@ def test_keys_transfer_the_caller_to_an_outside_number(artifacts: Path) -> None:
             (call,) = carrier.calls.values()
             db = srv.db_path
     assert [i["number"] for i in invites] == ["+48221234567"], invites
-    assert invites[0]["from"].startswith("<sip:0800123456@"), invites
+    assert invites[0]["from"].startswith("<sip:+48800123456@"), invites
     assert call.by == "carrier" and call.voiced_seconds(after=1.0) > 1.5, call
     cdrs = [r for r in rows(db, "SELECT * FROM calls") if r["caller"] == "1002"]
     assert len(cdrs) == 1, cdrs
