@@ -114,7 +114,10 @@ def test_queue_hands_calls_evenly(artifacts: Path) -> None:
     assert max(per_agent.values()) - min(per_agent.values()) <= 1, per_agent
 
     # the phone nobody picks up: skipped each time, auto-paused after AUTO_PAUSE misses
-    missed = [r for r in by_event.get("ringnoanswer", []) if r["agent"] == SILENT]
+    # (a ring the watchdog had to end is no miss of the phone's: it happens only when the server
+    # was held up past ring_timeout + watchdog_grace, seen once on a box saturated by other work)
+    missed = [r for r in by_event.get("ringnoanswer", [])
+              if r["agent"] == SILENT and r["detail"] != "watchdog"]
     assert len(missed) == AUTO_PAUSE, missed
     assert SILENT not in per_agent
     paused = [s for s in states if s["agent"] == SILENT and s["new"] == "paused"]
