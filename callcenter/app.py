@@ -31,6 +31,7 @@ from callcenter.calls.queues import QueueRunner
 from callcenter.calls.services import CallServices
 from callcenter.calls.transfer import Transfers
 from callcenter.config import Config, Trunk
+from callcenter.config.live import ConfigReloader, ReloadResult
 from callcenter.dialer.runner import CampaignRunner
 from callcenter.events import bus as events
 from callcenter.events.service import Events
@@ -73,9 +74,14 @@ RETRY_AFTER = 10
 
 class Application:
     def __init__(
-        self, cfg: Config, dialplan: Dialplan, *, clock: ServerClock | None = None
+        self, cfg: Config, dialplan: Dialplan, *, clock: ServerClock | None = None,
+        read_config: Callable[[], Config] | None = None, config_path: Path | None = None,
     ) -> None:
+        """``read_config``: loads the configuration again as the command line did (a reload;
+        None: nothing to re-read); ``config_path``: the file watched for changes."""
         self.cfg = cfg
+        self.config = ConfigReloader(cfg, read=read_config or (lambda: self.config.current),
+                                     apply=self._apply_config, path=config_path)
         self.clock = clock or ServerClock(tz=cfg.timezone)
         self.watcher = DialplanWatcher(
             cfg.dialplans, cfg.sounds, trunks=[t.name for t in cfg.trunks], current=dialplan
@@ -162,6 +168,7 @@ class Application:
             members=self.members,
             trunk_registrations=self.trunk_registrations,
             drain=self.drain, draining=lambda: self.draining,
+            reload_config=lambda: self.reload_config().to_json(),
         ))
         self.http = HttpServer(self.api.router, host=cfg.http.listen, port=cfg.http.port)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -263,10 +270,63 @@ class Application:
     async def _watch_dialplans(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            self.reload()
+            self._reload_dialplans()
+            result = self.config.poll()
+            if result is not None:
+                self._log_reload(result, "file_changed")
 
     def reload(self) -> None:
-        """Re-read what changed on disk now (SIGHUP, systemd's ExecReload); also every second."""
+        """SIGHUP, systemd's ExecReload: re-read the dialplans and config.yaml now."""
+        self._reload_dialplans()
+        self.reload_config()
+
+    def reload_config(self, why: str = "asked") -> ReloadResult:
+        """``POST /api/config/reload``, ``callcenter reload``, SIGHUP (the file is also
+        watched): validated whole, then applied as a diff; on error nothing changes."""
+        result = self.config.reload()
+        self._log_reload(result, why)
+        return result
+
+    @staticmethod
+    def _log_reload(result: ReloadResult, why: str) -> None:
+        if result.status == "error":
+            log.error("config_reload_failed", why=why, errors=result.errors,
+                      kept="the running configuration stays")
+        else:
+            log.info("config_reloaded", why=why, status=result.status, changed=result.changed,
+                     restart_required=result.restart_required)
+
+    def _apply_config(self, new: Config) -> None:
+        """A valid new configuration, as a diff: calls in progress go on; passwords and
+        trunks apply to the next call or registration."""
+        old, self.cfg = self.cfg, new
+        for mapping, values in ((self.passwords, {u.user: u.password for u in new.users}),
+                                (self.names, {u.user: u.name for u in new.users})):
+            mapping.clear()
+            mapping.update(values)
+        self.queues.reconfigure(new, keep=self.members.stored())
+        self.members.reconfigure(new)
+        self.dialer.reconfigure(new)
+        self.callbacks.cfg = new
+        self.supervisor.reconfigure(new)
+        self.api.reconfigure(new)
+        self.watcher.trunks = [t.name for t in new.trunks]
+        self.today.sl_seconds = {q.name: q.sl_seconds for q in new.queues}
+        self._reconfigure_trunks(old, new)
+
+    def _reconfigure_trunks(self, old: Config, new: Config) -> None:
+        """Our registrations at carriers: a changed trunk registers afresh, a removed one
+        unregisters."""
+        regs = self.trunk_registrations
+        for trunk in old.trunks:
+            if trunk.registration is not None and new.trunk(trunk.name) != trunk:
+                self._spawn(regs.pop(trunk.name).close())
+        for trunk in new.trunks:
+            if trunk.registration is not None and trunk.name not in regs:
+                regs[trunk.name] = client = self._trunk_registration(trunk)
+                self._spawn(client.run())
+
+    def _reload_dialplans(self) -> None:
         result = self.watcher.poll()
         if isinstance(result, DialplanError):
             log.error("dialplan_reload_failed", errors=result.errors,
@@ -552,8 +612,9 @@ class Application:
                 sip_status=leg.sip_status))
 
 
-async def serve(cfg: Config, dialplan: Dialplan, clock: ServerClock | None = None) -> None:
-    app = Application(cfg, dialplan, clock=clock)
+async def serve(cfg: Config, dialplan: Dialplan, clock: ServerClock | None = None,
+                **reload: Any) -> None:
+    app = Application(cfg, dialplan, clock=clock, **reload)
     await app.start()
     loop = asyncio.get_running_loop()
     stop_now = asyncio.Event()
@@ -573,11 +634,15 @@ async def serve(cfg: Config, dialplan: Dialplan, clock: ServerClock | None = Non
     log.info("server_stopped")
 
 
-def run_server(cfg: Config, dialplan: Dialplan, *, clock: ServerClock | None = None) -> None:
+def run_server(cfg: Config, dialplan: Dialplan, *, clock: ServerClock | None = None,
+               read_config: Callable[[], Config] | None = None,
+               config_path: Path | None = None) -> None:
+    """``read_config``/``config_path``: see ``Application`` (live configuration)."""
+    main = serve(cfg, dialplan, clock, read_config=read_config, config_path=config_path)
     try:
         import uvloop
     except ImportError:
-        asyncio.run(serve(cfg, dialplan, clock))
+        asyncio.run(main)
     else:
-        uvloop.run(serve(cfg, dialplan, clock))
+        uvloop.run(main)
 

@@ -17,6 +17,7 @@ from callcenter.web import (
     call_api,
     callback_api,
     campaign_api,
+    config_api,
     dialplan_api,
     events_api,
     member_api,
@@ -73,6 +74,8 @@ class Server:
     trunk_registrations: dict[str, RegistrationClient] = field(default_factory=dict)
     drain: Callable[[], None]  #: stop taking calls; the process exits once they have ended
     draining: Callable[[], bool]
+    #: re-read config.yaml (``ReloadResult.to_json()``); None: this server cannot
+    reload_config: Callable[[], dict[str, Any]] | None = None
 
 
 class Api:
@@ -97,8 +100,10 @@ class Api:
         r.add("GET", "/api/calls/{id}", self.call)
         r.add("GET", "/api/registrations", self.registrations)
         auth = self.auth
+        self.sl_seconds = {q.name: q.sl_seconds for q in server.cfg.queues}
+        self.trunks = list(server.cfg.trunks)
         events_api.register(r, auth, store=server.store, hub=server.events.stream,
-                            sl_seconds={q.name: q.sl_seconds for q in server.cfg.queues},
+                            sl_seconds=self.sl_seconds,
                             local=lambda: stats.LocalTime.of(server.clock))
         acd_api.register(r, auth, server.queues)
         member_api.register(r, auth, server.members)
@@ -107,7 +112,17 @@ class Api:
         campaign_api.register(r, auth, server.dialer)
         callback_api.register(r, auth, server.callbacks)
         dialplan_api.register(r, auth, server.watcher)
-        trunk_api.register(r, auth, server.cfg.trunks, server.trunk_registrations, server.now)
+        trunk_api.register(r, auth, self.trunks, server.trunk_registrations, server.now)
+        if server.reload_config is not None:
+            config_api.register(r, auth, server.reload_config)
+
+    def reconfigure(self, cfg: Config) -> None:
+        """A reloaded configuration: tokens, trunks and service-level targets."""
+        self.auth.tokens = {t.token: t.role for t in cfg.http.tokens}
+        self.auth.names = {t.token: t.name for t in cfg.http.tokens}
+        self.sl_seconds.clear()
+        self.sl_seconds.update({q.name: q.sl_seconds for q in cfg.queues})
+        self.trunks[:] = cfg.trunks
 
     # --------------------------------------------------------------- routes
     def health(self, req: HttpRequest) -> HttpResponse:
