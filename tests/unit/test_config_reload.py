@@ -58,6 +58,7 @@ class Running:
 
     def close(self) -> None:
         self.loop.run_until_complete(self.app.queues.close())
+        self.loop.run_until_complete(asyncio.sleep(0))  # the cancelled tasks finish
         self.app.store.close()
         self.loop.close()
         asyncio.set_event_loop(None)
@@ -103,6 +104,8 @@ def test_a_broken_file_changes_nothing_and_says_where(running: Running) -> None:
 def test_restart_only_keys_are_reported_and_tokens_and_passwords_apply(
         running: Running) -> None:
     app = running.app
+    old_login, _ = app.api.auth.login("1001", "agent")
+    kept_login, _ = app.api.auth.login("1002", "agent")
     running.edit("  port: 5060", "  port: 5062")
     running.edit('password: "agent1001"', 'password: "changed-1001"')
     running.edit("token: demo-wallboard-token", "token: another-wallboard-token")
@@ -111,6 +114,8 @@ def test_restart_only_keys_are_reported_and_tokens_and_passwords_apply(
     assert result["restart_required"] == ["sip.port"]
     assert app.passwords["1001"] == "changed-1001" and app.cfg.sip.port == 5060
     assert set(app.api.auth.tokens) == {"demo-admin-token", "another-wallboard-token"}
+    assert set(app.api.auth.sessions) == {kept_login}  # a changed password logs 1001 out
+    assert old_login not in app.api.auth.sessions
     # still not applied: still reported
     assert running.reload() == {"status": "unchanged", "errors": [], "changed": [],
                                 "restart_required": ["sip.port"]}
