@@ -165,6 +165,10 @@ class Api:
             return None
         return json.loads(resp.body) if resp.status == 200 else None
 
+    def attempt_agent(self, campaign: str, attempt: int) -> str | None:
+        row = self.server.dialer.store.attempt(attempt)
+        return row["agent"] if row is not None and row["campaign"] == campaign else None
+
     # --------------------------------------------------------------- routes
     def health(self, req: HttpRequest) -> HttpResponse:
         srv = self.server

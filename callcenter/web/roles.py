@@ -41,6 +41,9 @@ class Scope(Protocol):
     async def lookup(self, path: str) -> Any:
         """The JSON a ``GET`` of ``path`` answers (None: not found)."""
 
+    def attempt_agent(self, campaign: str, attempt: int) -> str | None:
+        """The agent who took a campaign's call attempt (None: no such attempt)."""
+
 
 Filter = Callable[[Any], Any]
 
@@ -102,16 +105,49 @@ def listed(kind: str, key: str, *lists: str) -> Rule:
     return Rule(check)
 
 
-def target(path: str, key: str = "agent") -> Rule:
+def target(path: str, *keys: str, kind: str = "agent") -> Rule:
     """The object at ``path`` (``{id}`` from the request) belongs to one of the user's
-    agents."""
+    agents (or queues): one of its ``keys`` names it."""
     async def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
-        agents = scope.agents(p)
-        if agents is None:
+        allowed = scope.agents(p) if kind == "agent" else scope.queues(p)
+        if allowed is None:
             return
         found = await scope.lookup(path.format(**req.params))
-        if not isinstance(found, dict) or found.get(key) not in agents:
-            raise _out_of_scope("session")
+        if not isinstance(found, dict) or not any(found.get(k) in allowed for k in keys):
+            raise _out_of_scope(path.split("/")[-2].rstrip("s"))
+    return Rule(check)
+
+
+def own_calls() -> Rule:
+    """An agent's calls: live ones it is a party of, past ones it placed or received."""
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> Filter:
+        def apply(data: dict[str, Any]) -> dict[str, Any]:
+            return {"live": [c for c in data["live"]
+                             if any(leg.get("party") == p.user for leg in c["legs"])],
+                    "history": [c for c in data["history"] if p.user in (c["caller"],
+                                                                          c["called"])]}
+        return apply
+    return Rule(check)
+
+
+def body_agent() -> Rule:
+    """The body's ``agent`` is the user itself (an agent's preview calls)."""
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
+        body = req.json() if req.body else {}
+        if not isinstance(body, dict) or str(body.get("agent", "")) != p.user:
+            raise HttpError(403, 'an agent works for itself: {"agent": "<your id>"}')
+    return Rule(check)
+
+
+def own_attempt() -> Rule:
+    """A disposition of an attempt the agent took (given by its id)."""
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
+        body = req.json() if req.body else {}
+        attempt = body.get("attempt") if isinstance(body, dict) else None
+        if not isinstance(attempt, int):
+            raise HttpError(403, 'an agent names its own attempt: {"attempt": ID, "code": ..}')
+        if scope.attempt_agent(req.params["name"], attempt) != p.user:
+            raise _out_of_scope("attempt")
     return Rule(check)
 
 
@@ -139,9 +175,16 @@ POLICY: dict[tuple[str, str], dict[str, Rule]] = {
         "supervisor": listed("agent", "agent", "live", "history")},
     ("POST", "/api/supervisor/sessions"): {"supervisor": session_body()},
     **{(method, "/api/supervisor/sessions/{id}"): {
-        "supervisor": target("/api/supervisor/sessions/{id}")}
+        "supervisor": target("/api/supervisor/sessions/{id}", "agent")}
        for method in ("GET", "PATCH", "DELETE")},
     ("GET", "/api/stats/intervals"): {"supervisor": query_queue()},
+    ("GET", "/api/calls"): {"agent": own_calls()},
+    ("GET", "/api/calls/{id}"): {"agent": target("/api/calls/{id}", "caller", "called")},
+    ("GET", "/api/callbacks"): {"agent": listed("agent", "agent"),
+                                "supervisor": listed("queue", "queue")},
+    ("POST", "/api/campaigns/{name}/dispositions"): {"agent": own_attempt()},
+    ("POST", "/api/campaigns/{name}/preview"): {"agent": body_agent()},
+    ("POST", "/api/campaigns/{name}/preview/{contact}/{action}"): {"agent": body_agent()},
 }
 
 

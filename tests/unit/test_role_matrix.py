@@ -17,15 +17,20 @@ from typing import Any
 import pytest
 
 from callcenter.cli import load_setup
+from callcenter.store.records import CallRecord
 from tests.unit.test_openapi import OPERATIONS, SPEC, Harness
 
 ADMIN, READ = "demo-admin-token", "demo-wallboard-token"
 SUPERVISOR, AGENT = ("2001", "super2001"), ("1003", "agent1003")
 #: what users may use (the rest answers them 403); admin everything, read every GET
-AGENT_ROUTES = {("GET", "/api/agents"), ("GET", "/api/agents/{id}"),
-                ("POST", "/api/agents/{id}/{command}"), ("GET", "/api/queues"),
-                ("GET", "/api/queues/{name}")}
-SUPERVISOR_ROUTES = AGENT_ROUTES | {
+USER_ROUTES = {("GET", "/api/agents"), ("GET", "/api/agents/{id}"),
+               ("POST", "/api/agents/{id}/{command}"), ("GET", "/api/queues"),
+               ("GET", "/api/queues/{name}"), ("GET", "/api/callbacks")}
+AGENT_ROUTES = USER_ROUTES | {
+    ("GET", "/api/calls"), ("GET", "/api/calls/{id}"),
+    ("POST", "/api/campaigns/{name}/dispositions"), ("POST", "/api/campaigns/{name}/preview"),
+    ("POST", "/api/campaigns/{name}/preview/{contact}/{action}")}
+SUPERVISOR_ROUTES = USER_ROUTES | {
     ("GET", "/api/supervisor/sessions"), ("POST", "/api/supervisor/sessions"),
     ("GET", "/api/supervisor/sessions/{id}"), ("PATCH", "/api/supervisor/sessions/{id}"),
     ("DELETE", "/api/supervisor/sessions/{id}"), ("GET", "/api/stats/intervals")}
@@ -44,12 +49,18 @@ BY_PATH = {"/api/calls/{id}": {"id": "c1"}, "/api/calls/{id}/transfer": {"id": "
            "/api/campaigns/{name}/{verb}": {"name": "telesales"}}
 QUERY = {"/api/cdr.csv": {"from": ["2026-11-23"]}, "/api/stats/intervals": {"queue": ["support"]}}
 BODY = {"/api/supervisor/sessions": {"supervisor": "2001", "agent": "1003", "mode": "nosuch"},
+        "/api/campaigns/{name}/dispositions": {"attempt": 1, "code": "1"},
+        "/api/campaigns/{name}/preview": {"agent": "1003"},
+        "/api/campaigns/{name}/preview/{contact}/{action}": {"agent": "1003"},
         "/api/login": {"user": "1004", "password": "agent1004"}}
 
 
 class Roles(Harness):
     def __init__(self, tmp: Path) -> None:
         super().__init__(tmp)
+        self.app.store.start_call(CallRecord(id="c2", sip_call_id="z@y", direction="internal",
+                                             caller="1001", called="1003",
+                                             source="user:1001", start=1.0e9 + 5))
 
     def call(self, method: str, path: str, token: str | None, body: Any = None,
              query: dict[str, list[str]] | None = None) -> tuple[int, Any]:
@@ -153,3 +164,11 @@ def test_nothing_out_of_scope_leaks(roles: Roles) -> None:
     assert roles.call("POST", "/api/supervisor/sessions", sup,
                       {"supervisor": "2002", "agent": "1003", "mode": "listen"})[0] == 403
     assert roles.call("GET", "/api/agents/1003", agent)[0] == 200
+    calls = roles.call("GET", "/api/calls", agent)[1]
+    assert [c["id"] for c in calls["history"]] == ["c2"] and calls["live"] == []
+    assert roles.call("GET", "/api/calls/c2", agent)[0] == 200
+    assert roles.call("GET", "/api/calls/c1", agent)[0] == 404
+    assert roles.call("POST", "/api/campaigns/telesales/preview", agent, {"agent": "1004"})[0] \
+        == 403
+    assert roles.call("POST", "/api/campaigns/telesales/dispositions", agent,
+                      {"number": "+48221234567", "code": "1"})[0] == 403
