@@ -168,7 +168,7 @@ class Application:
             members=self.members,
             trunk_registrations=self.trunk_registrations,
             drain=self.drain, draining=lambda: self.draining,
-            reload_config=lambda: self.reload_config().to_json(),
+            reload_config=lambda who: self.reload_config(who).to_json(),
         ))
         self.http = HttpServer(self.api.router, host=cfg.http.listen, port=cfg.http.port)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -271,30 +271,37 @@ class Application:
         while True:
             await asyncio.sleep(1.0)
             self._reload_dialplans()
-            result = self.config.poll()
+            try:
+                result = self.config.poll()
+            except Exception:  # a bug in applying must not end the watching
+                log.exception("config_reload_crashed")
+                continue
             if result is not None:
-                self._log_reload(result, "file_changed")
+                self._reloaded(result, "file change")
 
     def reload(self) -> None:
         """SIGHUP, systemd's ExecReload: re-read the dialplans and config.yaml now."""
         self._reload_dialplans()
-        self.reload_config()
+        self.reload_config("SIGHUP")
 
-    def reload_config(self, why: str = "asked") -> ReloadResult:
+    def reload_config(self, who: str) -> ReloadResult:
         """``POST /api/config/reload``, ``callcenter reload``, SIGHUP (the file is also
         watched): validated whole, then applied as a diff; on error nothing changes."""
-        result = self.config.reload()
-        self._log_reload(result, why)
-        return result
+        return self._reloaded(self.config.reload(), who)
 
-    @staticmethod
-    def _log_reload(result: ReloadResult, why: str) -> None:
+    def _reloaded(self, result: ReloadResult, who: str) -> ReloadResult:
+        """Log the reload; an applied one goes to the audit trail (``config.reloaded``)."""
         if result.status == "error":
-            log.error("config_reload_failed", why=why, errors=result.errors,
+            log.error("config_reload_failed", who=who, errors=result.errors,
                       kept="the running configuration stays")
-        else:
-            log.info("config_reloaded", why=why, status=result.status, changed=result.changed,
-                     restart_required=result.restart_required)
+            return result
+        log.info("config_reloaded", who=who, status=result.status, changed=result.changed,
+                 restart_required=result.restart_required)
+        if result.status == "applied":
+            self.events.publish(events.AuditChanged(
+                ts=time.time(), who=who, action="config.reloaded", object="config",
+                detail={"changed": result.changed, "restart_required": result.restart_required}))
+        return result
 
     def _apply_config(self, new: Config) -> None:
         """A valid new configuration, as a diff: calls in progress go on; passwords and

@@ -365,9 +365,10 @@ class Store:
                 "INSERT INTO audit (ts, who, action, object, detail) VALUES (?, ?, ?, ?, ?)",
                 (ts, who, action, object, json.dumps(detail, ensure_ascii=False)))
 
-    def audit(self, limit: int = 1000) -> list[dict[str, Any]]:
-        """The audit trail in time order, ``detail`` decoded."""
-        rows = self.db["audit"].rows_where(order_by="ts, id", limit=limit)
+    def audit(self, limit: int = 1000, *, since: float | None = None) -> list[dict[str, Any]]:
+        """The audit trail in time order (from ``since``, unix time), ``detail`` decoded."""
+        where, args = ("ts >= ?", [since]) if since is not None else (None, None)
+        rows = self.db["audit"].rows_where(where, args, order_by="ts, id", limit=limit)
         return [{**row, "detail": json.loads(row["detail"])} for row in rows]
 
     def agent_states(self, agent: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:

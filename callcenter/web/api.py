@@ -78,8 +78,8 @@ class Server:
     trunk_registrations: dict[str, RegistrationClient] = field(default_factory=dict)
     drain: Callable[[], None]  #: stop taking calls; the process exits once they have ended
     draining: Callable[[], bool]
-    #: re-read config.yaml (``ReloadResult.to_json()``); None: this server cannot
-    reload_config: Callable[[], dict[str, Any]] | None = None
+    #: re-read config.yaml for ``who`` (``ReloadResult.to_json()``); None: this server cannot
+    reload_config: Callable[[str], dict[str, Any]] | None = None
 
 
 class Api:
@@ -119,7 +119,7 @@ class Api:
         dialplan_api.register(r, auth, server.watcher)
         trunk_api.register(r, auth, self.trunks, server.trunk_registrations, server.now)
         if server.reload_config is not None:
-            config_api.register(r, auth, server.reload_config)
+            config_api.register(r, auth, server.reload_config, server.store.audit)
         login_api.register(r, auth, lambda: self.cfg)
 
     def reconfigure(self, cfg: Config) -> None:

@@ -8,11 +8,10 @@ the user is locked out for ``block_for`` seconds (429), as for SIP digest.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from callcenter.sip.auth import FailureLimiter
+from callcenter.sip.auth import FailureLimiter, password_matches
 from callcenter.web import openapi
 from callcenter.web.auth import Auth
 from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
@@ -36,9 +35,10 @@ def register(router: Router, auth: Auth, config: Callable[[], Config]) -> None:
         name, now = body["user"], auth.wall()
         if limiter.is_blocked(name, now):
             raise HttpError(429, "too many failed logins: try again later")
-        user = config().user(name)
-        if user is None or not hmac.compare_digest(user.password.encode(),
-                                                   body["password"].encode()):
+        cfg = config()
+        user = cfg.user(name)
+        if user is None or not password_matches(user.password, user=name, realm=cfg.sip.realm,
+                                                given=body["password"]):
             limiter.record_failure(name, now)
             raise HttpError(401, "wrong user or password")
         limiter.record_success(name)

@@ -98,6 +98,10 @@ def test_agents_come_and_go_in_the_file_while_callers_wait(artifacts: Path) -> N
              "--http-port", str(server.http_port)],
             capture_output=True, text=True, timeout=60, cwd=REPO, env=dict(os.environ))
         assert cli.returncode == 0 and cli.stdout.startswith("unchanged"), cli
+        status, trail = http(server, "GET", "/api/audit")
+        assert status == 200 and [(r["who"], r["action"], r["detail"]["changed"])
+                                  for r in trail] == [
+            ("file change", "config.reloaded", ["queues", "users"])], trail
 
     log = rows(server.db_path, "SELECT event, agent, hung_up_by FROM queue_log "
                                "WHERE queue = 'support' AND event IN ('connect', 'complete') "

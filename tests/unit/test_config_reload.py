@@ -53,7 +53,7 @@ class Running:
 
     def reload(self) -> dict[str, object]:
         async def go() -> dict[str, object]:
-            return self.app.reload_config().to_json()
+            return self.app.reload_config("test").to_json()
         return self.loop.run_until_complete(go())
 
     def close(self) -> None:
@@ -85,6 +85,9 @@ def test_an_agent_and_a_member_come_and_go_without_a_restart(running: Running) -
     assert "1005" in engine.agent_ids and app.passwords["1005"] == "agent1005"
     assert app.queues.agent_stats("1005")[0]["name"] == "New Agent"
     assert running.reload()["status"] == "unchanged"
+    (row,) = app.store.audit()  # the applied reload, not the unchanged one
+    assert (row["who"], row["action"], row["detail"]["changed"]) == (
+        "test", "config.reloaded", ["queues", "users"])
 
 
 def test_a_broken_file_changes_nothing_and_says_where(running: Running) -> None:
