@@ -30,8 +30,9 @@ from callcenter.calls.members import QueueMembers
 from callcenter.calls.queues import QueueRunner
 from callcenter.calls.services import CallServices
 from callcenter.calls.transfer import Transfers
+from callcenter.calls.users import UserDirectory
 from callcenter.config import Config, Trunk
-from callcenter.config.live import ConfigReloader, ReloadResult
+from callcenter.config.live import ConfigReloader, ReloadResult, with_api_users
 from callcenter.dialer.runner import CampaignRunner
 from callcenter.events import bus as events
 from callcenter.events.service import Events
@@ -80,8 +81,9 @@ class Application:
         """``read_config``: loads the configuration again as the command line did (a reload;
         None: nothing to re-read); ``config_path``: the file watched for changes."""
         self.cfg = cfg
-        self.config = ConfigReloader(cfg, read=read_config or (lambda: self.config.current),
-                                     apply=self._apply_config, path=config_path)
+        self.config = ConfigReloader(
+            cfg, read=read_config or (lambda: self.config.current), path=config_path,
+            apply=lambda new: self._apply_config(self.users.effective(new)))
         self.clock = clock or ServerClock(tz=cfg.timezone)
         self.watcher = DialplanWatcher(
             cfg.dialplans, cfg.sounds, trunks=[t.name for t in cfg.trunks], current=dialplan
@@ -89,6 +91,7 @@ class Application:
         sip = cfg.sip
         self.advertised = sip.advertised_address or sip.listen
         self.store = Store(cfg.database)
+        cfg = self.cfg = with_api_users(cfg, self.store.api_users())  # the file wins
         self.ivr_store = IvrStore(self.store, Path(cfg.database).parent / "voicemail")
         self.registrar = Registrar(
             min_expires=sip.registration.min_expires,
@@ -158,6 +161,9 @@ class Application:
                                         if name in p.schedules), None))
         self.members = QueueMembers(cfg=cfg, store=self.store, queues=self.queues,
                                     publish=self.events.publish)
+        self.users = UserDirectory(store=self.store, publish=self.events.publish,
+                                   file_config=lambda: self.config.current,
+                                   apply=self._apply_config)
         self.supervisor = SupervisorService(
             self.services, cfg=cfg, db=self.store.db, campaign_records=self.dialer.records)
         self.api = Api(Server(
@@ -165,7 +171,7 @@ class Application:
             registrar=self.registrar, b2bua=self.b2bua, media=self.media, store=self.store, events=self.events,
             queues=self.queues, supervisor=self.supervisor, dialer=self.dialer,
             watcher=self.watcher, transfers=self.transfers, callbacks=self.callbacks,
-            members=self.members,
+            members=self.members, users=self.users,
             trunk_registrations=self.trunk_registrations,
             drain=self.drain, draining=lambda: self.draining,
             reload_config=lambda who: self.reload_config(who).to_json(),

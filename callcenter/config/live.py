@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from callcenter.config.models import Config
+from callcenter.config.models import Config, User
 from ivr.dialplan import load_dialplans
 from ivr.yamldoc import ConfigError
 
-__all__ = ["LIVE_KEYS", "ConfigReloader", "ReloadResult", "differences"]
+__all__ = ["LIVE_KEYS", "ConfigReloader", "ReloadResult", "differences", "with_api_users"]
 
 #: What a reload applies to the running server; every other key needs a restart.
 LIVE_KEYS = ("users", "trunks", "queues", "campaigns", "supervisor", "recording",
@@ -56,6 +56,15 @@ def differences(old: Config, new: Config) -> tuple[list[str], list[str]]:
     after = _flatten(new.model_dump(mode="json", by_alias=True))
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     return ([k for k in changed if k in LIVE_KEYS], [k for k in changed if k not in LIVE_KEYS])
+
+
+def with_api_users(cfg: Config, rows: list[dict[str, Any]]) -> Config:
+    """The file's configuration plus the users the API added (the file wins: a user it
+    defines is not taken from the database)."""
+    mine = {u.user for u in cfg.users}
+    extra = [User(user=r["user"], password=r["password"], role=r["role"], name=r["name"])
+             for r in rows if r["user"] not in mine]
+    return cfg.model_copy(update={"users": [*cfg.users, *extra]}) if extra else cfg
 
 
 def _live_part(old: Config, new: Config) -> Config:

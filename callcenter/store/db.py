@@ -117,6 +117,16 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_ts ON audit(ts);
     """,
+    """
+    CREATE TABLE users (              -- SIP users added by the API; the config file's are not here
+        user TEXT PRIMARY KEY,
+        password TEXT NOT NULL,       -- ha1:<MD5 of user:realm:password> (digest needs it)
+        role TEXT NOT NULL,           -- agent | supervisor
+        name TEXT NOT NULL DEFAULT '',
+        added_by TEXT NOT NULL,
+        added_at REAL NOT NULL
+    );
+    """,
 ]
 
 
@@ -355,6 +365,23 @@ class Store:
         with self.db.conn:
             cursor = self.db.conn.execute(
                 "DELETE FROM queue_members WHERE queue = ? AND agent = ?", (queue, agent))
+        return cursor.rowcount > 0
+
+    def api_users(self) -> list[dict[str, Any]]:
+        """The users added by the API, in the order they were added."""
+        return list(self.db["users"].rows_where(order_by="added_at, rowid"))
+
+    def add_api_user(self, *, user: str, password: str, role: str, name: str, added_by: str,
+                     added_at: float) -> None:
+        with self.db.conn:
+            self.db.conn.execute(
+                "INSERT INTO users (user, password, role, name, added_by, added_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (user, password, role, name, added_by, added_at))
+
+    def remove_api_user(self, user: str) -> bool:
+        """False when it was not stored."""
+        with self.db.conn:
+            cursor = self.db.conn.execute("DELETE FROM users WHERE user = ?", (user,))
         return cursor.rowcount > 0
 
     def log_audit(self, *, ts: float, who: str, action: str, object: str,
