@@ -24,15 +24,15 @@ from callcenter.calls import flows, numbers
 from callcenter.calls.b2bua import B2BUA
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.calls.callbacks import CallbackWorker
+from callcenter.calls.directory import ApiDirectory
 from callcenter.calls.hold import Holds
 from callcenter.calls.ivr_call import LiveCall
 from callcenter.calls.members import QueueMembers
 from callcenter.calls.queues import QueueRunner
 from callcenter.calls.services import CallServices
 from callcenter.calls.transfer import Transfers
-from callcenter.calls.users import UserDirectory
 from callcenter.config import Config, Trunk
-from callcenter.config.live import ConfigReloader, ReloadResult, with_api_users
+from callcenter.config.live import ConfigReloader, ReloadResult, with_api_objects
 from callcenter.dialer.runner import CampaignRunner
 from callcenter.events import bus as events
 from callcenter.events.service import Events
@@ -91,7 +91,8 @@ class Application:
         sip = cfg.sip
         self.advertised = sip.advertised_address or sip.listen
         self.store = Store(cfg.database)
-        cfg = self.cfg = with_api_users(cfg, self.store.api_users())  # the file wins
+        cfg = self.cfg = with_api_objects(  # and what the API added (the file wins)
+            cfg, self.store.api_users(), self.store.api_queues())
         self.ivr_store = IvrStore(self.store, Path(cfg.database).parent / "voicemail")
         self.registrar = Registrar(
             min_expires=sip.registration.min_expires,
@@ -161,7 +162,7 @@ class Application:
                                         if name in p.schedules), None))
         self.members = QueueMembers(cfg=cfg, store=self.store, queues=self.queues,
                                     publish=self.events.publish)
-        self.users = UserDirectory(store=self.store, publish=self.events.publish,
+        self.users = ApiDirectory(store=self.store, publish=self.events.publish,
                                    file_config=lambda: self.config.current,
                                    apply=self._apply_config)
         self.supervisor = SupervisorService(

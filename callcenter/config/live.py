@@ -10,16 +10,16 @@ silently ignored.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from callcenter.config.models import Config, User
+from callcenter.config.models import Config, Queue, User
 from ivr.dialplan import load_dialplans
 from ivr.yamldoc import ConfigError
 
-__all__ = ["LIVE_KEYS", "ConfigReloader", "ReloadResult", "differences", "with_api_users"]
+__all__ = ["LIVE_KEYS", "ConfigReloader", "ReloadResult", "differences", "with_api_objects"]
 
 #: What a reload applies to the running server; every other key needs a restart.
 LIVE_KEYS = ("users", "trunks", "queues", "campaigns", "supervisor", "recording",
@@ -58,13 +58,19 @@ def differences(old: Config, new: Config) -> tuple[list[str], list[str]]:
     return ([k for k in changed if k in LIVE_KEYS], [k for k in changed if k not in LIVE_KEYS])
 
 
-def with_api_users(cfg: Config, rows: list[dict[str, Any]]) -> Config:
-    """The file's configuration plus the users the API added (the file wins: a user it
-    defines is not taken from the database)."""
+def with_api_objects(cfg: Config, rows: list[dict[str, Any]],
+                     queues: Sequence[dict[str, Any]] = ()) -> Config:
+    """The file's configuration plus the users and queues (``settings`` of the stored rows)
+    the API added; the file wins: what it defines is not taken from the database."""
     mine = {u.user for u in cfg.users}
-    extra = [User(user=r["user"], password=r["password"], role=r["role"], name=r["name"])
+    users = [User(user=r["user"], password=r["password"], role=r["role"], name=r["name"])
              for r in rows if r["user"] not in mine]
-    return cfg.model_copy(update={"users": [*cfg.users, *extra]}) if extra else cfg
+    names = {q.name for q in cfg.queues}
+    extra = [Queue.model_validate(r["settings"]) for r in queues if r["name"] not in names]
+    if not users and not extra:
+        return cfg
+    return cfg.model_copy(update={"users": [*cfg.users, *users],
+                                  "queues": [*cfg.queues, *extra]})
 
 
 def _live_part(old: Config, new: Config) -> Config:

@@ -126,6 +126,12 @@ MIGRATIONS: list[str] = [
         added_by TEXT NOT NULL,
         added_at REAL NOT NULL
     );
+    CREATE TABLE queues (             -- queues added by the API; the config file's are not here
+        name TEXT PRIMARY KEY,
+        settings TEXT NOT NULL,       -- JSON: the queue as config.yaml would give it
+        added_by TEXT NOT NULL,
+        added_at REAL NOT NULL
+    );
     """,
 ]
 
@@ -382,6 +388,24 @@ class Store:
         """False when it was not stored."""
         with self.db.conn:
             cursor = self.db.conn.execute("DELETE FROM users WHERE user = ?", (user,))
+        return cursor.rowcount > 0
+
+    def api_queues(self) -> list[dict[str, Any]]:
+        """The queues added by the API (``settings`` decoded), in the order they were added."""
+        return [{**r, "settings": json.loads(r["settings"])}
+                for r in self.db["queues"].rows_where(order_by="added_at, rowid")]
+
+    def add_api_queue(self, *, name: str, settings: dict[str, Any], added_by: str,
+                      added_at: float) -> None:
+        with self.db.conn:
+            self.db.conn.execute(
+                "INSERT INTO queues (name, settings, added_by, added_at) VALUES (?, ?, ?, ?)",
+                (name, json.dumps(settings, ensure_ascii=False), added_by, added_at))
+
+    def remove_api_queue(self, name: str) -> bool:
+        """False when it was not stored."""
+        with self.db.conn:
+            cursor = self.db.conn.execute("DELETE FROM queues WHERE name = ?", (name,))
         return cursor.rowcount > 0
 
     def log_audit(self, *, ts: float, who: str, action: str, object: str,

@@ -21,13 +21,13 @@ from callcenter.web import (
     campaign_api,
     config_api,
     dialplan_api,
+    directory_api,
     events_api,
     login_api,
     member_api,
     roles,
     supervisor_api,
     trunk_api,
-    users_api,
 )
 from callcenter.web.auth import Auth, Principal
 from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
@@ -38,10 +38,10 @@ __all__ = ["Api", "Load", "Server"]
 if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
     from callcenter.calls.callbacks import CallbackWorker
+    from callcenter.calls.directory import ApiDirectory
     from callcenter.calls.members import QueueMembers
     from callcenter.calls.queues import QueueRunner
     from callcenter.calls.transfer import Transfers
-    from callcenter.calls.users import UserDirectory
     from callcenter.config import Config
     from callcenter.dialer.runner import CampaignRunner
     from callcenter.events.service import Events
@@ -80,7 +80,7 @@ class Server:
     trunk_registrations: dict[str, RegistrationClient] = field(default_factory=dict)
     drain: Callable[[], None]  #: stop taking calls; the process exits once they have ended
     draining: Callable[[], bool]
-    users: UserDirectory | None = None  #: users by API
+    users: ApiDirectory | None = None  #: users by API
     #: re-read config.yaml for ``who`` (``ReloadResult.to_json()``); None: this server cannot
     reload_config: Callable[[str], dict[str, Any]] | None = None
 
@@ -125,7 +125,7 @@ class Api:
             config_api.register(r, auth, server.reload_config, server.store.audit)
         login_api.register(r, auth, lambda: self.cfg)
         if server.users is not None:
-            users_api.register(r, auth, server.users)
+            directory_api.register(r, auth, server.users)
 
     def reconfigure(self, cfg: Config) -> None:
         """A reloaded configuration: tokens, trunks and service-level targets; a user

@@ -1,5 +1,6 @@
-"""Users by API (issue 15): added and removed while the server runs, stored (digest HA1 only),
-audited, kept over restarts and reloads; the file wins; the same checks as the file."""
+"""Users and queues by API (issue 15): added and removed while the server runs, stored (a
+user's password as its digest HA1 only), audited, kept over restarts and reloads; the file
+wins; the same checks as the file."""
 
 from __future__ import annotations
 
@@ -75,15 +76,54 @@ def test_the_file_wins_and_bad_users_get_the_files_answers(running: Running) -> 
     assert all("password" not in u for u in listed)
 
 
-def test_a_user_added_by_api_survives_a_restart(tmp_path: Path) -> None:
+def test_users_and_queues_added_by_api_survive_a_restart(tmp_path: Path) -> None:
     first = Running(tmp_path)
     try:
         assert api(first, "POST", "/api/users", NEW)[0] == 201
+        assert api(first, "POST", "/api/queues", {"name": "vip"})[0] == 201
     finally:
         first.close()
     again = Running(tmp_path)
     try:
         assert "1005" in again.app.passwords and "1005" in again.app.queues.engine.agent_ids  # type: ignore[union-attr]
         assert [u["source"] for u in api(again, "GET", "/api/users")[1]][-1] == "api"
+        assert "vip" in again.app.queues.engine.queue_names  # type: ignore[union-attr]
     finally:
         again.close()
+
+
+def test_a_queue_added_by_api_takes_members_and_calls_and_can_go(running: Running) -> None:
+    app = running.app
+    engine = app.queues.engine
+    assert engine is not None
+    status, body = api(running, "POST", "/api/queues", {"name": "vip", "strategy": "rrmemory",
+                                                        "overflow": "support"})
+    assert status == 201 and body["strategy"] == "round-robin", body
+    assert "vip" in engine.queue_names and app.cfg.queue("vip") is not None
+    status, body = api(running, "POST", "/api/queues/vip/members", {"agent": "1001"})
+    assert status == 201 and body["source"] == "api", body
+    assert engine.members("vip") == ["1001"]
+    assert api(running, "GET", "/api/queues/vip")[0] == 200
+    # a reload of the file keeps it and its member
+    running.edit('password: "agent1001"', 'password: "other1001"')
+    assert running.reload()["status"] == "applied" and engine.members("vip") == ["1001"]
+    assert api(running, "POST", "/api/queues", {"name": "vip"})[0] == 409
+    assert api(running, "DELETE", "/api/queues/vip")[0] == 200
+    assert "vip" not in engine.queue_names and app.cfg.queue("vip") is None
+    assert [r["action"] for r in app.store.audit()][-3:] == [
+        "member.added", "config.reloaded", "queue.removed"]
+
+
+def test_queues_by_api_get_the_files_checks(running: Running) -> None:
+    for body, where in [({"name": "x", "strategy": "dice"}, "strategy"),
+                        ({"name": "x", "overflow": "nowhere"}, "queues"),
+                        ({"name": "x", "members": ["1001"]}, "expected"),
+                        ({"name": "bad name"}, "name")]:
+        status, answer = api(running, "POST", "/api/queues", body)
+        assert status == 422 and answer["errors"][0].startswith(where), (body, answer)
+    assert api(running, "POST", "/api/queues", {"name": "sales"})[0] == 409
+    assert api(running, "DELETE", "/api/queues/sales")[0] == 409
+    assert api(running, "DELETE", "/api/queues/nope")[0] == 404
+    assert api(running, "POST", "/api/queues", {"name": "a"})[0] == 201
+    assert api(running, "POST", "/api/queues", {"name": "b", "overflow": "a"})[0] == 201
+    assert api(running, "DELETE", "/api/queues/a")[0] == 409  # b overflows to it
