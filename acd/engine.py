@@ -20,7 +20,7 @@ import heapq
 import random
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from acd import actions as act
@@ -124,6 +124,8 @@ class AcdEngine:
         self._now = now
         self._out: list[Action] = []
         self._dirty = False
+        self._auto_pause_default = auto_pause_after
+        self._removed_queues: set[str] = set()  # no new calls; dropped once empty
         for qc in queues:
             if qc.name in self._queues:
                 raise InvalidSetting(f"queue {qc.name!r} is defined twice")
@@ -164,6 +166,12 @@ class AcdEngine:
             ev.AgentLoggedOut: self._logged_out,
             ev.MemberAdded: self._member_added,
             ev.MemberRemoved: self._member_removed,
+            ev.MemberChanged: self._member_changed,
+            ev.AgentSkills: self._agent_skills,
+            ev.AgentAdded: self._agent_added,
+            ev.AgentRemoved: self._agent_removed,
+            ev.QueueConfigured: self._queue_configured,
+            ev.QueueRemoved: self._queue_removed,
             ev.AgentPaused: self._paused,
             ev.AgentUnpaused: self._unpaused,
             ev.AgentRegistered: self._registered,
@@ -191,6 +199,8 @@ class AcdEngine:
         self._handlers[type(event)](event)
         if self._dirty:
             self._dispatch()
+        if self._removed_queues:
+            self._drop_removed_queues()
         return out
 
     def next_deadline(self) -> float | None:
@@ -298,11 +308,13 @@ class AcdEngine:
 
     @property
     def queue_names(self) -> list[str]:
-        return list(self._queues)
+        """The queues that take calls (a removed one still serving its calls is left out)."""
+        return [n for n in self._queues if n not in self._removed_queues]
 
     @property
     def agent_ids(self) -> list[str]:
-        return list(self._agents)
+        """The configured agents (a removed one still on its last call is left out)."""
+        return [a for a, rec in self._agents.items() if not rec.removed]
 
     # ------------------------------------------------------------------ helpers
 
@@ -446,6 +458,8 @@ class AcdEngine:
         if e.call in self._calls:
             raise AcdError(f"call {e.call!r} is already queued")
         q = self._queue(e.queue)
+        if e.queue in self._removed_queues:
+            raise AcdError(f"queue {e.queue!r} was removed")
         required = dict(q.cfg.required_skills)
         for skill, level in e.skills.items():
             required[skill] = max(level, required.get(skill, 0))
@@ -501,7 +515,8 @@ class AcdEngine:
 
     def _overflow(self, q: QueueRecord, call: CallRecord, reason: ExitReason) -> bool:
         target = q.cfg.overflow
-        if target is None or call.hops >= len(self._queues):  # no endless overflow loops
+        if (target is None or target in self._removed_queues or target not in self._queues
+                or call.hops >= len(self._queues)):  # no endless overflow loops
             return False
         call.hops += 1
         self._out.append(act.CallMoved(call.id, q.cfg.name, target, reason))
@@ -772,6 +787,9 @@ class AcdEngine:
 
     def _agent_input(self, e: Any, inp: AgentInput, reason: str = "") -> AgentRecord | None:
         a = self._agent(e.agent)
+        if a.removed:
+            self._out.append(act.Ignored(e, "agent removed"))
+            return None
         if not self._apply(a, inp, reason):
             self._out.append(act.Ignored(e, f"agent is {a.state.value}"))
             return None
@@ -825,8 +843,8 @@ class AcdEngine:
 
     def _member_added(self, e: ev.MemberAdded) -> None:
         a, q = self._agent(e.agent), self._queue(e.queue)
-        if e.queue in a.tiers:
-            self._out.append(act.Ignored(e, "already a member"))
+        if e.queue in a.tiers or a.removed:
+            self._out.append(act.Ignored(e, "agent removed" if a.removed else "already a member"))
             return
         Membership(queue=e.queue, tier=e.tier, penalty=e.penalty)  # checks the values
         a.tiers[e.queue] = (e.tier, e.penalty)
@@ -854,9 +872,91 @@ class AcdEngine:
             q.last_rung = None
         self._check_empty_queue(q)
 
+    def _member_changed(self, e: ev.MemberChanged) -> None:
+        a, q = self._agent(e.agent), self._queue(e.queue)
+        if e.queue not in a.tiers:
+            self._out.append(act.Ignored(e, "not a member"))
+            return
+        Membership(queue=e.queue, tier=e.tier, penalty=e.penalty)  # checks the values
+        a.tiers[e.queue] = (e.tier, e.penalty)
+        self._max_tier[e.queue] = max((m.tiers[e.queue][0] for m in q.members), default=1)
+        if any(m.tiers[e.queue][1] for m in q.members):
+            self._penalised.add(e.queue)
+        else:
+            self._penalised.discard(e.queue)
+        self._dirty = True
+
+    def _agent_skills(self, e: ev.AgentSkills) -> None:
+        self._agent(e.agent).skills = dict(e.skills)
+        self._dirty = True
+
+    def _agent_added(self, e: ev.AgentAdded) -> None:
+        ac = e.cfg
+        a = self._agents.get(ac.id)
+        if a is not None and not a.removed:
+            self._out.append(act.Ignored(e, "already an agent"))
+            return
+        for m in ac.queues:
+            self._queue(m.queue)
+        if a is None:
+            a = AgentRecord.from_config(replace(ac, queues=(), logged_in=False), self._now)
+            a.acc_since = self._now
+            self._agents[ac.id] = a
+        a.removed = False
+        a.skills = dict(ac.skills)
+        if a.deferred is AgentInput.LOG_OUT:  # back before its last call ended
+            a.deferred = None
+        for m in ac.queues:
+            self._member_added(ev.MemberAdded(ac.id, m.queue, m.tier, m.penalty))
+        if ac.logged_in:
+            self._apply(a, AgentInput.LOG_IN, "configured")
+        self._refresh(a)
+
+    def _agent_removed(self, e: ev.AgentRemoved) -> None:
+        a = self._agent(e.agent)
+        if a.removed:
+            self._out.append(act.Ignored(e, "agent removed"))
+            return
+        for name in list(a.tiers):
+            self._member_removed(ev.MemberRemoved(a.id, name))
+        self._apply(a, AgentInput.LOG_OUT, "removed")  # after the call when on one
+        a.removed = True
+
+    def _queue_configured(self, e: ev.QueueConfigured) -> None:
+        cfg = e.cfg
+        strategy = get_strategy(cfg.strategy)
+        if cfg.overflow is not None and cfg.overflow not in self._queues:
+            raise InvalidSetting(f"queue {cfg.name!r}: overflow queue {cfg.overflow!r} not defined")
+        q = self._queues.get(cfg.name)
+        if q is None:
+            q = self._queues[cfg.name] = QueueRecord(cfg=cfg)
+            self._max_tier[cfg.name] = 1
+        q.cfg = cfg
+        self._removed_queues.discard(cfg.name)
+        self._strategy[cfg.name] = strategy
+        n = cfg.auto_pause_after
+        self._auto_pause[cfg.name] = self._auto_pause_default if isinstance(n, EngineDefault) else n
+        self._dirty = True
+        self._check_empty_queue(q)
+
+    def _queue_removed(self, e: ev.QueueRemoved) -> None:
+        self._queue(e.queue)
+        self._removed_queues.add(e.queue)
+
+    def _drop_removed_queues(self) -> None:
+        """Forget removed queues that no call is in any more."""
+        busy = {c.queue for c in self._calls.values()}
+        for name in [n for n in self._removed_queues if n not in busy]:
+            for a in self._queues.pop(name).members:
+                a.tiers.pop(name, None)
+            for table in (self._strategy, self._auto_pause, self._max_tier):
+                table.pop(name, None)
+            self._penalised.discard(name)
+            self._removed_queues.discard(name)
+
     def _paused(self, e: ev.AgentPaused) -> None:
         a = self._agent(e.agent)
-        if a.state is AgentState.ON_CALL:
+        if a.state is AgentState.ON_CALL and not a.removed:
             self._apply(a, AgentInput.PAUSE, e.reason)
             return
         if self._agent_input(e, AgentInput.PAUSE, e.reason) is not None:

@@ -10,6 +10,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from acd.config import AgentConfig, QueueConfig
+
 DIGITS = frozenset("0123456789*#ABCD")
 
 
@@ -109,6 +111,57 @@ class MemberRemoved:
 
 
 @dataclass(frozen=True, slots=True)
+class MemberChanged:
+    """A member's tier or penalty changes (a ring in progress goes on); ignored for a
+    non-member."""
+
+    agent: str
+    queue: str
+    tier: int = 1
+    penalty: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSkills:
+    """The agent's skill levels are replaced (they count from the next offer)."""
+
+    agent: str
+    skills: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAdded:
+    """A new agent at run time (a reload), with its memberships; one removed before comes
+    back. Ignored for an agent already there."""
+
+    cfg: AgentConfig
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRemoved:
+    """The agent leaves every queue (a ring is cancelled, a call in progress goes on to its
+    end), is logged out at once or after that call, and is offered nothing more."""
+
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfigured:
+    """A queue is added, or its settings are replaced: the calls waiting keep their places
+    (and the timers they already have); the new settings apply from the next offer."""
+
+    cfg: QueueConfig
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRemoved:
+    """The queue takes no new calls; those in it are still served by its members, and it is
+    gone once the last has left."""
+
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
 class AgentPaused:
     """Takes effect at once, or after the current call when on one; ``reason`` is free text
     (a reason code from ``*43<digits>``)."""
@@ -196,7 +249,8 @@ class Tick:
 
 Event = (
     CallArrived | CallerHungUp | CallbackCancelled | KeyPressed | AgentLoggedIn | AgentLoggedOut
-    | MemberAdded | MemberRemoved | AgentPaused
+    | MemberAdded | MemberRemoved | MemberChanged | AgentSkills | AgentAdded | AgentRemoved
+    | QueueConfigured | QueueRemoved | AgentPaused
     | AgentUnpaused | AgentRegistered | AgentUnregistered | AgentReachability | AgentDeviceInUse
     | RingAnswered | RingFailed | CallEnded | CallTransferred | WrapUpEnded | Tick
 )

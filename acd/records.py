@@ -33,6 +33,7 @@ class AgentRecord:
     missed_in_row: int = 0  # missed rings since the last answer or unpause, any queue
     missed: dict[str, int] = field(default_factory=dict)  # the same per queue (auto-pause)
     wrap_queue: str = ""
+    removed: bool = False  # taken out of the configuration (kept while its call goes on)
     state_time: dict[AgentState, float] = field(default_factory=dict)
 
     @classmethod

@@ -24,6 +24,7 @@ from callcenter.calls.b2bua import B2BUA
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.calls.callbacks import CallbackWorker
 from callcenter.calls.crm import Crm
+from callcenter.calls.directory import ApiDirectory
 from callcenter.calls.hold import Holds
 from callcenter.calls.ivr_call import LiveCall
 from callcenter.calls.members import QueueMembers
@@ -32,6 +33,7 @@ from callcenter.calls.services import CallServices
 from callcenter.calls.transfer import Transfers
 from callcenter.calls.trunks import Registered, addresses_of, trunk_of
 from callcenter.config import Config, Trunk
+from callcenter.config.live import ConfigReloader, ReloadResult, with_api_objects
 from callcenter.config.models import SipTls
 from callcenter.dialer.numbers import try_normalize
 from callcenter.dialer.runner import CampaignRunner
@@ -80,9 +82,15 @@ RETRY_AFTER = 10
 
 class Application:
     def __init__(
-        self, cfg: Config, dialplan: Dialplan, *, clock: ServerClock | None = None
+        self, cfg: Config, dialplan: Dialplan, *, clock: ServerClock | None = None,
+        read_config: Callable[[], Config] | None = None, config_path: Path | None = None,
     ) -> None:
+        """``read_config``: loads the configuration again as the command line did (a reload;
+        None: nothing to re-read); ``config_path``: the file watched for changes."""
         self.cfg = cfg
+        self.config = ConfigReloader(
+            cfg, read=read_config or (lambda: self.config.current), path=config_path,
+            apply=lambda new: self._apply_config(self.users.effective(new)))
         self.clock = clock or ServerClock(tz=cfg.timezone)
         self.watcher = DialplanWatcher(
             cfg.dialplans, cfg.sounds, trunks=[t.name for t in cfg.trunks], current=dialplan
@@ -90,6 +98,8 @@ class Application:
         sip = cfg.sip
         self.advertised = sip.advertised_address or sip.listen
         self.store = Store(cfg.database)
+        cfg = self.cfg = with_api_objects(  # and what the API added (the file wins)
+            cfg, self.store.api_users(), self.store.api_queues())
         self.customers = CustomerStore(
             self.store.db, lambda raw, country: try_normalize(raw, country=country)[0],
             country=cfg.trunks[0].country if cfg.trunks else "PL")
@@ -183,6 +193,9 @@ class Application:
                                         if name in p.schedules), None))
         self.members = QueueMembers(cfg=cfg, store=self.store, queues=self.queues,
                                     publish=self.events.publish)
+        self.users = ApiDirectory(store=self.store, publish=self.events.publish,
+                                   file_config=lambda: self.config.current,
+                                   apply=self._apply_config)
         self.supervisor = SupervisorService(
             self.services, cfg=cfg, db=self.store.db, campaign_records=self.dialer.records)
         self.api = Api(Server(
@@ -191,8 +204,10 @@ class Application:
             queues=self.queues, supervisor=self.supervisor, dialer=self.dialer,
             watcher=self.watcher, transfers=self.transfers, callbacks=self.callbacks,
             members=self.members, customers=self.customers, offers=self.offers,
+            users=self.users,
             trunk_registrations=self.trunk_registrations,
             drain=self.drain, draining=lambda: self.draining,
+            reload_config=lambda who: self.reload_config(who).to_json(),
         ))
         self.http = HttpServer(self.api.router, host=cfg.http.listen, port=cfg.http.port)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -296,7 +311,14 @@ class Application:
     async def _watch_dialplans(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            self.reload()
+            self._reload_dialplans()
+            try:
+                result = self.config.poll()
+            except Exception:  # a bug in applying must not end the watching
+                log.exception("config_reload_crashed")
+                continue
+            if result is not None:
+                self._reloaded(result, "file change")
 
     def _srtp_policy(self, leg: Leg) -> str:
         """``media.srtp``, unless the leg's user or trunk (the caller's, or the one at its
@@ -308,7 +330,60 @@ class Application:
         return (user and user.srtp) or (trunk and trunk.srtp) or cfg.media.srtp
 
     def reload(self) -> None:
-        """Re-read what changed on disk now (SIGHUP, systemd's ExecReload); also every second."""
+        """SIGHUP, systemd's ExecReload: re-read the dialplans and config.yaml now."""
+        self._reload_dialplans()
+        self.reload_config("SIGHUP")
+
+    def reload_config(self, who: str) -> ReloadResult:
+        """``POST /api/config/reload``, ``callcenter reload``, SIGHUP (the file is also
+        watched): validated whole, then applied as a diff; on error nothing changes."""
+        return self._reloaded(self.config.reload(), who)
+
+    def _reloaded(self, result: ReloadResult, who: str) -> ReloadResult:
+        """Log the reload; an applied one goes to the audit trail (``config.reloaded``)."""
+        if result.status == "error":
+            log.error("config_reload_failed", who=who, errors=result.errors,
+                      kept="the running configuration stays")
+            return result
+        log.info("config_reloaded", who=who, status=result.status, changed=result.changed,
+                 restart_required=result.restart_required)
+        if result.status == "applied":
+            self.events.publish(events.AuditChanged(
+                ts=time.time(), who=who, action="config.reloaded", object="config",
+                detail={"changed": result.changed, "restart_required": result.restart_required}))
+        return result
+
+    def _apply_config(self, new: Config) -> None:
+        """A valid new configuration, as a diff: calls in progress go on; passwords and
+        trunks apply to the next call or registration."""
+        old, self.cfg = self.cfg, new
+        for mapping, values in ((self.passwords, {u.user: u.password for u in new.users}),
+                                (self.names, {u.user: u.name for u in new.users})):
+            mapping.clear()
+            mapping.update(values)
+        self.queues.reconfigure(new, keep=self.members.stored())
+        self.members.reconfigure(new)
+        self.dialer.reconfigure(new)
+        self.callbacks.cfg = new
+        self.supervisor.reconfigure(new)
+        self.api.reconfigure(new)
+        self.watcher.trunks = [t.name for t in new.trunks]
+        self.today.sl_seconds = {q.name: q.sl_seconds for q in new.queues}
+        self._reconfigure_trunks(old, new)
+
+    def _reconfigure_trunks(self, old: Config, new: Config) -> None:
+        """Our registrations at carriers: a changed trunk registers afresh, a removed one
+        unregisters."""
+        regs = self.trunk_registrations
+        for trunk in old.trunks:
+            if trunk.registration is not None and new.trunk(trunk.name) != trunk:
+                self._spawn(regs.pop(trunk.name).close())
+        for trunk in new.trunks:
+            if trunk.registration is not None and trunk.name not in regs:
+                regs[trunk.name] = client = self._trunk_registration(trunk)
+                self._spawn(client.run())
+
+    def _reload_dialplans(self) -> None:
         result = self.watcher.poll()
         if isinstance(result, DialplanError):
             log.error("dialplan_reload_failed", errors=result.errors,
@@ -668,8 +743,9 @@ def _tls_contexts(tls: SipTls | None) -> dict[str, Any]:
     }
 
 
-async def serve(cfg: Config, dialplan: Dialplan, clock: ServerClock | None = None) -> None:
-    app = Application(cfg, dialplan, clock=clock)
+async def serve(cfg: Config, dialplan: Dialplan, clock: ServerClock | None = None,
+                **reload: Any) -> None:
+    app = Application(cfg, dialplan, clock=clock, **reload)
     await app.start()
     loop = asyncio.get_running_loop()
     stop_now = asyncio.Event()
@@ -689,11 +765,15 @@ async def serve(cfg: Config, dialplan: Dialplan, clock: ServerClock | None = Non
     log.info("server_stopped")
 
 
-def run_server(cfg: Config, dialplan: Dialplan, *, clock: ServerClock | None = None) -> None:
+def run_server(cfg: Config, dialplan: Dialplan, *, clock: ServerClock | None = None,
+               read_config: Callable[[], Config] | None = None,
+               config_path: Path | None = None) -> None:
+    """``read_config``/``config_path``: see ``Application`` (live configuration)."""
+    main = serve(cfg, dialplan, clock, read_config=read_config, config_path=config_path)
     try:
         import uvloop
     except ImportError:
-        asyncio.run(serve(cfg, dialplan, clock))
+        asyncio.run(main)
     else:
-        uvloop.run(serve(cfg, dialplan, clock))
+        uvloop.run(main)
 

@@ -8,6 +8,7 @@ config file not found).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -17,7 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from callcenter import config as config_mod
 from callcenter.config import (
@@ -96,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
         "end (at most drain_timeout), then exits. Uses POST /api/drain with an admin token.")
     drain.add_argument("--config", type=Path, metavar="FILE", help=config_help)
     drain.add_argument("--http-port", type=_port, metavar="N", help="override http.port")
+    reload = sub.add_parser(
+        "reload", help="make a running server re-read its configuration",
+        description="As SIGHUP: the server re-reads config.yaml and the dialplans, validates "
+        "them whole and applies the changes without cutting a call; prints what changed and "
+        "what needs a restart, or the errors (exit 1; the running configuration stays). Uses "
+        "POST /api/config/reload with an admin token.")
+    reload.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+    reload.add_argument("--http-port", type=_port, metavar="N", help="override http.port")
     importlib.import_module("callcenter.report.cli").register(sub)
     importlib.import_module("callcenter.report.queue_log").register(sub)
     importlib.import_module("callcenter.dialer.importer").register(sub)
@@ -212,37 +221,79 @@ def cmd_serve(args: argparse.Namespace) -> int:
         database=str(cfg.database),
         lines=len(dialplan),
     )
+    def read_again() -> Config:
+        try:
+            fresh = _read_config(args.config)
+        except UsageError as exc:
+            raise ConfigError([str(exc)]) from None
+        return apply_overrides(fresh, sip_port=args.sip_port, http_port=args.http_port,
+                               db=args.db, log_format=args.log_format, log_level=args.log_level)
+
     try:
-        run_server(cfg, dialplan, clock=ServerClock(args.clock, cfg.timezone))
+        run_server(cfg, dialplan, clock=ServerClock(args.clock, cfg.timezone),
+                   read_config=read_again, config_path=args.config)
     except KeyboardInterrupt:
         log.info("interrupted")
         return 130
     return 0
 
 
-def cmd_drain(args: argparse.Namespace) -> int:
-    """``callcenter drain``: the server's address and an admin token come from the config
-    (and the environment's ``CALLCENTER_HTTP_TOKENS``)."""
+def _ask_server(args: argparse.Namespace, path: str) -> tuple[int, dict[str, Any]] | None:
+    """POST ``path`` to the running server with the config's admin token (and the
+    environment's ``CALLCENTER_HTTP_TOKENS``): (status, JSON answer), or None after printing
+    why it could not be asked."""
     try:
         cfg = _read_config(args.config)
     except ConfigError as exc:
         _print_errors(exc.errors, sys.stderr)
-        return 1
+        return None
     token = next((t.token for t in cfg.http.tokens if t.role == "admin"), None)
     if token is None:
         print(f"{PROG}: no admin token in http.tokens", file=sys.stderr)
-        return 1
+        return None
     host = "127.0.0.1" if cfg.http.listen in ("0.0.0.0", "::") else cfg.http.listen
-    url = f"http://{host}:{args.http_port or cfg.http.port}/api/drain"
+    url = f"http://{host}:{args.http_port or cfg.http.port}{path}"
     req = urllib.request.Request(url, method="POST", headers={"Authorization": f"Bearer {token}"})
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            answer = json.loads(resp.read())
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        with contextlib.suppress(ValueError):
+            return exc.code, json.loads(exc.read())
+        print(f"{PROG}: {url}: {exc}", file=sys.stderr)
     except (urllib.error.URLError, OSError) as exc:
         print(f"{PROG}: {url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+    return None
+
+
+def cmd_drain(args: argparse.Namespace) -> int:
+    """``callcenter drain``."""
+    asked = _ask_server(args, "/api/drain")
+    if asked is None or asked[0] != 202:
+        if asked is not None:
+            print(f"{PROG}: HTTP {asked[0]}: {asked[1].get('error', '')}", file=sys.stderr)
         return 1
+    answer = asked[1]
     print(f"draining: {answer['calls_in_progress']} calls in progress, the server stops when "
           f"they end (at most {answer['drain_timeout']:g} s)")
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """``callcenter reload``: 0 when the configuration was applied (or unchanged)."""
+    asked = _ask_server(args, "/api/config/reload")
+    if asked is None:
+        return 1
+    status, answer = asked
+    if status != 200:
+        _print_errors(answer.get("errors") or [answer.get("error", f"HTTP {status}")],
+                      sys.stderr)
+        print(f"{PROG}: nothing changed: the running configuration stays", file=sys.stderr)
+        return 1
+    changed = ", ".join(answer["changed"]) or "nothing"
+    print(f"{answer['status']}: {changed}")
+    for key in answer["restart_required"]:
+        print(f"restart required: {key} changed; a restart applies it", file=sys.stderr)
     return 0
 
 
@@ -254,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_check(args)
         if args.command == "drain":
             return cmd_drain(args)
+        if args.command == "reload":
+            return cmd_reload(args)
         if args.command in ("simulate", "report", "queue-log", "campaign"):
             return int(args.run(args))
         return cmd_serve(args)

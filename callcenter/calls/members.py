@@ -9,6 +9,7 @@ penalty apply). Every change is published as ``audit.changed`` (the store sink w
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,21 @@ class QueueMembers:
                                           penalty=row["penalty"])
             except KeyError:  # the queue or the agent is no longer in the file: kept, unused
                 log.warning("queue_member_unknown", queue=queue, agent=agent)
+
+    def stored(self) -> set[tuple[str, str]]:
+        """(queue, agent) of every member added by the API."""
+        return {(r["queue"], r["agent"]) for r in self.store.queue_members()}
+
+    def reconfigure(self, cfg: Config) -> None:
+        """A reloaded file (the ACD has it already): stored members of queues or agents new
+        to it are fed to the ACD now (one already a member is left as it is)."""
+        self.cfg = cfg
+        for row in self.store.queue_members():
+            queue, agent = row["queue"], row["agent"]
+            if not self.from_file(queue, agent):
+                with contextlib.suppress(KeyError):
+                    self.queues.change_member(agent, queue, add=True, tier=row["tier"],
+                                              penalty=row["penalty"])
 
     def listing(self, queue: str) -> list[dict[str, Any]]:
         """The queue's members as the ACD has them: the file's, then the API's."""

@@ -19,22 +19,20 @@ agent ends only that leg: the caller goes back to the IVR (e.g. the survey).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from acd import AcdEngine, AgentConfig, AgentState, Membership, QueueConfig
+from acd import AcdEngine, AgentState
 from acd import actions as act
 from acd import events as ev
 from acd.engine import AcdError
-from callcenter.calls import flows
+from callcenter.calls import acd_config, flows
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
-from callcenter.config.models import Queue
 from callcenter.events.bus import CallDisposition, Event
 from callcenter.media.g711 import PCMA, PCMU
 from callcenter.media.prompts import Prompt, PromptCache, PromptError
@@ -98,12 +96,6 @@ class CallbackDesk(Protocol):
         """Requests not finished, per queue."""
 
 
-#: Settings of a configured queue that the ACD engine takes under the same name.
-ENGINE_FIELDS: set[str] = (
-    {f.name for f in dataclasses.fields(QueueConfig)} - {"required_skills", "whisper"}
-) & set(Queue.model_fields)
-
-
 class QueueRunner:
     """Queues and agents of ``cfg.queues`` live; see the module docstring."""
 
@@ -140,32 +132,34 @@ class QueueRunner:
     # ------------------------------------------------------------------ lifecycle
 
     def _build(self) -> AcdEngine:
-        queues = [
-            QueueConfig(
-                **q.model_dump(include=ENGINE_FIELDS), required_skills=dict(q.required_skills),
-                whisper=f"queue_{q.name}" if q.whisper else None,
-            )
-            for q in self.cfg.queues
-        ]
-        members: dict[str, list[Membership]] = {}
-        skills: dict[str, dict[str, int]] = {}
-        static: dict[str, bool] = {}
-        for q in self.cfg.queues:
-            for m in q.members:
-                members.setdefault(m.user, []).append(
-                    Membership(queue=q.name, tier=m.tier, penalty=m.penalty))
-                skills.setdefault(m.user, {}).update(m.skills)
-                static[m.user] = static.get(m.user, False) or m.static
-        agents = [
-            AgentConfig(id=u.user, queues=tuple(members.get(u.user, ())),
-                        skills=skills.get(u.user, {}), logged_in=static.get(u.user, False))
-            for u in self.cfg.users if u.role == "agent" or u.user in members
-        ]
+        agents = acd_config.engine_agents(self.cfg)
         now = self.now()
         for a in agents:
             self._since[a.id] = now
-        return AcdEngine(queues=queues, agents=agents, rng=random.Random(), now=now,
+        return AcdEngine(queues=[acd_config.engine_queue(q) for q in self.cfg.queues],
+                         agents=agents, rng=random.Random(), now=now,
                          auto_pause_after=None)  # each queue says its own
+
+    def reconfigure(self, cfg: Config, *, keep: Collection[tuple[str, str]] = ()) -> None:
+        """A reloaded configuration, applied as a diff (``acd_config.changes``): callers keep
+        their places, a removed agent finishes its call; ``keep``: the API's members."""
+        assert self.engine is not None, "QueueRunner.start() first"
+        old, self.cfg = self.cfg, cfg
+        self.names = {u.user: u.name for u in cfg.users}
+        for event in acd_config.changes(old, cfg, keep=keep):
+            if isinstance(event, ev.AgentAdded):
+                self._since[event.cfg.id] = self.now()
+            try:
+                self._feed(event)
+            except (AcdError, ValueError):
+                log.exception("acd_reconfigure_failed", acd_event=repr(event))
+                continue
+            if isinstance(event, ev.AgentAdded):
+                self._sync(event.cfg.id, force=True)
+            elif isinstance(event, ev.AgentRemoved):
+                self._since.pop(event.agent, None)
+                self._seen.pop(event.agent, None)
+        log.info("acd_reconfigured", queues=self.engine.queue_names, agents=self.engine.agent_ids)
 
     async def start(self) -> None:
         self._offset = time.time() - self.now()
@@ -312,7 +306,8 @@ class QueueRunner:
                  talk=None if a.talk is None else round(a.talk, 2), detail=a.detail or None)
 
     def _agent_state(self, a: act.AgentStateChanged) -> None:
-        self._since[a.agent] = a.time
+        if a.agent in self._since:  # not a removed agent ending its last call
+            self._since[a.agent] = a.time
         log.info("agent_state", agent=a.agent, old=a.old.value, new=a.new.value,
                  reason=a.reason)
 

@@ -24,6 +24,10 @@ def semantic_checks(cfg: Config) -> list[tuple[Loc, str]]:
                     f"{reg.min_expires} <= {reg.default_expires} <= {reg.max_expires}"))
     if "tls" in cfg.sip.transports and cfg.sip.tls is None:
         out.append((("sip", "transports"), "the tls transport needs sip.tls: {certificate, key}"))
+    if "SHA-256" in cfg.sip.auth.algorithms:
+        out += [(("users", i, "password"), "an ha1: password is an MD5 hash: it cannot answer "
+                 "a SHA-256 challenge; take SHA-256 out of sip.auth.algorithms or give the "
+                 "password") for i, u in enumerate(cfg.users) if u.password.startswith("ha1:")]
     media = cfg.media
     if media.rtp_port_min % 2:
         out.append((("media", "rtp_port_min"),

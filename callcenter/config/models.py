@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from acd.strategies import canonical_strategy
 from ivr.yamldoc import QuotedStr
@@ -208,11 +208,18 @@ class CrmConfig(_Model):
     lookup: CrmLookup | None = None
 
 
+def _password(value: str) -> str:
+    if value.startswith("ha1:") and not re.fullmatch(r"ha1:[0-9a-fA-F]{32}", value):
+        raise ValueError("expected ha1: and 32 hex digits, the MD5 of user:realm:password")
+    return value
+
+
 class User(_Model):
-    """A SIP account: an agent or a supervisor."""
+    """A SIP account: an agent or a supervisor. ``password``: the password, or
+    ``ha1:`` and the 32 hex digits of MD5(user:realm:password) (digest MD5 only)."""
 
     user: Annotated[QuotedStr, Field(min_length=1, pattern=_TOKEN)]
-    password: Annotated[QuotedStr, Field(min_length=1)]
+    password: Annotated[QuotedStr, Field(min_length=1), AfterValidator(_password)]
     role: Literal["agent", "supervisor"]
     name: str = ""
     srtp: SrtpPolicy | None = None  #: null: ``media.srtp``

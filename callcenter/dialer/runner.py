@@ -51,7 +51,7 @@ from callcenter.dialer.compliance import (
 from callcenter.dialer.flight import Flight, Live
 from callcenter.dialer.message import leave_message
 from callcenter.dialer.numbers import timezone_for
-from callcenter.dialer.pacing import ABANDON_GRACE, PacingSnapshot, Stats, make_pacer
+from callcenter.dialer.pacing import ABANDON_GRACE, Pacer, PacingSnapshot, Stats, make_pacer
 from callcenter.dialer.preview import PreviewDesk
 from callcenter.events import bus as events
 from callcenter.media.g711 import PCMA, PCMU
@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from callcenter.calls.queues import QueueRunner
     from callcenter.calls.services import CallServices
     from callcenter.config import Config
+    from callcenter.config.models import Campaign
 
 log = structlog.get_logger("dialer")
 
@@ -110,13 +111,28 @@ class CampaignRunner:
         self._pacing: asyncio.Task[Any] | None = None  #: the loop that places calls
         self.dialling = True  #: False once draining: no call is placed, a preview dial neither
         for c in cfg.campaigns:
-            options = {"ratio": c.ratio} if c.mode == "power" else {}
-            mode = "progressive" if c.mode == "preview" else c.mode  # never asked: see _tick
-            self.live[c.name] = Live(
-                cfg=c, pacer=make_pacer(mode, **options), stats=Stats(), ledger=AbandonLedger(),
-                guard=RedialGuard(), window=calling_window(c), policy=retry_policy(c))
+            self.live[c.name] = _new_live(c)
         queues.listeners.append(self._on_acd_action)
         self.preview = PreviewDesk(self)  # preview mode: the agent starts each call
+
+    def reconfigure(self, cfg: Config) -> None:
+        """A reloaded configuration: new campaigns join (paused unless ``autostart``),
+        changed ones take their new settings for the next dial (their figures, abandon ledger
+        and calls in progress stay), removed ones place no more calls."""
+        self.cfg = cfg
+        for name in set(self.live) - {c.name for c in cfg.campaigns}:
+            del self.live[name]  # its calls in progress hold their own reference
+        for c in cfg.campaigns:
+            live = self.live.get(c.name)
+            if live is None:
+                live = self.live[c.name] = _new_live(c)
+                self.store.set_state(c.name, "running" if c.autostart else "paused",
+                                     only_if_new=True)
+                live.running = self.store.state(c.name) == "running"
+            elif live.cfg != c:
+                if (live.cfg.mode, live.cfg.ratio) != (c.mode, c.ratio):
+                    live.pacer = _pacer(c)
+                live.cfg, live.window, live.policy = c, calling_window(c), retry_policy(c)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -604,6 +620,17 @@ class CampaignRunner:
                           for f in live.flights.values()],
             })
         return out
+
+
+def _new_live(c: Campaign) -> Live:
+    return Live(cfg=c, pacer=_pacer(c), stats=Stats(), ledger=AbandonLedger(),
+                guard=RedialGuard(), window=calling_window(c), policy=retry_policy(c))
+
+
+def _pacer(c: Campaign) -> Pacer:
+    options = {"ratio": c.ratio} if c.mode == "power" else {}
+    return make_pacer("progressive" if c.mode == "preview" else c.mode,  # never asked: _tick
+                      **options)
 
 
 def _report_crash(task: asyncio.Task[Any]) -> None:

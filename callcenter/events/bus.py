@@ -380,9 +380,10 @@ class CallbackChanged(CallbackEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class AuditChanged(Event):
-    """An administrator changed something through the API: ``who`` (the token's name, or its
-    role), ``action`` ("member.added", "member.removed"), ``object`` ("queue/support/member/
-    1001") and ``detail``; the store sink writes it to the ``audit`` table."""
+    """An administrator changed something: ``who`` (the API token's name, or its role; for
+    a reload also "SIGHUP" or "file change"), ``action`` ("member.added", "member.removed",
+    "config.reloaded"), ``object`` ("queue/support/member/1001", "config") and ``detail``;
+    the store sink writes it to the ``audit`` table."""
 
     type: ClassVar[str] = "audit.changed"
     who: str

@@ -123,6 +123,23 @@ def _hash_for(algorithm: str) -> tuple[Callable[[bytes], str], bool] | None:
     return (func, sess) if func is not None else None
 
 
+#: a stored password that is the digest HA1, MD5(user:realm:password) in hex, not the password
+HA1_PREFIX = "ha1:"
+
+
+def ha1_of(user: str, realm: str, password: str) -> str:
+    """What ``ha1:`` entries hold (RFC 7616 §3.4.2, MD5)."""
+    return ALGORITHMS["MD5"](f"{user}:{realm}:{password}".encode("utf-8", "surrogateescape"))
+
+
+def password_matches(stored: str, *, user: str, realm: str, given: str) -> bool:
+    """``given`` is the password ``stored`` stands for (plain, or an ``ha1:`` hash)."""
+    if stored.startswith(HA1_PREFIX):
+        mine = stored[len(HA1_PREFIX):].lower()
+        return hmac.compare_digest(mine.encode(), ha1_of(user, realm, given).encode())
+    return hmac.compare_digest(stored.encode(), given.encode())
+
+
 def digest_response(
     *,
     algorithm: str,
@@ -140,6 +157,7 @@ def digest_response(
 
     ``algorithm`` is ``MD5``, ``SHA-256`` or their ``-sess`` variants (§3.4.2). Raises
     ``ValueError`` for an unknown algorithm, qop other than auth, or missing nc/cnonce.
+    A ``password`` of ``ha1:<hex>`` is the MD5 HA1 itself (MD5 algorithms only).
     """
     found = _hash_for(algorithm)
     if found is None:
@@ -150,6 +168,10 @@ def digest_response(
         return h(":".join(parts).encode("utf-8", "surrogateescape"))
 
     ha1 = hx(username, realm, password)
+    if password.startswith(HA1_PREFIX):
+        if h is not ALGORITHMS["MD5"]:
+            raise ValueError("an ha1: password answers MD5 challenges only")
+        ha1 = password[len(HA1_PREFIX):].lower()
     if sess:
         if cnonce is None:
             raise ValueError("-sess algorithms need a cnonce")
@@ -341,6 +363,8 @@ class DigestAuthenticator:
             )
         except UnicodeEncodeError:  # lone surrogates that no client could have hashed
             return AuthResult(False, username, reason="malformed header")
+        except ValueError:  # an ha1: password answered with SHA-256
+            return AuthResult(False, username, reason=BAD_CREDENTIALS)
         given = params["response"].lower().encode("utf-8", "replace")
         if not hmac.compare_digest(expected.encode(), given) or password is None:
             return AuthResult(False, username, reason=BAD_CREDENTIALS)

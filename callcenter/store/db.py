@@ -165,6 +165,22 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX customer_notes_customer ON customer_notes(customer_id, ts);
     """,
+    """
+    CREATE TABLE users (              -- SIP users added by the API; the config file's are not here
+        user TEXT PRIMARY KEY,
+        password TEXT NOT NULL,       -- ha1:<MD5 of user:realm:password> (digest needs it)
+        role TEXT NOT NULL,           -- agent | supervisor
+        name TEXT NOT NULL DEFAULT '',
+        added_by TEXT NOT NULL,
+        added_at REAL NOT NULL
+    );
+    CREATE TABLE queues (             -- queues added by the API; the config file's are not here
+        name TEXT PRIMARY KEY,
+        settings TEXT NOT NULL,       -- JSON: the queue as config.yaml would give it
+        added_by TEXT NOT NULL,
+        added_at REAL NOT NULL
+    );
+    """,
 ]
 
 
@@ -405,6 +421,41 @@ class Store:
                 "DELETE FROM queue_members WHERE queue = ? AND agent = ?", (queue, agent))
         return cursor.rowcount > 0
 
+    def api_users(self) -> list[dict[str, Any]]:
+        """The users added by the API, in the order they were added."""
+        return list(self.db["users"].rows_where(order_by="added_at, rowid"))
+
+    def add_api_user(self, *, user: str, password: str, role: str, name: str, added_by: str,
+                     added_at: float) -> None:
+        with self.db.conn:
+            self.db.conn.execute(
+                "INSERT INTO users (user, password, role, name, added_by, added_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (user, password, role, name, added_by, added_at))
+
+    def remove_api_user(self, user: str) -> bool:
+        """False when it was not stored."""
+        with self.db.conn:
+            cursor = self.db.conn.execute("DELETE FROM users WHERE user = ?", (user,))
+        return cursor.rowcount > 0
+
+    def api_queues(self) -> list[dict[str, Any]]:
+        """The queues added by the API (``settings`` decoded), in the order they were added."""
+        return [{**r, "settings": json.loads(r["settings"])}
+                for r in self.db["queues"].rows_where(order_by="added_at, rowid")]
+
+    def add_api_queue(self, *, name: str, settings: dict[str, Any], added_by: str,
+                      added_at: float) -> None:
+        with self.db.conn:
+            self.db.conn.execute(
+                "INSERT INTO queues (name, settings, added_by, added_at) VALUES (?, ?, ?, ?)",
+                (name, json.dumps(settings, ensure_ascii=False), added_by, added_at))
+
+    def remove_api_queue(self, name: str) -> bool:
+        """False when it was not stored."""
+        with self.db.conn:
+            cursor = self.db.conn.execute("DELETE FROM queues WHERE name = ?", (name,))
+        return cursor.rowcount > 0
+
     def log_audit(self, *, ts: float, who: str, action: str, object: str,
                   detail: dict[str, Any]) -> None:
         """Append who changed what, when."""
@@ -413,9 +464,10 @@ class Store:
                 "INSERT INTO audit (ts, who, action, object, detail) VALUES (?, ?, ?, ?, ?)",
                 (ts, who, action, object, json.dumps(detail, ensure_ascii=False)))
 
-    def audit(self, limit: int = 1000) -> list[dict[str, Any]]:
-        """The audit trail in time order, ``detail`` decoded."""
-        rows = self.db["audit"].rows_where(order_by="ts, id", limit=limit)
+    def audit(self, limit: int = 1000, *, since: float | None = None) -> list[dict[str, Any]]:
+        """The audit trail in time order (from ``since``, unix time), ``detail`` decoded."""
+        where, args = ("ts >= ?", [since]) if since is not None else (None, None)
+        rows = self.db["audit"].rows_where(where, args, order_by="ts, id", limit=limit)
         return [{**row, "detail": json.loads(row["detail"])} for row in rows]
 
     def agent_presence(self) -> tuple[dict[str, tuple[str, str]], dict[str, dict[str, bool]]]:

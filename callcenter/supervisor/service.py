@@ -113,17 +113,21 @@ class SupervisorService:
         self.services = services
         self.b2bua = services.b2bua
         self.media = services.b2bua.media
-        self.cfg = cfg.supervisor
-        self.recording = cfg.recording
-        self.recordings_base = Path(cfg.database).parent  # for a relative recording.directory
-        self.members = {q.name: {m.user for m in q.members} for q in cfg.queues}
+        self.reconfigure(cfg)
         self.campaign_records = campaign_records
         self.log = SessionLog(db)
         self.sessions: dict[str, Session] = {}
         self.conferences: dict[Leg, Conference] = {}  # agent leg -> conference
-        self.roles = {u.user: u.role for u in cfg.users}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.media.on_bridge.append(self._on_bridge)
+
+    def reconfigure(self, cfg: Config) -> None:
+        """Take (a reloaded) configuration: sessions in progress go on."""
+        self.cfg = cfg.supervisor
+        self.recording = cfg.recording
+        self.recordings_base = Path(cfg.database).parent  # for a relative recording.directory
+        self.members = {q.name: {m.user for m in q.members} for q in cfg.queues}
+        self.roles = {u.user: u.role for u in cfg.users}
 
     # ------------------------------------------------------------------ entry points
 

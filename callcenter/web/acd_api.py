@@ -5,6 +5,7 @@
     GET  /api/queues                      name, waiting, longest_wait, offered, answered,
                                           abandoned, service_level, asa, aht, ...
     GET  /api/agents                      id, state, time_in_state, reason, queues, calls, ...
+    GET  /api/agents/{id}                 one agent, as in the list
     POST /api/agents/{id}/login|logout    body (optional): {"queue": "sales"}: that queue only
     POST /api/agents/{id}/pause|unpause   body for pause: {"reason": "lunch"} (name or code)
     POST /api/agents/{id}/disposition     {"code": "1"} (+ "call": id): the last queue call
@@ -78,6 +79,13 @@ def register(router: Router, auth: Auth, acd: QueueRunner) -> None:
         except ValueError as exc:
             raise HttpError(400, str(exc)) from None
 
+    def agent(req: HttpRequest) -> HttpResponse:
+        auth.require(req)
+        if req.params["id"] not in runner().engine.agent_ids:  # type: ignore[union-attr]
+            raise HttpError(404, f"no agent {req.params['id']!r}")
+        return HttpResponse.json(runner().agent_stats(req.params["id"])[0])
+
     router.add("GET", "/api/queues", queues)
     router.add("GET", "/api/agents", agents)
+    router.add("GET", "/api/agents/{id}", agent)
     router.add("POST", "/api/agents/{id}/{command}", command)

@@ -1,11 +1,13 @@
 """The JSON API under /api/ and Prometheus metrics at /metrics.
 
-Every route but ``/api/health`` and ``/metrics`` needs ``Authorization: Bearer <token>``
-with a token from ``http.tokens``; routes that change things need an ``admin`` token.
+Every route but ``/api/health``, ``/api/login`` and ``/metrics`` needs ``Authorization:
+Bearer <token>`` with a token from ``http.tokens`` (routes that change things need an
+``admin`` one) or from a user's login, whose role ``roles.py`` checks on every route.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,14 +19,18 @@ from callcenter.web import (
     call_api,
     callback_api,
     campaign_api,
+    config_api,
     customer_api,
     dialplan_api,
+    directory_api,
     events_api,
+    login_api,
     member_api,
+    roles,
     supervisor_api,
     trunk_api,
 )
-from callcenter.web.auth import Auth
+from callcenter.web.auth import Auth, Principal
 from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
 from callcenter.web.metrics import CONTENT_TYPE, Load, Metrics, Sources
 
@@ -33,6 +39,7 @@ __all__ = ["Api", "Load", "Server"]
 if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
     from callcenter.calls.callbacks import CallbackWorker
+    from callcenter.calls.directory import ApiDirectory
     from callcenter.calls.members import QueueMembers
     from callcenter.calls.queues import QueueRunner
     from callcenter.calls.transfer import Transfers
@@ -78,6 +85,9 @@ class Server:
     trunk_registrations: dict[str, RegistrationClient] = field(default_factory=dict)
     drain: Callable[[], None]  #: stop taking calls; the process exits once they have ended
     draining: Callable[[], bool]
+    users: ApiDirectory | None = None  #: users by API
+    #: re-read config.yaml for ``who`` (``ReloadResult.to_json()``); None: this server cannot
+    reload_config: Callable[[str], dict[str, Any]] | None = None
 
 
 class Api:
@@ -86,6 +96,7 @@ class Api:
 
     def __init__(self, server: Server) -> None:
         self.server = server
+        self.cfg = server.cfg
         self.auth = Auth({t.token: t.role for t in server.cfg.http.tokens},
                          {t.token: t.name for t in server.cfg.http.tokens})
         self.started = time.time()
@@ -94,7 +105,7 @@ class Api:
             b2bua=server.b2bua, media=server.media, queues=server.queues,
             trunk_registrations=server.trunk_registrations))
         server.events.bus.subscribe(self.metrics.on_event)
-        self.router = r = Router()
+        self.router = r = Router(guard=roles.guard(self.auth, self))
         r.add("GET", "/api/health", self.health)
         r.add("GET", "/metrics", self.scrape)
         r.add("POST", "/api/drain", self.drain)
@@ -102,8 +113,10 @@ class Api:
         r.add("GET", "/api/calls/{id}", self.call)
         r.add("GET", "/api/registrations", self.registrations)
         auth = self.auth
+        self.sl_seconds = {q.name: q.sl_seconds for q in server.cfg.queues}
+        self.trunks = list(server.cfg.trunks)
         events_api.register(r, auth, store=server.store, hub=server.events.stream,
-                            sl_seconds={q.name: q.sl_seconds for q in server.cfg.queues},
+                            sl_seconds=self.sl_seconds,
                             local=lambda: stats.LocalTime.of(server.clock))
         acd_api.register(r, auth, server.queues)
         member_api.register(r, auth, server.members)
@@ -113,8 +126,60 @@ class Api:
         callback_api.register(r, auth, server.callbacks)
         dialplan_api.register(r, auth, server.watcher)
         customer_api.register(r, auth, server.customers, server.events.publish, server.offers)
-        trunk_api.register(r, auth, server.cfg.trunks, server.trunk_registrations, server.now,
+        trunk_api.register(r, auth, self.trunks, server.trunk_registrations, server.now,
                            channels=server.b2bua.trunk_channels)
+        if server.reload_config is not None:
+            config_api.register(r, auth, server.reload_config, server.store.audit)
+        login_api.register(r, auth, lambda: self.cfg)
+        if server.users is not None:
+            directory_api.register(r, auth, server.users)
+
+    def reconfigure(self, cfg: Config) -> None:
+        """A reloaded configuration: tokens, trunks and service-level targets; a user
+        removed, or whose role or password changed, is logged out."""
+        old, self.cfg = self.cfg, cfg
+        self.auth.logout_users(lambda user, role: (
+            (u := cfg.user(user)) is not None and u == old.user(user) and u.role == role))
+        self.auth.tokens = {t.token: t.role for t in cfg.http.tokens}
+        self.auth.names = {t.token: t.name for t in cfg.http.tokens}
+        self.sl_seconds.clear()
+        self.sl_seconds.update({q.name: q.sl_seconds for q in cfg.queues})
+        self.trunks[:] = cfg.trunks
+
+    # --------------------------------------------------------------- scopes (roles.Scope)
+    def queues(self, p: Principal) -> set[str] | None:
+        """A supervisor's queues (``supervisor.queues``; unlisted: all); an agent's own."""
+        engine = self.server.queues.engine
+        if p.role == "supervisor" and p.user is not None:
+            listed = self.cfg.supervisor.queues.get(p.user)
+            return None if listed is None else set(listed)
+        if p.role == "agent" and engine is not None:
+            return {q for q in engine.queue_names if p.user in engine.members(q)}
+        return None if p.role in ("admin", "read") else set()
+
+    def agents(self, p: Principal) -> set[str] | None:
+        """An agent itself; a supervisor the members of its queues."""
+        if p.role == "agent":
+            return {p.user} if p.user else set()
+        queues, engine = self.queues(p), self.server.queues.engine
+        if queues is None or engine is None:
+            return None if queues is None else set()
+        return {a for q in queues if q in engine.queue_names for a in engine.members(q)}
+
+    async def lookup(self, path: str) -> Any:
+        """What the server's own GET of ``path`` answers (None unless 200)."""
+        req = HttpRequest("GET", path, {}, {"authorization": f"Bearer {self.auth.internal}"},
+                          b"")
+        try:
+            handler, req.params = self.router.find("GET", path)
+            resp = await roles.call(handler, req)
+        except HttpError:
+            return None
+        return json.loads(resp.body) if resp.status == 200 else None
+
+    def attempt_agent(self, campaign: str, attempt: int) -> str | None:
+        row = self.server.dialer.store.attempt(attempt)
+        return row["agent"] if row is not None and row["campaign"] == campaign else None
 
     # --------------------------------------------------------------- routes
     def health(self, req: HttpRequest) -> HttpResponse:

@@ -25,7 +25,8 @@ READ_TIMEOUT = 15.0
 REASONS = {
     200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
     403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
-    413: "Payload Too Large", 422: "Unprocessable Entity", 500: "Internal Server Error",
+    413: "Payload Too Large", 422: "Unprocessable Entity", 429: "Too Many Requests",
+    500: "Internal Server Error",
 }
 
 
@@ -78,11 +79,16 @@ Handler = Callable[[HttpRequest], Awaitable[HttpResponse] | HttpResponse]
 
 
 class Router:
-    def __init__(self) -> None:
+    def __init__(self, guard: Callable[[str, str, Handler], Handler] | None = None) -> None:
+        """``guard(method, pattern, handler)``: what each handler is wrapped in as it is added
+        (the API's roles)."""
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.guard = guard
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
         """``pattern`` like ``/api/agents/{id}``; ``{name}`` matches one path segment."""
+        if self.guard is not None:
+            handler = self.guard(method, pattern, handler)
         regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$"
         self._routes.append((method, re.compile(regex), handler))
 

@@ -260,6 +260,10 @@ def spec() -> dict[str, Any]:
         "/api/agents": {"get": _op(
             "Every agent's state, time in state and figures",
             _json({"type": "array", "items": _AGENT}), errors={"404": "the ACD is not running"})},
+        "/api/agents/{id}": {"get": _op(
+            "One agent's state and figures (an agent reads itself)", _json(_AGENT),
+            params=[_p("id", {"type": "string"}, "agent (user) id")],
+            errors={"404": "no such agent (or not one of yours)"})},
         "/api/agents/{id}/{command}": {"post": _op(
             "Log an agent in or out (of one queue), pause (with a reason) or unpause; or code "
             "the agent's last inbound queue call (disposition: the call, queue, code and name)",
@@ -312,8 +316,10 @@ def spec() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "callcenter API", "version": "1",
-                 "description": "Bearer tokens come from http.tokens in config.yaml; a read "
-                 "token may GET, an admin token may also change things."},
+                 "description": "Bearer tokens come from http.tokens in config.yaml (a read "
+                 "token may GET, an admin token may also change things) or from POST "
+                 "/api/login (a user's role: agent or supervisor; a route the role may not "
+                 "use answers 403, an object out of its scope 404)."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "components": {

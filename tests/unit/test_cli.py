@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -98,8 +99,10 @@ def test_serve_applies_overrides_and_calls_run_server(
 ) -> None:
     seen: dict[str, object] = {}
 
-    def run_server(cfg: Config, dialplan: Dialplan, *, clock: ServerClock) -> None:
+    def run_server(cfg: Config, dialplan: Dialplan, *, clock: ServerClock,
+                   read_config: Callable[[], Config], config_path: Path) -> None:
         seen["cfg"], seen["dialplan"], seen["clock"] = cfg, dialplan, clock
+        seen["again"], seen["path"] = read_config(), config_path
 
     monkeypatch.setitem(sys.modules, "callcenter.app", types.SimpleNamespace(run_server=run_server))
     db = tmp_path / "x.db"
@@ -132,6 +135,7 @@ def test_serve_applies_overrides_and_calls_run_server(
     assert (cfg.sip.port, cfg.http.port, cfg.database) == (5199, 0, db)
     assert (cfg.logging.format, cfg.logging.level) == ("json", "warning")
     assert isinstance(seen["dialplan"], Dialplan) and len(seen["dialplan"]) == 4
+    assert seen["again"] == cfg and seen["path"] == REPO / "config.yaml"  # a reload keeps them
 
 
 def test_serve_with_broken_config_exits_1(

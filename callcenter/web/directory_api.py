@@ -1,0 +1,117 @@
+"""Users and queues by API (admin): ``GET /api/users`` (the file's and the API's, no
+passwords), ``POST /api/users {"user": "1005", "password": "...", "role": "agent", "name":
+"..."}`` (201; 422 with the same checks as the file; 409 when the user exists), ``DELETE
+/api/users/{user}`` (409 for a user of the file, 404 for one not stored); ``POST /api/queues``
+(a queue's settings as in config.yaml, no members) and ``DELETE /api/queues/{name}``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from callcenter.calls.directory import DirectoryConflict, DirectoryInvalid
+from callcenter.web import openapi
+from callcenter.web.auth import Auth
+from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
+
+if TYPE_CHECKING:
+    from callcenter.calls.directory import ApiDirectory
+
+__all__ = ["register"]
+
+
+def register(router: Router, auth: Auth, users: ApiDirectory) -> None:
+    def listing(req: HttpRequest) -> HttpResponse:
+        auth.require(req)
+        return HttpResponse.json(users.listing())
+
+    def adding(add: Callable[..., dict[str, Any]]) -> Callable[[HttpRequest], HttpResponse]:
+        def handler(req: HttpRequest) -> HttpResponse:
+            auth.require(req, "admin")
+            try:
+                return HttpResponse.json(add(req.json(), who=auth.who(req)), 201)
+            except DirectoryInvalid as exc:
+                return HttpResponse.json({"error": str(exc), "errors": exc.errors}, 422)
+            except DirectoryConflict as exc:
+                raise HttpError(409, str(exc)) from None
+        return handler
+
+    def removing(remove: Callable[..., None], key: str,
+                 what: str) -> Callable[[HttpRequest], HttpResponse]:
+        def handler(req: HttpRequest) -> HttpResponse:
+            auth.require(req, "admin")
+            name = req.params[key]
+            try:
+                remove(name, who=auth.who(req))
+            except DirectoryConflict as exc:
+                raise HttpError(409, str(exc)) from None
+            except KeyError:
+                raise HttpError(404, f"no {what} {name!r} added by the API") from None
+            return HttpResponse.json({key: name, "removed": True})
+        return handler
+
+    router.add("GET", "/api/users", listing)
+    router.add("POST", "/api/users", adding(users.add))
+    router.add("DELETE", "/api/users/{user}", removing(users.remove, "user", "user"))
+    router.add("POST", "/api/queues", adding(users.add_queue))
+    router.add("DELETE", "/api/queues/{name}", removing(users.remove_queue, "name", "queue"))
+
+
+def _err(text: str) -> dict[str, Any]:
+    return {"description": text, "content": {"application/json": {"schema": {
+        "$ref": "#/components/schemas/Error"}}}}
+
+
+_USER = {"type": "object", "required": ["user", "role", "source"], "properties": {
+    "user": {"type": "string"}, "role": {"enum": ["agent", "supervisor"]},
+    "name": {"type": "string"}, "source": {"enum": ["file", "api"]},
+    "added_by": {"type": ["string", "null"]}, "added_at": {"type": ["number", "null"]}}}
+_UNAUTH, _READ_ONLY = _err("missing or unknown bearer token"), _err("the token may only read")
+openapi.add_paths({
+    "/api/users": {
+        "get": {"summary": "SIP users: the config file's, then those added by the API",
+                "responses": {"200": {"description": "OK", "content": {"application/json": {
+                    "schema": {"type": "array", "items": _USER}}}}, "401": _UNAUTH}},
+        "post": {"summary": "Add a user: stored (digest HA1 only), audited, live at once",
+                 "requestBody": {"required": True, "content": {"application/json": {
+                     "schema": {"type": "object", "required": ["user", "password", "role"],
+                                "properties": {"user": {"type": "string"},
+                                               "password": {"type": "string"},
+                                               "role": {"enum": ["agent", "supervisor"]},
+                                               "name": {"type": "string"}}}}}},
+                 "responses": {"201": {"description": "added", "content": {
+                     "application/json": {"schema": _USER}}},
+                     "400": _err("body is not JSON"),
+                     "409": _err("the user exists"),
+                     "422": _err("not a valid user (the file's checks)"),
+                     "401": _UNAUTH, "403": _READ_ONLY}}},
+    "/api/users/{user}": {"delete": {
+        "summary": "Remove a user added by the API: its call in progress goes on",
+        "parameters": [{"name": "user", "in": "path", "required": True,
+                        "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "removed", "content": {"application/json": {
+            "schema": {"type": "object"}}}},
+            "404": _err("no such user added by the API"),
+            "409": _err("a user of the config file (the file wins)"),
+            "401": _UNAUTH, "403": _READ_ONLY}}},
+    "/api/queues": {"post": {
+        "summary": "Add a queue (settings as in config.yaml, no members): stored, audited, "
+                   "taking calls at once",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string"}, "strategy": {"type": "string"}}}}}},
+        "responses": {"201": {"description": "the stored settings", "content": {
+            "application/json": {"schema": {"type": "object"}}}},
+            "400": _err("body is not JSON"), "409": _err("the queue exists"),
+            "422": _err("not a valid queue (the file's checks)"),
+            "401": _UNAUTH, "403": _READ_ONLY}}},
+    "/api/queues/{name}": {"delete": {
+        "summary": "Remove a queue added by the API: the callers in it are still served",
+        "parameters": [{"name": "name", "in": "path", "required": True,
+                        "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "removed", "content": {"application/json": {
+            "schema": {"type": "object"}}}},
+            "404": _err("no such queue added by the API"),
+            "409": _err("a queue of the config file, or another queue overflows to it"),
+            "401": _UNAUTH, "403": _READ_ONLY}}},
+})

@@ -1,0 +1,231 @@
+"""Roles and scopes of the API: which role may use which route, on what.
+
+``admin`` (config tokens) may do everything; ``read`` (config tokens: wallboards) may use
+every ``GET``; a logged-in ``agent`` sees and drives itself (its state, its log-in and pause,
+its queues' figures); a ``supervisor`` the queues ``supervisor.queues`` gives it (all when
+unlisted) and their agents: figures, agent control, listen/whisper/barge sessions, interval
+reports. Anything out of a user's scope answers 404 (nothing leaks that it exists); a route
+its role may not use at all answers 403, as does any route not in :data:`POLICY` (a new
+route is closed to users until it is classified here).
+
+The router wraps every handler with :func:`guard` as it is added; the handler's own
+``auth.require`` then accepts the request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from callcenter.web.auth import Auth, Principal
+from callcenter.web.http import Handler, HttpError, HttpRequest, HttpResponse
+
+__all__ = ["POLICY", "PUBLIC", "Scope", "call", "guard"]
+
+#: routes that need no token
+PUBLIC = {("GET", "/api/health"), ("GET", "/metrics"), ("GET", "/api/openapi.json"),
+          ("POST", "/api/login"), ("GET", "/wallboard"), ("GET", "/wallboard/{name}")}
+#: routes that take the token as ``?token=`` too (EventSource, plain links)
+QUERY_TOKEN = {("GET", "/api/events/stream"), ("GET", "/api/cdr.csv")}
+
+
+class Scope(Protocol):
+    """What a user may see: None = everything."""
+
+    def queues(self, p: Principal) -> Collection[str] | None: ...
+
+    def agents(self, p: Principal) -> Collection[str] | None: ...
+
+    async def lookup(self, path: str) -> Any:
+        """The JSON a ``GET`` of ``path`` answers (None: not found)."""
+
+    def attempt_agent(self, campaign: str, attempt: int) -> str | None:
+        """The agent who took a campaign's call attempt (None: no such attempt)."""
+
+
+Filter = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How a user's role may use a route: ``check`` raises (403/404) or returns a filter
+    for the JSON answer (None: the answer as it is)."""
+
+    check: Callable[[Principal, HttpRequest, Scope], Filter | Awaitable[None] | None]
+
+
+def _out_of_scope(what: str) -> HttpError:
+    return HttpError(404, f"no such {what}")
+
+
+def path_agent(param: str = "id") -> Rule:
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
+        agents = scope.agents(p)
+        if agents is not None and req.params.get(param) not in agents:
+            raise _out_of_scope("agent")
+    return Rule(check)
+
+
+def path_queue(param: str = "name") -> Rule:
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
+        queues = scope.queues(p)
+        if queues is not None and req.params.get(param) not in queues:
+            raise _out_of_scope("queue")
+    return Rule(check)
+
+
+def query_queue(name: str = "queue") -> Rule:
+    """The query names one of the user's queues (or the user sees every queue)."""
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
+        queues = scope.queues(p)
+        if queues is not None and req.arg(name) not in queues:
+            raise HttpError(403, f"name one of your queues in ?{name}=")
+    return Rule(check)
+
+
+def listed(kind: str, key: str, *lists: str) -> Rule:
+    """Keep the items of the answer (a list, or the named lists of an object) whose ``key``
+    is an agent or queue (``kind``) of the user's."""
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> Filter | None:
+        allowed = scope.agents(p) if kind == "agent" else scope.queues(p)
+        if allowed is None:
+            return None
+        keep = set(allowed)
+
+        def only(items: list[Any]) -> list[Any]:
+            return [x for x in items if isinstance(x, dict) and x.get(key) in keep]
+
+        def apply(data: Any) -> Any:
+            if isinstance(data, list):
+                return only(data)
+            return {k: only(v) if k in lists else v for k, v in data.items()}
+        return apply
+    return Rule(check)
+
+
+def target(path: str, *keys: str, kind: str = "agent") -> Rule:
+    """The object at ``path`` (``{id}`` from the request) belongs to one of the user's
+    agents (or queues): one of its ``keys`` names it."""
+    async def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
+        allowed = scope.agents(p) if kind == "agent" else scope.queues(p)
+        if allowed is None:
+            return
+        found = await scope.lookup(path.format(**req.params))
+        if not isinstance(found, dict) or not any(found.get(k) in allowed for k in keys):
+            raise _out_of_scope(path.split("/")[-2].rstrip("s"))
+    return Rule(check)
+
+
+def own_calls() -> Rule:
+    """An agent's calls: live ones it is a party of, past ones it placed or received."""
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> Filter:
+        def apply(data: dict[str, Any]) -> dict[str, Any]:
+            return {"live": [c for c in data["live"]
+                             if any(leg.get("party") == p.user for leg in c["legs"])],
+                    "history": [c for c in data["history"] if p.user in (c["caller"],
+                                                                          c["called"])]}
+        return apply
+    return Rule(check)
+
+
+def body_agent() -> Rule:
+    """The body's ``agent`` is the user itself (an agent's preview calls)."""
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
+        body = req.json() if req.body else {}
+        if not isinstance(body, dict) or str(body.get("agent", "")) != p.user:
+            raise HttpError(403, 'an agent works for itself: {"agent": "<your id>"}')
+    return Rule(check)
+
+
+def own_attempt() -> Rule:
+    """A disposition of an attempt the agent took (given by its id)."""
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
+        body = req.json() if req.body else {}
+        attempt = body.get("attempt") if isinstance(body, dict) else None
+        if not isinstance(attempt, int):
+            raise HttpError(403, 'an agent names its own attempt: {"attempt": ID, "code": ..}')
+        if scope.attempt_agent(req.params["name"], attempt) != p.user:
+            raise _out_of_scope("attempt")
+    return Rule(check)
+
+
+def session_body() -> Rule:
+    """A supervisor starts sessions as itself, on agents of its queues only."""
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
+        body = req.json()
+        if not isinstance(body, dict) or body.get("supervisor") != p.user:
+            raise HttpError(403, "a supervisor starts sessions as itself")
+        agents = scope.agents(p)
+        if agents is not None and body.get("agent") not in agents:
+            raise _out_of_scope("agent")
+    return Rule(check)
+
+
+#: (method, route pattern) -> role -> rule; a role not named may not use the route
+POLICY: dict[tuple[str, str], dict[str, Rule]] = {
+    ("GET", "/api/agents"): {"agent": listed("agent", "id"), "supervisor": listed("agent", "id")},
+    ("GET", "/api/agents/{id}"): {"agent": path_agent(), "supervisor": path_agent()},
+    ("POST", "/api/agents/{id}/{command}"): {"agent": path_agent(), "supervisor": path_agent()},
+    ("GET", "/api/queues"): {"agent": listed("queue", "name"),
+                             "supervisor": listed("queue", "name")},
+    ("GET", "/api/queues/{name}"): {"agent": path_queue(), "supervisor": path_queue()},
+    ("GET", "/api/supervisor/sessions"): {
+        "supervisor": listed("agent", "agent", "live", "history")},
+    ("POST", "/api/supervisor/sessions"): {"supervisor": session_body()},
+    **{(method, "/api/supervisor/sessions/{id}"): {
+        "supervisor": target("/api/supervisor/sessions/{id}", "agent")}
+       for method in ("GET", "PATCH", "DELETE")},
+    ("GET", "/api/stats/intervals"): {"supervisor": query_queue()},
+    ("GET", "/api/calls"): {"agent": own_calls()},
+    ("GET", "/api/calls/{id}"): {"agent": target("/api/calls/{id}", "caller", "called")},
+    ("GET", "/api/callbacks"): {"agent": listed("agent", "agent"),
+                                "supervisor": listed("queue", "queue")},
+    ("POST", "/api/campaigns/{name}/dispositions"): {"agent": own_attempt()},
+    ("POST", "/api/campaigns/{name}/preview"): {"agent": body_agent()},
+    ("POST", "/api/campaigns/{name}/preview/{contact}/{action}"): {"agent": body_agent()},
+}
+
+
+def guard(auth: Auth, scope: Scope) -> Callable[[str, str, Handler], Handler]:
+    """What the router wraps each handler with (``Router(guard=...)``)."""
+    def wrap(method: str, pattern: str, handler: Handler) -> Handler:
+        if (method, pattern) in PUBLIC:
+            return handler
+        rules = POLICY.get((method, pattern), {})
+
+        async def guarded(req: HttpRequest) -> HttpResponse:
+            token = req.arg("token") if (method, pattern) in QUERY_TOKEN else None
+            if token and "authorization" not in req.headers:
+                req.headers["authorization"] = f"Bearer {token}"
+            p = auth.principal(req)
+            if p.role in ("admin", "read"):  # the handler checks read vs admin
+                return await call(handler, req)
+            rule = rules.get(p.role)
+            if rule is None:
+                raise HttpError(403, f"not allowed for role {p.role}")
+            checked = rule.check(p, req, scope)
+            only: Filter | None = None
+            if isinstance(checked, Awaitable):
+                await checked
+            else:
+                only = checked
+            auth.grant(req)
+            try:
+                resp = await call(handler, req)
+            finally:
+                auth.release(req)
+            if only is not None and resp.status == 200 and resp.stream is None:
+                resp = HttpResponse.json(only(json.loads(resp.body)), resp.status)
+            return resp
+        return guarded
+    return wrap
+
+
+async def call(handler: Handler, req: HttpRequest) -> HttpResponse:
+    result = handler(req)
+    if isinstance(result, Awaitable):
+        result = await result
+    assert isinstance(result, HttpResponse)
+    return result

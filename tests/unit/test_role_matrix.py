@@ -1,0 +1,174 @@
+"""Roles of the API: every route of the OpenAPI document with every role (issue 15).
+
+Tokens: the config's admin and read tokens, and logins of supervisor 2001 (limited to the
+support queue: agents 1003 and 1004) and agent 1003 (in sales and support; vip is 1001's
+only). Every route answers each role as the table says (401/403 never where allowed, 403
+where the role may not use it), objects out of a user's scope answer 404, and lists carry
+only what is in scope."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callcenter.cli import load_setup
+from callcenter.store.records import CallRecord
+from tests.unit.test_openapi import OPERATIONS, SPEC, Harness
+
+ADMIN, READ = "demo-admin-token", "demo-wallboard-token"
+SUPERVISOR, AGENT = ("2001", "super2001"), ("1003", "agent1003")
+#: what users may use (the rest answers them 403); admin everything, read every GET
+USER_ROUTES = {("GET", "/api/agents"), ("GET", "/api/agents/{id}"),
+               ("POST", "/api/agents/{id}/{command}"), ("GET", "/api/queues"),
+               ("GET", "/api/queues/{name}"), ("GET", "/api/callbacks")}
+AGENT_ROUTES = USER_ROUTES | {
+    ("GET", "/api/calls"), ("GET", "/api/calls/{id}"),
+    ("POST", "/api/campaigns/{name}/dispositions"), ("POST", "/api/campaigns/{name}/preview"),
+    ("POST", "/api/campaigns/{name}/preview/{contact}/{action}")}
+SUPERVISOR_ROUTES = USER_ROUTES | {
+    ("GET", "/api/supervisor/sessions"), ("POST", "/api/supervisor/sessions"),
+    ("GET", "/api/supervisor/sessions/{id}"), ("PATCH", "/api/supervisor/sessions/{id}"),
+    ("DELETE", "/api/supervisor/sessions/{id}"), ("GET", "/api/stats/intervals")}
+#: a POST that only looks (validates the files on disk): read tokens may use it
+READ_POSTS = {("POST", "/api/dialplans/validate")}
+#: in-scope values of path parameters, by route
+VALUES = {"id": "1003", "name": "support", "command": "pause", "agent": "1003",
+          "contact": "1", "action": "skip", "verb": "start"}
+BY_PATH = {"/api/calls/{id}": {"id": "c1"}, "/api/calls/{id}/transfer": {"id": "c1"},
+           "/api/callbacks/{id}": {"id": "1"}, "/api/supervisor/sessions/{id}": {"id": "s1"},
+           "/api/campaigns/{name}/contacts": {"name": "telesales"},
+           "/api/campaigns/{name}/attempts": {"name": "telesales"},
+           "/api/campaigns/{name}/dispositions": {"name": "telesales"},
+           "/api/campaigns/{name}/preview": {"name": "telesales"},
+           "/api/campaigns/{name}/preview/{contact}/{action}": {"name": "telesales"},
+           "/api/campaigns/{name}/{verb}": {"name": "telesales"}}
+QUERY = {"/api/cdr.csv": {"from": ["2026-11-23"]}, "/api/stats/intervals": {"queue": ["support"]}}
+BODY = {"/api/supervisor/sessions": {"supervisor": "2001", "agent": "1003", "mode": "nosuch"},
+        "/api/campaigns/{name}/dispositions": {"attempt": 1, "code": "1"},
+        "/api/campaigns/{name}/preview": {"agent": "1003"},
+        "/api/campaigns/{name}/preview/{contact}/{action}": {"agent": "1003"},
+        "/api/login": {"user": "1004", "password": "agent1004"}}
+
+
+class Roles(Harness):
+    def __init__(self, tmp: Path) -> None:
+        super().__init__(tmp)
+        self.app.store.start_call(CallRecord(id="c2", sip_call_id="z@y", direction="internal",
+                                             caller="1001", called="1003",
+                                             source="user:1001", start=1.0e9 + 5))
+
+    def call(self, method: str, path: str, token: str | None, body: Any = None,
+             query: dict[str, list[str]] | None = None) -> tuple[int, Any]:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        resp = self.request(method, path, query or {}, headers,
+                            b"" if body is None else json.dumps(body).encode())
+        data = json.loads(resp.body) if resp.content_type == "application/json" else None
+        return resp.status, data
+
+    def login(self, user: str, password: str) -> str:
+        status, body = self.call("POST", "/api/login", None, {"user": user,
+                                                                "password": password})
+        assert status == 200, body
+        return str(body["token"])
+
+
+@pytest.fixture(scope="module")
+def roles(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: Any) -> Iterator[Roles]:
+    h = Roles(tmp_path_factory.mktemp("roles"))
+    yield h
+    h.close()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
+    """The shipped config with supervisor 2001 limited to support and a queue vip of 1001."""
+    mp = pytest.MonkeyPatch()
+
+    def setup(path: Path | None) -> Any:
+        cfg, dialplan, warnings = load_setup(path)
+        vip = cfg.queues[0].model_copy(update={"name": "vip", "members": [
+            cfg.queues[0].members[0]]})
+        sup = cfg.supervisor.model_copy(update={"queues": {"2001": ["support"]}})
+        return cfg.model_copy(update={"queues": [*cfg.queues, vip], "supervisor": sup}), \
+            dialplan, warnings
+
+    mp.setattr("tests.unit.test_openapi.load_setup", setup)
+    yield mp
+    mp.undo()
+
+
+def _concrete(path: str) -> str:
+    values = {**VALUES, **BY_PATH.get(path, {})}
+    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), "x"), path)
+
+
+def test_login_gives_a_token_of_the_users_role_and_refuses_a_wrong_password(
+        roles: Roles) -> None:
+    status, body = roles.call("POST", "/api/login", None, {"user": "1001",
+                                                            "password": "agent1001"})
+    assert status == 200 and body["role"] == "agent" and body["expires"] > 0
+    assert roles.call("GET", "/api/agents/1001", body["token"])[0] == 200
+    assert roles.call("POST", "/api/login", None, {"user": "1001", "password": "nope"})[0] == 401
+    assert roles.call("POST", "/api/login", None, {"user": "nobody", "password": "x"})[0] == 401
+    assert roles.call("GET", "/api/agents/1001", "not-a-token")[0] == 401
+
+
+def test_logins_are_throttled_like_sip(roles: Roles) -> None:
+    for _ in range(5):  # sip.auth.max_failures
+        assert roles.call("POST", "/api/login", None, {"user": "1002", "password": "x"})[0] == 401
+    assert roles.call("POST", "/api/login", None, {"user": "1002",
+                                                    "password": "agent1002"})[0] == 429
+
+
+def test_every_route_with_every_role(roles: Roles) -> None:
+    tokens = {"admin": ADMIN, "read": READ, "supervisor": roles.login(*SUPERVISOR),
+              "agent": roles.login(*AGENT)}
+    allowed = {"agent": AGENT_ROUTES, "supervisor": SUPERVISOR_ROUTES}
+    ops = sorted({(m, p) for p, m, _ in OPERATIONS}, key=lambda x: x[1] == "/api/drain")
+    for role in ("agent", "supervisor", "read", "admin"):
+        for method, path in ops:
+            op = SPEC["paths"][path][method.lower()]
+            public = op.get("security", SPEC["security"]) == []
+            status, body = roles.call(method, _concrete(path), tokens[role],
+                                      BODY.get(path, {}) if method != "GET" else None,
+                                      QUERY.get(path))
+            reads = role == "read" and (method == "GET" or (method, path) in READ_POSTS)
+            if public or role == "admin" or reads or (method, path) in allowed.get(role, set()):
+                assert status not in (401, 403), (role, method, path, status, body)
+            else:
+                assert status == 403, (role, method, path, status, body)
+            assert str(status) in op["responses"] or status == 403, (role, method, path, status)
+
+
+def test_nothing_out_of_scope_leaks(roles: Roles) -> None:
+    sup, agent = roles.login(*SUPERVISOR), roles.login(*AGENT)
+    for token, method, path in [
+            (sup, "GET", "/api/queues/sales"), (sup, "GET", "/api/agents/1001"),
+            (sup, "POST", "/api/agents/1001/pause"), (agent, "GET", "/api/agents/1004"),
+            (agent, "POST", "/api/agents/1004/logout"), (agent, "GET", "/api/queues/vip")]:
+        assert roles.call(method, path, token)[0] == 404, (method, path)
+    assert [q["name"] for q in roles.call("GET", "/api/queues", sup)[1]] == ["support"]
+    assert {a["id"] for a in roles.call("GET", "/api/agents", sup)[1]} == {"1003", "1004"}
+    assert [a["id"] for a in roles.call("GET", "/api/agents", agent)[1]] == ["1003"]
+    assert {q["name"] for q in roles.call("GET", "/api/queues", agent)[1]} == {"sales",
+                                                                              "support"}
+    assert roles.call("GET", "/api/stats/intervals", sup, query={"queue": ["sales"]})[0] == 403
+    assert roles.call("GET", "/api/stats/intervals", sup)[0] == 403
+    assert roles.call("POST", "/api/supervisor/sessions", sup,
+                      {"supervisor": "2001", "agent": "1001", "mode": "listen"})[0] == 404
+    assert roles.call("POST", "/api/supervisor/sessions", sup,
+                      {"supervisor": "2002", "agent": "1003", "mode": "listen"})[0] == 403
+    assert roles.call("GET", "/api/agents/1003", agent)[0] == 200
+    calls = roles.call("GET", "/api/calls", agent)[1]
+    assert [c["id"] for c in calls["history"]] == ["c2"] and calls["live"] == []
+    assert roles.call("GET", "/api/calls/c2", agent)[0] == 200
+    assert roles.call("GET", "/api/calls/c1", agent)[0] == 404
+    assert roles.call("POST", "/api/campaigns/telesales/preview", agent, {"agent": "1004"})[0] \
+        == 403
+    assert roles.call("POST", "/api/campaigns/telesales/dispositions", agent,
+                      {"number": "+48221234567", "code": "1"})[0] == 403
