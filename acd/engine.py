@@ -797,6 +797,9 @@ class AcdEngine:
 
     def _member(self, e: ev.AgentLoggedIn | ev.AgentLoggedOut) -> AgentRecord | None:
         a = self._agent(e.agent)
+        if a.removed:
+            self._out.append(act.Ignored(e, "agent removed"))
+            return None
         if e.queue is not None and e.queue not in a.tiers:
             self._out.append(act.Ignored(e, f"not a member of {e.queue}"))
             return None

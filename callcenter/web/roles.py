@@ -1,7 +1,7 @@
 """Roles and scopes of the API: which role may use which route, on what.
 
 ``admin`` (config tokens) may do everything; ``read`` (config tokens: wallboards) may use
-every ``GET``; a logged-in ``agent`` sees and drives itself (its state, its log-in and pause,
+every ``GET`` but a customer's GDPR export and its files (admin only: personal data in bulk); a logged-in ``agent`` sees and drives itself (its state, its log-in and pause,
 its queues' figures); a ``supervisor`` the queues ``supervisor.queues`` gives it (all when
 unlisted) and their agents: figures, agent control, listen/whisper/barge sessions, interval
 reports. Anything out of a user's scope answers 404 (nothing leaks that it exists); a route
