@@ -15,8 +15,6 @@ from typing import Any, ClassVar
 
 from acd.records import AgentRecord, CallRecord, QueueRecord
 
-__all__ = ["ALIASES", "STRATEGIES", "Strategy", "canonical_strategy", "get_strategy", "register"]
-
 Cands = Sequence[AgentRecord]
 Picks = list[AgentRecord]
 Rng = random.Random

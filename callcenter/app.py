@@ -65,8 +65,9 @@ from callcenter.store.customers import CustomerStore
 from callcenter.store.db import Store
 from callcenter.store.ivr import IvrStore
 from callcenter.supervisor.service import SupervisorService
-from callcenter.web.api import Api, Load, Server
+from callcenter.web.api import Api, Server
 from callcenter.web.http import HttpServer
+from callcenter.web.metrics import Load
 from ivr.clock import ServerClock
 from ivr.dialplan import Dialplan, DialplanError, Line, OutboundMatch, OutboundRule
 from ivr.engine import run_flow

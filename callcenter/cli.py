@@ -33,8 +33,6 @@ from callcenter.log import LEVELS, configure_logging, get_logger
 from ivr.clock import ServerClock, clock_arg
 from ivr.dialplan import Dialplan, load_dialplans
 
-__all__ = ["build_parser", "load_setup", "main"]
-
 PROG = "callcenter"
 
 #: Where the shipped sounds/ and dialplans/ are: in the package (a wheel, see setup.py), or

@@ -11,8 +11,6 @@ from acd import AgentConfig, Membership, QueueConfig
 from acd import events as ev
 from callcenter.config.models import Config, Queue
 
-__all__ = ["ENGINE_FIELDS", "engine_agents", "engine_queue", "changes"]
-
 #: Settings of a configured queue that the ACD engine takes under the same name.
 ENGINE_FIELDS: set[str] = (
     {f.name for f in dataclasses.fields(QueueConfig)} - {"required_skills", "whisper"}

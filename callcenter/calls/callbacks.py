@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     from callcenter.store.callbacks import CallbackStore
     from ivr.schedule import Schedule
 
-__all__ = ["CallbackError", "CallbackWorker"]
-
 log = structlog.get_logger("callbacks")
 TICK = 1.0
 

@@ -21,8 +21,6 @@ from callcenter.config.models import CrmLookup
 from callcenter.events.bus import CrmLooked, Event
 from callcenter.store.customers import CustomerError, CustomerStore
 
-__all__ = ["Crm"]
-
 log = structlog.get_logger("crm")
 CACHE_MAX = 100_000  #: numbers whose answers are kept
 

@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from callcenter.config import Config
     from callcenter.store.db import Store
 
-__all__ = ["DirectoryConflict", "ApiDirectory", "DirectoryInvalid"]
-
 
 class DirectoryConflict(ValueError):
     """The user exists (in the file or stored), or is the file's to change."""

@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from callcenter.config import Config
     from callcenter.store.db import Store
 
-__all__ = ["MemberConflict", "QueueMembers"]
-
 log = structlog.get_logger("acd")
 
 

@@ -43,8 +43,6 @@ if TYPE_CHECKING:
     from callcenter.config import Config
     from callcenter.sip.registrar import Registrar
 
-__all__ = ["QueueRunner"]
-
 log = structlog.get_logger("acd")
 
 HOLD_MUSIC = "hold_music.wav"

@@ -19,8 +19,6 @@ from callcenter.config.models import Config, Queue, User
 from ivr.dialplan import load_dialplans
 from ivr.yamldoc import ConfigError
 
-__all__ = ["LIVE_KEYS", "ConfigReloader", "ReloadResult", "differences", "with_api_objects"]
-
 #: What a reload applies to the running server; every other key needs a restart.
 LIVE_KEYS = ("users", "trunks", "queues", "campaigns", "supervisor", "recording",
              "drain_timeout", "http.tokens")

@@ -24,8 +24,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from callcenter.dialer.campaigns import CampaignStore
 from callcenter.dialer.numbers import try_normalize
 
-__all__ = ["ImportReport", "parse_contacts", "import_csv", "register"]
-
 NUMBER_COLUMNS = ("number", "phone", "telefon", "numer", "msisdn", "tel", "phone_number")
 NAME_COLUMNS = ("name", "full_name", "imie_nazwisko", "nazwa", "contact")
 TZ_COLUMNS = ("timezone", "tz", "strefa", "time_zone")

@@ -36,8 +36,6 @@ if TYPE_CHECKING:
     from callcenter.calls.services import CallServices
     from callcenter.dialer.campaigns import CampaignStore
 
-__all__ = ["PreviewBook", "PreviewDesk", "PreviewError", "Reservation", "AGENT_RING"]
-
 log = structlog.get_logger("dialer.preview")
 
 AGENT_RING = 30.0  #: seconds the agent's own phone rings before the attempt fails

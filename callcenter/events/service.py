@@ -36,8 +36,6 @@ if TYPE_CHECKING:
     from callcenter.events.mqtt import MqttSink
     from callcenter.store.db import Store
 
-__all__ = ["Events", "LogSink", "StreamHub"]
-
 log = structlog.get_logger("events")
 
 

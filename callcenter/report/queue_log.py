@@ -30,8 +30,6 @@ from typing import Any
 from callcenter.report.cli import _date, open_days, write_out
 from callcenter.report.stats import LocalTime
 
-__all__ = ["asterisk_lines", "register"]
-
 _LEAVE = {"abandon": "ABANDON", "timeout": "EXITWITHTIMEOUT", "exit_empty": "EXITEMPTY"}
 
 

@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from acd import AcdEngine
     from ivr.clock import ServerClock
 
-__all__ = ["TodayFigures", "load_day"]
-
 log = structlog.get_logger("acd")
 
 MAX_SLEEP = 300.0  # re-read the clock at least this often (the system time may be changed)

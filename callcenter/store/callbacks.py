@@ -8,8 +8,6 @@ from typing import Any
 
 import sqlite_utils
 
-__all__ = ["CallbackStore"]
-
 SCHEMA: dict[str, dict[str, Any]] = {
     "callbacks": {
         "id": int, "call_id": str, "caller": str, "number": str, "queue": str,

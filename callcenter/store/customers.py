@@ -22,8 +22,6 @@ from typing import Any
 
 import sqlite_utils
 
-__all__ = ["CustomerConflict", "CustomerError", "CustomerStore", "Normalize"]
-
 #: ``normalize(raw, country)``: the E.164 form of a number, None when it is not one
 Normalize = Callable[[str, str], str | None]
 

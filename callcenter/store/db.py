@@ -17,8 +17,6 @@ import sqlite_utils
 
 from callcenter.store.records import CALL_FIELDS, CallRecord
 
-__all__ = ["MIGRATIONS", "Store"]
-
 #: Migration N (1-based) brings the schema from version N-1 to N. Append, never edit.
 MIGRATIONS: list[str] = [
     """

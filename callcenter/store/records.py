@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-__all__ = ["CALL_FIELDS", "HANGUP_CAUSES", "CallRecord", "Direction", "HangupSide"]
-
 Direction = Literal["inbound", "outbound", "internal"]
 HangupSide = Literal["caller", "callee", "system"]
 

@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from callcenter.calls.queues import QueueRunner
     from callcenter.web.auth import Auth
 
-__all__ = ["register"]
-
 COMMANDS = ("login", "logout", "pause", "unpause", "disposition")
 
 

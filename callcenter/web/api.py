@@ -34,8 +34,6 @@ from callcenter.web.auth import Auth, Principal
 from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
 from callcenter.web.metrics import CONTENT_TYPE, Load, Metrics, Sources
 
-__all__ = ["Api", "Load", "Server"]
-
 if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
     from callcenter.calls.callbacks import CallbackWorker

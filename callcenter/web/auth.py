@@ -13,8 +13,6 @@ from dataclasses import dataclass
 
 from callcenter.web.http import HttpError, HttpRequest
 
-__all__ = ["Auth", "Principal", "SESSION_SECONDS"]
-
 SESSION_SECONDS = 12 * 3600  #: a login's token lasts a working day
 
 

@@ -31,8 +31,6 @@ if TYPE_CHECKING:
     from callcenter.calls.callbacks import CallbackWorker
     from callcenter.web.auth import Auth
 
-__all__ = ["Booking", "parse_at", "parse_booking", "register"]
-
 
 @dataclass(frozen=True, slots=True)
 class Booking:

@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from callcenter.dialer.runner import CampaignRunner
     from callcenter.web.auth import Auth
 
-__all__ = ["register"]
-
 
 def register(router: Router, auth: Auth, dialer: CampaignRunner) -> None:
     """Add the campaign routes."""

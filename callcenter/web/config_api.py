@@ -12,8 +12,6 @@ from callcenter.web import openapi
 from callcenter.web.auth import Auth
 from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
 
-__all__ = ["register"]
-
 
 def register(router: Router, auth: Auth, reload: Callable[[str], dict[str, Any]],
              audit: Callable[..., list[dict[str, Any]]]) -> None:

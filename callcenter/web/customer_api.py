@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     from callcenter.store.customers import CustomerStore
     from callcenter.web.auth import Auth
 
-__all__ = ["register"]
-
 _EDITABLE = {"name": str, "crm_id": str, "numbers": list, "emails": list, "fields": dict}
 
 

@@ -17,8 +17,6 @@ from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
 if TYPE_CHECKING:
     from callcenter.calls.directory import ApiDirectory
 
-__all__ = ["register"]
-
 
 def register(router: Router, auth: Auth, users: ApiDirectory) -> None:
     def listing(req: HttpRequest) -> HttpResponse:

@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     from callcenter.store.db import Store
     from callcenter.web.auth import Auth
 
-__all__ = ["CDR_COLUMNS", "register", "token_from_query"]
-
 HEARTBEAT = 15.0
 MAX_CDR_DAYS = 366
 CDR_COLUMNS = [

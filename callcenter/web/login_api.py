@@ -19,8 +19,6 @@ from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
 if TYPE_CHECKING:
     from callcenter.config import Config
 
-__all__ = ["register"]
-
 
 def register(router: Router, auth: Auth, config: Callable[[], Config]) -> None:
     limits = config().sip.auth

@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from callcenter.calls.members import QueueMembers
     from callcenter.web.auth import Auth
 
-__all__ = ["register"]
-
 
 def _int(body: dict[str, Any], key: str, default: int, least: int) -> int:
     value = body.get(key, default)

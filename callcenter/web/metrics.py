@@ -36,8 +36,6 @@ if TYPE_CHECKING:
     from callcenter.sip.registration_client import RegistrationClient
     from callcenter.sip.stack import SipStack
 
-__all__ = ["CONTENT_TYPE", "Load", "Metrics", "Sources"]
-
 #: the text format every Prometheus since 2.0 reads (newer clients announce 1.0.0, same text)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: seconds: a queue wait is seconds to minutes; a ring a few seconds; a SIP transaction ms to 32 s

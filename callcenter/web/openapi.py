@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["add_paths", "error_response", "spec"]
-
 #: path items other route modules contribute with :func:`add_paths`
 _EXTRA: dict[str, dict[str, Any]] = {}
 

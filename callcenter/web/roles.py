@@ -22,8 +22,6 @@ from typing import Any, Protocol
 from callcenter.web.auth import Auth, Principal
 from callcenter.web.http import Handler, HttpError, HttpRequest, HttpResponse
 
-__all__ = ["POLICY", "PUBLIC", "Scope", "call", "guard"]
-
 #: routes that need no token
 PUBLIC = {("GET", "/api/health"), ("GET", "/metrics"), ("GET", "/api/openapi.json"),
           ("POST", "/api/login"), ("GET", "/wallboard"), ("GET", "/wallboard/{name}")}

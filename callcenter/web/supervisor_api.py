@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from callcenter.supervisor.service import SupervisorService
     from callcenter.web.auth import Auth
 
-__all__ = ["register"]
-
 
 def register(router: Router, auth: Auth, service: SupervisorService) -> None:
     """Add the supervisor routes to ``router``."""

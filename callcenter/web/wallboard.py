@@ -16,8 +16,6 @@ from pathlib import Path
 
 from callcenter.web.http import HttpError, HttpResponse, Router
 
-__all__ = ["STATIC", "register"]
-
 STATIC = Path(__file__).resolve().parent / "static"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
