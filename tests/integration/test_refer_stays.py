@@ -30,20 +30,22 @@ def test_refer_to_unknown_target_keeps_the_call(artifacts: Path) -> None:
             phone.ctrl.wait_registered()
             block = ports.allocate(8)
             register(srv, "1001", block, artifacts / "reg_1001")
-            refer = run_sipp("uac_refer_stays.xml", workdir=artifacts / "refer", ports=block,
-                             remote_port=srv.sip_port, service="1002",
-                             auth=("1001", USERS["1001"]), keys={"user": "1001", "target": "9999"},
-                             timeout=40)
-            assert refer.returncode == 0, refer.summary() + srv.log_tail()
-            assert "SIP/2.0 404" in refer.messages and "403 Forbidden" not in refer.messages
+
+            def refer(service: str, target: str) -> str:
+                """1001 calls ``service`` and REFERs it to ``target``: SIPp's messages."""
+                run = run_sipp("uac_refer_stays.xml", workdir=artifacts / service, ports=block,
+                               remote_port=srv.sip_port, service=service, timeout=40,
+                               auth=("1001", USERS["1001"]),
+                               keys={"user": "1001", "target": target})
+                assert run.returncode == 0, run.summary() + srv.log_tail()
+                return run.messages
+
+            messages = refer("1002", "9999")
+            assert "SIP/2.0 404" in messages and "403 Forbidden" not in messages
             assert closed(phone, 10)
             assert len(phone.ctrl.seen("CALL_CLOSED")) == 1
-            ivr = run_sipp("uac_refer_stays.xml", workdir=artifacts / "ivr", ports=block,
-                           remote_port=srv.sip_port, service="0800123457",
-                           auth=("1001", USERS["1001"]), keys={"user": "1001", "target": "1002"},
-                           timeout=40)
-            assert ivr.returncode == 0, ivr.summary() + srv.log_tail()
-            assert "SIP/2.0 403" in ivr.messages and "NOTIFY" not in ivr.messages
+            messages = refer("0800123457", "1002")  # the IVR's caller is bridged to nobody
+            assert "SIP/2.0 403" in messages and "NOTIFY" not in messages
     finally:
         srv.stop()
     cdr = next(r for r in rows(srv.db_path, "SELECT * FROM calls") if r["called"] == "1002")
