@@ -91,13 +91,13 @@ async def until_first(*events: asyncio.Event) -> None:
 
 
 def hold_music(services: CallServices, leg: Leg) -> None:
-    """Loop the hold music to ``leg`` (in place of whatever it heard): its queue's, if it
-    came from one."""
+    """Loop the hold music to ``leg`` (in place of whatever it heard): its queue's, in the
+    queue's language, if it came from one."""
     if leg.channel is not None and not leg.channel.closed:
         codec = 8 if leg.codec == "PCMA" else 0
-        music = services.music(leg.call.queue)
+        music, language = services.music(leg.call.queue), leg.call.language
         try:
-            prompt = services.prompts.get(music, None, codec)
+            prompt = services.prompts.get(music, language, codec)
         except PromptError as exc:  # a queue's missing music: the default rather than silence
             log.warning("prompt_missing", error=str(exc))
             prompt = services.prompts.get("hold_music", None, codec)

@@ -335,7 +335,7 @@ class QueueRunner:
             priority=priority,
         )
         self._entries[entry.id] = entry
-        leg.call.queue = queue
+        leg.call.queue, leg.call.language = queue, language
         if leg.channel is not None:
             leg.channel.stop_playing()
         while not leg.dtmf.empty():  # keys pressed before the queue are not queue keys
