@@ -110,6 +110,7 @@ class Call:
     recording: str | None = None  # path of the call's recording, if any
     #: the ACD queue the caller was last queued in (set by the QueueRunner), else None
     queue: str | None = None
+    language: str | None = None  #: that queue's prompts' language (its hold music's too)
     agent: str | None = None  #: the queue agent who took it (set by the QueueRunner), else None
     #: transfers so far; each sets the ``handover`` it replaces, so the flow that bridged the
     #: call lets go of its legs (no unbridge, no hang-up): the transfer owns them now

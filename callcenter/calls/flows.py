@@ -15,6 +15,7 @@ import structlog
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.calls.numbers import outbound_identity, present
 from callcenter.media.engine import PlayOutcome
+from callcenter.media.prompts import PromptError
 from callcenter.sip.errors import SipError, TemporarilyUnavailable
 
 if TYPE_CHECKING:
@@ -90,10 +91,17 @@ async def until_first(*events: asyncio.Event) -> None:
 
 
 def hold_music(services: CallServices, leg: Leg) -> None:
-    """Loop the hold music to ``leg`` (in place of whatever it heard)."""
+    """Loop the hold music to ``leg`` (in place of whatever it heard): its queue's, in the
+    queue's language, if it came from one."""
     if leg.channel is not None and not leg.channel.closed:
         codec = 8 if leg.codec == "PCMA" else 0
-        leg.channel.play(services.prompts.get("hold_music", None, codec), loop=True, replace=True)
+        music, language = services.music(leg.call.queue), leg.call.language
+        try:
+            prompt = services.prompts.get(music, language, codec)
+        except PromptError as exc:  # a queue's missing music: the default rather than silence
+            log.warning("prompt_missing", error=str(exc))
+            prompt = services.prompts.get("hold_music", None, codec)
+        leg.channel.play(prompt, loop=True, replace=True)
 
 
 async def connect_user(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from callcenter.calls import flows
+from callcenter.events.bus import CallHold
 
 if TYPE_CHECKING:
     from callcenter.calls.call import Leg
@@ -39,5 +40,6 @@ class Holds:
             leg.held_since = None
             if other is not None and other.channel is not None:
                 other.channel.stop_playing()
+        self.services.publish(CallHold(call_id=leg.call.id, party=leg.party, on=held))
         log.info("hold" if held else "resume", call_id=leg.call.id, party=leg.party,
                  other=other.party if other else None)

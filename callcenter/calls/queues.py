@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("acd")
 
-HOLD_MUSIC = "hold_music.wav"
 SYNC_INTERVAL = 2.0  # seconds between checks of the registrar (expired bindings)
 FEATURE_LANGUAGE = "pl"
 _FAILURES = {
@@ -329,7 +328,7 @@ class QueueRunner:
             priority=priority,
         )
         self._entries[entry.id] = entry
-        leg.call.queue = queue
+        leg.call.queue, leg.call.language = queue, language
         if leg.channel is not None:
             leg.channel.stop_playing()
         while not leg.dtmf.empty():  # keys pressed before the queue are not queue keys
@@ -436,11 +435,16 @@ class QueueRunner:
             log.warning("prompt_missing", error=str(exc))
             return None
 
+    def music(self, queue: str | None) -> str:
+        """A queue's hold music (``music:``), the default for a call from no queue."""
+        q = self.cfg.queue(queue) if queue else None
+        return q.music if q is not None else "hold_music"
+
     def _hold(self, entry: _Entry) -> None:
         if entry.leg is None:
             return
         channel = entry.leg.channel
-        music = self._prompt(HOLD_MUSIC, entry.language, entry.leg)
+        music = self._prompt(self.music(entry.queue), entry.language, entry.leg)
         if channel is not None and not channel.closed and music is not None:
             channel.play(music, loop=True, interruptible=False)
 
@@ -591,7 +595,7 @@ class QueueRunner:
     async def _dial_back(self, entry: _Entry, agent_leg: Leg) -> Leg | None:
         """A callback's turn: the agent hears music while the request's keeper dials the
         customer."""
-        music = self._prompt(HOLD_MUSIC, entry.language, agent_leg)
+        music = self._prompt(self.music(entry.queue), entry.language, agent_leg)
         channel = agent_leg.channel
         if agent_leg.state is not LegState.ANSWERED:  # hung up in the whisper
             if self.callbacks is not None and entry.callback_id is not None:

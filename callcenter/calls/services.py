@@ -31,3 +31,5 @@ class CallServices:
     #: the screen pop: told (caller's call id, agent, queue or "", caller) before an agent's
     #: phone rings for a caller; returns the caller's name for the phone's display
     offer: Callable[[str, str, str, str], str] = lambda call_id, agent, queue, caller: ""
+    #: the hold music of a queue's callers (None: a call from no queue)
+    music: Callable[[str | None], str] = lambda queue: "hold_music"

@@ -356,6 +356,8 @@ class Queue(_Model):
     ring_in_use: bool = False
     #: inbound dispositions (wrap-up codes): code -> name, set by ``*5<code>`` or the API
     dispositions: CodeNames = {}
+    #: the music its callers hear waiting and on hold: a sound's name or a .wav path
+    music: Annotated[str, Field(min_length=1)] = "hold_music"
 
 
 _DAYS = r"(mon|tue|wed|thu|fri|sat|sun)"

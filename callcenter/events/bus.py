@@ -112,6 +112,16 @@ class CallRecording(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CallHold(Event):
+    """``party`` put the call on hold (``on``) or resumed it, by re-INVITE."""
+
+    type: ClassVar[str] = "call.hold"
+    call_id: str
+    party: str
+    on: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class CallTransferred(Event):
     """``transferee`` was sent to ``target`` (user:<u>, queue:<q>, line:<n>) by ``transferor``
     (None from the API) through ``by`` (refer, dtmf, api); the call keeps its id."""
@@ -395,7 +405,7 @@ class AuditChanged(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
-        CallStarted, CallAnswered, CallEnded, CallDisposition, CallRecording, CallTransferred, LegAdded, LegEnded, Dtmf, IvrStep,
+        CallStarted, CallAnswered, CallEnded, CallDisposition, CallRecording, CallHold, CallTransferred, LegAdded, LegEnded, Dtmf, IvrStep,
         QueueEntered, QueueConnected, QueueRingNoAnswer, QueueLeft, QueueMember, AcdWatchdog, QueueStatus,
         AgentStateChanged, AgentStatus, AgentOffer, CrmLooked, RegistrationChanged, SupervisorStep, CampaignChanged,
         TrunkRegistration,

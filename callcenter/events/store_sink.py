@@ -27,6 +27,7 @@ from callcenter.events.bus import (
     CallbackResult,
     CallDisposition,
     CallEnded,
+    CallHold,
     CallRecording,
     CallStarted,
     CallTransferred,
@@ -56,6 +57,7 @@ class StoreSink:
             CallDisposition: self._call_disposition,
             CallEnded: self._call_ended,
             CallRecording: self._call_recording,
+            CallHold: self._call_hold,
             CallTransferred: self._call_transferred,
             Dtmf: self._dtmf,
             IvrStep: self._ivr_step,
@@ -112,6 +114,9 @@ class StoreSink:
     def _call_recording(self, e: CallRecording) -> None:
         with contextlib.suppress(KeyError):  # a call without a CDR has nowhere to note it
             self.store.update_call(e.call_id, recording=e.path)
+
+    def _call_hold(self, e: CallHold) -> None:
+        self.store.add_call_event(e.call_id, e.ts, "hold", {"party": e.party, "on": e.on})
 
     def _call_transferred(self, e: CallTransferred) -> None:
         self.store.add_call_event(e.call_id, e.ts, "transferred", {

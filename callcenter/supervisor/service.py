@@ -12,6 +12,8 @@ Recording: when a bridge starts (``MediaEngine.on_bridge``) and the policy says 
 call, or calls of listed queues), the caller's channel records a stereo WAV: what the caller
 says on the left, what the caller hears (the agent, and a supervisor only in barge) on the
 right. Its path is published (``call.recording``) and lands in the CDR's ``recording`` column.
+The recording follows the caller through transfers: one file per call, which goes on (hold
+music and a queue's wait included) while the caller's leg lives and a transfer has the call.
 """
 
 from __future__ import annotations
@@ -102,6 +104,15 @@ class Conference:
         return self.caller.call.id
 
 
+@dataclass
+class Recorded:
+    """Whom a recorded caller talks to, and the call's transfer count when bridged to it."""
+
+    partner: Leg
+    transfers: int
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 class SupervisorService:
     """Feature codes ``*81``-``*83``, API sessions, and the recording policy."""
 
@@ -119,6 +130,7 @@ class SupervisorService:
         self.sessions: dict[str, Session] = {}
         self.conferences: dict[Leg, Conference] = {}  # agent leg -> conference
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._recorded: dict[Leg, Recorded] = {}  #: a recording caller's leg -> its partner
         self.media.on_bridge.append(self._on_bridge)
 
     def reconfigure(self, cfg: Config) -> None:
@@ -449,6 +461,10 @@ class SupervisorService:
 
     def _record(self, caller: Leg, agent: Leg) -> None:
         call = caller.call
+        recorded = self._recorded.get(caller)
+        if recorded is not None:  # bridged again (a transfer): the recording goes on
+            recorded.partner, recorded.transfers = agent, call.transfers
+            recorded.changed.set()
         if getattr(call, "recording", None) is not None:
             return
         rec = self.recording
@@ -470,17 +486,26 @@ class SupervisorService:
         call.recording = str(path)
         log.info("recording_started", call_id=call.id, path=str(path), agent=agent.party)
         self.services.publish(CallRecording(call_id=call.id, path=str(path)))
-        self._spawn(self._stop_recording(caller, agent))
+        self._recorded[caller] = Recorded(agent, call.transfers)
+        self._spawn(self._stop_recording(caller))
 
-    async def _stop_recording(self, caller: Leg, agent: Leg) -> None:
-        """The conversation is over when either leaves (the caller may stay, e.g. a survey)."""
-        waits = [asyncio.ensure_future(caller.ended.wait()),
-                 asyncio.ensure_future(agent.ended.wait())]
+    async def _stop_recording(self, caller: Leg) -> None:
+        """The conversation is over when either leaves (the caller may stay, e.g. a survey),
+        unless a transfer took the call since the partner was bridged: then the recording
+        goes on with the caller's next partner."""
+        rec = self._recorded[caller]
         try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            while not caller.ended.is_set():
+                rec.changed.clear()
+                partner = rec.partner
+                await flows.until_first(caller.ended, partner.ended, rec.changed)
+                if rec.changed.is_set() or caller.ended.is_set():
+                    continue
+                if caller.call.transfers == rec.transfers:
+                    break
+                await flows.until_first(caller.ended, rec.changed)  # the next partner
         finally:
-            for w in waits:
-                w.cancel()
+            del self._recorded[caller]
         if caller.channel is not None:
             caller.channel.stop_recording()
 

@@ -177,7 +177,7 @@ def consulting(answer: int) -> tuple[Transfers, B2BUA, list[Any], Leg, Leg, Leg]
     published: list[Any] = []
     services: Any = SimpleNamespace(
         b2bua=b2bua, now=lambda: 0.0, publish=published.append,
-        prompts=SimpleNamespace(get=lambda *a: None),
+        prompts=SimpleNamespace(get=lambda *a: None), music=lambda queue: "hold_music",
         registrar=SimpleNamespace(contacts=lambda *a, **k: ["phone"]))
     queues: Any = SimpleNamespace(engine=None, device_in_use=lambda *a: None)
     t = Transfers(services, queues=queues, users={"1001", "1002", "1003"}, lines=lambda n: None)

@@ -410,6 +410,7 @@ class FakeApp:
         self.b2bua = b2bua
         self.binding = Binding("1001", "sip:1001@127.0.0.1:5072", 1e9, PHONE, "udp", "c", 1)
         self.prompts = self
+        self.music = lambda queue: "hold_music"
         self.bridged: list[Any] = []
 
     def contacts(self, user: str, now: float, *, reachable_only: bool = False) -> list[Any]:
