@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from callcenter.calls import flows
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.dialer.compliance import failed_outcome
 from callcenter.dialer.flight import Flight, Live
@@ -297,8 +298,12 @@ class PreviewDesk:
         if not bindings:
             log.warning("preview_agent_unreachable", campaign=c.name, agent=agent)
             return "failed"
+        contact = flight.contact
+        name = flows.screen_pop(svc.offer, call, agent, "callback" if flight.callback
+                                else "preview", campaign=c.name, contact=contact.get("name", ""),
+                                fields=json.loads(contact.get("fields") or "{}"))
         phone = await svc.b2bua.dial_fork(call, bindings, party=agent, from_user=number,
-                                          timeout=AGENT_RING)
+                                          from_display=name or c.name, timeout=AGENT_RING)
         if phone.state is not LegState.ANSWERED or phone.channel is None:
             log.info("preview_agent_no_answer", campaign=c.name, agent=agent,
                      status=getattr(phone, "sip_status", 0))

@@ -415,6 +415,9 @@ class FakeApp:
     def contacts(self, user: str, now: float, *, reachable_only: bool = False) -> list[Any]:
         return [self.binding]
 
+    def offer(self, *_: Any) -> str:  # the screen pop
+        return ""
+
     @property
     def registrar(self) -> FakeApp:
         return self
