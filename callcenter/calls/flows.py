@@ -45,19 +45,20 @@ def trunk_target(trunk: Trunk, number: str, trunks: Sequence[Trunk] = ()) -> dic
 
 
 def screen_pop(pop: Offer | None, call: Call | None, agent: str, kind: str, *,
-               queue: str = "", number: str = "", **about: Any) -> str:
+               queue: str = "", number: str = "", **about: Any) -> tuple[str, str]:
     """The one way to pop the customer card before ``agent``'s phone rings for ``call``'s
     customer (``number`` when there is no call yet, a booked callback); ``kind`` (queue,
     transfer, callback, campaign, preview) and ``about`` say why. Returns the customer's name
-    for the phone's display, "" when unknown; a failed pop never stops the ring."""
+    for the phone's display and the call's desk page for its Call-Info ("" when unknown); a
+    failed pop never stops the ring."""
     if pop is None:
-        return ""
+        return "", ""
     try:
         return pop(call.id if call else "", agent, queue, call.customer if call else number,
                    {"kind": kind, **about})
     except Exception:
         log.exception("offer_failed", agent=agent, kind=kind)
-        return ""
+        return "", ""
 
 
 async def play(leg: Leg, prompt: Any, *, interruptible: bool = False) -> PlayOutcome:
@@ -192,10 +193,10 @@ async def transfer_to_user(
         return "unavailable"
     hold_music(services, leg)
     call.flow_owned = True
-    name = screen_pop(services.offer, call, user, "transfer")
+    name, info = screen_pop(services.offer, call, user, "transfer")
     callee = await b2bua.dial_fork_unless(
         leg.ended, call, bindings, party=user, from_user=call.caller, from_display=name,
-        timeout=ring_timeout,
+        info=info, timeout=ring_timeout,
     )
     return await _transferred_to(services, leg, callee)
 

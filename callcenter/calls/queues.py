@@ -504,13 +504,14 @@ class QueueRunner:
             {"kind": "callback", "callback_id": entry.callback_id} if entry.callback
             else {"kind": "campaign", "campaign": source[9:]} if source.startswith("campaign:")
             else {"kind": "queue"})
-        name = flows.screen_pop(self.on_offer, customer, a.agent, queue=a.queue, number=number,
+        name, info = flows.screen_pop(self.on_offer, customer, a.agent, queue=a.queue, number=number,
                                 **why)
         log.info("ring_agent", agent=a.agent, call=a.call, queue=a.queue,
                  contact=bindings[0].contact, contacts=len(bindings), callback=a.callback)
         leg = await self.b2bua.dial_fork(
             call, bindings, party=a.agent, from_user=number or "anonymous",
             from_display=f"{name} ({a.queue})" if name else a.queue, timeout=a.timeout,
+            info=info,
         )
         if entry.rings.get(a.agent) is not asyncio.current_task():
             await self.b2bua.hangup(leg)  # cancelled just as it was answered

@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from callcenter.sip.registrar import Registrar
     from ivr.clock import ServerClock
 
-#: the screen pop's signature: (call id, agent, queue, number, why) -> the customer's name
-Offer = Callable[[str, str, str, str, Mapping[str, Any]], str]
+#: the screen pop's signature: (call id, agent, queue, number, why) -> (the customer's name,
+#: the desk's page about the call, for the phone's Call-Info; "" each when there is none)
+Offer = Callable[[str, str, str, str, Mapping[str, Any]], tuple[str, str]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,5 +34,5 @@ class CallServices:
     answered: Callable[[Call, Leg | None], None]  #: the CDR's answer (by us or by ``agent``)
     #: the screen pop (use ``flows.screen_pop``): told (the customer's call id, agent, queue
     #: or "", the customer's number, why the phone rings) before an agent's phone rings for a
-    #: customer; returns the customer's name for the phone's display
-    offer: Offer = lambda call_id, agent, queue, number, why: ""
+    #: customer; returns what the phone shows: the customer's name and the call's desk page
+    offer: Offer = lambda call_id, agent, queue, number, why: ("", "")

@@ -299,11 +299,12 @@ class PreviewDesk:
             log.warning("preview_agent_unreachable", campaign=c.name, agent=agent)
             return "failed"
         contact = flight.contact
-        name = flows.screen_pop(svc.offer, call, agent, "callback" if flight.callback
+        name, info = flows.screen_pop(svc.offer, call, agent, "callback" if flight.callback
                                 else "preview", campaign=c.name, contact=contact.get("name", ""),
                                 fields=json.loads(contact.get("fields") or "{}"))
         phone = await svc.b2bua.dial_fork(call, bindings, party=agent, from_user=number,
-                                          from_display=name or c.name, timeout=AGENT_RING)
+                                          from_display=name or c.name, info=info,
+                                          timeout=AGENT_RING)
         if phone.state is not LegState.ANSWERED or phone.channel is None:
             log.info("preview_agent_no_answer", campaign=c.name, agent=agent,
                      status=getattr(phone, "sip_status", 0))

@@ -96,6 +96,16 @@ def _late_phone(workdir: Path) -> str:
     return str(out)
 
 
+def _invite(phone: Path) -> str:
+    """The first INVITE the agent's phone received (from its -trace_msg log)."""
+    def first() -> str:
+        text = "".join(p.read_text(errors="replace") for p in phone.glob("*_messages.log"))
+        start = text.find("INVITE sip:")
+        return text[start:text.find("\n\n", start)] if start >= 0 else ""
+    assert wait_until(first, 15)
+    return first()
+
+
 def _wrap_up(server: ServerProcess, artifacts: Path) -> tuple[str, str]:
     """In the desk: a note on the customer, then the disposition code 1; what the page said
     after each."""
@@ -143,8 +153,7 @@ def test_desk_shows_the_card_before_answer(artifacts: Path) -> None:
         block = ports.allocate(8)
         register(server, AGENT, block, artifacts / "register")
         stack.enter_context(Sipp(_late_phone(artifacts / "phone"), workdir=artifacts / "phone",
-                                 ports=block, timeout=120, duration_ms=3000, extra=["-aa"],
-                                 trace_msg=False))
+                                 ports=block, timeout=120, duration_ms=3000, extra=["-aa"]))
         assert wait_until(lambda: any(a["id"] == AGENT and a["state"] == "available"
                                       for a in http(server, "GET", "/api/agents")[1]), 20)
         digits = pcap.digits_to_pcap("123456#", artifacts / "account.pcap", pt=DTMF_PT)
@@ -157,13 +166,16 @@ def test_desk_shows_the_card_before_answer(artifacts: Path) -> None:
             keys=keys, timeout=90))
         assert wait_until(lambda: http(server, "GET", f"/api/agents/{AGENT}/offer")[0] == 200,
                           30), server.log_tail()
-        url = f"http://127.0.0.1:{server.http_port}/desk?agent={AGENT}&live=poll" \
-              "&token=demo-wallboard-token"
+        call_id = http(server, "GET", f"/api/agents/{AGENT}/offer")[1]["call_id"]
+        invite = _invite(artifacts / "phone")
+        page = f"http://127.0.0.1:{server.http_port}/desk/call/{call_id}"
+        assert f"Call-Info: <{page}>;purpose=info" in invite, invite
+        assert 'From: "Anna Nowak (support)" <sip:anonymous@' in invite, invite
+        url = f"{page}?live=poll&token=demo-wallboard-token"  # the phone's link to the card
         dom = _chromium(url, artifacts, "--dump-dom")
         states = {a["id"]: a["state"] for a in http(server, "GET", "/api/agents")[1]}
         (artifacts / "desk.html").write_text(dom.stdout, encoding="utf-8")
         shot = _chromium(url, artifacts, f"--screenshot={artifacts / 'desk.png'}")
-        call_id = http(server, "GET", f"/api/agents/{AGENT}/offer")[1]["call_id"]
         assert wait_until(lambda: rows(server.db_path, "SELECT 1 FROM queue_log WHERE agent = "
                                        "? AND event = 'connect'", AGENT), 60), server.log_tail()
         note, disposition = _wrap_up(server, artifacts)

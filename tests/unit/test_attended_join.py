@@ -178,7 +178,7 @@ def consulting(answer: int) -> tuple[Transfers, B2BUA, list[Any], Leg, Leg, Leg]
     pops: list[tuple[Any, ...]] = []  # the screen pops: (call id, agent, queue, number, why)
     services: Any = SimpleNamespace(
         b2bua=b2bua, now=lambda: 0.0, publish=published.append, pops=pops,
-        offer=lambda *a: pops.append(a) or "", prompts=SimpleNamespace(get=lambda *a: None),
+        offer=lambda *a: pops.append(a) or ("", ""), prompts=SimpleNamespace(get=lambda *a: None),
         registrar=SimpleNamespace(contacts=lambda *a, **k: ["phone"]))
     queues: Any = SimpleNamespace(engine=None, device_in_use=lambda *a: None)
     t = Transfers(services, queues=queues, users={"1001", "1002", "1003"}, lines=lambda n: None)

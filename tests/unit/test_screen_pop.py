@@ -15,9 +15,9 @@ class Pops:
         self.name, self.seen = name, list[tuple[Any, ...]]()
 
     def __call__(self, call_id: str, agent: str, queue: str, number: str,
-                 why: Mapping[str, Any]) -> str:
+                 why: Mapping[str, Any]) -> tuple[str, str]:
         self.seen.append((call_id, agent, queue, number, dict(why)))
-        return self.name
+        return self.name, f"http://desk/call/{call_id}"
 
 
 def test_the_customer_is_who_called_us_or_whom_we_called() -> None:
@@ -25,7 +25,8 @@ def test_the_customer_is_who_called_us_or_whom_we_called() -> None:
     inbound = Call(caller="+48221234567", called="800", source="trunk:pstn")
     campaign = Call(caller="+48220000000", called="+48601000001", source="campaign:renewals",
                     direction="outbound")
-    assert screen_pop(pops, inbound, "1003", "transfer") == "Anna Nowak"
+    assert screen_pop(pops, inbound, "1003", "transfer") == (
+        "Anna Nowak", f"http://desk/call/{inbound.id}")
     screen_pop(pops, campaign, "1001", "preview", campaign="renewals", fields={"plan": "gold"})
     assert pops.seen == [
         (inbound.id, "1003", "", "+48221234567", {"kind": "transfer"}),
@@ -42,9 +43,9 @@ def test_a_booked_callback_pops_by_its_number() -> None:
 
 
 def test_a_failed_or_absent_pop_never_stops_the_ring() -> None:
-    def broken(*_: Any) -> str:
+    def broken(*_: Any) -> tuple[str, str]:
         raise RuntimeError("database is locked")
 
     call = Call(caller="1002", called="1001", source="user:1002")
-    assert screen_pop(broken, call, "1003", "transfer") == ""
-    assert screen_pop(None, call, "1003", "transfer") == ""
+    assert screen_pop(broken, call, "1003", "transfer") == ("", "")
+    assert screen_pop(None, call, "1003", "transfer") == ("", "")

@@ -8,6 +8,8 @@
 const POLL_MS = 3000;
 const params = new URLSearchParams(location.search);
 const agent = params.get("agent") || "";
+// /desk/call/<id>: one call's card (the link a ringing phone gets in its Call-Info)
+const call = (location.pathname.match(/^\/desk\/call\/([^/]+)$/) || [])[1] || "";
 let token = params.get("token");
 if (token) {
   try { localStorage.setItem("callcenter.token", token); } catch (e) { /* private mode */ }
@@ -82,12 +84,13 @@ $("note-form").addEventListener("submit", async (e) => {
 $("disposition-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   if (!offered || !$("code").value.trim()) return;
-  await save((d) => `disposition: ${d.disposition}`, `/api/agents/${encodeURIComponent(agent)}/disposition`,
+  await save((d) => `disposition: ${d.disposition}`, `/api/agents/${encodeURIComponent(agent || offered.agent)}/disposition`,
     { code: $("code").value.trim(), call: offered.call_id || null });
 });
 
 async function refresh() {
-  const resp = await api("GET", `/api/agents/${encodeURIComponent(agent)}/offer`);
+  const resp = await api("GET", call ? `/api/calls/${encodeURIComponent(call)}/offer`
+    : `/api/agents/${encodeURIComponent(agent)}/offer`);
   if (resp.status === 404) { render(null); return; }
   if (!resp.ok) { $("error").textContent = `offer: HTTP ${resp.status}`; $("error").hidden = false; return; }
   render(await resp.json());
@@ -95,12 +98,15 @@ async function refresh() {
 }
 
 function start() {
-  $("agent").textContent = agent;
+  $("agent").textContent = agent || (call && "call");
   refresh();
   setInterval(refresh, POLL_MS);
   if (params.get("live") !== "poll" && window.EventSource) {
     const src = new EventSource(`/api/events/stream?types=agent.offer&token=${encodeURIComponent(token)}`);
-    src.addEventListener("agent.offer", (e) => { if (JSON.parse(e.data).agent === agent) refresh(); });
+    src.addEventListener("agent.offer", (e) => {
+      const o = JSON.parse(e.data);
+      if (call ? o.call_id === call : o.agent === agent) refresh();
+    });
     src.onopen = () => $("link").classList.add("live");
     src.onerror = () => $("link").classList.remove("live");
   }
