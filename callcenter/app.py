@@ -12,7 +12,7 @@ import dataclasses
 import os
 import signal
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -616,16 +616,18 @@ class Application:
             if found is not None and number is not None and self.crm is not None:
                 self.crm.lookup(event.call_id, found[0], number)
 
-    def _offer(self, call_id: str, agent: str, queue: str, caller: str) -> str:
-        """Screen pop: the caller's customer card to the agent about to ring (``agent.offer``);
-        the customer's name for the phone's display."""
-        card = self.customers.card(call_id, time.time(), number=caller)
+    def _offer(self, call_id: str, agent: str, queue: str, number: str,
+               why: Mapping[str, Any]) -> tuple[str, str]:
+        """Screen pop: the customer card to the agent about to ring (``agent.offer``); the
+        customer's name for the phone's display and the call's desk page (its Call-Info)."""
+        card = self.customers.card(call_id, time.time(), number=number)
         recent = self.customers.timeline(card["id"], limit=5) if card else []
-        offer = events.AgentOffer(call_id=call_id, agent=agent, queue=queue, caller=caller,
-                                  customer=card, recent=recent)
+        offer = events.AgentOffer(call_id=call_id, agent=agent, queue=queue, caller=number,
+                                  customer=card, recent=recent, why=why)
         self.offers[agent] = offer.to_dict()
         self.events.publish(offer)
-        return card["name"] if card else ""
+        page = f"{self.cfg.http.public_url}/desk/call/{call_id}" if call_id else ""
+        return (card["name"] if card else ""), page
 
     def answered(self, call: Call, agent: Leg | None) -> None:
         """The call was answered (by us, or ``agent`` took it)."""

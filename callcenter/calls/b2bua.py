@@ -199,7 +199,7 @@ class B2BUA:
         on_ringing: Callable[[], None] | None = None, auth: tuple[str, str] | None = None,
         to_user: str | None = None, failover: Sequence[dict[str, Any]] = (),
         identity: Callable[[str, str], Identity] | None = None, trunk: str = "",
-        max_channels: int | None = None,
+        max_channels: int | None = None, info: str = "",
     ) -> Leg:
         """Place a call; returns the leg (state ANSWERED, or ENDED with the reason in sip_status).
 
@@ -211,7 +211,8 @@ class B2BUA:
         the callee's own answer (busy, 404, 480, 6xx, a ring timeout after a 1xx) ends the
         dial. ``identity`` turns the caller into what the target's trunk is told
         (``numbers.outbound_identity``); ``trunk`` names it and ``max_channels`` caps its
-        calls: a full trunk reads as a 503.
+        calls: a full trunk reads as a 503. ``info``: a page about the call for the phone
+        (``Call-Info: <info>;purpose=info``, RFC 3261 §20.9), the agent's desk.
         """
         targets = [{"target_uri": target_uri, "dest": dest, "transport": transport,
                     "party": party, "auth": auth, "to_user": to_user, "identity": identity,
@@ -233,7 +234,7 @@ class B2BUA:
                         leg, target_uri=target["target_uri"], from_user=from_user,
                         from_display=from_display, timeout=timeout, on_ringing=on_ringing,
                         auth=target.get("auth"), to_user=target.get("to_user"),
-                        identity=target.get("identity"),
+                        identity=target.get("identity"), info=info,
                     )
             except BaseException:
                 if spare is not None:
@@ -276,13 +277,14 @@ class B2BUA:
         self, leg: Leg, *, target_uri: str, from_user: str, from_display: str, timeout: float,
         on_ringing: Callable[[], None] | None, auth: tuple[str, str] | None = None,
         to_user: str | None = None, identity: Callable[[str, str], Identity] | None = None,
+        info: str = "",
     ) -> Leg:
         """Send the INVITE of a leg made by ``_outbound_leg`` and wait for its outcome."""
         call = leg.call
         try:
             invite, fut = self._send_invite(
                 leg, target_uri=target_uri, from_user=from_user, from_display=from_display,
-                on_ringing=on_ringing, to_user=to_user, identity=identity,
+                on_ringing=on_ringing, to_user=to_user, identity=identity, info=info,
             )
         except Exception:
             self._end_leg(leg)  # closes the channel: no leaked RTP ports (review finding 8)
@@ -342,7 +344,7 @@ class B2BUA:
     async def dial_fork(
         self, call: Call, bindings: Sequence[Binding], *, party: str, from_user: str,
         from_display: str = "", timeout: float = 30.0,
-        on_ringing: Callable[[], None] | None = None,
+        on_ringing: Callable[[], None] | None = None, info: str = "",
     ) -> Leg:
         """Ring every binding of ``party`` at once (parallel forking, RFC 3261 §16.7 done by
         a B2BUA: one outbound leg per contact, in the order given, i.e. highest q first).
@@ -361,7 +363,7 @@ class B2BUA:
             return await self.dial(
                 call, target_uri=b.contact, dest=b.source, transport=b.transport, party=party,
                 from_user=from_user, from_display=from_display, timeout=timeout,
-                on_ringing=on_ringing,
+                on_ringing=on_ringing, info=info,
             )
         rang = False
 
@@ -377,7 +379,7 @@ class B2BUA:
         tasks = [
             asyncio.ensure_future(self._dial_leg(
                 leg, target_uri=b.contact, from_user=from_user, from_display=from_display,
-                timeout=timeout, on_ringing=ringing,
+                timeout=timeout, on_ringing=ringing, info=info,
             ))
             for leg, b in zip(legs, bindings, strict=True)
         ]
@@ -434,7 +436,7 @@ class B2BUA:
     def _send_invite(
         self, leg: Leg, *, target_uri: str, from_user: str, from_display: str,
         on_ringing: Callable[[], None] | None, to_user: str | None = None,
-        identity: Callable[[str, str], Identity] | None = None,
+        identity: Callable[[str, str], Identity] | None = None, info: str = "",
     ) -> tuple[Request, asyncio.Future[Response]]:
         """Open the leg's channel and send the INVITE with our offer (``dial``'s first half)."""
         leg.channel = self.media.open_channel()
@@ -444,6 +446,7 @@ class B2BUA:
         who = identity(from_user, from_display) if identity else Identity(from_user, from_display)
         extra = [("Privacy", "id")] if who.anonymous else []
         extra += [("P-Asserted-Identity", f"<sip:{who.asserted}@{host}>")] if who.asserted else []
+        extra += [("Call-Info", f"<{info}>;purpose=info")] if info else []
         invite = new_invite(
             target_uri, via=self.stack.via(transport), host=host, from_user=who.user,
             from_display=who.display, to_user=to_user or leg.party,

@@ -125,6 +125,11 @@ class Call:
     def caller_leg(self) -> Leg | None:
         return self.legs[0] if self.legs else None
 
+    @property
+    def customer(self) -> str:
+        """The customer's number: who called us, or whom we called (a campaign or callback)."""
+        return self.called if self.direction == "outbound" else self.caller
+
     def hand_over(self, target: str, *, attended: bool = False) -> None:
         """A transfer to ``target`` takes the call: wake whoever waits on ``handover``."""
         old, self.handover = self.handover, asyncio.Event()

@@ -20,7 +20,7 @@ from callcenter.sip.errors import SipError, TemporarilyUnavailable
 
 if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
-    from callcenter.calls.services import CallServices
+    from callcenter.calls.services import CallServices, Offer
     from callcenter.config.models import Trunk
     from callcenter.sip.registrar import Registrar
 
@@ -43,6 +43,23 @@ def trunk_target(trunk: Trunk, number: str, trunks: Sequence[Trunk] = ()) -> dic
     by_name = {t.name: t for t in trunks}
     failover = [trunk_target(by_name[n], number) for n in trunk.failover if n in by_name]
     return {**target, "failover": failover} if failover else target
+
+
+def screen_pop(pop: Offer | None, call: Call | None, agent: str, kind: str, *,
+               queue: str = "", number: str = "", **about: Any) -> tuple[str, str]:
+    """The one way to pop the customer card before ``agent``'s phone rings for ``call``'s
+    customer (``number`` when there is no call yet, a booked callback); ``kind`` (queue,
+    transfer, callback, campaign, preview) and ``about`` say why. Returns the customer's name
+    for the phone's display and the call's desk page for its Call-Info ("" when unknown); a
+    failed pop never stops the ring."""
+    if pop is None:
+        return "", ""
+    try:
+        return pop(call.id if call else "", agent, queue, call.customer if call else number,
+                   {"kind": kind, **about})
+    except Exception:
+        log.exception("offer_failed", agent=agent, kind=kind)
+        return "", ""
 
 
 async def play(leg: Leg, prompt: Any, *, interruptible: bool = False) -> PlayOutcome:
@@ -184,14 +201,10 @@ async def transfer_to_user(
         return "unavailable"
     hold_music(services, leg)
     call.flow_owned = True
-    try:
-        name = services.offer(call.id, user, "", call.caller)
-    except Exception:  # a failed screen pop never stops the ring
-        log.exception("offer_failed", user=user)
-        name = ""
+    name, info = screen_pop(services.offer, call, user, "transfer")
     callee = await b2bua.dial_fork_unless(
         leg.ended, call, bindings, party=user, from_user=call.caller, from_display=name,
-        timeout=ring_timeout,
+        info=info, timeout=ring_timeout,
     )
     return await _transferred_to(services, leg, callee)
 

@@ -33,6 +33,7 @@ from acd import events as ev
 from acd.engine import AcdError
 from callcenter.calls import acd_config, flows
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.calls.services import Offer
 from callcenter.events.bus import CallDisposition, Event
 from callcenter.media.g711 import PCMA, PCMU
 from callcenter.media.prompts import Prompt, PromptCache, PromptError
@@ -124,7 +125,7 @@ class QueueRunner:
         self._last: dict[str, tuple[Call, float]] = {}  # agent -> last queue call, unix time
         #: told (caller's call id or "", agent, queue, caller number) just before an agent's
         #: phone rings (the screen pop); returns the caller's name for the phone ("": none)
-        self.on_offer: Callable[[str, str, str, str], str] | None = None
+        self.on_offer: Offer | None = None  #: the screen pop (``CallServices.offer``)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -491,20 +492,23 @@ class QueueRunner:
             self._feed(ev.RingFailed(agent=a.agent, call=a.call,
                                      reason=ev.RingFailure.UNREACHABLE))
             return
-        call = Call(caller=entry.caller, called=a.agent, source=f"queue:{a.queue}",
+        customer = entry.leg.call if entry.leg else None
+        number = customer.customer if customer else entry.caller  # a campaign's: whom it called
+        call = Call(caller=number, called=a.agent, source=f"queue:{a.queue}",
                     direction="outbound")
-        name = ""
-        if self.on_offer is not None:
-            try:
-                name = self.on_offer(entry.leg.call.id if entry.leg else "", a.agent, a.queue,
-                                     entry.caller)
-            except Exception:  # a failed screen pop never stops the ring
-                log.exception("offer_failed", agent=a.agent, call=a.call)
+        source = customer.source if customer else ""
+        why: dict[str, Any] = (
+            {"kind": "callback", "callback_id": entry.callback_id} if entry.callback
+            else {"kind": "campaign", "campaign": source[9:]} if source.startswith("campaign:")
+            else {"kind": "queue"})
+        name, info = flows.screen_pop(self.on_offer, customer, a.agent, queue=a.queue, number=number,
+                                **why)
         log.info("ring_agent", agent=a.agent, call=a.call, queue=a.queue,
                  contact=bindings[0].contact, contacts=len(bindings), callback=a.callback)
         leg = await self.b2bua.dial_fork(
-            call, bindings, party=a.agent, from_user=entry.caller or "anonymous",
+            call, bindings, party=a.agent, from_user=number or "anonymous",
             from_display=f"{name} ({a.queue})" if name else a.queue, timeout=a.timeout,
+            info=info,
         )
         if entry.rings.get(a.agent) is not asyncio.current_task():
             await self.b2bua.hangup(leg)  # cancelled just as it was answered

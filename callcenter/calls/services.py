@@ -6,9 +6,9 @@ The IVR calls, the dialer and the supervisor get this one record instead of the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from callcenter.media.prompts import PromptCache
     from callcenter.sip.registrar import Registrar
     from ivr.clock import ServerClock
+
+#: the screen pop's signature: (call id, agent, queue, number, why) -> (the customer's name,
+#: the desk's page about the call, for the phone's Call-Info; "" each when there is none)
+Offer = Callable[[str, str, str, str, Mapping[str, Any]], tuple[str, str]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,8 +32,9 @@ class CallServices:
     clock: ServerClock  #: local wall time, for calendars and calling windows
     publish: Callable[[Event], None]  #: the event bus
     answered: Callable[[Call, Leg | None], None]  #: the CDR's answer (by us or by ``agent``)
-    #: the screen pop: told (caller's call id, agent, queue or "", caller) before an agent's
-    #: phone rings for a caller; returns the caller's name for the phone's display
-    offer: Callable[[str, str, str, str], str] = lambda call_id, agent, queue, caller: ""
+    #: the screen pop (use ``flows.screen_pop``): told (the customer's call id, agent, queue
+    #: or "", the customer's number, why the phone rings) before an agent's phone rings for a
+    #: customer; returns what the phone shows: the customer's name and the call's desk page
+    offer: Offer = lambda call_id, agent, queue, number, why: ("", "")
     #: the hold music of a queue's callers (None: a call from no queue)
     music: Callable[[str | None], str] = lambda queue: "hold_music"

@@ -426,9 +426,10 @@ class Transfers:
                                                    reachable_only=True)
             if not bindings:
                 return 480
+            name, info = flows.screen_pop(services.offer, call, target.name, "transfer")
             dial = self.b2bua.dial_fork_unless(
-                transferee.ended, call, bindings, party=target.name, from_user=call.caller,
-                timeout=self.ring_timeout)
+                transferee.ended, call, bindings, party=target.name, from_user=call.customer,
+                from_display=name, info=info, timeout=self.ring_timeout)
         flows.hold_music(services, transferee)
         callee = await dial
         if transferee.channel is not None:

@@ -144,6 +144,14 @@ class HttpConfig(_Model):
     listen: IpAddress = "127.0.0.1"
     port: Port = 8080
     tokens: list[ApiToken] = []
+    #: how phones and browsers reach this listener (the desk's links in Call-Info); default
+    #: ``http://<listen>:<port>``
+    base_url: str | None = None
+
+    @property
+    def public_url(self) -> str:
+        host = f"[{self.listen}]" if ":" in str(self.listen) else self.listen
+        return (self.base_url or f"http://{host}:{self.port}").rstrip("/")
 
 
 class MediaConfig(_Model):

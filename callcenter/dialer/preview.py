@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from callcenter.calls import flows
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.dialer.compliance import failed_outcome
 from callcenter.dialer.flight import Flight, Live
@@ -295,7 +296,12 @@ class PreviewDesk:
         if not bindings:
             log.warning("preview_agent_unreachable", campaign=c.name, agent=agent)
             return "failed"
+        contact = flight.contact
+        name, info = flows.screen_pop(svc.offer, call, agent, "callback" if flight.callback
+                                else "preview", campaign=c.name, contact=contact.get("name", ""),
+                                fields=json.loads(contact.get("fields") or "{}"))
         phone = await svc.b2bua.dial_fork(call, bindings, party=agent, from_user=number,
+                                          from_display=name or c.name, info=info,
                                           timeout=AGENT_RING)
         if phone.state is not LegState.ANSWERED or phone.channel is None:
             log.info("preview_agent_no_answer", campaign=c.name, agent=agent,

@@ -276,17 +276,20 @@ class AgentStatus(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class AgentOffer(Event):
-    """An agent's phone is about to ring for a caller, from a queue or the IVR's transfer to a
-    user (``queue`` ""): the screen pop. The caller's customer card (None for an unknown caller)
-    and their latest contacts, this call first (its IVR path, keys and collected digits)."""
+    """An agent's phone is about to ring for a customer: the screen pop. ``why``: ``kind``
+    (queue, transfer, callback, campaign, preview) and what that kind knows (``callback_id``,
+    ``campaign`` and the contact's ``fields``); ``queue`` "" when no queue rings. The customer
+    card (None for an unknown caller) and their latest contacts, this call first (its IVR
+    path, keys and collected digits)."""
 
     type: ClassVar[str] = "agent.offer"
-    call_id: str  #: the caller's call
+    call_id: str  #: the customer's call ("" for a booked callback before it is dialled)
     agent: str
     queue: str
-    caller: str
+    caller: str  #: the customer's number
     customer: Mapping[str, Any] | None = None
     recent: Sequence[Mapping[str, Any]] = ()
+    why: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -400,6 +400,7 @@ class CustomerStore:
             "caller": c["caller"], "called": c["called"], "line": c["line"],
             "answer": c["answer"], "end": c["end"], "duration": c["duration"],
             "hangup_cause": c["hangup_cause"], "recording": c["recording"],
+            "disposition": c["disposition"],
             "ivr_path": [d["node"] for t, d in data if t == "ivr_node"],
             "ivr_choices": [{"node": d["node"], "key": d["key"]} for t, d in data
                             if t == "ivr_choice"],

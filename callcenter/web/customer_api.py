@@ -13,6 +13,7 @@
     GET    /api/customers/{id}/files/{n}    one of those files (a recording, a voicemail)
     DELETE /api/customers/{id}              GDPR erase
     GET    /api/agents/{id}/offer           the last call offered to the agent (the desk's card)
+    GET    /api/calls/{id}/offer            the card of a call offered to an agent (its last)
 
 Every change, export and erase is audited (the ``audit`` table, an ``audit.changed`` event).
 """
@@ -195,7 +196,15 @@ def register(router: Router, auth: Auth, customers: CustomerStore,
             raise HttpError(404, f"no call offered to {req.params['id']!r} yet")
         return HttpResponse.json(found)
 
+    def call_offer(req: HttpRequest) -> HttpResponse:
+        auth.require(req)
+        found = next((o for o in offers.values() if o["call_id"] == req.params["id"]), None)
+        if found is None:
+            raise HttpError(404, f"call {req.params['id']!r} was offered to no agent")
+        return HttpResponse.json(found)
+
     router.add("GET", "/api/agents/{id}/offer", offer)
+    router.add("GET", "/api/calls/{id}/offer", call_offer)
     router.add("GET", "/api/customers", lookup)
     router.add("POST", "/api/customers", create)
     router.add("POST", "/api/customers/import", import_csv)
@@ -310,15 +319,21 @@ def _described() -> None:
             "responses": ok("200", "the customer's data", {
                 "type": "object", "required": ["customer", "timeline", "files"]}, True,
                 _404="no such customer")}},
-        "/api/agents/{id}/offer": {"get": {
-            "summary": "The last call offered to the agent: the agent.offer event (the card)",
+        **{path: {"get": {
+            "summary": summary,
             "parameters": [{"name": "id", "in": "path", "required": True,
-                            "schema": {"type": "string"}, "description": "the agent"}],
+                            "schema": {"type": "string"}, "description": what}],
             "responses": ok("200", "the offer", {
-                "type": "object", "required": ["call_id", "agent", "queue", "caller"],
+                "type": "object", "required": ["call_id", "agent", "queue", "caller", "why"],
                 "properties": {"customer": {"type": ["object", "null"]},
-                               "recent": {"type": "array", "items": item}}},
-                _404="nothing offered to this agent since the start")}},
+                               "recent": {"type": "array", "items": item},
+                               "why": {"type": "object"}}},
+                _404=f"nothing offered {to} since the start")}}
+           for path, summary, what, to in (
+               ("/api/agents/{id}/offer", "The last call offered to the agent: the "
+                "agent.offer event (the card)", "the agent", "to this agent"),
+               ("/api/calls/{id}/offer", "The card of a call as last offered to an agent (the "
+                "page of the phone's Call-Info)", "the call", "of this call"))},
         "/api/customers/{id}/files/{n}": {"get": {
             "summary": "A recording or voicemail of the customer (n from the export)",
             "parameters": [id, {"name": "n", "in": "path", "required": True,

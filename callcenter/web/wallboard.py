@@ -4,6 +4,7 @@
     GET /wallboard/<file>          wallboard.js, wallboard.css
     GET /desk?agent=1001           the agent's desk: the card of the call offered to them
     GET /desk/<file>               desk.js, desk.css
+    GET /desk/call/<id>            the desk for one call's card (the ringing phone's Call-Info)
 
 The page asks for a token once (or takes ``/wallboard?token=...``, keeps it in the browser's
 localStorage and drops it from the address bar) and reads /api/queues, /api/agents,
@@ -35,3 +36,4 @@ def register(router: Router) -> None:
     router.add("GET", "/wallboard/{name}", lambda req: _file(req.params["name"]))
     router.add("GET", "/desk", lambda req: _file("desk.html"))
     router.add("GET", "/desk/{name}", lambda req: _file(req.params["name"]))
+    router.add("GET", "/desk/call/{id}", lambda req: _file("desk.html"))  # phones' Call-Info

@@ -62,6 +62,9 @@ def test_a_callback_left_in_the_whisper_is_worked_later_with_its_cdr(artifacts: 
                "WHERE source = 'callback:sales' AND \"end\" IS NOT NULL ORDER BY start")
         assert wait_until(lambda: len(rows(srv.db_path, cdr)) == 3, 20, 0.5)
         cdrs = rows(srv.db_path, cdr)
+        offer = http(srv, "GET", "/api/agents/1001/offer")[1]  # the screen pop of the last
+    assert (offer["caller"], offer["queue"], offer["why"]) == (
+        LAST, "sales", {"kind": "callback", "callback_id": last["id"]}), offer
     assert [i["number"] for i in carrier.snapshot()] == [FIRST, MOVED, LAST]
     assert [(c["called"], c["direction"], c["agent"], c["queue"]) for c in cdrs] == [
         (n, "outbound", "1001", "sales") for n in (FIRST, MOVED, LAST)], cdrs

@@ -4,9 +4,11 @@ Anna Nowak is a customer (created by API, tier gold, account 123456). She calls 
 (straight into sales, where nobody is registered) and gives up: her previous call. Then she
 calls the line of this test with her number withheld (``anonymous``), types her account number
 123456# (a collect node with ``identify: account``: the call joins her record) and waits in
-support, where agent 1004's phone rings and is never picked up. Meanwhile Chromium loads ``/desk?agent=1004``: the card shows
-her name, a returning customer, the digits she typed and the previous call. A screenshot goes
-to ``tests/artifacts/<test>/desk.png``.
+support, where agent 1004's phone rings for 30 s. Meanwhile Chromium loads ``/desk?agent=1004``:
+the card shows her name, a returning customer, the digits she typed and the previous call. A
+screenshot goes to ``tests/artifacts/<test>/desk.png``. Then 1004 answers, talks and hangs up;
+in the desk (Chromium driven over the DevTools protocol) the agent types a note and the
+disposition code: both are in her timeline (``desk-wrapup.png``).
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from pathlib import Path
 
 from tests.conftest import require_binary
 from tests.helpers import pcap, ports
-from tests.helpers.api import http, rows
+from tests.helpers.api import ADMIN_TOKEN, http, rows
 from tests.helpers.artifacts import REPO
+from tests.helpers.browser import Page
 from tests.helpers.phones import register
 from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import SCENARIOS, Sipp, run_sipp, wait_until
 from tests.integration.demo import DTMF_PT
-from tests.integration.test_wallboard import _chromium
+from tests.integration.test_wallboard import FLAGS, _chromium
 
 AGENT, NUMBER = "1004", "+48221234588"
 LINE_ACCOUNT = "0800000016"
@@ -83,6 +86,46 @@ def _caller(workdir: Path, steps: str, number: str = NUMBER) -> Path:
     return out
 
 
+def _late_phone(workdir: Path) -> str:
+    """uas_agent.xml that rings 30 s before it answers (then talks -d ms and hangs up)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    text = (SCENARIOS / "uas_agent.xml").read_text(encoding="iso-8859-1")
+    out = workdir / "uas_late.xml"
+    out.write_text(text.replace('<send retrans="500">', '<pause milliseconds="30000"/>\n'
+                                '  <send retrans="500">', 1), encoding="iso-8859-1")
+    return str(out)
+
+
+def _invite(phone: Path) -> str:
+    """The first INVITE the agent's phone received (from its -trace_msg log)."""
+    def first() -> str:
+        text = "".join(p.read_text(errors="replace") for p in phone.glob("*_messages.log"))
+        start = text.find("INVITE sip:")
+        return text[start:text.find("\n\n", start)] if start >= 0 else ""
+    assert wait_until(first, 15)
+    return first()
+
+
+def _wrap_up(server: ServerProcess, artifacts: Path) -> tuple[str, str]:
+    """In the desk: a note on the customer, then the disposition code 1; what the page said
+    after each."""
+    url = f"http://127.0.0.1:{server.http_port}/desk?agent={AGENT}&token={ADMIN_TOKEN}"
+    said = []
+    with Page(url, artifacts, FLAGS) as page:
+        shown = "document.getElementById('card')?.hidden === false"  # loading: no card yet
+        assert wait_until(lambda: page.eval(shown), 30)
+        for field, text, form in (("note", "Wants the gold plan renewed", "note-form"),
+                                  ("code", "1", "disposition-form")):
+            page.eval(f"document.getElementById('saved').textContent = ''; "
+                      f"document.getElementById('{field}').value = {text!r}; "
+                      f"document.getElementById('{form}').requestSubmit(); 1")
+            assert wait_until(lambda: page.eval("document.getElementById('saved').textContent"),
+                              15)
+            said.append(page.eval("document.getElementById('saved').textContent"))
+        page.screenshot(artifacts / "desk-wrapup.png")
+    return said[0], said[1]
+
+
 def test_desk_shows_the_card_before_answer(artifacts: Path) -> None:
     require_binary("sipp")
     require_binary("chromium")
@@ -93,7 +136,7 @@ def test_desk_shows_the_card_before_answer(artifacts: Path) -> None:
     queue = {"ring_timeout": 60, "max_wait": 120, "announce_every": None, "whisper": False}
     server = ServerProcess(artifacts, overrides={"dialplans": str(dialplans), "queues": [
         {"name": "sales", "members": ["1001"], **queue},
-        {"name": "support", "members": [AGENT], **queue}]})
+        {"name": "support", "members": [AGENT], "dispositions": {"1": "Solved"}, **queue}]})
     keys = {"codec_pt": "0", "codec_name": "PCMU"}
     with server, ExitStack() as stack:
         status, anna = http(server, "POST", "/api/customers", {
@@ -109,28 +152,41 @@ def test_desk_shows_the_card_before_answer(artifacts: Path) -> None:
 
         block = ports.allocate(8)
         register(server, AGENT, block, artifacts / "register")
-        stack.enter_context(Sipp("uas_agent_noanswer.xml", workdir=artifacts / "phone",
-                                 ports=block, timeout=90, extra=["-aa"], trace_msg=False))
+        stack.enter_context(Sipp(_late_phone(artifacts / "phone"), workdir=artifacts / "phone",
+                                 ports=block, timeout=120, duration_ms=3000, extra=["-aa"]))
         assert wait_until(lambda: any(a["id"] == AGENT and a["state"] == "available"
                                       for a in http(server, "GET", "/api/agents")[1]), 20)
         digits = pcap.digits_to_pcap("123456#", artifacts / "account.pcap", pt=DTMF_PT)
         steps = ('  <pause milliseconds="1000"/>\n'
                  f'  <nop><action><exec play_pcap_audio="{digits}"/></action></nop>\n'
-                 '  <pause milliseconds="40000"/>')
+                 '  <pause milliseconds="60000"/>')
         caller = stack.enter_context(Sipp(
             str(_caller(artifacts / "call2", steps, "anonymous")), workdir=artifacts / "call2",
             ports=ports.allocate(8), remote_port=server.sip_port, service=LINE_ACCOUNT,
-            keys=keys, timeout=60))
+            keys=keys, timeout=90))
         assert wait_until(lambda: http(server, "GET", f"/api/agents/{AGENT}/offer")[0] == 200,
                           30), server.log_tail()
-        url = f"http://127.0.0.1:{server.http_port}/desk?agent={AGENT}&live=poll" \
-              "&token=demo-wallboard-token"
+        call_id = http(server, "GET", f"/api/agents/{AGENT}/offer")[1]["call_id"]
+        invite = _invite(artifacts / "phone")
+        page = f"http://127.0.0.1:{server.http_port}/desk/call/{call_id}"
+        assert f"Call-Info: <{page}>;purpose=info" in invite, invite
+        assert 'From: "Anna Nowak (support)" <sip:anonymous@' in invite, invite
+        url = f"{page}?live=poll&token=demo-wallboard-token"  # the phone's link to the card
         dom = _chromium(url, artifacts, "--dump-dom")
+        states = {a["id"]: a["state"] for a in http(server, "GET", "/api/agents")[1]}
         (artifacts / "desk.html").write_text(dom.stdout, encoding="utf-8")
         shot = _chromium(url, artifacts, f"--screenshot={artifacts / 'desk.png'}")
-        states = {a["id"]: a["state"] for a in http(server, "GET", "/api/agents")[1]}
+        assert wait_until(lambda: rows(server.db_path, "SELECT 1 FROM queue_log WHERE agent = "
+                                       "? AND event = 'connect'", AGENT), 60), server.log_tail()
+        note, disposition = _wrap_up(server, artifacts)
         caller.stop()
+        timeline = http(server, "GET", f"/api/customers/{anna['id']}/timeline")[1]["items"]
     assert states[AGENT] == "ringing"  # the card was read before the agent answered
+    assert (note, disposition) == ("note added", "disposition: Solved")
+    assert [(i["kind"], i["call_id"], i.get("text")) for i in timeline[:1]] == [
+        ("note", call_id, "Wants the gold plan renewed")], timeline
+    assert next(i for i in timeline if i["kind"] == "call" and i["call_id"] == call_id)[
+        "disposition"] == "Solved", timeline
     assert (artifacts / "desk.png").stat().st_size > 10_000, shot.stderr[-2000:]
     assert 'data-loaded="1"' in dom.stdout, dom.stderr[-3000:]
     card = _Card()

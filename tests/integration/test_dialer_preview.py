@@ -122,6 +122,10 @@ def test_preview_and_machine_message(artifacts: Path) -> None:
                          if c["name"] == "preview")["calls"]
             return any(c["state"] == "connected" and c["agent"] == "1001" for c in calls)
         assert wait_until(connected, 10, 0.1), srv.log_tail()
+        offer = api(srv, "GET", "/api/agents/1001/offer")  # the screen pop before it rang
+        assert (offer["caller"], offer["why"]["kind"], offer["why"]["campaign"],
+                offer["why"]["fields"]) == (P_HUMAN, "preview", "preview",
+                                            {"produkt": "oferta 2"}), offer
         assert wait_until(lambda: rows(db, "SELECT * FROM attempts WHERE id = ? AND state = "
                                            "'done'", attempt), 15, 0.2), srv.log_tail()
         row = rows(db, "SELECT * FROM attempts WHERE id = ?", attempt)[0]

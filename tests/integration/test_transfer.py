@@ -91,7 +91,8 @@ def test_blind_transfer_by_refer(artifacts: Path) -> None:
 
 def test_blind_transfer_by_api_and_by_keys(artifacts: Path) -> None:
     """``POST /api/calls/{id}/transfer`` moves the caller 1002 from 1001 to 1003; then on a
-    second call 1001 presses ``##1003#`` (RFC 4733 from baresip) with the same outcome."""
+    second call 1001 presses ``##1003#`` (RFC 4733 from baresip) with the same outcome. Each
+    time 1003's phone rings, the screen pop (``agent.offer``) names the call and why."""
     srv, caller, agent_, target = three_phones(artifacts, 12.0)
     heard_by: list[tuple[float, float, Path]] = []  # dial time, transfer time, the recording
     try:
@@ -105,9 +106,9 @@ def test_blind_transfer_by_api_and_by_keys(artifacts: Path) -> None:
                 agent_.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
                 caller.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
                 time.sleep(2.0)
+                live = http(srv, "GET", "/api/calls")[1]["live"]
+                call_id = next(c["id"] for c in live if c["caller"] == "1002")
                 if how == "api":
-                    live = http(srv, "GET", "/api/calls")[1]["live"]
-                    call_id = next(c["id"] for c in live if c["caller"] == "1002")
                     path = f"/api/calls/{call_id}/transfer"
                     assert http(srv, "POST", "/api/calls/nope/transfer", {"to": "1003"})[0] == 404
                     assert http(srv, "POST", path, {"to": "9999"})[0] == 400
@@ -118,6 +119,9 @@ def test_blind_transfer_by_api_and_by_keys(artifacts: Path) -> None:
                 else:
                     agent_.ctrl.command("sndcode ##1003#")
                 target.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+                offer = http(srv, "GET", "/api/agents/1003/offer")[1]  # the screen pop
+                assert (offer["call_id"], offer["caller"], offer["why"]) == (
+                    call_id, "1002", {"kind": "transfer"}), offer
                 assert closed(agent_, 10), f"{how}: the transferor was not released"
                 t_moved = time.time()
                 time.sleep(3.0)

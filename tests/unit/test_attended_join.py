@@ -175,9 +175,11 @@ def consulting(answer: int) -> tuple[Transfers, B2BUA, list[Any], Leg, Leg, Leg]
 
     b2bua.dial_fork_unless = dial_fork_unless  # type: ignore[attr-defined]
     published: list[Any] = []
+    pops: list[tuple[Any, ...]] = []  # the screen pops: (call id, agent, queue, number, why)
     services: Any = SimpleNamespace(
-        b2bua=b2bua, now=lambda: 0.0, publish=published.append,
-        prompts=SimpleNamespace(get=lambda *a: None), music=lambda queue: "hold_music",
+        b2bua=b2bua, now=lambda: 0.0, publish=published.append, pops=pops,
+        offer=lambda *a: pops.append(a) or ("", ""), prompts=SimpleNamespace(get=lambda *a: None),
+        music=lambda queue: "hold_music",
         registrar=SimpleNamespace(contacts=lambda *a, **k: ["phone"]))
     queues: Any = SimpleNamespace(engine=None, device_in_use=lambda *a: None)
     t = Transfers(services, queues=queues, users={"1001", "1002", "1003"}, lines=lambda n: None)
@@ -198,6 +200,7 @@ def test_a_consultation_by_keys(how: str) -> None:
         await settle()
         assert agent.channel.peer is target.channel and caller.channel.peer is None
         assert caller.channel.playing  # the hold music
+        assert t.services.pops == [(caller.call.id, "1003", "", "1002", {"kind": "transfer"})]
         if how in ("#", "*"):
             t.on_key(agent, how)
         else:

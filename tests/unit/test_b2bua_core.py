@@ -416,6 +416,9 @@ class FakeApp:
     def contacts(self, user: str, now: float, *, reachable_only: bool = False) -> list[Any]:
         return [self.binding]
 
+    def offer(self, *_: Any) -> tuple[str, str]:  # the screen pop
+        return "", ""
+
     @property
     def registrar(self) -> FakeApp:
         return self

@@ -100,18 +100,24 @@ def test_screen_pop_carries_the_card_and_names_the_caller(server: Server) -> Non
                                 source="trunk:pstn", start=100.0))
     customers.recognise("c1", "0048221234567", now=100.0)
     customers.update(1, now=101.0, name="Anna Nowak", fields={"tier": "vip"})
-    assert server.app._offer("c1", "1003", "support", "0048221234567") == "Anna Nowak"
+    why = {"kind": "queue"}
+    assert server.app._offer("c1", "1003", "support", "0048221234567", why) == (
+        "Anna Nowak", "http://127.0.0.1:8080/desk/call/c1")  # the phone's display, Call-Info
+    status, card = server("GET", "/api/calls/c1/offer", token=READ)  # the Call-Info's card
+    assert status == 200 and card["customer"]["name"] == "Anna Nowak" and card["why"] == why
     # a callback's ring has no call of the caller yet: found by the number
-    assert server.app._offer("", "1003", "support", "+48221234567") == "Anna Nowak"
-    assert server.app._offer("", "1003", "support", "600111222") == ""
+    assert server.app._offer("", "1003", "support", "+48221234567", {}) == ("Anna Nowak", "")
+    assert server.app._offer("", "1003", "support", "600111222", {}) == ("", "")
     offers = [e for e in server.events if isinstance(e, AgentOffer)]
     assert [(o.call_id, o.customer and o.customer["name"]) for o in offers] == [
         ("c1", "Anna Nowak"), ("", "Anna Nowak"), ("", None)]
     assert offers[0].customer is not None and offers[0].customer["fields"] == {"tier": "vip"}
+    assert offers[0].why == why
     assert [i["call_id"] for i in offers[0].recent] == ["c1"]
     status, last = server("GET", "/api/agents/1003/offer", token=READ)
     assert status == 200 and last["caller"] == "600111222" and last["customer"] is None
     assert server("GET", "/api/agents/1001/offer", token=READ)[0] == 404
+    assert server("GET", "/api/calls/c1/offer", token=READ)[0] == 404  # 1003 rings for another
 
 
 def test_import_reports_bad_rows_by_line(server: Server) -> None:

@@ -91,6 +91,7 @@ def test_merge_joins_timelines_and_redirects(store: Store, customers: CustomerSt
 
 def test_timeline_items_newest_first_and_paged(store: Store, customers: CustomerStore) -> None:
     call(store, "c1", "221234567", 1000.0, answer=1001.0, digits="1123")
+    store.update_call("c1", disposition="Solved")
     customers.recognise("c1", "221234567", now=1000.0)
     for ts, type, data in [(1001.0, "ivr_node", {"node": "main_menu"}),
                            (1002.0, "ivr_choice", {"node": "main_menu", "key": "1", "target": "x"}),
@@ -118,6 +119,7 @@ def test_timeline_items_newest_first_and_paged(store: Store, customers: Customer
     assert c["ivr_choices"] == [{"node": "main_menu", "key": "1"}] and c["agents"] == ["1001"]
     assert (c["queue"], c["queue_result"], c["wait"], c["agent"], c["talk"]) == (
         "support", "complete", 6.0, "1001", 60.0)
+    assert c["disposition"] == "Solved"  # the agent's wrap-up code of an inbound call
     assert items[1]["disposition"] == "sold" and items[2]["status"] == "open"
     assert [i["kind"] for i in customers.timeline(1, limit=2, offset=1)] == ["campaign", "callback"]
 

@@ -1,5 +1,6 @@
 // callcenter agent desk: the card of the call offered to this agent (agent.offer), before they
-// answer: who, why (queue, IVR keys, digits typed) and the previous contacts.
+// answer: who, why (queue, IVR keys, digits typed) and the previous contacts; then a note on
+// the customer and the call's disposition (POST /api/customers/{id}/notes, /api/agents/{id}/disposition).
 // ?agent=1001&token=... (the token is kept in localStorage and dropped from the address bar).
 // Live: server-sent events (agent.offer) and a poll every 3 s; ?live=poll polls only.
 "use strict";
@@ -7,6 +8,8 @@
 const POLL_MS = 3000;
 const params = new URLSearchParams(location.search);
 const agent = params.get("agent") || "";
+// /desk/call/<id>: one call's card (the link a ringing phone gets in its Call-Info)
+const call = (location.pathname.match(/^\/desk\/call\/([^/]+)$/) || [])[1] || "";
 let token = params.get("token");
 if (token) {
   try { localStorage.setItem("callcenter.token", token); } catch (e) { /* private mode */ }
@@ -32,9 +35,12 @@ function describe(item) {
   return parts.join(" · ");
 }
 
+let offered = null;  // the offer on the card
+
 function render(offer) {
   document.body.dataset.loaded = "1";
   if (!offer) return;
+  offered = offer;
   const c = offer.customer || {};
   const recent = offer.recent || [];
   const current = recent.find((i) => i.call_id === offer.call_id) || {};
@@ -55,9 +61,36 @@ function render(offer) {
   $("idle").hidden = true;
 }
 
+async function api(method, path, body) {
+  return fetch(path, { method, body: body && JSON.stringify(body), headers: {
+    Authorization: `Bearer ${token}`, "Content-Type": "application/json" } });
+}
+
+async function save(what, path, body) {
+  const resp = await api("POST", path, body);
+  const data = await resp.json().catch(() => ({}));
+  $("saved").textContent = resp.ok ? what(data) : `not saved: ${data.error || "HTTP " + resp.status}`;
+  return resp.ok;
+}
+
+$("note-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const c = (offered && offered.customer) || {};
+  if (!c.id || !$("note").value.trim()) return;
+  if (await save(() => "note added", `/api/customers/${c.id}/notes`,
+    { text: $("note").value, call_id: offered.call_id || null })) $("note").value = "";
+});
+
+$("disposition-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  if (!offered || !$("code").value.trim()) return;
+  await save((d) => `disposition: ${d.disposition}`, `/api/agents/${encodeURIComponent(agent || offered.agent)}/disposition`,
+    { code: $("code").value.trim(), call: offered.call_id || null });
+});
+
 async function refresh() {
-  const resp = await fetch(`/api/agents/${encodeURIComponent(agent)}/offer`,
-    { headers: { Authorization: `Bearer ${token}` } });
+  const resp = await api("GET", call ? `/api/calls/${encodeURIComponent(call)}/offer`
+    : `/api/agents/${encodeURIComponent(agent)}/offer`);
   if (resp.status === 404) { render(null); return; }
   if (!resp.ok) { $("error").textContent = `offer: HTTP ${resp.status}`; $("error").hidden = false; return; }
   render(await resp.json());
@@ -65,12 +98,15 @@ async function refresh() {
 }
 
 function start() {
-  $("agent").textContent = agent;
+  $("agent").textContent = agent || (call && "call");
   refresh();
   setInterval(refresh, POLL_MS);
   if (params.get("live") !== "poll" && window.EventSource) {
     const src = new EventSource(`/api/events/stream?types=agent.offer&token=${encodeURIComponent(token)}`);
-    src.addEventListener("agent.offer", (e) => { if (JSON.parse(e.data).agent === agent) refresh(); });
+    src.addEventListener("agent.offer", (e) => {
+      const o = JSON.parse(e.data);
+      if (call ? o.call_id === call : o.agent === agent) refresh();
+    });
     src.onopen = () => $("link").classList.add("live");
     src.onerror = () => $("link").classList.remove("live");
   }

@@ -1,0 +1,51 @@
+"""``flows.screen_pop``: the one way every ring of an agent's phone for a customer makes the
+card (queue, transfer, callback, campaign, preview)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from callcenter.calls.call import Call
+from callcenter.calls.flows import screen_pop
+
+
+class Pops:
+    def __init__(self, name: str = "Anna Nowak") -> None:
+        self.name, self.seen = name, list[tuple[Any, ...]]()
+
+    def __call__(self, call_id: str, agent: str, queue: str, number: str,
+                 why: Mapping[str, Any]) -> tuple[str, str]:
+        self.seen.append((call_id, agent, queue, number, dict(why)))
+        return self.name, f"http://desk/call/{call_id}"
+
+
+def test_the_customer_is_who_called_us_or_whom_we_called() -> None:
+    pops = Pops()
+    inbound = Call(caller="+48221234567", called="800", source="trunk:pstn")
+    campaign = Call(caller="+48220000000", called="+48601000001", source="campaign:renewals",
+                    direction="outbound")
+    assert screen_pop(pops, inbound, "1003", "transfer") == (
+        "Anna Nowak", f"http://desk/call/{inbound.id}")
+    screen_pop(pops, campaign, "1001", "preview", campaign="renewals", fields={"plan": "gold"})
+    assert pops.seen == [
+        (inbound.id, "1003", "", "+48221234567", {"kind": "transfer"}),
+        (campaign.id, "1001", "", "+48601000001",
+         {"kind": "preview", "campaign": "renewals", "fields": {"plan": "gold"}})]
+
+
+def test_a_booked_callback_pops_by_its_number() -> None:
+    pops = Pops()
+    screen_pop(pops, None, "1001", "callback", queue="sales", number="+48221234567",
+               callback_id=7)
+    assert pops.seen == [("", "1001", "sales", "+48221234567",
+                          {"kind": "callback", "callback_id": 7})]
+
+
+def test_a_failed_or_absent_pop_never_stops_the_ring() -> None:
+    def broken(*_: Any) -> tuple[str, str]:
+        raise RuntimeError("database is locked")
+
+    call = Call(caller="1002", called="1001", source="user:1002")
+    assert screen_pop(broken, call, "1003", "transfer") == ("", "")
+    assert screen_pop(None, call, "1003", "transfer") == ("", "")
