@@ -22,7 +22,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -349,6 +349,33 @@ class Channel:
     def inband_dtmf(self, enabled: bool) -> None:
         """Detect DTMF tones in received audio (until RFC 4733 events are seen)."""
         self._detector = InbandDtmfDetector() if enabled else None
+
+    def handover(self) -> dict[str, Any]:
+        """The state that must travel with the channel when another engine (a media worker)
+        takes its sockets over: the outgoing stream (SSRC, sequence, timestamp), the latched
+        source and the reception figures, so the far end sees one continuous stream. Plain
+        JSON values; times are ages, as engines' clocks need not agree."""
+        now = self.engine.now()
+        stream = asdict(self.stream)
+        stream["last_time"] = now - stream["last_time"]
+        return {"stream": stream, "stats": asdict(self.stats), "remote": self.remote,
+                "rtcp_remote": self.rtcp_remote, "latched": self.latched,
+                "heard": now - self._heard, "sr_packets": self._sr_packets}
+
+    def resume(self, state: dict[str, Any]) -> None:
+        """Carry on from what `handover` gave (after `configure`)."""
+        now = self.engine.now()
+        stream = dict(state["stream"], last_time=now - state["stream"]["last_time"])
+        self.stream = RtpStream(**stream)
+        stats = dict(state["stats"])
+        self.stats = ChannelStats(**stats | {"reception": ReceptionStats(**stats["reception"])})
+        self._rx = self.stats.reception
+        if state["remote"] is not None:
+            self.remote = tuple(state["remote"])
+            self.rtcp_remote = tuple(state["rtcp_remote"])
+        self.latched, self._heard = state["latched"], now - state["heard"]
+        self._sr_packets = state["sr_packets"]
+        self.engine._refresh()
 
     def close(self) -> None:
         """Stop everything, send RTCP BYE, release the ports. Idempotent."""

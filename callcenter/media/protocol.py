@@ -138,10 +138,19 @@ class Unmix:
 
 @dataclass(slots=True)
 class Close:
-    """Close the channel; ``moving``: it is reopened on another worker, so no RTCP BYE."""
+    """Close the channel; ``moving``: it is reopened on another worker, so no RTCP BYE, and
+    the worker answers `Moved` with the state the next worker resumes from."""
 
     ch: int
     moving: bool = False
+
+
+@dataclass(slots=True)
+class Resume:
+    """Carry on a moved channel's stream: ``state`` as `Moved` reported it (`Channel.handover`)."""
+
+    ch: int
+    state: dict[str, Any] | None = None
 
 
 # ------------------------------------------------------------------------------- events
@@ -153,6 +162,14 @@ class PlayDone:
     play: int
     outcome: str
     """A `PlayOutcome` value."""
+
+
+@dataclass(slots=True)
+class Moved:
+    """A channel closed with ``moving``: its stream and reception state."""
+
+    ch: int
+    state: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -203,7 +220,8 @@ class Stats:
 
 MESSAGES: dict[str, type] = {cls.__name__: cls for cls in (
     Open, Configure, Play, StopPlaying, SendDtmf, DtmfReceived, Record, StopRecording, Listen,
-    Bridge, Unbridge, Mix, SetMatrix, Unmix, Close, PlayDone, Dtmf, Recorded, Audio, Stats)}
+    Bridge, Unbridge, Mix, SetMatrix, Unmix, Close, Resume, Moved, PlayDone, Dtmf, Recorded,
+    Audio, Stats)}
 
 
 def _tuples(value: Any) -> Any:

@@ -64,6 +64,31 @@ class _Worker:
         self.figures = p.Stats(0, 0, 0, 0.0)
         self.prompts: OrderedDict[str, None] = OrderedDict()
         self.forget: list[str] = []
+        self.waiting: dict[int, tuple[p.Resume, _Worker]] = {}
+        """Channels moving in, by id: the `Resume` to fill and the worker that must report
+        their state; until all have, what is sent here is held back, in order."""
+        self.held: list[tuple[object, tuple[int, ...]]] = []
+        self.unsent: list[socket.socket] = []
+        """Sockets of channels closed while held back: closed once their Open has gone."""
+
+    def send(self, msg: object, fds: tuple[int, ...] = ()) -> None:
+        if self.waiting:
+            self.held.append((msg, fds))
+        elif self.link is not None:
+            self.link.send(msg, fds)
+
+    def resumed(self, ch: int, state: dict[str, object] | None) -> None:
+        """``ch``'s state arrived (None: its old worker died): send what was held back."""
+        self.waiting.pop(ch)[0].state = state
+        if not self.waiting:
+            held, self.held = self.held, []
+            for msg, fds in held:
+                self.send(msg, fds)
+            if self.link is not None:
+                self.link.flush()
+            for s in self.unsent:
+                s.close()
+            self.unsent.clear()
 
 
 class WorkerChannel:
@@ -94,8 +119,8 @@ class WorkerChannel:
 
     def _send(self, msg: object) -> None:
         w = self._worker
-        if not self.closed and w is not None and w.link is not None:
-            w.link.send(msg)
+        if not self.closed and w is not None:
+            w.send(msg)
 
     def configure(self, remote: tuple[str, int] | None = None, payload_type: int = g711.PCMU,
                   dtmf_payload_type: int | None = 101, *,
@@ -217,16 +242,20 @@ class WorkerChannel:
     def _attach(self, worker: _Worker) -> None:
         """Open this channel on ``worker`` (first open, a move, or after a restart)."""
         old = self._worker
+        resume = p.Resume(self.id)
         if old is not None:
             self._send(p.Close(self.id, moving=True))
             old.channels.discard(self)
             self._end_plays(PlayOutcome.STOPPED)
         self._worker = worker
         worker.channels.add(self)
-        if worker.link is not None:
-            worker.link.send(p.Open(self.id, self._inband), tuple(s.fileno() for s in self._socks))
+        if old is not None:  # hold it all back until the old worker tells where it left off
+            worker.waiting[self.id] = (resume, old)
+        worker.send(p.Open(self.id, self._inband), tuple(s.fileno() for s in self._socks))
         if self._config is not None:
             self._send(self._config)
+        if old is not None:
+            self._send(resume)
         if self._listeners:
             self._send(p.Listen(self.id, True))
 
@@ -348,8 +377,12 @@ class MediaWorkers:
         return ch
 
     def _release(self, ch: WorkerChannel) -> None:
-        for s in ch._socks:
-            s.close()
+        w = ch._worker
+        if w is not None and w.waiting:  # the held Open still needs the descriptors
+            w.unsent.extend(ch._socks)
+        else:
+            for s in ch._socks:
+                s.close()
         self._channels.pop(ch.id, None)
         self._ports._ports_used.discard(ch.port)
         if ch._worker is not None:
@@ -412,6 +445,11 @@ class MediaWorkers:
     # ------------------------------------------------------------------ events, failures
 
     def _event(self, w: _Worker, msg: object) -> None:
+        if isinstance(msg, p.Moved):
+            for x in self._workers:
+                if x.waiting.get(msg.ch, (None, None))[1] is w:
+                    x.resumed(msg.ch, msg.state)
+            return
         if isinstance(msg, p.Stats):
             for key, fig in msg.channels.items():
                 ch = self._channels.get(int(key))
@@ -451,6 +489,11 @@ class MediaWorkers:
             ch._plays.clear()  # no on_done: the call is ending, not the prompt
             ch._recording_done()
         w.channels.clear()
+        for x in self._workers:  # moves out of it: their new workers go on without its state
+            for ch_id in [i for i, (_, old) in x.waiting.items() if old is w]:
+                x.resumed(ch_id, None)
+        for s in w.unsent:
+            s.close()
         self._workers[self._workers.index(w)] = self._spawn(w.index)
         if w.proc.poll() is None:
             w.proc.kill()

@@ -88,10 +88,14 @@ class Worker:
                     ch.add_listener(partial(self._audio, msg.ch))
             case p.Unbridge():
                 self.engine.unbridge(ch)
+            case p.Resume():
+                if msg.state is not None:
+                    ch.resume(msg.state)
             case p.Close():
                 del self.channels[msg.ch]
                 self._reported.pop(msg.ch, None)
                 if msg.moving:  # the next worker carries the stream on: no RTCP BYE
+                    self.link.send(p.Moved(msg.ch, ch.handover()))
                     ch.stream.packets = 0
                 ch.close()
 

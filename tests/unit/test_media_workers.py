@@ -59,7 +59,8 @@ def test_same_public_interface_as_the_engine() -> None:
         public = {n for n in dir(theirs) if not n.startswith("_")}
         missing = {n for n in public if not hasattr(ours, n)
                    and n not in ("drain", "ptime", "mix_ticks", "mix_time")}
-        missing -= {"send_silence", "last_rtcp", "latched", "stream", "remote", "rtcp_remote"}
+        missing -= {"send_silence", "last_rtcp", "latched", "stream", "remote", "rtcp_remote",
+                    "handover", "resume"}  # the workers' own business
         assert not missing
         for name in public & set(dir(ours)):
             a, b = getattr(theirs, name), getattr(ours, name)
@@ -185,6 +186,39 @@ def test_an_srtp_leg_in_a_worker_uses_the_key_the_signalling_side_announced() ->
                         return True
 
         await until(decrypted)
+        x.close()
+        y.close()
+
+    run(body)
+
+
+def test_a_channel_moved_to_its_peers_worker_keeps_one_continuous_stream() -> None:
+    """Bridging channels of two workers moves one; the far end of the moved one must see the
+    same SSRC, sequence numbers going on by one and timestamps not going back, the stream must
+    still go to the source it latched onto, and its reception figures must carry on."""
+    from callcenter.media.rtp import ts_delta
+
+    async def body(media: MediaWorkers) -> None:
+        a, b = media.open_channel(), media.open_channel()
+        assert a._worker is not b._worker
+        x, y = Peer(), Peer()
+        a.configure(x.addr, g711.PCMU, 101)
+        b.configure((HOST, 9), g711.PCMU, 101)  # wrong port: b latches onto y's packets
+        for i in range(5):
+            y.send(encode_rtp(RtpPacket(0, 10 + i, 160 * i, 0xBEEF, b"\x33" * 160)), b.port)
+        await until(lambda: len(heard(y)) >= 10)  # b's silence, sent to where y sends from
+        media.bridge(a, b)  # b moves to a's worker
+        assert b._worker is a._worker
+        for i in range(30):
+            x.send(encode_rtp(RtpPacket(0, 100 + i, 160 * i, 0xCAFE, b"\x11" * 160)), a.port)
+            await asyncio.sleep(0.01)
+        await until(lambda: sum(q.payload == b"\x11" * 160 for q in heard(y)) >= 25)
+        stream = heard(y)
+        assert {q.ssrc for q in stream} == {stream[0].ssrc}
+        for prev, q in zip(stream, stream[1:], strict=False):
+            assert q.sequence == (prev.sequence + 1) & 0xFFFF
+            assert ts_delta(q.timestamp, prev.timestamp) >= 0
+        await until(lambda: b.stats.packets_in == 5 and b.stats.packets_expected == 5)
         x.close()
         y.close()
 
