@@ -153,7 +153,20 @@ class Resume:
     state: dict[str, Any] | None = None
 
 
+@dataclass(slots=True)
+class Ping:
+    """Answer `Pong` with the same ``n`` (a worker that does not, in time, is killed)."""
+
+    n: int
+
+
 # ------------------------------------------------------------------------------- events
+
+
+@dataclass(slots=True)
+class Pong:
+    n: int
+
 
 
 @dataclass(slots=True)
@@ -220,8 +233,8 @@ class Stats:
 
 MESSAGES: dict[str, type] = {cls.__name__: cls for cls in (
     Open, Configure, Play, StopPlaying, SendDtmf, DtmfReceived, Record, StopRecording, Listen,
-    Bridge, Unbridge, Mix, SetMatrix, Unmix, Close, Resume, Moved, PlayDone, Dtmf, Recorded,
-    Audio, Stats)}
+    Bridge, Unbridge, Mix, SetMatrix, Unmix, Close, Resume, Ping, Moved, PlayDone, Dtmf,
+    Recorded, Audio, Stats, Pong)}
 
 
 def _tuples(value: Any) -> Any:

@@ -48,6 +48,10 @@ RECORDED_WAIT = 5.0
 """Seconds `recording_closed` waits at most for a worker to close a recording."""
 PROMPTS_KEPT = 512
 """Prompts each worker keeps (least recently played are forgotten)."""
+PING_INTERVAL = 1.0
+"""Seconds between pings of each worker."""
+START_WAIT = 30.0
+"""Seconds `start` waits at most for the workers' first word."""
 
 
 class _Worker:
@@ -68,6 +72,10 @@ class _Worker:
         """Channels moving in, by id: the `Resume` to fill and the worker that must report
         their state; until all have, what is sent here is held back, in order."""
         self.held: list[tuple[object, tuple[int, ...]]] = []
+        self.ready = asyncio.Event()
+        """Set by the worker's first message (it runs its loop)."""
+        self.pinged: float | None = None
+        """When the ping not yet answered went out."""
         self.unsent: list[socket.socket] = []
         """Sockets of channels closed while held back: closed once their Open has gone."""
 
@@ -294,13 +302,17 @@ class MediaWorkers:
     """The `MediaEngine` interface over ``workers`` processes (see the module notes)."""
 
     def __init__(self, address: str = "127.0.0.1",
-                 port_range: tuple[int, int] = (20000, 29999), *, workers: int = 2) -> None:
+                 port_range: tuple[int, int] = (20000, 29999), *, workers: int = 2,
+                 hung_after: float = 10.0) -> None:
         if workers < 1:
             raise ValueError("MediaWorkers needs at least one worker (0 = use MediaEngine)")
         self.address = address
         self._ports = MediaEngine(address, port_range)  # binds pairs; never started
         self.port_range = self._ports.port_range
         self.workers_wanted = workers
+        self.hung_after = hung_after
+        """Seconds a worker may leave a ping unanswered before it is killed as hung."""
+        self._watch: asyncio.Task[None] | None = None
         self._workers: list[_Worker] = []
         self._channels: dict[int, WorkerChannel] = {}
         self._mixes: list[WorkerMix] = []
@@ -343,6 +355,32 @@ class MediaWorkers:
         self._loop = asyncio.get_running_loop()
         for i in range(self.workers_wanted):
             self._workers.append(self._spawn(i))
+        self._watch = asyncio.create_task(self._watchdog())
+        try:  # calls before that would wait on them (a move waits for the old worker's word)
+            await asyncio.wait_for(asyncio.gather(*(w.ready.wait() for w in self._workers)),
+                                   START_WAIT)
+        except TimeoutError:
+            log.warning("media workers not all running after %.0f s", START_WAIT)
+
+    async def _watchdog(self) -> None:
+        """Ping each worker; one alive but not answering is killed and handled as dead."""
+        n = 0
+        while True:
+            await asyncio.sleep(PING_INTERVAL)
+            now = self.now()
+            for w in list(self._workers):
+                if w.link is None or w.link.closed:
+                    continue
+                w.link.receive()  # an answer waiting while this process was busy counts
+                if w.pinged is None:
+                    n += 1
+                    w.pinged = now
+                    w.link.send(p.Ping(n))  # not held back: it names no channel
+                elif now - w.pinged > self.hung_after and w in self._workers:
+                    log.error("media worker %d (pid %d) has not answered for %.1f s: killing it",
+                              w.index, w.proc.pid, now - w.pinged)
+                    w.proc.kill()
+                    w.link.close()  # -> _died
 
     def _spawn(self, index: int) -> _Worker:
         w = _Worker(index)
@@ -351,6 +389,9 @@ class MediaWorkers:
         return w
 
     async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         for ch in list(self._channels.values()):
             ch.close()
         workers, self._workers = self._workers, []
@@ -445,6 +486,10 @@ class MediaWorkers:
     # ------------------------------------------------------------------ events, failures
 
     def _event(self, w: _Worker, msg: object) -> None:
+        w.ready.set()
+        if isinstance(msg, p.Pong):
+            w.pinged = None
+            return
         if isinstance(msg, p.Moved):
             for x in self._workers:
                 if x.waiting.get(msg.ch, (None, None))[1] is w:

@@ -58,6 +58,9 @@ class Worker:
         if isinstance(msg, p.Mix | p.SetMatrix | p.Unmix):
             self._mix(msg)
             return
+        if isinstance(msg, p.Ping):
+            self.link.send(p.Pong(msg.n))
+            return
         if isinstance(msg, p.Bridge):
             self.engine.bridge(self.channels[msg.a], self.channels[msg.b])
             return

@@ -30,12 +30,12 @@ TONE = Prompt("tone", g711.PCMU, encode_frames(
     (8000 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)).astype("<i2"), g711.PCMU))
 
 
-def run(body: Callable[[MediaWorkers], Awaitable[None]]) -> None:
+def run(body: Callable[[MediaWorkers], Awaitable[None]], hung_after: float = 10.0) -> None:
     block = allocate(40)
     lo = block.base + block.base % 2
 
     async def main() -> None:
-        media = MediaWorkers(HOST, (lo, lo + 37), workers=2)
+        media = MediaWorkers(HOST, (lo, lo + 37), workers=2, hung_after=hung_after)
         await media.start()
         try:
             await body(media)
@@ -223,3 +223,33 @@ def test_a_channel_moved_to_its_peers_worker_keeps_one_continuous_stream() -> No
         y.close()
 
     run(body)
+
+
+def test_a_hung_worker_is_killed_and_restarted_and_its_calls_end() -> None:
+    async def body(media: MediaWorkers) -> None:
+        a, b = media.open_channel(), media.open_channel()
+        assert a._worker is not b._worker and a._worker is not None
+        lost: list[list[WorkerChannel]] = []
+        media.on_failure.append(lost.append)
+        hung = a._worker.proc
+        os.kill(hung.pid, signal.SIGSTOP)  # alive, not answering
+        try:
+            await until(lambda: bool(lost))
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(hung.pid, signal.SIGCONT)
+        assert lost == [[a]] and media.restarts == 1 and hung.pid not in media.pids
+        assert hung.wait(10) == -signal.SIGKILL
+        a.close()
+        pb, pc = Peer(), Peer()  # the other worker goes on, the restarted one takes new calls
+        c = media.open_channel()
+        b.configure(pb.addr, g711.PCMU, 101)
+        c.configure(pc.addr, g711.PCMU, 101)
+        done: list[PlayOutcome] = []
+        b.play(TONE, done.append)
+        c.play(TONE, done.append)
+        await until(lambda: len(done) == 2)
+        assert len(heard(pb)) >= len(TONE) and len(heard(pc)) >= len(TONE)
+        assert media.restarts == 1
+
+    run(body, hung_after=1.0)
