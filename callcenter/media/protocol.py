@@ -154,6 +154,13 @@ class Resume:
 
 
 @dataclass(slots=True)
+class Settings:
+    """Engine settings: `MediaEngine.rtp_timeout`."""
+
+    rtp_timeout: float
+
+
+@dataclass(slots=True)
 class Ping:
     """Answer `Pong` with the same ``n`` (a worker that does not, in time, is killed)."""
 
@@ -166,6 +173,13 @@ class Ping:
 @dataclass(slots=True)
 class Pong:
     n: int
+
+
+@dataclass(slots=True)
+class RtpTimeout:
+    """The channel's far end has sent no RTP for the engine's ``rtp_timeout``."""
+
+    ch: int
 
 
 
@@ -233,8 +247,8 @@ class Stats:
 
 MESSAGES: dict[str, type] = {cls.__name__: cls for cls in (
     Open, Configure, Play, StopPlaying, SendDtmf, DtmfReceived, Record, StopRecording, Listen,
-    Bridge, Unbridge, Mix, SetMatrix, Unmix, Close, Resume, Ping, Moved, PlayDone, Dtmf,
-    Recorded, Audio, Stats, Pong)}
+    Bridge, Unbridge, Mix, SetMatrix, Unmix, Close, Resume, Settings, Ping, Moved, PlayDone, Dtmf,
+    Recorded, Audio, Stats, Pong, RtpTimeout)}
 
 
 def _tuples(value: Any) -> Any:

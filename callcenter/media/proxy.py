@@ -320,6 +320,8 @@ class MediaWorkers:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.restarts = 0
         self.on_bridge: list[Callable[[WorkerChannel, WorkerChannel], None]] = []
+        self._rtp_timeout = 0.0
+        self.on_rtp_timeout: list[Callable[[WorkerChannel], None]] = []
         self.on_failure: list[Callable[[list[WorkerChannel]], None]] = []
         """Called with the channels of a worker that died (their calls should end)."""
 
@@ -382,9 +384,21 @@ class MediaWorkers:
                     w.proc.kill()
                     w.link.close()  # -> _died
 
+    @property
+    def rtp_timeout(self) -> float:
+        return self._rtp_timeout
+
+    @rtp_timeout.setter
+    def rtp_timeout(self, seconds: float) -> None:
+        self._rtp_timeout = seconds
+        for w in self._workers:
+            if w.link is not None:
+                w.link.send(p.Settings(seconds))
+
     def _spawn(self, index: int) -> _Worker:
         w = _Worker(index)
         w.link = Link(w.sock, lambda msg: self._event(w, msg), lambda: self._died(w))
+        w.link.send(p.Settings(self._rtp_timeout))
         log.info("media worker %d started (pid %d)", index, w.proc.pid)
         return w
 
@@ -516,6 +530,9 @@ class MediaWorkers:
         elif isinstance(msg, p.Dtmf):
             if ch.on_dtmf is not None:
                 _safe(ch.on_dtmf, msg.digit)
+        elif isinstance(msg, p.RtpTimeout):
+            for told in list(self.on_rtp_timeout):
+                _safe(told, ch)
         elif isinstance(msg, p.Audio):
             for listener in tuple(ch._listeners):
                 _safe(listener, msg.data)

@@ -47,6 +47,12 @@ class Worker:
         self.done = asyncio.Event()
         self._reported: dict[int, tuple[int, int]] = {}
         self.link = Link(sock, self.handle, self.done.set)
+        engine.on_rtp_timeout.append(self._silent)
+
+    def _silent(self, ch: Channel) -> None:
+        for i, c in self.channels.items():
+            if c is ch:
+                self.link.send(p.RtpTimeout(i))
 
     def handle(self, msg: Any) -> None:
         if isinstance(msg, p.Open):
@@ -57,6 +63,9 @@ class Worker:
             return
         if isinstance(msg, p.Mix | p.SetMatrix | p.Unmix):
             self._mix(msg)
+            return
+        if isinstance(msg, p.Settings):
+            self.engine.rtp_timeout = msg.rtp_timeout
             return
         if isinstance(msg, p.Ping):
             self.link.send(p.Pong(msg.n))

@@ -253,3 +253,17 @@ def test_a_hung_worker_is_killed_and_restarted_and_its_calls_end() -> None:
         assert media.restarts == 1
 
     run(body, hung_after=1.0)
+
+
+def test_rtp_timeout_in_a_worker_reaches_the_signalling_side() -> None:
+    async def body(media: MediaWorkers) -> None:
+        media.rtp_timeout = 0.5
+        silent: list[WorkerChannel] = []
+        media.on_rtp_timeout.append(silent.append)
+        a, far = media.open_channel(), Peer()
+        a.configure(far.addr, g711.PCMU, 101)  # a hears nothing
+        await until(lambda: bool(silent))
+        assert silent == [a]
+        far.close()
+
+    run(body)
