@@ -125,6 +125,8 @@ class Application:
         """The media plane; with workers, a proxy offering the same interface."""
         if proxy is not None:
             proxy.on_failure.append(self._media_failed)
+        self.media.rtp_timeout = cfg.media.rtp_timeout
+        self.media.on_rtp_timeout.append(self._rtp_timeout)
         self.stack = SipStack(
             host=sip.listen, port=sip.port, advertised=self.advertised,
             transports=list(sip.transports), handler=self.handle,
@@ -645,6 +647,16 @@ class Application:
             if any(leg.channel in lost for leg in call.legs):
                 log.warning("media_worker_lost_call", call_id=call.id)
                 self._spawn(self.b2bua.hangup_call(call, HangupCause.MEDIA_FAILED, "system"))
+
+    def _rtp_timeout(self, channel: object) -> None:
+        """A party sent no RTP for ``media.rtp_timeout``: its call ends (CDR cause
+        rtp_timeout), unless its leg is not answered yet or the call is on hold (silence is allowed then)."""
+        for call in list(self.b2bua.calls.values()):
+            leg = next((x for x in call.legs if x.channel is channel), None)
+            if leg is not None and leg.state is LegState.ANSWERED \
+                    and all(x.held_since is None for x in call.legs):
+                log.warning("rtp_timeout", call_id=call.id, party=leg.party)
+                self._spawn(self.b2bua.hangup_call(call, HangupCause.RTP_TIMEOUT, "system"))
 
     def _check_drained(self) -> None:
         if self.draining and not self.b2bua.calls and not self._invites:

@@ -41,6 +41,7 @@ class HangupCause(StrEnum):
     TIMEOUT = "timeout"
     ACK_TIMEOUT = "ack_timeout"
     MEDIA_FAILED = "media_failed"
+    RTP_TIMEOUT = "rtp_timeout"
     FAILED = "failed"
     SHUTDOWN = "shutdown"
 

@@ -166,6 +166,9 @@ class MediaConfig(_Model):
     srtp: SrtpPolicy = "optional"
     workers: Literal["auto"] | Annotated[int, Field(ge=0, le=64)] = "auto"
     """Media worker processes: ``auto`` = one per core, 0 = media in the signalling process."""
+    rtp_timeout: float = Field(default=0, ge=0)
+    """Seconds without RTP from an answered call's party (not on hold) before the call ends
+    with cause ``rtp_timeout``; 0 = never."""
 
 
 class LoggingConfig(_Model):

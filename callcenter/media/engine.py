@@ -22,7 +22,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -184,6 +184,7 @@ class Channel:
         for phones behind NAT) and packets from elsewhere are dropped while that source keeps
         sending (no hijacking of the stream by whoever learns the port)."""
         self._heard = 0.0  # engine time of the last packet from the latched source
+        self._silence_told = -1.0  # the _heard whose silence on_rtp_timeout was told of
         self.stream = RtpStream(
             ssrc=random.getrandbits(32),
             sequence=random.getrandbits(16),
@@ -234,6 +235,7 @@ class Channel:
             self.remote = remote
             self.rtcp_remote = rtcp_remote or (remote[0], remote[1] + 1)
             self.latched = False  # a new offer/answer: learn the source again
+            self._heard = self.engine.now()  # RTP is expected from now on
         self.payload_type = payload_type
         self.dtmf_payload_type = dtmf_payload_type
         self._silence = g711.silence(payload_type)
@@ -349,6 +351,33 @@ class Channel:
     def inband_dtmf(self, enabled: bool) -> None:
         """Detect DTMF tones in received audio (until RFC 4733 events are seen)."""
         self._detector = InbandDtmfDetector() if enabled else None
+
+    def handover(self) -> dict[str, Any]:
+        """The state that must travel with the channel when another engine (a media worker)
+        takes its sockets over: the outgoing stream (SSRC, sequence, timestamp), the latched
+        source and the reception figures, so the far end sees one continuous stream. Plain
+        JSON values; times are ages, as engines' clocks need not agree."""
+        now = self.engine.now()
+        stream = asdict(self.stream)
+        stream["last_time"] = now - stream["last_time"]
+        return {"stream": stream, "stats": asdict(self.stats), "remote": self.remote,
+                "rtcp_remote": self.rtcp_remote, "latched": self.latched,
+                "heard": now - self._heard, "sr_packets": self._sr_packets}
+
+    def resume(self, state: dict[str, Any]) -> None:
+        """Carry on from what `handover` gave (after `configure`)."""
+        now = self.engine.now()
+        stream = dict(state["stream"], last_time=now - state["stream"]["last_time"])
+        self.stream = RtpStream(**stream)
+        stats = dict(state["stats"])
+        self.stats = ChannelStats(**stats | {"reception": ReceptionStats(**stats["reception"])})
+        self._rx = self.stats.reception
+        if state["remote"] is not None:
+            self.remote = tuple(state["remote"])
+            self.rtcp_remote = tuple(state["rtcp_remote"])
+        self.latched, self._heard = state["latched"], now - state["heard"]
+        self._sr_packets = state["sr_packets"]
+        self.engine._refresh()
 
     def close(self) -> None:
         """Stop everything, send RTCP BYE, release the ports. Idempotent."""
@@ -706,6 +735,10 @@ class MediaEngine:
         self._mixes: list[Mix] = []
         self.on_bridge: list[Callable[[Channel, Channel], None]] = []
         """Called with both channels after each `bridge` (recording policies, supervisors)."""
+        self.rtp_timeout = 0.0
+        """Seconds without RTP from a configured channel's far end before `on_rtp_timeout`
+        is told (once per silence); 0 = never."""
+        self.on_rtp_timeout: list[Callable[[Channel], None]] = []
         self.mix_ticks = 0
         self.mix_time = 0.0
         """Seconds spent mixing, over `mix_ticks` ticks that had mixes."""
@@ -721,6 +754,15 @@ class MediaEngine:
         self._loop = asyncio.get_running_loop()
         self._deadline = self._loop.time() + self.ptime
         self._timer = self._loop.call_at(self._deadline, self._tick)
+
+    def _check_silence(self, now: float) -> None:
+        """Once a second: tell of channels whose far end has sent nothing for `rtp_timeout`."""
+        for ch in self._clocked:
+            if not ch.closed and ch._silence_told != ch._heard \
+                    and now - ch._heard > self.rtp_timeout:
+                ch._silence_told = ch._heard
+                for fn in list(self.on_rtp_timeout):
+                    _safe_call(fn, ch)
 
     async def close(self) -> None:
         """Close every channel and stop the clock."""
@@ -910,6 +952,8 @@ class MediaEngine:
                     ch._sender_report(now, unix_time)
             except Exception:
                 log.exception("media channel %d failed on the clock", ch.id)
+        if self.rtp_timeout and stats.ticks % 50 == 0:
+            self._check_silence(now)
         if self._mixes:
             try:
                 self._mix_tick(now, late, skipped)

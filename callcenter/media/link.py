@@ -40,7 +40,7 @@ class Link:
         self._out: deque[tuple[memoryview, list[int]]] = deque()
         self._scheduled = False
         self._writing = False
-        self._loop.add_reader(sock.fileno(), self._readable)
+        self._loop.add_reader(sock.fileno(), self.receive)
 
     def send(self, msg: object, fds: tuple[int, ...] = ()) -> None:
         if self.closed:
@@ -79,7 +79,8 @@ class Link:
             self._writing = False
             self._loop.remove_writer(self.sock.fileno())
 
-    def _readable(self) -> None:
+    def receive(self) -> None:
+        """Handle what has arrived (the loop calls this when the socket is readable)."""
         for _ in range(16):
             try:
                 data, fds, _, _ = socket.recv_fds(self.sock, _RECV, _MAX_FDS)

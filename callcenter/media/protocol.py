@@ -138,13 +138,49 @@ class Unmix:
 
 @dataclass(slots=True)
 class Close:
-    """Close the channel; ``moving``: it is reopened on another worker, so no RTCP BYE."""
+    """Close the channel; ``moving``: it is reopened on another worker, so no RTCP BYE, and
+    the worker answers `Moved` with the state the next worker resumes from."""
 
     ch: int
     moving: bool = False
 
 
+@dataclass(slots=True)
+class Resume:
+    """Carry on a moved channel's stream: ``state`` as `Moved` reported it (`Channel.handover`)."""
+
+    ch: int
+    state: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Settings:
+    """Engine settings: `MediaEngine.rtp_timeout`."""
+
+    rtp_timeout: float
+
+
+@dataclass(slots=True)
+class Ping:
+    """Answer `Pong` with the same ``n`` (a worker that does not, in time, is killed)."""
+
+    n: int
+
+
 # ------------------------------------------------------------------------------- events
+
+
+@dataclass(slots=True)
+class Pong:
+    n: int
+
+
+@dataclass(slots=True)
+class RtpTimeout:
+    """The channel's far end has sent no RTP for the engine's ``rtp_timeout``."""
+
+    ch: int
+
 
 
 @dataclass(slots=True)
@@ -153,6 +189,14 @@ class PlayDone:
     play: int
     outcome: str
     """A `PlayOutcome` value."""
+
+
+@dataclass(slots=True)
+class Moved:
+    """A channel closed with ``moving``: its stream and reception state."""
+
+    ch: int
+    state: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -203,7 +247,8 @@ class Stats:
 
 MESSAGES: dict[str, type] = {cls.__name__: cls for cls in (
     Open, Configure, Play, StopPlaying, SendDtmf, DtmfReceived, Record, StopRecording, Listen,
-    Bridge, Unbridge, Mix, SetMatrix, Unmix, Close, PlayDone, Dtmf, Recorded, Audio, Stats)}
+    Bridge, Unbridge, Mix, SetMatrix, Unmix, Close, Resume, Settings, Ping, Moved, PlayDone, Dtmf,
+    Recorded, Audio, Stats, Pong, RtpTimeout)}
 
 
 def _tuples(value: Any) -> Any:

@@ -48,6 +48,10 @@ RECORDED_WAIT = 5.0
 """Seconds `recording_closed` waits at most for a worker to close a recording."""
 PROMPTS_KEPT = 512
 """Prompts each worker keeps (least recently played are forgotten)."""
+PING_INTERVAL = 1.0
+"""Seconds between pings of each worker."""
+START_WAIT = 30.0
+"""Seconds `start` waits at most for the workers' first word."""
 
 
 class _Worker:
@@ -64,6 +68,35 @@ class _Worker:
         self.figures = p.Stats(0, 0, 0, 0.0)
         self.prompts: OrderedDict[str, None] = OrderedDict()
         self.forget: list[str] = []
+        self.waiting: dict[int, tuple[p.Resume, _Worker]] = {}
+        """Channels moving in, by id: the `Resume` to fill and the worker that must report
+        their state; until all have, what is sent here is held back, in order."""
+        self.held: list[tuple[object, tuple[int, ...]]] = []
+        self.ready = asyncio.Event()
+        """Set by the worker's first message (it runs its loop)."""
+        self.pinged: float | None = None
+        """When the ping not yet answered went out."""
+        self.unsent: list[socket.socket] = []
+        """Sockets of channels closed while held back: closed once their Open has gone."""
+
+    def send(self, msg: object, fds: tuple[int, ...] = ()) -> None:
+        if self.waiting:
+            self.held.append((msg, fds))
+        elif self.link is not None:
+            self.link.send(msg, fds)
+
+    def resumed(self, ch: int, state: dict[str, object] | None) -> None:
+        """``ch``'s state arrived (None: its old worker died): send what was held back."""
+        self.waiting.pop(ch)[0].state = state
+        if not self.waiting:
+            held, self.held = self.held, []
+            for msg, fds in held:
+                self.send(msg, fds)
+            if self.link is not None:
+                self.link.flush()
+            for s in self.unsent:
+                s.close()
+            self.unsent.clear()
 
 
 class WorkerChannel:
@@ -94,8 +127,8 @@ class WorkerChannel:
 
     def _send(self, msg: object) -> None:
         w = self._worker
-        if not self.closed and w is not None and w.link is not None:
-            w.link.send(msg)
+        if not self.closed and w is not None:
+            w.send(msg)
 
     def configure(self, remote: tuple[str, int] | None = None, payload_type: int = g711.PCMU,
                   dtmf_payload_type: int | None = 101, *,
@@ -217,16 +250,20 @@ class WorkerChannel:
     def _attach(self, worker: _Worker) -> None:
         """Open this channel on ``worker`` (first open, a move, or after a restart)."""
         old = self._worker
+        resume = p.Resume(self.id)
         if old is not None:
             self._send(p.Close(self.id, moving=True))
             old.channels.discard(self)
             self._end_plays(PlayOutcome.STOPPED)
         self._worker = worker
         worker.channels.add(self)
-        if worker.link is not None:
-            worker.link.send(p.Open(self.id, self._inband), tuple(s.fileno() for s in self._socks))
+        if old is not None:  # hold it all back until the old worker tells where it left off
+            worker.waiting[self.id] = (resume, old)
+        worker.send(p.Open(self.id, self._inband), tuple(s.fileno() for s in self._socks))
         if self._config is not None:
             self._send(self._config)
+        if old is not None:
+            self._send(resume)
         if self._listeners:
             self._send(p.Listen(self.id, True))
 
@@ -265,13 +302,17 @@ class MediaWorkers:
     """The `MediaEngine` interface over ``workers`` processes (see the module notes)."""
 
     def __init__(self, address: str = "127.0.0.1",
-                 port_range: tuple[int, int] = (20000, 29999), *, workers: int = 2) -> None:
+                 port_range: tuple[int, int] = (20000, 29999), *, workers: int = 2,
+                 hung_after: float = 10.0) -> None:
         if workers < 1:
             raise ValueError("MediaWorkers needs at least one worker (0 = use MediaEngine)")
         self.address = address
         self._ports = MediaEngine(address, port_range)  # binds pairs; never started
         self.port_range = self._ports.port_range
         self.workers_wanted = workers
+        self.hung_after = hung_after
+        """Seconds a worker may leave a ping unanswered before it is killed as hung."""
+        self._watch: asyncio.Task[None] | None = None
         self._workers: list[_Worker] = []
         self._channels: dict[int, WorkerChannel] = {}
         self._mixes: list[WorkerMix] = []
@@ -279,6 +320,8 @@ class MediaWorkers:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.restarts = 0
         self.on_bridge: list[Callable[[WorkerChannel, WorkerChannel], None]] = []
+        self._rtp_timeout = 0.0
+        self.on_rtp_timeout: list[Callable[[WorkerChannel], None]] = []
         self.on_failure: list[Callable[[list[WorkerChannel]], None]] = []
         """Called with the channels of a worker that died (their calls should end)."""
 
@@ -314,14 +357,55 @@ class MediaWorkers:
         self._loop = asyncio.get_running_loop()
         for i in range(self.workers_wanted):
             self._workers.append(self._spawn(i))
+        self._watch = asyncio.create_task(self._watchdog())
+        try:  # calls before that would wait on them (a move waits for the old worker's word)
+            await asyncio.wait_for(asyncio.gather(*(w.ready.wait() for w in self._workers)),
+                                   START_WAIT)
+        except TimeoutError:
+            log.warning("media workers not all running after %.0f s", START_WAIT)
+
+    async def _watchdog(self) -> None:
+        """Ping each worker; one alive but not answering is killed and handled as dead."""
+        n = 0
+        while True:
+            await asyncio.sleep(PING_INTERVAL)
+            now = self.now()
+            for w in list(self._workers):
+                if w.link is None or w.link.closed:
+                    continue
+                w.link.receive()  # an answer waiting while this process was busy counts
+                if w.pinged is None:
+                    n += 1
+                    w.pinged = now
+                    w.link.send(p.Ping(n))  # not held back: it names no channel
+                elif now - w.pinged > self.hung_after and w in self._workers:
+                    log.error("media worker %d (pid %d) has not answered for %.1f s: killing it",
+                              w.index, w.proc.pid, now - w.pinged)
+                    w.proc.kill()
+                    w.link.close()  # -> _died
+
+    @property
+    def rtp_timeout(self) -> float:
+        return self._rtp_timeout
+
+    @rtp_timeout.setter
+    def rtp_timeout(self, seconds: float) -> None:
+        self._rtp_timeout = seconds
+        for w in self._workers:
+            if w.link is not None:
+                w.link.send(p.Settings(seconds))
 
     def _spawn(self, index: int) -> _Worker:
         w = _Worker(index)
         w.link = Link(w.sock, lambda msg: self._event(w, msg), lambda: self._died(w))
+        w.link.send(p.Settings(self._rtp_timeout))
         log.info("media worker %d started (pid %d)", index, w.proc.pid)
         return w
 
     async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         for ch in list(self._channels.values()):
             ch.close()
         workers, self._workers = self._workers, []
@@ -348,8 +432,12 @@ class MediaWorkers:
         return ch
 
     def _release(self, ch: WorkerChannel) -> None:
-        for s in ch._socks:
-            s.close()
+        w = ch._worker
+        if w is not None and w.waiting:  # the held Open still needs the descriptors
+            w.unsent.extend(ch._socks)
+        else:
+            for s in ch._socks:
+                s.close()
         self._channels.pop(ch.id, None)
         self._ports._ports_used.discard(ch.port)
         if ch._worker is not None:
@@ -412,6 +500,15 @@ class MediaWorkers:
     # ------------------------------------------------------------------ events, failures
 
     def _event(self, w: _Worker, msg: object) -> None:
+        w.ready.set()
+        if isinstance(msg, p.Pong):
+            w.pinged = None
+            return
+        if isinstance(msg, p.Moved):
+            for x in self._workers:
+                if x.waiting.get(msg.ch, (None, None))[1] is w:
+                    x.resumed(msg.ch, msg.state)
+            return
         if isinstance(msg, p.Stats):
             for key, fig in msg.channels.items():
                 ch = self._channels.get(int(key))
@@ -433,6 +530,9 @@ class MediaWorkers:
         elif isinstance(msg, p.Dtmf):
             if ch.on_dtmf is not None:
                 _safe(ch.on_dtmf, msg.digit)
+        elif isinstance(msg, p.RtpTimeout):
+            for told in list(self.on_rtp_timeout):
+                _safe(told, ch)
         elif isinstance(msg, p.Audio):
             for listener in tuple(ch._listeners):
                 _safe(listener, msg.data)
@@ -451,6 +551,11 @@ class MediaWorkers:
             ch._plays.clear()  # no on_done: the call is ending, not the prompt
             ch._recording_done()
         w.channels.clear()
+        for x in self._workers:  # moves out of it: their new workers go on without its state
+            for ch_id in [i for i, (_, old) in x.waiting.items() if old is w]:
+                x.resumed(ch_id, None)
+        for s in w.unsent:
+            s.close()
         self._workers[self._workers.index(w)] = self._spawn(w.index)
         if w.proc.poll() is None:
             w.proc.kill()

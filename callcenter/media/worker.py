@@ -47,6 +47,12 @@ class Worker:
         self.done = asyncio.Event()
         self._reported: dict[int, tuple[int, int]] = {}
         self.link = Link(sock, self.handle, self.done.set)
+        engine.on_rtp_timeout.append(self._silent)
+
+    def _silent(self, ch: Channel) -> None:
+        for i, c in self.channels.items():
+            if c is ch:
+                self.link.send(p.RtpTimeout(i))
 
     def handle(self, msg: Any) -> None:
         if isinstance(msg, p.Open):
@@ -57,6 +63,12 @@ class Worker:
             return
         if isinstance(msg, p.Mix | p.SetMatrix | p.Unmix):
             self._mix(msg)
+            return
+        if isinstance(msg, p.Settings):
+            self.engine.rtp_timeout = msg.rtp_timeout
+            return
+        if isinstance(msg, p.Ping):
+            self.link.send(p.Pong(msg.n))
             return
         if isinstance(msg, p.Bridge):
             self.engine.bridge(self.channels[msg.a], self.channels[msg.b])
@@ -88,10 +100,14 @@ class Worker:
                     ch.add_listener(partial(self._audio, msg.ch))
             case p.Unbridge():
                 self.engine.unbridge(ch)
+            case p.Resume():
+                if msg.state is not None:
+                    ch.resume(msg.state)
             case p.Close():
                 del self.channels[msg.ch]
                 self._reported.pop(msg.ch, None)
                 if msg.moving:  # the next worker carries the stream on: no RTCP BYE
+                    self.link.send(p.Moved(msg.ch, ch.handover()))
                     ch.stream.packets = 0
                 ch.close()
 

@@ -373,3 +373,22 @@ def test_latched_rtp_source_cannot_be_hijacked(monkeypatch: pytest.MonkeyPatch) 
     finally:
         phone.close()
         stranger.close()
+
+
+def test_rtp_timeout_tells_of_a_silent_far_end_once_per_silence() -> None:
+    async def body(engine: MediaEngine) -> None:
+        engine.rtp_timeout = 0.5
+        silent: list[Channel] = []
+        engine.on_rtp_timeout.append(silent.append)
+        a, b = pair(engine)  # each sends the other silence frames: RTP keeps coming
+        far = Peer()
+        c = engine.open_channel()
+        c.configure(far.addr, g711.PCMU, 101)
+        await until(lambda: bool(silent), 150)
+        assert silent == [c]
+        far.send(encode_rtp(RtpPacket(0, 1, 0, 5, b"\xff" * 160)), c.port)
+        await until(lambda: len(silent) == 2, 150)  # a new silence, told again
+        assert silent == [c, c] and c.stats.packets_in == 1
+        far.close()
+
+    run(body)

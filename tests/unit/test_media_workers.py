@@ -30,12 +30,12 @@ TONE = Prompt("tone", g711.PCMU, encode_frames(
     (8000 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)).astype("<i2"), g711.PCMU))
 
 
-def run(body: Callable[[MediaWorkers], Awaitable[None]]) -> None:
+def run(body: Callable[[MediaWorkers], Awaitable[None]], hung_after: float = 10.0) -> None:
     block = allocate(40)
     lo = block.base + block.base % 2
 
     async def main() -> None:
-        media = MediaWorkers(HOST, (lo, lo + 37), workers=2)
+        media = MediaWorkers(HOST, (lo, lo + 37), workers=2, hung_after=hung_after)
         await media.start()
         try:
             await body(media)
@@ -59,7 +59,8 @@ def test_same_public_interface_as_the_engine() -> None:
         public = {n for n in dir(theirs) if not n.startswith("_")}
         missing = {n for n in public if not hasattr(ours, n)
                    and n not in ("drain", "ptime", "mix_ticks", "mix_time")}
-        missing -= {"send_silence", "last_rtcp", "latched", "stream", "remote", "rtcp_remote"}
+        missing -= {"send_silence", "last_rtcp", "latched", "stream", "remote", "rtcp_remote",
+                    "handover", "resume"}  # the workers' own business
         assert not missing
         for name in public & set(dir(ours)):
             a, b = getattr(theirs, name), getattr(ours, name)
@@ -187,5 +188,82 @@ def test_an_srtp_leg_in_a_worker_uses_the_key_the_signalling_side_announced() ->
         await until(decrypted)
         x.close()
         y.close()
+
+    run(body)
+
+
+def test_a_channel_moved_to_its_peers_worker_keeps_one_continuous_stream() -> None:
+    """Bridging channels of two workers moves one; the far end of the moved one must see the
+    same SSRC, sequence numbers going on by one and timestamps not going back, the stream must
+    still go to the source it latched onto, and its reception figures must carry on."""
+    from callcenter.media.rtp import ts_delta
+
+    async def body(media: MediaWorkers) -> None:
+        a, b = media.open_channel(), media.open_channel()
+        assert a._worker is not b._worker
+        x, y = Peer(), Peer()
+        a.configure(x.addr, g711.PCMU, 101)
+        b.configure((HOST, 9), g711.PCMU, 101)  # wrong port: b latches onto y's packets
+        for i in range(5):
+            y.send(encode_rtp(RtpPacket(0, 10 + i, 160 * i, 0xBEEF, b"\x33" * 160)), b.port)
+        await until(lambda: len(heard(y)) >= 10)  # b's silence, sent to where y sends from
+        media.bridge(a, b)  # b moves to a's worker
+        assert b._worker is a._worker
+        for i in range(30):
+            x.send(encode_rtp(RtpPacket(0, 100 + i, 160 * i, 0xCAFE, b"\x11" * 160)), a.port)
+            await asyncio.sleep(0.01)
+        await until(lambda: sum(q.payload == b"\x11" * 160 for q in heard(y)) >= 25)
+        stream = heard(y)
+        assert {q.ssrc for q in stream} == {stream[0].ssrc}
+        for prev, q in zip(stream, stream[1:], strict=False):
+            assert q.sequence == (prev.sequence + 1) & 0xFFFF
+            assert ts_delta(q.timestamp, prev.timestamp) >= 0
+        await until(lambda: b.stats.packets_in == 5 and b.stats.packets_expected == 5)
+        x.close()
+        y.close()
+
+    run(body)
+
+
+def test_a_hung_worker_is_killed_and_restarted_and_its_calls_end() -> None:
+    async def body(media: MediaWorkers) -> None:
+        a, b = media.open_channel(), media.open_channel()
+        assert a._worker is not b._worker and a._worker is not None
+        lost: list[list[WorkerChannel]] = []
+        media.on_failure.append(lost.append)
+        hung = a._worker.proc
+        os.kill(hung.pid, signal.SIGSTOP)  # alive, not answering
+        try:
+            await until(lambda: bool(lost))
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(hung.pid, signal.SIGCONT)
+        assert lost == [[a]] and media.restarts == 1 and hung.pid not in media.pids
+        assert hung.wait(10) == -signal.SIGKILL
+        a.close()
+        pb, pc = Peer(), Peer()  # the other worker goes on, the restarted one takes new calls
+        c = media.open_channel()
+        b.configure(pb.addr, g711.PCMU, 101)
+        c.configure(pc.addr, g711.PCMU, 101)
+        done: list[PlayOutcome] = []
+        b.play(TONE, done.append)
+        c.play(TONE, done.append)
+        await until(lambda: len(done) == 2)
+        assert len(heard(pb)) >= len(TONE) and len(heard(pc)) >= len(TONE)
+        assert media.restarts == 1
+
+    run(body, hung_after=1.0)
+
+
+def test_rtp_timeout_in_a_worker_reaches_the_signalling_side() -> None:
+    async def body(media: MediaWorkers) -> None:
+        media.rtp_timeout = 0.5
+        silent: list[WorkerChannel] = []
+        media.on_rtp_timeout.append(silent.append)
+        a, far = media.open_channel(), Peer()
+        a.configure(far.addr, g711.PCMU, 101)  # a hears nothing
+        await until(lambda: bool(silent))
+        assert silent == [a]
+        far.close()
 
     run(body)
