@@ -176,3 +176,11 @@ def test_nothing_out_of_scope_leaks(roles: Roles) -> None:
         == 403
     assert roles.call("POST", "/api/campaigns/telesales/dispositions", agent,
                       {"number": "+48221234567", "code": "1"})[0] == 403
+
+
+def test_the_pages_load_without_a_token(roles: Roles) -> None:
+    """The wallboard and the desk are static pages (their data needs the token they are given):
+    a phone's Call-Info link opens the desk without an Authorization header."""
+    for path in ("/wallboard", "/wallboard/wallboard.js", "/desk", "/desk/desk.js",
+                 "/desk/call/c1"):
+        assert roles.call("GET", path, None)[0] == 200, path
