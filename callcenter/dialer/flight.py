@@ -24,6 +24,8 @@ class Flight:
     agent: str | None = None
     bridged_at: float | None = None
     callback: bool = False  #: an owned callback, dialled for its agent
+    #: answering-machine detection, listening from the INVITE on (it hears only after answer)
+    amd: Any = None
 
 
 @dataclass(eq=False)

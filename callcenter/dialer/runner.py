@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Collection, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -74,14 +74,15 @@ DISPOSITION_WINDOW = 3600.0  # *5<code> applies to the agent's campaign call of 
 class _AmdTap:
     """A channel listener during detection: decoded frames to the detector."""
 
-    def __init__(self) -> None:
+    def __init__(self, answered: Callable[[], bool] = lambda: True) -> None:
+        self.answered = answered  #: frames before the answer (early media) are not the callee
         self.detector = AmdDetector()
         self.result: AmdResult | None = None
         self.decided = asyncio.Event()
         self._buf = b""
 
     def __call__(self, pcm: bytes) -> None:
-        if self.result is not None:
+        if self.result is not None or not self.answered():
             return
         self._buf += pcm
         while len(self._buf) >= 320 and self.result is None:
@@ -381,6 +382,12 @@ class CampaignRunner:
             call, **flows.trunk_target(trunk, number, self.cfg.trunks), from_user=c.caller_id,
             from_display=c.caller_name, timeout=ring_timeout(c.ring_timeout)))
         await asyncio.sleep(0)  # the INVITE is built and sent on the task's first step
+        leg = next((x for x in call.legs if x.party == number), None)
+        if c.amd and leg is not None and leg.channel is not None:
+            # listening from now on: a callee who greets at once is heard even when the loop
+            # reaches the answer late (the greeting would already sit in the socket's buffer)
+            flight.amd = _AmdTap(lambda: leg.state is LegState.ANSWERED)
+            leg.channel.add_listener(flight.amd)
         self._record(flight, call)
         dial.add_done_callback(partial(self._carried, flight, call))
         return dial
@@ -423,7 +430,7 @@ class CampaignRunner:
         if getattr(leg.call, "recorded", False):
             svc.answered(leg.call, None)
         if c.amd:
-            result = await self._detect(leg)
+            result = await self._detect(leg, flight.amd)
             if result is not None:
                 extra["amd"] = result.decision.value
                 extra["amd_confidence"] = result.confidence
@@ -463,13 +470,14 @@ class CampaignRunner:
                  queue_outcome=outcome)
         return "answered"
 
-    async def _detect(self, leg: Leg) -> AmdResult | None:
+    async def _detect(self, leg: Leg, tap: _AmdTap | None) -> AmdResult | None:
         """Answering-machine detection on the first seconds of the callee's audio."""
         channel = leg.channel
         if channel is None:
             return None
-        tap = _AmdTap()
-        channel.add_listener(tap)
+        if tap is None:
+            tap = _AmdTap()
+            channel.add_listener(tap)
         cfg = tap.detector.cfg
         ended = asyncio.ensure_future(leg.ended.wait())
         decided = asyncio.ensure_future(tap.decided.wait())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from callcenter.dialer.amd import AmdDecision, detect
+from callcenter.dialer.runner import _AmdTap
 
 RATE = 8000
 
@@ -41,3 +42,17 @@ def test_continuous_speech_is_machine() -> None:
 def test_dead_air_is_machine_and_short_audio_notsure() -> None:
     assert detect(silence(3000)).cause == "INITIALSILENCE"
     assert detect(silence(500)).decision is AmdDecision.NOTSURE
+
+
+def test_the_campaign_tap_hears_from_the_answer_on() -> None:
+    """The dialer listens from the INVITE on (a greeting that reaches the socket before the
+    loop handles the 200 is heard) but early media before the answer is not the callee."""
+    answered = [False]
+    tap = _AmdTap(lambda: answered[0])
+    for chunk in (tone(1000), silence(100)):  # ringback tone, early media: ignored
+        tap(chunk.astype("<i2").tobytes())
+    assert tap.result is None and tap.detector._t == 0
+    answered[0] = True
+    tap(np.concatenate([tone(500), silence(2500)]).astype("<i2").tobytes())
+    assert tap.result is not None and tap.result.decision is AmdDecision.HUMAN
+    assert tap.decided.is_set()
