@@ -534,7 +534,8 @@ class Application:
         assert trunk is not None  # the dialplan's trunks were checked against the config
         self.queues.device_in_use(user, True)
         try:
-            await flows.dial_out(self.services, leg, trunk, caller_id=rule.caller_id or user)
+            await flows.dial_out(self.services, leg, trunk,
+                                 caller_id=self.cfg.caller_id(rule.caller_id, user))
         finally:
             self.queues.device_in_use(user, False)
 

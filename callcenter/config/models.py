@@ -369,6 +369,8 @@ class Queue(_Model):
     dispositions: CodeNames = {}
     #: the music its callers hear waiting and on hold: a sound's name or a .wav path
     music: Annotated[str, Field(min_length=1)] = "hold_music"
+    #: presented when a member dials out and the outbound rule sets no caller ID
+    caller_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9+*#._-]*$")] = ""
 
 
 _DAYS = r"(mon|tue|wed|thu|fri|sat|sun)"
@@ -509,6 +511,13 @@ class Config(_Model):
     def user(self, name: str) -> User | None:
         """The account called ``name``, if any."""
         return next((u for u in self.users if u.user == name), None)
+
+    def caller_id(self, rule_caller_id: str | None, user: str) -> str:
+        """What ``user`` presents dialling out: the outbound rule's caller ID, else that of the
+        first queue (in file order) listing ``user`` as a member, else ``user``'s own number."""
+        queue = next((q.caller_id for q in self.queues
+                      if q.caller_id and any(m.user == user for m in q.members)), "")
+        return rule_caller_id or queue or user
 
     def trunk(self, name: str) -> Trunk | None:
         """The trunk called ``name``, if any."""

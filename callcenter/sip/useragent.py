@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from callcenter.sip.auth import answerable, build_authorization
 from callcenter.sip.dialog import new_call_id, new_tag
-from callcenter.sip.errors import CallDoesNotExist, MethodNotAllowed
+from callcenter.sip.errors import CallDoesNotExist, Forbidden, MethodNotAllowed
 from callcenter.sip.message import Headers, Request, Response
 from callcenter.sip.stack import ServerRequest
 
@@ -141,7 +141,8 @@ class Handlers:
 
 async def dispatch(sreq: ServerRequest, handlers: Handlers) -> None:
     """Send a request to its handler by dialog (a To tag, §12.2.2) and method; answer OPTIONS
-    (§11.2) here, absorb an ACK without a dialog, refuse BYE/INFO outside one (481) and
+    (§11.2) here, absorb an ACK without a dialog, refuse BYE/INFO outside one (481), REFER
+    outside one (403: only a party of a call may transfer it; RFC 3515 lets a UA refuse) and
     other methods (405 with Allow). Errors raised here or by a handler are answered by the
     stack (:func:`~callcenter.sip.stack.answer_failure`)."""
     req = sreq.request
@@ -160,5 +161,7 @@ async def dispatch(sreq: ServerRequest, handlers: Handlers) -> None:
         await handlers.invite(sreq)
     elif method in ("BYE", "INFO"):
         raise CallDoesNotExist(f"{method} outside a dialog")
+    elif method == "REFER":
+        raise Forbidden("REFER outside a dialog")
     else:
         raise MethodNotAllowed(SERVER_ALLOW)

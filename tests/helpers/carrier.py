@@ -164,6 +164,10 @@ class Carrier:
             self._loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock))
         self._ready.set()
         self._loop.run_forever()
+        pending = asyncio.all_tasks(self._loop)  # calls still talking end here, in their loop
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         for call in self.calls.values():
             if call.rtp is not None:
                 call.rtp.close()

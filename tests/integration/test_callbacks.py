@@ -22,9 +22,11 @@ from ivr.engine import CallbackRequest
 from tests.conftest import require_binary
 from tests.helpers import ports
 from tests.helpers.carrier import Carrier
+from tests.helpers.pcap import digits_to_pcap
 from tests.helpers.phones import answering_phone
 from tests.helpers.server import ServerProcess
-from tests.helpers.sipp import wait_until
+from tests.helpers.sipp import run_sipp, wait_until
+from tests.integration.test_dial_out import with_plan
 from tests.integration.test_dialer import rows
 from tests.integration.test_dialer_preview import sales_and_trunk
 
@@ -75,3 +77,47 @@ def asyncio_run_booking(store: Store) -> None:
     request = CallbackRequest(call_id="ivr-call", caller=KEY8, number=KEY8, queue="sales",
                               language="pl", requested_at=datetime.now().astimezone())
     asyncio.run(IvrStore(store, Path("/nonexistent")).create_callback(request))
+
+
+KEY_PLAN = """lines:
+  - {number: "0800999000", accept: [pstn], flow: wait}
+nodes:
+  wait: {type: queue, queue: sales}
+"""
+
+
+def test_callers_pressing_the_queue_key_are_called_back_in_place_order(artifacts: Path) -> None:
+    """Two trunk callers wait in ``sales`` with no agent and press its callback key (RFC 4733);
+    a request booked afterwards with an earlier place goes first; then 1001 registers: each
+    request rings 1001, then its customer on the carrier, in place order."""
+    require_binary("sipp")
+    carrier_port = ports.allocate(2).base
+    config = with_plan(artifacts, carrier_port, KEY_PLAN)
+    config["queues"][0].update(members=["1001"], callback_key="1",
+                               callback={"retries": 0, "ring_timeout": 10})
+    with Carrier(carrier_port, max_call=2) as carrier, ExitStack() as stack, \
+            ServerProcess(artifacts, overrides=config) as srv:
+        callers = run_sipp(
+            "uac_queue_key.xml", workdir=artifacts / "callers", ports=ports.allocate(8),
+            remote_port=srv.sip_port, service="0800999000", calls=2, duration_ms=2000,
+            timeout=30, extra=["-r", "1"],
+            keys={"dtmf_pcap": str(digits_to_pcap("1", artifacts / "key1.pcap"))})
+        assert callers.returncode == 0, callers.summary() + srv.log_tail()
+        store = Store(srv.db_path)
+        IvrStore(store, artifacts / "vm").callbacks.book(
+            queue="sales", number=EARLY, entered=time.time() - 60)
+        store.close()
+        assert len(rows(srv.db_path, "SELECT id FROM callbacks")) == 3
+        time.sleep(1.0)  # the worker sees them; no agent: nothing is dialled
+        assert carrier.snapshot() == []  # no agent yet: nobody is dialled
+        answering_phone(srv, "1001", artifacts, stack, talk_ms=60000)
+        done = "SELECT number, status, outcome, agent FROM callbacks ORDER BY id"
+        assert wait_until(lambda: all(r["status"] in ("done", "failed")
+                                      for r in rows(srv.db_path, done)), 60, 0.5), \
+            srv.log_tail()
+        got = rows(srv.db_path, done)
+    keyed = [r["number"] for r in got if r["number"] != EARLY]
+    assert len(keyed) == 2 and all(n.endswith(("0001", "0002")) for n in keyed), got
+    assert [i["number"] for i in carrier.snapshot()] == [EARLY, *keyed], carrier.snapshot()
+    assert [(r["status"], r["outcome"], r["agent"]) for r in got] == \
+        [("done", "answered", "1001")] * 3, got

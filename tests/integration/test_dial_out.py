@@ -9,6 +9,7 @@ caller ID 0800123456; 0700 premium-rate and 00 international are refused with 40
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import require_binary
 from tests.helpers import ports
@@ -71,13 +72,18 @@ nodes:
 """
 
 
+def with_plan(artifacts: Path, carrier_port: int, plan: str) -> dict[str, Any]:
+    """``sales_and_trunk`` with one dialplan file of text ``plan``."""
+    plans = artifacts / "dialplans"
+    plans.mkdir(parents=True, exist_ok=True)
+    (plans / "plan.yaml").write_text(plan, encoding="utf-8")
+    return {**sales_and_trunk(carrier_port), "dialplans": str(plans)}
+
+
 def test_the_ivr_transfers_a_caller_to_an_outside_number(artifacts: Path) -> None:
     require_binary("sipp")
     carrier_port = ports.allocate(2).base
-    plans = artifacts / "dialplans"
-    plans.mkdir(parents=True, exist_ok=True)
-    (plans / "out.yaml").write_text(IVR_PLAN, encoding="utf-8")
-    config = {**sales_and_trunk(carrier_port), "dialplans": str(plans)}
+    config = with_plan(artifacts, carrier_port, IVR_PLAN)
     with Carrier(carrier_port, max_call=3) as carrier, \
             ServerProcess(artifacts, overrides=config) as server:
         result = run_sipp("uac_queue_call.xml", workdir=artifacts / "caller", ports=ports.allocate(8),

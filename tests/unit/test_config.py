@@ -288,3 +288,15 @@ def test_tls_needs_its_certificate_and_resolves_its_files(tmp_path: Path) -> Non
     tls = load_config(write(tmp_path, text)).sip.tls
     assert tls is not None and tls.port == 5061 and tls.verify_peer and tls.ca is None
     assert (tls.certificate, tls.key) == (tmp_path / "c.pem", tmp_path / "k.pem")
+
+
+def test_an_agent_dialling_out_presents_its_queue_caller_id_unless_the_rule_sets_one() -> None:
+    cfg = Config.model_validate({"queues": [
+        {"name": "a", "members": ["1002"]},
+        {"name": "b", "members": ["1001", "1002"], "caller_id": "0800111222"},
+        {"name": "c", "members": ["1001"], "caller_id": "0800333444"}]})
+    assert cfg.caller_id(None, "1001") == "0800111222"  # the first queue listing it
+    assert cfg.caller_id("0800555666", "1001") == "0800555666"  # the rule's wins
+    assert (cfg.caller_id(None, "1002"), cfg.caller_id("", "1003")) == ("0800111222", "1003")
+    with pytest.raises(ValueError):
+        Config.model_validate({"queues": [{"name": "a", "caller_id": "08 00"}]})

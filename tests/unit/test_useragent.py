@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from callcenter.sip.errors import Forbidden
 from callcenter.sip.message import parse_message, serialize
-from callcenter.sip.useragent import ALLOW, new_invite, new_request
+from callcenter.sip.useragent import ALLOW, Handlers, dispatch, new_invite, new_request
 
 VIA = "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKu1;rport"
 
@@ -29,3 +36,24 @@ def test_each_request_outside_a_dialog_gets_its_own_tag_and_call_id() -> None:
                         to="<sip:1001@10.0.0.9>", host="10.0.0.1") for _ in range(2))
     assert a.from_tag != b.from_tag and a.call_id != b.call_id
     assert "Contact" not in a.headers and a.cseq == (1, "OPTIONS")
+
+
+def test_a_refer_outside_a_dialog_is_forbidden_and_one_inside_goes_to_its_dialog() -> None:
+    """Only a party of a call may transfer it: a REFER with no To tag is refused 403 (RFC
+    3515 lets a UA refuse a REFER); with one it goes to the dialog's handler (which answers
+    481 for a dialog it does not know, RFC 3261 §12.2.2)."""
+    seen: list[str] = []
+
+    async def in_dialog(sreq: Any) -> None:
+        seen.append(sreq.request.method)
+
+    handlers = Handlers(invite=in_dialog, in_dialog=in_dialog, cancel=seen.append,
+                        register=seen.append)
+    refer = new_request("REFER", "sip:cc@10.0.0.1", via=VIA, from_="<sip:x@10.0.0.9>",
+                        to="<sip:cc@10.0.0.1>", host="10.0.0.9")
+    with pytest.raises(Forbidden):
+        asyncio.run(dispatch(SimpleNamespace(request=refer), handlers))  # type: ignore[arg-type]
+    assert seen == []
+    refer.headers.set("To", "<sip:cc@10.0.0.1>;tag=t1")
+    asyncio.run(dispatch(SimpleNamespace(request=refer), handlers))  # type: ignore[arg-type]
+    assert seen == ["REFER"]
