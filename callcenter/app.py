@@ -642,12 +642,12 @@ class Application:
 
     def _media_failed(self, channels: list[WorkerChannel]) -> None:
         """A media worker died: the calls whose media it carried end (BYE, CDR cause
-        media_failed); the other workers' calls go on."""
+        media_failure); the other workers' calls go on."""
         lost = set(channels)
         for call in list(self.b2bua.calls.values()):
             if any(leg.channel in lost for leg in call.legs):
                 log.warning("media_worker_lost_call", call_id=call.id)
-                self._spawn(self.b2bua.hangup_call(call, HangupCause.MEDIA_FAILED, "system"))
+                self._spawn(self.b2bua.hangup_call(call, HangupCause.MEDIA_FAILURE, "system"))
 
     def _rtp_timeout(self, channel: object) -> None:
         """A party sent no RTP for ``media.rtp_timeout``: its call ends (CDR cause

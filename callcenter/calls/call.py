@@ -40,7 +40,8 @@ class HangupCause(StrEnum):
     REJECTED = "rejected"
     TIMEOUT = "timeout"
     ACK_TIMEOUT = "ack_timeout"
-    MEDIA_FAILED = "media_failed"
+    MEDIA_FAILED = "media_failed"  #: the media offer/answer failed (a bad SDP answer)
+    MEDIA_FAILURE = "media_failure"  #: the media worker carrying the call died
     RTP_TIMEOUT = "rtp_timeout"
     FAILED = "failed"
     SHUTDOWN = "shutdown"

@@ -1,6 +1,6 @@
 """The server with two media worker processes (issue 17): SIPp callers hear the IVR's prompts,
 queue callers their hold audio; a worker killed mid-call ends only its own calls (BYE from the
-server, CDR cause media_failed), the other worker's callers keep hearing audio, and a call made
+server, CDR cause media_failure), the other worker's callers keep hearing audio, and a call made
 after the restart is answered with prompts again."""
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def test_two_workers_prompts_and_a_worker_killed_mid_call(artifacts: Path, media
         os.kill(victim, signal.SIGKILL)
 
         def failed() -> list[dict[str, object]]:
-            return [r for r in server.cdrs() if r["hangup_cause"] == "media_failed"
+            return [r for r in server.cdrs() if r["hangup_cause"] == "media_failure"
                     and r["end"] is not None]
         # its calls end with a BYE (the callers wait for exactly that) and a closed CDR
         assert wait_until(lambda: failed() and sum(c.proc is not None and c.proc.poll()
