@@ -117,14 +117,26 @@ def target(path: str, *keys: str, kind: str = "agent") -> Rule:
     return Rule(check)
 
 
+def own_customer() -> Rule:
+    """A customer the agent talked to: a contact of the customer's latest timeline page
+    names the agent (as the call's agent, one of its agents, or the attempt's)."""
+    async def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
+        found = await scope.lookup(f"/api/customers/{req.params['id']}/timeline")
+        items = found.get("items", []) if isinstance(found, dict) else []
+        if not any(p.user == i.get("agent") or p.user in (i.get("agents") or [])
+                   for i in items if isinstance(i, dict)):
+            raise _out_of_scope("customer")
+    return Rule(check)
+
+
 def own_calls() -> Rule:
     """An agent's calls: live ones it is a party of, past ones it placed or received."""
     def check(p: Principal, req: HttpRequest, scope: Scope) -> Filter:
         def apply(data: dict[str, Any]) -> dict[str, Any]:
             return {"live": [c for c in data["live"]
                              if any(leg.get("party") == p.user for leg in c["legs"])],
-                    "history": [c for c in data["history"] if p.user in (c["caller"],
-                                                                          c["called"])]}
+                    "history": [c for c in data["history"] if p.user in (
+                        c["caller"], c["called"], c.get("agent"))]}
         return apply
     return Rule(check)
 
@@ -178,7 +190,14 @@ POLICY: dict[tuple[str, str], dict[str, Rule]] = {
        for method in ("GET", "PATCH", "DELETE")},
     ("GET", "/api/stats/intervals"): {"supervisor": query_queue()},
     ("GET", "/api/calls"): {"agent": own_calls()},
-    ("GET", "/api/calls/{id}"): {"agent": target("/api/calls/{id}", "caller", "called")},
+    ("GET", "/api/calls/{id}"): {"agent": target("/api/calls/{id}", "caller", "called",
+                                                 "agent")},
+    ("GET", "/api/agents/{id}/offer"): {"agent": path_agent(), "supervisor": path_agent()},
+    ("GET", "/api/calls/{id}/offer"): {"agent": target("/api/calls/{id}/offer", "agent"),
+                                       "supervisor": target("/api/calls/{id}/offer", "agent")},
+    **{(method, path): {"agent": own_customer()} for method, path in (
+        ("GET", "/api/customers/{id}"), ("GET", "/api/customers/{id}/timeline"),
+        ("POST", "/api/customers/{id}/notes"))},
     ("GET", "/api/callbacks"): {"agent": listed("agent", "agent"),
                                 "supervisor": listed("queue", "queue")},
     ("POST", "/api/campaigns/{name}/dispositions"): {"agent": own_attempt()},

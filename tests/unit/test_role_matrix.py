@@ -29,8 +29,12 @@ USER_ROUTES = {("GET", "/api/agents"), ("GET", "/api/agents/{id}"),
 AGENT_ROUTES = USER_ROUTES | {
     ("GET", "/api/calls"), ("GET", "/api/calls/{id}"),
     ("POST", "/api/campaigns/{name}/dispositions"), ("POST", "/api/campaigns/{name}/preview"),
-    ("POST", "/api/campaigns/{name}/preview/{contact}/{action}")}
+    ("POST", "/api/campaigns/{name}/preview/{contact}/{action}"),
+    ("GET", "/api/agents/{id}/offer"), ("GET", "/api/calls/{id}/offer"),
+    ("GET", "/api/customers/{id}"), ("GET", "/api/customers/{id}/timeline"),
+    ("POST", "/api/customers/{id}/notes")}
 SUPERVISOR_ROUTES = USER_ROUTES | {
+    ("GET", "/api/agents/{id}/offer"), ("GET", "/api/calls/{id}/offer"),
     ("GET", "/api/supervisor/sessions"), ("POST", "/api/supervisor/sessions"),
     ("GET", "/api/supervisor/sessions/{id}"), ("PATCH", "/api/supervisor/sessions/{id}"),
     ("DELETE", "/api/supervisor/sessions/{id}"), ("GET", "/api/stats/intervals")}
@@ -184,3 +188,26 @@ def test_the_pages_load_without_a_token(roles: Roles) -> None:
     for path in ("/wallboard", "/wallboard/wallboard.js", "/desk", "/desk/desk.js",
                  "/desk/call/c1"):
         assert roles.call("GET", path, None)[0] == 200, path
+
+
+def test_an_agent_reads_the_customers_it_talked_to_and_no_others(roles: Roles) -> None:
+    app = roles.app
+    anna = app.customers.create(now=1.0e9, name="Anna", numbers=["+48221234567"])
+    app.customers.attach("c1", anna)
+    app.store.log_queue(ts=1.0e9 + 1, queue="support", call_id="c1", event="connect",
+                        agent="1003", wait=1.0)
+    bob = app.customers.create(now=1.0e9, name="Bob", numbers=["+48221112233"])
+    agent = roles.login(*AGENT)
+    assert roles.call("GET", f"/api/customers/{anna}", agent)[0] == 200
+    assert roles.call("GET", f"/api/customers/{anna}/timeline", agent)[0] == 200
+    assert roles.call("POST", f"/api/customers/{anna}/notes", agent,
+                      {"text": "called back"})[0] == 201
+    for method, path in (("GET", f"/api/customers/{bob}"),
+                         ("GET", f"/api/customers/{bob}/timeline"),
+                         ("POST", f"/api/customers/{bob}/notes")):
+        assert roles.call(method, path, agent, {"text": "x"} if method == "POST" else None)[
+            0] == 404, path
+    assert roles.call("GET", "/api/customers", agent, query={"q": ["Anna"]})[0] == 403
+    # the call the agent took (its CDR names it since issue 13) is in its history
+    app.store.update_call("c1", agent="1003")
+    assert "c1" in [c["id"] for c in roles.call("GET", "/api/calls", agent)[1]["history"]]
