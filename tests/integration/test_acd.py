@@ -106,7 +106,9 @@ def test_queue_hands_calls_evenly(artifacts: Path) -> None:
     assert len({r["call_id"] for r in connects}) == CALLS
     completes = by_event.get("complete", [])
     assert len(completes) == CALLS and {r["hung_up_by"] for r in completes} == {"agent"}
-    assert all(r["talk"] >= TALK_MS / 1000 - 0.1 for r in completes)
+    # talk runs from the server's connect (when it handles the agent's 200) to the agent's BYE:
+    # about the phone's TALK_MS, less whatever a busy box delays the 200 (0.3 s seen in CI)
+    assert all(TALK_MS / 1000 - 1.0 <= r["talk"] <= TALK_MS / 1000 + 1.0 for r in completes)
 
     # longest-idle-agent: agents who answer alike take calls within one of each other
     per_agent = Counter(r["agent"] for r in connects)
