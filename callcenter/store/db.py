@@ -1,21 +1,29 @@
 """The SQLite store: plain tables any SQLite tool can open (sqlite-utils, Datasette).
 
 Writes are small and synchronous; WAL with ``synchronous=NORMAL`` keeps them cheap enough to
-run on the event loop. A call's row is inserted when the call starts, so a crash never loses it.
+run on the event loop: a commit appends to the WAL without fsync. The one fsync left, the WAL
+checkpoint, runs in a thread of its own (``Checkpointer``): on a box busy writing other files an
+fsync can take seconds, and on the loop it would hold up every call. A call's row is inserted
+when the call starts, so a crash never loses it.
 Schema changes are numbered migrations recorded in ``schema_migrations``.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 import time
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+import structlog
 
 from callcenter.store.records import CALL_FIELDS, CallRecord
+
+log = structlog.get_logger("store")
 
 #: Migration N (1-based) brings the schema from version N-1 to N. Append, never edit.
 MIGRATIONS: list[str] = [
@@ -190,6 +198,35 @@ _INSERT_CALL = "INSERT INTO calls ({}) VALUES ({})".format(
 )
 
 
+class Checkpointer(threading.Thread):
+    """Copies the WAL into the database every ``interval`` seconds from its own connection
+    (a PASSIVE checkpoint: it never waits for, nor blocks, the loop's writes)."""
+
+    def __init__(self, path: Path, interval: float = 2.0) -> None:
+        super().__init__(name="sqlite-checkpoint", daemon=True)
+        self.path, self.interval = path, interval
+        self._done = threading.Event()
+
+    def checkpoint(self, conn: sqlite3.Connection) -> int:
+        """One checkpoint; the number of WAL frames now in the database."""
+        return int(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[2])
+
+    def run(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=0.5)
+        try:
+            while not self._done.wait(self.interval):
+                try:
+                    self.checkpoint(conn)
+                except sqlite3.Error as exc:  # busy or gone: the next round tries again
+                    log.warning("sqlite_checkpoint_failed", error=str(exc))
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=5.0)
+
+
 class Store:
     """The call-center database. ``Store(":memory:")`` works for tests."""
 
@@ -205,6 +242,11 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=2000")
         self.migrate()
+        self.checkpointer: Checkpointer | None = None
+        if str(path) != ":memory:":
+            self.db.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's job
+            self.checkpointer = Checkpointer(Path(path))
+            self.checkpointer.start()
 
     # -- schema ------------------------------------------------------------------------------
 
@@ -238,7 +280,9 @@ class Store:
             )
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (the last one to close checkpoints what is left)."""
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         self.db.close()
 
     # -- calls -------------------------------------------------------------------------------

@@ -263,3 +263,23 @@ def test_rtp_quality_columns_added_to_an_existing_database(tmp_path: Path) -> No
     got = s.get_call("c1")
     assert got is not None and (got.rtp_lost_pct, got.rtp_jitter_ms) == (1.25, 3.5)
     s.close()
+
+
+def test_checkpoints_run_off_the_loop_thread(tmp_path: Path) -> None:
+    """The loop's connection never checkpoints (no fsync on the loop); the store's own thread
+    copies the WAL into the database."""
+    store = Store(tmp_path / "cc.db")
+    try:
+        assert store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        assert store.checkpointer is not None and store.checkpointer.is_alive()
+        for i in range(50):
+            store.start_call(CallRecord(id=f"c{i}", sip_call_id=f"s{i}", direction="inbound",
+                                        caller="1", called="2", source="trunk:pstn", start=1.0))
+        conn = sqlite3.connect(tmp_path / "cc.db")
+        try:
+            assert store.checkpointer.checkpoint(conn) > 0  # frames copied by another thread
+        finally:
+            conn.close()
+    finally:
+        store.close()
+    assert not store.checkpointer.is_alive()
