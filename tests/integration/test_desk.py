@@ -175,7 +175,7 @@ def test_desk_shows_the_card_before_answer(artifacts: Path) -> None:
         # a DevTools page, waited on: a one-shot --dump-dom's virtual time can run out before
         # the card's requests are answered on a busy machine
         with Page(url, artifacts, FLAGS) as view:
-            loaded = wait_until(lambda: view.eval("document.body.dataset.loaded === '1'"), 30)
+            loaded = wait_until(lambda: view.eval("document.body?.dataset.loaded === '1'"), 30)
             dom = view.eval("document.documentElement.outerHTML")
             view.screenshot(artifacts / "desk.png")
         states = {a["id"]: a["state"] for a in http(server, "GET", "/api/agents")[1]}
