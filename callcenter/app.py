@@ -403,6 +403,8 @@ class Application:
             load = self.load
             load.loop_lag = max(0.0, loop.time() - before - 0.5)
             load.loop_lag_max = max(load.loop_lag_max, load.loop_lag)
+            if load.loop_lag >= 1.0:  # every call and ring waited this long: say so
+                log.warning("event_loop_stalled", seconds=round(load.loop_lag, 2))
 
     # ------------------------------------------------------------- dispatch
     async def handle(self, sreq: ServerRequest) -> None:
