@@ -176,7 +176,7 @@ class Application:
         self.services = CallServices(
             b2bua=self.b2bua, registrar=self.registrar, prompts=self.prompts, now=self.now,
             clock=self.clock, publish=self.events.publish, answered=self.answered,
-            offer=self._offer, music=self.queues.music,
+            offer=self._offer, music=self.queues.music, trunks=lambda: self.cfg.trunks,
         )
         self.trunk_registrations = {
             t.name: self._trunk_registration(t) for t in cfg.trunks if t.registration is not None}

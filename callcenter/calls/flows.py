@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("calls")
 
 
-def trunk_target(trunk: Trunk, number: str, trunks: Sequence[Trunk] = ()) -> dict[str, Any]:
+def trunk_target(trunk: Trunk, number: str, trunks: Sequence[Trunk]) -> dict[str, Any]:
     """The ``B2BUA.dial`` arguments that send a call to ``number`` through ``trunk`` (the
     number in the trunk's ``number_format``), then through its ``failover`` trunks (looked up
     in ``trunks``) in order; the caller as the trunk's rules say (``outbound_identity``)."""
@@ -41,7 +41,7 @@ def trunk_target(trunk: Trunk, number: str, trunks: Sequence[Trunk] = ()) -> dic
         "transport": trunk.transport, "party": number, "auth": auth, "to_user": user,
         "identity": identity, "trunk": trunk.name, "max_channels": trunk.max_channels}
     by_name = {t.name: t for t in trunks}
-    failover = [trunk_target(by_name[n], number) for n in trunk.failover if n in by_name]
+    failover = [trunk_target(by_name[n], number, ()) for n in trunk.failover if n in by_name]
     return {**target, "failover": failover} if failover else target
 
 
@@ -177,7 +177,8 @@ async def dial_out(
     relayed), bridge the two on answer and wait until the call ends."""
     b2bua, call = services.b2bua, leg.call
     callee = await b2bua.dial_unless(
-        leg.ended, call, **trunk_target(trunk, call.called), from_user=caller_id,
+        leg.ended, call, **trunk_target(trunk, call.called, services.trunks()),
+        from_user=caller_id,
         timeout=ring_timeout, on_ringing=lambda: b2bua.ring(leg),
     )
     if await answer_with(b2bua, leg, callee):
@@ -217,7 +218,8 @@ async def transfer_to_number(
     hold_music(services, leg)
     leg.call.flow_owned = True
     callee = await services.b2bua.dial_unless(
-        leg.ended, leg.call, **trunk_target(trunk, number), from_user=caller_id,
+        leg.ended, leg.call, **trunk_target(trunk, number, services.trunks()),
+        from_user=caller_id,
         timeout=ring_timeout,
     )
     return await _transferred_to(services, leg, callee)

@@ -6,13 +6,14 @@ The IVR calls, the dialer and the supervisor get this one record instead of the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
     from callcenter.calls.call import Call, Leg
+    from callcenter.config.models import Trunk
     from callcenter.events.bus import Event
     from callcenter.media.prompts import PromptCache
     from callcenter.sip.registrar import Registrar
@@ -38,3 +39,5 @@ class CallServices:
     offer: Offer = lambda call_id, agent, queue, number, why: ("", "")
     #: the hold music of a queue's callers (None: a call from no queue)
     music: Callable[[str | None], str] = lambda queue: "hold_music"
+    #: the configured trunks (after a reload, the new ones): where a trunk's failover goes
+    trunks: Callable[[], Sequence[Trunk]] = lambda: ()

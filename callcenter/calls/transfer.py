@@ -419,7 +419,8 @@ class Transfers:
         services, call = self.services, transferee.call
         if target.trunk is not None:
             dial = self.b2bua.dial_unless(
-                transferee.ended, call, **flows.trunk_target(target.trunk, target.name),
+                transferee.ended, call,
+                **flows.trunk_target(target.trunk, target.name, services.trunks()),
                 from_user=target.caller_id, timeout=self.ring_timeout)
         else:
             bindings = services.registrar.contacts(target.name, services.now(),

@@ -326,7 +326,9 @@ class Carrier:
         target = contact.group(1) if contact else f"sip:callcenter@{call.source[0]}"
         to = _get(headers, "from")
         frm = _get(headers, "to") + f";tag={call.to_tag}"
+        # through a record-routing proxy (Kamailio): the route set is the INVITE's Record-Route
+        routes = "".join(f"Route: {v}\r\n" for n, v in headers if n == "record-route")
         msg = (f"BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {self.host}:{self.port};branch=z9hG4bK"
-               f"{uuid.uuid4().hex[:12]};rport\r\nFrom: {frm}\r\nTo: {to}\r\nCall-ID: "
+               f"{uuid.uuid4().hex[:12]};rport\r\n{routes}From: {frm}\r\nTo: {to}\r\nCall-ID: "
                f"{call.call_id}\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
         self._send(msg.encode(), call.source)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import require_binary
 from tests.helpers import ports
@@ -74,20 +75,11 @@ def test_a_campaign_call_keeps_the_trunk_that_carried_it(artifacts: Path) -> Non
     config["campaigns"] = [{"name": "c", "queue": "sales", "trunk": "pstn", "mode": "progressive",
                             "caller_id": "anonymous", "autostart": False, "hours": HOURS,
                             "retries": RETRIES}]
-    (artifacts / "c.csv").write_text(f"number\n{REACHED}\n", encoding="utf-8")
     with Carrier(first_port, lambda n: "unavailable", max_call=2) as first, \
             Carrier(second_port, {}.get, max_call=2) as second, ExitStack() as stack:
         srv = ServerProcess(artifacts, overrides=config, extra_args=CLOCK)
-        done = cli("import", str(artifacts / "c.csv"), "--campaign", "c", "--config",
-                   str(srv.write_config()), "--db", str(srv.db_path))
-        assert done.returncode == 0, done.stderr
-        stack.enter_context(srv)
-        answering_phone(srv, "1001", artifacts, stack, talk_ms=1000)
-        api(srv, "POST", "/api/campaigns/c/start")
-        assert wait_until(lambda: rows(srv.db_path, "SELECT * FROM attempts WHERE state = "
-                                                    "'done'"), 60, 0.5), srv.log_tail()
+        attempt = one_campaign_call(artifacts, srv, stack, REACHED, "1001")
         assert wait_until(lambda: any(r["end"] for r in srv.cdrs()), 20, 0.2), srv.cdrs()
-        [attempt] = rows(srv.db_path, "SELECT * FROM attempts")
         [cdr] = srv.cdrs()
         tried_first, tried_second = first.snapshot(), second.snapshot()
     [refused], [carried] = tried_first, tried_second
@@ -101,3 +93,20 @@ def test_a_campaign_call_keeps_the_trunk_that_carried_it(artifacts: Path) -> Non
         assert invite["from"].startswith('"Anonymous" <sip:anonymous@anonymous.invalid>;tag=')
         assert invite["privacy"] == "id", invite
     assert (refused["pai"], carried["pai"]) == ("", "<sip:+48221234567@127.0.0.1>")
+
+
+def one_campaign_call(artifacts: Path, srv: ServerProcess, stack: ExitStack, number: str,
+                      agent: str) -> dict[str, Any]:
+    """Import ``number`` into campaign ``c``, start the server (in ``stack``) with ``agent``'s
+    answering phone, start the campaign; its one attempt once done."""
+    (artifacts / "c.csv").write_text(f"number\n{number}\n", encoding="utf-8")
+    done = cli("import", str(artifacts / "c.csv"), "--campaign", "c", "--config",
+               str(srv.write_config()), "--db", str(srv.db_path))
+    assert done.returncode == 0, done.stderr
+    stack.enter_context(srv)
+    answering_phone(srv, agent, artifacts, stack, talk_ms=1000)
+    api(srv, "POST", "/api/campaigns/c/start")
+    assert wait_until(lambda: rows(srv.db_path, "SELECT * FROM attempts WHERE state = "
+                                                "'done'"), 60, 0.5), srv.log_tail()
+    [attempt] = rows(srv.db_path, "SELECT * FROM attempts")
+    return dict(attempt)

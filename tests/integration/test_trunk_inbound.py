@@ -26,13 +26,14 @@ TOLLFREE = "0800123456"
 
 
 def pstn_calls(artifacts: Path, block: Any, carrier: Kamailio, *, calls: int, privacy: str,
-               name: str, during: Callable[[], bool] = lambda: True) -> str:
-    """``calls`` calls at once from the phone network to 48800123456, ``during`` them true
-    at some point; SIPp's message log."""
+               name: str, during: Callable[[], bool] = lambda: True,
+               to: str = f"sip:48800123456@{DOMAIN}", duration_ms: int = 4000) -> str:
+    """``calls`` calls at once from the phone network to ``to`` (Kamailio sends them to our
+    Contact: the number is in the To), ``during`` them true at some point; SIPp's log."""
     sipp = Sipp("uac_pstn_call.xml", workdir=artifacts / name, ports=block,
                 remote_port=carrier.port, service="48800123456", calls=calls, timeout=60,
-                duration_ms=4000,
-                keys={"from": "+48600100200", "pai": "+48221234567", "privacy": privacy})
+                duration_ms=duration_ms, keys={"from": "+48600100200", "pai": "+48221234567",
+                                               "privacy": privacy, "to": to})
     sipp.start()
     seen = wait_until(during, 30, 0.1)
     result = sipp.wait()
@@ -41,18 +42,30 @@ def pstn_calls(artifacts: Path, block: Any, carrier: Kamailio, *, calls: int, pr
     return result.messages
 
 
-def test_a_registered_trunk_takes_calls_at_its_contact(artifacts: Path) -> None:
+def registered_trunk(artifacts: Path, block: Any, **trunk: Any) -> tuple[Kamailio,
+                                                                         ServerProcess]:
+    """Kamailio relaying the phone network on ``block[0]``, and a server whose trunk
+    ``pstn`` (``trunk`` added) registers there; start both with ``with``."""
     require_binary("sipp")
     require_binary("kamailio")
-    block = ports.allocate(8)
     carrier = Kamailio(artifacts / "kamailio", subscribers={"acme": "s3cret"},
                        trunk_user="acme", pstn_port=block[0])
-    trunks = [{"name": "pstn", "addresses": [], "inbound": "register", "trusted": True,
-               "max_channels": 1, "host": "127.0.0.1", "port": carrier.port,
+    trunks = [{"name": "pstn", "addresses": [], "inbound": "register", "host": "127.0.0.1",
+               "port": carrier.port, **trunk,
                "register": {"user": "acme", "password": "s3cret", "domain": DOMAIN}}]
-    with carrier, ServerProcess(artifacts / "server", overrides={"trunks": trunks}) as server:
-        assert wait_until(lambda: trunk_state(server, "pstn")["state"] == "registered", 20,
-                          0.2), server.log_tail()
+    return carrier, ServerProcess(artifacts / "server", overrides={"trunks": trunks})
+
+
+def wait_registered(server: ServerProcess) -> None:
+    assert wait_until(lambda: trunk_state(server, "pstn")["state"] == "registered", 20,
+                      0.2), server.log_tail()
+
+
+def test_a_registered_trunk_takes_calls_at_its_contact(artifacts: Path) -> None:
+    block = ports.allocate(8)
+    carrier, server = registered_trunk(artifacts, block, trusted=True, max_channels=1)
+    with carrier, server:
+        wait_registered(server)
 
         def trunk() -> dict[str, Any]:
             return dict(http(server, "GET", "/api/trunks")[1][0])
@@ -72,3 +85,25 @@ def test_a_registered_trunk_takes_calls_at_its_contact(artifacts: Path) -> None:
         ("+48221234567", "trunk:pstn", TOLLFREE, "pstn"),
         ("anonymous", "trunk:pstn", TOLLFREE, "pstn")], cdrs
     assert [x["trunk"] for x in log if x.get("event") == "trunk_full"] == ["pstn"]
+
+
+# the called number as carriers send it (the To; Kamailio's Request-URI is our Contact)
+FORMATS = ["+48800123456", "48800123456", "0048800123456", "800123456", "0800123456"]
+TO_URIS = [f"sip:{n}@{DOMAIN}" for n in FORMATS] + [
+    "tel:+48800123456", f"sip:+48800123456@{DOMAIN};user=phone"]
+
+
+def test_every_carrier_number_format_reaches_the_tollfree_line(artifacts: Path) -> None:
+    block = ports.allocate(8)
+    carrier, server = registered_trunk(artifacts, block)
+    with carrier, server:
+        wait_registered(server)
+        for i, to in enumerate(TO_URIS):
+            log = pstn_calls(artifacts, block, carrier, calls=1, privacy="none",
+                             name=f"format{i}", to=to, duration_ms=200)
+            assert "SIP/2.0 200" in log, log[-3000:]
+        assert wait_until(lambda: len([r for r in server.cdrs() if r["end"]]) == len(TO_URIS),
+                          30, 0.2), server.cdrs()
+        cdrs = sorted(server.cdrs(), key=lambda r: r["start"])
+    assert [(r["line"], r["called"], r["trunk"]) for r in cdrs] == [
+        (TOLLFREE, TOLLFREE, "pstn")] * len(TO_URIS), cdrs

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from callcenter.app import Application
+from callcenter.calls import flows
 from callcenter.calls.b2bua import B2BUA
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.calls.flows import trunk_target
@@ -732,7 +734,7 @@ TRUNKS = [
 def test_a_trunk_gets_the_number_in_its_format(number_format: str, country: str,
                                                 user: str) -> None:
     trunk = Trunk(name="t", addresses=["10.0.0.1"], number_format=number_format, country=country)
-    target = trunk_target(trunk, "+48221234567")
+    target = trunk_target(trunk, "+48221234567", ())
     assert target["target_uri"] == f"sip:{user}@127.0.0.1:5080" and target["to_user"] == user
     assert target["party"] == "+48221234567" and "failover" not in target
 
@@ -748,6 +750,27 @@ def test_a_trunk_gets_the_number_in_its_format(number_format: str, country: str,
         await asyncio.wait_for(dial, 1)
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("flow", ["dial_out", "transfer_to_number"])
+def test_a_phones_call_out_and_a_transfer_out_carry_the_trunks_failover(flow: str) -> None:
+    """The dialplan's outside calls fail over like the dialer's: the trunks come from the
+    services (before, the failover list was empty and a 503 ended the call)."""
+    dialled: dict[str, Any] = {}
+
+    async def dial_unless(ended: object, call: object, **kwargs: Any) -> None:
+        dialled.update(kwargs)
+
+    services: Any = SimpleNamespace(b2bua=SimpleNamespace(dial_unless=dial_unless),
+                                    trunks=lambda: TRUNKS)
+    leg: Any = SimpleNamespace(ended=None, channel=None,
+                               call=SimpleNamespace(called="0221234567", flow_owned=False))
+    if flow == "dial_out":
+        asyncio.run(flows.dial_out(services, leg, TRUNKS[0], caller_id="0800123456"))
+    else:
+        asyncio.run(flows.transfer_to_number(services, leg, TRUNKS[0], "0221234567",
+                                             caller_id="0800123456"))
+    assert dialled["trunk"] == "a" and [t["trunk"] for t in dialled["failover"]] == ["b", "c"]
 
 
 def dial_with_failover(b2bua: B2BUA) -> tuple[Call, asyncio.Future[Leg]]:
@@ -860,7 +883,8 @@ def test_no_failover_once_the_call_is_hung_up() -> None:
 def test_the_trunk_is_told_the_caller_by_its_rules(
         caller: str, trunk: dict[str, Any], from_: str, privacy: str | None,
         asserted: str | None) -> None:
-    target = trunk_target(Trunk(name="t", addresses=["10.0.0.1"], **trunk), "+48221234567")
+    target = trunk_target(Trunk(name="t", addresses=["10.0.0.1"], **trunk), "+48221234567",
+                          ())
 
     async def run() -> None:
         b2bua, stack, _, _ = make_b2bua()
