@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from callcenter.calls.call import Call, Leg
 from callcenter.calls.transfer import Target, Transfers
+from callcenter.config.models import Trunk
 from callcenter.sip.errors import Forbidden, NotFound
 
 
@@ -73,3 +75,20 @@ def test_an_outside_number_by_the_transferors_outbound_rules() -> None:
     customer = Leg(caller.call, "inbound", ("127.0.0.1", 1), "udp", "0221234567")
     with pytest.raises(Forbidden):
         t.target("0221234567", customer, agent)  # back to the caller's own number
+
+
+def test_a_transfer_out_rings_the_number_with_its_trunks_failover() -> None:
+    trunks = [Trunk(name="pstn", addresses=["10.0.0.1"], failover=["backup"]),
+              Trunk(name="backup", addresses=["10.0.0.2"])]
+    dialled: dict[str, Any] = {}
+
+    async def dial_unless(ended: object, call: object, **kwargs: Any) -> None:
+        dialled.update(kwargs)
+
+    t = transfers()
+    t.services = SimpleNamespace(trunks=lambda: trunks)  # type: ignore[assignment]
+    t.b2bua = SimpleNamespace(dial_unless=dial_unless)  # type: ignore[assignment]
+    caller, _ = legs()
+    target = Target("number", "0221234567", trunk=trunks[0], caller_id="0800123456")
+    assert asyncio.run(t._ring(caller, target)) == 487  # the fake dial: the caller left
+    assert [f["trunk"] for f in dialled["failover"]] == ["backup"], dialled
