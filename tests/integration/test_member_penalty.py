@@ -8,29 +8,21 @@ to 1002, which the order alone would never pick.
 
 from __future__ import annotations
 
-import shutil
 from contextlib import ExitStack
 from pathlib import Path
 
-from tests.conftest import require_binary
 from tests.helpers.api import http, rows
-from tests.helpers.artifacts import REPO
 from tests.helpers.phones import answering_phone
-from tests.helpers.server import ServerProcess
-from tests.integration.test_queue_members import SUPPORT_LINE, _call, _support_log, _taken_by
+from tests.integration.test_queue_members import (
+    _call,
+    _support_log,
+    _taken_by,
+    support_server,
+)
 
 
 def test_a_penalty_changed_by_api_decides_the_next_call(artifacts: Path) -> None:
-    require_binary("sipp")
-    dialplans = artifacts / "dialplans"
-    shutil.rmtree(dialplans, ignore_errors=True)
-    shutil.copytree(REPO / "dialplans", dialplans)
-    (dialplans / "support.yaml").write_text(SUPPORT_LINE, encoding="utf-8")
-    queue = {"ring_timeout": 5, "wrapup": 0, "announce_every": None, "whisper": False}
-    server = ServerProcess(artifacts, overrides={"dialplans": str(dialplans), "queues": [
-        {"name": "sales", "members": ["1001", "1002"], **queue},
-        {"name": "support", "members": ["1003"], "strategy": "linear", **queue},
-    ]})
+    server = support_server(artifacts, ["1001", "1002"], strategy="linear")
     with server, ExitStack() as stack:
         for agent, penalty in (("1001", 0), ("1002", 5)):
             answering_phone(server, agent, artifacts / f"phone{agent}", stack, talk_ms=1000)
