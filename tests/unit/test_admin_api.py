@@ -180,3 +180,18 @@ def test_changes_by_api_survive_a_restart(tmp_path: Path) -> None:
         assert api(again, "GET", "/api/users", headers=ADMIN)[1][-1]["skills"] == {"polish": 5}
     finally:
         again.close()
+
+
+def test_web_password_hashes_are_salted_scrypt_and_checked_in_the_file() -> None:
+    from pydantic import ValidationError
+
+    from callcenter.config.models import User
+    from callcenter.config.web_password import hash_web_password, web_password_matches
+
+    one, two = hash_web_password("same"), hash_web_password("same")
+    assert one != two and one.startswith("scrypt:16384:8:1:")  # a random salt each time
+    assert web_password_matches(one, "same") and not web_password_matches(one, "Same")
+    assert not web_password_matches("scrypt:3:8:1:" + one.split(":", 4)[4], "same")  # N
+    assert User(user="1", password="p", role="agent", web_password=one).web_password == one
+    with pytest.raises(ValidationError, match="web_password"):
+        User(user="1", password="p", role="agent", web_password="plain text")
