@@ -24,7 +24,7 @@ from callcenter.calls.b2bua import B2BUA
 from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.calls.callbacks import CallbackWorker
 from callcenter.calls.crm import Crm
-from callcenter.calls.directory import ApiDirectory
+from callcenter.calls.directory import ApiDirectory, with_stored
 from callcenter.calls.hold import Holds
 from callcenter.calls.ivr_call import LiveCall
 from callcenter.calls.members import QueueMembers
@@ -33,7 +33,7 @@ from callcenter.calls.services import CallServices
 from callcenter.calls.transfer import Transfers
 from callcenter.calls.trunks import Registered, addresses_of, trunk_of
 from callcenter.config import Config, Trunk
-from callcenter.config.live import ConfigReloader, ReloadResult, with_api_objects
+from callcenter.config.live import ConfigReloader, ReloadResult
 from callcenter.config.models import SipTls
 from callcenter.dialer.numbers import try_normalize
 from callcenter.dialer.runner import CampaignRunner
@@ -99,8 +99,7 @@ class Application:
         sip = cfg.sip
         self.advertised = sip.advertised_address or sip.listen
         self.store = Store(cfg.database)
-        cfg = self.cfg = with_api_objects(  # and what the API added (the file wins)
-            cfg, self.store.api_users(), self.store.api_queues())
+        cfg = self.cfg = with_stored(cfg, self.store)  # and the API's objects (the file wins)
         self.customers = CustomerStore(
             self.store.db, lambda raw, country: try_normalize(raw, country=country)[0],
             country=cfg.trunks[0].country if cfg.trunks else "PL")

@@ -24,9 +24,10 @@ def engine_queue(q: Queue) -> QueueConfig:
 
 
 def engine_agents(cfg: Config) -> list[AgentConfig]:
-    """Every user with role agent, and any user who is a queue's member."""
+    """Every user with role agent, and any user who is a queue's member; its skills are
+    the user's own, then those its memberships give."""
     members: dict[str, list[Membership]] = {}
-    skills: dict[str, dict[str, int]] = {}
+    skills: dict[str, dict[str, int]] = {u.user: dict(u.skills) for u in cfg.users}
     static: dict[str, bool] = {}
     for q in cfg.queues:
         for m in q.members:

@@ -103,6 +103,24 @@ class QueueMembers:
                                     added_by=who, added_at=now)
         self._audit(now, who, "member.added", queue, agent, {"penalty": penalty, "tier": tier})
 
+    def change(self, queue: str, agent: str, *, penalty: int | None, tier: int | None,
+               who: str) -> None:
+        """A dynamic member's penalty or tier in place (the callers waiting keep their
+        places); KeyError for one not a dynamic member, MemberConflict for the file's."""
+        if self.from_file(queue, agent):
+            raise MemberConflict(f"{agent} is a member of {queue} in the config file, which "
+                                 "wins: change it there")
+        row = next((r for r in self.store.queue_members()
+                    if (r["queue"], r["agent"]) == (queue, agent)), None)
+        if row is None:
+            raise KeyError(agent)
+        penalty = row["penalty"] if penalty is None else penalty
+        tier = row["tier"] if tier is None else tier
+        self.queues.change_member(agent, queue, add=None, tier=tier, penalty=penalty)
+        self.store.change_queue_member(queue, agent, penalty=penalty, tier=tier)
+        self._audit(time.time(), who, "member.changed", queue, agent,
+                    {"penalty": penalty, "tier": tier})
+
     def remove(self, queue: str, agent: str, *, who: str) -> None:
         """KeyError for an unknown queue or agent, or one not a member; MemberConflict for a
         member from the config file (the file wins)."""

@@ -754,17 +754,19 @@ class QueueRunner:
         return last is not None and not last[0].source.startswith("campaign:") \
             and time.time() - last[1] <= DISPOSITION_WINDOW
 
-    def change_member(self, agent: str, queue: str, *, add: bool, tier: int = 1,
+    def change_member(self, agent: str, queue: str, *, add: bool | None, tier: int = 1,
                       penalty: int = 0) -> bool:
-        """Add ``agent`` to ``queue`` (or remove it: a call in progress goes on); False when
-        it already is (is not) a member, KeyError for an unknown agent or queue."""
+        """Add ``agent`` to ``queue`` (or remove it: a call in progress goes on; None: set
+        its tier and penalty in place); False when it already is (is not) a member, KeyError
+        for an unknown agent or queue."""
         if self.engine is None or agent not in self._since or self.cfg.queue(queue) is None:
             raise KeyError(agent)
-        event = (ev.MemberAdded(agent, queue, tier, penalty) if add
-                 else ev.MemberRemoved(agent, queue))
+        event: ev.Event = (ev.MemberAdded(agent, queue, tier, penalty) if add
+                           else ev.MemberRemoved(agent, queue) if add is False
+                           else ev.MemberChanged(agent, queue, tier, penalty))
         ok = not any(isinstance(x, act.Ignored) for x in self._feed(event))
-        log.info("queue_member_added" if add else "queue_member_removed", agent=agent,
-                 queue=queue, changed=ok)
+        log.info({True: "queue_member_added", False: "queue_member_removed",
+                  None: "queue_member_changed"}[add], agent=agent, queue=queue, changed=ok)
         return ok
 
     async def feature_code(self, leg: Leg, user: str, code: str) -> bool:

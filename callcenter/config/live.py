@@ -21,7 +21,7 @@ from ivr.yamldoc import ConfigError
 
 #: What a reload applies to the running server; every other key needs a restart.
 LIVE_KEYS = ("users", "trunks", "queues", "campaigns", "supervisor", "recording",
-             "drain_timeout", "http.tokens")
+             "drain_timeout", "http.tokens", "pause_reasons")
 
 
 @dataclass(frozen=True)
@@ -57,18 +57,24 @@ def differences(old: Config, new: Config) -> tuple[list[str], list[str]]:
 
 
 def with_api_objects(cfg: Config, rows: list[dict[str, Any]],
-                     queues: Sequence[dict[str, Any]] = ()) -> Config:
-    """The file's configuration plus the users and queues (``settings`` of the stored rows)
-    the API added; the file wins: what it defines is not taken from the database."""
+                     queues: Sequence[dict[str, Any]] = (),
+                     pause_reasons: Sequence[dict[str, Any]] = ()) -> Config:
+    """The file's configuration plus the users, queues (``settings`` of the stored rows) and
+    pause reasons the API added; the file wins: what it defines is not taken from the
+    database (a pause reason by its code or its name)."""
     mine = {u.user for u in cfg.users}
-    users = [User(user=r["user"], password=r["password"], role=r["role"], name=r["name"])
+    users = [User(user=r["user"], password=r["password"], role=r["role"], name=r["name"],
+                  skills=r.get("skills") or {}, web_password=r.get("web_password"))
              for r in rows if r["user"] not in mine]
     names = {q.name for q in cfg.queues}
     extra = [Queue.model_validate(r["settings"]) for r in queues if r["name"] not in names]
-    if not users and not extra:
+    reasons = {r["code"]: r["name"] for r in pause_reasons if r["code"] not in
+               cfg.pause_reasons and r["name"] not in cfg.pause_reasons.values()}
+    if not users and not extra and not reasons:
         return cfg
     return cfg.model_copy(update={"users": [*cfg.users, *users],
-                                  "queues": [*cfg.queues, *extra]})
+                                  "queues": [*cfg.queues, *extra],
+                                  "pause_reasons": {**cfg.pause_reasons, **reasons}})
 
 
 def _live_part(old: Config, new: Config) -> Config:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from acd.strategies import canonical_strategy
+from callcenter.config import web_password
 from ivr.yamldoc import QuotedStr
 
 
@@ -225,15 +226,28 @@ def _password(value: str) -> str:
     return value
 
 
+def _web_password(value: str | None) -> str | None:
+    if value is not None and not web_password.valid(value):
+        raise ValueError("expected scrypt:N:r:p:<32 hex salt>:<64 hex key> (set by the API)")
+    return value
+
+
+Skills = dict[str, Annotated[int, Field(ge=0, le=100)]]
+
+
 class User(_Model):
     """A SIP account: an agent or a supervisor. ``password``: the password, or
-    ``ha1:`` and the 32 hex digits of MD5(user:realm:password) (digest MD5 only)."""
+    ``ha1:`` and the 32 hex digits of MD5(user:realm:password) (digest MD5 only);
+    ``web_password``: a second password for the API login only, as a scrypt hash;
+    ``skills``: the agent's levels (with those its queue memberships give)."""
 
     user: Annotated[QuotedStr, Field(min_length=1, pattern=_TOKEN)]
     password: Annotated[QuotedStr, Field(min_length=1), AfterValidator(_password)]
     role: Literal["agent", "supervisor"]
     name: str = ""
     srtp: SrtpPolicy | None = None  #: null: ``media.srtp``
+    web_password: Annotated[str | None, AfterValidator(_web_password)] = None
+    skills: Skills = {}
 
 
 class TrunkRegister(_Model):
@@ -314,7 +328,7 @@ class QueueMember(_Model):
     tier: int = Field(default=1, ge=1)
     penalty: int = Field(default=0, ge=0)
     static: bool = True
-    skills: dict[str, Annotated[int, Field(ge=0, le=100)]] = {}
+    skills: Skills = {}
 
 
 OptionalSeconds = Annotated[float, Field(gt=0)] | None

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from callcenter.config.models import Queue
 from callcenter.report.cli import _date, open_days, write_out
 from callcenter.report.stats import LocalTime
 
@@ -109,16 +110,21 @@ def register(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
+def export(db: Path | str, t0: float, t1: float, queues: Iterable[Queue]) -> str:
+    """The text of ``queue_log`` in ``[t0, t1)`` from database ``db`` (opened read-only)
+    whose queues are ``queues``: the CLI's and ``GET /api/queue-log``'s."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        keys = {q.name: q.callback_key or "" for q in queues}
+        return "".join(line + "\n" for line in asterisk_lines(con, t0, t1, keys))
+    finally:
+        con.close()
+
+
 def run(args: argparse.Namespace) -> int:
     opened = open_days(args, "queue-log")
     if isinstance(opened, int):
         return opened
     cfg, db, first, last = opened
     t0, t1 = LocalTime.zone(cfg.timezone).day_range(first, last)
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        lines = list(asterisk_lines(con, t0, t1,
-                                    {q.name: q.callback_key or "" for q in cfg.queues}))
-    finally:
-        con.close()
-    return write_out(args, "".join(line + "\n" for line in lines))
+    return write_out(args, export(db, t0, t1, cfg.queues))

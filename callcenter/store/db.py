@@ -187,6 +187,16 @@ MIGRATIONS: list[str] = [
         added_at REAL NOT NULL
     );
     """,
+    """
+    ALTER TABLE users ADD COLUMN skills TEXT NOT NULL DEFAULT '{}';  -- JSON: skill -> level
+    ALTER TABLE users ADD COLUMN web_password TEXT;  -- scrypt:... for the API login (not SIP)
+    CREATE TABLE pause_reasons (      -- added by the API; the config file's are not here
+        code TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        added_by TEXT NOT NULL,
+        added_at REAL NOT NULL
+    );
+    """,
 ]
 
 
@@ -464,8 +474,9 @@ class Store:
         return cursor.rowcount > 0
 
     def api_users(self) -> list[dict[str, Any]]:
-        """The users added by the API, in the order they were added."""
-        return list(self.db["users"].rows_where(order_by="added_at, rowid"))
+        """The users added by the API (``skills`` decoded), in the order they were added."""
+        return [{**r, "skills": json.loads(r["skills"])}
+                for r in self.db["users"].rows_where(order_by="added_at, rowid")]
 
     def add_api_user(self, *, user: str, password: str, role: str, name: str, added_by: str,
                      added_at: float) -> None:
@@ -473,6 +484,16 @@ class Store:
             self.db.conn.execute(
                 "INSERT INTO users (user, password, role, name, added_by, added_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)", (user, password, role, name, added_by, added_at))
+
+    def change_api_user(self, user: str, **values: Any) -> None:
+        """Replace the stored user's ``password``, ``role``, ``name``, ``skills`` (a dict) or
+        ``web_password``."""
+        if "skills" in values:
+            values["skills"] = json.dumps(values["skills"], ensure_ascii=False)
+        with self.db.conn:
+            self.db.conn.execute(
+                f"UPDATE users SET {', '.join(f'{k} = ?' for k in values)} WHERE user = ?",
+                (*values.values(), user))
 
     def remove_api_user(self, user: str) -> bool:
         """False when it was not stored."""
@@ -491,6 +512,34 @@ class Store:
             self.db.conn.execute(
                 "INSERT INTO queues (name, settings, added_by, added_at) VALUES (?, ?, ?, ?)",
                 (name, json.dumps(settings, ensure_ascii=False), added_by, added_at))
+
+    def change_api_queue(self, name: str, settings: dict[str, Any]) -> None:
+        with self.db.conn:
+            self.db.conn.execute("UPDATE queues SET settings = ? WHERE name = ?",
+                                 (json.dumps(settings, ensure_ascii=False), name))
+
+    def change_queue_member(self, queue: str, agent: str, *, penalty: int, tier: int) -> bool:
+        """False when it is not stored."""
+        with self.db.conn:
+            cursor = self.db.conn.execute(
+                "UPDATE queue_members SET penalty = ?, tier = ? WHERE queue = ? AND agent = ?",
+                (penalty, tier, queue, agent))
+        return cursor.rowcount > 0
+
+    def pause_reasons(self) -> list[dict[str, Any]]:
+        """The pause reasons added by the API, in the order they were added."""
+        return list(self.db["pause_reasons"].rows_where(order_by="added_at, rowid"))
+
+    def add_pause_reason(self, *, code: str, name: str, added_by: str, added_at: float) -> None:
+        with self.db.conn:
+            self.db.conn.execute("INSERT INTO pause_reasons (code, name, added_by, added_at) "
+                                 "VALUES (?, ?, ?, ?)", (code, name, added_by, added_at))
+
+    def remove_pause_reason(self, code: str) -> bool:
+        """False when it was not stored."""
+        with self.db.conn:
+            cursor = self.db.conn.execute("DELETE FROM pause_reasons WHERE code = ?", (code,))
+        return cursor.rowcount > 0
 
     def remove_api_queue(self, name: str) -> bool:
         """False when it was not stored."""

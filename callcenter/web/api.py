@@ -115,7 +115,8 @@ class Api:
         self.trunks = list(server.cfg.trunks)
         events_api.register(r, auth, store=server.store, hub=server.events.stream,
                             sl_seconds=self.sl_seconds,
-                            local=lambda: stats.LocalTime.of(server.clock))
+                            local=lambda: stats.LocalTime.of(server.clock),
+                            queues=lambda: self.cfg.queues)
         acd_api.register(r, auth, server.queues)
         member_api.register(r, auth, server.members)
         call_api.register(r, auth, server.b2bua, server.transfers)
@@ -134,10 +135,14 @@ class Api:
 
     def reconfigure(self, cfg: Config) -> None:
         """A reloaded configuration: tokens, trunks and service-level targets; a user
-        removed, or whose role or password changed, is logged out."""
+        removed, or whose role or a password changed, is logged out."""
         old, self.cfg = self.cfg, cfg
+
+        def keys(u: Any) -> Any:
+            return None if u is None else (u.role, u.password, u.web_password)
         self.auth.logout_users(lambda user, role: (
-            (u := cfg.user(user)) is not None and u == old.user(user) and u.role == role))
+            (u := cfg.user(user)) is not None and keys(u) == keys(old.user(user))
+            and u.role == role))
         self.auth.tokens = {t.token: t.role for t in cfg.http.tokens}
         self.auth.names = {t.token: t.name for t in cfg.http.tokens}
         self.sl_seconds.clear()

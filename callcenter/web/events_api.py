@@ -3,6 +3,11 @@
     GET /api/events/stream?types=queue.,agent.     server-sent events (token: header or ?token=)
     GET /api/cdr.csv?from=YYYY-MM-DD&to=YYYY-MM-DD CDRs of those local days as CSV
     GET /api/stats/intervals?date=YYYY-MM-DD&minutes=15   calls and SL per interval
+    GET /api/queue-log?from=YYYY-MM-DD&to=YYYY-MM-DD     Asterisk queue_log lines (text)
+
+A supervisor limited to some queues gets the events and CDRs of those queues only: an event
+naming a queue when it is one of them, else naming an agent when it is one of theirs (other
+events are not sent); CDRs whose ``queue`` is one of them.
 
 Days, intervals and times are those of the server's clock and time zone (``timezone`` in the
 config), as the ACD's "today" on the wallboard; never the operating system's zone.
@@ -18,17 +23,18 @@ import csv
 import io
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from callcenter.report import stats
+from callcenter.report import queue_log, stats
 from callcenter.store.records import CallRecord
 from callcenter.web import wallboard
 from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
 from callcenter.web.openapi import spec
 
 if TYPE_CHECKING:
+    from callcenter.config.models import Queue
     from callcenter.events.service import StreamHub
     from callcenter.store.db import Store
     from callcenter.web.auth import Auth
@@ -65,16 +71,35 @@ def _day(req: HttpRequest, name: str, default: date | None = None) -> date:
     return day
 
 
+def _days(req: HttpRequest, local: stats.LocalTime) -> tuple[date, date, float, float]:
+    """``?from=`` and ``?to=`` (default: from): the days and their [start, end) times."""
+    first = _day(req, "from")
+    last = _day(req, "to", first)
+    if last < first:
+        raise HttpError(400, "to is before from")
+    if (last - first).days >= MAX_CDR_DAYS:
+        raise HttpError(400, f"at most {MAX_CDR_DAYS} days per export")
+    return first, last, *local.day_range(first, last)
+
+
+def _shown(event: dict[str, Any], within: tuple[frozenset[str], frozenset[str]]) -> bool:
+    queues, agents = within
+    queue, agent = event.get("queue"), event.get("agent")
+    return queue in queues if queue else agent in agents
+
+
 def register(router: Router, auth: Auth, *, store: Store, hub: StreamHub,
-             sl_seconds: Mapping[str, float], local: Callable[[], stats.LocalTime]) -> None:
+             sl_seconds: Mapping[str, float], local: Callable[[], stats.LocalTime],
+             queues: Callable[[], Iterable[Queue]] = tuple) -> None:
     """Add the routes above to ``router``: CDRs from ``store``, live events from ``hub``,
     service levels counted against each queue's ``sl_seconds``, days and times in the
-    server's clock and zone as ``local()`` gives them."""
+    server's clock and zone as ``local()`` gives them; ``queues()``: the running ones."""
 
     def stream(req: HttpRequest) -> HttpResponse:
         token_from_query(req)
         auth.require(req)
         prefixes = tuple(p for p in (req.arg("types") or "").split(",") if p)
+        within = req.within
         queue = hub.open()
 
         async def body() -> AsyncIterator[bytes]:
@@ -88,7 +113,10 @@ def register(router: Router, auth: Auth, *, store: Store, hub: StreamHub,
                         continue
                     if prefixes and not event.type.startswith(prefixes):
                         continue
-                    data = json.dumps(event.to_dict(), ensure_ascii=False, default=str)
+                    payload = event.to_dict()
+                    if within is not None and not _shown(payload, within):
+                        continue
+                    data = json.dumps(payload, ensure_ascii=False, default=str)
                     yield f"event: {event.type}\ndata: {data}\n\n".encode()
             finally:
                 hub.close(queue)
@@ -99,16 +127,14 @@ def register(router: Router, auth: Auth, *, store: Store, hub: StreamHub,
     def cdr_csv(req: HttpRequest) -> HttpResponse:
         token_from_query(req)
         auth.require(req)
-        first = _day(req, "from")
-        last = _day(req, "to", first)
-        if last < first:
-            raise HttpError(400, "to is before from")
-        if (last - first).days >= MAX_CDR_DAYS:
-            raise HttpError(400, f"at most {MAX_CDR_DAYS} days per export")
         here = local()
-        t0, t1 = here.day_range(first, last)
-        rows = store.db["calls"].rows_where("start >= ? AND start < ?", [t0, t1],
-                                            order_by="start, id")
+        first, last, t0, t1 = _days(req, here)
+        where, args = "start >= ? AND start < ?", list[Any]([t0, t1])
+        if req.within is not None:
+            mine = sorted(req.within[0])
+            where += f" AND queue IN ({', '.join('?' for _ in mine)})"
+            args += mine
+        rows = store.db["calls"].rows_where(where, args, order_by="start, id")
         buf = io.StringIO()
         out = csv.writer(buf, lineterminator="\r\n")
         out.writerow(CDR_COLUMNS)
@@ -151,11 +177,17 @@ def register(router: Router, auth: Auth, *, store: Store, hub: StreamHub,
             ],
         })
 
+    def queue_log_text(req: HttpRequest) -> HttpResponse:
+        auth.require(req)
+        _, _, t0, t1 = _days(req, local())
+        return HttpResponse.text(queue_log.export(store.path, t0, t1, queues()))
+
     def openapi(req: HttpRequest) -> HttpResponse:
         return HttpResponse.json(spec())
 
     router.add("GET", "/api/events/stream", stream)
     router.add("GET", "/api/cdr.csv", cdr_csv)
     router.add("GET", "/api/stats/intervals", intervals)
+    router.add("GET", "/api/queue-log", queue_log_text)
     router.add("GET", "/api/openapi.json", openapi)
     wallboard.register(router)

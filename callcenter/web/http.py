@@ -38,6 +38,9 @@ class HttpRequest:
     headers: dict[str, str]  # lower-case names
     body: bytes
     params: dict[str, str] = field(default_factory=dict)  # from the route pattern
+    #: (queues, agents) the role policy limits the answer to (None: everything), for the
+    #: handlers that cut their answer themselves (a stream, a CSV)
+    within: tuple[frozenset[str], frozenset[str]] | None = None
 
     def json(self) -> Any:
         try:

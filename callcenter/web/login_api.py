@@ -1,7 +1,7 @@
 """``POST /api/login {"user": "1001", "password": "..."}``: a user's own API token.
 
 200 ``{"token", "role", "expires"}`` (unix time; the token lasts ``SESSION_SECONDS``) for a
-user of the config file with its SIP password; 401 for a wrong password or an unknown user
+user with its SIP password or its ``web_password`` (set by the API, kept as scrypt); 401 for a wrong password or an unknown user
 (the same answer); after ``sip.auth.max_failures`` failures within ``failure_window`` seconds
 the user is locked out for ``block_for`` seconds (429), as for SIP digest.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from callcenter.config.web_password import web_password_matches
 from callcenter.sip.auth import FailureLimiter, password_matches
 from callcenter.web import openapi
 from callcenter.web.auth import Auth
@@ -35,8 +36,11 @@ def register(router: Router, auth: Auth, config: Callable[[], Config]) -> None:
             raise HttpError(429, "too many failed logins: try again later")
         cfg = config()
         user = cfg.user(name)
-        if user is None or not password_matches(user.password, user=name, realm=cfg.sip.realm,
-                                                given=body["password"]):
+        given = body["password"]
+        if user is None or not (
+                password_matches(user.password, user=name, realm=cfg.sip.realm, given=given)
+                or user.web_password is not None
+                and web_password_matches(user.web_password, given)):
             limiter.record_failure(name, now)
             raise HttpError(401, "wrong user or password")
         limiter.record_success(name)
@@ -53,7 +57,8 @@ def _err(text: str) -> dict[str, Any]:
 
 
 openapi.add_paths({"/api/login": {"post": {
-    "summary": "Log a user in with its SIP password: a bearer token for its role",
+    "summary": "Log a user in with its SIP password or its web_password: a bearer token "
+               "for its role",
     "security": [],
     "requestBody": {"required": True, "content": {"application/json": {"schema": {
         "type": "object", "required": ["user", "password"], "properties": {

@@ -2,6 +2,7 @@
 
     GET    /api/queues/{name}                   its settings and members
     POST   /api/queues/{name}/members           {"agent": "1001", "penalty": 0, "tier": 1}
+    PATCH  /api/queues/{name}/members/{agent}   {"penalty": 2} (and/or "tier"), in place
     DELETE /api/queues/{name}/members/{agent}
 
 Members added here are dynamic: stored in the database, loaded again at start after the config
@@ -63,6 +64,23 @@ def register(router: Router, auth: Auth, members: QueueMembers) -> None:
         return HttpResponse.json(next(m for m in members.listing(name) if m["agent"] == agent),
                                  201)
 
+    def change(req: HttpRequest) -> HttpResponse:
+        auth.require(req, "admin")
+        name, agent = req.params["name"], req.params["agent"]
+        view(name)
+        body = req.json()
+        if not isinstance(body, dict) or not body or not body.keys() <= {"penalty", "tier"}:
+            raise HttpError(400, 'expected {"penalty": 0} and/or {"tier": 1}')
+        try:
+            members.change(name, agent, who=auth.who(req),
+                           penalty=_int(body, "penalty", 0, 0) if "penalty" in body else None,
+                           tier=_int(body, "tier", 1, 1) if "tier" in body else None)
+        except KeyError:
+            raise HttpError(404, f"{agent!r} is not a dynamic member of {name}") from None
+        except MemberConflict as exc:
+            raise HttpError(409, str(exc)) from None
+        return HttpResponse.json(next(m for m in members.listing(name) if m["agent"] == agent))
+
     def remove(req: HttpRequest) -> HttpResponse:
         auth.require(req, "admin")
         name, agent = req.params["name"], req.params["agent"]
@@ -77,6 +95,7 @@ def register(router: Router, auth: Auth, members: QueueMembers) -> None:
 
     router.add("GET", "/api/queues/{name}", show)
     router.add("POST", "/api/queues/{name}/members", add)
+    router.add("PATCH", "/api/queues/{name}/members/{agent}", change)
     router.add("DELETE", "/api/queues/{name}/members/{agent}", remove)
 
 
@@ -117,7 +136,18 @@ def _described() -> None:
             "responses": {**ok("201", "the member", member), "400": err("bad body"),
                           "403": err("the token may only read"),
                           "404": err("no such queue or agent"), "409": conflict}}},
-        "/api/queues/{name}/members/{agent}": {"delete": {
+        "/api/queues/{name}/members/{agent}": {"patch": {
+            "summary": "Change a dynamic member's penalty or tier in place (stored, audited; "
+                       "callers waiting keep their places)",
+            "parameters": [name, agent],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {
+                    "penalty": {"type": "integer", "minimum": 0},
+                    "tier": {"type": "integer", "minimum": 1}}}}}},
+            "responses": {**ok("200", "the member", member), "400": err("bad body"),
+                          "403": err("the token may only read"),
+                          "404": err("no such queue, or not a dynamic member"),
+                          "409": conflict}}, "delete": {
             "summary": "Remove a dynamic member: its call in progress goes on, no new ones",
             "parameters": [name, agent],
             "responses": {**ok("200", "the queue", queue), "403": err("the token may only read"),

@@ -70,6 +70,7 @@ def _p(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 _DATE = {"type": "string", "format": "date"}
+_DAYS = [_q("from", _DATE, "first day", required=True), _q("to", _DATE, "last day (default: from)")]
 _NUM = {"type": ["number", "null"]}
 _QUEUE = {
     "type": "object",
@@ -279,7 +280,8 @@ def spec() -> dict[str, Any]:
                     "404": "no such agent or command (disposition: no such recent call)",
                     "409": "not allowed in the agent's state"})},
         "/api/events/stream": {"get": _op(
-            "Live events as server-sent events (event: <type>, data: JSON with schema 1)",
+            "Live events as server-sent events (event: <type>, data: JSON with schema 1); "
+            "a supervisor limited to some queues gets only those naming them or their agents",
             {"description": "an endless text/event-stream",
              "content": {"text/event-stream": {"schema": {"type": "string"}}}},
             params=[_q("types", {"type": "string"},
@@ -287,13 +289,18 @@ def spec() -> dict[str, Any]:
                     _q("token", {"type": "string"},
                        "the bearer token, for clients that cannot send headers")])},
         "/api/cdr.csv": {"get": _op(
-            "CDRs of the days from..to (inclusive, config timezone) as CSV",
+            "CDRs of the days from..to (inclusive, config timezone) as CSV (a supervisor "
+            "limited to some queues: the calls of those queues)",
             {"description": "CSV with a header row",
              "content": {"text/csv": {"schema": {"type": "string"}}}},
-            params=[_q("from", _DATE, "first day", required=True),
-                    _q("to", _DATE, "last day (default: from)"),
-                    _q("token", {"type": "string"}, "the bearer token, for plain links")],
+            params=[*_DAYS, _q("token", {"type": "string"}, "the bearer token, for plain links")],
             errors={"400": "missing or bad dates"})},
+        "/api/queue-log": {"get": _op(
+            "The queue log of the days from..to in Asterisk's queue_log format "
+            "(epoch|callid|queue|agent|EVENT|data..., as `callcenter queue-log`)",
+            {"description": "one line an event",
+             "content": {"text/plain": {"schema": {"type": "string"}}}},
+            params=_DAYS, errors={"400": "missing or bad dates"})},
         "/api/stats/intervals": {"get": _op(
             "Calls offered/answered/abandoned and service level per interval of a day (config timezone)",
             _json({"type": "object", "properties": {

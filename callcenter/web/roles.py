@@ -2,9 +2,9 @@
 
 ``admin`` (config tokens) may do everything; ``read`` (config tokens: wallboards) may use
 every ``GET`` but a customer's GDPR export and its files (admin only: personal data in bulk); a logged-in ``agent`` sees and drives itself (its state, its log-in and pause,
-its queues' figures); a ``supervisor`` the queues ``supervisor.queues`` gives it (all when
-unlisted) and their agents: figures, agent control, listen/whisper/barge sessions, interval
-reports. Anything out of a user's scope answers 404 (nothing leaks that it exists); a route
+its queues' figures, the pause reasons); a ``supervisor`` the queues ``supervisor.queues``
+gives it (all when unlisted) and their agents: figures, agent control, listen/whisper/barge
+sessions, interval reports, the event stream and the CDR export (cut to them). Anything out of a user's scope answers 404 (nothing leaks that it exists); a route
 its role may not use at all answers 403, as does any route not in :data:`POLICY` (a new
 route is closed to users until it is classified here).
 
@@ -174,6 +174,21 @@ def session_body() -> Rule:
     return Rule(check)
 
 
+def scoped() -> Rule:
+    """The handler cuts its answer itself (a stream, a CSV) to the user's queues and
+    their agents (``HttpRequest.within``)."""
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
+        queues = scope.queues(p)
+        if queues is not None:
+            req.within = (frozenset(queues), frozenset(scope.agents(p) or ()))
+    return Rule(check)
+
+
+def anyone() -> Rule:
+    """Every user of the role may use the route as it is (e.g. the pause reasons)."""
+    return Rule(lambda p, req, scope: None)
+
+
 #: (method, route pattern) -> role -> rule; a role not named may not use the route
 POLICY: dict[tuple[str, str], dict[str, Rule]] = {
     ("GET", "/api/agents"): {"agent": listed("agent", "id"), "supervisor": listed("agent", "id")},
@@ -189,6 +204,9 @@ POLICY: dict[tuple[str, str], dict[str, Rule]] = {
         "supervisor": target("/api/supervisor/sessions/{id}", "agent")}
        for method in ("GET", "PATCH", "DELETE")},
     ("GET", "/api/stats/intervals"): {"supervisor": query_queue()},
+    ("GET", "/api/events/stream"): {"supervisor": scoped()},
+    ("GET", "/api/cdr.csv"): {"supervisor": scoped()},
+    ("GET", "/api/pause-reasons"): {"agent": anyone(), "supervisor": anyone()},
     ("GET", "/api/calls"): {"agent": own_calls()},
     ("GET", "/api/calls/{id}"): {"agent": target("/api/calls/{id}", "caller", "called",
                                                  "agent")},

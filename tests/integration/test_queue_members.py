@@ -53,18 +53,24 @@ def _taken_by(server: ServerProcess, agent: str) -> int:
     return sum(1 for r in _support_log(server) if r["event"] == "connect" and r["agent"] == agent)
 
 
-def test_member_added_by_api_takes_calls_until_deleted_and_survives_a_restart(
-        artifacts: Path) -> None:
+def support_server(artifacts: Path, sales: list[str], **support: Any) -> ServerProcess:
+    """A server whose line 0800000002 goes straight into support (member 1003, ``support``
+    settings more), sales having ``sales``; quick rings, no wrap-up or announcements."""
     require_binary("sipp")
     dialplans = artifacts / "dialplans"
     shutil.rmtree(dialplans, ignore_errors=True)
     shutil.copytree(REPO / "dialplans", dialplans)
     (dialplans / "support.yaml").write_text(SUPPORT_LINE, encoding="utf-8")
     queue = {"ring_timeout": 5, "wrapup": 0, "announce_every": None, "whisper": False}
-    server = ServerProcess(artifacts, overrides={"dialplans": str(dialplans), "queues": [
-        {"name": "sales", "members": [AGENT], **queue},
-        {"name": "support", "members": ["1003"], **queue},
+    return ServerProcess(artifacts, overrides={"dialplans": str(dialplans), "queues": [
+        {"name": "sales", "members": sales, **queue},
+        {"name": "support", "members": ["1003"], **queue, **support},
     ]})
+
+
+def test_member_added_by_api_takes_calls_until_deleted_and_survives_a_restart(
+        artifacts: Path) -> None:
+    server = support_server(artifacts, [AGENT])
     with server:
         status, body = http(server, "GET", "/api/queues/support")
         assert status == 200 and [m["agent"] for m in body["members"]] == ["1003"]

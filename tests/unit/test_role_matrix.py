@@ -8,16 +8,20 @@ only what is in scope."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from callcenter.cli import load_setup
+from callcenter.events import bus
 from callcenter.store.records import CallRecord
+from callcenter.web.http import HttpRequest
 from tests.unit.test_openapi import OPERATIONS, SPEC, Harness
 
 ADMIN, READ = "demo-admin-token", "demo-wallboard-token"
@@ -25,7 +29,8 @@ SUPERVISOR, AGENT = ("2001", "super2001"), ("1003", "agent1003")
 #: what users may use (the rest answers them 403); admin everything, read every GET
 USER_ROUTES = {("GET", "/api/agents"), ("GET", "/api/agents/{id}"),
                ("POST", "/api/agents/{id}/{command}"), ("GET", "/api/queues"),
-               ("GET", "/api/queues/{name}"), ("GET", "/api/callbacks")}
+               ("GET", "/api/queues/{name}"), ("GET", "/api/callbacks"),
+               ("GET", "/api/pause-reasons")}
 AGENT_ROUTES = USER_ROUTES | {
     ("GET", "/api/calls"), ("GET", "/api/calls/{id}"),
     ("POST", "/api/campaigns/{name}/dispositions"), ("POST", "/api/campaigns/{name}/preview"),
@@ -37,7 +42,8 @@ SUPERVISOR_ROUTES = USER_ROUTES | {
     ("GET", "/api/agents/{id}/offer"), ("GET", "/api/calls/{id}/offer"),
     ("GET", "/api/supervisor/sessions"), ("POST", "/api/supervisor/sessions"),
     ("GET", "/api/supervisor/sessions/{id}"), ("PATCH", "/api/supervisor/sessions/{id}"),
-    ("DELETE", "/api/supervisor/sessions/{id}"), ("GET", "/api/stats/intervals")}
+    ("DELETE", "/api/supervisor/sessions/{id}"), ("GET", "/api/stats/intervals"),
+    ("GET", "/api/events/stream"), ("GET", "/api/cdr.csv")}
 #: a POST that only looks (validates the files on disk): read tokens may use it
 READ_POSTS = {("POST", "/api/dialplans/validate")}
 #: GETs of personal data in bulk (the GDPR export and its recordings): admin only
@@ -53,7 +59,8 @@ BY_PATH = {"/api/calls/{id}": {"id": "c1"}, "/api/calls/{id}/transfer": {"id": "
            "/api/campaigns/{name}/preview": {"name": "telesales"},
            "/api/campaigns/{name}/preview/{contact}/{action}": {"name": "telesales"},
            "/api/campaigns/{name}/{verb}": {"name": "telesales"}}
-QUERY = {"/api/cdr.csv": {"from": ["2026-11-23"]}, "/api/stats/intervals": {"queue": ["support"]}}
+QUERY = {"/api/cdr.csv": {"from": ["2026-11-23"]}, "/api/stats/intervals": {"queue": ["support"]},
+         "/api/queue-log": {"from": ["2026-11-23"]}}
 BODY = {"/api/supervisor/sessions": {"supervisor": "2001", "agent": "1003", "mode": "nosuch"},
         "/api/campaigns/{name}/dispositions": {"attempt": 1, "code": "1"},
         "/api/campaigns/{name}/preview": {"agent": "1003"},
@@ -211,3 +218,54 @@ def test_an_agent_reads_the_customers_it_talked_to_and_no_others(roles: Roles) -
     # the call the agent took (its CDR names it since issue 13) is in its history
     app.store.update_call("c1", agent="1003")
     assert "c1" in [c["id"] for c in roles.call("GET", "/api/calls", agent)[1]["history"]]
+
+
+def test_a_supervisor_gets_the_events_and_cdrs_of_its_queues_only(roles: Roles) -> None:
+    app, sup = roles.app, roles.login(*SUPERVISOR)
+    for cid, queue in (("q-support", "support"), ("q-sales", "sales")):
+        app.store.start_call(CallRecord(id=cid, sip_call_id=f"{cid}@y", direction="inbound",
+                                        caller="48221234567", called="0800123456",
+                                        source="trunk:pstn", start=1.7e9))
+        app.store.update_call(cid, queue=queue)
+    day = {"from": ["2023-11-14"]}
+    for token, ids in ((sup, {"q-support"}), (ADMIN, {"q-support", "q-sales"})):
+        resp = roles.request("GET", "/api/cdr.csv", {**day, "token": [token]}, {})
+        assert resp.status == 200
+        assert {line.split(",")[0] for line in resp.body.decode().splitlines()[1:]} == ids
+
+    loop = roles.loop
+    req = HttpRequest("GET", "/api/events/stream", {"token": [sup]}, {}, b"")
+    resp = loop.run_until_complete(app.http._dispatch(req))
+    assert resp.status == 200 and resp.stream is not None
+    assert loop.run_until_complete(resp.stream.__anext__()).startswith(b"retry:")
+    for event in (bus.QueueEntered(call_id="a", queue="sales"),
+                  bus.AgentStateChanged(agent="1001", old="idle", new="paused"),
+                  bus.AuditChanged(ts=1.0, who="x", action="a", object="o", detail={}),
+                  bus.QueueEntered(call_id="b", queue="support"),
+                  bus.AgentStateChanged(agent="1003", old="idle", new="paused")):
+        app.events.stream(event)
+    got = [loop.run_until_complete(asyncio.wait_for(resp.stream.__anext__(), 5))
+           for _ in range(2)]
+    loop.run_until_complete(resp.stream.aclose())
+    assert [json.loads(chunk.split(b"data: ")[1])["type"] for chunk in got] == [
+        "queue.enter", "agent.state"]
+    assert b'"support"' in got[0] and b'"1003"' in got[1]
+    assert app.events.stream.clients == set()
+
+
+def test_the_queue_log_by_api_is_the_clis(roles: Roles) -> None:
+    from callcenter.report import queue_log
+    from callcenter.report.stats import LocalTime
+
+    app = roles.app
+    app.store.log_queue(ts=1.7e9 + 10, queue="support", call_id="q-support", event="enter",
+                        position=1)
+    t0, t1 = LocalTime.zone(app.cfg.timezone).day_range(date(2023, 11, 14), date(2023, 11, 14))
+    status = roles.request("GET", "/api/queue-log", {"from": ["2023-11-14"]},
+                           {"authorization": f"Bearer {READ}"})
+    assert status.status == 200 and status.content_type.startswith("text/plain")
+    text = status.body.decode()
+    assert text == queue_log.export(app.store.path, t0, t1, app.cfg.queues)
+    assert "|q-support|support|NONE|ENTERQUEUE|" in text
+    assert roles.request("GET", "/api/queue-log", {"from": ["2023-11-14"]},
+                         {"authorization": f"Bearer {roles.login(*SUPERVISOR)}"}).status == 403
