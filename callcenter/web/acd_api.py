@@ -9,6 +9,7 @@
     POST /api/agents/{id}/login|logout    body (optional): {"queue": "sales"}: that queue only
     POST /api/agents/{id}/pause|unpause   body for pause: {"reason": "lunch"} (name or code)
     POST /api/agents/{id}/disposition     {"code": "1"} (+ "call": id): the last queue call
+    GET  /api/pause_reasons               {"1": "lunch", ...}: the config's ``pause_reasons``
 """
 
 from __future__ import annotations
@@ -83,6 +84,11 @@ def register(router: Router, auth: Auth, acd: QueueRunner) -> None:
             raise HttpError(404, f"no agent {req.params['id']!r}")
         return HttpResponse.json(runner().agent_stats(req.params["id"])[0])
 
+    def pause_reasons(req: HttpRequest) -> HttpResponse:
+        auth.require(req)
+        return HttpResponse.json(dict(acd.cfg.pause_reasons))
+
+    router.add("GET", "/api/pause_reasons", pause_reasons)
     router.add("GET", "/api/queues", queues)
     router.add("GET", "/api/agents", agents)
     router.add("GET", "/api/agents/{id}", agent)

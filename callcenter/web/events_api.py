@@ -3,6 +3,7 @@
     GET /api/events/stream?types=queue.,agent.     server-sent events (token: header or ?token=)
     GET /api/cdr.csv?from=YYYY-MM-DD&to=YYYY-MM-DD CDRs of those local days as CSV
     GET /api/stats/intervals?date=YYYY-MM-DD&minutes=15   calls and SL per interval
+    GET /api/stats/agents?date=YYYY-MM-DD          per agent: calls, talk, wrap-up, pauses
 
 Days, intervals and times are those of the server's clock and time zone (``timezone`` in the
 config), as the ACD's "today" on the wallboard; never the operating system's zone.
@@ -151,11 +152,23 @@ def register(router: Router, auth: Auth, *, store: Store, hub: StreamHub,
             ],
         })
 
+    def agents(req: HttpRequest) -> HttpResponse:
+        auth.require(req)
+        here = local()
+        day = _day(req, "date", here.today())
+        t0, t1 = here.day_range(day, day)
+        con: sqlite3.Connection = store.db.conn
+        rows = stats.agent_summary(con, t0, t1)
+        return HttpResponse.json({"date": day.isoformat(), "agents": [
+            {**r, "occupancy": None if r["occupancy"] is None else round(r["occupancy"], 3)}
+            for r in rows]})
+
     def openapi(req: HttpRequest) -> HttpResponse:
         return HttpResponse.json(spec())
 
     router.add("GET", "/api/events/stream", stream)
     router.add("GET", "/api/cdr.csv", cdr_csv)
     router.add("GET", "/api/stats/intervals", intervals)
+    router.add("GET", "/api/stats/agents", agents)
     router.add("GET", "/api/openapi.json", openapi)
     wallboard.register(router)

@@ -278,6 +278,9 @@ def spec() -> dict[str, Any]:
             errors={"400": "bad body, unknown queue, pause reason or disposition code",
                     "404": "no such agent or command (disposition: no such recent call)",
                     "409": "not allowed in the agent's state"})},
+        "/api/pause_reasons": {"get": _op(
+            "The configured pause reasons, code -> name (for an agent's pause)",
+            _json({"type": "object", "additionalProperties": {"type": "string"}}))},
         "/api/events/stream": {"get": _op(
             "Live events as server-sent events (event: <type>, data: JSON with schema 1)",
             {"description": "an endless text/event-stream",
@@ -294,6 +297,18 @@ def spec() -> dict[str, Any]:
                     _q("to", _DATE, "last day (default: from)"),
                     _q("token", {"type": "string"}, "the bearer token, for plain links")],
             errors={"400": "missing or bad dates"})},
+        "/api/stats/agents": {"get": _op(
+            "Per agent, one day (config timezone): calls, talk, wrap-up, pause by reason, "
+            "logged-in time, occupancy (an agent gets itself)",
+            _json({"type": "object", "properties": {
+                "date": _DATE, "agents": {"type": "array", "items": {"type": "object",
+                                                                     "properties": {
+                    "agent": {"type": "string"}, "calls": {"type": "integer"},
+                    "talk": {"type": "number"}, "wrap_up": {"type": "number"},
+                    "paused": {"type": "number"}, "pause_by_reason": {"type": "object"},
+                    "logged_in": {"type": "number"}, "occupancy": _NUM}}}}}),
+            params=[_q("date", _DATE, "the day (default: today)")],
+            errors={"400": "bad date"})},
         "/api/stats/intervals": {"get": _op(
             "Calls offered/answered/abandoned and service level per interval of a day (config timezone)",
             _json({"type": "object", "properties": {

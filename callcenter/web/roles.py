@@ -15,7 +15,7 @@ The router wraps every handler with :func:`guard` as it is added; the handler's 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -162,6 +162,71 @@ def own_attempt() -> Rule:
     return Rule(check)
 
 
+def anyone() -> Rule:
+    """Every user of the role (settings that name nobody, e.g. the pause reasons)."""
+    return Rule(lambda p, req, scope: None)
+
+
+def body_queue() -> Rule:
+    """The body's ``queue`` is one of the user's (an agent booking a callback)."""
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
+        body = req.json() if req.body else {}
+        queues = scope.queues(p)
+        if queues is not None and (not isinstance(body, dict) or body.get("queue") not in queues):
+            raise HttpError(403, 'name one of your queues: {"queue": ...}')
+    return Rule(check)
+
+
+def live_party() -> Rule:
+    """A live call the agent is a party of (its transfers and conferences)."""
+    async def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
+        calls = await scope.lookup("/api/calls")
+        live = calls.get("live", []) if isinstance(calls, dict) else []
+        if not any(c.get("id") == req.params["id"] and any(
+                leg.get("party") == p.user for leg in c.get("legs", [])) for c in live):
+            raise _out_of_scope("live call")
+    return Rule(check)
+
+
+def own_campaigns() -> Rule:
+    """The campaigns of the agent's queues, with only its own calls and callbacks."""
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> Filter:
+        queues = scope.queues(p) or ()
+
+        def apply(data: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [{**c, "calls": [x for x in c["calls"] if x.get("agent") == p.user],
+                     "callbacks": [x for x in c["callbacks"] if x.get("owner") == p.user]}
+                    for c in data if c.get("queue") in queues]
+        return apply
+    return Rule(check)
+
+
+#: the fields of an event that name the users it concerns
+EVENT_USERS = ("agent", "party", "transferor", "transferee", "target", "supervisor")
+
+
+def own_events() -> Rule:
+    """The live events that name the agent (its state, its pops, its calls' legs and
+    transfers): a filter of each event of the stream."""
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> Filter:
+        return lambda event: event if p.user in (
+            [event.get(k) for k in EVENT_USERS] + list(event.get("agents") or [])) else None
+    return Rule(check)
+
+
+async def _events_only(stream: AsyncIterator[bytes], only: Filter) -> AsyncIterator[bytes]:
+    """A server-sent event stream without the events ``only`` drops (answers None for)."""
+    try:
+        async for chunk in stream:
+            head, sep, data = chunk.partition(b"\ndata: ")
+            if not (head.startswith(b"event:") and sep and only(json.loads(data)) is None):
+                yield chunk
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()  # the hub's queue is closed by the stream itself
+
+
 def session_body() -> Rule:
     """A supervisor starts sessions as itself, on agents of its queues only."""
     def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
@@ -200,6 +265,13 @@ POLICY: dict[tuple[str, str], dict[str, Rule]] = {
         ("POST", "/api/customers/{id}/notes"))},
     ("GET", "/api/callbacks"): {"agent": listed("agent", "agent"),
                                 "supervisor": listed("queue", "queue")},
+    ("POST", "/api/callbacks"): {"agent": body_queue()},
+    ("POST", "/api/calls/{id}/transfer"): {"agent": live_party()},
+    ("GET", "/api/events/stream"): {"agent": own_events()},
+    ("GET", "/api/pause_reasons"): {"agent": anyone(), "supervisor": anyone()},
+    ("GET", "/api/stats/agents"): {"agent": listed("agent", "agent", "agents"),
+                                   "supervisor": listed("agent", "agent", "agents")},
+    ("GET", "/api/campaigns"): {"agent": own_campaigns()},
     ("POST", "/api/campaigns/{name}/dispositions"): {"agent": own_attempt()},
     ("POST", "/api/campaigns/{name}/preview"): {"agent": body_agent()},
     ("POST", "/api/campaigns/{name}/preview/{contact}/{action}"): {"agent": body_agent()},
@@ -234,7 +306,9 @@ def guard(auth: Auth, scope: Scope) -> Callable[[str, str, Handler], Handler]:
                 resp = await call(handler, req)
             finally:
                 auth.release(req)
-            if only is not None and resp.status == 200 and resp.stream is None:
+            if only is not None and resp.status == 200 and resp.stream is not None:
+                resp.stream = _events_only(resp.stream, only)
+            elif only is not None and resp.status == 200:
                 resp = HttpResponse.json(only(json.loads(resp.body)), resp.status)
             return resp
         return guarded

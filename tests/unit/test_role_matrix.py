@@ -8,6 +8,7 @@ only what is in scope."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterator
@@ -17,7 +18,11 @@ from typing import Any
 import pytest
 
 from callcenter.cli import load_setup
+from callcenter.events.bus import AgentOffer, AgentStateChanged
 from callcenter.store.records import CallRecord
+from callcenter.web.auth import Principal
+from callcenter.web.http import HttpRequest
+from callcenter.web.roles import own_campaigns
 from tests.unit.test_openapi import OPERATIONS, SPEC, Harness
 
 ADMIN, READ = "demo-admin-token", "demo-wallboard-token"
@@ -32,12 +37,15 @@ AGENT_ROUTES = USER_ROUTES | {
     ("POST", "/api/campaigns/{name}/preview/{contact}/{action}"),
     ("GET", "/api/agents/{id}/offer"), ("GET", "/api/calls/{id}/offer"),
     ("GET", "/api/customers/{id}"), ("GET", "/api/customers/{id}/timeline"),
-    ("POST", "/api/customers/{id}/notes")}
+    ("POST", "/api/customers/{id}/notes"), ("GET", "/api/events/stream"),
+    ("POST", "/api/calls/{id}/transfer"), ("POST", "/api/callbacks"),
+    ("GET", "/api/pause_reasons"), ("GET", "/api/stats/agents"), ("GET", "/api/campaigns")}
 SUPERVISOR_ROUTES = USER_ROUTES | {
     ("GET", "/api/agents/{id}/offer"), ("GET", "/api/calls/{id}/offer"),
     ("GET", "/api/supervisor/sessions"), ("POST", "/api/supervisor/sessions"),
     ("GET", "/api/supervisor/sessions/{id}"), ("PATCH", "/api/supervisor/sessions/{id}"),
-    ("DELETE", "/api/supervisor/sessions/{id}"), ("GET", "/api/stats/intervals")}
+    ("DELETE", "/api/supervisor/sessions/{id}"), ("GET", "/api/stats/intervals"),
+    ("GET", "/api/pause_reasons"), ("GET", "/api/stats/agents")}
 #: a POST that only looks (validates the files on disk): read tokens may use it
 READ_POSTS = {("POST", "/api/dialplans/validate")}
 #: GETs of personal data in bulk (the GDPR export and its recordings): admin only
@@ -58,7 +66,8 @@ BODY = {"/api/supervisor/sessions": {"supervisor": "2001", "agent": "1003", "mod
         "/api/campaigns/{name}/dispositions": {"attempt": 1, "code": "1"},
         "/api/campaigns/{name}/preview": {"agent": "1003"},
         "/api/campaigns/{name}/preview/{contact}/{action}": {"agent": "1003"},
-        "/api/login": {"user": "1004", "password": "agent1004"}}
+        "/api/login": {"user": "1004", "password": "agent1004"},
+        "/api/callbacks": {"queue": "support", "number": "+48221234567", "at": 4102444800}}
 
 
 class Roles(Harness):
@@ -211,3 +220,48 @@ def test_an_agent_reads_the_customers_it_talked_to_and_no_others(roles: Roles) -
     # the call the agent took (its CDR names it since issue 13) is in its history
     app.store.update_call("c1", agent="1003")
     assert "c1" in [c["id"] for c in roles.call("GET", "/api/calls", agent)[1]["history"]]
+
+
+def test_an_agent_desk_uses_its_own_events_callbacks_and_figures(roles: Roles) -> None:
+    """The desk's routes: the event stream carries only events naming the agent; callbacks
+    are booked in its queues only; transfers only of a live call it is on; its figures."""
+    agent = roles.login(*AGENT)
+    resp = roles.loop.run_until_complete(roles.app.http._dispatch(HttpRequest(
+        "GET", "/api/events/stream", {"token": [agent]}, {}, b"")))
+    assert resp.stream is not None
+    roles.loop.run_until_complete(resp.stream.__anext__())  # retry:, connected
+    for who in ("1004", "1003"):
+        roles.app.events.publish(AgentStateChanged(agent=who, old="available", new="paused"))
+    roles.app.events.publish(AgentOffer(call_id="c9", agent="1004", queue="", caller="+48"))
+    roles.app.events.publish(AgentOffer(call_id="c9", agent="1003", queue="", caller="+48"))
+    got = [roles.loop.run_until_complete(asyncio.wait_for(resp.stream.__anext__(), 5))
+           for _ in range(2)]
+    roles.loop.run_until_complete(resp.stream.aclose())
+    assert [json.loads(c.partition(b"data: ")[2])["agent"] for c in got] == ["1003", "1003"]
+    assert [c.split(b"\n")[0] for c in got] == [b"event: agent.state", b"event: agent.offer"]
+    assert roles.app.events.stream.clients == set()  # closing the page closes the hub's queue
+    booking = {"queue": "vip", "number": "+48221234567"}
+    assert roles.call("POST", "/api/callbacks", agent, booking)[0] == 403
+    status, row = roles.call("POST", "/api/callbacks", agent, {**booking, "queue": "sales"})
+    assert status == 201 and row["queue"] == "sales", row
+    assert roles.call("POST", "/api/calls/c1/transfer", agent, {"to": "1004"})[0] == 404
+    assert roles.call("GET", "/api/pause_reasons", agent)[1]["1"] == "lunch"
+    status, figures = roles.call("GET", "/api/stats/agents", agent)
+    assert status == 200 and {a["agent"] for a in figures["agents"]} <= {"1003"}, figures
+    campaigns = roles.call("GET", "/api/campaigns", agent)[1]
+    assert [(c["name"], c["dispositions"]["1"]) for c in campaigns] == [("telesales", "sale")]
+
+
+def test_an_agent_sees_the_campaigns_of_its_queues_and_its_own_calls_in_them() -> None:
+    class Scope:
+        def queues(self, p: Principal) -> set[str]:
+            return {"sales"}
+
+    data = [{"name": "a", "queue": "sales", "calls": [{"agent": "1003"}, {"agent": "1004"}],
+             "callbacks": [{"owner": "1004"}, {"owner": "1003"}]},
+            {"name": "b", "queue": "vip", "calls": [], "callbacks": []}]
+    req = HttpRequest("GET", "/api/campaigns", {}, {}, b"")
+    only = own_campaigns().check(Principal("agent", "user 1003", "1003"), req, Scope())
+    assert callable(only)
+    assert only(data) == [{"name": "a", "queue": "sales", "calls": [{"agent": "1003"}],
+                           "callbacks": [{"owner": "1003"}]}]
