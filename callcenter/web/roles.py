@@ -129,12 +129,17 @@ def own_customer() -> Rule:
     return Rule(check)
 
 
+def _on(p: Principal, live: dict[str, Any]) -> bool:
+    """The user is a party of the live call or bridged to one of its legs (a queue's caller
+    is bridged to the agent's leg of another call)."""
+    return any(p.user in (leg.get("party"), leg.get("bridged_to")) for leg in live["legs"])
+
+
 def own_calls() -> Rule:
-    """An agent's calls: live ones it is a party of, past ones it placed or received."""
+    """An agent's calls: live ones it is on, past ones it placed or received."""
     def check(p: Principal, req: HttpRequest, scope: Scope) -> Filter:
         def apply(data: dict[str, Any]) -> dict[str, Any]:
-            return {"live": [c for c in data["live"]
-                             if any(leg.get("party") == p.user for leg in c["legs"])],
+            return {"live": [c for c in data["live"] if _on(p, c)],
                     "history": [c for c in data["history"] if p.user in (
                         c["caller"], c["called"], c.get("agent"))]}
         return apply
@@ -178,12 +183,11 @@ def body_queue() -> Rule:
 
 
 def live_party() -> Rule:
-    """A live call the agent is a party of (its transfers and conferences)."""
+    """A live call the agent is on (its transfers and conferences)."""
     async def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
         calls = await scope.lookup("/api/calls")
         live = calls.get("live", []) if isinstance(calls, dict) else []
-        if not any(c.get("id") == req.params["id"] and any(
-                leg.get("party") == p.user for leg in c.get("legs", [])) for c in live):
+        if not any(c.get("id") == req.params["id"] and _on(p, c) for c in live):
             raise _out_of_scope("live call")
     return Rule(check)
 

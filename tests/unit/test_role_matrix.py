@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from callcenter.calls.call import Call, Leg
 from callcenter.cli import load_setup
 from callcenter.events.bus import AgentOffer, AgentStateChanged
 from callcenter.store.records import CallRecord
@@ -265,3 +266,26 @@ def test_an_agent_sees_the_campaigns_of_its_queues_and_its_own_calls_in_them() -
     assert callable(only)
     assert only(data) == [{"name": "a", "queue": "sales", "calls": [{"agent": "1003"}],
                            "callbacks": [{"owner": "1003"}]}]
+
+
+def test_an_agent_transfers_the_queue_caller_bridged_to_its_leg(
+        roles: Roles, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A queue's caller is on a call of its own, bridged to the agent's leg of another: the
+    agent may see and transfer that call; another agent may not."""
+    caller = Call(caller="+48221234567", called="0800", source="trunk:pstn",
+                  direction="inbound")
+    caller.legs.append(Leg(call=caller, direction="inbound", peer=("127.0.0.1", 5060),
+                           transport="udp", party="+48221234567"))
+    agent_call = Call(caller="+48221234567", called="1003", source="queue:support",
+                      direction="outbound")
+    agent_leg = Leg(call=agent_call, direction="outbound", peer=("127.0.0.1", 5062),
+                    transport="udp", party="1003")
+    monkeypatch.setitem(roles.app.b2bua.calls, caller.id, caller)
+    monkeypatch.setattr(roles.app.b2bua, "partner",
+                        lambda leg: agent_leg if leg is caller.legs[0] else None)
+    mine, other = roles.login(*AGENT), roles.login("1004", "agent1004")
+    path, body = f"/api/calls/{caller.id}/transfer", {"action": "complete"}
+    assert [c["id"] for c in roles.call("GET", "/api/calls", mine)[1]["live"]] == [caller.id]
+    assert roles.call("POST", path, mine, body)[0] == 409  # in scope: no consultation yet
+    assert roles.call("GET", "/api/calls", other)[1]["live"] == []
+    assert roles.call("POST", path, other, body)[0] == 404
