@@ -22,12 +22,17 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import require_binary
 from tests.helpers import ports
 from tests.helpers.api import http
 from tests.helpers.browser import Page
+from tests.helpers.carrier import Carrier
 from tests.helpers.phones import answering_phone, register
+from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import SCENARIOS, Sipp, wait_until
 from tests.integration.test_desk import _caller, desk_server
+from tests.integration.test_dialer import CLOCK, cli
+from tests.integration.test_dialer_preview import overrides
 from tests.integration.test_wallboard import FLAGS
 
 AGENT, TARGET, NUMBER, LINE = "1003", "1004", "+48221234577", "0800000062"
@@ -83,6 +88,12 @@ class Desk:
     def shot(self, name: str) -> None:
         self.page.screenshot(self.artifacts / name)
 
+    def sign_in(self, user: str, password: str) -> None:
+        assert wait_until(lambda: self.shown("login-form"), 30)
+        self.set("login-user", user)
+        self.set("login-password", password)
+        self.submit("login-form")
+
 
 def test_agent_signs_in_changes_state_transfers_and_books_a_callback(artifacts: Path) -> None:
     server = desk_server(artifacts, SUPPORT_LINE, TARGET, AGENT)
@@ -104,10 +115,7 @@ def test_agent_signs_in_changes_state_transfers_and_books_a_callback(artifacts: 
         page = stack.enter_context(Page(f"http://127.0.0.1:{server.http_port}/desk",
                                         artifacts, FLAGS))
         desk = Desk(page, artifacts)
-        assert wait_until(lambda: desk.shown("login-form"), 30)
-        desk.set("login-user", AGENT)
-        desk.set("login-password", "wrong")
-        desk.submit("login-form")
+        desk.sign_in(AGENT, "wrong")
         assert wait_until(lambda: desk.text("login-error"), 15)
         refused = desk.text("login-error")
         desk.set("login-password", f"agent{AGENT}")
@@ -204,3 +212,61 @@ def test_agent_signs_in_changes_state_transfers_and_books_a_callback(artifacts: 
     for shot in ("desk-signin.png", "desk-paused.png", "desk-ringing.png", "desk-on-call.png",
                  "desk-transferred.png", "desk-callback.png"):
         assert (artifacts / shot).stat().st_size > 10_000, shot
+
+
+def test_agent_previews_a_contact_calls_it_and_codes_the_call(artifacts: Path) -> None:
+    """Campaign ``preview`` (preview mode, queue sales) runs; 1001 signs in, the desk shows
+    the campaign, **Next contact** holds one (its name and fields on the page), **Call** rings
+    1001's SIPp phone, then the contact at the simulated carrier: the card says why (preview,
+    the contact's fields). After the call the agent codes it 1 (the campaign's sale) in the
+    page: the contact's disposition. Screenshots ``desk-preview*.png``."""
+    require_binary("sipp")
+    require_binary("chromium")
+    number = "+48600100002"
+    carrier_port = ports.allocate(2).base
+    (artifacts / "preview.csv").write_text(f"number;name;produkt\n{number};Klient 2;oferta 2\n",
+                                           encoding="utf-8")
+    with Carrier(carrier_port, lambda n: "human") as carrier, ExitStack() as stack:
+        server = ServerProcess(artifacts, overrides=overrides(carrier_port), extra_args=CLOCK)
+        config, db = server.write_config(), server.db_path
+        done = cli("import", str(artifacts / "preview.csv"), "--campaign", "preview",
+                   "--config", str(config), "--db", str(db))
+        assert done.returncode == 0, done.stderr
+        stack.enter_context(server)
+        answering_phone(server, "1001", artifacts, stack, talk_ms=4000, calls=1)
+        assert http(server, "POST", "/api/campaigns/preview/start")[0] == 200
+        page = stack.enter_context(Page(f"http://127.0.0.1:{server.http_port}/desk",
+                                        artifacts, FLAGS))
+        desk = Desk(page, artifacts)
+        desk.sign_in("1001", "agent1001")
+        assert wait_until(lambda: desk.shown("preview"), 30), desk.text("error")
+        desk.set("preview-campaign", "preview")
+        desk.click("preview-next")
+        assert wait_until(lambda: desk.shown("preview-contact"), 15), desk.text("preview-said")
+        held = (desk.text("preview-name"), desk.text("preview-number"),
+                desk.text("preview-fields"))
+        desk.shot("desk-preview.png")
+        desk.click("preview-dial")
+        assert wait_until(lambda: desk.shown("card") and desk.js(
+            "document.querySelector('[data-field=why]').textContent") == "preview · preview",
+            30), (desk.text("preview-said"), server.log_tail())
+        card = (desk.js("document.querySelector('[data-field=name]').textContent"),
+                desk.js("document.querySelector('[data-field=contact_fields]').textContent"))
+        desk.shot("desk-preview-call.png")
+        assert wait_until(lambda: [a["state"] for a in http(
+            server, "GET", "/api/campaigns/preview/attempts")[1]] == ["done"], 40), (
+            server.log_tail())
+        desk.set("code", "1")
+        desk.submit("disposition-form")
+        assert wait_until(lambda: desk.text("saved"), 15)
+        said = desk.text("saved")
+        assert wait_until(lambda: desk.text("fig-calls") == "0", 15)  # queue calls only
+        desk.shot("desk-preview-coded.png")
+        contact = http(server, "GET", "/api/campaigns/preview/contacts")[1][0]
+        dialled = [i["number"] for i in carrier.snapshot()]
+
+    assert held == ("Klient 2", number, "produktoferta 2"), held
+    assert card == ("Klient 2", "produkt: oferta 2"), card
+    assert dialled == [number]
+    assert said == "disposition: sale", said
+    assert contact["disposition"] == "sale", contact

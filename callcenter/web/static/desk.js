@@ -227,7 +227,8 @@ async function refreshState() {
   if (r.ok) showState(r.data);
   say("updated", "updated " + new Date().toLocaleTimeString());
   const f = await api("GET", "/api/stats/agents");
-  const mine = ((f.ok && f.data.agents) || []).find((x) => x.agent === me());
+  const none = { calls: 0, talk: 0, wrap_up: 0, paused: 0, pause_by_reason: {}, occupancy: null };
+  const mine = f.ok && (f.data.agents.find((x) => x.agent === me()) || none);
   if (mine) {
     say("fig-calls", String(mine.calls));
     say("fig-talk", minutes(mine.talk));
