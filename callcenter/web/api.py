@@ -235,6 +235,7 @@ class Api:
         return {
             "id": call.id, "caller": call.caller, "called": call.called, "source": call.source,
             "line": call.line, "digits": call.digits,
+            "consulted_by": self.server.transfers.consultants.get(call.id),
             "legs": [{"party": leg.party, "direction": leg.direction, "state": leg.state.value,
                       "codec": leg.codec, "bridged_to": getattr(partner(leg), "party", None)}
                      for leg in call.legs],

@@ -130,9 +130,10 @@ def own_customer() -> Rule:
 
 
 def _on(p: Principal, live: dict[str, Any]) -> bool:
-    """The user is a party of the live call or bridged to one of its legs (a queue's caller
-    is bridged to the agent's leg of another call)."""
-    return any(p.user in (leg.get("party"), leg.get("bridged_to")) for leg in live["legs"])
+    """The user is a party of the live call, bridged to one of its legs (a queue's caller
+    is bridged to the agent's leg of another call) or consulting for its caller."""
+    return live.get("consulted_by") == p.user or any(
+        p.user in (leg.get("party"), leg.get("bridged_to")) for leg in live["legs"])
 
 
 def own_calls() -> Rule:

@@ -46,14 +46,15 @@ nodes:
 """
 
 
-def _ringing_phone(workdir: Path) -> str:
-    """uas_answer.xml without audio that rings 12 s before it answers, then waits for BYE."""
+def _ringing_phone(workdir: Path, ring_ms: int = 12000) -> str:
+    """uas_answer.xml without audio that rings ``ring_ms`` before it answers, then waits for
+    BYE."""
     workdir.mkdir(parents=True, exist_ok=True)
     text = (SCENARIOS / "uas_answer.xml").read_text(encoding="iso-8859-1")
     start = text.index("  <nop>")
     text = text[:start] + text[text.index("</nop>", start) + len("</nop>"):]
     out = workdir / "uas_ringing.xml"
-    out.write_text(text.replace('<send retrans="500">', '<pause milliseconds="12000"/>\n'
+    out.write_text(text.replace('<send retrans="500">', f'<pause milliseconds="{ring_ms}"/>\n'
                                 '  <send retrans="500">', 1), encoding="iso-8859-1")
     return str(out)
 
@@ -270,3 +271,59 @@ def test_agent_previews_a_contact_calls_it_and_codes_the_call(artifacts: Path) -
     assert dialled == [number]
     assert said == "disposition: sale", said
     assert contact["disposition"] == "sale", contact
+
+
+def test_agent_consults_and_makes_a_conference_from_the_page(artifacts: Path) -> None:
+    """1003 takes a support call (its SIPp phone answers after 2 s), types 1004 and presses
+    Consult: 1004's SIPp phone answers while the caller waits; then Conference: the call's
+    ``transferred`` event says conference, 1004 still on the call.
+    Screenshots ``desk-consult.png``, ``desk-conference.png``."""
+    server = desk_server(artifacts, SUPPORT_LINE, TARGET, AGENT)
+    keys = {"codec_pt": "0", "codec_name": "PCMU"}
+    with server, ExitStack() as stack:
+        block = ports.allocate(8)
+        register(server, AGENT, block, artifacts / "register")
+        stack.enter_context(Sipp(_ringing_phone(artifacts / "phone", 2000),
+                                 workdir=artifacts / "phone", ports=block, timeout=180,
+                                 extra=["-aa"]))
+        answering_phone(server, TARGET, artifacts, stack, talk_ms=60000, calls=1, timeout=180)
+        assert wait_until(lambda: http(server, "GET", f"/api/agents/{AGENT}")[1]["state"]
+                          == "available", 20)
+        page = stack.enter_context(Page(f"http://127.0.0.1:{server.http_port}/desk",
+                                        artifacts, FLAGS))
+        desk = Desk(page, artifacts)
+        desk.sign_in(AGENT, f"agent{AGENT}")
+        assert wait_until(lambda: desk.state() == "available", 30), desk.text("error")
+        caller = stack.enter_context(Sipp(
+            str(_caller(artifacts / "call", '  <pause milliseconds="90000"/>', NUMBER)),
+            workdir=artifacts / "call", ports=ports.allocate(8), remote_port=server.sip_port,
+            service=LINE, keys=keys, timeout=120))
+        assert wait_until(lambda: desk.shown("call-controls"), 40), server.log_tail()
+        call_id = str(desk.js("document.body.dataset.call"))
+
+        def on_call(party: str) -> bool:
+            return any(leg["party"] == party and leg["state"] == "answered"
+                       for c in http(server, "GET", "/api/calls")[1]["live"]
+                       for leg in c["legs"])
+
+        desk.set("transfer-to", TARGET)
+        desk.click("attended")
+        assert wait_until(lambda: desk.shown("consult"), 15), desk.text("call-said")
+        consulting = desk.text("call-said")
+        assert wait_until(lambda: on_call(TARGET), 30), server.log_tail()
+        desk.shot("desk-consult.png")
+        desk.click("conference")
+        assert wait_until(lambda: desk.text("call-said") != consulting, 15)
+        said = desk.text("call-said")
+        assert wait_until(lambda: any(e["type"] == "transferred" for e in http(
+            server, "GET", f"/api/calls/{call_id}")[1]["events"]), 30), server.log_tail()
+        events = http(server, "GET", f"/api/calls/{call_id}")[1]["events"]
+        target_on = on_call(TARGET)
+        desk.shot("desk-conference.png")
+        caller.stop()
+
+    assert consulting == f"consulting {TARGET}"
+    assert said == "conference"
+    transfer = [json.dumps(e) for e in events if e["type"] == "transferred"]
+    assert len(transfer) == 1 and '"conference"' in transfer[0], transfer
+    assert target_on

@@ -270,8 +270,9 @@ def test_an_agent_sees_the_campaigns_of_its_queues_and_its_own_calls_in_them() -
 
 def test_an_agent_transfers_the_queue_caller_bridged_to_its_leg(
         roles: Roles, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A queue's caller is on a call of its own, bridged to the agent's leg of another: the
-    agent may see and transfer that call; another agent may not."""
+    """A queue's caller is on a call of its own, bridged to the agent's leg of another (or
+    on hold while the agent consults): the agent may see and transfer that call; another
+    agent may not."""
     caller = Call(caller="+48221234567", called="0800", source="trunk:pstn",
                   direction="inbound")
     caller.legs.append(Leg(call=caller, direction="inbound", peer=("127.0.0.1", 5060),
@@ -288,4 +289,10 @@ def test_an_agent_transfers_the_queue_caller_bridged_to_its_leg(
     assert [c["id"] for c in roles.call("GET", "/api/calls", mine)[1]["live"]] == [caller.id]
     assert roles.call("POST", path, mine, body)[0] == 409  # in scope: no consultation yet
     assert roles.call("GET", "/api/calls", other)[1]["live"] == []
+    assert roles.call("POST", path, other, body)[0] == 404
+    # consulting (its own leg now bridged to the target's), the agent still acts on the call
+    monkeypatch.setattr(roles.app.b2bua, "partner", lambda leg: None)
+    assert roles.call("POST", path, mine, body)[0] == 404
+    monkeypatch.setitem(roles.app.transfers.consultants, caller.id, "1003")
+    assert roles.call("POST", path, mine, body)[0] == 409
     assert roles.call("POST", path, other, body)[0] == 404

@@ -19,6 +19,7 @@ let session = null;   // {token, user}
 let offered = null;   // the offer on the card
 let attempt = null;   // {campaign, attempt}: the campaign call to dispose
 let reserved = null;  // the preview contact held for the agent
+let consulting = false;  // a consultation (attended transfer) of the offered call is on
 let agentState = {};
 let events = null;
 let poller = null;
@@ -74,6 +75,7 @@ async function render(offer) {
   if (!offer) return;
   const fresh = !offered || offered.call_id !== offer.call_id;
   offered = offer;
+  if (fresh) consulting = false;
   const c = offer.customer || {};
   const why = offer.why || {};
   const recent = offer.recent || [];
@@ -175,9 +177,9 @@ $("callback-form").addEventListener("submit", async (e) => {
 
 // ------------------------------------------------------------------ transfer, conference
 
-function controls() {
-  $("call-controls").hidden = call !== "" || !offered || agentState.state !== "on_call";
-  if ($("call-controls").hidden) $("consult").hidden = true;
+function controls() {  // the ACD counts a consulting agent as done with the queue call
+  $("call-controls").hidden = call !== "" || !offered || (agentState.state !== "on_call" && !consulting);
+  $("consult").hidden = !consulting;
 }
 
 async function transfer(body, done) {
@@ -191,14 +193,14 @@ function target() { return $("transfer-to").value.trim(); }
 $("blind").addEventListener("click", () => target() &&
   transfer({ to: target() }, () => `transferring to ${target()}`));
 $("attended").addEventListener("click", async () => {
-  if (target() && await transfer({ to: target(), attended: true }, () => `consulting ${target()}`)) {
-    $("consult").hidden = false;
-  }
+  consulting = Boolean(target()) && await transfer({ to: target(), attended: true },
+    () => `consulting ${target()}`);
+  controls();
 });
 for (const [id, action, text] of [["complete", "complete", "transferred"],
   ["conference", "conference", "conference"], ["cancel-consult", "cancel", "back to the caller"]]) {
   $(id).addEventListener("click", async () => {
-    if (await transfer({ action }, () => text) && action !== "conference") $("consult").hidden = true;
+    if (await transfer({ action }, () => text)) { consulting = false; controls(); }
   });
 }
 
@@ -211,7 +213,9 @@ async function command(name, body) {
 
 function showState(a) {
   agentState = a;
-  $("state").textContent = STATES[a.state] || a.state;
+  // in_use: the phone is on a call the ACD does not count (a consultation, a preview call)
+  $("state").textContent = (STATES[a.state] || a.state) +
+    (a.in_use && a.state !== "on_call" ? " · phone in use" : "");
   $("state").dataset.state = a.state;
   $("reason").textContent = a.reason || "";
   for (const li of $("queues").children) {
