@@ -207,15 +207,17 @@ def own_campaigns() -> Rule:
 
 
 #: the fields of an event that name the users it concerns
-EVENT_USERS = ("agent", "party", "transferor", "transferee", "target", "supervisor")
+EVENT_USERS = ("agent", "party", "transferor", "transferee", "target")
 
 
 def own_events() -> Rule:
     """The live events that name the agent (its state, its pops, its calls' legs and
-    transfers): a filter of each event of the stream."""
+    transfers), but no supervisor's (an agent is not told who listens): a filter of each
+    event of the stream."""
     def check(p: Principal, req: HttpRequest, scope: Scope) -> Filter:
-        return lambda event: event if p.user in (
-            [event.get(k) for k in EVENT_USERS] + list(event.get("agents") or [])) else None
+        return lambda event: event if not str(event.get("type")).startswith("supervisor.") and (
+            p.user in [event.get(k) for k in EVENT_USERS] + list(event.get("agents") or [])
+        ) else None
     return Rule(check)
 
 

@@ -1,17 +1,18 @@
-"""The agent's desk driven in headless Chromium (issue 16): sign in, state, transfer, callback.
+"""The agent's desk driven in headless Chromium (issue 16): sign in, state, transfer,
+callback, preview, consult and conference, each through the page.
 
 Agent 1003 (support's only member; 1004 is in sales only) opens ``/desk`` with no token and
-signs in through the form with its SIP password. It pauses for "training" and goes ready again
-from the page, logs out of support (its only queue: logged out) and in again: the server's
-state follows each click. A SIPp caller from ``+48221234577``
-dials a line straight into support; 1003's SIPp phone rings 12 s: the page shows the card (by
-the agent-scoped event stream) while the server says ringing. The phone answers; the page's
-call buttons appear; the agent types 1004 and presses Transfer: 1004's SIPp phone gets the
-call and the call's events say it was transferred by the API to user 1004. After the call the
-agent sets the disposition and books a callback two days on at 10:30 with a note: the request
-is in ``/api/callbacks`` for the caller's number at that time and the note in the customer's
-timeline; today's figures show the call. Signing out shows the form again. Screenshots of
-each step go to ``tests/artifacts/<test>/``.
+signs in through the form with its SIP password. It pauses for "training" and goes ready
+again from the page, logs out of support (its only queue: logged out) and in again: the
+server's state follows each click. A SIPp caller from ``+48221234577`` dials a line straight
+into support; 1003's SIPp phone rings 12 s: the page shows the card (by the agent-scoped
+event stream) while the server says ringing. The phone answers; the page's call buttons
+appear; the agent types 1004 and presses Transfer: 1004's SIPp phone gets the call and the
+call's events say it was transferred to user 1004. After the call the agent sets the
+disposition and books a callback two days on at 10:30 with a note: the request is in
+``/api/callbacks`` for the caller's number at that time, the note in the customer's timeline,
+which the page shows with the disposition; today's figures show the call. Signing out shows
+the form again. Screenshots of each step go to ``tests/artifacts/<test>/``.
 """
 
 from __future__ import annotations
@@ -183,6 +184,7 @@ def test_agent_signs_in_changes_state_transfers_and_books_a_callback(artifacts: 
         assert wait_until(lambda: desk.text("saved").startswith("callback"), 15)
         booked = desk.text("saved")
         assert wait_until(lambda: desk.text("fig-calls") == "1", 30), desk.text("fig-calls")
+        contacts = desk.text("contacts")
         desk.shot("desk-callback.png")
         callbacks = http(server, "GET", "/api/callbacks?queue=support")[1]
         customer = http(server, "GET", f"/api/calls/{call_id}/offer")[1]["customer"]
@@ -209,6 +211,7 @@ def test_agent_signs_in_changes_state_transfers_and_books_a_callback(artifacts: 
     assert booked.startswith(f"callback booked: {later}T10:30"), booked
     assert any(i["kind"] == "note" and i.get("text", "").endswith(
         ": Wants a call about the invoice") for i in timeline), timeline
+    assert "Solved" in contacts and "Wants a call about the invoice" in contacts, contacts
     assert after is None
     for shot in ("desk-signin.png", "desk-paused.png", "desk-ringing.png", "desk-on-call.png",
                  "desk-transferred.png", "desk-callback.png"):

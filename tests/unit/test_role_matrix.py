@@ -19,7 +19,7 @@ import pytest
 
 from callcenter.calls.call import Call, Leg
 from callcenter.cli import load_setup
-from callcenter.events.bus import AgentOffer, AgentStateChanged
+from callcenter.events.bus import AgentOffer, AgentStateChanged, SupervisorStep
 from callcenter.store.records import CallRecord
 from callcenter.web.auth import Principal
 from callcenter.web.http import HttpRequest
@@ -233,6 +233,9 @@ def test_an_agent_desk_uses_its_own_events_callbacks_and_figures(roles: Roles) -
     roles.loop.run_until_complete(resp.stream.__anext__())  # retry:, connected
     for who in ("1004", "1003"):
         roles.app.events.publish(AgentStateChanged(agent=who, old="available", new="paused"))
+    roles.app.events.publish(SupervisorStep(call_id="c9", step="supervisor_joined",
+                                            session="s1", supervisor="2001", agent="1003",
+                                            mode="listen"))
     roles.app.events.publish(AgentOffer(call_id="c9", agent="1004", queue="", caller="+48"))
     roles.app.events.publish(AgentOffer(call_id="c9", agent="1003", queue="", caller="+48"))
     got = [roles.loop.run_until_complete(asyncio.wait_for(resp.stream.__anext__(), 5))

@@ -128,9 +128,17 @@ async function refreshOffer() {
 
 function showError(text) { $("error").textContent = text; $("error").hidden = !text; }
 
+async function timeline() {  // the customer's contacts as they are now, this call's too
+  const c = (offered && offered.customer) || {};
+  if (call || !c.id) return;
+  const r = await api("GET", `/api/customers/${c.id}/timeline`);
+  if (r.ok) $("contacts").replaceChildren(...(r.data.items || []).slice(0, 10).map((i) => el("li", describe(i))));
+}
+
 async function save(what, path, body) {
   const r = await api("POST", path, body);
   say("saved", r.ok ? what(r.data) : `not saved: ${r.error}`);
+  if (r.ok) await timeline();
   return r.ok;
 }
 
@@ -173,6 +181,7 @@ $("callback-form").addEventListener("submit", async (e) => {
   }
   $("callback-note").value = "";
   say("saved", `callback booked: ${r.data.at || "now"} (request ${r.data.id})`);
+  await timeline();
 });
 
 // ------------------------------------------------------------------ transfer, conference
@@ -337,7 +346,12 @@ function live() {
   events.addEventListener("agent.offer", (e) => { if (mine(JSON.parse(e.data))) refreshOffer(); });
   for (const type of ["agent.status", "queue.member", "call.answered", "call.ended",
     "call.transferred"]) {
-    events.addEventListener(type, (e) => { if (!call && mine(JSON.parse(e.data))) refreshState(); });
+    events.addEventListener(type, (e) => {
+      const ev = JSON.parse(e.data);
+      if (call || !mine(ev)) return;
+      refreshState();
+      if (type === "call.ended" && offered && ev.call_id === offered.call_id) timeline();
+    });
   }
   events.onopen = () => {  // (re)connected: catch up on what the stream missed
     $("link").classList.add("live");
