@@ -29,7 +29,10 @@ function field(name, text) {
   for (const node of document.querySelectorAll(`[data-field="${name}"]`)) node.textContent = text;
 }
 function when(ts) { return new Date(ts * 1000).toLocaleString(); }
-function minutes(s) { return s == null ? "–" : `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, "0")}`; }
+function minutes(s) {
+  const t = Math.round(s || 0);
+  return `${Math.floor(t / 60)}:${String(t % 60).padStart(2, "0")}`;
+}
 function say(id, text) { $(id).textContent = text; }
 function el(tag, text, attrs) {
   const node = document.createElement(tag);
