@@ -103,6 +103,7 @@ class Transfers:
         #: a consulting party (``*2``): the future its ``#`` or ``*`` completes
         self._consults: dict[Leg, asyncio.Future[str]] = {}
         self._consulting: dict[str, asyncio.Future[str]] = {}  #: the same, by caller call id
+        self.consultants: dict[str, str] = {}  #: caller call id -> the party consulting
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def target(self, to: str, transferee: Leg, transferor: Leg | None) -> Target:
@@ -294,6 +295,7 @@ class Transfers:
         self.queues.device_in_use(agent.party, True)
         self.b2bua.media.unbridge(caller.channel)
         keys: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.consultants[caller.call.id] = agent.party
         try:
             callee = await self._ring(caller, target)
             if isinstance(callee, int):
@@ -309,6 +311,7 @@ class Transfers:
         finally:
             self._consults.pop(agent, None)
             self._consulting.pop(caller.call.id, None)
+            self.consultants.pop(caller.call.id, None)
             self.queues.device_in_use(agent.party, False)
         key = keys.result() if keys.done() else None
         if key == "3" and all(x.state is LegState.ANSWERED for x in (caller, agent, callee)):

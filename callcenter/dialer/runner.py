@@ -608,6 +608,7 @@ class CampaignRunner:
             out.append({
                 "name": name, "state": "running" if live.running else "paused",
                 "mode": c.mode, "queue": c.queue, "trunk": c.trunk, **prog,
+                "dispositions": {code: d.name for code, d in c.dispositions.items()},
                 "answered": prog["outcomes"]["answered"] + prog["outcomes"]["abandoned"],
                 "abandoned": prog["outcomes"]["abandoned"],
                 "in_flight": len(live.flights),

@@ -235,11 +235,13 @@ class Api:
     def scrape(self, req: HttpRequest) -> HttpResponse:
         return HttpResponse(200, self.metrics.text(), CONTENT_TYPE)
 
-    @staticmethod
-    def _live_call(call: Any) -> dict[str, Any]:
+    def _live_call(self, call: Any) -> dict[str, Any]:
+        partner = self.server.b2bua.partner
         return {
             "id": call.id, "caller": call.caller, "called": call.called, "source": call.source,
             "line": call.line, "digits": call.digits,
+            "consulted_by": self.server.transfers.consultants.get(call.id),
             "legs": [{"party": leg.party, "direction": leg.direction, "state": leg.state.value,
-                      "codec": leg.codec} for leg in call.legs],
+                      "codec": leg.codec, "bridged_to": getattr(partner(leg), "party", None)}
+                     for leg in call.legs],
         }

@@ -4,6 +4,7 @@
     GET /api/cdr.csv?from=YYYY-MM-DD&to=YYYY-MM-DD CDRs of those local days as CSV
     GET /api/stats/intervals?date=YYYY-MM-DD&minutes=15   calls and SL per interval
     GET /api/queue-log?from=YYYY-MM-DD&to=YYYY-MM-DD     Asterisk queue_log lines (text)
+    GET /api/stats/agents?date=YYYY-MM-DD          per agent: calls, talk, wrap-up, pauses
 
 A supervisor limited to some queues gets the events and CDRs of those queues only: an event
 naming a queue when it is one of them, else naming an agent when it is one of theirs (other
@@ -182,6 +183,17 @@ def register(router: Router, auth: Auth, *, store: Store, hub: StreamHub,
         _, _, t0, t1 = _days(req, local())
         return HttpResponse.text(queue_log.export(store.path, t0, t1, queues()))
 
+    def agents(req: HttpRequest) -> HttpResponse:
+        auth.require(req)
+        here = local()
+        day = _day(req, "date", here.today())
+        t0, t1 = here.day_range(day, day)
+        con: sqlite3.Connection = store.db.conn
+        rows = stats.agent_summary(con, t0, t1)
+        return HttpResponse.json({"date": day.isoformat(), "agents": [
+            {**r, "occupancy": None if r["occupancy"] is None else round(r["occupancy"], 3)}
+            for r in rows]})
+
     def openapi(req: HttpRequest) -> HttpResponse:
         return HttpResponse.json(spec())
 
@@ -189,5 +201,6 @@ def register(router: Router, auth: Auth, *, store: Store, hub: StreamHub,
     router.add("GET", "/api/cdr.csv", cdr_csv)
     router.add("GET", "/api/stats/intervals", intervals)
     router.add("GET", "/api/queue-log", queue_log_text)
+    router.add("GET", "/api/stats/agents", agents)
     router.add("GET", "/api/openapi.json", openapi)
     wallboard.register(router)

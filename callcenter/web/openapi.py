@@ -301,6 +301,18 @@ def spec() -> dict[str, Any]:
             {"description": "one line an event",
              "content": {"text/plain": {"schema": {"type": "string"}}}},
             params=_DAYS, errors={"400": "missing or bad dates"})},
+        "/api/stats/agents": {"get": _op(
+            "Per agent, one day (config timezone): calls, talk, wrap-up, pause by reason, "
+            "logged-in time, occupancy (an agent gets itself)",
+            _json({"type": "object", "properties": {
+                "date": _DATE, "agents": {"type": "array", "items": {"type": "object",
+                                                                     "properties": {
+                    "agent": {"type": "string"}, "calls": {"type": "integer"},
+                    "talk": {"type": "number"}, "wrap_up": {"type": "number"},
+                    "paused": {"type": "number"}, "pause_by_reason": {"type": "object"},
+                    "logged_in": {"type": "number"}, "occupancy": _NUM}}}}}),
+            params=[_q("date", _DATE, "the day (default: today)")],
+            errors={"400": "bad date"})},
         "/api/stats/intervals": {"get": _op(
             "Calls offered/answered/abandoned and service level per interval of a day (config timezone)",
             _json({"type": "object", "properties": {

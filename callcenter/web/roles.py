@@ -15,7 +15,7 @@ The router wraps every handler with :func:`guard` as it is added; the handler's 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -129,12 +129,18 @@ def own_customer() -> Rule:
     return Rule(check)
 
 
+def _on(p: Principal, live: dict[str, Any]) -> bool:
+    """The user is a party of the live call, bridged to one of its legs (a queue's caller
+    is bridged to the agent's leg of another call) or consulting for its caller."""
+    return live.get("consulted_by") == p.user or any(
+        p.user in (leg.get("party"), leg.get("bridged_to")) for leg in live["legs"])
+
+
 def own_calls() -> Rule:
-    """An agent's calls: live ones it is a party of, past ones it placed or received."""
+    """An agent's calls: live ones it is on, past ones it placed or received."""
     def check(p: Principal, req: HttpRequest, scope: Scope) -> Filter:
         def apply(data: dict[str, Any]) -> dict[str, Any]:
-            return {"live": [c for c in data["live"]
-                             if any(leg.get("party") == p.user for leg in c["legs"])],
+            return {"live": [c for c in data["live"] if _on(p, c)],
                     "history": [c for c in data["history"] if p.user in (
                         c["caller"], c["called"], c.get("agent"))]}
         return apply
@@ -162,6 +168,72 @@ def own_attempt() -> Rule:
     return Rule(check)
 
 
+def anyone() -> Rule:
+    """Every user of the role (settings that name nobody, e.g. the pause reasons)."""
+    return Rule(lambda p, req, scope: None)
+
+
+def body_queue() -> Rule:
+    """The body's ``queue`` is one of the user's (an agent booking a callback)."""
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
+        body = req.json() if req.body else {}
+        queues = scope.queues(p)
+        if queues is not None and (not isinstance(body, dict) or body.get("queue") not in queues):
+            raise HttpError(403, 'name one of your queues: {"queue": ...}')
+    return Rule(check)
+
+
+def live_party() -> Rule:
+    """A live call the agent is on (its transfers and conferences)."""
+    async def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
+        calls = await scope.lookup("/api/calls")
+        live = calls.get("live", []) if isinstance(calls, dict) else []
+        if not any(c.get("id") == req.params["id"] and _on(p, c) for c in live):
+            raise _out_of_scope("live call")
+    return Rule(check)
+
+
+def own_campaigns() -> Rule:
+    """The campaigns of the agent's queues, with only its own calls and callbacks."""
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> Filter:
+        queues = scope.queues(p) or ()
+
+        def apply(data: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [{**c, "calls": [x for x in c["calls"] if x.get("agent") == p.user],
+                     "callbacks": [x for x in c["callbacks"] if x.get("owner") == p.user]}
+                    for c in data if c.get("queue") in queues]
+        return apply
+    return Rule(check)
+
+
+#: the fields of an event that name the users it concerns
+EVENT_USERS = ("agent", "party", "transferor", "transferee", "target")
+
+
+def own_events() -> Rule:
+    """The live events that name the agent (its state, its pops, its calls' legs and
+    transfers), but no supervisor's (an agent is not told who listens): a filter of each
+    event of the stream."""
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> Filter:
+        return lambda event: event if not str(event.get("type")).startswith("supervisor.") and (
+            p.user in [event.get(k) for k in EVENT_USERS] + list(event.get("agents") or [])
+        ) else None
+    return Rule(check)
+
+
+async def _events_only(stream: AsyncIterator[bytes], only: Filter) -> AsyncIterator[bytes]:
+    """A server-sent event stream without the events ``only`` drops (answers None for)."""
+    try:
+        async for chunk in stream:
+            head, sep, data = chunk.partition(b"\ndata: ")
+            if not (head.startswith(b"event:") and sep and only(json.loads(data)) is None):
+                yield chunk
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()  # the hub's queue is closed by the stream itself
+
+
 def session_body() -> Rule:
     """A supervisor starts sessions as itself, on agents of its queues only."""
     def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
@@ -184,11 +256,6 @@ def scoped() -> Rule:
     return Rule(check)
 
 
-def anyone() -> Rule:
-    """Every user of the role may use the route as it is (e.g. the pause reasons)."""
-    return Rule(lambda p, req, scope: None)
-
-
 #: (method, route pattern) -> role -> rule; a role not named may not use the route
 POLICY: dict[tuple[str, str], dict[str, Rule]] = {
     ("GET", "/api/agents"): {"agent": listed("agent", "id"), "supervisor": listed("agent", "id")},
@@ -204,7 +271,7 @@ POLICY: dict[tuple[str, str], dict[str, Rule]] = {
         "supervisor": target("/api/supervisor/sessions/{id}", "agent")}
        for method in ("GET", "PATCH", "DELETE")},
     ("GET", "/api/stats/intervals"): {"supervisor": query_queue()},
-    ("GET", "/api/events/stream"): {"supervisor": scoped()},
+    ("GET", "/api/events/stream"): {"supervisor": scoped(), "agent": own_events()},
     ("GET", "/api/cdr.csv"): {"supervisor": scoped()},
     ("GET", "/api/pause-reasons"): {"agent": anyone(), "supervisor": anyone()},
     ("GET", "/api/calls"): {"agent": own_calls()},
@@ -218,6 +285,11 @@ POLICY: dict[tuple[str, str], dict[str, Rule]] = {
         ("POST", "/api/customers/{id}/notes"))},
     ("GET", "/api/callbacks"): {"agent": listed("agent", "agent"),
                                 "supervisor": listed("queue", "queue")},
+    ("POST", "/api/callbacks"): {"agent": body_queue()},
+    ("POST", "/api/calls/{id}/transfer"): {"agent": live_party()},
+    ("GET", "/api/stats/agents"): {"agent": listed("agent", "agent", "agents"),
+                                   "supervisor": listed("agent", "agent", "agents")},
+    ("GET", "/api/campaigns"): {"agent": own_campaigns()},
     ("POST", "/api/campaigns/{name}/dispositions"): {"agent": own_attempt()},
     ("POST", "/api/campaigns/{name}/preview"): {"agent": body_agent()},
     ("POST", "/api/campaigns/{name}/preview/{contact}/{action}"): {"agent": body_agent()},
@@ -252,7 +324,9 @@ def guard(auth: Auth, scope: Scope) -> Callable[[str, str, Handler], Handler]:
                 resp = await call(handler, req)
             finally:
                 auth.release(req)
-            if only is not None and resp.status == 200 and resp.stream is None:
+            if only is not None and resp.status == 200 and resp.stream is not None:
+                resp.stream = _events_only(resp.stream, only)
+            elif only is not None and resp.status == 200:
                 resp = HttpResponse.json(only(json.loads(resp.body)), resp.status)
             return resp
         return guarded

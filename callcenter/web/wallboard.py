@@ -2,7 +2,7 @@
 
     GET /wallboard                 the page (no token needed: it holds no data)
     GET /wallboard/<file>          wallboard.js, wallboard.css
-    GET /desk?agent=1001           the agent's desk: the card of the call offered to them
+    GET /desk                      the agent's desk (it signs in with its own user)
     GET /desk/<file>               desk.js, desk.css
     GET /desk/call/<id>            the desk for one call's card (the ringing phone's Call-Info)
 

@@ -126,17 +126,23 @@ def _wrap_up(server: ServerProcess, artifacts: Path) -> tuple[str, str]:
     return said[0], said[1]
 
 
-def test_desk_shows_the_card_before_answer(artifacts: Path) -> None:
+def desk_server(artifacts: Path, line: str, sales: str, support: str) -> ServerProcess:
+    """A server with the demo's dialplans plus ``line`` (a dialplan file), sales and support
+    of one agent each (support with disposition 1 Solved), rings of up to 60 s, no whisper."""
     require_binary("sipp")
     require_binary("chromium")
     dialplans = artifacts / "dialplans"
     shutil.rmtree(dialplans, ignore_errors=True)
     shutil.copytree(REPO / "dialplans", dialplans)
-    (dialplans / "account.yaml").write_text(ACCOUNT_LINE, encoding="utf-8")
+    (dialplans / "desk_line.yaml").write_text(line, encoding="utf-8")
     queue = {"ring_timeout": 60, "max_wait": 120, "announce_every": None, "whisper": False}
-    server = ServerProcess(artifacts, overrides={"dialplans": str(dialplans), "queues": [
-        {"name": "sales", "members": ["1001"], **queue},
-        {"name": "support", "members": [AGENT], "dispositions": {"1": "Solved"}, **queue}]})
+    return ServerProcess(artifacts, overrides={"dialplans": str(dialplans), "queues": [
+        {"name": "sales", "members": [sales], **queue},
+        {"name": "support", "members": [support], "dispositions": {"1": "Solved"}, **queue}]})
+
+
+def test_desk_shows_the_card_before_answer(artifacts: Path) -> None:
+    server = desk_server(artifacts, ACCOUNT_LINE, "1001", AGENT)
     keys = {"codec_pt": "0", "codec_name": "PCMU"}
     with server, ExitStack() as stack:
         status, anna = http(server, "POST", "/api/customers", {

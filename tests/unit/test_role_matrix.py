@@ -18,10 +18,14 @@ from typing import Any
 
 import pytest
 
+from callcenter.calls.call import Call, Leg
 from callcenter.cli import load_setup
 from callcenter.events import bus
+from callcenter.events.bus import AgentOffer, AgentStateChanged, SupervisorStep
 from callcenter.store.records import CallRecord
+from callcenter.web.auth import Principal
 from callcenter.web.http import HttpRequest
+from callcenter.web.roles import own_campaigns
 from tests.unit.test_openapi import OPERATIONS, SPEC, Harness
 
 ADMIN, READ = "demo-admin-token", "demo-wallboard-token"
@@ -37,13 +41,15 @@ AGENT_ROUTES = USER_ROUTES | {
     ("POST", "/api/campaigns/{name}/preview/{contact}/{action}"),
     ("GET", "/api/agents/{id}/offer"), ("GET", "/api/calls/{id}/offer"),
     ("GET", "/api/customers/{id}"), ("GET", "/api/customers/{id}/timeline"),
-    ("POST", "/api/customers/{id}/notes")}
+    ("POST", "/api/customers/{id}/notes"), ("GET", "/api/events/stream"),
+    ("POST", "/api/calls/{id}/transfer"), ("POST", "/api/callbacks"),
+    ("GET", "/api/stats/agents"), ("GET", "/api/campaigns")}
 SUPERVISOR_ROUTES = USER_ROUTES | {
     ("GET", "/api/agents/{id}/offer"), ("GET", "/api/calls/{id}/offer"),
     ("GET", "/api/supervisor/sessions"), ("POST", "/api/supervisor/sessions"),
     ("GET", "/api/supervisor/sessions/{id}"), ("PATCH", "/api/supervisor/sessions/{id}"),
     ("DELETE", "/api/supervisor/sessions/{id}"), ("GET", "/api/stats/intervals"),
-    ("GET", "/api/events/stream"), ("GET", "/api/cdr.csv")}
+    ("GET", "/api/events/stream"), ("GET", "/api/cdr.csv"), ("GET", "/api/stats/agents")}
 #: a POST that only looks (validates the files on disk): read tokens may use it
 READ_POSTS = {("POST", "/api/dialplans/validate")}
 #: GETs of personal data in bulk (the GDPR export and its recordings): admin only
@@ -65,7 +71,8 @@ BODY = {"/api/supervisor/sessions": {"supervisor": "2001", "agent": "1003", "mod
         "/api/campaigns/{name}/dispositions": {"attempt": 1, "code": "1"},
         "/api/campaigns/{name}/preview": {"agent": "1003"},
         "/api/campaigns/{name}/preview/{contact}/{action}": {"agent": "1003"},
-        "/api/login": {"user": "1004", "password": "agent1004"}}
+        "/api/login": {"user": "1004", "password": "agent1004"},
+        "/api/callbacks": {"queue": "support", "number": "+48221234567", "at": 4102444800}}
 
 
 class Roles(Harness):
@@ -269,3 +276,82 @@ def test_the_queue_log_by_api_is_the_clis(roles: Roles) -> None:
     assert "|q-support|support|NONE|ENTERQUEUE|" in text
     assert roles.request("GET", "/api/queue-log", {"from": ["2023-11-14"]},
                          {"authorization": f"Bearer {roles.login(*SUPERVISOR)}"}).status == 403
+
+
+def test_an_agent_desk_uses_its_own_events_callbacks_and_figures(roles: Roles) -> None:
+    """The desk's routes: the event stream carries only events naming the agent; callbacks
+    are booked in its queues only; transfers only of a live call it is on; its figures."""
+    agent = roles.login(*AGENT)
+    resp = roles.loop.run_until_complete(roles.app.http._dispatch(HttpRequest(
+        "GET", "/api/events/stream", {"token": [agent]}, {}, b"")))
+    assert resp.stream is not None
+    roles.loop.run_until_complete(resp.stream.__anext__())  # retry:, connected
+    for who in ("1004", "1003"):
+        roles.app.events.publish(AgentStateChanged(agent=who, old="available", new="paused"))
+    roles.app.events.publish(SupervisorStep(call_id="c9", step="supervisor_joined",
+                                            session="s1", supervisor="2001", agent="1003",
+                                            mode="listen"))
+    roles.app.events.publish(AgentOffer(call_id="c9", agent="1004", queue="", caller="+48"))
+    roles.app.events.publish(AgentOffer(call_id="c9", agent="1003", queue="", caller="+48"))
+    got = [roles.loop.run_until_complete(asyncio.wait_for(resp.stream.__anext__(), 5))
+           for _ in range(2)]
+    roles.loop.run_until_complete(resp.stream.aclose())
+    assert [json.loads(c.partition(b"data: ")[2])["agent"] for c in got] == ["1003", "1003"]
+    assert [c.split(b"\n")[0] for c in got] == [b"event: agent.state", b"event: agent.offer"]
+    assert roles.app.events.stream.clients == set()  # closing the page closes the hub's queue
+    booking = {"queue": "vip", "number": "+48221234567"}
+    assert roles.call("POST", "/api/callbacks", agent, booking)[0] == 403
+    status, row = roles.call("POST", "/api/callbacks", agent, {**booking, "queue": "sales"})
+    assert status == 201 and row["queue"] == "sales", row
+    assert roles.call("POST", "/api/calls/c1/transfer", agent, {"to": "1004"})[0] == 404
+    assert {"code": "1", "name": "lunch"}.items() <= roles.call(
+        "GET", "/api/pause-reasons", agent)[1][0].items()
+    status, figures = roles.call("GET", "/api/stats/agents", agent)
+    assert status == 200 and {a["agent"] for a in figures["agents"]} <= {"1003"}, figures
+    campaigns = roles.call("GET", "/api/campaigns", agent)[1]
+    assert [(c["name"], c["dispositions"]["1"]) for c in campaigns] == [("telesales", "sale")]
+
+
+def test_an_agent_sees_the_campaigns_of_its_queues_and_its_own_calls_in_them() -> None:
+    class Scope:
+        def queues(self, p: Principal) -> set[str]:
+            return {"sales"}
+
+    data = [{"name": "a", "queue": "sales", "calls": [{"agent": "1003"}, {"agent": "1004"}],
+             "callbacks": [{"owner": "1004"}, {"owner": "1003"}]},
+            {"name": "b", "queue": "vip", "calls": [], "callbacks": []}]
+    req = HttpRequest("GET", "/api/campaigns", {}, {}, b"")
+    only = own_campaigns().check(Principal("agent", "user 1003", "1003"), req, Scope())
+    assert callable(only)
+    assert only(data) == [{"name": "a", "queue": "sales", "calls": [{"agent": "1003"}],
+                           "callbacks": [{"owner": "1003"}]}]
+
+
+def test_an_agent_transfers_the_queue_caller_bridged_to_its_leg(
+        roles: Roles, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A queue's caller is on a call of its own, bridged to the agent's leg of another (or
+    on hold while the agent consults): the agent may see and transfer that call; another
+    agent may not."""
+    caller = Call(caller="+48221234567", called="0800", source="trunk:pstn",
+                  direction="inbound")
+    caller.legs.append(Leg(call=caller, direction="inbound", peer=("127.0.0.1", 5060),
+                           transport="udp", party="+48221234567"))
+    agent_call = Call(caller="+48221234567", called="1003", source="queue:support",
+                      direction="outbound")
+    agent_leg = Leg(call=agent_call, direction="outbound", peer=("127.0.0.1", 5062),
+                    transport="udp", party="1003")
+    monkeypatch.setitem(roles.app.b2bua.calls, caller.id, caller)
+    monkeypatch.setattr(roles.app.b2bua, "partner",
+                        lambda leg: agent_leg if leg is caller.legs[0] else None)
+    mine, other = roles.login(*AGENT), roles.login("1004", "agent1004")
+    path, body = f"/api/calls/{caller.id}/transfer", {"action": "complete"}
+    assert [c["id"] for c in roles.call("GET", "/api/calls", mine)[1]["live"]] == [caller.id]
+    assert roles.call("POST", path, mine, body)[0] == 409  # in scope: no consultation yet
+    assert roles.call("GET", "/api/calls", other)[1]["live"] == []
+    assert roles.call("POST", path, other, body)[0] == 404
+    # consulting (its own leg now bridged to the target's), the agent still acts on the call
+    monkeypatch.setattr(roles.app.b2bua, "partner", lambda leg: None)
+    assert roles.call("POST", path, mine, body)[0] == 404
+    monkeypatch.setitem(roles.app.transfers.consultants, caller.id, "1003")
+    assert roles.call("POST", path, mine, body)[0] == 409
+    assert roles.call("POST", path, other, body)[0] == 404
