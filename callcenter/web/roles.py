@@ -4,8 +4,8 @@
 every ``GET`` but a customer's GDPR export and its files (admin only: personal data in bulk); a logged-in ``agent`` sees and drives itself (its state, its log-in and pause,
 its queues' figures); a ``supervisor`` the queues ``supervisor.queues`` gives it (all when
 unlisted) and their agents: figures, agent control, listen/whisper/barge sessions, interval
-reports. Anything out of a user's scope answers 404 (nothing leaks that it exists); a route
-its role may not use at all answers 403, as does any route not in :data:`POLICY` (a new
+reports, live events. Anything out of a user's scope answers 404 (nothing leaks that it
+exists); a route its role may not use at all answers 403, as does any route not in :data:`POLICY` (a new
 route is closed to users until it is classified here).
 
 The router wraps every handler with :func:`guard` as it is added; the handler's own
@@ -15,7 +15,7 @@ The router wraps every handler with :func:`guard` as it is added; the handler's 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,7 +25,8 @@ from callcenter.web.http import Handler, HttpError, HttpRequest, HttpResponse
 #: routes that need no token
 PUBLIC = {("GET", "/api/health"), ("GET", "/metrics"), ("GET", "/api/openapi.json"),
           ("POST", "/api/login"), ("GET", "/wallboard"), ("GET", "/wallboard/{name}"),
-          ("GET", "/desk"), ("GET", "/desk/{name}"), ("GET", "/desk/call/{id}")}
+          ("GET", "/desk"), ("GET", "/desk/{name}"), ("GET", "/desk/call/{id}"),
+          ("GET", "/desk/supervisor")}
 #: routes that take the token as ``?token=`` too (EventSource, plain links)
 QUERY_TOKEN = {("GET", "/api/events/stream"), ("GET", "/api/cdr.csv")}
 
@@ -174,6 +175,24 @@ def session_body() -> Rule:
     return Rule(check)
 
 
+def scoped_events() -> Rule:
+    """Live events of the user's queues (their ``queue``) and, for events that name no queue,
+    of its agents (their ``agent``); the rest (calls, registrations, other queues) never
+    reach it."""
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> Filter | None:
+        queues, agents = scope.queues(p), scope.agents(p)
+        if queues is None:
+            return None
+        mine = set(agents or ())
+
+        def apply(event: dict[str, Any]) -> dict[str, Any] | None:
+            if event.get("queue"):
+                return event if event["queue"] in queues else None
+            return event if event.get("agent") in mine else None
+        return apply
+    return Rule(check)
+
+
 #: (method, route pattern) -> role -> rule; a role not named may not use the route
 POLICY: dict[tuple[str, str], dict[str, Rule]] = {
     ("GET", "/api/agents"): {"agent": listed("agent", "id"), "supervisor": listed("agent", "id")},
@@ -189,6 +208,7 @@ POLICY: dict[tuple[str, str], dict[str, Rule]] = {
         "supervisor": target("/api/supervisor/sessions/{id}", "agent")}
        for method in ("GET", "PATCH", "DELETE")},
     ("GET", "/api/stats/intervals"): {"supervisor": query_queue()},
+    ("GET", "/api/events/stream"): {"supervisor": scoped_events()},
     ("GET", "/api/calls"): {"agent": own_calls()},
     ("GET", "/api/calls/{id}"): {"agent": target("/api/calls/{id}", "caller", "called",
                                                  "agent")},
@@ -234,11 +254,28 @@ def guard(auth: Auth, scope: Scope) -> Callable[[str, str, Handler], Handler]:
                 resp = await call(handler, req)
             finally:
                 auth.release(req)
-            if only is not None and resp.status == 200 and resp.stream is None:
-                resp = HttpResponse.json(only(json.loads(resp.body)), resp.status)
+            if only is not None and resp.status == 200:
+                if resp.stream is not None:
+                    resp.stream = _kept_events(resp.stream, only)
+                else:
+                    resp = HttpResponse.json(only(json.loads(resp.body)), resp.status)
             return resp
         return guarded
     return wrap
+
+
+async def _kept_events(stream: AsyncIterator[bytes], only: Filter) -> AsyncIterator[bytes]:
+    """The server-sent events of ``stream`` (one per chunk) whose data ``only`` keeps (does
+    not map to None); comments and keep-alives pass."""
+    try:
+        async for chunk in stream:
+            _, sep, data = chunk.partition(b"\ndata: ")
+            if not sep or only(json.loads(data)) is not None:
+                yield chunk
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
 
 
 async def call(handler: Handler, req: HttpRequest) -> HttpResponse:

@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from callcenter.cli import load_setup
+from callcenter.events.bus import AgentOffer, AgentStateChanged, CallStarted, QueueEntered
 from callcenter.store.records import CallRecord
+from callcenter.web.http import HttpRequest
 from tests.unit.test_openapi import OPERATIONS, SPEC, Harness
 
 ADMIN, READ = "demo-admin-token", "demo-wallboard-token"
@@ -37,7 +39,8 @@ SUPERVISOR_ROUTES = USER_ROUTES | {
     ("GET", "/api/agents/{id}/offer"), ("GET", "/api/calls/{id}/offer"),
     ("GET", "/api/supervisor/sessions"), ("POST", "/api/supervisor/sessions"),
     ("GET", "/api/supervisor/sessions/{id}"), ("PATCH", "/api/supervisor/sessions/{id}"),
-    ("DELETE", "/api/supervisor/sessions/{id}"), ("GET", "/api/stats/intervals")}
+    ("DELETE", "/api/supervisor/sessions/{id}"), ("GET", "/api/stats/intervals"),
+    ("GET", "/api/events/stream")}
 #: a POST that only looks (validates the files on disk): read tokens may use it
 READ_POSTS = {("POST", "/api/dialplans/validate")}
 #: GETs of personal data in bulk (the GDPR export and its recordings): admin only
@@ -186,7 +189,7 @@ def test_the_pages_load_without_a_token(roles: Roles) -> None:
     """The wallboard and the desk are static pages (their data needs the token they are given):
     a phone's Call-Info link opens the desk without an Authorization header."""
     for path in ("/wallboard", "/wallboard/wallboard.js", "/desk", "/desk/desk.js",
-                 "/desk/call/c1"):
+                 "/desk/call/c1", "/desk/supervisor", "/desk/supervisor.js"):
         assert roles.call("GET", path, None)[0] == 200, path
 
 
@@ -211,3 +214,37 @@ def test_an_agent_reads_the_customers_it_talked_to_and_no_others(roles: Roles) -
     # the call the agent took (its CDR names it since issue 13) is in its history
     app.store.update_call("c1", agent="1003")
     assert "c1" in [c["id"] for c in roles.call("GET", "/api/calls", agent)[1]["history"]]
+
+
+def test_a_supervisors_event_stream_carries_only_its_queues_and_agents(roles: Roles) -> None:
+    """2001 supervises support (agents 1003, 1004): events of sales, of 1001, and of calls
+    that name neither never reach its stream; the admin's stream has them all."""
+    app, loop = roles.app, roles.loop
+
+    def stream(token: str) -> Any:
+        req = HttpRequest("GET", "/api/events/stream", {"token": [token]}, {}, b"")
+        resp = loop.run_until_complete(app.http._dispatch(req))
+        assert resp.status == 200 and resp.stream is not None
+        assert loop.run_until_complete(resp.stream.__anext__()).startswith(b"retry:")
+        return resp.stream
+
+    mine, everything = stream(roles.login(*SUPERVISOR)), stream(ADMIN)
+    events = [AgentStateChanged(agent="1001", old="available", new="paused"),
+              QueueEntered(call_id="x1", queue="sales"),
+              CallStarted(call_id="x2", caller="1", called="2", source="s", direction="inbound"),
+              AgentOffer(call_id="x3", agent="1003", queue="sales", caller="+4822"),
+              AgentStateChanged(agent="1003", old="available", new="ringing"),
+              QueueEntered(call_id="x4", queue="support"),
+              AgentOffer(call_id="x4", agent="1004", queue="support", caller="+4822")]
+    for event in events:
+        app.events.publish(event)
+
+    def read(source: Any, n: int) -> list[str]:
+        chunks = [loop.run_until_complete(source.__anext__()) for _ in range(n)]
+        return [json.loads(c.partition(b"data: ")[2])["call_id" if b'"call_id"' in c
+                                                       else "agent"] for c in chunks]
+    assert read(everything, len(events)) == ["1001", "x1", "x2", "x3", "1003", "x4", "x4"]
+    assert read(mine, 3) == ["1003", "x4", "x4"]
+    loop.run_until_complete(mine.aclose())
+    loop.run_until_complete(everything.aclose())
+    assert not app.events.stream.clients  # both streams left the hub
