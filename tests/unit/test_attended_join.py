@@ -125,6 +125,7 @@ def test_the_older_call_keeps_the_record_whichever_dialog_carried_the_refer() ->
         assert caller.call is target.call is held and caller in held.legs
         assert published[0].call_id == held.id and published[0].transferee == "1003"
         assert consult.legs == [agent2]
+        assert [pop[:2] for pop in t.services.pops] == [(held.id, "1003")]  # 1003 joined 1002
     asyncio.run(run())
 
 
