@@ -826,6 +826,10 @@ class QueueRunner:
                 "sl_seconds": self.cfg.queue(name).sl_seconds,  # type: ignore[union-attr]
                 "number": self.engine.queue_names.index(name) + 1,  # *41<number>, *42<number>
                 "agents": self.engine.members(name),
+                "callers": [{"call_id": e.leg.call.id if e.leg else "", "caller": e.caller,
+                             "callback": e.callback}
+                            for e in map(self._entries.get, self.engine.waiting(name))
+                            if e is not None],
             })
         return out
 
@@ -845,8 +849,17 @@ class QueueRunner:
                 "talk_time": round(s.talk_time, 1), "missed_in_row": s.missed_in_row,
                 "occupancy": _round(s.occupancy, 3),
                 "queues": self.engine.logged_in_queues(agent),
+                "call": self._agent_call(agent),
             })
         return out
+
+    def _agent_call(self, agent: str) -> dict[str, Any] | None:
+        """The queue call ringing or connected at ``agent`` (the customer's call id)."""
+        for e in self._entries.values():
+            if agent in e.rings or agent in e.agent_legs:
+                return {"call_id": e.leg.call.id if e.leg else "", "caller": e.caller,
+                        "queue": e.queue, "answered": agent in e.agent_legs}
+        return None
 
 
 def _round(value: float | None, digits: int) -> float | None:

@@ -168,8 +168,8 @@ class Transfers:
     # ------------------------------------------------------------------ attended
     def attended(self, leg: Leg, other: Leg | None, *, by: str) -> None:
         """``leg`` and ``other`` are one party's two legs (the call it put on hold and its
-        consultation): bridge their partners to each other and hang up ``other``; the caller
-        hangs up ``leg``. 481 when ``other`` is no live leg or either partner is gone, 403
+        consultation): bridge their partners to each other (the one moved into the other's
+        call, a user, gets its card: ``agent.offer``) and hang up ``other``; the caller hangs up ``leg``. 481 when ``other`` is no live leg or either partner is gone, 403
         when ``other`` is someone else's."""
         if other is None or other is leg:
             raise CallDoesNotExist("Replaces names no call of ours")
@@ -178,7 +178,12 @@ class Transfers:
         transferee, target = self.b2bua.partner(leg), self.b2bua.partner(other)
         if transferee is None or target is None or transferee is target:
             raise CallDoesNotExist("a party of the transfer has left")
+        was = target.call
         self.join(transferee, target, released=(leg, other), by=by)
+        # who moved into the other's (older: the customer's) call rang for the transferor only
+        joined = target if target.call is not was else transferee
+        if joined.party in self.users:
+            flows.screen_pop(self.services.offer, joined.call, joined.party, "transfer")
         self._spawn(self.b2bua.hangup(other))
 
     async def take_over(self, sreq: ServerRequest, replaces: str, user: str | None) -> None:

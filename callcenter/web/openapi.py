@@ -84,6 +84,10 @@ _QUEUE = {
         "callbacks_pending": {"type": "integer",
                               "description": "callback requests not finished yet"},
         "agents": {"type": "array", "items": {"type": "string"}},
+        "callers": {"type": "array", "description": "the callers waiting, in order", "items": {
+            "type": "object", "properties": {
+                "call_id": {"type": "string"}, "caller": {"type": "string"},
+                "callback": {"type": "boolean"}}}},
     },
     "required": ["name", "waiting", "longest_wait", "offered", "answered", "abandoned",
                  "service_level"],
@@ -99,6 +103,10 @@ _AGENT = {
         "calls": {"type": "integer"}, "talk_time": {"type": "number"}, "occupancy": _NUM,
         "queues": {"type": "array", "items": {"type": "string"},
                    "description": "the queues the agent is logged in to"},
+        "call": {"type": ["object", "null"],
+                 "description": "the queue call ringing or answered at the agent", "properties": {
+                     "call_id": {"type": "string"}, "caller": {"type": "string"},
+                     "queue": {"type": "string"}, "answered": {"type": "boolean"}}},
     },
     "required": ["id", "state", "time_in_state"],
 }

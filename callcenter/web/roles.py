@@ -25,7 +25,8 @@ from callcenter.web.http import Handler, HttpError, HttpRequest, HttpResponse
 #: routes that need no token
 PUBLIC = {("GET", "/api/health"), ("GET", "/metrics"), ("GET", "/api/openapi.json"),
           ("POST", "/api/login"), ("GET", "/wallboard"), ("GET", "/wallboard/{name}"),
-          ("GET", "/desk"), ("GET", "/desk/{name}"), ("GET", "/desk/call/{id}")}
+          ("GET", "/desk"), ("GET", "/desk/{name}"), ("GET", "/desk/call/{id}"),
+          ("GET", "/desk/supervisor")}
 #: routes that take the token as ``?token=`` too (EventSource, plain links)
 QUERY_TOKEN = {("GET", "/api/events/stream"), ("GET", "/api/cdr.csv")}
 

@@ -3,6 +3,7 @@
     GET /wallboard                 the page (no token needed: it holds no data)
     GET /wallboard/<file>          wallboard.js, wallboard.css
     GET /desk                      the agent's desk (it signs in with its own user)
+    GET /desk/supervisor           the supervisor's view of its queues (agents, calls, listen)
     GET /desk/<file>               desk.js, desk.css
     GET /desk/call/<id>            the desk for one call's card (the ringing phone's Call-Info)
 
@@ -35,5 +36,6 @@ def register(router: Router) -> None:
     router.add("GET", "/wallboard", lambda req: _file("wallboard.html"))
     router.add("GET", "/wallboard/{name}", lambda req: _file(req.params["name"]))
     router.add("GET", "/desk", lambda req: _file("desk.html"))
+    router.add("GET", "/desk/supervisor", lambda req: _file("supervisor.html"))
     router.add("GET", "/desk/{name}", lambda req: _file(req.params["name"]))
     router.add("GET", "/desk/call/{id}", lambda req: _file("desk.html"))  # phones' Call-Info

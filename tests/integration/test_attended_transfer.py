@@ -4,7 +4,7 @@ SIPp as 1001 calls baresip 1002 (saying 440 Hz) and holds it: 1002 hears the hol
 A second SIPp as 1001 calls baresip 1003 (1800 Hz), talks, and REFERs with a Replaces naming
 the held call. The server answers 202 and NOTIFYs 200, releases both of 1001's legs (BYE),
 and 1002 and 1003 hear each other; the held call keeps one record with an attended
-``transferred`` event.
+``transferred`` event, and 1003 gets its card (``agent.offer``) as it is joined.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ def test_attended_transfer_by_refer_with_replaces(artifacts: Path) -> None:
             assert released.returncode == 0, released.summary() + srv.log_tail()
             time.sleep(3.5)
             assert not customer.ctrl.seen("CALL_CLOSED") and not target.ctrl.seen("CALL_CLOSED")
+            popped = http(srv, "GET", "/api/agents/1003/offer")  # its phone rang for 1001 only
             customer.ctrl.command("hangup")
             assert closed(customer, 10)
             assert closed(target, 10), "the target was not hung up with the customer"
@@ -82,6 +83,8 @@ def test_attended_transfer_by_refer_with_replaces(artifacts: Path) -> None:
     moves = [json.loads(e["data"]) for e in events if e["type"] == "transferred"]
     assert len(moves) == 1 and moves[0]["kind"] == "attended", events
     assert moves[0]["target"] == "user:1003" or moves[0]["transferee"] == "1003", moves
+    assert popped[0] == 200 and popped[1]["call_id"] == held_cdrs[0]["id"], popped
+    assert popped[1]["why"] == {"kind": "transfer"}, popped
 
 
 def test_invite_with_replaces_takes_over_the_leg(artifacts: Path) -> None:

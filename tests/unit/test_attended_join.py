@@ -81,7 +81,9 @@ def setup() -> tuple[Transfers, B2BUA, list[Any], tuple[Leg, Leg, Leg, Leg]]:
     b2bua.media.bridge(agent2.channel, target.channel)
     agent1.held_since = 10.0
     published: list[Any] = []
-    services: Any = SimpleNamespace(b2bua=b2bua, now=lambda: 14.0, publish=published.append)
+    pops: list[tuple[Any, ...]] = []  # the screen pops: (call id, agent, queue, number, why)
+    services: Any = SimpleNamespace(b2bua=b2bua, now=lambda: 14.0, publish=published.append,
+                                    pops=pops, offer=lambda *a: pops.append(a) or ("", ""))
     queues: Any = SimpleNamespace(engine=None, device_in_use=lambda *a: None)
     t = Transfers(services, queues=queues, users={"1001", "1002", "1003"}, lines=lambda n: None)
     return t, b2bua, published, (caller, agent1, agent2, target)
@@ -104,6 +106,8 @@ def test_attended_joins_the_two_partners_in_the_transferees_call() -> None:
         assert isinstance(event, CallTransferred)
         assert (event.kind, event.target, event.transferor, event.transferee) == (
             "attended", "user:1003", "1001", "1002")
+        # 1003's phone never rang for 1002 (1001 called it): the card pops as they are joined
+        assert t.services.pops == [(held.id, "1003", "", "1002", {"kind": "transfer"})]
         # the target hangs up: the transferee is hung up too (one story)
         target.state = LegState.ENDED
         target.ended.set()
@@ -121,6 +125,7 @@ def test_the_older_call_keeps_the_record_whichever_dialog_carried_the_refer() ->
         assert caller.call is target.call is held and caller in held.legs
         assert published[0].call_id == held.id and published[0].transferee == "1003"
         assert consult.legs == [agent2]
+        assert [pop[:2] for pop in t.services.pops] == [(held.id, "1003")]  # 1003 joined 1002
     asyncio.run(run())
 
 

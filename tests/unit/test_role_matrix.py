@@ -21,7 +21,13 @@ import pytest
 from callcenter.calls.call import Call, Leg
 from callcenter.cli import load_setup
 from callcenter.events import bus
-from callcenter.events.bus import AgentOffer, AgentStateChanged, SupervisorStep
+from callcenter.events.bus import (
+    AgentOffer,
+    AgentStateChanged,
+    CallStarted,
+    QueueEntered,
+    SupervisorStep,
+)
 from callcenter.store.records import CallRecord
 from callcenter.web.auth import Principal
 from callcenter.web.http import HttpRequest
@@ -200,7 +206,7 @@ def test_the_pages_load_without_a_token(roles: Roles) -> None:
     """The wallboard and the desk are static pages (their data needs the token they are given):
     a phone's Call-Info link opens the desk without an Authorization header."""
     for path in ("/wallboard", "/wallboard/wallboard.js", "/desk", "/desk/desk.js",
-                 "/desk/call/c1"):
+                 "/desk/call/c1", "/desk/supervisor", "/desk/supervisor.js"):
         assert roles.call("GET", path, None)[0] == 200, path
 
 
@@ -355,3 +361,37 @@ def test_an_agent_transfers_the_queue_caller_bridged_to_its_leg(
     monkeypatch.setitem(roles.app.transfers.consultants, caller.id, "1003")
     assert roles.call("POST", path, mine, body)[0] == 409
     assert roles.call("POST", path, other, body)[0] == 404
+
+
+def test_a_supervisors_event_stream_carries_only_its_queues_and_agents(roles: Roles) -> None:
+    """2001 supervises support (agents 1003, 1004): events of sales, of 1001, and of calls
+    that name neither never reach its stream; the admin's stream has them all."""
+    app, loop = roles.app, roles.loop
+
+    def stream(token: str) -> Any:
+        req = HttpRequest("GET", "/api/events/stream", {"token": [token]}, {}, b"")
+        resp = loop.run_until_complete(app.http._dispatch(req))
+        assert resp.status == 200 and resp.stream is not None
+        assert loop.run_until_complete(resp.stream.__anext__()).startswith(b"retry:")
+        return resp.stream
+
+    mine, everything = stream(roles.login(*SUPERVISOR)), stream(ADMIN)
+    events = [AgentStateChanged(agent="1001", old="available", new="paused"),
+              QueueEntered(call_id="x1", queue="sales"),
+              CallStarted(call_id="x2", caller="1", called="2", source="s", direction="inbound"),
+              AgentOffer(call_id="x3", agent="1003", queue="sales", caller="+4822"),
+              AgentStateChanged(agent="1003", old="available", new="ringing"),
+              QueueEntered(call_id="x4", queue="support"),
+              AgentOffer(call_id="x4", agent="1004", queue="support", caller="+4822")]
+    for event in events:
+        app.events.publish(event)
+
+    def read(source: Any, n: int) -> list[str]:
+        chunks = [loop.run_until_complete(source.__anext__()) for _ in range(n)]
+        return [json.loads(c.partition(b"data: ")[2])["call_id" if b'"call_id"' in c
+                                                       else "agent"] for c in chunks]
+    assert read(everything, len(events)) == ["1001", "x1", "x2", "x3", "1003", "x4", "x4"]
+    assert read(mine, 3) == ["1003", "x4", "x4"]
+    loop.run_until_complete(mine.aclose())
+    loop.run_until_complete(everything.aclose())
+    assert not app.events.stream.clients  # both streams left the hub
