@@ -48,7 +48,7 @@ EOF
 apt_private() {
     apt-get -q -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts="$work/parts" \
         -o Dir::State::Lists="$work/lists" -o Dir::Cache="$work/cache" \
-        -o APT::Sandbox::User=root "$@"
+        -o APT::Sandbox::User="$(id -un)" "$@"
 }
 apt_private update >"$work/update.log" 2>&1 || { cat "$work/update.log" >&2; exit 1; }
 # shellcheck disable=SC2086  # LIBS is a list of package names
