@@ -10,7 +10,8 @@
 # (a private package list of testing and unstable: signed indexes, hashes checked; the
 # system's apt setup is not touched), unpacked into DEST/root without installing anything,
 # and run through that tree's own dynamic loader. Other libraries come from the system.
-# When unstable drops VERSION, this fails: set VERSION and SHA256_AMD64 to the new package.
+# When unstable drops VERSION, its current sip-tester is taken if it has TLS (then update
+# VERSION and SHA256_AMD64 to it).
 set -eu
 
 DEST=${1:-/usr/local/lib/callcenter-sipp}
@@ -52,11 +53,18 @@ apt_private() {
 }
 apt_private update >"$work/update.log" 2>&1 || { cat "$work/update.log" >&2; exit 1; }
 # shellcheck disable=SC2086  # LIBS is a list of package names
-(cd "$work/debs" && apt_private download "sip-tester=$VERSION" $LIBS)
-
-deb=$(ls "$work"/debs/sip-tester_*.deb)
-if [ "$(dpkg --print-architecture)" = amd64 ]; then
-    echo "$SHA256_AMD64  $deb" | sha256sum -c --quiet -
+if (cd "$work/debs" && apt_private download "sip-tester=$VERSION" $LIBS); then
+    deb=$(ls "$work"/debs/sip-tester_*.deb)
+    if [ "$(dpkg --print-architecture)" = amd64 ]; then
+        echo "$SHA256_AMD64  $deb" | sha256sum -c --quiet -
+    fi
+else
+    # VERSION has left the archive: take the suites' current package (apt checks it against
+    # the signed index); it must still report TLS below, or nothing is installed.
+    echo "sip-tester $VERSION is gone from $SUITES: trying the current one" >&2
+    rm -f "$work"/debs/*.deb
+    # shellcheck disable=SC2086
+    (cd "$work/debs" && apt_private download sip-tester $LIBS)
 fi
 $SUDO rm -rf "$DEST/root.new"
 $SUDO mkdir -p "$DEST/root.new"
