@@ -1,13 +1,16 @@
 """Calls per second: SIPp places calls to the benchmark line at a fixed rate for a fixed time.
 
 Each call: INVITE (PCMU) -> 200 -> ACK -> the server plays its prompt for --hold seconds ->
-BYE -> 200 (benchmarks/scenarios/uac_cps.xml). A rate passes when every call of the run
+BYE -> 200 (benchmarks/scenarios/uac_cps.xml), over UDP or, with --transports udp,tls, also
+over one TLS connection (`-t l1`: the SIPp of tests/install_sipp_tls.sh, the server's
+certificate from a throw-away CA checked) in the same run. A rate passes when every call of the run
 succeeded (SIPp's stat CSV: SuccessfulCall == calls placed, FailedCall == 0). A fresh server
 is started for each rate; its CPU is sampled once a second and can be profiled with py-spy.
 
     python benchmarks/bench_cps.py --rates 50,100,150,200 --duration 60
     python benchmarks/bench_cps.py --search 100 400 --duration 60     # bisect to --resolution
     python benchmarks/bench_cps.py --rates 150 --duration 60 --profile
+    python benchmarks/bench_cps.py --rates 60,100 --duration 60 --transports udp,tls
 
 Every run is bounded: SIPp gets -m rate*duration and a global -timeout.
 """
@@ -44,6 +47,9 @@ from benchlib import (
     udp_socket_drops,
 )
 
+from tests.helpers.certs import Certs, make_certs
+from tests.helpers.sipp import sipp_tls_path
+
 SCENARIO = BENCH / "scenarios" / "uac_cps.xml"
 
 
@@ -75,6 +81,7 @@ class RunResult:
     rt_invite_ms: float
     passed: bool
     workers: str = "0"
+    transport: str = "udp"
     clock: dict[str, float] | None = None
     """The server's media clocks over the run (summed over workers): ticks, late, missed,
     worst lateness, and the worst event loop lag."""
@@ -105,21 +112,31 @@ def clock_figures(http_port: int) -> dict[str, float]:
     return out
 
 
-def with_workers(config: Path, workers: str, workdir: Path) -> Path:
-    """A copy of the config with ``media.workers`` set (paths made absolute)."""
+def with_workers(config: Path, workers: str, workdir: Path,
+                 tls: tuple[Certs, int] | None = None) -> Path:
+    """A copy of the config with ``media.workers`` set (paths made absolute), and with
+    ``tls`` (certificates, port) SIP over TLS as well."""
     cfg = yaml.safe_load(config.read_text())
     for key in ("sounds", "dialplans"):
         cfg[key] = str((config.parent / cfg[key]).resolve())
     cfg.setdefault("media", {})["workers"] = workers if workers == "auto" else int(workers)
+    if tls:
+        certs, port = tls
+        cfg["sip"].update(transports=["udp", "tcp", "tls"], tls={
+            "certificate": str(certs.certificate), "key": str(certs.key), "ca": str(certs.ca),
+            "port": port})
     out = workdir / "config.yaml"
     out.write_text(yaml.safe_dump(cfg))
     return out
 
 
-def run_rate(args: argparse.Namespace, rate: int, workdir: Path) -> RunResult:
+def run_rate(args: argparse.Namespace, rate: int, workdir: Path,
+             transport: str = "udp") -> RunResult:
     workdir.mkdir(parents=True, exist_ok=True)
     env = {"CALLCENTER_BENCH_SIP_RCVBUF": str(args.sip_rcvbuf)} if args.sip_rcvbuf else {}
-    config = with_workers(Path(args.config), args.workers, workdir)
+    certs = make_certs(workdir / "certs") if transport == "tls" else None
+    config = with_workers(Path(args.config), args.workers, workdir,
+                          (certs, args.tls_port) if certs else None)
     server = Server(workdir, config, args.sip_port, args.http_port, env=env, nice=args.nice)
     server.start()
     sampler = CpuSampler(server.pid).start()
@@ -129,7 +146,9 @@ def run_rate(args: argparse.Namespace, rate: int, workdir: Path) -> RunResult:
     profiler = None
     udp0 = udp_errors()
     t0 = time.monotonic()
-    sipp = start_sipp(args, SCENARIO, args.number, rate, args.hold, workdir, stat)
+    tls = (args.sipp_tls, args.tls_port, ["-tls_cert", str(certs.certificate), "-tls_key",
+           str(certs.key), "-tls_ca", str(certs.ca)]) if certs else None
+    sipp = start_sipp(args, SCENARIO, args.number, rate, args.hold, workdir, stat, tls)
     if args.profile:
         time.sleep(args.hold + 5)
         profiler = py_spy(server.pid, args.profile_seconds, workdir / "profile.txt")
@@ -165,7 +184,7 @@ def run_rate(args: argparse.Namespace, rate: int, workdir: Path) -> RunResult:
         server_sip_drops=sip_drops, sip_rcvbuf=args.sip_rcvbuf,
         rt_invite_ms=round(_ms(row.get("ResponseTime1(C)", "")), 2),
         passed=(ok == calls and failed == 0 and sipp.returncode == 0),
-        workers=args.workers, clock=clock,
+        workers=args.workers, transport=transport, clock=clock,
     )
     (workdir / "cpu.json").write_text(json.dumps(sampler.samples))
     if profiler is not None and (workdir / "profile.txt").exists():
@@ -203,6 +222,10 @@ def main() -> None:
     p.add_argument("--sipp-port", type=int, default=25262)
     p.add_argument("--media-port", type=int, default=25264)
     p.add_argument("--sipp", default=shutil.which("sipp") or "sipp")
+    p.add_argument("--transports", default="udp",
+                   help="comma-separated, each rate in turn: udp, tls (SIPp -t l1)")
+    p.add_argument("--tls-port", type=int, default=25270)
+    p.add_argument("--sipp-tls", default=sipp_tls_path(), help="SIPp built with TLS")
     p.add_argument("--workdir", default="/tmp/callcenter-bench/cps")
     p.add_argument("--nice", type=int, default=0,
                    help="niceness of server and SIPp (-10: ahead of other load on a shared box)")
@@ -216,8 +239,13 @@ def main() -> None:
     print(json.dumps(machine()))
     results: list[RunResult] = []
 
-    def one(rate: int) -> RunResult:
-        res = run_rate(args, rate, Path(args.workdir) / f"r{rate}")
+    transports = args.transports.split(",")
+    if not set(transports) <= {"udp", "tls"}:
+        p.error(f"--transports: udp and/or tls, not {args.transports}")
+
+    def one(rate: int, transport: str) -> RunResult:
+        suffix = "" if transport == "udp" else f"-{transport}"
+        res = run_rate(args, rate, Path(args.workdir) / f"r{rate}{suffix}", transport)
         results.append(res)
         print(json.dumps(asdict(res)), flush=True)
         time.sleep(2)  # let sockets in TIME_WAIT / late retransmissions drain
@@ -225,19 +253,21 @@ def main() -> None:
 
     if args.rates:
         for rate in (int(r) for r in args.rates.split(",")):
-            if not one(rate).passed and args.stop_on_fail:
+            if not all([one(rate, t).passed for t in transports]) and args.stop_on_fail:
                 break
-    if args.search:
+    for transport in transports if args.search else ():
         lo, hi = args.search
         while hi - lo > args.resolution:
             mid = (lo + hi) // 2
-            if one(mid).passed:
+            if one(mid, transport).passed:
                 lo = mid
             else:
                 hi = mid
-        print(f"highest passing rate found: {lo} CPS (failing: {hi})")
-    passing = [r.rate for r in results if r.passed]
-    print(f"passed: {sorted(passing)}  failed: {sorted(r.rate for r in results if not r.passed)}")
+        print(f"{transport}: highest passing rate found: {lo} CPS (failing: {hi})")
+    for transport in transports:
+        ran = [r for r in results if r.transport == transport]
+        print(f"{transport}: passed: {sorted(r.rate for r in ran if r.passed)}  "
+              f"failed: {sorted(r.rate for r in ran if not r.passed)}")
 
 
 if __name__ == "__main__":

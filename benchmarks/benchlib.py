@@ -127,19 +127,22 @@ def niceness(n: int) -> Callable[[], None] | None:
 
 
 def start_sipp(
-    args: Any, scenario: Path, number: str, rate: int, hold: float, workdir: Path, stat: Path
+    args: Any, scenario: Path, number: str, rate: int, hold: float, workdir: Path, stat: Path,
+    tls: tuple[str, int, list[str]] | None = None,
 ) -> subprocess.Popen[bytes]:
     """SIPp placing ``rate`` calls a second for ``args.duration`` s to ``number``, each held
     ``hold`` s; bounded by -m (the number of calls) and a global -timeout. ``args`` gives the
-    ports (sip_port, sipp_port, media_port), the SIPp binary and the niceness."""
+    ports (sip_port, sipp_port, media_port), the SIPp binary and the niceness. ``tls``: (SIPp
+    with TLS, the server's TLS port, SIPp's -tls_* options) for SIP over one TLS connection."""
+    binary, port, extra = tls if tls else (args.sipp, args.sip_port, [])
     cmd = [
-        args.sipp, f"{HOST}:{args.sip_port}", "-sf", str(scenario), "-s", number,
+        binary, f"{HOST}:{port}", "-sf", str(scenario), "-s", number,
         "-i", HOST, "-p", str(args.sipp_port), "-mi", HOST, "-mp", str(args.media_port),
         "-bind_local", "-nostdin", "-r", str(rate), "-rp", "1000", "-m", str(rate * args.duration),
         "-l", str(max(10, int(rate * (hold + 2) * 3))), "-d", str(int(hold * 1000)),
         "-recv_timeout", "10000", "-timeout", f"{args.duration + int(hold) + 40}s",
         "-timeout_error", "-trace_stat", "-stf", str(stat), "-fd", "1", "-trace_err",
-        "-error_file", str(workdir / "sipp_errors.log"),
+        "-error_file", str(workdir / "sipp_errors.log"), *(["-t", "l1", *extra] if tls else []),
     ]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=workdir,
                             preexec_fn=niceness(args.nice))

@@ -24,6 +24,10 @@ else
     say "system packages already present (sipp, baresip, mosquitto, espeak-ng, sox, chromium, kamailio, promtool, ip, systemd-analyze, openssl)"
 fi
 
+# SIPp with TLS beside Debian's sipp (which has none). Failing here fails only the tests
+# that need it, with "not installed" (they never skip unless CALLCENTER_ALLOW_SKIP=1).
+sh tests/install_sipp_tls.sh || say "WARNING: no SIPp with TLS: the SIPp-over-TLS tests will fail"
+
 sh install.sh test    # .venv (with python3-venv from apt on Debian's own python3)
 PY=.venv/bin/python
 

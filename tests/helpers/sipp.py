@@ -1,5 +1,8 @@
 """Run SIPp (the `sipp` binary of Debian's sip-tester) with our scenarios, bounded in time.
 
+Debian 12's sipp has no TLS: `transport="tls"` (`-t l1`) needs the SIPp that
+tests/install_sipp_tls.sh leaves at `sipp_tls_path()`, passed as `binary`.
+
 Port layout of one SIPp instance, from a PortBlock of at least 8 ports:
   base+0  SIP (-p)          base+1  control (-cp)
   base+2  media (-mp; SIPp binds it and base+4 for video; pcap playback uses it as source)
@@ -11,6 +14,7 @@ Port layout of one SIPp instance, from a PortBlock of at least 8 ports:
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -23,6 +27,12 @@ from .ports import PortBlock
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "integration" / "scenarios"
 SINK_OFFSET = 4  # [media_port+4] in the scenarios' SDP
+SIPP_TLS = "/usr/local/lib/callcenter-sipp/sipp-tls"
+
+
+def sipp_tls_path() -> str:
+    """SIPp with TLS: tests/install_sipp_tls.sh's, or $CALLCENTER_SIPP_TLS when set."""
+    return os.environ.get("CALLCENTER_SIPP_TLS", SIPP_TLS)
 
 
 @dataclass
@@ -75,6 +85,7 @@ class Sipp:
     trace_msg: bool = True
     auth: tuple[str, str] | None = None
     extra: list[str] = field(default_factory=list)
+    binary: str | None = None  # None: `sipp` on PATH
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -90,8 +101,7 @@ class Sipp:
         return self.ports[2] + SINK_OFFSET
 
     def argv(self) -> list[str]:
-        binary = shutil.which("sipp") or "sipp"
-        argv = [binary]
+        argv = [self.binary or shutil.which("sipp") or "sipp"]
         if self.remote_port is not None:
             argv.append(f"127.0.0.1:{self.remote_port}")
         argv += [
@@ -116,8 +126,8 @@ class Sipp:
             f"{int(self.timeout)}s",
             "-timeout_error",
         ]
-        if self.transport == "tcp":
-            argv += ["-t", "t1"]
+        if self.transport in ("tcp", "tls"):
+            argv += ["-t", "t1" if self.transport == "tcp" else "l1"]
         if self.trace_msg:
             argv.append("-trace_msg")
         if self.service:

@@ -19,10 +19,11 @@ from tests.helpers.api import http
 from tests.helpers.artifacts import REPO
 from tests.helpers.baresip import BaresipAgent
 from tests.helpers.certs import Certs, make_certs
+from tests.helpers.rtp_sink import RtpSink
 from tests.helpers.server import ServerProcess
-from tests.helpers.sipp import wait_until
+from tests.helpers.sipp import Sipp, sipp_tls_path, wait_until
 from tests.helpers.sniff import UdpSniffer
-from tests.integration.demo import LINE_TOLLFREE, USERS, Media
+from tests.integration.demo import LINE_TOLLFREE, USERS, Media, pcap_seconds
 
 TALK_SECONDS = 5.0
 MATCH = 0.6  # best_match of the other side's words in a recording (1.0 = exact copy)
@@ -92,6 +93,51 @@ def test_agents_over_tls(tls_server: ServerProcess, artifacts: Path, media: Medi
         _talk(caller, callee, f"sip:1002@127.0.0.1:{port};transport=tls")
     _heard_each_other(caller, callee, media)
     assert "tls_connect_failed" not in tls_server.log_tail(200000)
+
+
+def _sipp_tls_caller(port: int, artifacts: Path, media: Media, certs: Certs) -> Sipp:
+    """SIPp over TLS (`-t l1`, the server's certificate checked against our CA) calling the
+    toll-free line: the caller's words, the digits 1 2 #, then BYE."""
+    client = make_certs(artifacts / "certs", "sipp")  # SIPp loads a certificate in any role
+    pcaps = {"audio_pcap": str(media.caller_pcap["PCMU"]),
+             "dtmf_pcap": str(media.dtmf_pcap["PCMU"])}
+    return Sipp("uac_call_dtmf.xml", workdir=artifacts / "sipp", ports=ports.allocate(8),
+                remote_port=port, service=LINE_TOLLFREE, transport="tls",
+                binary=require_binary(sipp_tls_path()), timeout=30,
+                duration_ms=int(pcap_seconds(media.caller_pcap["PCMU"]) * 1000) + 300,
+                keys={"codec_pt": "0", "codec_name": "PCMU", **pcaps},
+                extra=["-tls_cert", str(client.certificate), "-tls_key", str(client.key),
+                       "-tls_ca", str(certs.ca)])
+
+
+def test_sipp_caller_over_tls(tls_server: ServerProcess, artifacts: Path, media: Media,
+                              certs: Certs) -> None:
+    """A SIPp caller over TLS reaches the hotline's IVR: the prompt's RTP reaches it, its
+    digits are collected, it hangs up, and the CDR has the call answered and ended by it."""
+    port = tls_server.tls_port  # type: ignore[attr-defined]
+    sipp = _sipp_tls_caller(port, artifacts, media, certs)
+    with RtpSink(sipp.sink_port) as sink:
+        result = sipp.start().wait()
+        heard = sink.audio(0)
+    assert result.returncode == 0, result.summary()
+    assert "SIP/2.0/TLS" in result.messages, "SIPp did not speak TLS"
+    assert audio.active_rms(heard) > 5 * audio.SILENCE_RMS, "the caller heard only silence"
+    call_id = result.messages.split("Call-ID: ", 1)[1].split()[0]
+    cdr = tls_server.wait_cdr(lambda r: r["sip_call_id"] == call_id and r["end"] is not None)
+    assert cdr is not None, f"no finished CDR for {call_id}: {tls_server.cdrs()}"
+    assert (cdr["called"], cdr["digits"]) == (LINE_TOLLFREE, "12#"), cdr
+    assert cdr["answer"] is not None and cdr["hangup_side"] == "caller", cdr
+
+
+def test_sipp_tls_caller_gets_nowhere_without_tls(server: ServerProcess, artifacts: Path,
+                                                  media: Media, certs: Certs) -> None:
+    """The same caller against a server without `sip.tls` (at its plain SIP/TCP port): no
+    handshake, no call. (So the call above did go over TLS.)"""
+    result = _sipp_tls_caller(server.sip_port, artifacts, media, certs).start().wait()
+    assert result.returncode != 0, result.summary()
+    assert "SSL_connect" in result.errors, result.summary()
+    assert server.alive()
+    assert server.cdrs() == [], server.cdrs()
 
 
 TONE_HZ = 1800.0
