@@ -625,8 +625,7 @@ class Application:
                why: Mapping[str, Any]) -> tuple[str, str]:
         """Screen pop: the customer card to the agent about to ring (``agent.offer``); the
         customer's name for the phone's display and the call's desk page (its Call-Info)."""
-        card = self.customers.card(call_id, time.time(), number=number)
-        recent = self.customers.timeline(card["id"], limit=5) if card else []
+        card, recent = self.customers.pop(call_id, time.time(), number=number)
         offer = events.AgentOffer(call_id=call_id, agent=agent, queue=queue, caller=number,
                                   customer=card, recent=recent, why=why)
         self.offers[agent] = offer.to_dict()

@@ -330,6 +330,20 @@ class CustomerStore:
             max(0, math.floor((now - last_at) / 86400)),
         }
 
+    def pop(self, call_id: str, now: float, number: str = "") -> tuple[
+            dict[str, Any] | None, list[dict[str, Any]]]:
+        """The screen pop's card of a call's customer (see :meth:`card`) and their latest
+        contacts, this call among them (its IVR path and typed digits) even when older."""
+        card = self.card(call_id, now, number=number)
+        if card is None:
+            return None, []
+        recent = self.timeline(card["id"], limit=5)
+        if call_id and not any(i["call_id"] == call_id and i["kind"] in ("call", "outbound")
+                               for i in recent):
+            recent = [self._call_item(c) for c in self._rows(
+                "SELECT * FROM calls WHERE id = ?", [call_id])] + recent
+        return card, recent
+
     def _open_callbacks(self, id: int) -> int:
         if not self._has("callbacks"):
             return 0
