@@ -103,7 +103,7 @@ class Application:
             cfg, self.store.api_users(), self.store.api_queues())
         self.customers = CustomerStore(
             self.store.db, lambda raw, country: try_normalize(raw, country=country)[0],
-            country=cfg.trunks[0].country if cfg.trunks else "PL")
+            country=cfg.trunks[0].country if cfg.trunks else "PL", spellings=numbers.spellings)
         self.ivr_store = IvrStore(self.store, Path(cfg.database).parent / "voicemail",
                                   self.customers)
         for program in dialplan.programs.values():  # the fields callers identify by, indexed

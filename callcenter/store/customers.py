@@ -41,9 +41,11 @@ class CustomerConflict(CustomerError):
 
 class CustomerStore:
     def __init__(self, db: sqlite_utils.Database, normalize: Normalize,
-                 country: str = "PL") -> None:
+                 country: str = "PL", spellings: Callable[[str], Iterable[str]] = lambda n: ()
+                 ) -> None:
         self.db = db
         self.normalize = normalize
+        self.spellings = spellings  #: the other ways an E.164 number is written (erase)
         self.country = country  #: of national numbers given without a trunk (the API)
         self._indexed: set[str] = set()
 
@@ -479,6 +481,23 @@ class CustomerStore:
                     f"call_id IN ({marks})", calls)]
         return list(dict.fromkeys(files))
 
+    def number_forms(self, id: int) -> set[str]:
+        """Every way the customer's numbers were written: E.164, its spellings and the raw
+        caller IDs (or numbers called) of their calls."""
+        customer = self.get(id)
+        if customer is None:
+            return set()
+        calls = self._call_ids(customer["id"])
+        marks = ",".join("?" * len(calls))
+        forms = set(customer["numbers"]) | {r[0] for r in self._q(
+            f"SELECT caller FROM calls WHERE direction != 'outbound' AND id IN ({marks}) UNION "
+            f"SELECT called FROM calls WHERE direction = 'outbound' AND id IN ({marks})",
+            calls + calls)}
+        forms |= {f[1:] for f in forms if f.startswith("+")} | {"00" + f[1:] for f in forms
+                                                                 if f.startswith("+")}
+        forms |= {s for n in customer["numbers"] for s in self.spellings(n)}
+        return {f for f in forms if len(f) >= 3 and f != ERASED}
+
     def erase(self, id: int) -> dict[str, int] | None:
         """Erase the customer: the record, notes and links go; their numbers (in every form
         the calls carried) become ``erased`` in CDRs, call events, the queue log, attempts,
@@ -490,13 +509,7 @@ class CustomerStore:
         calls = self._call_ids(id)
         marks = ",".join("?" * len(calls))
         files = self.files(id)
-        forms = set(customer["numbers"]) | {r[0] for r in self._q(
-            f"SELECT caller FROM calls WHERE direction != 'outbound' AND id IN ({marks}) UNION "
-            f"SELECT called FROM calls WHERE direction = 'outbound' AND id IN ({marks})",
-            calls + calls)}
-        forms |= {f[1:] for f in forms if f.startswith("+")} | {"00" + f[1:] for f in forms
-                                                                 if f.startswith("+")}
-        forms = {f for f in forms if len(f) >= 3}
+        forms = self.number_forms(id)
         with self.db.conn:
             ex = self.db.conn.execute
             for form in sorted(forms, key=len, reverse=True):  # +48.. before 48..

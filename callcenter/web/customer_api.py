@@ -20,6 +20,7 @@ Every change, export and erase is audited (the ``audit`` table, an ``audit.chang
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callcenter.events.bus import AuditChanged, Event
-from callcenter.store.customers import CustomerConflict, CustomerError
+from callcenter.log import scrub
+from callcenter.store.customers import ERASED, CustomerConflict, CustomerError
 from callcenter.web import openapi
 from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
 
@@ -195,10 +197,13 @@ def register(router: Router, auth: Auth, customers: CustomerStore,
             raise HttpError(404, f"no file {n!r} of customer {id}")
         return HttpResponse(200, path.read_bytes(), "audio/wav")
 
-    def erase(req: HttpRequest) -> HttpResponse:
+    async def erase(req: HttpRequest) -> HttpResponse:
         auth.require(req, "admin")
         id = found(req)["id"]
+        forms = customers.number_forms(id)
         done = customers.erase(id)
+        if done is not None:  # off the loop: a big log takes a while to read
+            done["log_lines"] = await asyncio.to_thread(scrub, forms, ERASED)
         audit(req, "customer.erased", id, **(done or {}))
         return HttpResponse.json({"erased": id, **(done or {})})
 
@@ -314,8 +319,9 @@ def _described() -> None:
                       "responses": ok("200", "the customer", customer, True, _400="bad body",
                                       _404="no such customer",
                                       _409="a number belongs to another customer")},
-            "delete": {"summary": "GDPR erase: the record, its numbers in CDRs, events, logs "
-                       "and campaign rows, its recordings and voicemails (audited)",
+            "delete": {"summary": "GDPR erase: the record, its numbers in CDRs, events, the "
+                       "queue log, campaign rows and the server's log files (log_lines: the "
+                       "lines changed), its recordings and voicemails (audited)",
                        "responses": ok("200", "what was erased", obj, True,
                                        _404="no such customer")}},
         "/api/customers/{id}/merge": {"post": {

@@ -85,7 +85,7 @@ def test_merge_timeline_notes_export_and_erase(server: Server, tmp_path: Path) -
     assert server.raw("GET", f"/api/customers/{a}/files/0") == (200, b"RIFF....WAVE")
     assert server.raw("GET", f"/api/customers/{a}/files/1")[0] == 404
     status, erased = server("DELETE", f"/api/customers/{a}")
-    assert status == 200 and erased == {"erased": a, "calls": 2, "files": 1}
+    assert status == 200 and erased == {"erased": a, "calls": 2, "files": 1, "log_lines": 0}
     assert not recording.exists()
     assert server("GET", f"/api/customers/{a}")[0] == 404
     assert server("GET", "/api/customers?number=221234567")[1] == []
