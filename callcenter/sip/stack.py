@@ -81,7 +81,7 @@ class ServerRequest:
         if resp.status >= 200:
             self.answered = True
         if self.key is not None:
-            self.stack._answering(self.key, resp.status)
+            self.stack.answering(self.key, resp.status)
             self.stack.layer.send_response(self.key, resp, self.stack.now())
         self.stack.flush()
 
@@ -302,7 +302,7 @@ class SipStack:
         else:
             self._pending.pop(key, None)
 
-    def _answering(self, key: TxKey, status: int) -> None:
+    def answering(self, key: TxKey, status: int) -> None:
         """Our response to a server transaction goes out: report its first (an INVITE's) or
         final one."""
         if key.method != "INVITE" and status < 200:
