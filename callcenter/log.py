@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 from collections.abc import Collection, Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -155,10 +156,14 @@ def scrub(words: Collection[str], replacement: str) -> int:
         re.escape(w) for w in sorted(words, key=len, reverse=True))))
     path = Path(handler.baseFilename)
     changed = 0
-    for copy in sorted(path.parent.glob(glob.escape(path.name) + "[.-]*")):
-        if copy.suffix not in (".bz2", ".xz", ".zst", ".zip"):
-            changed += _rewrite(copy, pattern, replacement, gz=copy.suffix == ".gz")
-    return changed + _rewrite(path, pattern, replacement, writer=handler)
+    with _SCRUBBING:  # two erases at once: one after the other (one temporary file each)
+        for copy in sorted(path.parent.glob(glob.escape(path.name) + "[.-]*")):
+            if copy.suffix not in (".bz2", ".xz", ".zst", ".zip"):
+                changed += _rewrite(copy, pattern, replacement, gz=copy.suffix == ".gz")
+        return changed + _rewrite(path, pattern, replacement, writer=handler)
+
+
+_SCRUBBING = threading.Lock()
 
 
 def _rewrite(path: Path, pattern: re.Pattern[str], replacement: str, *, gz: bool = False,
