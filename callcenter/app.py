@@ -102,7 +102,7 @@ class Application:
         cfg = self.cfg = with_stored(cfg, self.store)  # and the API's objects (the file wins)
         self.customers = CustomerStore(
             self.store.db, lambda raw, country: try_normalize(raw, country=country)[0],
-            country=cfg.trunks[0].country if cfg.trunks else "PL")
+            country=cfg.trunks[0].country if cfg.trunks else "PL", spellings=numbers.spellings)
         self.ivr_store = IvrStore(self.store, Path(cfg.database).parent / "voicemail",
                                   self.customers)
         for program in dialplan.programs.values():  # the fields callers identify by, indexed
@@ -624,8 +624,7 @@ class Application:
                why: Mapping[str, Any]) -> tuple[str, str]:
         """Screen pop: the customer card to the agent about to ring (``agent.offer``); the
         customer's name for the phone's display and the call's desk page (its Call-Info)."""
-        card = self.customers.card(call_id, time.time(), number=number)
-        recent = self.customers.timeline(card["id"], limit=5) if card else []
+        card, recent = self.customers.pop(call_id, time.time(), number=number)
         offer = events.AgentOffer(call_id=call_id, agent=agent, queue=queue, caller=number,
                                   customer=card, recent=recent, why=why)
         self.offers[agent] = offer.to_dict()

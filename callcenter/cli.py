@@ -30,6 +30,7 @@ from callcenter.config import (
     load_config,
 )
 from callcenter.log import LEVELS, configure_logging, get_logger
+from callcenter.store.db import stored_queue_names
 from ivr.clock import ServerClock, clock_arg
 from ivr.dialplan import Dialplan, load_dialplans
 
@@ -127,14 +128,17 @@ def _version() -> str:
         return "0.1.0"
 
 
-def _read_config(path: Path | None) -> Config:
+def _read_config(path: Path | None, db: Path | None = None) -> Config:
+    """The file (or the defaults) with the environment's secrets; it may name the queues the
+    API added to its database (``db``, else its ``database``)."""
     if path is not None and not path.is_file():
         what = "is a directory" if path.is_dir() else "not found"
         raise UsageError(
             f"config file {str(path)!r} {what}; pass an existing file to --config, "
             "or leave --config out to use the built-in defaults"
         )
-    cfg = apply_env(load_config(path), os.environ)
+    cfg = apply_env(load_config(path, lambda c: stored_queue_names(db or c.database)),
+                    os.environ)
     if path is None:
         cfg = _shipped_data_fallback(cfg)
     return cfg
@@ -152,12 +156,13 @@ def _shipped_data_fallback(cfg: Config) -> Config:
     return cfg.model_copy(update=update) if update else cfg
 
 
-def load_setup(path: Path | None) -> tuple[Config, Dialplan, list[str]]:
-    """Load and validate config and dialplans; return them with the warnings.
+def load_setup(path: Path | None, db: Path | None = None) -> tuple[Config, Dialplan, list[str]]:
+    """Load and validate config and dialplans (``db``: the database, when not the file's);
+    return them with the warnings.
 
     Raises ConfigError (covers DialplanError) or UsageError.
     """
-    cfg = _read_config(path)
+    cfg = _read_config(path, db)
     dialplan = load_dialplans(cfg.dialplans, cfg.sounds, trunks=[t.name for t in cfg.trunks])
     warnings = check_warnings(cfg)
     if not len(dialplan):
@@ -188,7 +193,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """``callcenter serve``."""
     try:
-        cfg, dialplan, warnings = load_setup(args.config)
+        cfg, dialplan, warnings = load_setup(args.config, args.db)
         cfg = apply_overrides(
             cfg,
             sip_port=args.sip_port,
@@ -221,7 +226,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     def read_again() -> Config:
         try:
-            fresh = _read_config(args.config)
+            fresh = _read_config(args.config, args.db)
         except UsageError as exc:
             raise ConfigError([str(exc)]) from None
         return apply_overrides(fresh, sip_port=args.sip_port, http_port=args.http_port,

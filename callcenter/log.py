@@ -4,18 +4,26 @@ One handler on the root logger renders both structlog events and plain stdlib re
 libraries, ``warnings``) the same way: a console renderer (colours only on a TTY) or JSON lines
 with ``timestamp`` (ISO 8601, UTC), ``level``, ``event``, ``logger`` and every bound field.
 ``bind_call(call_id)`` puts ``call_id`` on every line logged inside it, including from asyncio
-tasks created there (they copy the context).
+tasks created there (they copy the context). ``scrub(words)`` takes words (an erased
+customer's numbers) out of the log file and its rotated copies beside it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import gzip
 import logging
 import logging.handlers
+import os
+import re
+import shutil
 import sys
-from collections.abc import Iterator, MutableMapping
+import threading
+from collections.abc import Collection, Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import IO, Any, TextIO, cast
 
 import structlog
 from structlog.typing import Processor
@@ -128,3 +136,104 @@ def bind_call(call_id: str, **fields: Any) -> Iterator[None]:
     """Every log line inside the block (and tasks started in it) carries ``call_id``."""
     with structlog.contextvars.bound_contextvars(call_id=call_id, **fields):
         yield
+
+
+
+def scrub(words: Collection[str], replacement: str) -> int:
+    """Replace ``words`` (whole numbers: no digit just before or after) with ``replacement``
+    in the log file this process writes and its rotated copies beside it (``server.log.1``,
+    ``server.log.2.gz``, ``server.log-20261204``); the number of lines changed.
+
+    Each file is rewritten into a new one swapped in by rename (a crash midway leaves the old
+    one whole). The one being written: first what it holds, without holding up logging, then,
+    under the handler's lock, what was appended meanwhile, the swap, and the handler reopens
+    it; nothing logged is lost."""
+    handler = next((h for h in logging.getLogger().handlers if getattr(h, _HANDLER_MARK, False)
+                    and isinstance(h, logging.handlers.WatchedFileHandler)), None)
+    if handler is None or not words:
+        return 0
+    pattern = re.compile("(?<![0-9])(?:{})(?![0-9])".format("|".join(
+        re.escape(w) for w in sorted(words, key=len, reverse=True))))
+    path = Path(handler.baseFilename)
+    changed = 0
+    with _SCRUBBING:  # two erases at once: one after the other (one temporary file each)
+        for copy in sorted(path.parent.glob(glob.escape(path.name) + "[.-]*")):
+            if copy.suffix not in (".bz2", ".xz", ".zst", ".zip"):
+                changed += _rewrite(copy, pattern, replacement, gz=copy.suffix == ".gz")
+        return changed + _rewrite(path, pattern, replacement, writer=handler)
+
+
+_SCRUBBING = threading.Lock()
+
+
+def _rewrite(path: Path, pattern: re.Pattern[str], replacement: str, *, gz: bool = False,
+             writer: logging.handlers.WatchedFileHandler | None = None) -> int:
+    """Scrub ``path`` into a new file that replaces it; ``writer``: the handler appending to
+    it (its lock held from the last lines read to its reopening the new file)."""
+    tmp = path.with_name(f".{path.name}.scrub")
+    try:
+        for _ in range(3):  # the written file rotated meanwhile: once more on the new one
+            with _locked(writer):
+                start = _identity(path)
+            if start is None:
+                return 0
+            with contextlib.ExitStack() as files:
+                raw_src, raw = files.enter_context(open(path, "rb")), files.enter_context(
+                    open(tmp, "wb"))
+                src = cast(IO[bytes], files.enter_context(gzip.GzipFile(fileobj=raw_src))
+                           if gz else raw_src)
+                out = cast(IO[bytes], files.enter_context(gzip.GzipFile(
+                    path.stem, "wb", fileobj=raw)) if gz else raw)
+                changed = _copy(src, out, start[2] if writer else None, pattern, replacement)
+                with _locked(writer):
+                    now = _identity(path)
+                    if now is None or now[:2] != start[:2]:
+                        continue
+                    changed += _copy(src, out, None, pattern, replacement)
+                    files.close()
+                    shutil.copymode(path, tmp)
+                    os.replace(tmp, path)
+                    if writer:
+                        writer.reopenIfNeeded()
+                    return changed
+        return 0
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """Device, inode and size of ``path`` (None: not there)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size
+
+
+@contextmanager
+def _locked(handler: logging.Handler | None) -> Iterator[None]:
+    """Nothing is logged to ``handler`` meanwhile (and what it buffered is written)."""
+    if handler is None:
+        yield
+        return
+    handler.acquire()
+    try:
+        handler.flush()
+        yield
+    finally:
+        handler.release()
+
+
+def _copy(src: IO[bytes], out: IO[bytes], limit: int | None, pattern: re.Pattern[str],
+          replacement: str) -> int:
+    """Lines of ``src`` (up to offset ``limit``, or its end) into ``out``, scrubbed."""
+    changed = 0
+    while limit is None or src.tell() < limit:
+        line = src.readline() if limit is None else src.readline(limit - src.tell())
+        if not line:
+            break
+        text, n = pattern.subn(replacement, line.decode("utf-8", "surrogateescape"))
+        changed += n > 0
+        out.write(text.encode("utf-8", "surrogateescape"))
+    return changed

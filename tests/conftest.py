@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -16,6 +17,11 @@ if str(REPO) not in sys.path:
 from tests.helpers.artifacts import artifact_dir  # noqa: E402
 
 ALLOW_SKIP_ENV = "CALLCENTER_ALLOW_SKIP"
+
+# Hypothesis's per-example deadline (200 ms) is a timed assertion: on a loaded box a plain
+# example can take longer, and the test then fails for nothing the code did.
+settings.register_profile("callcenter", deadline=None)
+settings.load_profile("callcenter")
 
 
 def require_binary(name: str) -> str:

@@ -147,3 +147,15 @@ def present(number: str, country: str, number_format: str) -> str:
     meta = phonenumbers.PhoneMetadata.metadata_for_region(country)
     exit_code = (meta.preferred_international_prefix or meta.international_prefix) if meta else None
     return (exit_code if exit_code and exit_code.isdigit() else "00") + e164[1:]
+
+
+def spellings(e164: str) -> set[str]:
+    """The ways ``e164`` may be written in a caller ID or a log: ``+48221234567``,
+    ``48221234567``, ``0048221234567``, national ``221234567`` and ``0221234567`` (and the
+    country's own national prefix); what is no valid number, only itself."""
+    parsed = parse(e164, "ZZ")
+    if parsed is None:
+        return {e164}
+    region = phonenumbers.region_code_for_number(parsed) or "ZZ"
+    nsn = phonenumbers.national_significant_number(parsed)
+    return {e164, e164[1:], "00" + e164[1:], nsn, "0" + nsn, _national(parsed, region)}

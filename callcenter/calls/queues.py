@@ -74,6 +74,7 @@ class _Entry:
     callback: bool = False
     priority: int = 0
     callback_id: int | None = None  # the stored request a callback entry works
+    about: dict[str, Any] = field(default_factory=dict)  # more for the screen pop's ``why``
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
@@ -313,10 +314,11 @@ class QueueRunner:
 
     async def enqueue(
         self, leg: Leg, queue: str, *, priority: int = 0, skills: dict[str, int] | None = None,
-        language: str = "pl",
+        language: str = "pl", about: dict[str, Any] | None = None,
     ) -> str:
         """Queue the caller's (answered) leg; return the outcome when it leaves the queue:
-        answered, hangup, timeout, empty, callback or failed."""
+        answered, hangup, timeout, empty, callback or failed. ``about`` joins the screen pop's
+        ``why`` (a campaign contact's name and fields)."""
         if self.engine is None or queue not in self.engine.queue_names:
             log.warning("unknown_queue", queue=queue)
             return "failed"
@@ -326,7 +328,7 @@ class QueueRunner:
         entry = _Entry(
             id=f"{leg.call.id}/{self._seq}", leg=leg, queue=queue, language=language,
             caller=leg.call.caller, outcome=asyncio.get_running_loop().create_future(),
-            priority=priority,
+            priority=priority, about=dict(about or {}),
         )
         self._entries[entry.id] = entry
         leg.call.queue, leg.call.language = queue, language
@@ -500,7 +502,7 @@ class QueueRunner:
         why: dict[str, Any] = (
             {"kind": "callback", "callback_id": entry.callback_id} if entry.callback
             else {"kind": "campaign", "campaign": source[9:]} if source.startswith("campaign:")
-            else {"kind": "queue"})
+            else {"kind": "queue"}) | entry.about
         name, info = flows.screen_pop(self.on_offer, customer, a.agent, queue=a.queue, number=number,
                                 **why)
         log.info("ring_agent", agent=a.agent, call=a.call, queue=a.queue,

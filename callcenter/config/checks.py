@@ -4,6 +4,7 @@ warnings for settings that are valid but probably wrong."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Collection
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from callcenter.config.models import Config
@@ -14,8 +15,9 @@ DEMO_PASSWORDS = frozenset({"agent1001", "agent1002", "agent1003", "agent1004", 
 DEMO_TOKENS = frozenset({"demo-admin-token", "demo-wallboard-token"})
 
 
-def semantic_checks(cfg: Config) -> list[tuple[Loc, str]]:
-    """Cross-field rules pydantic cannot express per field."""
+def semantic_checks(cfg: Config, api_queues: Collection[str] = ()) -> list[tuple[Loc, str]]:
+    """Cross-field rules pydantic cannot express per field; ``api_queues``: the queues the
+    API added (in the database), which campaigns and supervisors may name too."""
     out: list[tuple[Loc, str]] = []
     reg = cfg.sip.registration
     if not reg.min_expires <= reg.default_expires <= reg.max_expires:
@@ -50,8 +52,9 @@ def semantic_checks(cfg: Config) -> list[tuple[Loc, str]]:
     if zone_error := _zone_error(cfg.timezone):
         out.append((("timezone",), zone_error))
     out += _queue_checks(cfg)
-    out += _supervisor_checks(cfg)
-    out += _campaign_checks(cfg)
+    queues = [q.name for q in cfg.queues] + [q for q in api_queues if cfg.queue(q) is None]
+    out += _supervisor_checks(cfg, queues)
+    out += _campaign_checks(cfg, queues)
     return out
 
 
@@ -98,10 +101,9 @@ def _inbound_checks(cfg: Config) -> list[tuple[Loc, str]]:
     return out
 
 
-def _campaign_checks(cfg: Config) -> list[tuple[Loc, str]]:
+def _campaign_checks(cfg: Config, queues: list[str]) -> list[tuple[Loc, str]]:
     """Campaign names unique; queue and trunk exist; the time zone is known."""
     out: list[tuple[Loc, str]] = []
-    queues = [q.name for q in cfg.queues]
     trunks = [t.name for t in cfg.trunks]
     names: list[str] = []
     for i, c in enumerate(cfg.campaigns):
@@ -130,10 +132,9 @@ def _zone_error(name: str) -> str | None:
     return None
 
 
-def _supervisor_checks(cfg: Config) -> list[tuple[Loc, str]]:
+def _supervisor_checks(cfg: Config, names: list[str]) -> list[tuple[Loc, str]]:
     """supervisor.queues keys are supervisors, queue names (there and in recording) exist."""
     out: list[tuple[Loc, str]] = []
-    names = [q.name for q in cfg.queues]
     supervisors = sorted(u.user for u in cfg.users if u.role == "supervisor")
     for user, queues in cfg.supervisor.queues.items():
         if user not in supervisors:

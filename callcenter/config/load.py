@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,11 @@ DEFAULT_CONFIG_YAML = resources.files("callcenter.config").joinpath("default.yam
 DEFAULT_CONFIG_NAME = "<default config>"
 
 
-def load_config(path: Path | None) -> Config:
+def load_config(path: Path | None,
+                api_queues: Callable[[Config], Collection[str]] = lambda cfg: ()) -> Config:
     """Load and validate ``path`` (None = the embedded defaults); relative paths are resolved.
+    ``api_queues(cfg)``: the queues the API added to ``cfg``'s database, which the file may
+    name too.
 
     Raises ConfigError (with every problem found) or FileNotFoundError.
     """
@@ -35,11 +38,11 @@ def load_config(path: Path | None) -> Config:
             raise ConfigError([f"{path}:1:1: not UTF-8 text ({exc.reason})"]) from None
         name, base = str(path), path.resolve().parent
     doc = load_yaml(text, name)
-    cfg = validate_document(Config, doc)
-    errors = doc.errors_at(semantic_checks(cfg))
+    cfg = _resolve_paths(validate_document(Config, doc), base)
+    errors = doc.errors_at(semantic_checks(cfg, api_queues(cfg)))
     if errors:
         raise ConfigError(errors)
-    return _resolve_paths(cfg, base)
+    return cfg
 
 
 def _resolve_paths(cfg: Config, base: Path) -> Config:

@@ -446,8 +446,10 @@ class CampaignRunner:
             live.ledger.record(time.time(), abandoned=True)
             return "abandoned"
         self._by_call[leg.call.id] = flight
+        contact = {"contact": flight.contact.get("name", ""),
+                   "fields": json.loads(flight.contact.get("fields") or "{}")}
         queued = asyncio.ensure_future(self.queues.enqueue(
-            leg, c.queue, priority=c.priority, language=c.language))
+            leg, c.queue, priority=c.priority, language=c.language, about=contact))
         bridged = asyncio.ensure_future(flight.bridged.wait())
         await asyncio.wait({queued, bridged}, timeout=ABANDON_GRACE,
                            return_when=asyncio.FIRST_COMPLETED)
@@ -459,8 +461,7 @@ class CampaignRunner:
         live.ledger.record(time.time(), abandoned=False)
         self.publish(c.name, "connected", {
             "attempt": flight.attempt, "agent": flight.agent, "number": leg.party,
-            "name": flight.contact.get("name", ""),
-            "fields": json.loads(flight.contact.get("fields") or "{}")})
+            "name": contact["contact"], "fields": contact["fields"]})
         outcome = await queued
         if flight.bridged_at is not None:
             live.stats.on_talk(svc.now() - flight.bridged_at)

@@ -81,6 +81,7 @@ class ServerRequest:
         if resp.status >= 200:
             self.answered = True
         if self.key is not None:
+            self.stack.answering(self.key, resp.status)
             self.stack.layer.send_response(self.key, resp, self.stack.now())
         self.stack.flush()
 
@@ -140,6 +141,11 @@ class SipStack:
         self.stats = {"received": 0, "parse_errors": 0, "sent": 0}
         #: (method, "2xx".."6xx" or "timeout", seconds) of each request we sent, once answered
         self.on_transaction: Callable[[str, str, float], None] | None = None
+        #: (method, "1xx".."6xx", seconds) of each request we answered: the time our handlers
+        #: took to an INVITE's first response (after the layer's own 100 Trying), to another
+        #: request's final one
+        self.on_server_transaction: Callable[[str, str, float], None] | None = None
+        self._serving: dict[TxKey, float] = {}  #: requests not answered yet: when they came
         # Every message at debug; structlog's own loggers (logging not configured yet, as in
         # tests) have no isEnabledFor: no trace then.
         enabled_for = getattr(structlog.get_logger("sip"), "isEnabledFor", None)
@@ -242,6 +248,8 @@ class SipStack:
     def _dispatch(self, event: Event) -> None:
         if isinstance(event, RequestReceived):
             sreq = ServerRequest(self, event.request, event.source, event.transport, event.key)
+            if event.key is not None:
+                self._serving[event.key] = self.now()
             try:
                 result = self.handler(sreq)
                 if asyncio.iscoroutine(result):
@@ -253,6 +261,7 @@ class SipStack:
             self._on_response(event.key, event.response)
         elif isinstance(event, TransactionTimeout):
             if event.server:
+                self._serving.pop(event.key, None)
                 if self.on_server_timeout:
                     self.on_server_timeout(event)
             else:
@@ -265,6 +274,8 @@ class SipStack:
 
     def _handler_done(self, task: asyncio.Task[None], sreq: ServerRequest) -> None:
         if task.cancelled():
+            if sreq.key is not None and not sreq.answered:
+                self._serving.pop(sreq.key, None)
             return
         exc = task.exception()
         if exc is not None:
@@ -290,6 +301,15 @@ class SipStack:
             self.loop.call_later(64 * self.layer.t1, self._pending.pop, key, None)
         else:
             self._pending.pop(key, None)
+
+    def answering(self, key: TxKey, status: int) -> None:
+        """Our response to a server transaction goes out: report its first (an INVITE's) or
+        final one."""
+        if key.method != "INVITE" and status < 200:
+            return
+        started = self._serving.pop(key, None)
+        if started is not None and self.on_server_transaction is not None:
+            self.on_server_transaction(key.method, f"{status // 100}xx", self.now() - started)
 
     def _transaction_done(self, key: TxKey, pending: _Pending, outcome: str) -> None:
         if self.on_transaction is not None:

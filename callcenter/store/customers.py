@@ -41,9 +41,11 @@ class CustomerConflict(CustomerError):
 
 class CustomerStore:
     def __init__(self, db: sqlite_utils.Database, normalize: Normalize,
-                 country: str = "PL") -> None:
+                 country: str = "PL", spellings: Callable[[str], Iterable[str]] = lambda n: ()
+                 ) -> None:
         self.db = db
         self.normalize = normalize
+        self.spellings = spellings  #: the other ways an E.164 number is written (erase)
         self.country = country  #: of national numbers given without a trunk (the API)
         self._indexed: set[str] = set()
 
@@ -330,6 +332,20 @@ class CustomerStore:
             max(0, math.floor((now - last_at) / 86400)),
         }
 
+    def pop(self, call_id: str, now: float, number: str = "") -> tuple[
+            dict[str, Any] | None, list[dict[str, Any]]]:
+        """The screen pop's card of a call's customer (see :meth:`card`) and their latest
+        contacts, this call among them (its IVR path and typed digits) even when older."""
+        card = self.card(call_id, now, number=number)
+        if card is None:
+            return None, []
+        recent = self.timeline(card["id"], limit=5)
+        if call_id and not any(i["call_id"] == call_id and i["kind"] in ("call", "outbound")
+                               for i in recent):
+            recent = [self._call_item(c) for c in self._rows(
+                "SELECT * FROM calls WHERE id = ?", [call_id])] + recent
+        return card, recent
+
     def _open_callbacks(self, id: int) -> int:
         if not self._has("callbacks"):
             return 0
@@ -465,6 +481,23 @@ class CustomerStore:
                     f"call_id IN ({marks})", calls)]
         return list(dict.fromkeys(files))
 
+    def number_forms(self, id: int) -> set[str]:
+        """Every way the customer's numbers were written: E.164, its spellings and the raw
+        caller IDs (or numbers called) of their calls."""
+        customer = self.get(id)
+        if customer is None:
+            return set()
+        calls = self._call_ids(customer["id"])
+        marks = ",".join("?" * len(calls))
+        forms = set(customer["numbers"]) | {r[0] for r in self._q(
+            f"SELECT caller FROM calls WHERE direction != 'outbound' AND id IN ({marks}) UNION "
+            f"SELECT called FROM calls WHERE direction = 'outbound' AND id IN ({marks})",
+            calls + calls)}
+        forms |= {f[1:] for f in forms if f.startswith("+")} | {"00" + f[1:] for f in forms
+                                                                 if f.startswith("+")}
+        forms |= {s for n in customer["numbers"] for s in self.spellings(n)}
+        return {f for f in forms if len(f) >= 3 and f != ERASED}
+
     def erase(self, id: int) -> dict[str, int] | None:
         """Erase the customer: the record, notes and links go; their numbers (in every form
         the calls carried) become ``erased`` in CDRs, call events, the queue log, attempts,
@@ -476,13 +509,7 @@ class CustomerStore:
         calls = self._call_ids(id)
         marks = ",".join("?" * len(calls))
         files = self.files(id)
-        forms = set(customer["numbers"]) | {r[0] for r in self._q(
-            f"SELECT caller FROM calls WHERE direction != 'outbound' AND id IN ({marks}) UNION "
-            f"SELECT called FROM calls WHERE direction = 'outbound' AND id IN ({marks})",
-            calls + calls)}
-        forms |= {f[1:] for f in forms if f.startswith("+")} | {"00" + f[1:] for f in forms
-                                                                 if f.startswith("+")}
-        forms = {f for f in forms if len(f) >= 3}
+        forms = self.number_forms(id)
         with self.db.conn:
             ex = self.db.conn.execute
             for form in sorted(forms, key=len, reverse=True):  # +48.. before 48..

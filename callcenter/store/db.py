@@ -208,6 +208,21 @@ _INSERT_CALL = "INSERT INTO calls ({}) VALUES ({})".format(
 )
 
 
+def stored_queue_names(path: Path) -> list[str]:
+    """The queues the API added to the database at ``path``, read without changing it (none
+    when it does not exist yet, or is too old to hold them): what ``config.yaml`` may name."""
+    try:
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=2)
+    except sqlite3.Error:
+        return []
+    try:
+        return [r[0] for r in conn.execute("SELECT name FROM queues")]
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
+
+
 class Checkpointer(threading.Thread):
     """Copies the WAL into the database every ``interval`` seconds from its own connection
     (a PASSIVE checkpoint: it never waits for, nor blocks, the loop's writes)."""

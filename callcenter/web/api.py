@@ -124,7 +124,8 @@ class Api:
         campaign_api.register(r, auth, server.dialer)
         callback_api.register(r, auth, server.callbacks)
         dialplan_api.register(r, auth, server.watcher)
-        customer_api.register(r, auth, server.customers, server.events.publish, server.offers)
+        customer_api.register(r, auth, server.customers, server.events.publish, server.offers,
+                              self.call_facts)
         trunk_api.register(r, auth, self.trunks, server.trunk_registrations, server.now,
                            channels=server.b2bua.trunk_channels)
         if server.reload_config is not None:
@@ -179,6 +180,21 @@ class Api:
         except HttpError:
             return None
         return json.loads(resp.body) if resp.status == 200 else None
+
+    def call_facts(self, call_id: str) -> customer_api.CallFacts | None:
+        """A live call as the B2BUA has it, else its CDR."""
+        live, record = self.server.b2bua.calls.get(call_id), self.server.store.get_call(call_id)
+        if live is not None:
+            return customer_api.CallFacts(
+                customer=live.customer, queue=live.queue or "", agent=live.agent or "",
+                parties=frozenset({*(leg.party for leg in live.legs), live.caller, live.called,
+                                   live.agent or ""} - {""}))
+        if record is None:
+            return None
+        return customer_api.CallFacts(
+            customer=record.called if record.direction == "outbound" else record.caller,
+            queue=record.queue or "", agent=record.agent or "",
+            parties=frozenset({record.caller, record.called, record.agent or ""} - {""}))
 
     def attempt_agent(self, campaign: str, attempt: int) -> str | None:
         row = self.server.dialer.store.attempt(attempt)

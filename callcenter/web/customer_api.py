@@ -13,20 +13,23 @@
     GET    /api/customers/{id}/files/{n}    one of those files (a recording, a voicemail)
     DELETE /api/customers/{id}              GDPR erase
     GET    /api/agents/{id}/offer           the last call offered to the agent (the desk's card)
-    GET    /api/calls/{id}/offer            the card of a call offered to an agent (its last)
+    GET    /api/calls/{id}/offer            the card of any call (live or past)
 
 Every change, export and erase is audited (the ``audit`` table, an ``audit.changed`` event).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callcenter.events.bus import AuditChanged, Event
-from callcenter.store.customers import CustomerConflict, CustomerError
+from callcenter.log import scrub
+from callcenter.store.customers import ERASED, CustomerConflict, CustomerError
 from callcenter.web import openapi
 from callcenter.web.http import HttpError, HttpRequest, HttpResponse, Router
 
@@ -61,9 +64,21 @@ def _int(value: str | None, name: str, default: int, least: int, most: int) -> i
     return number
 
 
+@dataclass(frozen=True)
+class CallFacts:
+    """What a call's card is built from."""
+
+    customer: str  #: the customer's number: who called, or whom we called
+    queue: str
+    agent: str  #: the queue agent who took it ("" while none has)
+    parties: frozenset[str]  #: who is (was) on it: its legs', caller, called and agent
+
+
 def register(router: Router, auth: Auth, customers: CustomerStore,
-             publish: Callable[[Event], None], offers: Mapping[str, Mapping[str, Any]]) -> None:
-    """Add the customer routes; ``offers``: the last ``agent.offer`` per agent."""
+             publish: Callable[[Event], None], offers: Mapping[str, Mapping[str, Any]],
+             calls: Callable[[str], CallFacts | None]) -> None:
+    """Add the customer routes; ``offers``: the last ``agent.offer`` per agent; ``calls``:
+    what a call's card is built from (a live or past call; None: no such call)."""
 
     def found(req: HttpRequest) -> dict[str, Any]:
         raw = req.params["id"]
@@ -182,10 +197,13 @@ def register(router: Router, auth: Auth, customers: CustomerStore,
             raise HttpError(404, f"no file {n!r} of customer {id}")
         return HttpResponse(200, path.read_bytes(), "audio/wav")
 
-    def erase(req: HttpRequest) -> HttpResponse:
+    async def erase(req: HttpRequest) -> HttpResponse:
         auth.require(req, "admin")
         id = found(req)["id"]
+        forms = customers.number_forms(id)
         done = customers.erase(id)
+        if done is not None:  # off the loop: a big log takes a while to read
+            done["log_lines"] = await asyncio.to_thread(scrub, forms, ERASED)
         audit(req, "customer.erased", id, **(done or {}))
         return HttpResponse.json({"erased": id, **(done or {})})
 
@@ -197,11 +215,23 @@ def register(router: Router, auth: Auth, customers: CustomerStore,
         return HttpResponse.json(found)
 
     def call_offer(req: HttpRequest) -> HttpResponse:
+        """Any call's card, built now from its customer and IVR data; ``why`` from its
+        latest offer to an agent (``{"kind": "call"}`` when none is remembered)."""
         auth.require(req)
-        found = next((o for o in offers.values() if o["call_id"] == req.params["id"]), None)
-        if found is None:
-            raise HttpError(404, f"call {req.params['id']!r} was offered to no agent")
-        return HttpResponse.json(found)
+        id = req.params["id"]
+        offered = [o for o in offers.values() if o["call_id"] == id]
+        facts = calls(id)
+        if facts is None and not offered:
+            raise HttpError(404, f"no call {id!r}")
+        last = dict(offered[-1]) if offered else {}
+        number = facts.customer if facts else last["caller"]
+        card, recent = customers.pop(id, time.time(), number=number)
+        parties = sorted({*(facts.parties if facts else ()), *(o["agent"] for o in offered)})
+        return HttpResponse.json({
+            "call_id": id, "agent": (facts.agent if facts else "") or last.get("agent", ""),
+            "queue": (facts.queue if facts else "") or last.get("queue", ""), "caller": number,
+            "customer": card, "recent": recent, "why": last.get("why", {"kind": "call"}),
+            "parties": parties})
 
     router.add("GET", "/api/agents/{id}/offer", offer)
     router.add("GET", "/api/calls/{id}/offer", call_offer)
@@ -289,8 +319,9 @@ def _described() -> None:
                       "responses": ok("200", "the customer", customer, True, _400="bad body",
                                       _404="no such customer",
                                       _409="a number belongs to another customer")},
-            "delete": {"summary": "GDPR erase: the record, its numbers in CDRs, events, logs "
-                       "and campaign rows, its recordings and voicemails (audited)",
+            "delete": {"summary": "GDPR erase: the record, its numbers in CDRs, events, the "
+                       "queue log, campaign rows and the server's log files (log_lines: the "
+                       "lines changed), its recordings and voicemails (audited)",
                        "responses": ok("200", "what was erased", obj, True,
                                        _404="no such customer")}},
         "/api/customers/{id}/merge": {"post": {
@@ -327,13 +358,16 @@ def _described() -> None:
                 "type": "object", "required": ["call_id", "agent", "queue", "caller", "why"],
                 "properties": {"customer": {"type": ["object", "null"]},
                                "recent": {"type": "array", "items": item},
-                               "why": {"type": "object"}}},
-                _404=f"nothing offered {to} since the start")}}
-           for path, summary, what, to in (
+                               "why": {"type": "object"},
+                               "parties": {"type": "array", "items": {"type": "string"}}}},
+                _404=missing)}}
+           for path, summary, what, missing in (
                ("/api/agents/{id}/offer", "The last call offered to the agent: the "
-                "agent.offer event (the card)", "the agent", "to this agent"),
-               ("/api/calls/{id}/offer", "The card of a call as last offered to an agent (the "
-                "page of the phone's Call-Info)", "the call", "of this call"))},
+                "agent.offer event (the card)", "the agent",
+                "nothing offered to this agent since the start"),
+               ("/api/calls/{id}/offer", "The card of a call, live or past, built from its "
+                "customer and IVR data (the page of the phone's Call-Info); why: its last "
+                "offer's, and parties: who is or was on it", "the call", "no such call"))},
         "/api/customers/{id}/files/{n}": {"get": {
             "summary": "A recording or voicemail of the customer (n from the export)",
             "parameters": [id, {"name": "n", "in": "path", "required": True,

@@ -3,7 +3,8 @@
 Gauges and counters are read from the running server at each scrape (a collector); the
 histograms are fed as things happen: queue wait from ``queue.leave`` events, ring time from
 an agent's ``agent.state`` leaving ``ringing``, the time our SIP requests took to get a
-final answer from the stack, and the time the ACD engine took per event. The process collector adds CPU, memory and file descriptors.
+final answer and the time our handlers took to answer theirs (both from the stack), and the
+time the ACD engine took per event. The process collector adds CPU, memory and file descriptors.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ WAIT_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200)
 RING_BUCKETS = (0.5, 1, 2, 3, 5, 8, 10, 15, 20, 30, 60)
 ACD_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
 SIP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32)
+HANDLER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+                   10, 30, 60)  # a REGISTER in a millisecond, an INVITE until the IVR answers
+#: the methods a server-side histogram names (any other is "other": peers choose methods)
+SIP_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "INFO",
+                         "UPDATE", "PRACK", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE",
+                         "PUBLISH"})
 
 
 @dataclass
@@ -100,6 +107,11 @@ class Metrics:
             "callcenter_sip_transaction_seconds", "time a request we sent took to get its "
             "final answer (outcome: 2xx..6xx or timeout)", ["method", "outcome"],
             buckets=SIP_BUCKETS, registry=r)
+        self.sip_server_transaction = Histogram(
+            "callcenter_sip_server_transaction_seconds", "time our handlers took to answer a "
+            "request: an INVITE to its first response (after the stack's 100 Trying), others "
+            "to the final one (outcome: 1xx..6xx)", ["method", "outcome"],
+            buckets=HANDLER_BUCKETS, registry=r)
         self.acd_decision = Histogram(
             "callcenter_acd_decision_seconds", "time the ACD engine took to decide on one "
             "event (which agent, which call), by event", ["event"], buckets=ACD_BUCKETS,
@@ -108,6 +120,7 @@ class Metrics:
                            "cached, not_found, error, timeout)", ["outcome"], registry=r)
         self._ringing: dict[str, float] = {}  #: agent -> when it started ringing (event ts)
         sources.stack.on_transaction = self.sip_transaction_done
+        sources.stack.on_server_transaction = self.sip_server_transaction_done
         sources.queues.on_decision = self.acd_decision_done
 
     def text(self) -> bytes:
@@ -128,6 +141,10 @@ class Metrics:
 
     def sip_transaction_done(self, method: str, outcome: str, seconds: float) -> None:
         self.sip_transaction.labels(method, outcome).observe(seconds)
+
+    def sip_server_transaction_done(self, method: str, outcome: str, seconds: float) -> None:
+        method = method if method in SIP_METHODS else "other"  # peers choose methods
+        self.sip_server_transaction.labels(method, outcome).observe(seconds)
 
     def acd_decision_done(self, event: str, seconds: float) -> None:
         self.acd_decision.labels(event).observe(seconds)

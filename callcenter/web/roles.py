@@ -148,6 +148,25 @@ def own_calls() -> Rule:
     return Rule(check)
 
 
+def call_card() -> Rule:
+    """A call's card: an agent's own calls (it is or was on it, or was offered it); a
+    supervisor's when the call's queue or one of its parties is theirs."""
+    async def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
+        found = await scope.lookup(f"/api/calls/{req.params['id']}/offer")
+        if not isinstance(found, dict):
+            raise _out_of_scope("call")
+        parties = set(found.get("parties") or ())
+        queues, agents = scope.queues(p), scope.agents(p)
+        if p.role == "agent":
+            mine = p.user in parties
+        else:
+            mine = queues is None or found.get("queue") in queues or agents is None \
+                or bool(parties & set(agents))
+        if not mine:
+            raise _out_of_scope("call")
+    return Rule(check)
+
+
 def body_agent() -> Rule:
     """The body's ``agent`` is the user itself (an agent's preview calls)."""
     def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
@@ -279,8 +298,7 @@ POLICY: dict[tuple[str, str], dict[str, Rule]] = {
     ("GET", "/api/calls/{id}"): {"agent": target("/api/calls/{id}", "caller", "called",
                                                  "agent")},
     ("GET", "/api/agents/{id}/offer"): {"agent": path_agent(), "supervisor": path_agent()},
-    ("GET", "/api/calls/{id}/offer"): {"agent": target("/api/calls/{id}/offer", "agent"),
-                                       "supervisor": target("/api/calls/{id}/offer", "agent")},
+    ("GET", "/api/calls/{id}/offer"): {"agent": call_card(), "supervisor": call_card()},
     **{(method, path): {"agent": own_customer()} for method, path in (
         ("GET", "/api/customers/{id}"), ("GET", "/api/customers/{id}/timeline"),
         ("POST", "/api/customers/{id}/notes"))},

@@ -191,6 +191,10 @@ def test_campaign_live(artifacts: Path) -> None:
         assert wait_until(finished, 600, 0.5), (api(srv2, "GET", "/api/campaigns"),
                                                 srv2.log_tail())
         summary = api(srv2, "GET", "/api/campaigns")[0]
+        # the screen pop of 1001's last predictive call: the campaign and the contact's fields
+        why = api(srv2, "GET", "/api/agents/1001/offer")["why"]
+        assert (why["kind"], why["campaign"]) == ("campaign", "telesales"), why
+        assert why["contact"].startswith("Klient ") and why["fields"]["produkt"], why
 
         # ---- dispositions: *59 from agent 1001's phone, "sale" through the API
         phone_1001 = [a for a in rows(db, "SELECT * FROM attempts WHERE agent = '1001' AND "

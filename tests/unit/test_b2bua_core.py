@@ -66,6 +66,9 @@ class FakeStack:
         self.on_retransmitted_2xx: list[Any] = []
         self.acks: list[Request] = []
 
+    def answering(self, key: object, status: int) -> None:
+        """A response goes out (the real stack times its handlers)."""
+
     invite_key = staticmethod(SipStack.invite_key)
     server_request = SipStack.server_request
 

@@ -140,3 +140,30 @@ def test_differences_name_dotted_keys() -> None:
     cfg = load_config(None)
     moved = cfg.model_copy(update={"http": cfg.http.model_copy(update={"port": 9})})
     assert differences(cfg, moved) == ([], ["http.port"])
+
+
+def test_the_file_may_name_a_queue_the_api_added(running: Running, tmp_path: Path) -> None:
+    """A campaign's queue and ``supervisor.queues`` may name a queue that lives in the
+    database (``POST /api/queues``): the loader reads the database's queue names, read-only,
+    for ``serve``, its reloads and ``check``; another database does not have it."""
+    from callcenter.calls.directory import DirectoryConflict
+    from callcenter.cli import _read_config
+    from ivr.yamldoc import ConfigError
+
+    app = running.app
+    app.users.add_queue({"name": "vip", "strategy": "ringall"}, who="test")
+    app.config.read = lambda: apply_overrides(_read_config(running.path, running.db),
+                                              db=running.db)  # as serve reads it again
+    running.edit("    queue: sales\n    list: telesales", "    queue: vip\n    list: telesales")
+    running.edit("  queues: {}               # supervisor", '  queues: {"2001": [vip]}  #')
+    result = running.reload()
+    assert result["status"] == "applied", result
+    assert app.cfg.supervisor.queues == {"2001": ["vip"]}
+    assert [c.queue for c in app.cfg.campaigns] == ["vip"]
+    assert load_setup(running.path, running.db)[0].campaigns[0].queue == "vip"  # check, serve
+    with pytest.raises(ConfigError, match=r"campaigns\[0\]\.queue: expected a queue \(sales, "
+                                          r"support\), got 'vip'"):
+        load_setup(running.path, tmp_path / "other.db")
+    assert not (tmp_path / "other.db").exists()  # only read
+    with pytest.raises(DirectoryConflict, match="vip"):  # the file names it now
+        app.users.remove_queue("vip", who="test")

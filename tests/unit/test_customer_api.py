@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from callcenter.calls.call import Call
 from callcenter.events.bus import AgentOffer, AuditChanged
 from callcenter.store import CallRecord
 from tests.unit.test_queue_members_api import READ, Server
@@ -84,7 +85,7 @@ def test_merge_timeline_notes_export_and_erase(server: Server, tmp_path: Path) -
     assert server.raw("GET", f"/api/customers/{a}/files/0") == (200, b"RIFF....WAVE")
     assert server.raw("GET", f"/api/customers/{a}/files/1")[0] == 404
     status, erased = server("DELETE", f"/api/customers/{a}")
-    assert status == 200 and erased == {"erased": a, "calls": 2, "files": 1}
+    assert status == 200 and erased == {"erased": a, "calls": 2, "files": 1, "log_lines": 0}
     assert not recording.exists()
     assert server("GET", f"/api/customers/{a}")[0] == 404
     assert server("GET", "/api/customers?number=221234567")[1] == []
@@ -117,7 +118,45 @@ def test_screen_pop_carries_the_card_and_names_the_caller(server: Server) -> Non
     status, last = server("GET", "/api/agents/1003/offer", token=READ)
     assert status == 200 and last["caller"] == "600111222" and last["customer"] is None
     assert server("GET", "/api/agents/1001/offer", token=READ)[0] == 404
-    assert server("GET", "/api/calls/c1/offer", token=READ)[0] == 404  # 1003 rings for another
+    # 1003 rings for another: c1's card is built from its records (its offer is forgotten)
+    status, card = server("GET", "/api/calls/c1/offer", token=READ)
+    assert status == 200 and card["customer"]["name"] == "Anna Nowak"
+    assert card["why"] == {"kind": "call"} and card["parties"] == ["0048221234567", "0800123456"]
+    assert server("GET", "/api/calls/nosuch/offer", token=READ)[0] == 404
+
+
+def test_any_call_has_its_card_past_or_live(server: Server) -> None:
+    """``/desk/call/ID``'s data: a call no agent was offered, long past, shows its customer
+    and what they typed in the IVR; a live one too, from the B2BUA."""
+    store, customers = server.app.store, server.app.customers
+    store.start_call(CallRecord(id="old", sip_call_id="old", direction="inbound",
+                                caller="221234567", called="0800123456", source="trunk:pstn",
+                                start=100.0))
+    customers.recognise("old", "221234567", now=100.0)
+    store.add_call_event("old", 101.0, "ivr_collected", {"variable": "account",
+                                                         "value": "123456"})
+    store.finish_call("old", end=160.0, hangup_cause="normal", hangup_side="caller",
+                      sip_status=200, digits="1", queue="support", agent="1003")
+    for n in range(6):  # newer contacts push the old call off the latest five
+        customers.add_note(1, text=f"note {n}", author="x", now=200.0 + n)
+    status, card = server("GET", "/api/calls/old/offer", token=READ)
+    assert status == 200, card
+    assert (card["caller"], card["queue"], card["agent"], card["why"]) == (
+        "221234567", "support", "1003", {"kind": "call"})
+    assert card["customer"]["numbers"] == ["+48221234567"]
+    assert set(card["parties"]) == {"221234567", "0800123456", "1003"}
+    this = [i for i in card["recent"] if i["call_id"] == "old" and i["kind"] == "call"]
+    assert this and this[0]["collected"] == {"account": "123456"}
+    live = Call(caller="1002", called="+48601000001", source="user:1002", direction="outbound")
+    live.queue, live.agent = "sales", "1002"
+    server.app.b2bua.calls[live.id] = live
+    try:
+        status, card = server("GET", f"/api/calls/{live.id}/offer", token=READ)
+    finally:
+        del server.app.b2bua.calls[live.id]
+    assert status == 200 and (card["caller"], card["queue"], card["customer"]) == (
+        "+48601000001", "sales", None)
+    assert set(card["parties"]) == {"1002", "+48601000001"}
 
 
 def test_import_reports_bad_rows_by_line(server: Server) -> None:

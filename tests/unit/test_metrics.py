@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from callcenter.events import bus
 from callcenter.sip.message import make_response, serialize
+from callcenter.sip.stack import ServerRequest
 from tests.conftest import require_binary
 from tests.helpers.artifacts import REPO
 from tests.unit.test_openapi import Harness
@@ -75,6 +76,58 @@ def test_the_stack_reports_each_request_it_sent_with_its_outcome() -> None:
     assert [(m, o) for m, o, _ in seen] == [("INVITE", "4xx")] and seen[0][2] >= 0
 
 
+def _request(method: str, branch: str) -> bytes:
+    return serialize(invite(branch)).replace(b"INVITE", method.encode())
+
+
+def test_the_stack_reports_how_long_our_handlers_took_to_answer(tmp_path: Path) -> None:
+    """Server transactions: an INVITE to our first response (not the layer's 100 Trying), any
+    other request to its final one (a handler's bug: the stack's 500); on a clock of ours."""
+    clock, held = [100.0], dict[str, ServerRequest]()
+
+    async def handler(sreq: ServerRequest) -> None:
+        if sreq.request.method == "INVITE":
+            held["invite"] = sreq  # answered later, as a call is
+        elif sreq.request.method == "OPTIONS":
+            raise RuntimeError("a bug")
+        else:
+            clock[0] += 0.125
+            sreq.respond(100)  # not final: not yet
+            sreq.respond(200)
+
+    async def run() -> list[tuple[str, str, float]]:
+        stack, sent = make_stack(handler)
+        stack.now = lambda: clock[0]  # type: ignore[method-assign]
+        seen: list[tuple[str, str, float]] = []
+        stack.on_server_transaction = lambda *args: seen.append(args)
+        stack._on_message(_request("INVITE", "z9hG4bKsrv1"), PEER, "udp")
+        stack._on_message(_request("BYE", "z9hG4bKsrv2"), PEER, "udp")
+        stack._on_message(_request("OPTIONS", "z9hG4bKsrv3"), PEER, "udp")
+        for _ in range(3):  # the handlers' tasks, then the failed one's answer
+            await asyncio.sleep(0)
+        assert sent[0].startswith(b"SIP/2.0 100")  # the layer's own, at once
+        clock[0] += 0.25
+        held["invite"].respond(180, to_tag="t1")
+        clock[0] += 1.0
+        held["invite"].respond(200, to_tag="t1")  # only the first counts
+        await stack.close()
+        return seen
+
+    seen = asyncio.run(run())
+    assert sorted(seen) == [("BYE", "2xx", 0.125), ("INVITE", "1xx", 0.375),
+                            ("OPTIONS", "5xx", 0.125)]  # the BYE's handler moved the clock
+    h = Harness(tmp_path)
+    for method, outcome, seconds in (*seen, ("FOO", "4xx", 0.001)):
+        h.app.stack.on_server_transaction(method, outcome, seconds)  # type: ignore[misc]
+    got = samples(h.request("GET", "/metrics", {}, {}).body.decode())
+    h.close()
+    name = "callcenter_sip_server_transaction_seconds"
+    assert got[(f"{name}_sum", (("method", "INVITE"), ("outcome", "1xx")))] == 0.375
+    assert got[(f"{name}_bucket", (("le", "0.25"), ("method", "INVITE"), ("outcome", "1xx")))] == 0
+    assert got[(f"{name}_bucket", (("le", "0.5"), ("method", "INVITE"), ("outcome", "1xx")))] == 1
+    assert got[(f"{name}_count", (("method", "other"), ("outcome", "4xx")))] == 1  # FOO
+
+
 def test_grafana_dashboard_queries_parse_and_name_real_metrics(tmp_path: Path) -> None:
     """Every query of deploy/grafana-dashboard.json is valid PromQL (promtool, as a recording
     rule) and every series it names is one /metrics serves."""
@@ -94,4 +147,5 @@ def test_grafana_dashboard_queries_parse_and_name_real_metrics(tmp_path: Path) -
     assert named - histograms <= served, named - histograms - served
     assert {n.rsplit("_", 1)[0] for n in histograms} <= {
         "callcenter_queue_wait_seconds", "callcenter_agent_ring_seconds",
-        "callcenter_sip_transaction_seconds", "callcenter_acd_decision_seconds"}
+        "callcenter_sip_transaction_seconds", "callcenter_sip_server_transaction_seconds",
+        "callcenter_acd_decision_seconds"}

@@ -32,6 +32,9 @@ class FakeStack:
         self.transports = SimpleNamespace(contacts={})
         self.transport = "udp"  # what the phone's requests come over
 
+    def answering(self, key: object, status: int) -> None:
+        """A response goes out (the real stack times its handlers)."""
+
     def now(self) -> float:
         return self.clock
 

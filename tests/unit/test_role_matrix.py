@@ -395,3 +395,32 @@ def test_a_supervisors_event_stream_carries_only_its_queues_and_agents(roles: Ro
     loop.run_until_complete(mine.aclose())
     loop.run_until_complete(everything.aclose())
     assert not app.events.stream.clients  # both streams left the hub
+
+
+def test_a_calls_card_is_for_those_who_may_see_the_call(roles: Roles) -> None:
+    """``/api/calls/{id}/offer`` (the desk's ``/desk/call/ID``) answers for any call, live or
+    past: an agent its own calls (on it, took it, or rung for it), a supervisor its queues'."""
+    app, sup, agent = roles.app, roles.login(*SUPERVISOR), roles.login(*AGENT)
+    for id, queue, took in (("s1", "support", "1004"), ("s2", "sales", "1001")):
+        app.store.start_call(CallRecord(id=id, sip_call_id=id, direction="inbound",
+                                        caller="600100200", called="0800123456",
+                                        source="trunk:pstn", start=1.0e9 + 10))
+        app.store.finish_call(id, end=1.0e9 + 70, hangup_cause="normal", hangup_side="caller",
+                              sip_status=200, digits="", queue=queue, agent=took)
+    assert roles.call("GET", "/api/calls/c2/offer", agent)[0] == 200  # 1001 called 1003
+    assert roles.call("GET", "/api/calls/s1/offer", agent)[0] == 404  # 1004 took it
+    assert roles.call("GET", "/api/calls/s1/offer", sup)[0] == 200  # support is 2001's
+    assert roles.call("GET", "/api/calls/s2/offer", sup)[0] == 404
+    app._offer("s2", "1003", "sales", "600100200", {"kind": "queue"})  # 1003's phone rings
+    status, card = roles.call("GET", "/api/calls/s2/offer", agent)
+    assert status == 200 and card["why"] == {"kind": "queue"}
+    live = Call(caller="600300400", called="0800123456", source="trunk:pstn")
+    live.legs.append(Leg(call=live, direction="outbound", peer=("127.0.0.1", 5062),
+                         transport="udp", party="1003"))
+    assert roles.call("GET", f"/api/calls/{live.id}/offer", agent)[0] == 404  # not yet a call
+    app.b2bua.calls[live.id] = live
+    try:
+        assert roles.call("GET", f"/api/calls/{live.id}/offer", agent)[0] == 200
+        assert roles.call("GET", f"/api/calls/{live.id}/offer", sup)[0] == 200  # its agent
+    finally:
+        del app.b2bua.calls[live.id]
