@@ -83,7 +83,7 @@ def setup() -> Iterator[Setup]:
 def _phone(setup: Setup, user: str, hz: float, *, secure: bool = True) -> BaresipAgent:
     """A baresip phone saying `hz`: over TLS with mandatory SRTP, or plain UDP and RTP."""
     srv = setup.server
-    return secure_agent(setup.workdir / f"{user}-{int(time.time() * 1000)}", user, USERS[user],
+    return secure_agent(setup.workdir / f"phone{user}", user, USERS[user],
                         srv.tls_port if secure else srv.sip_port, setup.tones[hz], setup.certs,
                         transport="tls" if secure else "udp",
                         mediaenc="srtp-mand" if secure else "")
