@@ -7,8 +7,8 @@ other tones. Every party sends a tone of its own, so each check is a frequency i
   takes branch 2 (its event and the CDR's digits) and the caller hears that branch's tone;
 - an SRTP caller calls an SRTP agent: the call's stereo WAV has each party's tone on its side,
   a plain RTP supervisor listening (*81) hears both;
-- the CDRs of both calls carry loss and jitter for the SRTP caller leg, no SRTP or SRTCP
-  packet failed authentication, and (where a raw socket is allowed) SRTCP went both ways.
+- the CDRs of both calls carry loss and jitter for the SRTP caller leg; SRTCP goes both
+  ways (seen where a raw socket is allowed) and only baresip's clear-text RTCP fails.
 """
 
 from __future__ import annotations
