@@ -7,11 +7,9 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 
 from tests.conftest import require_binary
 from tests.helpers import audio, ports
@@ -20,6 +18,7 @@ from tests.helpers.artifacts import REPO
 from tests.helpers.baresip import BaresipAgent
 from tests.helpers.certs import Certs, make_certs
 from tests.helpers.rtp_sink import RtpSink
+from tests.helpers.secure import TlsServer, secure_agent, users_with_srtp
 from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import Sipp, sipp_tls_path, wait_until
 from tests.helpers.sniff import UdpSniffer
@@ -35,26 +34,16 @@ def certs(artifacts: Path) -> Certs:
     return make_certs(artifacts / "certs")
 
 
-def _tls_server(artifacts: Path, certs: Certs, **overrides: Any) -> ServerProcess:
-    tls = {"certificate": str(certs.certificate), "key": str(certs.key), "ca": str(certs.ca),
-           "port": ports.free_port()}
-    sip = {"transports": ["udp", "tcp", "tls"], "tls": tls, **overrides.pop("sip", {})}
-    srv = ServerProcess(artifacts, overrides={"sip": sip, **overrides})
-    srv.tls_port = tls["port"]  # type: ignore[attr-defined]
-    return srv
-
-
 @pytest.fixture
-def tls_server(artifacts: Path, certs: Certs) -> Iterator[ServerProcess]:
-    with _tls_server(artifacts, certs) as srv:
+def tls_server(artifacts: Path, certs: Certs) -> Iterator[TlsServer]:
+    with TlsServer(artifacts, certs) as srv:
         yield srv
 
 
 def _agent(artifacts: Path, user: str, port: int, wav: Path, certs: Certs,
            transport: str = "tls", mediaenc: str = "") -> BaresipAgent:
-    return BaresipAgent(artifacts / f"a{user}", user, USERS[user], registrar_port=port,
-                        ports=ports.allocate(20), source_wav=wav, transport=transport,
-                        mediaenc=mediaenc, cafile=certs.ca)
+    return secure_agent(artifacts / f"a{user}", user, USERS[user], port, wav, certs,
+                        transport=transport, mediaenc=mediaenc)
 
 
 def _talk(caller: BaresipAgent, callee: BaresipAgent, target: str) -> None:
@@ -78,10 +67,10 @@ def _heard_each_other(caller: BaresipAgent, callee: BaresipAgent, media: Media) 
     assert audio.best_match(words_a, heard_by_callee) > MATCH, "callee did not hear the caller"
 
 
-def test_agents_over_tls(tls_server: ServerProcess, artifacts: Path, media: Media,
+def test_agents_over_tls(tls_server: TlsServer, artifacts: Path, media: Media,
                          certs: Certs) -> None:
     require_binary("baresip")
-    port = tls_server.tls_port  # type: ignore[attr-defined]
+    port = tls_server.tls_port
     caller = _agent(artifacts, "1001", port, media.agent_a_wav, certs)
     callee = _agent(artifacts, "1002", port, media.agent_b_wav, certs)
     with callee, caller:
@@ -110,11 +99,11 @@ def _sipp_tls_caller(port: int, artifacts: Path, media: Media, certs: Certs) -> 
                        "-tls_ca", str(certs.ca)])
 
 
-def test_sipp_caller_over_tls(tls_server: ServerProcess, artifacts: Path, media: Media,
+def test_sipp_caller_over_tls(tls_server: TlsServer, artifacts: Path, media: Media,
                               certs: Certs) -> None:
     """A SIPp caller over TLS reaches the hotline's IVR: the prompt's RTP reaches it, its
     digits are collected, it hangs up, and the CDR has the call answered and ended by it."""
-    port = tls_server.tls_port  # type: ignore[attr-defined]
+    port = tls_server.tls_port
     sipp = _sipp_tls_caller(port, artifacts, media, certs)
     with RtpSink(sipp.sink_port) as sink:
         result = sipp.start().wait()
@@ -158,8 +147,8 @@ def test_srtp_agent_hears_the_prompt_decrypted(artifacts: Path, certs: Certs) ->
     shutil.rmtree(sounds, ignore_errors=True)
     shutil.copytree(REPO / "sounds", sounds)
     audio.make_tone_wav(sounds / "pl" / "welcome.wav", (TONE_HZ,), 6.0)
-    srv = _tls_server(artifacts, certs, sounds=str(sounds))
-    port = srv.tls_port  # type: ignore[attr-defined]
+    srv = TlsServer(artifacts, certs, sounds=str(sounds))
+    port = srv.tls_port
     agent = _agent(artifacts, "1001", port, REPO / "sounds" / "pl" / "welcome.wav", certs,
                    mediaenc="srtp-mand")
     rtp_ports, phone_ports = range(srv.rtp.base, srv.rtp.last + 1), range(*agent.rtp_ports)
@@ -191,12 +180,8 @@ def test_plain_caller_and_srtp_agent_hear_each_other(artifacts: Path, media: Med
     agent whose user requires SRTP (`users[].srtp: required`, so we offer RTP/SAVP) and who
     takes nothing else (baresip `srtp-mand`); each hears the other's words."""
     require_binary("baresip")
-    users = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))["users"]
-    for user in users:
-        if user["user"] == "1001":
-            user["srtp"] = "required"
-    with _tls_server(artifacts, certs, users=users) as srv:
-        port = srv.tls_port  # type: ignore[attr-defined]
+    with TlsServer(artifacts, certs, users=users_with_srtp({"1001": "required"})) as srv:
+        port = srv.tls_port
         caller = _agent(artifacts, "1002", srv.sip_port, media.agent_a_wav, certs,
                         transport="udp")
         callee = _agent(artifacts, "1001", port, media.agent_b_wav, certs, mediaenc="srtp-mand")
@@ -217,7 +202,7 @@ def test_a_call_out_through_a_tls_trunk(artifacts: Path, media: Media, certs: Ce
                            transport="tls", regint=0, certificate=carrier_certs.combined)
     trunk = {"name": "pstn", "addresses": ["127.0.0.1"], "host": "127.0.0.1",
              "port": carrier.sip_port + 1, "transport": "tls"}
-    with _tls_server(artifacts, certs, trunks=[trunk]) as srv, carrier:
+    with TlsServer(artifacts, certs, trunks=[trunk]) as srv, carrier:
         agent = _agent(artifacts, "1001", srv.sip_port, media.agent_a_wav, certs,
                        transport="udp")
         with agent:
@@ -236,8 +221,8 @@ def test_a_phone_whose_tls_connection_closed_is_called_at_its_contact(
     test stops at the answer.)"""
     require_binary("baresip")
     phone_certs = make_certs(artifacts / "certs", "phone")
-    with _tls_server(artifacts, certs, sip={"tcp_idle_timeout": 2}) as srv:
-        port = srv.tls_port  # type: ignore[attr-defined]
+    with TlsServer(artifacts, certs, sip={"tcp_idle_timeout": 2}) as srv:
+        port = srv.tls_port
         caller = _agent(artifacts, "1001", srv.sip_port, media.agent_a_wav, certs,
                         transport="udp")
         callee = BaresipAgent(artifacts / "a1002", "1002", USERS["1002"], registrar_port=port,
