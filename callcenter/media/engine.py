@@ -111,6 +111,9 @@ class ChannelStats:
     dtmf_in: int = 0
     srtp_failed: int = 0
     """SRTP/SRTCP packets that failed authentication or the replay check: dropped."""
+    decoded: int = 0
+    """Audio packets decoded to linear PCM: received ones for a recording, an audio tap or
+    in-band DTMF detection, sent ones for a stereo recording. A bridge relays without."""
     reception: ReceptionStats = field(default_factory=ReceptionStats, repr=False)
     """RFC 3550 statistics of the incoming stream (audio and RFC 4733 packets)."""
 
@@ -546,7 +549,8 @@ class Channel:
             self._on_event(payload, ts, ssrc, b1, now)
             return
         self._rx.update(ssrc, seq, ts, now)
-        if self._recorder is not None or self._detector is not None or self._listeners:
+        if self._recorder is not None or self._listeners or (
+                self._detector is not None and not self._rfc4733_seen):
             self._on_audio(payload, pt, ts, ssrc)
         if (
             peer is not None
@@ -594,6 +598,7 @@ class Channel:
 
     def _record_out(self, payload: bytes, pt: int) -> None:
         if self._recorder is not None:
+            self.stats.decoded += 1
             self._recorder.write(g711.decode(payload, pt), 1)
 
     def _on_event(self, payload: bytes, ts: int, ssrc: int, b1: int, now: float) -> None:
@@ -620,6 +625,7 @@ class Channel:
             self.dtmf_received(digit)
 
     def _on_audio(self, payload: bytes, pt: int, ts: int, ssrc: int) -> None:
+        self.stats.decoded += 1
         pcm = g711.decode(payload, pt)
         rec = self._recorder
         if rec is not None:
