@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field, fields, is_dataclass
+from functools import cache
+from typing import Any, get_args, get_origin, get_type_hints
+
+from .stats import ChannelStats, EngineStats
 
 _PREFIX = struct.Struct("!II")
 MAX_FRAME = 64 << 20
@@ -219,47 +222,67 @@ class Audio:
 
 
 @dataclass(slots=True)
-class ChannelFigures:
-    """What the signalling side reads of a channel's statistics (the CDR's RTP quality)."""
-
-    packets_in: int = 0
-    packets_out: int = 0
-    relayed_out: int = 0
-    late_frames: int = 0
-    missed_frames: int = 0
-    dtmf_in: int = 0
-    packets_lost: int = 0
-    packets_expected: int = 0
-    jitter_ms: float = 0.0
-
-
-@dataclass(slots=True)
 class Stats:
     """A worker's clock figures and the figures of its channels that changed since the last."""
 
-    ticks: int
-    late_ticks: int
-    missed_ticks: int
-    max_lateness: float
-    channels: dict[str, ChannelFigures] = field(default_factory=dict)
-    srtp_failed: int = 0  #: SRTP/SRTCP packets that failed authentication, all channels
+    engine: EngineStats
+    channels: dict[str, ChannelStats] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Closed:
+    """A channel closed (not moving): its final figures, which a CDR reads."""
+
+    ch: int
+    stats: ChannelStats
 
 
 MESSAGES: dict[str, type] = {cls.__name__: cls for cls in (
     Open, Configure, Play, StopPlaying, SendDtmf, DtmfReceived, Record, StopRecording, Listen,
     Bridge, Unbridge, Mix, SetMatrix, Unmix, Close, Resume, Settings, Ping, Moved, PlayDone, Dtmf,
-    Recorded, Audio, Stats, Pong, RtpTimeout)}
+    Recorded, Audio, Stats, Closed, Pong, RtpTimeout)}
 
 
-def _tuples(value: Any) -> Any:
-    """JSON arrays back to tuples (addresses are compared with the ones sockets return)."""
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+_SCALARS = (int, float, str, bool, type(None))
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
+def _plain(value: Any) -> Any:
+    """A message's value as JSON values (dataclasses as objects, recursively); faster than
+    `dataclasses.asdict`, which copies every leaf."""
+    if type(value) in _SCALARS:
+        return value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+
+
+def _typed(tp: Any, value: Any) -> Any:
+    """A JSON value back as the annotated type: dataclasses (also as dict values) rebuilt
+    recursively, arrays as tuples (addresses are compared with the ones sockets return)."""
+    if isinstance(tp, type) and is_dataclass(tp):
+        hints = _hints(tp)
+        return tp(**{f.name: _typed(hints[f.name], value[f.name])
+                     for f in fields(tp) if f.name in value})
+    if isinstance(value, dict):
+        args = get_args(tp) if get_origin(tp) is dict else ()
+        return {k: _typed(args[1] if args else Any, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_typed(Any, v) for v in value)
+    return value
 
 
 def encode(msg: Any) -> bytes:
     """One frame for ``msg``."""
-    body = asdict(msg)
+    body = {f.name: getattr(msg, f.name) for f in fields(msg)}
     blob: bytes = body.pop("data", b"")
+    body = _plain(body)
     body["t"] = type(msg).__name__
     header = json.dumps(body, separators=(",", ":")).encode()
     return _PREFIX.pack(len(header), len(blob)) + header + blob
@@ -269,13 +292,10 @@ def _decode(header: bytes, blob: bytes) -> Any:
     try:
         body = json.loads(header)
         cls = MESSAGES[body.pop("t")]
-        kwargs = {f.name: _tuples(body[f.name]) for f in fields(cls) if f.name in body}
-        if cls is Stats:
-            kwargs["channels"] = {k: ChannelFigures(**v) for k, v in body["channels"].items()}
         if blob:
-            kwargs["data"] = blob
-        return cls(**kwargs)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+            body["data"] = blob
+        return _typed(cls, body)
+    except (ValueError, KeyError, TypeError, AttributeError, NameError) as e:
         raise ProtocolError(f"bad message: {e}") from None
 
 
