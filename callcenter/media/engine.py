@@ -325,6 +325,11 @@ class Channel:
             self.rtcp_remote = tuple(state["rtcp_remote"])
         self.latched, self._heard = state["latched"], now - state["heard"]
         self._sr_packets = state["sr_packets"]
+        if self._srtp is not None:  # the SRTP streams' rollover counters go on too
+            rx, out = self._rx, self.stream
+            sent = (out.sequence - out.packets) % 0x10000 + out.packets  # the first one's + n
+            heard = None if rx.ssrc is None else (rx.ssrc, rx.cycles + rx.max_seq)
+            self._srtp.carry_on(out.ssrc, sent, heard)
         self.engine._refresh()
 
     stats_pending = False
