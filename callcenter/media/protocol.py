@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
 from functools import cache
+from types import UnionType
 from typing import Any, get_args, get_origin, get_type_hints
 
 from .stats import ChannelStats, EngineStats
@@ -243,12 +245,13 @@ MESSAGES: dict[str, type] = {cls.__name__: cls for cls in (
     Recorded, Audio, Stats, Closed, Pong, RtpTimeout)}
 
 
-_SCALARS = (int, float, str, bool, type(None))
+_SCALARS = frozenset((int, float, str, bool, bytes, type(None)))
+Convert = Callable[[Any], Any]
 
 
 @cache
-def _hints(cls: type) -> dict[str, Any]:
-    return get_type_hints(cls)
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
 
 
 def _plain(value: Any) -> Any:
@@ -260,27 +263,39 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
-    return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    return {name: _plain(getattr(value, name)) for name in _names(value.__class__)}
 
 
-def _typed(tp: Any, value: Any) -> Any:
-    """A JSON value back as the annotated type: dataclasses (also as dict values) rebuilt
-    recursively, arrays as tuples (addresses are compared with the ones sockets return)."""
-    if isinstance(tp, type) and is_dataclass(tp):
-        hints = _hints(tp)
-        return tp(**{f.name: _typed(hints[f.name], value[f.name])
-                     for f in fields(tp) if f.name in value})
+def _tuples(value: Any) -> Any:
     if isinstance(value, dict):
-        args = get_args(tp) if get_origin(tp) is dict else ()
-        return {k: _typed(args[1] if args else Any, v) for k, v in value.items()}
-    if isinstance(value, list):
-        return tuple(_typed(Any, v) for v in value)
-    return value
+        return {k: _tuples(v) for k, v in value.items()}
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+@cache
+def _converter(tp: Any) -> Convert | None:
+    """How a JSON value becomes the annotated type ``tp`` again (None: as it is):
+    dataclasses rebuilt (also as dict values), arrays as tuples (addresses are compared with
+    the ones sockets return). Made once per type: statistics of many channels come each
+    second."""
+    if isinstance(tp, type) and is_dataclass(tp):
+        hints = get_type_hints(tp)
+        plan = [(f.name, _converter(hints[f.name])) for f in fields(tp)]
+
+        def build(value: dict[str, Any]) -> Any:
+            return tp(**{name: value[name] if conv is None else conv(value[name])
+                         for name, conv in plan if name in value})
+        return build
+    if get_origin(tp) is dict and (item := _converter(get_args(tp)[1])) is not None:
+        return lambda value: {k: item(v) for k, v in value.items()}
+    if tp in _SCALARS or (isinstance(tp, UnionType) and set(get_args(tp)) <= _SCALARS):
+        return None
+    return _tuples
 
 
 def encode(msg: Any) -> bytes:
     """One frame for ``msg``."""
-    body = {f.name: getattr(msg, f.name) for f in fields(msg)}
+    body = {name: getattr(msg, name) for name in _names(msg.__class__)}
     blob: bytes = body.pop("data", b"")
     body = _plain(body)
     body["t"] = type(msg).__name__
@@ -294,7 +309,9 @@ def _decode(header: bytes, blob: bytes) -> Any:
         cls = MESSAGES[body.pop("t")]
         if blob:
             body["data"] = blob
-        return _typed(cls, body)
+        build = _converter(cls)
+        assert build is not None
+        return build(body)
     except (ValueError, KeyError, TypeError, AttributeError, NameError) as e:
         raise ProtocolError(f"bad message: {e}") from None
 
