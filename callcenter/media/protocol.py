@@ -2,7 +2,8 @@
 
 Commands are the engine's public methods (open, configure, play, bridge, mix, record, send DTMF,
 close) keyed by the channel id the signalling side chose; events are its callbacks (end of a
-prompt, DTMF, received audio for taps) and periodic statistics.
+prompt, DTMF, received audio for taps), periodic statistics and a closed channel's final ones
+(the engine's own `stats` dataclasses: fields travel as JSON, dataclasses rebuilt from type hints).
 
 Framing: ``!II`` (header length, blob length), a JSON header ``{"t": name, ...fields}``, then
 the blob, which carries the one ``bytes`` field a message may have (``data``: prompt frames,

@@ -8,7 +8,8 @@ same sockets and settings; a prompt still playing on a moved channel ends as STO
 that dies is restarted; ``on_failure`` gets its channels so their calls can end.
 
 Mirrored here, so reading them needs no round trip: ``peer``, ``mix``, ``closed``, ``playing``
-(prompts not yet reported done). Statistics arrive once a second (``STATS_INTERVAL``).
+(prompts not yet reported done). Statistics arrive once a second (``STATS_INTERVAL``), and a
+channel's final ones in answer to its close (`WorkerChannel.closed_stats`).
 """
 
 from __future__ import annotations
