@@ -11,7 +11,8 @@ per worker. Server CPU sampled every second. One JSON line per mode.
 
 `srtp`: in process, no server: libsrtp's protect and unprotect of a 172-octet PCMU packet,
 then the engine's receive-and-relay path (`Channel._on_packet` of a bridged pair, sending for
-real to a loopback socket) for plain -> plain, SRTP -> plain and SRTP -> SRTP; packets per
+real to a loopback socket) for plain -> plain (also with in-band DTMF detection on a trunk
+whose far end sends RFC 4733 events), SRTP -> plain and SRTP -> SRTP; packets per
 second of one core from the process CPU time.
 """
 
@@ -37,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import ROOT, CpuSampler, Server, machine
 
 from callcenter.media import g711
+from callcenter.media.dtmf import event_packets
 from callcenter.media.engine import MediaEngine
 from callcenter.media.rtp import RtpPacket, encode_rtp
 from callcenter.media.srtp import SrtpSession, new_key
@@ -180,13 +182,13 @@ def bench_srtp(args: argparse.Namespace) -> None:
     out = {"protect": cpu_rate(n, lambda: protected.extend(tx.protect(p) for p in plain)),
            "unprotect": cpu_rate(n, lambda: [rx.unprotect(p) for p in protected])}
 
-    async def relay(srtp_in: bool, srtp_out: bool) -> float:
+    async def relay(srtp_in: bool, srtp_out: bool, inband: bool = False) -> float:
         engine = MediaEngine(HOST, (46000, 46999))
         await engine.start()
         sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sink.bind((HOST, 0))
         try:
-            a, b = engine.open_channel(), engine.open_channel()
+            a, b = engine.open_channel(inband_dtmf=inband), engine.open_channel()
             far = new_key()
             a.configure(("127.0.0.1", 9), g711.PCMU, 101,
                         srtp=(SUITE, far) if srtp_in else None)
@@ -196,6 +198,11 @@ def bench_srtp(args: argparse.Namespace) -> None:
             packets = ([SrtpSession(SUITE, far, a.srtp_key).protect(p) for p in plain]
                        if srtp_in else plain)
             source, now = ("127.0.0.1", 9), engine.now()
+            if inband:  # a trunk with in-band DTMF whose far end sends RFC 4733 events
+                for ev in event_packets("1"):
+                    a._on_packet(encode_rtp(RtpPacket(101, 0, 0, 0xCAFE, ev.payload)), source,
+                                 now)
+                b.stats.relayed_out = 0
 
             def run() -> None:
                 for p in packets:
@@ -208,6 +215,7 @@ def bench_srtp(args: argparse.Namespace) -> None:
             await engine.close()
 
     for name, flags in (("relay plain -> plain", (False, False)),
+                        ("relay plain -> plain, in-band DTMF trunk", (False, False, True)),
                         ("relay srtp -> plain", (True, False)),
                         ("relay srtp -> srtp", (True, True))):
         out[name] = asyncio.run(relay(*flags))

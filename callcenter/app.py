@@ -667,13 +667,27 @@ class Application:
         self._check_drained()
         if not call.recorded:
             return
+        leg = call.caller_leg
+        if leg is not None and leg.channel is not None and leg.channel.stats_pending:
+            self._spawn(self._record_end_after(call, time.time(), leg.channel))
+        else:
+            self._record_end(call, time.time())
+
+    async def _record_end_after(self, call: Call, end: float, channel: Any) -> None:
+        """The CDR once a media worker answered the close of the caller's channel with its
+        final figures (the ones it sends each second can miss the last second)."""
+        try:
+            await channel.closed_stats()
+        finally:  # a server stopping cancels the wait, not the CDR
+            self._record_end(call, end)
+
+    def _record_end(self, call: Call, end: float) -> None:
         cause = call.hangup_cause or HangupCause.NORMAL
         side = call.hangup_side or "system"
         status = 200 if call.answered_at else None
         for leg in call.legs:
             if leg.direction == "outbound" and leg.sip_status:
                 status = leg.sip_status
-        end = time.time()
         started = call.started_at
         self.events.publish(events.CallEnded(  # the store sink closes the CDR
             ts=end, call_id=call.id, cause=cause.value, side=side, digits=call.digits,

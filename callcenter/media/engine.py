@@ -22,7 +22,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from .rtp import (
     ts_delta,
 )
 from .srtp import SrtpError, SrtpSession, new_key
+from .stats import ChannelStats, EngineStats
 
 log = logging.getLogger(__name__)
 
@@ -87,59 +88,6 @@ class _Playback:
     interruptible: bool
     loop: bool
     pos: int = 0
-
-
-@dataclass(slots=True)
-class ChannelStats:
-    packets_in: int = 0
-    bytes_in: int = 0
-    packets_out: int = 0
-    bytes_out: int = 0
-    relayed_out: int = 0
-    """Packets sent that came from the bridged peer."""
-    late_frames: int = 0
-    """Frames sent on a tick that fired more than 10 ms late."""
-    missed_frames: int = 0
-    """Frames the clock could not send at all (ticks skipped after a stall)."""
-    dropped_in: int = 0
-    """Malformed packets and unexpected payload types."""
-    foreign_in: int = 0
-    """RTP (or RTCP) from another address while the latched peer is sending: dropped."""
-    send_errors: int = 0
-    rtcp_in: int = 0
-    rtcp_out: int = 0
-    dtmf_in: int = 0
-    srtp_failed: int = 0
-    """SRTP/SRTCP packets that failed authentication or the replay check: dropped."""
-    reception: ReceptionStats = field(default_factory=ReceptionStats, repr=False)
-    """RFC 3550 statistics of the incoming stream (audio and RFC 4733 packets)."""
-
-    @property
-    def packets_lost(self) -> int:
-        """Incoming packets lost so far (cumulative, all sources; negative with duplicates)."""
-        return self.reception.total_lost
-
-    @property
-    def packets_expected(self) -> int:
-        return self.reception.total_expected
-
-    @property
-    def jitter_ms(self) -> float:
-        """Interarrival jitter of the incoming audio now, in milliseconds."""
-        return self.reception.jitter_ms
-
-
-@dataclass(slots=True)
-class EngineStats:
-    ticks: int = 0
-    late_ticks: int = 0
-    missed_ticks: int = 0
-    max_lateness: float = 0.0
-    channels: int = 0
-    srtp_failed: int = 0
-    """SRTP/SRTCP packets of all channels that failed authentication (dropped)."""
-    worker_restarts: int = 0
-    """Media worker processes that died and were started again (with media.workers)."""
 
 
 def _safe_call(fn: Callable[..., object], *args: object) -> None:
@@ -377,7 +325,20 @@ class Channel:
             self.rtcp_remote = tuple(state["rtcp_remote"])
         self.latched, self._heard = state["latched"], now - state["heard"]
         self._sr_packets = state["sr_packets"]
+        if self._srtp is not None:  # the SRTP streams' rollover counters go on too
+            rx, out = self._rx, self.stream
+            sent = (out.sequence - out.packets) % 0x10000 + out.packets  # the first one's + n
+            heard = None if rx.ssrc is None else (rx.ssrc, rx.cycles + rx.max_seq)
+            self._srtp.carry_on(out.ssrc, sent, heard)
         self.engine._refresh()
+
+    stats_pending = False
+    """A media worker's channel is True from close until its final figures came."""
+
+    async def closed_stats(self) -> ChannelStats:
+        """The final figures once closed (here `stats` at once; a media worker answers the
+        close with them)."""
+        return self.stats
 
     def close(self) -> None:
         """Stop everything, send RTCP BYE, release the ports. Idempotent."""
@@ -546,7 +507,8 @@ class Channel:
             self._on_event(payload, ts, ssrc, b1, now)
             return
         self._rx.update(ssrc, seq, ts, now)
-        if self._recorder is not None or self._detector is not None or self._listeners:
+        if self._recorder is not None or self._listeners or (
+                self._detector is not None and not self._rfc4733_seen):
             self._on_audio(payload, pt, ts, ssrc)
         if (
             peer is not None
@@ -594,6 +556,7 @@ class Channel:
 
     def _record_out(self, payload: bytes, pt: int) -> None:
         if self._recorder is not None:
+            self.stats.decoded += 1
             self._recorder.write(g711.decode(payload, pt), 1)
 
     def _on_event(self, payload: bytes, ts: int, ssrc: int, b1: int, now: float) -> None:
@@ -620,6 +583,7 @@ class Channel:
             self.dtmf_received(digit)
 
     def _on_audio(self, payload: bytes, pt: int, ts: int, ssrc: int) -> None:
+        self.stats.decoded += 1
         pcm = g711.decode(payload, pt)
         rec = self._recorder
         if rec is not None:

@@ -2,7 +2,8 @@
 
 Commands are the engine's public methods (open, configure, play, bridge, mix, record, send DTMF,
 close) keyed by the channel id the signalling side chose; events are its callbacks (end of a
-prompt, DTMF, received audio for taps) and periodic statistics.
+prompt, DTMF, received audio for taps), periodic statistics and a closed channel's final ones
+(the engine's own `stats` dataclasses: fields travel as JSON, dataclasses rebuilt from type hints).
 
 Framing: ``!II`` (header length, blob length), a JSON header ``{"t": name, ...fields}``, then
 the blob, which carries the one ``bytes`` field a message may have (``data``: prompt frames,
@@ -15,8 +16,13 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, is_dataclass
+from functools import cache
+from types import UnionType
+from typing import Any, get_args, get_origin, get_type_hints
+
+from .stats import ChannelStats, EngineStats
 
 _PREFIX = struct.Struct("!II")
 MAX_FRAME = 64 << 20
@@ -219,47 +225,80 @@ class Audio:
 
 
 @dataclass(slots=True)
-class ChannelFigures:
-    """What the signalling side reads of a channel's statistics (the CDR's RTP quality)."""
-
-    packets_in: int = 0
-    packets_out: int = 0
-    relayed_out: int = 0
-    late_frames: int = 0
-    missed_frames: int = 0
-    dtmf_in: int = 0
-    packets_lost: int = 0
-    packets_expected: int = 0
-    jitter_ms: float = 0.0
-
-
-@dataclass(slots=True)
 class Stats:
     """A worker's clock figures and the figures of its channels that changed since the last."""
 
-    ticks: int
-    late_ticks: int
-    missed_ticks: int
-    max_lateness: float
-    channels: dict[str, ChannelFigures] = field(default_factory=dict)
-    srtp_failed: int = 0  #: SRTP/SRTCP packets that failed authentication, all channels
+    engine: EngineStats
+    channels: dict[str, ChannelStats] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Closed:
+    """A channel closed (not moving): its final figures, which a CDR reads."""
+
+    ch: int
+    stats: ChannelStats
 
 
 MESSAGES: dict[str, type] = {cls.__name__: cls for cls in (
     Open, Configure, Play, StopPlaying, SendDtmf, DtmfReceived, Record, StopRecording, Listen,
     Bridge, Unbridge, Mix, SetMatrix, Unmix, Close, Resume, Settings, Ping, Moved, PlayDone, Dtmf,
-    Recorded, Audio, Stats, Pong, RtpTimeout)}
+    Recorded, Audio, Stats, Closed, Pong, RtpTimeout)}
+
+
+_SCALARS = frozenset((int, float, str, bool, bytes, type(None)))
+Convert = Callable[[Any], Any]
+
+
+@cache
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def _plain(value: Any) -> Any:
+    """A message's value as JSON values (dataclasses as objects, recursively); faster than
+    `dataclasses.asdict`, which copies every leaf."""
+    if type(value) in _SCALARS:
+        return value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return {name: _plain(getattr(value, name)) for name in _names(value.__class__)}
 
 
 def _tuples(value: Any) -> Any:
-    """JSON arrays back to tuples (addresses are compared with the ones sockets return)."""
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
     return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+@cache
+def _converter(tp: Any) -> Convert | None:
+    """How a JSON value becomes the annotated type ``tp`` again (None: as it is):
+    dataclasses rebuilt (also as dict values), arrays as tuples (addresses are compared with
+    the ones sockets return). Made once per type: statistics of many channels come each
+    second."""
+    if isinstance(tp, type) and is_dataclass(tp):
+        hints = get_type_hints(tp)
+        plan = [(f.name, _converter(hints[f.name])) for f in fields(tp)]
+
+        def build(value: dict[str, Any]) -> Any:
+            return tp(**{name: value[name] if conv is None else conv(value[name])
+                         for name, conv in plan if name in value})
+        return build
+    if get_origin(tp) is dict and (item := _converter(get_args(tp)[1])) is not None:
+        return lambda value: {k: item(v) for k, v in value.items()}
+    if tp in _SCALARS or (isinstance(tp, UnionType) and set(get_args(tp)) <= _SCALARS):
+        return None
+    return _tuples
 
 
 def encode(msg: Any) -> bytes:
     """One frame for ``msg``."""
-    body = asdict(msg)
+    body = {name: getattr(msg, name) for name in _names(msg.__class__)}
     blob: bytes = body.pop("data", b"")
+    body = _plain(body)
     body["t"] = type(msg).__name__
     header = json.dumps(body, separators=(",", ":")).encode()
     return _PREFIX.pack(len(header), len(blob)) + header + blob
@@ -269,13 +308,12 @@ def _decode(header: bytes, blob: bytes) -> Any:
     try:
         body = json.loads(header)
         cls = MESSAGES[body.pop("t")]
-        kwargs = {f.name: _tuples(body[f.name]) for f in fields(cls) if f.name in body}
-        if cls is Stats:
-            kwargs["channels"] = {k: ChannelFigures(**v) for k, v in body["channels"].items()}
         if blob:
-            kwargs["data"] = blob
-        return cls(**kwargs)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+            body["data"] = blob
+        build = _converter(cls)
+        assert build is not None
+        return build(body)
+    except (ValueError, KeyError, TypeError, AttributeError, NameError) as e:
         raise ProtocolError(f"bad message: {e}") from None
 
 

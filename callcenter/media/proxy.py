@@ -8,7 +8,8 @@ same sockets and settings; a prompt still playing on a moved channel ends as STO
 that dies is restarted; ``on_failure`` gets its channels so their calls can end.
 
 Mirrored here, so reading them needs no round trip: ``peer``, ``mix``, ``closed``, ``playing``
-(prompts not yet reported done). Statistics arrive once a second (``STATS_INTERVAL``).
+(prompts not yet reported done). Statistics arrive once a second (``STATS_INTERVAL``), and a
+channel's final ones in answer to its close (`WorkerChannel.closed_stats`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from . import protocol as p
 from .engine import (
     DoneCallback,
     DtmfCallback,
-    EngineStats,
     MediaEngine,
     MediaError,
     PlayOutcome,
@@ -42,10 +42,13 @@ from .engine import (
 from .link import Link
 from .prompts import Prompt
 from .srtp import new_key
+from .stats import ChannelStats, EngineStats
 
 log = logging.getLogger(__name__)
 RECORDED_WAIT = 5.0
 """Seconds `recording_closed` waits at most for a worker to close a recording."""
+CLOSED_WAIT = 2.0
+"""Seconds `closed_stats` waits at most for a worker's final figures of a channel."""
 PROMPTS_KEPT = 512
 """Prompts each worker keeps (least recently played are forgotten)."""
 PING_INTERVAL = 1.0
@@ -65,7 +68,9 @@ class _Worker:
         self.sock = ours
         self.link: Link | None = None
         self.channels: set[WorkerChannel] = set()
-        self.figures = p.Stats(0, 0, 0, 0.0)
+        self.figures = EngineStats()
+        self.closing: dict[int, WorkerChannel] = {}
+        """Channels closed here whose final figures (`Closed`) have not come yet."""
         self.prompts: OrderedDict[str, None] = OrderedDict()
         self.forget: list[str] = []
         self.waiting: dict[int, tuple[p.Resume, _Worker]] = {}
@@ -112,7 +117,9 @@ class WorkerChannel:
         self.mix: WorkerMix | None = None
         self.on_dtmf: DtmfCallback | None = None
         self.closed = False
-        self.stats = p.ChannelFigures()
+        self.stats = ChannelStats()
+        """The figures the worker sent last (once a second, and the final ones at close)."""
+        self._final: asyncio.Future[None] | None = None
         self.srtp_key = new_key()
         """Our SRTP key for this leg's SDP; the worker's channel uses it (see Configure)."""
         self.payload_type = g711.PCMU
@@ -243,9 +250,32 @@ class WorkerChannel:
         self._end_plays(PlayOutcome.STOPPED)
         self._listeners.clear()
         self._send(p.Close(self.id))
+        if self._worker is not None:
+            self._final = asyncio.get_running_loop().create_future()
+            self._worker.closing[self.id] = self
         self.closed = True
         self._recording_done()  # the worker closes the file with the channel
         self.engine._release(self)
+
+    @property
+    def stats_pending(self) -> bool:
+        """Closed, and the worker's final figures not here yet (`closed_stats` waits)."""
+        return self._final is not None and not self._final.done()
+
+    async def closed_stats(self) -> ChannelStats:
+        """The channel's final figures, which the worker answers a close with (waits at most
+        `CLOSED_WAIT`; then the last ones sent)."""
+        if self._final is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._final), CLOSED_WAIT)
+        return self.stats
+
+    def _closed(self, stats: ChannelStats | None) -> None:
+        """The final figures came (None: they never will, the worker is gone)."""
+        if stats is not None:
+            self.stats = stats
+        if self._final is not None and not self._final.done():
+            self._final.set_result(None)
 
     def _attach(self, worker: _Worker) -> None:
         """Open this channel on ``worker`` (first open, a move, or after a restart)."""
@@ -411,6 +441,7 @@ class MediaWorkers:
         workers, self._workers = self._workers, []
         for w in workers:
             w.channels.clear()
+            self._forget_closing(w)
             if w.link is not None:
                 w.link.flush()
                 w.link.close(notify=False)
@@ -514,8 +545,11 @@ class MediaWorkers:
                 ch = self._channels.get(int(key))
                 if ch is not None:
                     ch.stats = fig
-            msg.channels = {}
-            w.figures = msg
+            w.figures = msg.engine
+            return
+        if isinstance(msg, p.Closed):
+            if (closing := w.closing.pop(msg.ch, None)) is not None:
+                closing._closed(msg.stats)
             return
         ch = self._channels.get(msg.ch)  # type: ignore[attr-defined]
         if ch is None or ch._worker is not w:
@@ -537,6 +571,12 @@ class MediaWorkers:
             for listener in tuple(ch._listeners):
                 _safe(listener, msg.data)
 
+    @staticmethod
+    def _forget_closing(w: _Worker) -> None:
+        closing, w.closing = w.closing, {}
+        for ch in closing.values():
+            ch._closed(None)
+
     def _died(self, w: _Worker) -> None:
         """A worker's pipe closed: restart it and hand its channels to ``on_failure``."""
         if w not in self._workers:
@@ -551,6 +591,7 @@ class MediaWorkers:
             ch._plays.clear()  # no on_done: the call is ending, not the prompt
             ch._recording_done()
         w.channels.clear()
+        self._forget_closing(w)
         for x in self._workers:  # moves out of it: their new workers go on without its state
             for ch_id in [i for i, (_, old) in x.waiting.items() if old is w]:
                 x.resumed(ch_id, None)

@@ -406,10 +406,10 @@ class RtpStream:
             self.source = src_ssrc
             marker = True
         else:
-            ts = (src_ts + self._offset) & TS_MASK
-            d = ts_delta(ts, self.timestamp)
-            wall = int(round(min(max(now - self.last_time, 0.0), self.max_gap) * self.clock_rate))
-            if d < -self.max_back or d > wall + self.clock_rate:
+            d = ts_delta((src_ts + self._offset) & TS_MASK, self.timestamp)
+            # d == 0 (the packet follows the last one) is the common case: no jump to check
+            if d and (d < -self.max_back or d > self.clock_rate + int(round(
+                    min(max(now - self.last_time, 0.0), self.max_gap) * self.clock_rate))):
                 base = self._rebase(now)
                 self._offset = (base - src_ts) & TS_MASK
                 marker = True

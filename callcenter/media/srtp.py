@@ -7,6 +7,7 @@ the peer sends with its key (SDES, RFC 4568: each side announces the key it send
 from __future__ import annotations
 
 import os
+import struct
 
 import pylibsrtp
 
@@ -17,6 +18,9 @@ PROFILES = {
     "AES_CM_128_HMAC_SHA1_32": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_32,
 }
 KEY_LENGTH = 30  #: master key and salt of the AES_CM_128 suites
+_STEP = 0x4000
+"""Index steps of `SrtpSession.carry_on`: under half the sequence space, so libsrtp's guess
+of the rollover counter follows each one."""
 SrtpError = pylibsrtp.Error
 
 
@@ -38,3 +42,22 @@ class SrtpSession:
         tx, rx = pylibsrtp.Session(policy=out), pylibsrtp.Session(policy=inn)
         self.protect, self.protect_rtcp = tx.protect, tx.protect_rtcp
         self.unprotect, self.unprotect_rtcp = rx.unprotect, rx.unprotect_rtcp
+
+    def carry_on(self, ssrc: int, sent: int, heard: tuple[int, int] | None) -> None:
+        """Bring this fresh session to where another one with the same keys left off (a
+        channel moved to another media worker). libsrtp keys each packet by its index, the
+        sequence number plus the rollover counter (ROC) the stream has counted; pylibsrtp has
+        no call to set the ROC (its binding lacks srtp_set_stream_roc), so throwaway packets,
+        never sent, go through each direction in `_STEP`s up to below the next index:
+        ``sent`` is the index our next packet (SSRC ``ssrc``) has, ``heard`` the far end's
+        SSRC and the highest index received from it."""
+        def packet(ssrc: int, index: int) -> bytes:
+            return struct.pack("!BBHII", 0x80, 0, index & 0xFFFF, 0, ssrc) + bytes(4)
+
+        for index in range(_STEP, sent, _STEP):
+            self.protect(packet(ssrc, index))
+        if heard is not None:
+            suite, local, remote = self.terms
+            far = SrtpSession(suite, remote, local)
+            for index in range(_STEP, heard[1], _STEP):
+                self.unprotect(far.protect(packet(heard[0], index)))

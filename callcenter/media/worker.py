@@ -27,15 +27,6 @@ log = logging.getLogger(__name__)
 STATS_INTERVAL = 1.0
 
 
-def figures(ch: Channel) -> p.ChannelFigures:
-    s = ch.stats
-    return p.ChannelFigures(
-        packets_in=s.packets_in, packets_out=s.packets_out, relayed_out=s.relayed_out,
-        late_frames=s.late_frames, missed_frames=s.missed_frames, dtmf_in=s.dtmf_in,
-        packets_lost=s.packets_lost, packets_expected=s.packets_expected,
-        jitter_ms=round(s.jitter_ms, 3))
-
-
 class Worker:
     """Carries out the commands on an in-process engine and sends its events back."""
 
@@ -110,6 +101,8 @@ class Worker:
                     self.link.send(p.Moved(msg.ch, ch.handover()))
                     ch.stream.packets = 0
                 ch.close()
+                if not msg.moving:
+                    self.link.send(p.Closed(msg.ch, ch.stats))
 
     def _play(self, ch: Channel, msg: p.Play) -> None:
         for key in msg.forget:
@@ -147,10 +140,8 @@ class Worker:
             mark = (ch.stats.packets_in, ch.stats.packets_out)
             if self._reported.get(i) != mark:
                 self._reported[i] = mark
-                changed[str(i)] = figures(ch)
-        s = self.engine.stats
-        self.link.send(p.Stats(s.ticks, s.late_ticks, s.missed_ticks, round(s.max_lateness, 6),
-                               changed, s.srtp_failed))
+                changed[str(i)] = ch.stats
+        self.link.send(p.Stats(self.engine.stats, changed))
 
     async def run(self) -> None:
         while not self.done.is_set():

@@ -267,6 +267,69 @@ def test_bridge_relays_restamped_and_transcoded_with_continuous_stream() -> None
     assert [d for p in events if (d := rx.feed(p.payload, p.timestamp, p.ssrc))] == ["4"]
 
 
+def test_bridge_relays_payload_as_is_decoding_only_while_the_audio_is_needed(
+        tmp_path: Path) -> None:
+    """A bridge forwards the payload bytes untouched and decodes nothing (in-band DTMF
+    detection stops once the far end sends RFC 4733 events); a recording or a mix coming and
+    going mid-call decodes meanwhile, and the far end sees one continuous stream throughout."""
+    x, y = Peer(), Peer()
+    frames = encode_frames(sine_pcm(700, 1.0), g711.PCMU)
+    sent: list[bytes] = []
+
+    async def body(engine: MediaEngine) -> None:
+        a = engine.open_channel(inband_dtmf=True)
+        b = engine.open_channel()
+        a.configure(x.addr, g711.PCMU, 101)
+        b.configure(y.addr, g711.PCMU, 101)
+        engine.bridge(a, b)
+        seq = 0
+
+        async def burst(n: int, pace: bool = False) -> None:
+            nonlocal seq
+            for _ in range(n):
+                f = frames[len(sent) % len(frames)]
+                x.send(encode_rtp(RtpPacket(0, seq, 160 * seq, 0xCAFE, f)), a.port)
+                sent.append(f)
+                seq += 1
+                if pace:
+                    await asyncio.sleep(0.02)
+            await until(lambda: a.stats.packets_in == seq)
+
+        for p in event_packets("1"):  # the far end sends digits out of band
+            x.send(encode_rtp(RtpPacket(101, seq, 0, 0xCAFE, p.payload, p.marker)), a.port)
+            seq += 1
+        await until(lambda: a.stats.dtmf_in == 1)
+        await burst(10)
+        assert a.stats.decoded == 0 and b.stats.decoded == 0
+        a.start_recording(tmp_path / "mid.wav")
+        await burst(10)
+        a.stop_recording()
+        assert a.stats.decoded == 10
+        await burst(10)
+        mix = engine.mix([a, b], [[0, 1], [1, 0]])
+        await burst(10, pace=True)
+        mixed = b.stats.packets_out
+        engine.bridge(a, b)
+        assert not mix.active
+        await burst(10)
+        assert a.stats.decoded == 10
+        await until(lambda: (y.poll(), b.stats.packets_out == len(y.packets))[1])
+        assert mixed < b.stats.packets_out
+
+    try:
+        run(body)
+    finally:
+        x.close()
+        y.close()
+    pkts = y.packets
+    assert {p.ssrc for p in pkts} == {pkts[0].ssrc}
+    assert all(seq_delta(q.sequence, p.sequence) == 1 for p, q in pairwise(pkts))
+    audio = [p for p in pkts if p.payload_type == 0]
+    assert all(ts_delta(q.timestamp, p.timestamp) > 0 for p, q in pairwise(audio))
+    relayed = [p.payload for p in audio if len(p.payload) == 160]
+    assert relayed[:30] == sent[:30] and relayed[-10:] == sent[-10:]
+
+
 def test_bad_packets_are_counted_and_do_not_stop_the_channel() -> None:
     x = Peer()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from callcenter.media import protocol as p
+from callcenter.media.rtp import ReceptionStats
+from callcenter.media.stats import ChannelStats, EngineStats
 
 SAMPLES = [
     p.Open(3, inband_dtmf=True),
@@ -15,8 +17,20 @@ SAMPLES = [
     p.Bridge(3, 4), p.Unbridge(4), p.Mix(1, (3, 4, 5), ((0, 1, 1), (1, 0, 0.5), (1, 1, 0))),
     p.SetMatrix(1, ((0, 1), (1, 0))), p.Unmix(1), p.Close(3, moving=True),
     p.PlayDone(3, 7, "interrupted"), p.Dtmf(3, "#"), p.Audio(3, bytes(range(256))),
-    p.Stats(10, 1, 2, 0.031, {"3": p.ChannelFigures(packets_in=5, jitter_ms=1.5)}),
+    p.Stats(EngineStats(10, 1, 2, 0.031), {"3": ChannelStats(packets_in=5, decoded=2)}),
+    p.Closed(3, ChannelStats(packets_in=7, reception=ReceptionStats(ssrc=9, jitter=3.5))),
+    p.Moved(3, {"stream": {"ssrc": 5}, "remote": ("127.0.0.1", 4000)}),
 ]
+
+
+def test_the_engines_figures_travel_whole() -> None:
+    """A worker sends the engine's own dataclasses: what a CDR reads is computed alike."""
+    stats = ChannelStats(packets_in=3)
+    for seq in (1, 2, 5):
+        stats.reception.update(0xCAFE, seq, 160 * seq, seq * 0.02 + seq % 2 * 0.005)
+    (msg,) = p.Decoder().feed(p.encode(p.Closed(1, stats)))
+    assert msg.stats == stats and isinstance(msg.stats.reception, ReceptionStats)
+    assert (msg.stats.packets_lost, msg.stats.jitter_ms) == (2, stats.jitter_ms) != (2, 0.0)
 
 
 @pytest.mark.parametrize("msg", SAMPLES, ids=lambda m: type(m).__name__)

@@ -121,3 +121,59 @@ def _received(peer: Peer, into: list[bytes]) -> int:
             return len(into)
         if 192 <= data[1] <= 223:
             into.append(data)
+
+
+def test_a_moved_srtp_channel_carries_the_rollover_counters_on() -> None:
+    """A channel reopened on another engine (a media worker move) after both its SRTP streams
+    wrapped their sequence numbers: its new session must protect and accept what follows,
+    which needs each direction's rollover counter (index = ROC * 65536 + sequence)."""
+    suite = "AES_CM_128_HMAC_SHA1_80"
+    far_key = new_key()
+    x = Peer()
+    wire: list[bytes] = []
+
+    def drain() -> int:
+        while True:
+            try:
+                data, _ = x.sock.recvfrom(2048)
+            except BlockingIOError:
+                return len(wire)
+            if not 192 <= data[1] <= 223:
+                wire.append(data)
+
+    async def body(engine: MediaEngine) -> None:
+        old_engine = MediaEngine("127.0.0.1", (35000, 35099))
+        await old_engine.start()
+        old = old_engine.open_channel()
+        old.configure(x.addr, g711.PCMU, 101, srtp=(suite, far_key))
+        old.stream.sequence = 65530  # our sequence wraps after six packets
+        far = SrtpSession(suite, far_key, old.srtp_key)
+
+        def send(seq: int, port: int) -> None:  # the far end's sequence wraps too
+            pkt = RtpPacket(0, seq & 0xFFFF, 160 * seq, 0xCAFE, bytes(160))
+            x.send(far.protect(encode_rtp(pkt)), port)
+
+        for seq in range(65530, 65542):
+            send(seq, old.port)
+        await until(lambda: old.stats.packets_in == 12)
+        await until(lambda: drain() >= 12)
+        state = old.handover()
+        old.stream.packets = 0  # as a worker does: no RTCP BYE
+        old.close()
+        await old_engine.close()
+        new = engine.open_channel()
+        new.srtp_key = old.srtp_key
+        new.configure(x.addr, g711.PCMU, 101, srtp=(suite, far_key))
+        new.resume(state)
+        send(65542, new.port)
+        await until(lambda: new.stats.packets_in == 13)
+        assert new.stats.srtp_failed == 0  # the far end's ROC came along
+        n = len(wire)
+        await until(lambda: drain() >= n + 3)
+        heard = [decode_rtp(far.unprotect(p)) for p in wire]  # SrtpError: our ROC was lost
+        assert [p.sequence for p in heard] == [(65530 + i) & 0xFFFF for i in range(len(wire))]
+
+    try:
+        run(body)
+    finally:
+        x.close()

@@ -225,6 +225,38 @@ def test_a_channel_moved_to_its_peers_worker_keeps_one_continuous_stream() -> No
     run(body)
 
 
+def test_close_is_answered_with_the_channels_final_figures() -> None:
+    """The figures a worker sends each second can miss the last second of a call: its answer
+    to the close carries the final ones (what the CDR's RTP loss and jitter are made of)."""
+    async def body(media: MediaWorkers) -> None:
+        a, b = media.open_channel(), media.open_channel()
+        x, y = Peer(), Peer()
+        a.configure(x.addr, g711.PCMU, 101)
+        b.configure(y.addr, g711.PCMU, 101)
+        media.bridge(a, b)
+        seq = 0
+        while not any(q.payload == b"\x11" * 160 for q in heard(y)) and seq < 500:
+            seq += 1  # until the bridge relays (b moved to a's worker)
+            x.send(encode_rtp(RtpPacket(0, seq, 160 * seq, 0xCAFE, b"\x11" * 160)), a.port)
+            await asyncio.sleep(0.02)
+        await until(lambda: a.stats.packets_in == seq)  # the figures of each second
+        for i in range(seq + 1, seq + 41):
+            if i - seq not in (7, 30, 31):
+                x.send(encode_rtp(RtpPacket(0, i, 160 * i, 0xCAFE, b"\x22" * 160)), a.port)
+        # relayed to y: the worker has read them all
+        await until(lambda: sum(q.payload == b"\x22" * 160 for q in heard(y)) == 37)
+        a.close()
+        assert a.stats_pending
+        final = await a.closed_stats()
+        assert not a.stats_pending and final is a.stats
+        assert (final.packets_in, final.packets_expected, final.packets_lost) == (
+            seq + 37, seq + 40, 3)
+        x.close()
+        y.close()
+
+    run(body)
+
+
 def test_a_hung_worker_is_killed_and_restarted_and_its_calls_end() -> None:
     async def body(media: MediaWorkers) -> None:
         a, b = media.open_channel(), media.open_channel()
