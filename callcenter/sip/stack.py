@@ -284,8 +284,6 @@ class SipStack:
                 pending.on_retransmitted_2xx(resp)
             return
         self._transaction_done(key, pending, f"{resp.status // 100}xx")
-        if pending.on_final:
-            pending.on_final(resp)
         pending.future.set_result(resp)
         if 200 <= resp.status < 300 and key.method == "INVITE" and self.loop is not None:
             # Kept for the 2xx retransmissions (each needs our ACK again) while the layer keeps
@@ -293,6 +291,8 @@ class SipStack:
             self.loop.call_later(64 * self.layer.t1, self._pending.pop, key, None)
         else:
             self._pending.pop(key, None)
+        if pending.on_final:  # the future's awaiters resume later, from the loop
+            pending.on_final(resp)
 
     def _transaction_done(self, key: TxKey, pending: _Pending, outcome: str) -> None:
         if self.on_transaction is not None:
