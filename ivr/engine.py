@@ -528,18 +528,21 @@ class _Session:
         await self._play(node.prompts, interruptible=node.interruptible)
         return node.next
 
+    async def _key(self, name: str, node: MenuNode | CollectNode) -> str | None:
+        """The first key of an answer to the node's prompts, asked again (after its timeout
+        prompt) on silence; None once ``retries`` silences in a row ran out."""
+        timeouts = 0
+        while (key := await self._ask(node.prompts, node.timeout)) is None:
+            timeouts += 1
+            self.call.event("ivr_timeout", node=name, count=timeouts)
+            if timeouts >= node.retries:
+                return None
+            await self._play([node.timeout_prompt], interruptible=True)
+        return key
+
     async def _node_menu(self, name: str, node: MenuNode) -> str:
-        timeouts = invalid = 0
-        while True:
-            key = await self._ask(node.prompts, node.timeout)
-            if key is None:
-                timeouts += 1
-                self.call.event("ivr_timeout", node=name, count=timeouts)
-                if timeouts >= node.retries:
-                    return node.on_timeout
-                await self._play([node.timeout_prompt], interruptible=True)
-                continue
-            timeouts = 0
+        invalid = 0
+        while (key := await self._key(name, node)) is not None:
             target = node.options.get(key.upper())
             if target == REPEAT:
                 continue
@@ -551,19 +554,11 @@ class _Session:
             if invalid >= node.retries:
                 return node.on_invalid
             await self._play([node.invalid_prompt], interruptible=True)
+        return node.on_timeout
 
     async def _node_collect(self, name: str, node: CollectNode) -> str:
-        timeouts = invalid = 0
-        while True:
-            key = await self._ask(node.prompts, node.timeout)
-            if key is None:
-                timeouts += 1
-                self.call.event("ivr_timeout", node=name, count=timeouts)
-                if timeouts >= node.retries:
-                    return node.on_timeout
-                await self._play([node.timeout_prompt], interruptible=True)
-                continue
-            timeouts = 0
+        invalid = 0
+        while (key := await self._key(name, node)) is not None:
             digits = await self._entry(key, node.max_digits, node.terminator,
                                        node.inter_digit_timeout)
             valid = node.min_digits <= len(digits) <= node.max_digits and (
@@ -581,6 +576,7 @@ class _Session:
             if invalid >= node.retries:
                 return node.on_invalid
             await self._play([node.invalid_prompt], interruptible=True)
+        return node.on_timeout
 
     async def _node_set(self, name: str, node: SetNode) -> str:
         for variable, value in node.variables.items():

@@ -200,6 +200,7 @@ class B2BUA:
         to_user: str | None = None, failover: Sequence[dict[str, Any]] = (),
         identity: Callable[[str, str], Identity] | None = None, trunk: str = "",
         max_channels: int | None = None, info: str = "",
+        on_answer: Callable[[Leg], None] | None = None,
     ) -> Leg:
         """Place a call; returns the leg (state ANSWERED, or ENDED with the reason in sip_status).
 
@@ -213,6 +214,8 @@ class B2BUA:
         (``numbers.outbound_identity``); ``trunk`` names it and ``max_channels`` caps its
         calls: a full trunk reads as a 503. ``info``: a page about the call for the phone
         (``Call-Info: <info>;purpose=info``, RFC 3261 §20.9), the agent's desk.
+        ``on_answer(leg)`` runs as the callee's 2xx is processed, loop turns before this returns
+        (what the callee sends from then on is no early media).
         """
         targets = [{"target_uri": target_uri, "dest": dest, "transport": transport,
                     "party": party, "auth": auth, "to_user": to_user, "identity": identity,
@@ -234,7 +237,7 @@ class B2BUA:
                         leg, target_uri=target["target_uri"], from_user=from_user,
                         from_display=from_display, timeout=timeout, on_ringing=on_ringing,
                         auth=target.get("auth"), to_user=target.get("to_user"),
-                        identity=target.get("identity"), info=info,
+                        identity=target.get("identity"), info=info, on_answer=on_answer,
                     )
             except BaseException:
                 if spare is not None:
@@ -277,7 +280,7 @@ class B2BUA:
         self, leg: Leg, *, target_uri: str, from_user: str, from_display: str, timeout: float,
         on_ringing: Callable[[], None] | None, auth: tuple[str, str] | None = None,
         to_user: str | None = None, identity: Callable[[str, str], Identity] | None = None,
-        info: str = "",
+        info: str = "", on_answer: Callable[[Leg], None] | None = None,
     ) -> Leg:
         """Send the INVITE of a leg made by ``_outbound_leg`` and wait for its outcome."""
         call = leg.call
@@ -285,6 +288,7 @@ class B2BUA:
             invite, fut = self._send_invite(
                 leg, target_uri=target_uri, from_user=from_user, from_display=from_display,
                 on_ringing=on_ringing, to_user=to_user, identity=identity, info=info,
+                on_answer=on_answer,
             )
         except Exception:
             self._end_leg(leg)  # closes the channel: no leaked RTP ports (review finding 8)
@@ -303,7 +307,7 @@ class B2BUA:
                 if retry is not None:
                     invite = retry
                     leg.provisional.clear()
-                    fut = self._send_leg_invite(leg, invite, on_ringing)
+                    fut = self._send_leg_invite(leg, invite, on_ringing, on_answer)
                     resp = await asyncio.wait_for(asyncio.shield(fut), deadline - loop.time())
         except TimeoutError:
             await self.cancel(leg)
@@ -437,6 +441,7 @@ class B2BUA:
         self, leg: Leg, *, target_uri: str, from_user: str, from_display: str,
         on_ringing: Callable[[], None] | None, to_user: str | None = None,
         identity: Callable[[str, str], Identity] | None = None, info: str = "",
+        on_answer: Callable[[Leg], None] | None = None,
     ) -> tuple[Request, asyncio.Future[Response]]:
         """Open the leg's channel and send the INVITE with our offer (``dial``'s first half)."""
         leg.channel = self.media.open_channel()
@@ -453,10 +458,11 @@ class B2BUA:
             contact=self.stack.contact(transport=transport), sdp=offer.serialize().encode(),
             from_host="anonymous.invalid" if who.anonymous else None, extra=extra,
         )
-        return invite, self._send_leg_invite(leg, invite, on_ringing)
+        return invite, self._send_leg_invite(leg, invite, on_ringing, on_answer)
 
     def _send_leg_invite(
         self, leg: Leg, invite: Request, on_ringing: Callable[[], None] | None,
+        on_answer: Callable[[Leg], None] | None = None,
     ) -> asyncio.Future[Response]:
         """Send ``invite`` for the leg (its first, or again with credentials)."""
         leg.outbound_invite = invite
@@ -472,9 +478,13 @@ class B2BUA:
             if leg.dialog is not None:
                 self._send_ack(leg, resp)
 
+        def final(resp: Response) -> None:
+            if on_answer and 200 <= resp.status < 300 and leg.state is not LegState.ENDED:
+                on_answer(leg)
+
         key, fut = self.stack.send_request(
             invite, leg.peer, leg.transport, on_provisional=provisional,
-            on_retransmitted_2xx=resend_ack,
+            on_retransmitted_2xx=resend_ack, on_final=final,
         )
         leg.outbound_key, leg.outbound_future = key, fut
         return fut

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Collection, Coroutine
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -74,15 +74,26 @@ DISPOSITION_WINDOW = 3600.0  # *5<code> applies to the agent's campaign call of 
 class _AmdTap:
     """A channel listener during detection: decoded frames to the detector."""
 
-    def __init__(self, answered: Callable[[], bool] = lambda: True) -> None:
+    def __init__(self, *, answered: bool = True) -> None:
         self.answered = answered  #: frames before the answer (early media) are not the callee
+        self.channel: Any = None  #: the channel listened to (a media engine channel)
         self.detector = AmdDetector()
         self.result: AmdResult | None = None
         self.decided = asyncio.Event()
         self._buf = b""
 
+    def listen(self, channel: Any) -> None:
+        self.channel = channel
+        channel.add_listener(self)
+
+    def on_answer(self, leg: Leg) -> None:
+        """The callee's 2xx is in: what follows is the callee (the B2BUA's answer hook)."""
+        self.answered = True
+        if leg.channel is not None and leg.channel is not self.channel:  # a failover's leg
+            self.listen(leg.channel)
+
     def __call__(self, pcm: bytes) -> None:
-        if self.result is not None or not self.answered():
+        if self.result is not None or not self.answered:
             return
         self._buf += pcm
         while len(self._buf) >= 320 and self.result is None:
@@ -378,16 +389,17 @@ class CampaignRunner:
         trunk = self.cfg.trunk(c.trunk)
         assert trunk is not None
         number = flight.contact["number"]
+        tap = flight.amd = _AmdTap(answered=False) if c.amd else None
         dial = asyncio.ensure_future(svc.b2bua.dial(
             call, **flows.trunk_target(trunk, number, self.cfg.trunks), from_user=c.caller_id,
-            from_display=c.caller_name, timeout=ring_timeout(c.ring_timeout)))
+            from_display=c.caller_name, timeout=ring_timeout(c.ring_timeout),
+            on_answer=tap.on_answer if tap else None))
         await asyncio.sleep(0)  # the INVITE is built and sent on the task's first step
         leg = next((x for x in call.legs if x.party == number), None)
-        if c.amd and leg is not None and leg.channel is not None:
-            # listening from now on: a callee who greets at once is heard even when the loop
-            # reaches the answer late (the greeting would already sit in the socket's buffer)
-            flight.amd = _AmdTap(lambda: leg.state is LegState.ANSWERED)
-            leg.channel.add_listener(flight.amd)
+        if tap is not None and leg is not None and leg.channel is not None:
+            # listening from the INVITE on (a media worker forwards audio once told to, which
+            # would come too late for a greeting at once), heard from the 2xx on
+            tap.listen(leg.channel)
         self._record(flight, call)
         dial.add_done_callback(partial(self._carried, flight, call))
         return dial
@@ -476,9 +488,9 @@ class CampaignRunner:
         channel = leg.channel
         if channel is None:
             return None
-        if tap is None:
+        if tap is None or tap.channel is None:
             tap = _AmdTap()
-            channel.add_listener(tap)
+            tap.listen(channel)
         cfg = tap.detector.cfg
         ended = asyncio.ensure_future(leg.ended.wait())
         decided = asyncio.ensure_future(tap.decided.wait())

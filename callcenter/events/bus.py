@@ -405,16 +405,13 @@ class AuditChanged(Event):
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type: cls
-    for cls in (
-        CallStarted, CallAnswered, CallEnded, CallDisposition, CallRecording, CallHold, CallTransferred, LegAdded, LegEnded, Dtmf, IvrStep,
-        QueueEntered, QueueConnected, QueueRingNoAnswer, QueueLeft, QueueMember, AcdWatchdog, QueueStatus,
-        AgentStateChanged, AgentStatus, AgentOffer, CrmLooked, RegistrationChanged, SupervisorStep, CampaignChanged,
-        TrunkRegistration,
-        CallbackRequested, CallbackAttempt, CallbackResult, CallbackChanged, AuditChanged,
-    )
-}
+def _event_classes(base: type[Event] = Event) -> list[type[Event]]:
+    """Every class below ``base``, the shared bases (``CallbackEvent``) among them."""
+    return [c for sub in base.__subclasses__() for c in (sub, *_event_classes(sub))]
+
+
+#: every event class by its ``type``: those nothing derives from (not the shared bases)
+EVENT_TYPES: dict[str, type[Event]] = {c.type: c for c in _event_classes() if not c.__subclasses__()}
 
 Handler = Callable[[Event], None]
 

@@ -104,6 +104,7 @@ class _Pending:
     future: asyncio.Future[Response]
     on_provisional: Callable[[Response], None] | None
     on_retransmitted_2xx: Callable[[Response], None] | None = None
+    on_final: Callable[[Response], None] | None = None
     responses: list[Response] = field(default_factory=list)
     started: float = 0.0  #: loop time the request went out
 
@@ -301,6 +302,8 @@ class SipStack:
             self.loop.call_later(64 * self.layer.t1, self._pending.pop, key, None)
         else:
             self._pending.pop(key, None)
+        if pending.on_final:  # the future's awaiters resume later, from the loop
+            pending.on_final(resp)
 
     def answering(self, key: TxKey, status: int) -> None:
         """Our response to a server transaction goes out: report its first (an INVITE's) or
@@ -346,14 +349,17 @@ class SipStack:
         self, req: Request, dest: Address, transport: str, *,
         on_provisional: Callable[[Response], None] | None = None,
         on_retransmitted_2xx: Callable[[Response], None] | None = None,
+        on_final: Callable[[Response], None] | None = None,
     ) -> tuple[TxKey, asyncio.Future[Response]]:
-        """Start a client transaction; the future resolves with the final response."""
+        """Start a client transaction; the future resolves with the final response.
+        ``on_final(response)`` runs as that response is processed, before the future's
+        awaiters resume (a few loop turns later)."""
         assert self.loop is not None
         if self.user_agent and "User-Agent" not in req.headers:
             req.headers.add("User-Agent", self.user_agent)
         key = self.layer.send_request(req, dest, transport, self.now())
         fut: asyncio.Future[Response] = self.loop.create_future()
-        self._pending[key] = _Pending(fut, on_provisional, on_retransmitted_2xx,
+        self._pending[key] = _Pending(fut, on_provisional, on_retransmitted_2xx, on_final,
                                       started=self.now())
         self.flush()
         return key, fut

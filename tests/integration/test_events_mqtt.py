@@ -21,9 +21,10 @@ from typing import Any
 from tests.conftest import require_binary
 from tests.helpers import pcap, ports
 from tests.helpers.mqtt import Message, Mosquitto, Subscriber
+from tests.helpers.phones import register
 from tests.helpers.server import ServerProcess
-from tests.helpers.sipp import SCENARIOS, Sipp, run_sipp
-from tests.integration.demo import DTMF_PT, LINE_TOLLFREE, USERS
+from tests.helpers.sipp import SCENARIOS, Sipp
+from tests.integration.demo import DTMF_PT, LINE_TOLLFREE
 
 CLOCK = "2026-11-23T10:00"  # Monday, business hours
 AGENT = "1001"
@@ -49,15 +50,6 @@ def _caller_scenario(workdir: Path) -> Path:
     out = workdir / "uac_ivr_events.xml"
     out.write_text(template.replace("<!-- STEPS -->", "\n".join(steps)), encoding="iso-8859-1")
     return out
-
-
-def _register(server: ServerProcess, block: ports.PortBlock, workdir: Path) -> None:
-    result = run_sipp(
-        "uac_register_auth.xml", workdir=workdir, ports=block, remote_port=server.sip_port,
-        service=AGENT, auth=(AGENT, USERS[AGENT]), timeout=15,
-        keys={"contact_port": str(block[0]), "expires": "300"},
-    )
-    assert result.returncode == 0, result.summary()
 
 
 def _events(messages: list[Message], topic: str) -> list[dict[str, Any]]:
@@ -91,7 +83,7 @@ def test_call_events_in_order_and_broker_restart(artifacts: Path) -> None:
             assert sub.wait_for(lambda ms: any(m.topic == "callcenter/queues/sales"
                                                for m in ms), 10), srv.log_tail()
             block = ports.allocate(8)
-            _register(srv, block, artifacts / "register")
+            register(srv, AGENT, block, artifacts / "register")
             with Sipp("uas_agent.xml", workdir=artifacts / "agent", ports=block, calls=1,
                       duration_ms=TALK_MS, timeout=60, extra=["-aa"]) as agent:
                 time.sleep(0.5)
@@ -154,7 +146,7 @@ def test_call_events_in_order_and_broker_restart(artifacts: Path) -> None:
             while "mqtt_disconnected" not in srv.log_text() and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert "mqtt_disconnected" in srv.log_text(), srv.log_tail()
-            _register(srv, ports.allocate(8), artifacts / "register_offline")  # an event
+            register(srv, AGENT, ports.allocate(8), artifacts / "register_offline")  # an event
             assert srv.alive()
             broker.start()
             assert sub.wait_connected(2, 15)

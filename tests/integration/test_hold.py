@@ -12,37 +12,20 @@ import time
 from pathlib import Path
 
 from tests.conftest import require_binary
-from tests.helpers import audio, ports
+from tests.helpers import audio
 from tests.helpers.api import rows
-from tests.helpers.phones import register
+from tests.helpers.phones import agent, closed, sipp_and_baresip
 from tests.helpers.server import ServerProcess
-from tests.helpers.sipp import run_sipp
-from tests.integration.demo import USERS
-from tests.integration.test_supervisor import AGENT_HZ, CALLER_HZ, SUPER_HZ, agent, closed, heard
+from tests.integration.test_supervisor import AGENT_HZ, CALLER_HZ, SUPER_HZ, heard
 
 MUSIC = Path(__file__).parents[2] / "sounds" / "hold_music.wav"
 
 
 def test_hold_music(artifacts: Path) -> None:
-    require_binary("sipp")
-    require_binary("baresip")
-    require_binary("sox")
-    tone = audio.make_tone_wav(artifacts / "tone.wav", (AGENT_HZ,), 30.0)
-    srv = ServerProcess(artifacts).start()
-    phone = agent(artifacts, "1001", tone, srv)
-    try:
-        with phone:
-            phone.ctrl.wait_registered()
-            block = ports.allocate(8)
-            register(srv, "1002", block, artifacts / "reg_1002")
-            held = run_sipp("uac_hold.xml", workdir=artifacts / "hold", ports=block,
-                            remote_port=srv.sip_port, service="1001",
-                            auth=("1002", USERS["1002"]), keys={"user": "1002"}, timeout=40)
-            assert held.returncode == 0, held.summary() + srv.log_tail()
-            assert closed(phone, 10)
-            heard = audio.read_wav(phone.recordings()["heard"])[0]
-    finally:
-        srv.stop()
+    with sipp_and_baresip(artifacts, "1002", "1001", AGENT_HZ) as (srv, sipp, phone):
+        sipp.run("uac_hold.xml", artifacts / "hold", "1001")
+        assert closed(phone, 10)
+        heard = audio.read_wav(phone.recordings()["heard"])[0]
 
     # baresip's dump holds the frames it received: none while the silent SIPp talked, the
     # music for the 5 s of hold (a frame of it lost to a margin at each end)

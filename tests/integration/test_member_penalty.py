@@ -22,7 +22,7 @@ from tests.integration.test_queue_members import (
 
 
 def test_a_penalty_changed_by_api_decides_the_next_call(artifacts: Path) -> None:
-    server = support_server(artifacts, ["1001", "1002"], strategy="linear")
+    server = support_server(artifacts, ("1001", "1002"), strategy="linear")
     with server, ExitStack() as stack:
         for agent, penalty in (("1001", 0), ("1002", 5)):
             answering_phone(server, agent, artifacts / f"phone{agent}", stack, talk_ms=1000)

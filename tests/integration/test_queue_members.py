@@ -36,7 +36,7 @@ lines:
 """
 
 
-def _call(server: ServerProcess, workdir: Path, *, abandon_ms: int | None = None) -> None:
+def support_call(server: ServerProcess, workdir: Path, *, abandon_ms: int | None = None) -> None:
     """One caller into support: answered and released by the agent, or giving up."""
     scenario = "uac_queue_call.xml" if abandon_ms is None else "uac_queue_abandon.xml"
     result = run_sipp(scenario, workdir=workdir, ports=ports.allocate(8),
@@ -53,7 +53,8 @@ def _taken_by(server: ServerProcess, agent: str) -> int:
     return sum(1 for r in _support_log(server) if r["event"] == "connect" and r["agent"] == agent)
 
 
-def support_server(artifacts: Path, sales: list[str], **support: Any) -> ServerProcess:
+def support_server(artifacts: Path, sales: tuple[str, ...] = (AGENT,),
+                   **support: Any) -> ServerProcess:
     """A server whose line 0800000002 goes straight into support (member 1003, ``support``
     settings more), sales having ``sales``; quick rings, no wrap-up or announcements."""
     require_binary("sipp")
@@ -63,14 +64,14 @@ def support_server(artifacts: Path, sales: list[str], **support: Any) -> ServerP
     (dialplans / "support.yaml").write_text(SUPPORT_LINE, encoding="utf-8")
     queue = {"ring_timeout": 5, "wrapup": 0, "announce_every": None, "whisper": False}
     return ServerProcess(artifacts, overrides={"dialplans": str(dialplans), "queues": [
-        {"name": "sales", "members": sales, **queue},
+        {"name": "sales", "members": list(sales), **queue},
         {"name": "support", "members": ["1003"], **queue, **support},
     ]})
 
 
 def test_member_added_by_api_takes_calls_until_deleted_and_survives_a_restart(
         artifacts: Path) -> None:
-    server = support_server(artifacts, [AGENT])
+    server = support_server(artifacts)
     with server:
         status, body = http(server, "GET", "/api/queues/support")
         assert status == 200 and [m["agent"] for m in body["members"]] == ["1003"]
@@ -79,7 +80,7 @@ def test_member_added_by_api_takes_calls_until_deleted_and_survives_a_restart(
             status, member = http(server, "POST", "/api/queues/support/members",
                                   {"agent": AGENT, "penalty": 0})
             assert status == 201 and member["source"] == "api", member
-            _call(server, artifacts / "call1")
+            support_call(server, artifacts / "call1")
             assert _taken_by(server, AGENT) == 1, _support_log(server)
 
         server.stop()  # a restart on the same database
@@ -89,14 +90,14 @@ def test_member_added_by_api_takes_calls_until_deleted_and_survives_a_restart(
             ("1003", "file"), (AGENT, "api")], body
         with ExitStack() as stack:
             answering_phone(server, AGENT, artifacts / "after", stack, talk_ms=1500)
-            _call(server, artifacts / "call2")
+            support_call(server, artifacts / "call2")
             assert _taken_by(server, AGENT) == 2, _support_log(server)
             status, body = http(server, "DELETE", f"/api/queues/support/members/{AGENT}")
             assert status == 200 and [m["agent"] for m in body["members"]] == ["1003"]
             assert wait_until(lambda: any(
                 a["id"] == AGENT and a["state"] == "available"
                 for a in http(server, "GET", "/api/agents")[1]), 10)
-            _call(server, artifacts / "call3", abandon_ms=4000)  # rings nobody: gives up
+            support_call(server, artifacts / "call3", abandon_ms=4000)  # rings nobody: gives up
         last = _support_log(server)[-2:]
         assert [r["event"] for r in last] == ["enter", "abandon"], _support_log(server)
         assert _taken_by(server, AGENT) == 2

@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from tests.conftest import require_binary
-from tests.helpers import audio, ports
+from tests.helpers import audio
 from tests.helpers.api import http, rows
-from tests.helpers.baresip import BaresipAgent, CtrlError
+from tests.helpers.phones import agent, closed
 from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import wait_until
-from tests.integration.demo import USERS
 
 CALLER_HZ, AGENT_HZ, SUPER_HZ = 440.0, 1000.0, 1800.0
 PHASE = 4.0  # seconds in each mode
@@ -35,19 +34,6 @@ def heard(samples: np.ndarray, t0: float, start: float, end: float) -> set[float
     assert len(block) > 4000, f"recording too short for window {start - t0:.1f}-{end - t0:.1f}"
     return {f for f in (CALLER_HZ, AGENT_HZ, SUPER_HZ)
             if audio.tone_present(block, f, ratio=0.05)}
-
-
-def agent(artifacts: Path, user: str, wav: Path, server: ServerProcess) -> BaresipAgent:
-    return BaresipAgent(artifacts / f"u{user}", user, USERS[user], registrar_port=server.sip_port,
-                        ports=ports.allocate(20), source_wav=wav, answermode="auto")
-
-
-def closed(phone: BaresipAgent, timeout: float) -> bool:
-    try:
-        phone.ctrl.wait_event("CALL_CLOSED", timeout=timeout)
-        return True
-    except CtrlError:
-        return False
 
 
 def test_listen_whisper_barge(artifacts: Path) -> None:

@@ -22,9 +22,9 @@ from typing import Any
 from tests.conftest import require_binary
 from tests.helpers import ports
 from tests.helpers.api import http as api
+from tests.helpers.phones import register
 from tests.helpers.server import ServerProcess
-from tests.helpers.sipp import Sipp, run_sipp, wait_until
-from tests.integration.demo import USERS
+from tests.helpers.sipp import Sipp, wait_until
 
 LINE_SALES = "0800000001"
 CALLERS = 3
@@ -111,10 +111,7 @@ def test_wallboard_shows_the_api_figures(artifacts: Path) -> None:
         assert live.status == 200
         assert live.getheader("Content-Type", "").startswith("text/event-stream")
         block = ports.allocate(8)
-        reg = run_sipp("uac_register_auth.xml", workdir=artifacts / "register", ports=block,
-                       remote_port=srv.sip_port, service=PHONE, auth=(PHONE, USERS[PHONE]),
-                       timeout=15, keys={"contact_port": str(block[0]), "expires": "300"})
-        assert reg.returncode == 0, reg.summary()
+        register(srv, PHONE, block, artifacts / "register")
         lines = [live.fp.readline().decode().strip() for _ in range(6)]
         assert "event: registration" in lines, lines
         data = json.loads(next(x for x in lines if x.startswith("data: "))[6:])

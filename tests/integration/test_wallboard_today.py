@@ -14,9 +14,9 @@ from typing import Any
 from tests.conftest import require_binary
 from tests.helpers import ports
 from tests.helpers.api import http
+from tests.helpers.phones import register
 from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import Sipp, run_sipp, wait_until
-from tests.integration.demo import USERS
 
 LINE_SALES = "0800000001"
 PHONE = "1003"
@@ -49,10 +49,7 @@ def test_todays_figures_survive_a_restart(artifacts: Path) -> None:
         )
         assert abandon.returncode == 0, abandon.summary()
         block = ports.allocate(8)
-        reg = run_sipp("uac_register_auth.xml", workdir=artifacts / "register", ports=block,
-                       remote_port=server.sip_port, service=PHONE, auth=(PHONE, USERS[PHONE]),
-                       timeout=15, keys={"contact_port": str(block[0]), "expires": "300"})
-        assert reg.returncode == 0, reg.summary()
+        register(server, PHONE, block, artifacts / "register")
         with Sipp("uas_agent.xml", workdir=artifacts / "phone", ports=block, calls=CALLS,
                   timeout=60, duration_ms=1000, extra=["-aa"]):
             callers = run_sipp(

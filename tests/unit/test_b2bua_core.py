@@ -35,6 +35,10 @@ class FakeChannel:
         self.on_dtmf: Any = None
         self.srtp_key = bytes(range(30))
         self.configured: list[dict[str, Any]] = []
+        self.listeners: list[Any] = []
+
+    def add_listener(self, callback: Any) -> None:
+        self.listeners.append(callback)
 
     def configure(self, **kwargs: Any) -> None:
         self.configured.append(kwargs)

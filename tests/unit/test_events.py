@@ -12,10 +12,13 @@ import numpy as np
 from callcenter.events.bus import (
     EVENT_TYPES,
     AgentStatus,
+    CallbackEvent,
+    CallbackResult,
     CallStarted,
     Dtmf,
     EventBus,
     QueueStatus,
+    _event_classes,
 )
 from callcenter.events.mqtt import MqttSink, parse_url, topics_for
 from callcenter.report import stats
@@ -30,7 +33,12 @@ def test_payload_has_schema_type_and_fields() -> None:
                            "caller": "48", "called": "0800", "source": "trunk:pstn",
                            "direction": "inbound", "line": None, "sip_call_id": "",
                            "codec": None}
-    assert len(EVENT_TYPES) == len({cls.type for cls in EVENT_TYPES.values()})
+
+
+def test_every_event_class_is_listed_once_by_its_type() -> None:
+    named = [c for c in _event_classes() if c is not CallbackEvent]
+    assert sorted(EVENT_TYPES) == sorted(c.type for c in named)  # each type names one class
+    assert EVENT_TYPES["callback.result"] is CallbackResult and "callback" not in EVENT_TYPES
 
 
 def test_bus_survives_a_failing_handler() -> None:
