@@ -14,9 +14,9 @@ from pathlib import Path
 from tests.helpers.api import http, rows
 from tests.helpers.phones import answering_phone
 from tests.integration.test_queue_members import (
-    _call,
     _support_log,
     _taken_by,
+    support_call,
     support_server,
 )
 
@@ -29,13 +29,13 @@ def test_a_penalty_changed_by_api_decides_the_next_call(artifacts: Path) -> None
             status, member = http(server, "POST", "/api/queues/support/members",
                                   {"agent": agent, "penalty": penalty})
             assert status == 201, member
-        _call(server, artifacts / "call1")
+        support_call(server, artifacts / "call1")
         assert (_taken_by(server, "1001"), _taken_by(server, "1002")) == (1, 0), \
             _support_log(server)
         status, member = http(server, "PATCH", "/api/queues/support/members/1001",
                               {"penalty": 9})
         assert status == 200 and member["penalty"] == 9, member
-        _call(server, artifacts / "call2")
+        support_call(server, artifacts / "call2")
         assert (_taken_by(server, "1001"), _taken_by(server, "1002")) == (1, 1), \
             _support_log(server)
     stored = rows(server.db_path, "SELECT agent, penalty FROM queue_members ORDER BY agent")
