@@ -3,8 +3,8 @@
 Commands (the live side carries them out over SIP and media): :class:`RingAgent`,
 :class:`CancelRing`, :class:`DropAgentLeg`, :class:`Bridge`, :class:`Announce`,
 :class:`PlayHoldMusic`, :class:`ExitQueue`, :class:`CallMoved`, :class:`CallbackRequested`.
-Records (store, publish, log): :class:`AgentStateChanged`, :class:`QueueLogEntry`,
-:class:`WatchdogFired`, :class:`Ignored`.
+Records (store, publish, log): :class:`AgentStateChanged`, :class:`AgentInUse`,
+:class:`QueueLogEntry`, :class:`WatchdogFired`, :class:`Ignored`.
 """
 
 from __future__ import annotations
@@ -146,6 +146,16 @@ class AgentStateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentInUse:
+    """The agent's phone started (``in_use``) or ended its calls the ACD did not place: a
+    flag beside the state, so no :class:`AgentStateChanged`."""
+
+    time: float
+    agent: str
+    in_use: bool
+
+
+@dataclass(frozen=True, slots=True)
 class QueueLogEntry:
     """One row of the queue log. ``wait``, ``talk`` in seconds; ``position`` 1-based."""
 
@@ -183,5 +193,6 @@ class Ignored:
 
 Action = (
     RingAgent | CancelRing | DropAgentLeg | Bridge | Announce | PlayHoldMusic | ExitQueue
-    | CallMoved | CallbackRequested | AgentStateChanged | QueueLogEntry | WatchdogFired | Ignored
+    | CallMoved | CallbackRequested | AgentStateChanged | AgentInUse | QueueLogEntry
+    | WatchdogFired | Ignored
 )

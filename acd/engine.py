@@ -55,6 +55,7 @@ class AgentStats:
     pause_reason: str
     registered: bool
     reachable: bool
+    in_use: bool  #: the phone is on a call the ACD did not place (``AgentDeviceInUse``)
     calls: int
     talk_time: float
     missed_in_row: int
@@ -250,7 +251,7 @@ class AcdEngine:
         busy = sum(times.get(s, 0.0) for s in _BUSY)
         return AgentStats(
             agent=a.id, state=a.state, pause_reason=a.pause_reason, registered=a.registered,
-            reachable=a.reachable, calls=a.calls_taken, talk_time=a.talk_time,
+            reachable=a.reachable, in_use=a.in_use, calls=a.calls_taken, talk_time=a.talk_time,
             missed_in_row=a.missed_in_row, occupancy=busy / staffed if staffed > 0 else None,
         )
 
@@ -294,6 +295,10 @@ class AcdEngine:
 
     def agent_state(self, agent: str) -> AgentState:
         return self._agent(agent).state
+
+    def in_use(self, agent: str) -> bool:
+        """The agent's phone is on a call the ACD did not place (``AgentDeviceInUse``)."""
+        return self._agent(agent).in_use
 
     def logged_in_queues(self, agent: str) -> list[str]:
         """The member queues ``agent`` is logged in to (offered calls of when available)."""
@@ -993,7 +998,10 @@ class AcdEngine:
 
     def _device_in_use(self, e: ev.AgentDeviceInUse) -> None:
         a = self._agent(e.agent)
+        if a.in_use == e.in_use:
+            return
         a.in_use = e.in_use
+        self._out.append(act.AgentInUse(self._now, a.id, e.in_use))
         if e.in_use:
             self._in_use.add(a.id)
         else:

@@ -457,8 +457,7 @@ class Application:
         req = sreq.request
         dialplan = self.dialplan  # this call keeps this version, whatever reloads meanwhile
         line = dialplan.match(call.called)
-        leg = self.b2bua.new_inbound(call, sreq, call.caller)
-        leg.trunk = "" if user else trunk or ""
+        leg = self.b2bua.new_inbound(call, sreq, call.caller, trunk="" if user else trunk or "")
         if leg.state is LegState.ENDED:
             return  # CANCELled before this handler ran (answered 487 by B2BUA.on_cancel)
         feature = user is not None and call.called.startswith("*")
@@ -530,15 +529,11 @@ class Application:
         return (found.user, found.role) if found else ("ivr",)
 
     async def _dial_out(self, leg: Leg, rule: OutboundRule, user: str) -> None:
-        """A registered user's call to an outside number: the ACD sees the phone in use."""
+        """A registered user's call to an outside number (the ACD sees its leg: in use)."""
         trunk = self.cfg.trunk(rule.trunk or "")
         assert trunk is not None  # the dialplan's trunks were checked against the config
-        self.queues.device_in_use(user, True)
-        try:
-            await flows.dial_out(self.services, leg, trunk,
-                                 caller_id=self.cfg.caller_id(rule.caller_id, user))
-        finally:
-            self.queues.device_in_use(user, False)
+        await flows.dial_out(self.services, leg, trunk,
+                             caller_id=self.cfg.caller_id(rule.caller_id, user))
 
     async def _ivr(self, leg: Leg, line: Line, dialplan: Dialplan) -> None:
         """Answer and run the line's IVR flow (or its queue) until the caller is done."""
@@ -750,6 +745,7 @@ class Application:
 
     def _leg_event(self, what: str, leg: Leg) -> None:
         """B2BUA hook: a leg was added to or ended on a call."""
+        self.queues.leg_changed(what, leg)  # an agent's phone in use
         if what == "added":
             self.events.publish(events.LegAdded(
                 call_id=leg.call.id, party=leg.party, direction=leg.direction))

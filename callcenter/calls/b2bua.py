@@ -99,8 +99,8 @@ class B2BUA:
         self.srtp_policy: Callable[[Leg], str] = lambda leg: "off"
 
     # ------------------------------------------------------------ inbound legs
-    def new_inbound(self, call: Call, sreq: ServerRequest, party: str) -> Leg:
-        leg = Leg(call, "inbound", sreq.source, sreq.transport, party, invite=sreq)
+    def new_inbound(self, call: Call, sreq: ServerRequest, party: str, *, trunk: str = "") -> Leg:
+        leg = Leg(call, "inbound", sreq.source, sreq.transport, party, invite=sreq, trunk=trunk)
         call.legs.append(leg)
         self.calls[call.id] = call
         self.live_legs[id(leg)] = leg
@@ -220,13 +220,13 @@ class B2BUA:
         targets = [{"target_uri": target_uri, "dest": dest, "transport": transport,
                     "party": party, "auth": auth, "to_user": to_user, "identity": identity,
                     "trunk": trunk, "max_channels": max_channels}, *failover]
-        leg = self._outbound_leg(call, dest, transport, party)
+        leg = self._outbound_leg(call, dest, transport, party, trunk)
         for i, target in enumerate(targets):
             # The next target's leg is on the call before this one can end: a failed trunk
             # must not end the call (call.done, on_call_end); unused, it is dropped.
             spare = (self._outbound_leg(call, targets[i + 1]["dest"], targets[i + 1]["transport"],
-                                        targets[i + 1]["party"]) if i + 1 < len(targets) else None)
-            leg.trunk = target.get("trunk") or ""
+                                        targets[i + 1]["party"], targets[i + 1].get("trunk") or "")
+                     if i + 1 < len(targets) else None)
             try:
                 if self.trunk_full(leg.trunk, target.get("max_channels"), but=leg):
                     log.warning("trunk_full", call_id=call.id, trunk=leg.trunk, party=party)
@@ -268,8 +268,10 @@ class B2BUA:
         leg.call.legs.remove(leg)
         self._end_leg(leg)
 
-    def _outbound_leg(self, call: Call, dest: tuple[str, int], transport: str, party: str) -> Leg:
-        leg = Leg(call, "outbound", dest, transport, party, state=LegState.DIALING)
+    def _outbound_leg(self, call: Call, dest: tuple[str, int], transport: str, party: str,
+                      trunk: str = "") -> Leg:
+        """A new leg we dial, on ``call``; ``trunk`` set before ``on_leg`` hears of it."""
+        leg = Leg(call, "outbound", dest, transport, party, state=LegState.DIALING, trunk=trunk)
         call.legs.append(leg)
         self.live_legs[id(leg)] = leg
         if self.on_leg is not None:

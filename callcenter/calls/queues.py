@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import weakref
 from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -112,7 +113,10 @@ class QueueRunner:
         self._entries: dict[str, _Entry] = {}
         self._seen: dict[str, tuple[bool, bool]] = {}  # agent -> (registered, reachable) told
         self._since: dict[str, float] = {}  # agent -> time of the last state change (now())
-        self._in_use: dict[str, int] = {}  # agent -> calls the ACD did not place on the phone
+        self._claims: dict[str, int] = {}  # agent -> ``device_in_use`` calls not yet ended
+        self._phone_legs: dict[str, set[Leg]] = {}  # agent -> live legs on its phones
+        #: the agent calls of queue offers while the engine follows them (not "in use")
+        self._offers: weakref.WeakSet[Call] = weakref.WeakSet()
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._seq = 0
@@ -498,6 +502,7 @@ class QueueRunner:
         number = customer.customer if customer else entry.caller  # a campaign's: whom it called
         call = Call(caller=number, called=a.agent, source=f"queue:{a.queue}",
                     direction="outbound")
+        self._offers.add(call)
         source = customer.source if customer else ""
         why: dict[str, Any] = (
             {"kind": "callback", "callback_id": entry.callback_id} if entry.callback
@@ -585,7 +590,10 @@ class QueueRunner:
     def _transferred(self, entry: _Entry, a: act.Bridge, target: str, attended: bool) -> None:
         """The connected call was transferred: queue_log TRANSFER, the agent is free, and
         the queue's caller leaves with outcome ``transferred`` (its legs untouched)."""
-        entry.agent_legs.pop(a.agent, None)
+        leg = entry.agent_legs.pop(a.agent, None)
+        if leg is not None:  # the engine lets go of it: a consultation on it is a call in use
+            self._offers.discard(leg.call)
+            self._in_use_changed(a.agent)
         self._feed(ev.CallTransferred(call=a.call, target=target, attended=attended))
         if a.callback:
             self._entries.pop(entry.id, None)
@@ -641,24 +649,48 @@ class QueueRunner:
         self._sync(user, force=True)
 
     def device_in_use(self, agent: str, in_use: bool) -> None:
-        """The agent's phone starts (or ends) a call the ACD did not place, e.g. a preview or
-        callback call of the dialer: queue calls skip the agent meanwhile (unless the queue
-        has ``ring_in_use``). Counted, so overlapping calls keep the agent in use."""
+        """The agent's phone is about to start (or ended) a call the ACD did not place before
+        any leg of it exists, e.g. a preview call of the dialer. Counted, so overlapping calls
+        keep the agent in use; the legs themselves count too (``leg_changed``)."""
+        if agent not in self._since:
+            return
+        count = max(0, self._claims.get(agent, 0) + (1 if in_use else -1))
+        self._claims[agent] = count
+        if not count:
+            del self._claims[agent]
+        self._in_use_changed(agent)
+
+    def leg_changed(self, what: str, leg: Leg) -> None:
+        """B2BUA hook (``added`` or ``ended``): a leg to or from an agent's phone, any call but
+        a queue offer the engine follows (a direct call, a consultation, a conference, a
+        transfer to the agent, a dial-out, a preview), makes the phone in use: queue calls
+        skip the agent meanwhile (unless the queue has ``ring_in_use``). Trunk legs never
+        count; a supervisor's legs are the supervisor's phone's."""
+        if leg.trunk or leg.party not in self._since and leg.party not in self._phone_legs:
+            return
+        legs = self._phone_legs.setdefault(leg.party, set())
+        if what == "added":
+            legs.add(leg)
+        else:
+            legs.discard(leg)
+        if not legs:
+            del self._phone_legs[leg.party]
+        self._in_use_changed(leg.party)
+
+    def _in_use_changed(self, agent: str) -> None:
+        """Tell the engine when the agent's phone goes in use or free."""
         if self.engine is None or agent not in self._since:
             return
-        before = self._in_use.get(agent, 0)
-        after = max(0, before + (1 if in_use else -1))
-        if after:
-            self._in_use[agent] = after
-        else:
-            self._in_use.pop(agent, None)
-        if bool(before) != bool(after):
-            log.info("agent_device_in_use", agent=agent, in_use=bool(after))
-            self._feed(ev.AgentDeviceInUse(agent, bool(after)))
+        in_use = agent in self._claims or any(
+            x.call not in self._offers and x.state is not LegState.ENDED
+            for x in self._phone_legs.get(agent, ()))
+        if in_use != self.in_use(agent):
+            log.info("agent_device_in_use", agent=agent, in_use=in_use)
+            self._feed(ev.AgentDeviceInUse(agent, in_use))
 
     def in_use(self, agent: str) -> bool:
-        """True while the agent's phone has a call the ACD did not place (``device_in_use``)."""
-        return agent in self._in_use
+        """True while the agent's phone has a call the ACD did not place."""
+        return self.engine is not None and agent in self._since and self.engine.in_use(agent)
 
     # ------------------------------------------------------------------ agent commands
 
@@ -847,7 +879,7 @@ class QueueRunner:
                 "time_in_state": round(now - self._since.get(agent, now), 1),
                 "reason": s.pause_reason if s.state is AgentState.PAUSED else "",
                 "registered": s.registered, "reachable": s.reachable,
-                "in_use": agent in self._in_use, "calls": s.calls,
+                "in_use": s.in_use, "calls": s.calls,
                 "talk_time": round(s.talk_time, 1), "missed_in_row": s.missed_in_row,
                 "occupancy": _round(s.occupancy, 3),
                 "queues": self.engine.logged_in_queues(agent),

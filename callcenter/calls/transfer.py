@@ -297,7 +297,6 @@ class Transfers:
             call.hand_over(str(target), attended=True)
             call.flow_owned = True
         agent.released = caller.released = True  # a BYE ends that leg only: this flow decides
-        self.queues.device_in_use(agent.party, True)
         self.b2bua.media.unbridge(caller.channel)
         keys: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.consultants[caller.call.id] = agent.party
@@ -317,7 +316,6 @@ class Transfers:
             self._consults.pop(agent, None)
             self._consulting.pop(caller.call.id, None)
             self.consultants.pop(caller.call.id, None)
-            self.queues.device_in_use(agent.party, False)
         key = keys.result() if keys.done() else None
         if key == "3" and all(x.state is LegState.ANSWERED for x in (caller, agent, callee)):
             await self.conference(caller, agent, callee, by=by)
@@ -350,11 +348,7 @@ class Transfers:
             target=f"conference:{legs[2].party}", by=by, kind="conference"))
         log.info("conference", call_id=call.id, parties=[x.party for x in legs])
         handovers = {x.call.handover for x in legs}
-        self.queues.device_in_use(legs[1].party, True)
-        try:
-            await flows.until_first(*(x.ended for x in legs), *handovers)
-        finally:
-            self.queues.device_in_use(legs[1].party, False)
+        await flows.until_first(*(x.ended for x in legs), *handovers)
         if any(h.is_set() for h in handovers):
             return  # a transfer took them
         left = [x for x in legs if x.state is LegState.ANSWERED]
@@ -460,19 +454,13 @@ class Transfers:
         if transferee.state is LegState.ANSWERED and other.state is LegState.ANSWERED \
                 and other is not transferee:
             self.b2bua.media.bridge(transferee.channel, other.channel)
-        self._spawn(self._own(transferee, other, agent=other.party))
+        self._spawn(self._own(transferee, other))
 
-    async def _own(self, a: Leg, b: Leg, *, agent: str | None = None) -> None:
+    async def _own(self, a: Leg, b: Leg) -> None:
         """Keep ``a`` and ``b`` bridged until one leaves (then hang up the rest) or a new
-        transfer takes them. ``agent``'s phone is busy meanwhile for the ACD."""
+        transfer takes them. (An agent's phone counts as in use for the ACD by its leg.)"""
         handovers = {a.call.handover, b.call.handover}
-        if agent is not None:
-            self.queues.device_in_use(agent, True)
-        try:
-            await flows.until_first(a.ended, b.ended, *handovers)
-        finally:
-            if agent is not None:
-                self.queues.device_in_use(agent, False)
+        await flows.until_first(a.ended, b.ended, *handovers)
         if any(h.is_set() for h in handovers):
             return
         side = "caller" if a.state is LegState.ENDED else "callee"

@@ -220,7 +220,7 @@ class CampaignRunner:
             if a["id"] not in members or not (a["registered"] and a["reachable"]):
                 continue
             state, t = a["state"], float(a["time_in_state"])
-            if state == "available" and a.get("in_use"):  # on a preview / callback call
+            if state == "available" and a.get("in_use"):  # on a call the queue did not give
                 talking.append(t)
             elif state == "available":
                 free += 1
@@ -280,7 +280,7 @@ class CampaignRunner:
 
     def _free_agents(self, live: Live) -> set[str]:
         """Agents of the campaign's queue who could take a callback now: logged in,
-        registered, reachable, available, not on a preview or callback call."""
+        registered, reachable, available, not on a call the queue did not give (in use)."""
         queues = self.queues
         members: list[str] = next(
             (q["agents"] for q in queues.queue_stats() if q["name"] == live.cfg.queue), [])

@@ -181,10 +181,11 @@ class Events:
             for stats in runner.queue_stats(a.queue):  # this queue only, not all
                 if stats["name"] == a.queue:
                     self.publish(QueueStatus(ts=ts, queue=a.queue, stats=stats))
-        elif isinstance(a, act.AgentStateChanged):
+        elif isinstance(a, act.AgentStateChanged | act.AgentInUse):  # in use: agent.status only
             ts = runner.wall_time(a.time)
-            self.publish(AgentStateChanged(ts=ts, agent=a.agent, old=a.old.value,
-                                           new=a.new.value, reason=a.reason))
+            if isinstance(a, act.AgentStateChanged):
+                self.publish(AgentStateChanged(ts=ts, agent=a.agent, old=a.old.value,
+                                               new=a.new.value, reason=a.reason))
             for status in runner.agent_stats(a.agent):
                 if status["id"] == a.agent:
                     self.publish(AgentStatus(ts=ts, agent=a.agent, status=status))

@@ -150,6 +150,32 @@ def test_device_in_use_is_skipped_unless_ring_in_use() -> None:
     assert rung(e2.handle(E.CallArrived("c1", "sales"), 1.0)) == [("a1", "c1")]
 
 
+def test_a_waiting_call_rings_an_agent_the_moment_its_phone_is_free() -> None:
+    e = engine(1)
+    out = e.handle(E.AgentDeviceInUse("a1", True), 0.0)
+    assert [(x.agent, x.in_use) for x in of(out, A.AgentInUse)] == [("a1", True)]
+    assert rung(e.handle(E.CallArrived("c1", "sales"), 1.0)) == []  # waits: a1 is on a call
+    assert of(e.handle(E.AgentDeviceInUse("a1", True), 2.0), A.AgentInUse) == []  # no change
+    assert rung(e.handle(E.Tick(), 30.0)) == []
+    out = e.handle(E.AgentDeviceInUse("a1", False), 40.0)
+    assert [(x.time, x.in_use) for x in of(out, A.AgentInUse)] == [(40.0, False)]
+    assert rung(out) == [("a1", "c1")]  # at once: no wrap-up after a call the ACD did not place
+    assert [x.new for x in of(out, A.AgentStateChanged)] == [AgentState.RINGING]
+
+
+def test_in_use_outlasting_a_queue_call_holds_offers_past_wrap_up() -> None:
+    e = engine(1, queues=[QueueConfig(name="sales", wrapup=5)])
+    e.handle(E.CallArrived("c1", "sales"), 0.0)
+    e.handle(E.RingAnswered("a1", "c1"), 1.0)
+    e.handle(E.AgentDeviceInUse("a1", True), 2.0)  # e.g. a consultation from the call
+    e.handle(E.CallEnded("c1", E.HungUpBy.AGENT), 3.0)
+    e.handle(E.CallArrived("c2", "sales"), 4.0)
+    assert rung(e.handle(E.Tick(), 8.0)) == []  # wrap-up over, the phone still busy
+    assert (e.agent_stats("a1", 8.0).state, e.agent_stats("a1", 8.0).in_use) == (
+        AgentState.AVAILABLE, True)
+    assert rung(e.handle(E.AgentDeviceInUse("a1", False), 9.0)) == [("a1", "c2")]
+
+
 def test_missed_ring_skips_the_agent_for_that_call_then_retries() -> None:
     e = engine(2, queues=[QueueConfig(name="sales", retry=5)])
     e.handle(E.RingAnswered("a2", "x"), 0.0)  # stale: dropped, a2 stays available

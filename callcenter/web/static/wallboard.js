@@ -111,10 +111,12 @@ function renderAgents() {
     counts[a.state] = (counts[a.state] || 0) + 1;
     const label = STATE_LABEL[a.state] || a.state;
     const phone = a.registered === false ? " · no phone" : "";
+    // in_use: on a call the queue did not give (direct, consultation, dial-out): not offered
+    const busy = a.in_use && a.state !== "on_call" ? " · phone in use" : "";
     return el("div", { class: `agent${phone ? " nophone" : ""}`, "data-agent": a.id, "data-state": a.state },
       el("div", { class: "n" }, a.name ? `${a.name} (${a.id})` : a.id),
       el("div", { class: "s" },
-        el("span", { "data-field": "state" }, (a.reason ? `${label} ${a.reason}` : label) + phone),
+        el("span", { "data-field": "state" }, (a.reason ? `${label} ${a.reason}` : label) + phone + busy),
         el("span", { class: "t", "data-field": "time_in_state" }, mmss(a.time_in_state + elapsed))));
   }));
   $("agent-summary").textContent = Object.entries(counts)
