@@ -378,6 +378,7 @@ def run_server(args: argparse.Namespace, socks: list[socket.socket], workdir: Pa
         while time.monotonic() < deadline and callers.counts["bye_ok"] + callers.counts[
                 "bye_from_server"] < callers.counts["answered"]:
             pump(0.1)
+        pump(1.0)  # the agents' BYEs
         result["callers"] = dict(callers.counts)
         result["agents"] = dict(agents.counts)
         return result
