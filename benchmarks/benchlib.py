@@ -309,6 +309,17 @@ def udp_errors() -> dict[str, int]:
     return {k: int(v) for k, v in zip(lines[0][1:], lines[1][1:], strict=False)}
 
 
+def udp_drops(ports: set[int]) -> int:
+    """Datagrams the kernel dropped at the UDP sockets bound to 127.0.0.1 on ``ports``."""
+    total = 0
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        cols = line.split()
+        ip, _, port = cols[1].partition(":")
+        if ip == "0100007F" and int(port, 16) in ports:
+            total += int(cols[-1])
+    return total
+
+
 def udp_socket_drops(port: int) -> int:
     """Datagrams the kernel dropped for the UDP socket bound to 127.0.0.1:port (its buffer
     was full), from /proc/net/udp; -1 when no such socket."""
