@@ -13,7 +13,9 @@ per rate:
   same far end, no RTP proxy (it relays signalling only), logging at WARN (at its default INFO
   it writes every SIP message).
 
-A rate passes when SIPp counts every call placed as successful, none failed, exit code 0.
+A rate passes when the caller SIPp counts every call placed as successful, none failed, exit
+code 0, and the far end got every call and failed none (our server answers the caller before
+it rings the far end: a caller can succeed without its call ever reaching the far end).
 The B2BUA's CPU (% of one core, children included) is sampled each second.
 
     python3 benchmarks/bench_b2bua.py --rates 50,100,150 --duration 30 --hold 1
@@ -159,7 +161,8 @@ def run_rate(args: argparse.Namespace, side: str, rate: int, workdir: Path) -> d
         "sipp_rc": sipp.returncode, "cpu_mean": round(cpu["mean"], 1),
         "cpu_p90": round(cpu["p90"], 1), "cpu_max": round(cpu["max"], 1),
         "machine_busy_pct": round(sampler.system_summary(args.hold + 2, args.duration), 1),
-        "passed": ok == rate * args.duration and failed == 0 and sipp.returncode == 0,
+        "passed": ok == rate * args.duration and failed == 0 and sipp.returncode == 0
+        and count(far, "IncomingCall(C)") == ok and count(far, "FailedCall(C)") == 0,
     }
 
 
