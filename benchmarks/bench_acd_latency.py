@@ -92,7 +92,9 @@ NUMBER = "0800000001"
 class Agents:
     """N agent phones in one process: one UDP socket each, a selector loop, no threads."""
 
-    def __init__(self, server_port: int, users: list[str], rtp_port: int) -> None:
+    def __init__(
+        self, server_port: int, users: list[str], rtp_port: int, sdp_port: int = 0
+    ) -> None:
         self.server = (HOST, server_port)
         self.users = users
         self.sel = selectors.DefaultSelector()
@@ -101,6 +103,8 @@ class Agents:
         self.rtp.bind((HOST, rtp_port))  # the agents' media: read and thrown away
         self.rtp.setblocking(False)
         self.sel.register(self.rtp, selectors.EVENT_READ, None)
+        self.sdp_port = sdp_port or self.rtp.getsockname()[1]
+        """The port our answers offer (another process's socket in the bridged benchmark)."""
         self.answers: dict[str, bytes] = {}  # Call-ID -> our 200 to its INVITE (retransmits)
         self.invites: list[dict[str, Any]] = []
         self.counts = {"invite": 0, "reinvite": 0, "retrans": 0, "bye": 0, "cancel": 0,
@@ -172,29 +176,33 @@ class Agents:
             stop = True
 
         signal.signal(signal.SIGTERM, on_term)
-        cspace = socket.CMSG_SPACE(TIMESPEC.size)
         while not stop and time.monotonic() < until:
-            for key, _ in self.sel.select(timeout=0.2):
-                s = key.fileobj
-                assert isinstance(s, socket.socket)
-                if key.data is None:
-                    for _ in range(64):  # RTP: drain and drop
-                        try:
-                            s.recv(2048)
-                        except BlockingIOError:
-                            break
-                    continue
-                for _ in range(64):
+            self.poll(0.2)
+
+    def poll(self, timeout: float) -> None:
+        """Handle what arrived, waiting up to ``timeout`` s for something."""
+        cspace = socket.CMSG_SPACE(TIMESPEC.size)
+        for key, _ in self.sel.select(timeout=timeout):
+            s = key.fileobj
+            assert isinstance(s, socket.socket)
+            if key.data is None:
+                for _ in range(64):  # RTP: drain and drop
                     try:
-                        data, anc, _flags, addr = s.recvmsg(65535, cspace)
+                        s.recv(2048)
                     except BlockingIOError:
                         break
-                    rx = time.time()
-                    for level, kind, cdata in anc:
-                        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                            sec, nsec = TIMESPEC.unpack(cdata[: TIMESPEC.size])
-                            rx = sec + nsec / 1e9
-                    self._on_datagram(key.data, s, data, addr, rx)
+                continue
+            for _ in range(64):
+                try:
+                    data, anc, _flags, addr = s.recvmsg(65535, cspace)
+                except BlockingIOError:
+                    break
+                rx = time.time()
+                for level, kind, cdata in anc:
+                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                        sec, nsec = TIMESPEC.unpack(cdata[: TIMESPEC.size])
+                        rx = sec + nsec / 1e9
+                self._on_datagram(key.data, s, data, addr, rx)
 
     def _on_datagram(
         self, user: str, s: socket.socket, data: bytes, addr: tuple[str, int], rx: float
@@ -220,6 +228,7 @@ class Agents:
             self.counts["invite"] += 1
             self.invites.append({
                 "agent": user, "rx": rx, "caller": _user_of(msg), "call_id": msg.call_id,
+                "media": media_port(msg.body),
             })
             answer = self._answer(user, s, msg)
             self.answers[msg.call_id] = answer
@@ -238,7 +247,7 @@ class Agents:
         resp = make_response(req, 200, to_tag=req.to_tag or uuid.uuid4().hex[:10])
         resp.headers.add("Contact", f"<sip:{user}@{HOST}:{port}>")
         resp.headers.add("Content-Type", "application/sdp")
-        rtp_port = self.rtp.getsockname()[1]
+        rtp_port = self.sdp_port
         resp.body = (
             f"v=0\r\no={user} 1 1 IN IP4 {HOST}\r\ns=-\r\nc=IN IP4 {HOST}\r\nt=0 0\r\n"
             f"m=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
@@ -246,6 +255,14 @@ class Agents:
             "a=sendrecv\r\n"
         ).encode()
         return serialize(resp)
+
+
+def media_port(sdp: bytes) -> int:
+    """The port of the first m= line of an SDP body (0 without one)."""
+    for line in sdp.decode(errors="replace").splitlines():
+        if line.startswith("m="):
+            return int(line.split()[1])
+    return 0
 
 
 def _user_of(msg: Request) -> str:

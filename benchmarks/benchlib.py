@@ -109,14 +109,20 @@ class Server:
         return self.proc.pid
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        if self.proc is not None:
+            terminate(self.proc, 20)
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM our child, SIGKILL it after ``timeout`` s."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 def niceness(n: int) -> Callable[[], None] | None:
@@ -304,6 +310,17 @@ def udp_errors() -> dict[str, int]:
     if len(lines) < 2:
         return {}
     return {k: int(v) for k, v in zip(lines[0][1:], lines[1][1:], strict=False)}
+
+
+def udp_drops(ports: set[int]) -> int:
+    """Datagrams the kernel dropped at the UDP sockets bound to 127.0.0.1 on ``ports``."""
+    total = 0
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        cols = line.split()
+        ip, _, port = cols[1].partition(":")
+        if ip == "0100007F" and int(port, 16) in ports:
+            total += int(cols[-1])
+    return total
 
 
 def udp_socket_drops(port: int) -> int:
