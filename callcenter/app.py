@@ -39,6 +39,7 @@ from callcenter.dialer.numbers import try_normalize
 from callcenter.dialer.runner import CampaignRunner
 from callcenter.events import bus as events
 from callcenter.events.service import Events
+from callcenter.gcwatch import tune as tune_gc
 from callcenter.log import bind_call
 from callcenter.media.engine import MediaEngine
 from callcenter.media.prompts import PromptCache
@@ -236,6 +237,7 @@ class Application:
             self._spawn(client.run())
         self._spawn(self._watch_dialplans())
         self._spawn(self.prompts.watch())  # a replaced sound file reaches the next call
+        self.load.gc.install()
         self._spawn(self._watch_loop_lag())
         self._spawn(self.today.run())
         log.info(
@@ -272,6 +274,7 @@ class Application:
 
     async def stop(self) -> None:
         log.info("server_stopping", calls=len(self.b2bua.calls))
+        self.load.gc.remove()
         await self.dialer.close()
         await self.callbacks.close()
         await self.queues.close()
@@ -396,14 +399,18 @@ class Application:
     async def _watch_loop_lag(self) -> None:
         """How late the loop wakes a sleeper: the delay every call and RTP tick also sees."""
         loop = asyncio.get_running_loop()
+        load = self.load
         while True:
-            before = loop.time()
+            before, gc_before = loop.time(), load.gc.seconds
             await asyncio.sleep(0.5)
-            load = self.load
             load.loop_lag = max(0.0, loop.time() - before - 0.5)
             load.loop_lag_max = max(load.loop_lag_max, load.loop_lag)
+            for generation, seconds, collected in load.gc.take_slow():
+                log.warning("gc_pause", seconds=round(seconds, 2), generation=generation,
+                            collected=collected)
             if load.loop_lag >= 1.0:  # every call and ring waited this long: say so
-                log.warning("event_loop_stalled", seconds=round(load.loop_lag, 2))
+                log.warning("event_loop_stalled", seconds=round(load.loop_lag, 2),
+                            gc_seconds=round(load.gc.seconds - gc_before, 2))
 
     # ------------------------------------------------------------- dispatch
     async def handle(self, sreq: ServerRequest) -> None:
@@ -764,6 +771,7 @@ async def serve(cfg: Config, dialplan: Dialplan, clock: ServerClock | None = Non
                 **reload: Any) -> None:
     app = Application(cfg, dialplan, clock=clock, **reload)
     await app.start()
+    tune_gc()  # once start-up's objects exist: none of them is scanned again
     loop = asyncio.get_running_loop()
     stop_now = asyncio.Event()
 
