@@ -41,6 +41,7 @@ from callcenter.events import bus as events
 from callcenter.events.service import Events
 from callcenter.gcwatch import tune as tune_gc
 from callcenter.log import bind_call
+from callcenter.loopwatch import StallSampler
 from callcenter.media.engine import MediaEngine
 from callcenter.media.prompts import PromptCache
 from callcenter.media.proxy import MediaWorkers, WorkerChannel, worker_count
@@ -189,6 +190,7 @@ class Application:
         self.b2bua.on_hold = Holds(self.services).on_hold
         self.b2bua.srtp_policy = self._srtp_policy
         self.load = Load()
+        self.stalls = StallSampler()
         self.dialer = CampaignRunner(self.services, cfg=cfg, db=self.store.db, queues=self.queues)
         self.callbacks = CallbackWorker(
             self.services, cfg=cfg, store=self.ivr_store.callbacks, queues=self.queues,
@@ -238,6 +240,7 @@ class Application:
         self._spawn(self._watch_dialplans())
         self._spawn(self.prompts.watch())  # a replaced sound file reaches the next call
         self.load.gc.install()
+        self.stalls.start(asyncio.get_running_loop())
         self._spawn(self._watch_loop_lag())
         self._spawn(self.today.run())
         log.info(
@@ -275,6 +278,7 @@ class Application:
     async def stop(self) -> None:
         log.info("server_stopping", calls=len(self.b2bua.calls))
         self.load.gc.remove()
+        self.stalls.stop()
         await self.dialer.close()
         await self.callbacks.close()
         await self.queues.close()
@@ -408,9 +412,12 @@ class Application:
             for generation, seconds, collected in load.gc.take_slow():
                 log.warning("gc_pause", seconds=round(seconds, 2), generation=generation,
                             collected=collected)
+            sampled = self.stalls.take()  # what the loop's thread ran while it was late
             if load.loop_lag >= 1.0:  # every call and ring waited this long: say so
+                stack, count, total = sampled or ("", 0, 0)
                 log.warning("event_loop_stalled", seconds=round(load.loop_lag, 2),
-                            gc_seconds=round(load.gc.seconds - gc_before, 2))
+                            gc_seconds=round(load.gc.seconds - gc_before, 2),
+                            stack=stack, stack_samples=f"{count}/{total}")
 
     # ------------------------------------------------------------- dispatch
     async def handle(self, sreq: ServerRequest) -> None:
