@@ -98,11 +98,14 @@ def _ms(value: str) -> float:
 
 
 def clock_figures(http_port: int) -> dict[str, float]:
-    """The media clock's counters and the loop lag from the server's /metrics."""
+    """The media clock's counters, the loop lag and the garbage collector's figures from the
+    server's /metrics."""
     names = {"callcenter_rtp_ticks_total": "ticks", "callcenter_rtp_late_ticks_total": "late",
              "callcenter_rtp_missed_ticks_total": "missed",
              "callcenter_rtp_tick_lateness_max_seconds": "lateness_max_s",
-             "callcenter_event_loop_lag_max_seconds": "loop_lag_max_s"}
+             "callcenter_event_loop_lag_max_seconds": "loop_lag_max_s",
+             'python_gc_collections_total{generation="2"}': "full_gcs",
+             "callcenter_gc_seconds_total": "gc_s", "callcenter_gc_pause_max_seconds": "gc_pause_max_s"}
     with urllib.request.urlopen(f"http://{HOST}:{http_port}/metrics", timeout=10) as resp:
         lines = resp.read().decode().splitlines()
     out = {names[k]: float(v) for k, _, v in (ln.partition(" ") for ln in lines) if k in names}

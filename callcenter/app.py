@@ -39,7 +39,9 @@ from callcenter.dialer.numbers import try_normalize
 from callcenter.dialer.runner import CampaignRunner
 from callcenter.events import bus as events
 from callcenter.events.service import Events
+from callcenter.gcwatch import tune as tune_gc
 from callcenter.log import bind_call
+from callcenter.loopwatch import StallSampler
 from callcenter.media.engine import MediaEngine
 from callcenter.media.prompts import PromptCache
 from callcenter.media.proxy import MediaWorkers, WorkerChannel, worker_count
@@ -188,6 +190,7 @@ class Application:
         self.b2bua.on_hold = Holds(self.services).on_hold
         self.b2bua.srtp_policy = self._srtp_policy
         self.load = Load()
+        self.stalls = StallSampler()
         self.dialer = CampaignRunner(self.services, cfg=cfg, db=self.store.db, queues=self.queues)
         self.callbacks = CallbackWorker(
             self.services, cfg=cfg, store=self.ivr_store.callbacks, queues=self.queues,
@@ -236,6 +239,8 @@ class Application:
             self._spawn(client.run())
         self._spawn(self._watch_dialplans())
         self._spawn(self.prompts.watch())  # a replaced sound file reaches the next call
+        self.load.gc.install()
+        self.stalls.start(asyncio.get_running_loop())
         self._spawn(self._watch_loop_lag())
         self._spawn(self.today.run())
         log.info(
@@ -272,6 +277,8 @@ class Application:
 
     async def stop(self) -> None:
         log.info("server_stopping", calls=len(self.b2bua.calls))
+        self.load.gc.remove()
+        self.stalls.stop()
         await self.dialer.close()
         await self.callbacks.close()
         await self.queues.close()
@@ -396,14 +403,21 @@ class Application:
     async def _watch_loop_lag(self) -> None:
         """How late the loop wakes a sleeper: the delay every call and RTP tick also sees."""
         loop = asyncio.get_running_loop()
+        load = self.load
         while True:
-            before = loop.time()
+            before, gc_before = loop.time(), load.gc.seconds
             await asyncio.sleep(0.5)
-            load = self.load
             load.loop_lag = max(0.0, loop.time() - before - 0.5)
             load.loop_lag_max = max(load.loop_lag_max, load.loop_lag)
+            for generation, seconds, collected in load.gc.take_slow():
+                log.warning("gc_pause", seconds=round(seconds, 2), generation=generation,
+                            collected=collected)
+            sampled = self.stalls.take()  # what the loop's thread ran while it was late
             if load.loop_lag >= 1.0:  # every call and ring waited this long: say so
-                log.warning("event_loop_stalled", seconds=round(load.loop_lag, 2))
+                stack, count, total = sampled or ("", 0, 0)
+                log.warning("event_loop_stalled", seconds=round(load.loop_lag, 2),
+                            gc_seconds=round(load.gc.seconds - gc_before, 2),
+                            stack=stack, stack_samples=f"{count}/{total}")
 
     # ------------------------------------------------------------- dispatch
     async def handle(self, sreq: ServerRequest) -> None:
@@ -773,6 +787,7 @@ async def serve(cfg: Config, dialplan: Dialplan, clock: ServerClock | None = Non
                 **reload: Any) -> None:
     app = Application(cfg, dialplan, clock=clock, **reload)
     await app.start()
+    tune_gc()  # once start-up's objects exist: none of them is scanned again
     loop = asyncio.get_running_loop()
     stop_now = asyncio.Event()
 

@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 
 from acd.states import AgentState
 from callcenter.events.bus import AgentStateChanged, CrmLooked, Event, QueueLeft
+from callcenter.gcwatch import GcWatch
 
 if TYPE_CHECKING:
     from callcenter.calls.b2bua import B2BUA
@@ -59,6 +60,7 @@ class Load:
     calls_started: int = 0
     loop_lag: float = 0.0  #: how late the loop last woke a 0.5 s sleeper
     loop_lag_max: float = 0.0
+    gc: GcWatch = field(default_factory=GcWatch)  #: the garbage collector's pauses
     starts: collections.deque[float] = field(
         default_factory=lambda: collections.deque(maxlen=100_000))
 
@@ -172,6 +174,10 @@ class _Live(Collector):
                      "sleeper", round(load.loop_lag, 4))
         yield _gauge("callcenter_event_loop_lag_max_seconds", "the worst loop lag so far",
                      round(load.loop_lag_max, 4))
+        yield _gauge("callcenter_gc_pause_max_seconds", "the longest garbage collection so far "
+                     "(the loop stands still meanwhile)", round(load.gc.pause_max, 4))
+        yield CounterMetricFamily("callcenter_gc_seconds", "time spent in garbage collection",
+                                  round(load.gc.seconds, 4))
         yield from self._queues()
         yield from self._trunks()
         for name in ("ticks", "late_ticks", "missed_ticks", "srtp_failed"):

@@ -70,6 +70,8 @@ def test_metrics_are_prometheus_text(server: ServerProcess) -> None:
     )
     assert float(values["callcenter_calls_per_second"]) == 0.0
     assert float(values["callcenter_event_loop_lag_seconds"]) >= 0.0
+    assert float(values["callcenter_gc_seconds_total"]) > 0  # start-up's collection, timed
+    assert float(values["callcenter_gc_pause_max_seconds"]) > 0
     assert float(values['callcenter_queue_waiting{queue="sales"}']) == 0
     assert 'callcenter_queue_offered_total{queue="support"}' in values
     assert float(values['callcenter_queue_agents{queue="sales",state="logged_out"}']) == 0
