@@ -237,6 +237,10 @@ def test_agent_previews_a_contact_calls_it_and_codes_the_call(artifacts: Path) -
                    "--config", str(config), "--db", str(db))
         assert done.returncode == 0, done.stderr
         stack.enter_context(server)
+        # the person is known already (say, from an inbound call), by the national number
+        status, known = http(server, "POST", "/api/customers",
+                             {"name": "Klient 2", "numbers": ["0048 600 100 002"]})
+        assert status == 201, known
         answering_phone(server, "1001", artifacts, stack, talk_ms=4000, calls=1)
         assert http(server, "POST", "/api/campaigns/preview/start")[0] == 200
         page = stack.enter_context(Page(f"http://127.0.0.1:{server.http_port}/desk",
@@ -268,6 +272,12 @@ def test_agent_previews_a_contact_calls_it_and_codes_the_call(artifacts: Path) -
         desk.shot("desk-preview-coded.png")
         contact = http(server, "GET", "/api/campaigns/preview/contacts")[1][0]
         dialled = [i["number"] for i in carrier.snapshot()]
+        same = http(server, "GET", f"/api/customers?number={number}")[1]
+        timeline = http(server, "GET", f"/api/customers/{known['id']}/timeline")[1]
+
+    # the dialer's call is the same customer's: one record, the campaign call in its timeline
+    assert [c["id"] for c in same] == [known["id"]], same
+    assert any(i["kind"] == "campaign" for i in timeline["items"]), timeline
 
     assert held == ("Klient 2", number, "produktoferta 2"), held
     assert card == ("Klient 2", "produkt: oferta 2"), card
