@@ -43,6 +43,7 @@ from .rtp import (
     RtpStream,
     decode_rtcp,
     encode_rtcp,
+    is_plain_rtcp,
     payload_bounds,
     ts_delta,
 )
@@ -538,9 +539,17 @@ class Channel:
             self._jb.push(payload if pt == g711.PCMU else payload.translate(g711.ALAW_TO_ULAW),
                           ts, ssrc)
 
-    def _srtp_failed(self) -> None:
-        self.stats.srtp_failed += 1
-        self.engine.stats.srtp_failed += 1
+    def _srtp_failed(self, plain: bool = False) -> None:
+        """Count a packet the SRTP session refused. RTCP in the clear (``plain``: phones such
+        as baresip send an APP before their SRTP is on and a BYE after it is off) is counted
+        apart from failed authentication. Plain RTP is not: it cannot be told from forged SRTP
+        (both are an RTP header and bytes), so it counts as failed."""
+        if plain:
+            self.stats.srtp_plain += 1
+            self.engine.stats.srtp_plain += 1
+        else:
+            self.stats.srtp_failed += 1
+            self.engine.stats.srtp_failed += 1
 
     def _send_mixed(self, frame: bytes, now: float, late: bool, skipped: int) -> None:
         """Send this tick's mixed µ-law frame, unless a prompt or DTMF has the channel."""
@@ -620,7 +629,7 @@ class Channel:
             try:
                 data = self._srtp.unprotect_rtcp(data)
             except SrtpError:
-                self._srtp_failed()
+                self._srtp_failed(is_plain_rtcp(data))
                 return
         self.stats.rtcp_in += 1
         self.rtcp_remote = addr

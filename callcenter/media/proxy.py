@@ -371,7 +371,8 @@ class MediaWorkers:
             missed_ticks=sum(f.missed_ticks for f in figs),
             max_lateness=max((f.max_lateness for f in figs), default=0.0),
             channels=len(self._channels), worker_restarts=self.restarts,
-            srtp_failed=sum(f.srtp_failed for f in figs))
+            srtp_failed=sum(f.srtp_failed for f in figs),
+            srtp_plain=sum(f.srtp_plain for f in figs))
 
     @property
     def channels(self) -> list[WorkerChannel]:

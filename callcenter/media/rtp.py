@@ -273,6 +273,18 @@ def _decode_blocks(data: bytes, off: int, count: int) -> tuple[ReportBlock, ...]
     return tuple(blocks)
 
 
+def is_plain_rtcp(data: bytes) -> bool:
+    """True when ``data`` is a well-formed plain RTCP compound: its packets' length fields add
+    up exactly to its size. SRTCP's trailer (E flag and index, then a 10- or 4-byte tag) and
+    its encrypted body make the sum miss the size (always for a 10-byte tag)."""
+    at, n = 0, len(data)
+    while at + 4 <= n:
+        if data[at] >> 6 != RTP_VERSION:
+            return False
+        at += 4 * (((data[at + 2] << 8) | data[at + 3]) + 1)
+    return at == n > 0
+
+
 def decode_rtcp(data: bytes) -> list[RtcpPacket]:
     """Parse a (compound) RTCP datagram. Never raises: stops at the first malformed part."""
     out: list[RtcpPacket] = []

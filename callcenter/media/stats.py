@@ -31,6 +31,8 @@ class ChannelStats:
     dtmf_in: int = 0
     srtp_failed: int = 0
     """SRTP/SRTCP packets that failed authentication or the replay check: dropped."""
+    srtp_plain: int = 0
+    """Plain RTCP compounds (not SRTCP) on an SRTP channel: dropped, not failures."""
     decoded: int = 0
     """Audio packets decoded to linear PCM: received ones for a recording, an audio tap or
     in-band DTMF detection, sent ones for a stereo recording. A bridge relays without."""
@@ -61,5 +63,7 @@ class EngineStats:
     channels: int = 0
     srtp_failed: int = 0
     """SRTP/SRTCP packets of all channels that failed authentication (dropped)."""
+    srtp_plain: int = 0
+    """Plain RTCP compounds all SRTP channels dropped (phones send some around SRTP)."""
     worker_restarts: int = 0
     """Media worker processes that died and were started again (with media.workers)."""

@@ -180,7 +180,7 @@ class _Live(Collector):
                                   round(load.gc.seconds, 4))
         yield from self._queues()
         yield from self._trunks()
-        for name in ("ticks", "late_ticks", "missed_ticks", "srtp_failed"):
+        for name in ("ticks", "late_ticks", "missed_ticks", "srtp_failed", "srtp_plain"):
             yield CounterMetricFamily(f"callcenter_rtp_{name}", f"media clock {name}",
                                       getattr(media, name))
         yield _gauge("callcenter_rtp_channels", "RTP channels open", media.channels)

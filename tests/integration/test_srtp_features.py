@@ -8,7 +8,8 @@ other tones. Every party sends a tone of its own, so each check is a frequency i
 - an SRTP caller calls an SRTP agent: the call's stereo WAV has each party's tone on its side,
   a plain RTP supervisor listening (*81) hears both;
 - the CDRs of both calls carry loss and jitter for the SRTP caller leg; SRTCP goes both
-  ways (seen where a raw socket is allowed) and only baresip's clear-text RTCP fails.
+  ways (seen where a raw socket is allowed); baresip's clear-text RTCP is counted as plain and
+  nothing fails authentication.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from callcenter.media.rtp import is_plain_rtcp
 from tests.conftest import require_binary
 from tests.helpers import audio
 from tests.helpers.api import rows
@@ -119,13 +121,14 @@ def _sane_rtp_figures(cdr: dict[str, Any]) -> None:
     assert jitter is not None and 0 < jitter < 200, cdr
 
 
-def _srtp_failed(srv: TlsServer) -> float:
+def _srtp_dropped(srv: TlsServer) -> tuple[float, float]:
+    """`/metrics`' SRTP packets that failed authentication, and plain RTCP dropped."""
     url = f"http://127.0.0.1:{srv.http_port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as resp:
         text = resp.read().decode()
-    line = next(x for x in text.splitlines()
-                if x.startswith("callcenter_rtp_srtp_failed_total "))
-    return float(line.split()[1])
+    got = dict(x.split()[:2] for x in text.splitlines() if x.startswith("callcenter_rtp_srtp_"))
+    return (float(got["callcenter_rtp_srtp_failed_total"]),
+            float(got["callcenter_rtp_srtp_plain_total"]))
 
 
 def test_dtmf_on_an_srtp_leg_takes_the_ivr_branch(setup: Setup) -> None:
@@ -164,7 +167,7 @@ def test_srtp_call_recorded_listened_to_and_measured(setup: Setup) -> None:
     """SRTP caller 1001 calls SRTP agent 1002 (both `required`: our offer to 1002 is RTP/SAVP,
     which srtp-mand alone takes); supervisor 2001 listens over plain RTP."""
     srv = setup.server
-    failed_before = _srtp_failed(srv)
+    before = _srtp_dropped(srv)
     server_rtcp = range(srv.rtp.base + 1, srv.rtp.last + 1, 2)
     caller, agent = _phone(setup, "1001", CALLER_HZ), _phone(setup, "1002", AGENT_HZ)
     boss = _phone(setup, "2001", SUPER_HZ, secure=False)
@@ -207,31 +210,21 @@ def test_srtp_call_recorded_listened_to_and_measured(setup: Setup) -> None:
     _sane_rtp_figures(cdr)
     # baresip sends two RTCP packets in the clear per stream: an APP ("PING", to open NAT
     # bindings) before its SRTP is on and a BYE after it is off; the server drops those that
-    # reach an SRTP channel (counted as failed), and nothing else may fail
-    failed = _srtp_failed(srv) - failed_before
-    assert failed <= 4, f"{failed} SRTP or SRTCP packets failed authentication"
-    if sniffer is None:
-        return  # no CAP_NET_RAW here: the figures and the failure count are the proof
+    # reach an SRTP channel, counted as plain (not those that come before the leg has its keys
+    # or after its channel closed), and nothing may fail authentication
+    after = _srtp_dropped(srv)
+    failed, plain_dropped = after[0] - before[0], after[1] - before[1]
+    assert failed == 0, f"{failed} SRTP or SRTCP packets failed authentication"
+    if sniffer is None:  # no CAP_NET_RAW here: the figures and the counts are the proof
+        assert plain_dropped <= 4, plain_dropped
+        return
     rtcp = [(s, p) for s, _, p in sniffer.packets if len(p) > 8 and 200 <= p[1] <= 204]
     to_phones = [p for s, p in rtcp if s in server_rtcp]
     from_phones = [p for s, p in rtcp if s not in server_rtcp]
-    plain = [p for p in from_phones if _plain_rtcp(p)]
+    plain = [p for p in from_phones if is_plain_rtcp(p)]
     assert all(p[1] in (203, 204) for p in plain), plain  # BYE, APP
-    assert failed <= len(plain), "SRTCP from the phones failed authentication"
-    assert any(p[1] in (200, 201) for p in from_phones if not _plain_rtcp(p)), \
+    assert plain_dropped <= len(plain), f"{plain_dropped} plain RTCP dropped, {len(plain)} sent"
+    assert any(p[1] in (200, 201) for p in from_phones if not is_plain_rtcp(p)), \
         "no SRTCP report (SR or RR) from the phones"
     assert to_phones, "no RTCP to the phones"
-    assert not any(_plain_rtcp(p) for p in to_phones), "plain RTCP to an SRTP phone"
-
-
-def _plain_rtcp(packet: bytes) -> bool:
-    """True when the datagram is a well-formed plain RTCP compound: its packets' length
-    fields add up to its size. Never for SRTCP: its trailer (E flag and index, 10-byte tag)
-    makes the size 2 more than a multiple of 4, and the lengths only add up to multiples."""
-    at = 0
-    while at + 4 <= len(packet):
-        if packet[at] >> 6 != 2:
-            return False
-        at += (int.from_bytes(packet[at + 2:at + 4], "big") + 1) * 4
-    return at == len(packet)
-
+    assert not any(is_plain_rtcp(p) for p in to_phones), "plain RTCP to an SRTP phone"

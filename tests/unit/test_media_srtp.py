@@ -177,3 +177,32 @@ def test_a_moved_srtp_channel_carries_the_rollover_counters_on() -> None:
         run(body)
     finally:
         x.close()
+
+
+@pytest.mark.parametrize("suite", ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"])
+def test_plain_rtcp_on_an_srtp_channel_is_counted_apart_from_forged_srtcp(suite: str) -> None:
+    """Phones send RTCP in the clear around SRTP (baresip: an APP before, a BYE after): such
+    compounds are dropped and counted as plain; a forged SRTCP report still counts as failed."""
+    x = Peer()
+    app = bytes([0x80, 204, 0, 3]) + (0xCAFE).to_bytes(4, "big") + b"PINGdata"
+    sr = encode_rtcp(SenderReport(0xCAFE, ntp_timestamp(1e9), 8000, 10, 1600))
+
+    async def body(engine: MediaEngine) -> None:
+        x_key = bytes(range(30))  # fixed: the forged packet is the same bytes on every run
+        a = engine.open_channel()
+        a.configure(x.addr, g711.PCMU, 101, srtp=(suite, x_key))
+        far = SrtpSession(suite, x_key, a.srtp_key)
+        x.send(app, a.rtcp_port)
+        x.send(sr + encode_rtcp(Bye((0xCAFE,))), a.port)  # multiplexed on the RTP port
+        forged = bytearray(far.protect_rtcp(sr))
+        forged[-1] ^= 1
+        x.send(bytes(forged), a.rtcp_port)
+        await until(lambda: a.stats.srtp_plain + a.stats.srtp_failed == 3)
+        assert (a.stats.srtp_plain, a.stats.srtp_failed) == (2, 1)
+        assert (engine.stats.srtp_plain, engine.stats.srtp_failed) == (2, 1)  # for /metrics
+        assert not a.last_rtcp  # all three dropped
+
+    try:
+        run(body)
+    finally:
+        x.close()

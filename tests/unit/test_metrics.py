@@ -54,7 +54,7 @@ def test_histograms_and_live_figures(tmp_path: Path) -> None:
     assert got[("callcenter_queue_agents", (("queue", "sales"), ("state", "paused")))] == 1
     for name in ("callcenter_calls_in_progress", "callcenter_calls_total",
                  "callcenter_sip_messages_received_total", "callcenter_rtp_ticks_total",
-                 "callcenter_rtp_srtp_failed_total",
+                 "callcenter_rtp_srtp_failed_total", "callcenter_rtp_srtp_plain_total",
                  "process_cpu_seconds_total"):
         assert (name, ()) in got, name
 
