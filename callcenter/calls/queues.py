@@ -177,8 +177,11 @@ class QueueRunner:
             self._timer.cancel()
         for entry in list(self._entries.values()):
             self._resolve(entry, "failed")
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        # let them end here: a task still pending when its loop closes is reported destroyed
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], entry: _Entry | None = None) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
