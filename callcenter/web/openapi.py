@@ -107,6 +107,14 @@ _AGENT = {
                  "description": "the queue call ringing or answered at the agent", "properties": {
                      "call_id": {"type": "string"}, "caller": {"type": "string"},
                      "queue": {"type": "string"}, "answered": {"type": "boolean"}}},
+        "in_use": {"type": "boolean"},
+        "phone_call": {
+            "type": ["object", "null"], "description": "the latest call on the agent's phone "
+            "that no queue offer gave", "properties": {
+                "call_id": {"type": "string"},
+                "kind": {"enum": ["direct", "dial_out", "transfer", "preview", "callback"]},
+                "outgoing": {"type": "boolean"}, "other": {"type": "string"},
+                "answered": {"type": "boolean"}, "seconds": {"type": "number"}}},
     },
     "required": ["id", "state", "time_in_state"],
 }
