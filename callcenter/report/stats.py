@@ -205,17 +205,19 @@ def _talks(con: sqlite3.Connection, t0: float, t1: float) -> dict[str, dict[str,
                 "AND ts < ?", (t0, t1)):
             add(agent, call, ts, True)
     answered = con.execute(  # feature codes (*41, *5...) are no calls with anyone
-        "SELECT id, agent, answer, source FROM calls WHERE answer >= ? AND answer < ? "
-        "AND called NOT LIKE '*%'", (t0, t1)).fetchall() if has_table(con, "calls") else []
-    for call, _, answer, source in answered:
+        "SELECT id, agent, answer, source FROM calls WHERE start >= ? AND start < ? AND "
+        "answer >= ? AND answer < ? AND called NOT LIKE '*%'",  # by start: indexed
+        (t0 - 86400, t1, t0, t1)).fetchall() if has_table(con, "calls") else None
+    for call, _, answer, source in answered or ():
         if source.startswith("user:"):
             add(source[5:], call, answer, False)
     stops: dict[tuple[str, str], list[float]] = defaultdict(list)
-    if has_table(con, "call_events"):
+    if has_table(con, "call_events") and answered is not None:  # calls of up to a day before
         for call, ts, type_, who in con.execute(
                 "SELECT call_id, ts, type, coalesce(json_extract(data, '$.agent'), "
-                "json_extract(data, '$.transferor')) FROM call_events WHERE ts >= ? "
-                "AND type IN ('connected', 'transferred')", (t0,)):
+                "json_extract(data, '$.transferor')) FROM call_events WHERE call_id IN "
+                "(SELECT id FROM calls WHERE start >= ? AND start < ?) AND ts >= ? "  # indexed
+                "AND type IN ('connected', 'transferred')", (t0 - 86400, t1, t0)):
             if type_ == "connected":
                 add(who, call, ts, False)
             elif who:
@@ -225,9 +227,9 @@ def _talks(con: sqlite3.Connection, t0: float, t1: float) -> dict[str, dict[str,
                 "SELECT agent, call_id, ts FROM queue_log WHERE ts >= ? AND event IN "
                 "('complete', 'transfer', 'attendedtransfer')", (t0,)):
             stops[(agent, call)].append(ts)
-    for call, agent, answer, _ in answered:  # a queue agent's call no event above gave
+    for call, agent, answer, _ in answered or ():  # a queue agent's call no event above gave
         add(agent, call, answer, False, fallback=True)
-    ids = sorted({call for _, call in starts}) if has_table(con, "calls") else []
+    ids = sorted({call for _, call in starts}) if answered is not None else []
     for i in range(0, len(ids), 500):
         chunk = ids[i:i + 500]
         ends |= dict(con.execute(f'SELECT id, "end" FROM calls WHERE "end" IS NOT NULL AND id '
