@@ -642,11 +642,12 @@ class Application:
         return (card["name"] if card else ""), page
 
     def answered(self, call: Call, agent: Leg | None) -> None:
-        """The call was answered (by us, or ``agent`` took it)."""
+        """The call was answered (by us, or ``agent`` took it: a trunk's leg, a number a call
+        went out to, is nobody's phone, so no agent's call)."""
         if call.answered_at is None:
             call.answered_at = time.time()
             self.events.publish(events.CallAnswered(ts=call.answered_at, call_id=call.id))
-        if agent is not None:
+        if agent is not None and not agent.trunk:
             self.events.publish(events.CallAnswered(call_id=call.id, agent=agent.party))
 
     def _media_failed(self, channels: list[WorkerChannel]) -> None:

@@ -114,7 +114,7 @@ class QueueRunner:
         self._seen: dict[str, tuple[bool, bool]] = {}  # agent -> (registered, reachable) told
         self._since: dict[str, float] = {}  # agent -> time of the last state change (now())
         self._claims: dict[str, int] = {}  # agent -> ``device_in_use`` calls not yet ended
-        self._phone_legs: dict[str, set[Leg]] = {}  # agent -> live legs on its phones
+        self._phone_legs: dict[str, dict[Leg, float]] = {}  # agent -> live legs: when added
         #: the agent calls of queue offers while the engine follows them (not "in use")
         self._offers: weakref.WeakSet[Call] = weakref.WeakSet()
         self._timer: asyncio.TimerHandle | None = None
@@ -671,11 +671,11 @@ class QueueRunner:
         count; a supervisor's legs are the supervisor's phone's."""
         if leg.trunk or leg.party not in self._since and leg.party not in self._phone_legs:
             return
-        legs = self._phone_legs.setdefault(leg.party, set())
+        legs = self._phone_legs.setdefault(leg.party, {})
         if what == "added":
-            legs.add(leg)
+            legs[leg] = self.now()
         else:
-            legs.discard(leg)
+            legs.pop(leg, None)
         if not legs:
             del self._phone_legs[leg.party]
         self._in_use_changed(leg.party)
@@ -886,9 +886,31 @@ class QueueRunner:
                 "talk_time": round(s.talk_time, 1), "missed_in_row": s.missed_in_row,
                 "occupancy": _round(s.occupancy, 3),
                 "queues": self.engine.logged_in_queues(agent),
-                "call": self._agent_call(agent),
+                "call": self._agent_call(agent), "phone_call": self._phone_call(agent, now),
             })
         return out
+
+    def _phone_call(self, agent: str, now: float) -> dict[str, Any] | None:
+        """The latest live call on the agent's phone that no queue offer gave (``in_use``):
+        ``kind`` direct, dial_out, transfer (to the agent), preview or callback; ``outgoing``
+        (the agent or its campaign called), the ``other`` party's number, ``answered`` (the
+        agent's leg) and ``seconds`` since the agent's leg came."""
+        live = [(added, x) for x, added in self._phone_legs.get(agent, {}).items()
+                if x.call not in self._offers and x.state is not LegState.ENDED]
+        if not live:
+            return None
+        added, leg = max(reversed(live), key=lambda item: item[0])  # ties: the later leg
+        call = leg.call
+        placed = leg.direction == "inbound"  # the agent's phone sent the INVITE
+        kind = call.source.partition(":")[0]
+        kind = {"campaign": "preview", "callback": "callback"}.get(kind) or (
+            "dial_out" if placed and call.direction == "outbound" else
+            "transfer" if call.transfers and not placed else "direct")
+        outgoing = placed or call.direction == "outbound"
+        other = call.customer if call.direction == "outbound" else (
+            call.called if placed else call.caller)
+        return {"call_id": call.id, "kind": kind, "outgoing": outgoing, "other": other,
+                "answered": leg.state is LegState.ANSWERED, "seconds": round(now - added, 1)}
 
     def _agent_call(self, agent: str) -> dict[str, Any] | None:
         """The queue call ringing or connected at ``agent`` (the customer's call id)."""

@@ -181,18 +181,74 @@ def _wrap_by_slot(con: sqlite3.Connection, t0: float, t1: float, minutes: int) -
     return {slot: sum(v) / len(v) for slot, v in sums.items()}
 
 
-def agent_summary(con: sqlite3.Connection, t0: float, t1: float) -> list[dict[str, Any]]:
-    """Per agent: calls, talk, wrap-up, pause by reason, logged-in time and occupancy."""
-    calls: dict[str, int] = defaultdict(int)
+def _talks(con: sqlite3.Connection, t0: float, t1: float) -> dict[str, dict[str, tuple[float, bool]]]:
+    """Per agent and call the agent talked on from ``[t0, t1)``: (talk seconds, from a queue).
+
+    A call is the agent's when a queue connected it (``queue_log`` connect, ``calls.agent``),
+    the agent's phone answered it (a direct, transferred, preview or campaign call: the
+    ``connected`` event) or the agent placed it and it was answered (``calls.source``
+    ``user:<agent>``: a dial-out or a call to another user). The talk runs from that moment to
+    the agent's end of it: the queue's complete or transfer, the agent's own transfer, else
+    the call's end."""
+    starts: dict[tuple[str, str], tuple[float, bool]] = {}
+
+    def add(agent: str | None, call: str, ts: float | None, queue: bool, *,
+            fallback: bool = False) -> None:
+        if agent and ts is not None and t0 <= ts < t1 and not (fallback and (agent, call) in starts):
+            old = starts.get((agent, call))
+            starts[(agent, call)] = (min(ts, old[0]) if old else ts, queue or bool(old and old[1]))
+
+    ends: dict[str, float] = {}
     if has_table(con, "queue_log"):
-        for agent, n in con.execute(
-            "SELECT agent, count(*) FROM queue_log WHERE event = 'connect' AND ts >= ? "
-            "AND ts < ? AND agent IS NOT NULL GROUP BY agent", (t0, t1),
-        ):
-            calls[agent] = n
+        for agent, call, ts in con.execute(
+                "SELECT agent, call_id, ts FROM queue_log WHERE event = 'connect' AND ts >= ? "
+                "AND ts < ?", (t0, t1)):
+            add(agent, call, ts, True)
+    answered = con.execute(  # feature codes (*41, *5...) are no calls with anyone
+        "SELECT id, agent, answer, source FROM calls WHERE start >= ? AND start < ? AND "
+        "answer >= ? AND answer < ? AND called NOT LIKE '*%'",  # by start: indexed
+        (t0 - 86400, t1, t0, t1)).fetchall() if has_table(con, "calls") else None
+    for call, _, answer, source in answered or ():
+        if source.startswith("user:"):
+            add(source[5:], call, answer, False)
+    stops: dict[tuple[str, str], list[float]] = defaultdict(list)
+    if has_table(con, "call_events") and answered is not None:  # calls of up to a day before
+        for call, ts, type_, who in con.execute(
+                "SELECT call_id, ts, type, coalesce(json_extract(data, '$.agent'), "
+                "json_extract(data, '$.transferor')) FROM call_events WHERE call_id IN "
+                "(SELECT id FROM calls WHERE start >= ? AND start < ?) AND ts >= ? "  # indexed
+                "AND type IN ('connected', 'transferred')", (t0 - 86400, t1, t0)):
+            if type_ == "connected":
+                add(who, call, ts, False)
+            elif who:
+                stops[(who, call)].append(ts)
+    if has_table(con, "queue_log"):
+        for agent, call, ts in con.execute(
+                "SELECT agent, call_id, ts FROM queue_log WHERE ts >= ? AND event IN "
+                "('complete', 'transfer', 'attendedtransfer')", (t0,)):
+            stops[(agent, call)].append(ts)
+    for call, agent, answer, _ in answered or ():  # a queue agent's call no event above gave
+        add(agent, call, answer, False, fallback=True)
+    ids = sorted({call for _, call in starts}) if answered is not None else []
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        ends |= dict(con.execute(f'SELECT id, "end" FROM calls WHERE "end" IS NOT NULL AND id '
+                                 f'IN ({",".join("?" * len(chunk))})', chunk).fetchall())
+    now = systime.time()
+    out: dict[str, dict[str, tuple[float, bool]]] = defaultdict(dict)
+    for (agent, call), (start, queue) in starts.items():
+        end = min([ends.get(call, now), *(ts for ts in stops.get((agent, call), ()) if ts >= start)])
+        out[agent][call] = (max(0.0, end - start), queue)
+    return out
+
+
+def agent_summary(con: sqlite3.Connection, t0: float, t1: float) -> list[dict[str, Any]]:
+    """Per agent: calls talked on and their talk (all of them; ``queue_*``: those a queue
+    gave), wrap-up, pause by reason, logged-in time and occupancy (the ACD's state log)."""
+    talks = _talks(con, t0, t1)
     out = []
     states = _states(con, t0, t1)
-    for agent in sorted(set(states) | set(calls)):
+    for agent in sorted(set(states) | set(talks)):
         time_in: dict[str, float] = defaultdict(float)
         pauses: dict[str, float] = defaultdict(float)
         for start, end, state, reason in states.get(agent, []):
@@ -202,8 +258,11 @@ def agent_summary(con: sqlite3.Connection, t0: float, t1: float) -> list[dict[st
         talk, wrap = time_in["on_call"], time_in["wrap_up"]
         ready = talk + wrap + time_in["available"] + time_in["ringing"]
         logged_in = sum(v for k, v in time_in.items() if k != "logged_out")
+        mine = talks.get(agent, {})
+        queued = [t for t, q in mine.values() if q]
         out.append({
-            "agent": agent, "calls": calls.get(agent, 0), "talk": round(talk, 1),
+            "agent": agent, "calls": len(mine), "talk": round(sum(t for t, _ in mine.values()), 1),
+            "queue_calls": len(queued), "queue_talk": round(sum(queued), 1),
             "wrap_up": round(wrap, 1), "paused": round(sum(pauses.values()), 1),
             "pause_by_reason": {k: round(v, 1) for k, v in sorted(pauses.items())},
             "logged_in": round(logged_in, 1),

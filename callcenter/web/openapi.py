@@ -107,6 +107,14 @@ _AGENT = {
                  "description": "the queue call ringing or answered at the agent", "properties": {
                      "call_id": {"type": "string"}, "caller": {"type": "string"},
                      "queue": {"type": "string"}, "answered": {"type": "boolean"}}},
+        "in_use": {"type": "boolean"},
+        "phone_call": {
+            "type": ["object", "null"], "description": "the latest call on the agent's phone "
+            "that no queue offer gave", "properties": {
+                "call_id": {"type": "string"},
+                "kind": {"enum": ["direct", "dial_out", "transfer", "preview", "callback"]},
+                "outgoing": {"type": "boolean"}, "other": {"type": "string"},
+                "answered": {"type": "boolean"}, "seconds": {"type": "number"}}},
     },
     "required": ["id", "state", "time_in_state"],
 }
@@ -310,13 +318,15 @@ def spec() -> dict[str, Any]:
              "content": {"text/plain": {"schema": {"type": "string"}}}},
             params=_DAYS, errors={"400": "missing or bad dates"})},
         "/api/stats/agents": {"get": _op(
-            "Per agent, one day (config timezone): calls, talk, wrap-up, pause by reason, "
+            "Per agent, one day (config timezone): calls and talk (every call the agent "
+            "talked on; queue_calls, queue_talk: a queue's), wrap-up, pause by reason, "
             "logged-in time, occupancy (an agent gets itself)",
             _json({"type": "object", "properties": {
                 "date": _DATE, "agents": {"type": "array", "items": {"type": "object",
                                                                      "properties": {
                     "agent": {"type": "string"}, "calls": {"type": "integer"},
-                    "talk": {"type": "number"}, "wrap_up": {"type": "number"},
+                    "talk": {"type": "number"}, "queue_calls": {"type": "integer"},
+                    "queue_talk": {"type": "number"}, "wrap_up": {"type": "number"},
                     "paused": {"type": "number"}, "pause_by_reason": {"type": "object"},
                     "logged_in": {"type": "number"}, "occupancy": _NUM}}}}}),
             params=[_q("date", _DATE, "the day (default: today)")],

@@ -4,7 +4,8 @@ Agent 1001 (the only member of ``sales``) has two SIPp phones: one answers queue
 the other 1001 calls user 1002 directly (a phone signals from its registered address). A
 trunk caller enters ``sales`` meanwhile: the ACD sees 1001's phone in use (``in_use`` in
 /api/agents) and keeps the caller waiting; the moment 1002 hangs up, the caller rings 1001
-(no wrap-up after a call the ACD did not place) and is answered.
+(no wrap-up after a call the ACD did not place) and is answered. Meanwhile /api/agents shows
+the direct call at 1001 (``phone_call``); after, the day's figures count it for both.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def test_a_queue_caller_waits_for_the_agents_direct_call_to_end(artifacts: Path)
         def agent() -> dict[str, Any]:
             return next(a for a in http(server, "GET", "/api/agents")[1] if a["id"] == "1001")
         assert agent()["in_use"] and agent()["state"] == "available", agent()
+        phone = agent()["phone_call"]  # what the supervisor's view shows
+        assert phone is not None and (phone["kind"], phone["outgoing"], phone["other"],
+                                      phone["answered"]) == ("direct", True, "1002", True), phone
         caller = stack.enter_context(Sipp(
             "uac_queue_call.xml", workdir=artifacts / "caller", ports=ports.allocate(8),
             remote_port=server.sip_port, service=LINE_SALES, calls=1, timeout=90))
@@ -70,3 +74,7 @@ def test_a_queue_caller_waits_for_the_agents_direct_call_to_end(artifacts: Path)
         assert not agent()["in_use"], agent()
         assert direct.wait(30).returncode == 0, direct.summary()
         assert caller.wait(30).returncode == 0, caller.summary() + server.log_tail()
+        today = {a["agent"]: a for a in http(server, "GET", "/api/stats/agents")[1]["agents"]}
+        assert (today["1001"]["calls"], today["1001"]["queue_calls"]) == (2, 1), today
+        assert (today["1002"]["calls"], today["1002"]["queue_calls"]) == (1, 0), today
+        assert today["1002"]["talk"] >= DIRECT_MS / 1000 - 1, today

@@ -102,7 +102,8 @@ def test_report_figures_from_the_store() -> None:
     assert (r["offered"], r["answered"], r["abandoned"]) == (3, 2, 1)
     assert r["service_level"] == 1 / 3 and r["asa"] == 17.5 and r["aht"] == 70.0
     (agent,) = stats.agent_summary(con, t0, t0 + 86400)
-    assert (agent["calls"], agent["talk"], agent["wrap_up"]) == (2, 60.0, 10.0)
+    assert (agent["calls"], agent["talk"], agent["wrap_up"]) == (2, 120.0, 10.0)
+    assert (agent["queue_calls"], agent["queue_talk"]) == (2, 120.0)
     assert agent["pause_by_reason"] == {"12": 60.0}
     assert agent["occupancy"] == 70 / 75
     assert stats.dialer_results(con, t0, t0 + 86400) == []

@@ -151,3 +151,43 @@ def test_in_use_changes_reach_the_desk_as_agent_status_not_as_a_state_change() -
         assert statuses == [("1001", True), ("1001", False)]
         assert not [e for e in seen if isinstance(e, AgentStateChanged)]
     run(check)
+
+
+def test_the_call_on_an_agents_phone_is_in_the_agents_list() -> None:
+    """GET /api/agents' ``phone_call``: the non-queue call at the agent, for the supervisor."""
+    def phone(runner: QueueRunner) -> dict[str, Any]:
+        return {a["id"]: a["phone_call"] for a in runner.agent_stats() if a["id"] in AGENTS}
+
+    async def check(runner: QueueRunner, rings: list[tuple[str, str]]) -> None:
+        assert phone(runner) == {"1001": None, "1002": None}
+        direct = Call(caller="1001", called="1002", source="user:1001", direction="internal")
+        leg(runner, direct, "1001", "inbound").state = LegState.ANSWERED
+        callee = leg(runner, direct, "1002", "outbound")
+        about = {"call_id": direct.id, "kind": "direct", "seconds": 0.0}
+        assert phone(runner) == {
+            "1001": {**about, "outgoing": True, "other": "1002", "answered": True},
+            "1002": {**about, "outgoing": False, "other": "1001", "answered": False}}
+        end(runner, callee)
+        out = Call(caller="1002", called="+48601000000", source="user:1002", direction="outbound")
+        leg(runner, out, "1002", "inbound")
+        leg(runner, out, "+48601000000", "outbound", trunk="pstn")
+        assert phone(runner)["1002"] == {"call_id": out.id, "kind": "dial_out", "outgoing": True,
+                                         "other": "+48601000000", "answered": False,
+                                         "seconds": 0.0}
+        moved = Call(caller="+48221234567", called="100", source="trunk:pstn", transfers=1)
+        leg(runner, moved, "+48221234567", "inbound", trunk="pstn")
+        leg(runner, moved, "1001", "outbound")
+        assert phone(runner)["1001"] == {"call_id": moved.id, "kind": "transfer",  # the latest
+                                         "outgoing": False, "other": "+48221234567",
+                                         "answered": False, "seconds": 0.0}
+        preview = Call(caller="0800", called="+48221234500", source="campaign:p",
+                       direction="outbound")
+        leg(runner, preview, "1001", "outbound")
+        assert phone(runner)["1001"]["kind"] == "preview"
+        assert phone(runner)["1001"]["other"] == "+48221234500"
+        offer = Call(caller="+48221234567", called="1002", source="queue:sales")
+        runner._offers.add(offer)  # a queue offer is the list's ``call``, not this
+        end(runner, next(x for x in out.legs if x.party == "1002"))
+        leg(runner, offer, "1002", "outbound")
+        assert phone(runner)["1002"] is None
+    run(check)

@@ -39,6 +39,16 @@ function customer(agent) {
   return "";
 }
 
+const KINDS = { direct: "a direct call", dial_out: "an outside call", transfer: "a transferred call",
+  preview: "a preview call", callback: "a callback" };
+
+function phoneCall(p) { // the agent's call no queue gave (GET /api/agents phone_call)
+  if (!p) return "";
+  if (p.answered) return `on ${KINDS[p.kind] || "a call"} with ${p.other}`;
+  if (p.kind === "dial_out") return `dialling out to ${p.other}`;
+  return p.outgoing ? `calling ${p.other}` : `ringing: ${p.other}`;
+}
+
 function actions(agent, mine) {
   const box = el("div", undefined, "actions");
   for (const mode of MODES) {
@@ -95,7 +105,8 @@ function render(queues, agents, sessions) {
       const state = el("span", a.state.replace("_", " "), `state ${a.state}`);
       state.title = a.reason || "";
       const cells = [el("td", `${id} ${a.name || ""}`.trim()), el("td"),
-        el("td", a.call ? `${a.call.caller} (${a.call.queue})` : ""), el("td", customer(a)),
+        el("td", a.call ? `${a.call.caller} (${a.call.queue})` : phoneCall(a.phone_call)),
+        el("td", customer(a)),
         el("td")];
       cells[1].append(state, el("span", secs(a.time_in_state), "sub"));
       cells[1].dataset.field = "state";
@@ -136,7 +147,7 @@ function start() {
   stream = new EventSource("/api/events/stream?types=agent.,queue.,supervisor.,call.&token="
     + encodeURIComponent(login.token));
   stream.addEventListener("agent.offer", (e) => { const o = JSON.parse(e.data); offers[o.agent] = o; soon(); });
-  for (const type of ["agent.state", "queue.enter", "queue.connect", "queue.leave",
+  for (const type of ["agent.state", "agent.status", "queue.enter", "queue.connect", "queue.leave",
     "queue.member", "supervisor.step", "call.answered", "call.ended"]) stream.addEventListener(type, soon);
   stream.onopen = () => $("link").classList.add("live");
   stream.onerror = () => $("link").classList.remove("live");
