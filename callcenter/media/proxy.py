@@ -67,8 +67,11 @@ class _Gate:
         self.resume = p.Resume(ch)
 
 
-def _names(msg: object) -> tuple[int, ...]:
-    """The channels and mixes a message is about (their ids never clash: one counter)."""
+def _names(msg: object) -> tuple[object, ...]:
+    """The channels and mixes (their ids never clash: one counter) and the prompts (the
+    worker's cache: a key comes after the play that brought its frames) a message is about."""
+    if isinstance(msg, p.Play):
+        return msg.ch, *(k for k in (msg.key, *msg.forget) if k)
     if isinstance(msg, p.Bridge):
         return msg.a, msg.b
     if isinstance(msg, p.Mix):
@@ -95,11 +98,11 @@ class _Worker:
         """Channels closed here whose final figures (`Closed`) have not come yet."""
         self.prompts: OrderedDict[str, None] = OrderedDict()
         self.forget: list[str] = []
-        self.held: list[tuple[object, tuple[int, ...], tuple[int, ...]]] = []
+        self.held: list[tuple[object, tuple[int, ...], tuple[object, ...]]] = []
         """Held back, in order: messages (and `_Gate`s), our copies of their descriptors and
         the ids they name. Only what names a channel behind a gate waits: two moves in opposite
         directions never wait on each other."""
-        self.stuck: set[int] = set()
+        self.stuck: set[object] = set()
         """Ids named by a held message: what else names them is held after it."""
         self.leaving: dict[int, deque[_Gate]] = {}
         """Channels moved out, by id: the gates their `Moved` opens, in the order of the Closes."""

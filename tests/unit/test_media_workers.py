@@ -413,3 +413,21 @@ def test_a_channel_closed_before_its_open_left_costs_no_worker() -> None:
         await all_freed(media, chans, peers)
 
     run(body)
+
+
+def test_a_prompt_sent_to_a_moving_channel_reaches_a_channel_that_is_not() -> None:
+    """A prompt's frames go to a worker once; a play held back behind a move may carry them,
+    so a later play of the same prompt on another channel of that worker must wait for it."""
+    async def body(media: MediaWorkers) -> None:
+        chans, peers = open_pairs(media, 3)
+        a, b, c = chans  # a c on one worker, b on the other
+        media.bridge(a, b)  # b moves to a's worker ...
+        done: list[PlayOutcome] = []
+        b.play(TONE, done.append)  # ... and this play, with the frames, waits for it
+        c.play(TONE, done.append)  # the same prompt by key only
+        await until(lambda: len(done) == 2)
+        tone = set(TONE.frames)
+        assert sum(q.payload in tone for q in heard(peers[c.id])) >= len(TONE) - 1
+        await all_freed(media, chans, peers)
+
+    run(body)
