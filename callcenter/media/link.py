@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from collections import deque
 from collections.abc import Callable
@@ -46,7 +47,7 @@ class Link:
         if self.closed:
             return
         self._buf += encode(msg)
-        self._buf_fds.extend(fds)
+        self._buf_fds.extend(os.dup(f) for f in fds)  # ours until sent: the caller may close
         if len(self._buf) >= _FLUSH_AT or len(self._buf_fds) >= _MAX_FDS:
             self.flush()
         elif not self._scheduled:
@@ -71,6 +72,8 @@ class Link:
             except OSError:
                 self.close()
                 return
+            for f in fds:
+                os.close(f)
             if n < len(data):
                 self._out[0] = (data[n:], [])
             else:
@@ -115,5 +118,8 @@ class Link:
         if self._writing:
             self._loop.remove_writer(self.sock.fileno())
         self.sock.close()
+        for f in [*self._buf_fds, *(f for _, fds in self._out for f in fds)]:
+            os.close(f)
+        self._buf_fds, self._out = [], deque()
         if notify:
             self._on_closed()

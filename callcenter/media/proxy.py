@@ -57,6 +57,31 @@ START_WAIT = 30.0
 """Seconds `start` waits at most for the workers' first word."""
 
 
+class _Gate:
+    """Queued to a worker before a moved-in channel's Open: what follows for that channel waits
+    there until the worker it leaves has answered its Close with the state to resume from."""
+
+    def __init__(self, ch: int, worker: _Worker) -> None:
+        self.ch = ch
+        self.worker = worker
+        self.resume = p.Resume(ch)
+
+
+def _names(msg: object) -> tuple[object, ...]:
+    """The channels and mixes (their ids never clash: one counter) and the prompts (the
+    worker's cache: a key comes after the play that brought its frames) a message is about."""
+    if isinstance(msg, p.Play):
+        return msg.ch, *(k for k in (msg.key, *msg.forget) if k)
+    if isinstance(msg, p.Bridge):
+        return msg.a, msg.b
+    if isinstance(msg, p.Mix):
+        return *msg.channels, msg.mix
+    if isinstance(msg, p.SetMatrix | p.Unmix):
+        return (msg.mix,)
+    ch = getattr(msg, "ch", None)
+    return () if ch is None else (ch,)
+
+
 class _Worker:
     def __init__(self, index: int) -> None:
         self.index = index
@@ -73,35 +98,42 @@ class _Worker:
         """Channels closed here whose final figures (`Closed`) have not come yet."""
         self.prompts: OrderedDict[str, None] = OrderedDict()
         self.forget: list[str] = []
-        self.waiting: dict[int, tuple[p.Resume, _Worker]] = {}
-        """Channels moving in, by id: the `Resume` to fill and the worker that must report
-        their state; until all have, what is sent here is held back, in order."""
-        self.held: list[tuple[object, tuple[int, ...]]] = []
+        self.held: list[tuple[object, tuple[int, ...], tuple[object, ...]]] = []
+        """Held back, in order: messages (and `_Gate`s), our copies of their descriptors and
+        the ids they name. Only what names a channel behind a gate waits: two moves in opposite
+        directions never wait on each other."""
+        self.stuck: set[object] = set()
+        """Ids named by a held message: what else names them is held after it."""
+        self.leaving: dict[int, deque[_Gate]] = {}
+        """Channels moved out, by id: the gates their `Moved` opens, in the order of the Closes."""
         self.ready = asyncio.Event()
         """Set by the worker's first message (it runs its loop)."""
         self.pinged: float | None = None
         """When the ping not yet answered went out."""
-        self.unsent: list[socket.socket] = []
-        """Sockets of channels closed while held back: closed once their Open has gone."""
 
     def send(self, msg: object, fds: tuple[int, ...] = ()) -> None:
-        if self.waiting:
-            self.held.append((msg, fds))
+        ids = _names(msg)
+        if isinstance(msg, _Gate) or not self.stuck.isdisjoint(ids):
+            self.held.append((msg, tuple(os.dup(f) for f in fds), ids))
+            self.stuck.update(ids)
         elif self.link is not None:
             self.link.send(msg, fds)
 
-    def resumed(self, ch: int, state: dict[str, object] | None) -> None:
-        """``ch``'s state arrived (None: its old worker died): send what was held back."""
-        self.waiting.pop(ch)[0].state = state
-        if not self.waiting:
-            held, self.held = self.held, []
-            for msg, fds in held:
+    def resumed(self, gate: _Gate, state: dict[str, object] | None) -> None:
+        """``gate``'s state arrived (None: the old worker died): send what no longer waits."""
+        gate.resume.state = state
+        held, self.held, self.stuck = self.held, [], set()
+        for msg, fds, _ in held:
+            if msg is not gate:
                 self.send(msg, fds)
-            if self.link is not None:
-                self.link.flush()
-            for s in self.unsent:
-                s.close()
-            self.unsent.clear()
+            for f in fds:
+                os.close(f)
+
+    def drop_held(self) -> None:
+        for _, fds, _ in self.held:
+            for f in fds:
+                os.close(f)
+        self.held, self.stuck = [], set()
 
 
 class WorkerChannel:
@@ -280,20 +312,20 @@ class WorkerChannel:
     def _attach(self, worker: _Worker) -> None:
         """Open this channel on ``worker`` (first open, a move, or after a restart)."""
         old = self._worker
-        resume = p.Resume(self.id)
-        if old is not None:
+        gate = _Gate(self.id, worker)
+        if old is not None:  # the new worker holds it back until the old one tells its state
             self._send(p.Close(self.id, moving=True))
+            old.leaving.setdefault(self.id, deque()).append(gate)
             old.channels.discard(self)
             self._end_plays(PlayOutcome.STOPPED)
+            worker.send(gate)
         self._worker = worker
         worker.channels.add(self)
-        if old is not None:  # hold it all back until the old worker tells where it left off
-            worker.waiting[self.id] = (resume, old)
         worker.send(p.Open(self.id, self._inband), tuple(s.fileno() for s in self._socks))
         if self._config is not None:
             self._send(self._config)
         if old is not None:
-            self._send(resume)
+            self._send(gate.resume)
         if self._listeners:
             self._send(p.Listen(self.id, True))
 
@@ -442,6 +474,7 @@ class MediaWorkers:
         workers, self._workers = self._workers, []
         for w in workers:
             w.channels.clear()
+            w.drop_held()
             self._forget_closing(w)
             if w.link is not None:
                 w.link.flush()
@@ -464,12 +497,8 @@ class MediaWorkers:
         return ch
 
     def _release(self, ch: WorkerChannel) -> None:
-        w = ch._worker
-        if w is not None and w.waiting:  # the held Open still needs the descriptors
-            w.unsent.extend(ch._socks)
-        else:
-            for s in ch._socks:
-                s.close()
+        for s in ch._socks:  # a held or unsent Open has its own copies
+            s.close()
         self._channels.pop(ch.id, None)
         self._ports._ports_used.discard(ch.port)
         if ch._worker is not None:
@@ -537,9 +566,11 @@ class MediaWorkers:
             w.pinged = None
             return
         if isinstance(msg, p.Moved):
-            for x in self._workers:
-                if x.waiting.get(msg.ch, (None, None))[1] is w:
-                    x.resumed(msg.ch, msg.state)
+            if gates := w.leaving.get(msg.ch):
+                gate = gates.popleft()
+                if not gates:
+                    del w.leaving[msg.ch]
+                gate.worker.resumed(gate, msg.state)
             return
         if isinstance(msg, p.Stats):
             for key, fig in msg.channels.items():
@@ -593,11 +624,11 @@ class MediaWorkers:
             ch._recording_done()
         w.channels.clear()
         self._forget_closing(w)
-        for x in self._workers:  # moves out of it: their new workers go on without its state
-            for ch_id in [i for i, (_, old) in x.waiting.items() if old is w]:
-                x.resumed(ch_id, None)
-        for s in w.unsent:
-            s.close()
+        w.drop_held()
+        leaving, w.leaving = w.leaving, {}
+        for gates in leaving.values():  # moves out of it: the new workers go on without state
+            for gate in gates:
+                gate.worker.resumed(gate, None)
         self._workers[self._workers.index(w)] = self._spawn(w.index)
         if w.proc.poll() is None:
             w.proc.kill()

@@ -30,12 +30,13 @@ TONE = Prompt("tone", g711.PCMU, encode_frames(
     (8000 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)).astype("<i2"), g711.PCMU))
 
 
-def run(body: Callable[[MediaWorkers], Awaitable[None]], hung_after: float = 10.0) -> None:
-    block = allocate(40)
+def run(body: Callable[[MediaWorkers], Awaitable[None]], hung_after: float = 10.0,
+        ports: int = 40) -> None:
+    block = allocate(ports)
     lo = block.base + block.base % 2
 
     async def main() -> None:
-        media = MediaWorkers(HOST, (lo, lo + 37), workers=2, hung_after=hung_after)
+        media = MediaWorkers(HOST, (lo, lo + ports - 3), workers=2, hung_after=hung_after)
         await media.start()
         try:
             await body(media)
@@ -297,5 +298,136 @@ def test_rtp_timeout_in_a_worker_reaches_the_signalling_side() -> None:
         await until(lambda: bool(silent))
         assert silent == [a]
         far.close()
+
+    run(body)
+
+
+async def relays(pairs: list[tuple[WorkerChannel, WorkerChannel]], peers: dict[int, Peer]) -> None:
+    """Each channel of each bridged pair gets packets from its far end: the other's far end
+    must hear them (each channel's own payload byte)."""
+    for n in range(250):
+        for a, b in pairs:
+            for ch in (a, b):
+                mark = bytes([1 + ch.id % 100]) * 160
+                peers[ch.id].send(encode_rtp(RtpPacket(0, n, 160 * n, ch.id, mark)), ch.port)
+        await asyncio.sleep(0.02)
+        if all(sum(q.payload == bytes([1 + x.id % 100]) * 160 for q in heard(peers[y.id])) >= 5
+               for a, b in pairs for x, y in ((a, b), (b, a))):
+            return
+    raise AssertionError("a bridge does not relay both ways")
+
+
+async def all_freed(media: MediaWorkers, chans: list[WorkerChannel],
+                    peers: dict[int, Peer]) -> None:
+    """Close every channel: its final figures must come, its sockets close, its ports go back
+    to the pool and nothing stays held back for a worker."""
+    for ch in chans:
+        ch.close()
+    for peer in peers.values():
+        peer.close()
+    await until(lambda: not any(ch.stats_pending for ch in chans))
+    await until(lambda: all(s.fileno() == -1 for ch in chans for s in ch._socks))
+    assert not media._ports._ports_used and not media.channels
+    assert not any(w.held for w in media._workers)
+
+
+def open_pairs(media: MediaWorkers, n: int) -> tuple[list[WorkerChannel], dict[int, Peer]]:
+    chans = [media.open_channel() for _ in range(n)]
+    peers = {ch.id: Peer() for ch in chans}
+    for ch in chans:
+        ch.configure(peers[ch.id].addr, g711.PCMU, 101)
+    return chans, peers
+
+
+def test_many_bridges_at_once_moving_legs_both_ways_all_relay_and_free_their_ports() -> None:
+    """Bridges made in one go that move legs from worker 1 to 2 and from 2 to 1: no move may
+    wait on another (each old worker must hear its Close while it waits for a moved-in state)."""
+    async def body(media: MediaWorkers) -> None:
+        chans, peers = open_pairs(media, 32)
+        pairs = []
+        for i in range(0, 32, 2):
+            a, b = chans[i], chans[i + 1]
+            assert a._worker is not b._worker
+            pairs.append((a, b) if i % 4 else (b, a))
+        for a, b in pairs:
+            media.bridge(a, b)  # crossing moves, all in this loop turn
+        assert all(a._worker is b._worker for a, b in pairs)
+        await relays(pairs, peers)
+        await all_freed(media, chans, peers)
+
+    run(body, ports=140)
+
+
+def test_a_close_during_a_move_and_a_channel_moved_several_times_at_once() -> None:
+    async def body(media: MediaWorkers) -> None:
+        chans, peers = open_pairs(media, 6)
+        a, b, c, d, e, f = chans  # a c e on one worker, b d f on the other
+        media.bridge(a, b)  # b moves ...
+        media.bridge(d, b)  # ... back ...
+        media.bridge(a, b)  # ... and over again, before any move is done
+        media.bridge(c, d)  # d moves while e moves the other way and is closed at once
+        media.bridge(f, e)
+        e.close()
+        await relays([(a, b), (c, d)], peers)
+        assert a._worker is b._worker and c._worker is d._worker and f.peer is None
+        await all_freed(media, chans, peers)
+
+    run(body)
+
+
+def test_moves_out_of_and_into_a_worker_that_dies_lose_no_channel_or_port() -> None:
+    async def body(media: MediaWorkers) -> None:
+        chans, peers = open_pairs(media, 4)
+        a, b, c, d = chans  # a c on one worker, b d on the other
+        old = b._worker
+        assert old is not None and a._worker is c._worker is not old
+        lost: list[list[WorkerChannel]] = []
+        media.on_failure.append(lost.append)
+        os.kill(old.proc.pid, signal.SIGSTOP)  # the moves wait for words that never come
+        media.bridge(a, b)  # b moves out of it
+        media.bridge(d, c)  # c moves into it
+        try:
+            os.kill(old.proc.pid, signal.SIGKILL)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(old.proc.pid, signal.SIGCONT)
+        await until(lambda: bool(lost))
+        assert set(lost[0]) == {c, d} and media.restarts == 1
+        await relays([(a, b)], peers)  # b's new worker went on without the old one's state
+        await all_freed(media, chans, peers)
+
+    run(body)
+
+
+def test_a_channel_closed_before_its_open_left_costs_no_worker() -> None:
+    """Its sockets are closed at once; the Open still queued must carry copies of them (a closed
+    descriptor failed the whole write and the pipe, or a new socket took its number)."""
+    async def body(media: MediaWorkers) -> None:
+        chans, peers = open_pairs(media, 2)  # one on each worker
+        media.open_channel().close()  # in one loop turn: its Open has not left yet
+        done: list[PlayOutcome] = []
+        for ch in chans:
+            ch.play(TONE, done.append)
+        await until(lambda: len(done) == 2 or media.restarts > 0)
+        assert done == [PlayOutcome.DONE] * 2 and media.restarts == 0
+        await all_freed(media, chans, peers)
+
+    run(body)
+
+
+def test_a_prompt_sent_to_a_moving_channel_reaches_a_channel_that_is_not() -> None:
+    """A prompt's frames go to a worker once; a play held back behind a move may carry them,
+    so a later play of the same prompt on another channel of that worker must wait for it."""
+    async def body(media: MediaWorkers) -> None:
+        chans, peers = open_pairs(media, 3)
+        a, b, c = chans  # a c on one worker, b on the other
+        media.bridge(a, b)  # b moves to a's worker ...
+        done: list[PlayOutcome] = []
+        b.play(TONE, done.append)  # ... and this play, with the frames, waits for it
+        c.play(TONE, done.append)  # the same prompt by key only
+        await until(lambda: len(done) == 2)
+        tone = set(TONE.frames)
+        assert sum(q.payload in tone for q in heard(peers[c.id])) >= len(TONE) - 1
+        await all_freed(media, chans, peers)
 
     run(body)
