@@ -618,6 +618,7 @@ class B2BUA:
             call.done.set()
             self.calls.pop(call.id, None)
             self.on_call_end(call)
+        leg.detach()
 
     async def hangup_call(self, call: Call, cause: HangupCause, side: str) -> None:
         if call.hangup_cause is None:
