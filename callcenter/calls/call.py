@@ -49,8 +49,8 @@ class HangupCause(StrEnum):
 
 
 class _LegCall:
-    """``Leg.call``: held strongly while the leg lives and weakly once it ended (``detach``),
-    so a finished call (its legs in ``Call.legs``, each leg's call) is freed by reference
+    """``Leg.call``: held strongly until the call has ended and weakly after (``detach``), so
+    a finished call (its legs in ``Call.legs``, each leg's call) is freed by reference
     counting instead of waiting for the cyclic garbage collector."""
 
     def __get__(self, leg: Leg | None, owner: type | None = None) -> Call:
@@ -63,7 +63,7 @@ class _LegCall:
 
     def __set__(self, leg: Leg, call: Call) -> None:
         leg._call_ref = weakref.ref(call)
-        leg._call = None if leg.state is LegState.ENDED else call
+        leg._call = call
 
 
 @dataclass(eq=False)
@@ -110,10 +110,8 @@ class Leg:
         return self.media.codec if self.media else "PCMU"
 
     def detach(self) -> None:
-        """The leg ended: let go of what refers back to it (its call, its channel's callback)."""
+        """Its call has ended: from now on the leg refers to it weakly."""
         self._call = None
-        if self.channel is not None:
-            self.channel.on_dtmf = None
 
 
 Leg.call = _LegCall()  # type: ignore[assignment]  # the field, kept as _LegCall says
