@@ -11,7 +11,7 @@ from tests.helpers.baresip import BaresipAgent
 from tests.helpers.server import ServerProcess
 from tests.integration.demo import USERS, Media
 
-TALK_SECONDS = 5.0
+TALK_SECONDS = 7.0  # the words (2.5 s) repeat every 2.75 s: one whole repeat in any 5.3 s heard
 MATCH = 0.6  # best_match of the other side's words in a recording (1.0 = exact copy)
 
 

@@ -24,7 +24,7 @@ from tests.helpers.sipp import Sipp, sipp_tls_path, wait_until
 from tests.helpers.sniff import UdpSniffer
 from tests.integration.demo import LINE_TOLLFREE, USERS, Media, pcap_seconds
 
-TALK_SECONDS = 5.0
+TALK_SECONDS = 7.0  # the words (2.5 s) repeat every 2.75 s: one whole repeat in any 5.3 s heard
 MATCH = 0.6  # best_match of the other side's words in a recording (1.0 = exact copy)
 
 
