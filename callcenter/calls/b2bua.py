@@ -608,7 +608,6 @@ class B2BUA:
             self.on_leg("ended", leg)
         if leg.channel is not None:
             leg.channel.close()
-            leg.channel.on_dtmf = None  # its closures refer back to the leg
         if leg.invite is not None and leg.invite.key is not None:
             self.pending_invites.pop(leg.invite.key, None)
         if leg.dialog is not None:
@@ -619,8 +618,6 @@ class B2BUA:
             call.done.set()
             self.calls.pop(call.id, None)
             self.on_call_end(call)
-            for x in call.legs:
-                x.detach()
 
     async def hangup_call(self, call: Call, cause: HangupCause, side: str) -> None:
         if call.hangup_cause is None:
