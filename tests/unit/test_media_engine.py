@@ -211,6 +211,14 @@ class Peer:
         self.sock.close()
 
 
+def _one_stream(pkts: list[RtpPacket], pt: int) -> list[RtpPacket]:
+    """Asserts the packets are one RTP stream (one SSRC, sequence +1 throughout); returns
+    those of payload type ``pt``."""
+    assert {p.ssrc for p in pkts} == {pkts[0].ssrc}
+    assert all(seq_delta(q.sequence, p.sequence) == 1 for p, q in pairwise(pkts))
+    return [p for p in pkts if p.payload_type == pt]
+
+
 def test_bridge_relays_restamped_and_transcoded_with_continuous_stream() -> None:
     x, y = Peer(), Peer()
     src = sine_pcm(700, 0.4)
@@ -251,16 +259,13 @@ def test_bridge_relays_restamped_and_transcoded_with_continuous_stream() -> None
     finally:
         x.close()
         y.close()
-    pkts = y.packets
-    assert {p.ssrc for p in pkts} == {pkts[0].ssrc}
-    assert all(seq_delta(q.sequence, p.sequence) == 1 for p, q in pairwise(pkts))
-    audio = [p for p in pkts if p.payload_type == 8]
+    audio = _one_stream(y.packets, 8)
     assert all(ts_delta(q.timestamp, p.timestamp) >= 160 for p, q in pairwise(audio))
     relayed = [p for p in audio if p.payload != g711.silence(8)]
     assert [p.payload for p in relayed] == [g711.transcode(f, 0, 8) for f in frames]
     assert relayed[0].marker and not any(p.marker for p in relayed[1:])
     assert all(ts_delta(q.timestamp, p.timestamp) == 160 for p, q in pairwise(relayed))
-    events = [p for p in pkts if p.payload_type == 96]
+    events = [p for p in y.packets if p.payload_type == 96]
     assert len(events) == 7 and len({p.timestamp for p in events}) == 1
     assert ts_delta(events[0].timestamp, relayed[-1].timestamp) == 160
     rx = Rfc4733Receiver()
@@ -321,10 +326,7 @@ def test_bridge_relays_payload_as_is_decoding_only_while_the_audio_is_needed(
     finally:
         x.close()
         y.close()
-    pkts = y.packets
-    assert {p.ssrc for p in pkts} == {pkts[0].ssrc}
-    assert all(seq_delta(q.sequence, p.sequence) == 1 for p, q in pairwise(pkts))
-    audio = [p for p in pkts if p.payload_type == 0]
+    audio = _one_stream(y.packets, 0)
     assert all(ts_delta(q.timestamp, p.timestamp) > 0 for p, q in pairwise(audio))
     relayed = [p.payload for p in audio if len(p.payload) == 160]
     assert relayed[:30] == sent[:30] and relayed[-10:] == sent[-10:]
