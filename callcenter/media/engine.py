@@ -9,8 +9,8 @@ commands; the callbacks (`on_done`, `on_dtmf`, `on_bridge`) are the events comin
 offer the same calls over a pipe keyed by `Channel.id`.
 
 Hot paths: one `call_at` ticker on a fixed grid of absolute deadlines drives every channel
-that sends its own media; arriving packets are drained (up to `drain` datagrams per readiness)
-from non-blocking sockets and relayed at once, re-stamped into the peer's outgoing stream.
+that sends its own media; an arriving packet is read (one per readiness) from its non-blocking
+socket and relayed at once, re-stamped into the peer's outgoing stream.
 """
 
 from __future__ import annotations
@@ -444,19 +444,18 @@ class Channel:
     # -------------------------------------------------------------------------- receiving
 
     def _on_readable(self) -> None:
-        recv = self._sock.recvfrom
-        now = self.engine.now()
-        for _ in range(self.engine.drain):
-            try:
-                data, addr = recv(_RECV_SIZE)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                self.stats.dropped_in += 1
-                return
-            self._on_packet(data, addr, now)
-            if self.closed:
-                return
+        """One datagram per readiness: the loop reports the socket again while more wait.
+        Draining until the socket is empty cost every packet of a 50 packets/s stream a
+        second, failing ``recvfrom`` and its exception: a tenth of a relayed packet's CPU and
+        more than half of its latency under load (docs/benchmarks.md)."""
+        try:
+            data, addr = self._sock.recvfrom(_RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.stats.dropped_in += 1
+            return
+        self._on_packet(data, addr, self.engine.now())
 
     def _on_packet(self, data: bytes, addr: Address, now: float) -> None:
         n = len(data)
@@ -612,14 +611,11 @@ class Channel:
             _safe_call(listener, pcm)
 
     def _on_rtcp_readable(self) -> None:
-        for _ in range(self.engine.drain):
-            try:
-                data, addr = self._rtcp_sock.recvfrom(_RECV_SIZE)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
-            self._on_rtcp(data, addr)
+        try:
+            data, addr = self._rtcp_sock.recvfrom(_RECV_SIZE)
+        except OSError:
+            return
+        self._on_rtcp(data, addr)
 
     def _on_rtcp(self, data: bytes, addr: Address) -> None:
         if self.latched and self.remote is not None and addr[0] != self.remote[0]:
@@ -685,7 +681,6 @@ class MediaEngine:
         address: str = "127.0.0.1",
         port_range: tuple[int, int] = (20000, 29999),
         *,
-        drain: int = 64,
         ptime: float = PTIME,
     ) -> None:
         lo, hi = port_range
@@ -693,7 +688,6 @@ class MediaEngine:
             raise ValueError(f"bad port range {port_range}")
         self.address = address
         self.port_range = (lo + (lo & 1), hi)
-        self.drain = drain
         self.ptime = ptime
         self.stats = EngineStats()
         self._loop: asyncio.AbstractEventLoop | None = None
