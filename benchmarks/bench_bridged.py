@@ -19,6 +19,7 @@ own lateness (send time - slot), the sink's socket drops and the machine's busy 
 
     python3 benchmarks/bench_bridged.py --calls 50 --seconds 10
     python3 benchmarks/bench_bridged.py --calls 600 --seconds 60 --nice -10 --workers 2
+    python3 benchmarks/bench_bridged.py --calls 600 --seconds 60 --nice -10 --workers 2 --realtime 10
 
 Everything on 127.0.0.1; every loop bounded (call count, deadlines, the generator's rounds).
 """
@@ -212,6 +213,8 @@ class Rtpengine:
                "--table=-1", f"--interface={HOST}", f"--listen-ng={HOST}:{args.ng_port}",
                f"--port-min={args.rtpengine_ports[0]}", f"--port-max={args.rtpengine_ports[1]}",
                f"--num-threads={args.rtpengine_threads}", "--log-level=4", "--delete-delay=0"]
+        if args.realtime:  # the same policy and priority as our media workers
+            cmd += ["--scheduling=rr", f"--priority={args.realtime}"]
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.DEVNULL, stderr=open(workdir / "rtpengine.log", "wb"),  # noqa: SIM115
             stdin=subprocess.DEVNULL, preexec_fn=niceness(args.nice))
@@ -335,6 +338,7 @@ def run_server(args: argparse.Namespace, socks: list[socket.socket], workdir: Pa
     data = yaml.safe_load(config.read_text())
     data.setdefault("media", {})["workers"] = args.workers if args.workers == "auto" \
         else int(args.workers)
+    data["media"]["realtime_priority"] = args.realtime
     config.write_text(yaml.safe_dump(data, allow_unicode=True))
     server = Server(workdir, config, args.sip_port, args.http_port, nice=args.nice)
     server.start()
@@ -370,7 +374,7 @@ def run_server(args: argparse.Namespace, socks: list[socket.socket], workdir: Pa
             if d.media and by_caller.get(d.number):
                 plan += [(0, d.media), (1, by_caller[d.number])]
         bridged = len(plan) // 2
-        result: dict[str, Any] = {"side": "callcenter", "workers": args.workers,
+        result: dict[str, Any] = {"side": "callcenter", "workers": args.workers, "realtime": args.realtime,
                                   "calls_bridged": bridged, "callers": dict(callers.counts)}
         if bridged:
             import threading
@@ -408,7 +412,7 @@ def run_rtpengine(args: argparse.Namespace, socks: list[socket.socket],
             to_caller_side, to_agent_side = engine.call(i, args.caller_rtp_port,
                                                         args.agent_rtp_port)
             plan += [(0, to_caller_side), (1, to_agent_side)]
-        result = {"side": "rtpengine", "threads": args.rtpengine_threads,
+        result = {"side": "rtpengine", "threads": args.rtpengine_threads, "realtime": args.realtime,
                   "calls_bridged": len(plan) // 2}
         result.update(stream(args, socks, plan, engine.proc.pid, workdir))
         for i in range(args.calls):
@@ -424,6 +428,9 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=10.0, help="seconds of streaming")
     p.add_argument("--sides", default="callcenter,rtpengine", help="which relays, in order")
     p.add_argument("--workers", default="0", help="media.workers of the server: auto or N")
+    p.add_argument("--realtime", type=int, default=0,
+                   help="SCHED_RR priority of both relays (media.realtime_priority; rtpengine "
+                        "--scheduling=rr --priority); 0 = normal")
     p.add_argument("--setup-rate", type=float, default=50.0, help="new calls per second")
     p.add_argument("--config", default=str(BENCH / "bench-config.yaml"))
     p.add_argument("--sip-port", type=int, default=27360)

@@ -121,7 +121,8 @@ class Application:
         self.prompts = PromptCache(cfg.sounds)
         ports = (cfg.media.rtp_port_min, cfg.media.rtp_port_max)
         workers = worker_count(cfg.media.workers)
-        proxy = MediaWorkers(cfg.media.address, ports, workers=workers) if workers else None
+        proxy = MediaWorkers(cfg.media.address, ports, workers=workers,
+                             realtime_priority=cfg.media.realtime_priority) if workers else None
         self.media = cast(MediaEngine, proxy) if proxy else MediaEngine(cfg.media.address, ports)
         """The media plane; with workers, a proxy offering the same interface."""
         if proxy is not None:

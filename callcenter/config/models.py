@@ -170,6 +170,12 @@ class MediaConfig(_Model):
     rtp_timeout: float = Field(default=0, ge=0)
     """Seconds without RTP from an answered call's party (not on hold) before the call ends
     with cause ``rtp_timeout``; 0 = never."""
+    realtime_priority: int = Field(default=0, ge=0, le=99)
+    """Run the media workers under the real-time round-robin policy (SCHED_RR) at this
+    priority (1-99), so a packet is relayed as soon as it arrives however busy the box is;
+    0 = the normal policy. Needs root, CAP_SYS_NICE or a real-time limit at least this high
+    (systemd ``LimitRTPRIO=``, set in deploy/callcenter.service); without, the server logs
+    a warning and runs on."""
 
 
 class LoggingConfig(_Model):

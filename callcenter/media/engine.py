@@ -359,9 +359,9 @@ class Channel:
 
     # ---------------------------------------------------------------------------- sending
 
-    def _send(self, packet: bytes) -> None:
+    def _send(self, packet: bytes | bytearray) -> None:
         if self._srtp is not None:
-            packet = self._srtp.protect(packet)
+            packet = self._srtp.protect(bytes(packet))
         try:
             self._sock.sendto(packet, self.remote)  # type: ignore[arg-type]
         except OSError:  # includes BlockingIOError: a full send buffer drops the packet
@@ -500,22 +500,29 @@ class Channel:
         stats.packets_in += 1
         stats.bytes_in += n
         _, _, seq, ts, ssrc = RTP_HEADER.unpack_from(data)
-        payload = data[start:end]
         peer = self.peer
         if pt == self.dtmf_payload_type:
             self._rx.count(ssrc, seq)  # same sequence space; its timestamps are not for jitter
-            self._on_event(payload, ts, ssrc, b1, now)
+            self._on_event(data[start:end], ts, ssrc, b1, now)
             return
         self._rx.update(ssrc, seq, ts, now)
         if self._recorder is not None or self._listeners or (
                 self._detector is not None and not self._rfc4733_seen):
-            self._on_audio(payload, pt, ts, ssrc)
+            self._on_audio(data[start:end], pt, ts, ssrc)
         if (
             peer is not None
             and peer._current is None
             and not peer._dtmf_out
             and peer.remote is not None
         ):
+            if start == 12 and end == n and peer.payload_type == pt and (
+                    out := peer.stream.restamp(data, ssrc, ts, now)) is not None:
+                peer._send(out)
+                peer.stats.relayed_out += 1
+                if peer._rec_stereo:
+                    peer._record_out(data[12:], pt)
+                return
+            payload = data[start:end]
             if peer.payload_type != pt:
                 payload = payload.translate(
                     g711.ULAW_TO_ALAW if pt == g711.PCMU else g711.ALAW_TO_ULAW
@@ -535,6 +542,7 @@ class Channel:
             if peer._rec_stereo:
                 peer._record_out(payload, peer.payload_type)
         elif self._jb is not None:
+            payload = data[start:end]
             self._jb.push(payload if pt == g711.PCMU else payload.translate(g711.ALAW_TO_ULAW),
                           ts, ssrc)
 

@@ -365,7 +365,7 @@ class MediaWorkers:
 
     def __init__(self, address: str = "127.0.0.1",
                  port_range: tuple[int, int] = (20000, 29999), *, workers: int = 2,
-                 hung_after: float = 10.0) -> None:
+                 hung_after: float = 10.0, realtime_priority: int = 0) -> None:
         if workers < 1:
             raise ValueError("MediaWorkers needs at least one worker (0 = use MediaEngine)")
         self.address = address
@@ -374,6 +374,8 @@ class MediaWorkers:
         self.workers_wanted = workers
         self.hung_after = hung_after
         """Seconds a worker may leave a ping unanswered before it is killed as hung."""
+        self.realtime_priority = realtime_priority
+        """SCHED_RR priority of the workers (``media.realtime_priority``); 0 = normal."""
         self._watch: asyncio.Task[None] | None = None
         self._workers: list[_Worker] = []
         self._channels: dict[int, WorkerChannel] = {}
@@ -463,7 +465,17 @@ class MediaWorkers:
         w.link = Link(w.sock, lambda msg: self._event(w, msg), lambda: self._died(w))
         w.link.send(p.Settings(self._rtp_timeout))
         log.info("media worker %d started (pid %d)", index, w.proc.pid)
+        if self.realtime_priority:
+            self._realtime(w.proc.pid)
         return w
+
+    def _realtime(self, pid: int) -> None:
+        try:
+            os.sched_setscheduler(pid, os.SCHED_RR, os.sched_param(self.realtime_priority))
+        except OSError as exc:
+            log.warning("media worker %d stays at normal priority (%s): media.realtime_"
+                        "priority needs root, CAP_SYS_NICE or LimitRTPRIO= at least %d",
+                        pid, exc.strerror, self.realtime_priority)
 
     async def close(self) -> None:
         if self._watch is not None:

@@ -16,6 +16,7 @@ SEQ_MOD = 1 << 16
 TS_MOD = 1 << 32
 TS_MASK = TS_MOD - 1
 RTP_HEADER = struct.Struct("!BBHII")
+_RESTAMP = struct.Struct("!HII")  # sequence, timestamp, SSRC: octets 2-11 of the header
 """The fixed 12-byte header: V/P/X/CC, M/PT, sequence, timestamp, SSRC."""
 
 NTP_EPOCH_OFFSET = 2_208_988_800
@@ -429,6 +430,29 @@ class RtpStream:
         if samples and ts_delta(ts + samples, self.timestamp) > 0:
             self.timestamp = (ts + samples) & TS_MASK
         return self._emit(payload, pt, ts, marker, now)
+
+    def restamp(self, packet: bytes, src_ssrc: int, src_ts: int, now: float) -> bytearray | None:
+        """`relay`'s common case on the whole packet: one that follows the last one relayed
+        from the same source gets our sequence, timestamp and SSRC in a copy, the rest as is
+        (version, marker, payload type: the caller checked that the header is the plain 12
+        octets and the payload type ours). None when `relay` has to decide (a new source, a
+        jump, a reordered packet). Saves building the packet anew for each one relayed."""
+        if src_ssrc != self.source:
+            return None
+        ts = (src_ts + self._offset) & TS_MASK
+        if ts != self.timestamp:
+            return None
+        samples = len(packet) - 12
+        out = bytearray(packet)
+        seq = self.sequence
+        _RESTAMP.pack_into(out, 2, seq, ts, self.ssrc)
+        self.sequence = (seq + 1) & 0xFFFF
+        self.timestamp = (ts + samples) & TS_MASK
+        self.packets += 1
+        self.octets += samples
+        self.last_ts = ts
+        self.last_time = now
+        return out
 
     def sender_report(self, now: float, unix_time: float) -> SenderReport:
         """An SR for this stream; the RTP timestamp is extrapolated to `now`."""

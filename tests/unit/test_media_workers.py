@@ -31,12 +31,13 @@ TONE = Prompt("tone", g711.PCMU, encode_frames(
 
 
 def run(body: Callable[[MediaWorkers], Awaitable[None]], hung_after: float = 10.0,
-        ports: int = 40) -> None:
+        ports: int = 40, realtime_priority: int = 0) -> None:
     block = allocate(ports)
     lo = block.base + block.base % 2
 
     async def main() -> None:
-        media = MediaWorkers(HOST, (lo, lo + ports - 3), workers=2, hung_after=hung_after)
+        media = MediaWorkers(HOST, (lo, lo + ports - 3), workers=2, hung_after=hung_after,
+                             realtime_priority=realtime_priority)
         await media.start()
         try:
             await body(media)
@@ -431,3 +432,27 @@ def test_a_prompt_sent_to_a_moving_channel_reaches_a_channel_that_is_not() -> No
         await all_freed(media, chans, peers)
 
     run(body)
+
+
+def test_realtime_priority_puts_the_workers_and_a_restarted_one_under_round_robin() -> None:
+    # as root (CI) the policy is set; anyone else gets a warning and the normal policy
+    allowed = os.geteuid() == 0
+
+    def check(pid: int) -> None:
+        if allowed:
+            assert os.sched_getscheduler(pid) == os.SCHED_RR
+            assert os.sched_getparam(pid).sched_priority == 7
+        else:
+            assert os.sched_getscheduler(pid) == os.SCHED_OTHER
+
+    async def body(media: MediaWorkers) -> None:
+        for pid in media.pids:
+            check(pid)
+        old = media.pids[0]
+        os.kill(old, signal.SIGKILL)
+        await until(lambda: media.restarts == 1 and old not in media.pids)
+        assert len(media.pids) == 2
+        for pid in media.pids:
+            check(pid)
+
+    run(body, realtime_priority=7)
