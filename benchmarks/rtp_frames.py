@@ -172,17 +172,19 @@ def churn_sink(conn: Connection, port: int, late_s: float, seconds: float, idle_
     conn.send("ready")
     live: dict[tuple[int, int], Stream] = {}
     total = Frames()
-    ended = [0]
+    spans: list[int] = []  # each stream's expected frames: its audible length
 
     def close(now: float) -> None:
         for key in [k for k, (t, _, _) in live.items() if t[-1] < now - idle_s]:
-            total.add(stream_frames(*as_arrays(live.pop(key)), late_s))
-            ended[0] += 1
+            frames = stream_frames(*as_arrays(live.pop(key)), late_s)
+            total.add(frames)
+            spans.append(frames.expected)
 
     packets = receive(sock, live, conn, seconds, close)
     drops = udp_drops(port)
     close(float("inf"))
-    conn.send({"streams": ended[0], "packets": packets, **total.summary(),
-               "sink_kernel_drops": drops, "valid": drops == 0})
+    conn.send({"streams": len(spans), "packets": packets, **total.summary(),
+               "stream_s_min": min(spans, default=0) / 50, "stream_s_max": max(spans, default=0) / 50,
+               "sink_kernel_drops": drops, "valid": drops == 0, "sink_cpu_s": time.process_time()})
     sock.close()
     rtcp.close()
