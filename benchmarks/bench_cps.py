@@ -174,6 +174,7 @@ def run_rate(args: argparse.Namespace, rate: int, workdir: Path,
         scenario = workdir / SCENARIO.name  # the SDP names the sink's port, not SIPp's own
         scenario.write_text(SCENARIO.read_text().replace(
             "m=audio [media_port]", f"m=audio {args.media_port + 4}"))
+    sink = None if args.no_frames else start_sink(args)  # first: a daemon, gone if we fail
     server = Server(workdir, config, args.sip_port, args.http_port, env=env, nice=args.nice)
     server.start()
     sampler = CpuSampler(server.pid).start()
@@ -185,7 +186,6 @@ def run_rate(args: argparse.Namespace, rate: int, workdir: Path,
     t0 = time.monotonic()
     tls = (args.sipp_tls, args.tls_port, ["-tls_cert", str(certs.certificate), "-tls_key",
            str(certs.key), "-tls_ca", str(certs.ca)]) if certs else None
-    sink = None if args.no_frames else start_sink(args)
     sipp = start_sipp(args, scenario, args.number, rate, args.hold, workdir, stat, tls)
     if args.profile:
         time.sleep(args.hold + 5)
