@@ -117,7 +117,7 @@ def sink(conn: Connection, port: int, late_s: float, nice: int) -> None:
     sock.settimeout(0.2)
     conn.send("ready")
     streams: dict[tuple[int, int], Stream] = {}
-    packets = receive(sock, streams, conn, SINK_SECONDS)
+    packets = receive(sock, rtcp, streams, conn, SINK_SECONDS)
     window = conn.recv()
     drops = udp_socket_drops(port)
     result = analyse(streams, late_s, window)

@@ -88,7 +88,8 @@ def stream_frames(t: np.ndarray, ts: np.ndarray, seq: np.ndarray, late_s: float)
 
 def open_sink(port: int) -> tuple[socket.socket, socket.socket]:
     """The RTP socket on 127.0.0.1:port (a large buffer, kernel receive times) and the RTCP
-    one on port + 1 (never read: the server's reports land there rather than bounce)."""
+    one on port + 1, non-blocking (the server's reports and BYEs land there rather than
+    bounce; `receive` drains it, or a full buffer would count in the host's UDP drops)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, SINK_BUFFER)
@@ -98,6 +99,7 @@ def open_sink(port: int) -> tuple[socket.socket, socket.socket]:
     sock.bind((HOST, port))
     rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rtcp.bind((HOST, port + 1))
+    rtcp.setblocking(False)
     return sock, rtcp
 
 
@@ -116,11 +118,11 @@ Stream = tuple["array.array[float]", "array.array[int]", "array.array[int]"]
 """One stream's arrival times (kernel, s), raw RTP timestamps and sequence numbers."""
 
 
-def receive(sock: socket.socket, live: dict[tuple[int, int], Stream], conn: Connection,
-            seconds: float, sweep: Callable[[float], None] | None = None) -> int:
+def receive(sock: socket.socket, rtcp: socket.socket, live: dict[tuple[int, int], Stream],
+            conn: Connection, seconds: float, sweep: Callable[[float], None] | None = None) -> int:
     """Record the PCMU frames arriving at ``sock`` into ``live`` by (source port, SSRC) until
-    ``conn`` says "stop" or ``seconds`` passed; ``sweep(now)`` runs about once a second.
-    Returns the number of frames read."""
+    ``conn`` says "stop" or ``seconds`` passed, dropping what reaches ``rtcp``; ``sweep(now)``
+    runs about once a second. Returns the number of frames read."""
     sock.settimeout(0.2)
     cspace = socket.CMSG_SPACE(TIMESPEC.size)
     recvmsg, unpack_ts, unpack_rtp, ssrc_of = (sock.recvmsg, TIMESPEC.unpack,
@@ -146,6 +148,11 @@ def receive(sock: socket.socket, live: dict[tuple[int, int], Stream], conn: Conn
             s[2].append(seq)
             if packets & 0x3FF:
                 continue
+        for _ in range(100_000):  # bounded; a few arrive between two turns
+            try:
+                rtcp.recv(2048)
+            except BlockingIOError:
+                break
         if conn.poll():
             conn.recv()  # "stop"
             break
@@ -180,7 +187,7 @@ def churn_sink(conn: Connection, port: int, late_s: float, seconds: float, idle_
             total.add(frames)
             spans.append(frames.expected)
 
-    packets = receive(sock, live, conn, seconds, close)
+    packets = receive(sock, rtcp, live, conn, seconds, close)
     drops = udp_drops(port)
     close(float("inf"))
     conn.send({"streams": len(spans), "packets": packets, **total.summary(),
