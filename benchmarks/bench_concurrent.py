@@ -25,14 +25,12 @@ Reported for the steady window (all calls up, before the first BYE) and for the 
 from __future__ import annotations
 
 import argparse
-import array
 import asyncio
 import json
 import multiprocessing as mp
 import os
 import shutil
 import socket
-import struct
 import sys
 import time
 import uuid
@@ -59,6 +57,16 @@ from benchlib import (
     py_spy,
     udp_socket_drops,
 )
+from rtp_frames import (
+    Frames,
+    Stream,
+    as_arrays,
+    count_frames,
+    lateness,
+    open_sink,
+    receive,
+    unwrap,
+)
 
 from callcenter.sip.message import (
     Headers,
@@ -70,13 +78,7 @@ from callcenter.sip.message import (
     serialize,
 )
 
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux; needs CAP_NET_ADMIN
-TIMESPEC = struct.Struct("@qq")
-RTP_SEQ_TS = struct.Struct("!HI")
-SINK_BUFFER = 32 << 20
-
-
+SINK_SECONDS = 6 * 3600  # the sink's bound; a run ends it with "stop" long before
 # ----------------------------------------------------------------------------- preparation
 
 
@@ -111,55 +113,14 @@ def sink(conn: Connection, port: int, late_s: float, nice: int) -> None:
     """Child process: receive RTP on one socket until told to stop, then analyse."""
     if nice:
         os.setpriority(os.PRIO_PROCESS, 0, nice)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, SINK_BUFFER)
-    except OSError:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SINK_BUFFER)
-    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-    sock.bind((HOST, port))
-    rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # SRs land here, unread
-    rtcp.bind((HOST, port + 1))
+    sock, rtcp = open_sink(port)
     sock.settimeout(0.2)
     conn.send("ready")
-    # per stream: arrival times (kernel, s) and extended RTP timestamps / sequence numbers
-    arrivals: dict[tuple[int, int], array.array[float]] = {}
-    stamps: dict[tuple[int, int], array.array[int]] = {}
-    seqs: dict[tuple[int, int], array.array[int]] = {}
-    cspace = socket.CMSG_SPACE(TIMESPEC.size)
-    recvmsg = sock.recvmsg
-    unpack_ts = TIMESPEC.unpack
-    unpack_rtp = RTP_SEQ_TS.unpack_from
-    ssrc_of = struct.Struct("!I").unpack_from
-    packets = 0
-    while True:
-        try:
-            data, anc, _flags, addr = recvmsg(2048, cspace)
-        except TimeoutError:
-            if conn.poll():
-                conn.recv()  # "stop"
-                break
-            continue
-        if len(data) < 12 or (data[1] & 0x7F) != 0:
-            continue  # only PCMU audio frames
-        packets += 1
-        if packets & 0x3FF == 0 and conn.poll():
-            conn.recv()  # "stop"
-            break
-        sec, nsec = unpack_ts(anc[0][2]) if anc else (0, 0)
-        key = (addr[1], ssrc_of(data, 8)[0])
-        seq, ts = unpack_rtp(data, 2)
-        a = arrivals.get(key)
-        if a is None:
-            a = arrivals[key] = array.array("d")
-            stamps[key] = array.array("q")
-            seqs[key] = array.array("q")
-        a.append(sec + nsec * 1e-9)
-        stamps[key].append(ts)
-        seqs[key].append(seq)
+    streams: dict[tuple[int, int], Stream] = {}
+    packets = receive(sock, rtcp, streams, conn, SINK_SECONDS)
     window = conn.recv()
     drops = udp_socket_drops(port)
-    result = analyse(arrivals, stamps, seqs, late_s, window)
+    result = analyse(streams, late_s, window)
     result["sink_kernel_drops"] = drops
     result["valid"] = drops == 0  # else the sink, not the server, lost packets
     result["packets"] = packets
@@ -168,61 +129,28 @@ def sink(conn: Connection, port: int, late_s: float, nice: int) -> None:
     rtcp.close()
 
 
-def _unwrap(values: np.ndarray, modulus: int) -> np.ndarray:
-    d = np.diff(values)
-    half = modulus // 2
-    d = np.where(d > half, d - modulus, np.where(d < -half, d + modulus, d))
-    return np.concatenate(([0], np.cumsum(d)))
-
-
 def analyse(
-    arrivals: dict[tuple[int, int], array.array[float]],
-    stamps: dict[tuple[int, int], array.array[int]],
-    seqs: dict[tuple[int, int], array.array[int]],
-    late_s: float,
-    window: tuple[float, float],
+    streams: dict[tuple[int, int], Stream], late_s: float, window: tuple[float, float],
 ) -> dict[str, Any]:
     """Late and missing frames per stream, summed; lateness percentiles over all frames."""
     w0, w1 = window
-    tot = {"all": [0, 0, 0, 0], "steady": [0, 0, 0, 0]}  # expected, received, late, missing
+    tot = {"all": Frames(), "steady": Frames()}
     lateness_steady: list[np.ndarray] = []
     worst_call = 0.0
-    for key, arr in arrivals.items():
-        t = np.frombuffer(arr, dtype=np.float64)
-        ts = _unwrap(np.frombuffer(stamps[key], dtype=np.int64), 1 << 32)
-        sq = _unwrap(np.frombuffer(seqs[key], dtype=np.int64), 1 << 16)
-        offset = ts / 8000.0
-        lat = t - offset
-        lat = lat - lat.min()
+    for stream in streams.values():
+        t, ts_raw, sq_raw = as_arrays(stream)
+        ts, sq = unwrap(ts_raw, 1 << 32), unwrap(sq_raw, 1 << 16)
+        lat = lateness(t, ts)
         late = lat > late_s
-        for name, sel in (("all", slice(None)), ("steady", (t >= w0) & (t < w1))):
-            if isinstance(sel, slice):
-                ts_s, sq_s, late_s_arr = ts, sq, late
-            else:
-                if not sel.any():
-                    continue
-                ts_s, sq_s, late_s_arr = ts[sel], sq[sel], late[sel]
-            n = len(ts_s)
-            exp_ts = int((ts_s.max() - ts_s.min()) // 160) + 1
-            exp_sq = int(sq_s.max() - sq_s.min()) + 1
-            uniq = len(np.unique(ts_s))
-            missing = max(exp_ts - uniq, exp_sq - len(np.unique(sq_s)), 0)
-            expected = max(exp_ts, exp_sq)
-            acc = tot[name]
-            acc[0] += expected
-            acc[1] += n
-            acc[2] += int(late_s_arr.sum())
-            acc[3] += missing
-            if name == "steady":
-                lateness_steady.append(lat[sel])
-                bad = (int(late_s_arr.sum()) + missing) / max(expected, 1)
-                worst_call = max(worst_call, bad)
-    out: dict[str, Any] = {"streams": len(arrivals)}
-    for name, (expected, received, late_n, missing) in tot.items():
-        out[name] = {
-            "expected": expected, "received": received, "late": late_n, "missing": missing,
-            "late_or_missing_pct": round(100 * (late_n + missing) / max(expected, 1), 4),
-        }
+        tot["all"].add(count_frames(ts, sq, late))
+        sel = (t >= w0) & (t < w1)
+        if sel.any():
+            steady = count_frames(ts[sel], sq[sel], late[sel])
+            tot["steady"].add(steady)
+            lateness_steady.append(lat[sel])
+            worst_call = max(worst_call, (steady.late + steady.missing) / max(steady.expected, 1))
+    out: dict[str, Any] = {"streams": len(streams)}
+    out.update({name: frames.summary() for name, frames in tot.items()})
     if lateness_steady:
         allv = np.concatenate(lateness_steady) * 1000
         out["steady"]["lateness_ms"] = {

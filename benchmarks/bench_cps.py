@@ -12,6 +12,19 @@ is started for each rate; its CPU is sampled once a second and can be profiled w
     python benchmarks/bench_cps.py --rates 150 --duration 60 --profile
     python benchmarks/bench_cps.py --rates 60,100 --duration 60 --transports udp,tls
 
+The line: ``--line prompt`` (default) is the benchmark line, which answers and plays its
+welcome prompt; ``--line queue`` answers into queue ``sales`` with no agents, so every caller
+hears the queue's music on hold, as a call center under churn does (issue 17's case).
+
+Frames at the callers: every INVITE's SDP points at one RTP socket on --media-port + 4, read
+by a sink in its own process (benchmarks/rtp_frames.py: kernel receive times, streams told
+apart by the server's source port and SSRC, counted with bench_concurrent.py's rule: late =
+more than --late-ms behind the stream's 20 ms grid, missing = timestamp or sequence gaps).
+Reported as ``frames`` next to the server's own media clock figures (``clock``); the sink is
+independent of those. ``--no-frames`` leaves the media port unread as before.
+
+    python benchmarks/bench_cps.py --rates 60,150 --duration 600 --hold 3 --line queue --workers 2
+
 Every run is bounded: SIPp gets -m rate*duration and a global -timeout.
 """
 
@@ -19,12 +32,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import shutil
 import sys
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -46,6 +61,7 @@ from benchlib import (
     udp_errors,
     udp_socket_drops,
 )
+from rtp_frames import churn_sink
 
 from tests.helpers.certs import Certs, make_certs
 from tests.helpers.sipp import sipp_tls_path
@@ -72,8 +88,8 @@ class RunResult:
     cpu_max: float
     system_busy_pct: float
     udp_rcvbuf_errors: int
-    """Datagrams dropped machine-wide because a socket buffer was full (SIP or RTP; SIPp does
-    not read the RTP sent to its -mp port, so this counts those too)."""
+    """Datagrams dropped machine-wide because a socket buffer was full (SIP or RTP; with
+    --no-frames nothing reads the callers' RTP, so this counts all of it)."""
     server_sip_drops: int
     sip_rcvbuf: int
     """Datagrams dropped at the server's SIP UDP socket (its receive buffer was full)."""
@@ -85,6 +101,10 @@ class RunResult:
     clock: dict[str, float] | None = None
     """The server's media clocks over the run (summed over workers): ticks, late, missed,
     worst lateness, and the worst event loop lag."""
+    line: str = "prompt"
+    frames: dict[str, Any] | None = None
+    """Frames the callers received (the sink's count, not the server's): streams, expected,
+    received, late, missing, late_or_missing_pct; valid = the sink's socket dropped none."""
 
 
 def _ms(value: str) -> float:
@@ -116,12 +136,20 @@ def clock_figures(http_port: int) -> dict[str, float]:
 
 
 def with_workers(config: Path, workers: str, workdir: Path,
-                 tls: tuple[Certs, int] | None = None) -> Path:
-    """A copy of the config with ``media.workers`` set (paths made absolute), and with
-    ``tls`` (certificates, port) SIP over TLS as well."""
+                 tls: tuple[Certs, int] | None = None, queue_line: str | None = None) -> Path:
+    """A copy of the config with ``media.workers`` set (paths made absolute), with ``tls``
+    (certificates, port) SIP over TLS as well, and with ``queue_line`` the only line, going
+    straight into queue ``sales`` with no agents (callers hear its music on hold)."""
     cfg = yaml.safe_load(config.read_text())
     for key in ("sounds", "dialplans"):
         cfg[key] = str((config.parent / cfg[key]).resolve())
+    if queue_line:
+        plans = workdir / "dialplans"
+        plans.mkdir(parents=True, exist_ok=True)
+        (plans / "queue.yaml").write_text(yaml.safe_dump({"lines": [{
+            "number": queue_line, "name": "Churn into a queue", "kind": "toll-free",
+            "accept": ["pstn"], "language": "pl", "queue": "sales"}]}))
+        cfg.update(dialplans=str(plans), queues=[{"name": "sales", "members": []}])
     cfg.setdefault("media", {})["workers"] = workers if workers == "auto" else int(workers)
     if tls:
         certs, port = tls
@@ -139,7 +167,14 @@ def run_rate(args: argparse.Namespace, rate: int, workdir: Path,
     env = {"CALLCENTER_BENCH_SIP_RCVBUF": str(args.sip_rcvbuf)} if args.sip_rcvbuf else {}
     certs = make_certs(workdir / "certs") if transport == "tls" else None
     config = with_workers(Path(args.config), args.workers, workdir,
-                          (certs, args.tls_port) if certs else None)
+                          (certs, args.tls_port) if certs else None,
+                          args.number if args.line == "queue" else None)
+    scenario = SCENARIO
+    if not args.no_frames:
+        scenario = workdir / SCENARIO.name  # the SDP names the sink's port, not SIPp's own
+        scenario.write_text(SCENARIO.read_text().replace(
+            "m=audio [media_port]", f"m=audio {args.media_port + 4}"))
+    sink = None if args.no_frames else start_sink(args)  # first: a daemon, gone if we fail
     server = Server(workdir, config, args.sip_port, args.http_port, env=env, nice=args.nice)
     server.start()
     sampler = CpuSampler(server.pid).start()
@@ -151,7 +186,7 @@ def run_rate(args: argparse.Namespace, rate: int, workdir: Path,
     t0 = time.monotonic()
     tls = (args.sipp_tls, args.tls_port, ["-tls_cert", str(certs.certificate), "-tls_key",
            str(certs.key), "-tls_ca", str(certs.ca)]) if certs else None
-    sipp = start_sipp(args, SCENARIO, args.number, rate, args.hold, workdir, stat, tls)
+    sipp = start_sipp(args, scenario, args.number, rate, args.hold, workdir, stat, tls)
     if args.profile:
         time.sleep(args.hold + 5)
         profiler = py_spy(server.pid, args.profile_seconds, workdir / "profile.txt")
@@ -167,6 +202,7 @@ def run_rate(args: argparse.Namespace, rate: int, workdir: Path,
     except OSError:
         clock = None
     server.stop()
+    frames = stop_sink(*sink) if sink else None
     row = sipp_row(stat)
     # steady state: skip the first hold+2 s of ramp-up and the tail after the last INVITE
     cpu = sampler.summary(args.hold + 2, args.duration)
@@ -187,12 +223,51 @@ def run_rate(args: argparse.Namespace, rate: int, workdir: Path,
         server_sip_drops=sip_drops, sip_rcvbuf=args.sip_rcvbuf,
         rt_invite_ms=round(_ms(row.get("ResponseTime1(C)", "")), 2),
         passed=(ok == calls and failed == 0 and sipp.returncode == 0),
-        workers=args.workers, transport=transport, clock=clock,
+        workers=args.workers, transport=transport, clock=clock, line=args.line, frames=frames,
     )
     (workdir / "cpu.json").write_text(json.dumps(sampler.samples))
     if profiler is not None and (workdir / "profile.txt").exists():
         report_profile(workdir / "profile.txt")
     return res
+
+
+def summary(res: RunResult) -> str:
+    """One line: the calls, the server's ticks and the callers' frames, late or missed."""
+    out = f"{res.rate} calls/s, {res.line} line, workers {res.workers}: {res.successful} ok / {res.failed} failed"
+    if res.clock and "late_or_missed_pct" in res.clock:
+        c = res.clock
+        out += (f"; server ticks due {c['ticks'] + c['missed']:.0f}, late {c['late']:.0f}, "
+                f"missed {c['missed']:.0f} ({c['late_or_missed_pct']} %)")
+    if res.frames:
+        f = res.frames
+        out += (f"; callers' frames expected {f['expected']}, received {f['received']}, late "
+                f"{f['late']}, missing {f['missing']} ({f['late_or_missing_pct']} %) in "
+                f"{f['streams']} streams{'' if f['valid'] else ', INVALID: sink dropped packets'}")
+    return out
+
+
+def start_sink(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The callers' RTP sink (rtp_frames.churn_sink) in its own process, bound and ready."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    bound = args.duration + args.hold + 300  # the sink's own deadline; "stop" comes first
+    proc = ctx.Process(target=churn_sink, args=(child, args.media_port + 4, args.late_ms / 1000,
+                                                bound, 10.0, args.nice), daemon=True)
+    proc.start()
+    if not parent.poll(30) or parent.recv() != "ready":
+        proc.terminate()
+        raise RuntimeError("RTP sink did not start")
+    return proc, parent
+
+
+def stop_sink(proc: Any, conn: Any) -> dict[str, Any] | None:
+    """Tell the sink to stop; its totals (None if it did not answer in time)."""
+    conn.send("stop")
+    frames = conn.recv() if conn.poll(120) else None
+    proc.join(10)
+    if proc.is_alive():
+        proc.terminate()
+    return frames
 
 
 def report_profile(path: Path) -> None:
@@ -219,11 +294,18 @@ def main() -> None:
     p.add_argument("--hold", type=float, default=3.0, help="seconds between ACK and BYE")
     p.add_argument("--number", default="0800000001")
     p.add_argument("--workers", default="0", help="media.workers: auto or N (0 = in process)")
+    p.add_argument("--line", choices=["prompt", "queue"], default="prompt",
+                   help="prompt: the benchmark line's welcome prompt; queue: queue sales, no agents")
+    p.add_argument("--no-frames", action="store_true",
+                   help="do not count the frames the callers receive (no RTP sink)")
+    p.add_argument("--late-ms", type=float, default=40.0,
+                   help="a caller's frame is late this far behind its slot")
     p.add_argument("--config", default=str(BENCH / "bench-config.yaml"))
     p.add_argument("--sip-port", type=int, default=25260)
     p.add_argument("--http-port", type=int, default=25280)
     p.add_argument("--sipp-port", type=int, default=25262)
-    p.add_argument("--media-port", type=int, default=25264)
+    p.add_argument("--media-port", type=int, default=25264,
+                   help="SIPp's RTP port; the callers' RTP sink takes this + 4 and + 5")
     p.add_argument("--sipp", default=shutil.which("sipp") or "sipp")
     p.add_argument("--transports", default="udp",
                    help="comma-separated, each rate in turn: udp, tls (SIPp -t l1)")
@@ -251,6 +333,7 @@ def main() -> None:
         res = run_rate(args, rate, Path(args.workdir) / f"r{rate}{suffix}", transport)
         results.append(res)
         print(json.dumps(asdict(res)), flush=True)
+        print(summary(res), flush=True)
         time.sleep(2)  # let sockets in TIME_WAIT / late retransmissions drain
         return res
 
