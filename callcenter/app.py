@@ -12,6 +12,7 @@ import dataclasses
 import os
 import signal
 import time
+import weakref
 from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
 from pathlib import Path
@@ -173,6 +174,8 @@ class Application:
         if self.crm is not None:
             self.ivr_store.before_card = self.crm.wait
         self.offers: dict[str, dict[str, Any]] = {}  #: the last agent.offer per agent
+        #: users' legs that answered (``call.answered`` with an agent) and have not ended
+        self._talking: weakref.WeakSet[Leg] = weakref.WeakSet()
         self.b2bua.on_leg = self._leg_event
         self.services = CallServices(
             b2bua=self.b2bua, registrar=self.registrar, prompts=self.prompts, now=self.now,
@@ -648,6 +651,7 @@ class Application:
             call.answered_at = time.time()
             self.events.publish(events.CallAnswered(ts=call.answered_at, call_id=call.id))
         if agent is not None and not agent.trunk:
+            self._talking.add(agent)
             self.events.publish(events.CallAnswered(call_id=call.id, agent=agent.party))
 
     def _media_failed(self, channels: list[WorkerChannel]) -> None:
@@ -765,9 +769,11 @@ class Application:
             self.events.publish(events.LegAdded(
                 call_id=leg.call.id, party=leg.party, direction=leg.direction))
         else:
+            talked = leg in self._talking
+            self._talking.discard(leg)
             self.events.publish(events.LegEnded(
                 call_id=leg.call.id, party=leg.party, direction=leg.direction,
-                sip_status=leg.sip_status))
+                sip_status=leg.sip_status, agent=leg.party if talked else None))
 
 
 def _tls_contexts(tls: SipTls | None) -> dict[str, Any]:
