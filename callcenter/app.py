@@ -94,7 +94,7 @@ class Application:
         self.cfg = cfg
         self.config = ConfigReloader(
             cfg, read=read_config or (lambda: self.config.current), path=config_path,
-            apply=lambda new: self._apply_config(self.users.effective(new)))
+            apply=lambda new: self._apply_config(self.users.reloaded(new)))
         self.clock = clock or ServerClock(tz=cfg.timezone)
         self.watcher = DialplanWatcher(
             cfg.dialplans, cfg.sounds, trunks=[t.name for t in cfg.trunks], current=dialplan
@@ -102,6 +102,7 @@ class Application:
         sip = cfg.sip
         self.advertised = sip.advertised_address or sip.listen
         self.store = Store(cfg.database)
+        self.store.keep_file_web_passwords([u.user for u in cfg.users])  # the file changed?
         cfg = self.cfg = with_stored(cfg, self.store)  # and the API's objects (the file wins)
         self.customers = CustomerStore(
             self.store.db, lambda raw, country: try_normalize(raw, country=country)[0],
