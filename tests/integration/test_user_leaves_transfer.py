@@ -26,12 +26,17 @@ nodes:
 """
 
 
+def dialplan(artifacts: Path, plan: str) -> dict[str, str]:
+    """The server's overrides for one dialplan file of text ``plan``."""
+    plans = artifacts / "dialplans"
+    plans.mkdir(parents=True, exist_ok=True)
+    (plans / "plan.yaml").write_text(plan, encoding="utf-8")
+    return {"dialplans": str(plans)}
+
+
 def test_a_users_talk_ends_when_it_leaves_the_call(artifacts: Path) -> None:
     require_binary("sipp")
-    plans = artifacts / "dialplans"
-    plans.mkdir(parents=True)
-    (plans / "plan.yaml").write_text(PLAN, encoding="utf-8")
-    with ServerProcess(artifacts, overrides={"dialplans": str(plans)}) as server, \
+    with ServerProcess(artifacts, overrides=dialplan(artifacts, PLAN)) as server, \
             ExitStack() as stack:
         answering_phone(server, "1002", artifacts, stack, talk_ms=2000, calls=1, timeout=60)
         result = run_sipp("uac_queue_call.xml", workdir=artifacts / "caller",
