@@ -12,6 +12,7 @@ import dataclasses
 import os
 import signal
 import time
+import weakref
 from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
 from pathlib import Path
@@ -93,7 +94,7 @@ class Application:
         self.cfg = cfg
         self.config = ConfigReloader(
             cfg, read=read_config or (lambda: self.config.current), path=config_path,
-            apply=lambda new: self._apply_config(self.users.effective(new)))
+            apply=lambda new: self._apply_config(self.users.reloaded(new)))
         self.clock = clock or ServerClock(tz=cfg.timezone)
         self.watcher = DialplanWatcher(
             cfg.dialplans, cfg.sounds, trunks=[t.name for t in cfg.trunks], current=dialplan
@@ -101,6 +102,7 @@ class Application:
         sip = cfg.sip
         self.advertised = sip.advertised_address or sip.listen
         self.store = Store(cfg.database)
+        self.store.keep_file_web_passwords([u.user for u in cfg.users])  # the file changed?
         cfg = self.cfg = with_stored(cfg, self.store)  # and the API's objects (the file wins)
         self.customers = CustomerStore(
             self.store.db, lambda raw, country: try_normalize(raw, country=country)[0],
@@ -174,6 +176,8 @@ class Application:
         if self.crm is not None:
             self.ivr_store.before_card = self.crm.wait
         self.offers: dict[str, dict[str, Any]] = {}  #: the last agent.offer per agent
+        #: users' legs that answered (``call.answered`` with an agent) and have not ended
+        self._talking: weakref.WeakSet[Leg] = weakref.WeakSet()
         self.b2bua.on_leg = self._leg_event
         self.services = CallServices(
             b2bua=self.b2bua, registrar=self.registrar, prompts=self.prompts, now=self.now,
@@ -649,6 +653,7 @@ class Application:
             call.answered_at = time.time()
             self.events.publish(events.CallAnswered(ts=call.answered_at, call_id=call.id))
         if agent is not None and not agent.trunk:
+            self._talking.add(agent)
             self.events.publish(events.CallAnswered(call_id=call.id, agent=agent.party))
 
     def _media_failed(self, channels: list[WorkerChannel]) -> None:
@@ -766,9 +771,11 @@ class Application:
             self.events.publish(events.LegAdded(
                 call_id=leg.call.id, party=leg.party, direction=leg.direction))
         else:
+            talked = leg in self._talking
+            self._talking.discard(leg)
             self.events.publish(events.LegEnded(
                 call_id=leg.call.id, party=leg.party, direction=leg.direction,
-                sip_status=leg.sip_status))
+                sip_status=leg.sip_status, agent=leg.party if talked else None))
 
 
 def _tls_contexts(tls: SipTls | None) -> dict[str, Any]:

@@ -4,7 +4,8 @@ agent is called at once, a removed one finishes its call; a removed queue serves
 still in it).
 
 The file is the source of truth for what it defines: its users and queues cannot be changed
-here, and a stored one the file now defines is not used. A password set here is stored as the digest
+here (but for the web password of a user it gives none: stored apart, forgotten when the file
+drops the user), and a stored one the file now defines is not used. A password set here is stored as the digest
 HA1 (``ha1:``, MD5 of user:realm:password): SIP digest needs it, and it is all that is kept
 (the API login checks the password against it); a ``web_password`` for the API login only
 is stored as a scrypt hash. Pause reasons added here live in the ``pause_reasons`` table.
@@ -92,11 +93,20 @@ class ApiDirectory:
         self.apply(self.effective())
         return next(u for u in self.listing() if u["user"] == stored.user)
 
+    def reloaded(self, cfg: Config) -> Config:
+        """A new file with the API's objects; the web passwords set for users it no longer
+        defines are forgotten (a name given to someone else must not log in with them)."""
+        self.store.keep_file_web_passwords([u.user for u in cfg.users])
+        return self.effective(cfg)
+
     def change(self, name: str, body: Any, *, who: str) -> dict[str, Any]:
         """Change a stored user in place (``name``, ``password``, ``role``, ``skills``,
-        ``web_password``; null removes the web password): KeyError for one not stored,
-        DirectoryConflict for one of the file, DirectoryInvalid for a bad body."""
-        self._not_the_files(self.file_config().user(name), "user", name)
+        ``web_password``; null removes the web password), or a file user's web password when
+        the file gives none: KeyError for one not stored, DirectoryConflict for another
+        change of a file user, DirectoryInvalid for a bad body."""
+        filed = self.file_config().user(name)
+        if filed is not None:
+            return self._change_files(filed, body, who=who)
         row = next((r for r in self.store.api_users() if r["user"] == name), None)
         if row is None:
             raise KeyError(name)
@@ -117,6 +127,26 @@ class ApiDirectory:
             self.apply(self.effective())
         return next(u for u in self.listing() if u["user"] == name)
 
+    def _change_files(self, user: User, body: Any, *, who: str) -> dict[str, Any]:
+        """The file wins for what it gives; the web password it does not give is the API's
+        (stored apart, by user)."""
+        if not isinstance(body, dict) or body.keys() != {"web_password"}:
+            raise DirectoryConflict(f"user {user.user} is defined in the config file, which "
+                                    "wins: only its web_password can be set here")
+        if user.web_password is not None:
+            raise DirectoryConflict(f"user {user.user} has its web_password in the config "
+                                    "file, which wins: change it there")
+        web = _web(body["web_password"])
+        if web is None and user.user not in self.store.file_web_passwords():
+            return next(u for u in self.listing() if u["user"] == user.user)  # none to remove
+        now = time.time()
+        self.store.set_file_web_password(
+            user.user, None if web is None else hash_web_password(web), by=who, at=now)
+        self._audit(now, who, "user.changed", f"user/{user.user}",
+                    {"user": user.user, "changed": ["web_password"]})
+        self.apply(self.effective())
+        return next(u for u in self.listing() if u["user"] == user.user)
+
     def _user(self, body: dict[str, Any], hashed: str | None = None) -> User:
         """The user ``body`` gives, as stored: the SIP password as its HA1, the web password
         as its scrypt hash (``hashed``: the stored one, kept when ``body`` has it as is)."""
@@ -124,8 +154,8 @@ class ApiDirectory:
         if unknown:
             raise DirectoryInvalid([f"{k}: not a field of a user" for k in sorted(unknown)])
         web = body.get("web_password")
-        if web is not None and web != hashed and not isinstance(web, str) or web == "":
-            raise DirectoryInvalid(["web_password: expected a non-empty string or null"])
+        if web != hashed:
+            _web(web)
         try:
             user = User.model_validate({k: v for k, v in body.items() if k in USER_FIELDS}
                                        | {"web_password": None,
@@ -265,7 +295,15 @@ def with_stored(cfg: Config, store: Store, *, users: list[dict[str, Any]] | None
     """``cfg`` with the users, queues and pause reasons the API stored (or those given)."""
     return with_api_objects(cfg, store.api_users() if users is None else users,
                             store.api_queues() if queues is None else queues,
-                            store.pause_reasons() if reasons is None else reasons)
+                            store.pause_reasons() if reasons is None else reasons,
+                            store.file_web_passwords())
+
+
+def _web(value: Any) -> str | None:
+    """A web password given in a body: a non-empty string, or null."""
+    if value is not None and not isinstance(value, str) or value == "":
+        raise DirectoryInvalid(["web_password: expected a non-empty string or null"])
+    return value
 
 
 def _errors(exc: ValidationError) -> list[str]:

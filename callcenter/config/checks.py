@@ -51,8 +51,8 @@ def semantic_checks(cfg: Config, api_queues: Collection[str] = ()) -> list[tuple
     out += _inbound_checks(cfg)
     if zone_error := _zone_error(cfg.timezone):
         out.append((("timezone",), zone_error))
-    out += _queue_checks(cfg)
     queues = [q.name for q in cfg.queues] + [q for q in api_queues if cfg.queue(q) is None]
+    out += _queue_checks(cfg, queues)
     out += _supervisor_checks(cfg, queues)
     out += _campaign_checks(cfg, queues)
     return out
@@ -148,8 +148,9 @@ def _supervisor_checks(cfg: Config, names: list[str]) -> list[tuple[Loc, str]]:
     return out
 
 
-def _queue_checks(cfg: Config) -> list[tuple[Loc, str]]:
-    """Queue names unique, members known users listed once, overflow to another queue."""
+def _queue_checks(cfg: Config, queues: list[str]) -> list[tuple[Loc, str]]:
+    """Queue names unique, members known users listed once, overflow to another queue (of
+    ``queues``: the file's and the API's)."""
     out: list[tuple[Loc, str]] = []
     names = [q.name for q in cfg.queues]
     users = {u.user for u in cfg.users}
@@ -166,10 +167,10 @@ def _queue_checks(cfg: Config) -> list[tuple[Loc, str]]:
                 out.append((loc, f"user {member.user!r} is listed twice in this queue"))
             seen.add(member.user)
         if queue.overflow is not None and (
-            queue.overflow == queue.name or queue.overflow not in names
+            queue.overflow == queue.name or queue.overflow not in queues
         ):
             out.append((("queues", i, "overflow"),
-                        f"expected the name of another queue ({', '.join(names)}), "
+                        f"expected the name of another queue ({', '.join(queues)}), "
                         f"got {queue.overflow!r}"))
         out += _known(("queues", i, "callback", "trunk"), queue.callback.trunk,
                       [t.name for t in cfg.trunks], "a trunk")

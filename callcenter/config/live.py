@@ -10,7 +10,7 @@ silently ignored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,11 +58,18 @@ def differences(old: Config, new: Config) -> tuple[list[str], list[str]]:
 
 def with_api_objects(cfg: Config, rows: list[dict[str, Any]],
                      queues: Sequence[dict[str, Any]] = (),
-                     pause_reasons: Sequence[dict[str, Any]] = ()) -> Config:
+                     pause_reasons: Sequence[dict[str, Any]] = (),
+                     web_passwords: Mapping[str, str] | None = None) -> Config:
     """The file's configuration plus the users, queues (``settings`` of the stored rows) and
     pause reasons the API added; the file wins: what it defines is not taken from the
-    database (a pause reason by its code or its name)."""
+    database (a pause reason by its code or its name). ``web_passwords``: those the API set
+    for users of the file, used where the file gives none."""
     mine = {u.user for u in cfg.users}
+    web = web_passwords or {}
+    if any(u.web_password is None and u.user in web for u in cfg.users):
+        cfg = cfg.model_copy(update={"users": [
+            u.model_copy(update={"web_password": web[u.user]})
+            if u.web_password is None and u.user in web else u for u in cfg.users]})
     users = [User(user=r["user"], password=r["password"], role=r["role"], name=r["name"],
                   skills=r.get("skills") or {}, web_password=r.get("web_password"))
              for r in rows if r["user"] not in mine]

@@ -147,11 +147,16 @@ class LegAdded(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class LegEnded(Event):
+    """A leg left its call (the call may go on: a user a transfer reached hung up)."""
+
     type: ClassVar[str] = "leg.ended"
     call_id: str
     party: str
     direction: str
     sip_status: int | None = None
+    #: the user whose phone this leg was, when it talked on the call (``call.answered``
+    #: named it): the end of that user's part of the call
+    agent: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -34,6 +34,7 @@ from callcenter.events.bus import (
     Dtmf,
     Event,
     IvrStep,
+    LegEnded,
     QueueConnected,
     QueueEntered,
     QueueLeft,
@@ -59,6 +60,7 @@ class StoreSink:
             CallRecording: self._call_recording,
             CallHold: self._call_hold,
             CallTransferred: self._call_transferred,
+            LegEnded: self._leg_ended,
             Dtmf: self._dtmf,
             IvrStep: self._ivr_step,
             SupervisorStep: self._supervisor_step,
@@ -123,6 +125,11 @@ class StoreSink:
             "transferee": e.transferee, "target": e.target, "transferor": e.transferor,
             "by": e.by, "kind": e.kind,
         })
+
+    def _leg_ended(self, e: LegEnded) -> None:
+        """``left``: a user who talked on the call left it (the call may go on)."""
+        if e.agent is not None:
+            self.store.add_call_event(e.call_id, e.ts, "left", {"agent": e.agent})
 
     def _dtmf(self, e: Dtmf) -> None:
         self.store.add_call_event(e.call_id, e.ts, "dtmf", {"digit": e.digit})

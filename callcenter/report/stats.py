@@ -188,8 +188,9 @@ def _talks(con: sqlite3.Connection, t0: float, t1: float) -> dict[str, dict[str,
     the agent's phone answered it (a direct, transferred, preview or campaign call: the
     ``connected`` event) or the agent placed it and it was answered (``calls.source``
     ``user:<agent>``: a dial-out or a call to another user). The talk runs from that moment to
-    the agent's end of it: the queue's complete or transfer, the agent's own transfer, else
-    the call's end."""
+    the agent's end of it: the queue's complete or transfer, the agent's own transfer, its
+    phone's leg ending (``left``: the caller may go on, e.g. back in the IVR), else the call's
+    end."""
     starts: dict[tuple[str, str], tuple[float, bool]] = {}
 
     def add(agent: str | None, call: str, ts: float | None, queue: bool, *,
@@ -217,7 +218,7 @@ def _talks(con: sqlite3.Connection, t0: float, t1: float) -> dict[str, dict[str,
                 "SELECT call_id, ts, type, coalesce(json_extract(data, '$.agent'), "
                 "json_extract(data, '$.transferor')) FROM call_events WHERE call_id IN "
                 "(SELECT id FROM calls WHERE start >= ? AND start < ?) AND ts >= ? "  # indexed
-                "AND type IN ('connected', 'transferred')", (t0 - 86400, t1, t0)):
+                "AND type IN ('connected', 'transferred', 'left')", (t0 - 86400, t1, t0)):
             if type_ == "connected":
                 add(who, call, ts, False)
             elif who:

@@ -14,6 +14,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
@@ -195,6 +196,14 @@ MIGRATIONS: list[str] = [
         name TEXT NOT NULL,
         added_by TEXT NOT NULL,
         added_at REAL NOT NULL
+    );
+    """,
+    """
+    CREATE TABLE file_web_passwords (  -- set by the API for users of the config file
+        user TEXT PRIMARY KEY,
+        web_password TEXT NOT NULL,    -- scrypt:... for the API login (not SIP)
+        set_by TEXT NOT NULL,
+        set_at REAL NOT NULL
     );
     """,
 ]
@@ -515,6 +524,28 @@ class Store:
         with self.db.conn:
             cursor = self.db.conn.execute("DELETE FROM users WHERE user = ?", (user,))
         return cursor.rowcount > 0
+
+    def file_web_passwords(self) -> dict[str, str]:
+        """The web passwords the API set for users of the config file, by user."""
+        return dict(self.db.execute("SELECT user, web_password FROM file_web_passwords"))
+
+    def set_file_web_password(self, user: str, web_password: str | None, *, by: str,
+                              at: float) -> None:
+        """Set (or with None forget) a file user's web password."""
+        with self.db.conn:
+            if web_password is None:
+                self.db.conn.execute("DELETE FROM file_web_passwords WHERE user = ?", (user,))
+            else:
+                self.db.conn.execute(
+                    "INSERT OR REPLACE INTO file_web_passwords (user, web_password, set_by, "
+                    "set_at) VALUES (?, ?, ?, ?)", (user, web_password, by, at))
+
+    def keep_file_web_passwords(self, users: Collection[str]) -> None:
+        """Forget those of users the file no longer defines."""
+        gone = self.file_web_passwords().keys() - set(users)
+        with self.db.conn:
+            self.db.conn.executemany("DELETE FROM file_web_passwords WHERE user = ?",
+                                     [(u,) for u in gone])
 
     def api_queues(self) -> list[dict[str, Any]]:
         """The queues added by the API (``settings`` decoded), in the order they were added."""

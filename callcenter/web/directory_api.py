@@ -2,7 +2,8 @@
 passwords), ``POST /api/users {"user": "1005", "password": "...", "role": "agent", "name":
 "..."}`` (201; 422 with the same checks as the file; 409 when the user exists), ``DELETE
 /api/users/{user}`` (409 for a user of the file, 404 for one not stored), ``PATCH
-/api/users/{user}`` (some of name, password, role, skills, web_password); ``POST /api/queues``
+/api/users/{user}`` (some of name, password, role, skills, web_password; of a file user only
+a web_password the file does not give); ``POST /api/queues``
 (a queue's settings as in config.yaml, no members), ``PATCH`` and ``DELETE
 /api/queues/{name}``; ``GET/POST /api/pause-reasons``, ``DELETE /api/pause-reasons/{code}``
 (reading the pause reasons: any user)."""
@@ -128,7 +129,9 @@ openapi.add_paths({
                      "409": _err("the user exists"),
                      "422": _err("not a valid user (the file's checks)"),
                      "401": _UNAUTH, "403": _READ_ONLY}}},
-    "/api/users/{user}": {"patch": _patch("user", _USER_BODY, _USER), "delete": {
+    "/api/users/{user}": {"patch": _patch("user", _USER_BODY, _USER) | {
+        "description": "A user of the config file: only `{\"web_password\": ...}`, when the "
+                       "file gives it none (stored apart; 409 otherwise)."}, "delete": {
         "summary": "Remove a user added by the API: its call in progress goes on",
         "parameters": [{"name": "user", "in": "path", "required": True,
                         "schema": {"type": "string"}}],

@@ -6,7 +6,13 @@ from __future__ import annotations
 import sqlite3
 from datetime import date
 
-from callcenter.events.bus import CallAnswered, CallEnded, CallStarted, CallTransferred
+from callcenter.events.bus import (
+    CallAnswered,
+    CallEnded,
+    CallStarted,
+    CallTransferred,
+    LegEnded,
+)
 from callcenter.events.store_sink import StoreSink
 from callcenter.report import stats
 from callcenter.store.db import Store
@@ -50,6 +56,12 @@ def test_every_call_an_agent_talked_on_counts() -> None:
     sink(CallTransferred(ts=at + 525, call_id="t", transferee="+48223333333",
                          target="user:1001", transferor="1002"))
     sink(CallAnswered(ts=at + 525, call_id="t", agent="1001"))
+    # the IVR transfers a caller to 1003, who talks 20 s and hangs up; the caller goes on in
+    # the IVR for 75 s: 1003's talk ends with its leg
+    call("i", at + 700, "+48224444444", "0800", "trunk:pstn", "inbound", at + 700, at + 800)
+    sink(CallAnswered(ts=at + 705, call_id="i", agent="1003"))
+    sink(LegEnded(ts=at + 725, call_id="i", party="1003", direction="outbound", agent="1003"))
+    sink(LegEnded(ts=at + 800, call_id="i", party="+48224444444", direction="inbound"))
     # 1001 logs in with a feature code: no call with anyone; yesterday's call: not today
     call("f", at + 600, "1001", "*41", "user:1001", "internal", at + 600, at + 603)
     call("y", t0 - 500, "1001", "1002", "user:1001", "internal", t0 - 490, t0 - 400)
@@ -59,4 +71,5 @@ def test_every_call_an_agent_talked_on_counts() -> None:
     a, b = rows["1001"], rows["1002"]
     assert (a["calls"], a["talk"], a["queue_calls"], a["queue_talk"]) == (5, 195.0, 1, 60.0)
     assert (b["calls"], b["talk"], b["queue_calls"], b["queue_talk"]) == (2, 45.0, 1, 15.0)
-    assert set(rows) == {"1001", "1002"}
+    assert (rows["1003"]["calls"], rows["1003"]["talk"]) == (1, 20.0)
+    assert set(rows) == {"1001", "1002", "1003"}

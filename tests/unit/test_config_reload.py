@@ -167,3 +167,35 @@ def test_the_file_may_name_a_queue_the_api_added(running: Running, tmp_path: Pat
     assert not (tmp_path / "other.db").exists()  # only read
     with pytest.raises(DirectoryConflict, match="vip"):  # the file names it now
         app.users.remove_queue("vip", who="test")
+
+
+def test_a_file_queue_overflows_to_a_queue_the_api_added(running: Running,
+                                                        tmp_path: Path) -> None:
+    """``queues[].overflow`` in the file may name an API queue of its database: the reload
+    applies it and an empty ``sales`` moves its caller there; with another database (where
+    ``vip`` does not exist) the file is refused at ``overflow``; DELETE of ``vip`` is 409."""
+    from acd import events as ev
+    from acd.actions import CallMoved
+    from callcenter.calls.directory import DirectoryConflict
+    from callcenter.cli import _read_config
+    from ivr.yamldoc import ConfigError
+
+    app = running.app
+    app.users.add_queue({"name": "vip", "strategy": "ringall"}, who="test")
+    app.config.read = lambda: apply_overrides(_read_config(running.path, running.db),
+                                              db=running.db)
+    running.edit("    join_empty: true\n    leave_when_empty: false\n    overflow: null",
+                 "    join_empty: false\n    leave_when_empty: false\n    overflow: vip")
+    result = running.reload()
+    assert result["status"] == "applied", result
+    engine = app.queues.engine
+    assert engine is not None
+    moved = [a for a in engine.handle(ev.CallArrived(call="c1", queue="sales"), app.now())
+             if isinstance(a, CallMoved)]  # nobody is logged in to sales
+    assert [(m.from_queue, m.to_queue) for m in moved] == [("sales", "vip")]
+    assert load_setup(running.path, running.db)[0].queue("sales").overflow == "vip"  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match=r"queues\[0\]\.overflow: expected the name of "
+                                          r"another queue \(sales, support\), got 'vip'"):
+        load_setup(running.path, tmp_path / "other.db")
+    with pytest.raises(DirectoryConflict, match="overflow"):
+        app.users.remove_queue("vip", who="test")
