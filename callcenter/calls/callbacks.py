@@ -121,9 +121,10 @@ class CallbackWorker:
         return id
 
     def book(self, queue: str, number: str, entered: float, *, at: float | None = None,
-             caller: str = "", call_id: str = "", language: str = "pl") -> int:
+             caller: str = "", call_id: str = "", language: str = "pl",
+             booked_by: str = "") -> int:
         return self.store.book(queue=queue, number=number, entered=entered, at=at, caller=caller,
-                               call_id=call_id, language=language,
+                               call_id=call_id, language=language, booked_by=booked_by,
                                requested_at=self.services.clock.now().isoformat())
 
     async def dial(self, callback_id: int, agent_leg: Leg) -> Leg | None:

@@ -15,6 +15,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "entered": float,  # unix time the caller entered the queue (or booked): its place
         "next_at": float,  # not dialled before (a booked time, a retry)
         "attempts": int, "outcome": str, "agent": str, "updated": float,
+        "booked_by": str,  # the agent whose login booked it ("": the IVR, the queue, a token)
     },
     "callback_attempts": {
         "id": int, "callback_id": int, "agent": str, "started": float, "ended": float,
@@ -38,7 +39,7 @@ class CallbackStore:
 
     def book(self, *, queue: str, number: str, entered: float, at: float | None = None,
              caller: str = "", call_id: str = "", language: str = "pl",
-             requested_at: str = "") -> int:
+             requested_at: str = "", booked_by: str = "") -> int:
         """A new open request; ``at`` (default: at once) is the earliest time to dial."""
         with self.db.conn:
             table = self.db.table("callbacks").insert({
@@ -46,6 +47,7 @@ class CallbackStore:
                 "queue": queue, "language": language, "requested_at": requested_at,
                 "status": "open", "entered": entered, "next_at": entered if at is None else at,
                 "attempts": 0, "outcome": "", "agent": "", "updated": entered,
+                "booked_by": booked_by,
             })
         id = int(table.last_pk or 0)
         if self.on_book is not None:

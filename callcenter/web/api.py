@@ -200,6 +200,9 @@ class Api:
         row = self.server.dialer.store.attempt(attempt)
         return row["agent"] if row is not None and row["campaign"] == campaign else None
 
+    def callback(self, id: str) -> dict[str, Any] | None:
+        return self.server.callbacks.store.get(int(id)) if id.isdigit() else None
+
     # --------------------------------------------------------------- routes
     def health(self, req: HttpRequest) -> HttpResponse:
         srv = self.server

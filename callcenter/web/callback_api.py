@@ -1,6 +1,7 @@
 """Callback routes of the JSON API: list, book, move and cancel callback requests.
 
-``register(router, auth, worker)`` adds them; reading needs any token, changing an admin one::
+``register(router, auth, worker)`` adds them; reading needs any token, changing an admin one
+or a user's login where ``roles.py`` lets it (a supervisor its queues', an agent its own)::
 
     GET    /api/callbacks           requests, oldest first (?queue=sales, ?state=open)
     POST   /api/callbacks           {"queue": "sales", "number": "+48221234567",
@@ -108,7 +109,8 @@ def register(router: Router, auth: Auth, worker: CallbackWorker) -> None:
         wall = local.timestamp()
         b = parse_booking(req.json(), queues=[q.name for q in cfg.queues],
                           users={u.user for u in cfg.users}, local_now=local, tz=cfg.timezone)
-        id = worker.book(b.queue, b.number, wall if b.at is None else max(wall, b.at), at=b.at)
+        id = worker.book(b.queue, b.number, wall if b.at is None else max(wall, b.at), at=b.at,
+                         booked_by=auth.principal(req).user or "")
         row = worker.store.get(id)
         assert row is not None
         return HttpResponse.json(shown(row), 201)

@@ -193,7 +193,9 @@ _CALLBACK = {
         "entered": _NUM, "next_at": _NUM,
         "at": {"type": ["string", "null"], "description": "next_at as local ISO 8601 time"},
         "attempts": {"type": ["integer", "null"]}, "outcome": {"type": ["string", "null"]},
-        "agent": {"type": ["string", "null"]},
+        "agent": {"type": ["string", "null"], "description": "the agent who took it last"},
+        "booked_by": {"type": ["string", "null"],
+                      "description": "the agent whose login booked it (else empty)"},
     },
     "required": ["id", "queue", "number", "status"],
 }
@@ -205,7 +207,9 @@ _AT = {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
 def _callback_paths() -> dict[str, Any]:
     """callcenter/web/callback_api.py."""
     cid = [_p("id", {"type": "integer"}, "the request's id")]
-    change = {"404": "no such callback", "409": "the callback is finished or being dialled"}
+    change = {"404": "no such callback (or not the user's: a supervisor's queues, an agent's "
+                     "bookings and the requests it took)",
+              "409": "the callback is finished or being dialled"}
     book = _op("Book a callback: the queue's agent is rung at the time, then the number",
                _json(_CALLBACK), admin=True, errors={"400": "bad queue, number or time"},
                body={"type": "object", "required": ["queue", "number"], "properties": {

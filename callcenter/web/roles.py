@@ -1,12 +1,14 @@
 """Roles and scopes of the API: which role may use which route, on what.
 
 ``admin`` (config tokens) may do everything; ``read`` (config tokens: wallboards) may use
-every ``GET`` but a customer's GDPR export and its files (admin only: personal data in bulk); a logged-in ``agent`` sees and drives itself (its state, its log-in and pause,
-its queues' figures, the pause reasons); a ``supervisor`` the queues ``supervisor.queues``
-gives it (all when unlisted) and their agents: figures, agent control, listen/whisper/barge
-sessions, interval reports, the event stream and the CDR export (cut to them). Anything out of a user's scope answers 404 (nothing leaks that it exists); a route
-its role may not use at all answers 403, as does any route not in :data:`POLICY` (a new
-route is closed to users until it is classified here).
+every ``GET`` but a customer's GDPR export and its files (admin only: personal data in bulk);
+a logged-in ``agent`` sees and drives itself (its state, its log-in and pause, its queues'
+figures, the pause reasons, the callback requests it booked or took); a ``supervisor`` the
+queues ``supervisor.queues`` gives it (all when unlisted) and their agents: figures, agent
+control, listen/whisper/barge sessions, interval reports, the event stream and the CDR
+export (cut to them), their callback requests. Anything out of a user's scope answers 404
+(nothing leaks that it exists); a route its role may not use at all answers 403, as does any
+route not in :data:`POLICY` (a new route is closed to users until it is classified here).
 
 The router wraps every handler with :func:`guard` as it is added; the handler's own
 ``auth.require`` then accepts the request.
@@ -43,6 +45,9 @@ class Scope(Protocol):
 
     def attempt_agent(self, campaign: str, attempt: int) -> str | None:
         """The agent who took a campaign's call attempt (None: no such attempt)."""
+
+    def callback(self, id: str) -> dict[str, Any] | None:
+        """A callback request's row (None: no such request)."""
 
 
 Filter = Callable[[Any], Any]
@@ -213,6 +218,29 @@ def live_party() -> Rule:
     return Rule(check)
 
 
+def _agents_callback(p: Principal, row: dict[str, Any]) -> bool:
+    """The agent booked the callback request, or took it last (a retry is still its)."""
+    return p.user in (row.get("booked_by"), row.get("agent"))
+
+
+def own_callbacks() -> Rule:
+    """The callback requests an agent booked or took."""
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> Filter:
+        return lambda rows: [r for r in rows if _agents_callback(p, r)]
+    return Rule(check)
+
+
+def callback_request() -> Rule:
+    """A callback request to move or cancel: an agent's own (:func:`own_callbacks`), one of
+    a supervisor's queues."""
+    def check(p: Principal, req: HttpRequest, scope: Scope) -> None:
+        row, queues = scope.callback(req.params["id"]), scope.queues(p)
+        if row is None or not (_agents_callback(p, row) if p.role == "agent"
+                               else queues is None or row["queue"] in queues):
+            raise _out_of_scope("callback")
+    return Rule(check)
+
+
 def own_campaigns() -> Rule:
     """The campaigns of the agent's queues, with only its own calls and callbacks."""
     def check(p: Principal, req: HttpRequest, scope: Scope) -> Filter:
@@ -302,9 +330,12 @@ POLICY: dict[tuple[str, str], dict[str, Rule]] = {
     **{(method, path): {"agent": own_customer()} for method, path in (
         ("GET", "/api/customers/{id}"), ("GET", "/api/customers/{id}/timeline"),
         ("POST", "/api/customers/{id}/notes"))},
-    ("GET", "/api/callbacks"): {"agent": listed("agent", "agent"),
+    ("GET", "/api/callbacks"): {"agent": own_callbacks(),
                                 "supervisor": listed("queue", "queue")},
     ("POST", "/api/callbacks"): {"agent": body_queue()},
+    **{(method, "/api/callbacks/{id}"): {"agent": callback_request(),
+                                         "supervisor": callback_request()}
+       for method in ("PATCH", "DELETE")},
     ("POST", "/api/calls/{id}/transfer"): {"agent": live_party()},
     ("GET", "/api/stats/agents"): {"agent": listed("agent", "agent", "agents"),
                                    "supervisor": listed("agent", "agent", "agents")},

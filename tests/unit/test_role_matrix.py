@@ -49,13 +49,15 @@ AGENT_ROUTES = USER_ROUTES | {
     ("GET", "/api/customers/{id}"), ("GET", "/api/customers/{id}/timeline"),
     ("POST", "/api/customers/{id}/notes"), ("GET", "/api/events/stream"),
     ("POST", "/api/calls/{id}/transfer"), ("POST", "/api/callbacks"),
-    ("GET", "/api/stats/agents"), ("GET", "/api/campaigns")}
+    ("GET", "/api/stats/agents"), ("GET", "/api/campaigns"),
+    ("PATCH", "/api/callbacks/{id}"), ("DELETE", "/api/callbacks/{id}")}
 SUPERVISOR_ROUTES = USER_ROUTES | {
     ("GET", "/api/agents/{id}/offer"), ("GET", "/api/calls/{id}/offer"),
     ("GET", "/api/supervisor/sessions"), ("POST", "/api/supervisor/sessions"),
     ("GET", "/api/supervisor/sessions/{id}"), ("PATCH", "/api/supervisor/sessions/{id}"),
     ("DELETE", "/api/supervisor/sessions/{id}"), ("GET", "/api/stats/intervals"),
-    ("GET", "/api/events/stream"), ("GET", "/api/cdr.csv"), ("GET", "/api/stats/agents")}
+    ("GET", "/api/events/stream"), ("GET", "/api/cdr.csv"), ("GET", "/api/stats/agents"),
+    ("PATCH", "/api/callbacks/{id}"), ("DELETE", "/api/callbacks/{id}")}
 #: a POST that only looks (validates the files on disk): read tokens may use it
 READ_POSTS = {("POST", "/api/dialplans/validate")}
 #: GETs of personal data in bulk (the GDPR export and its recordings): admin only
@@ -424,3 +426,36 @@ def test_a_calls_card_is_for_those_who_may_see_the_call(roles: Roles) -> None:
         assert roles.call("GET", f"/api/calls/{live.id}/offer", sup)[0] == 200  # its agent
     finally:
         del app.b2bua.calls[live.id]
+
+
+def test_users_move_and_cancel_the_callbacks_in_their_scope(roles: Roles) -> None:
+    """A supervisor moves and cancels the callbacks of its queues; an agent those it booked
+    or took; others answer 404, a finished one 409. An agent lists just its own."""
+    sup, agent = roles.login(*SUPERVISOR), roles.login(*AGENT)
+    later = {"number": "+48221234567", "at": 4102444800}
+
+    def book(queue: str, token: str = ADMIN) -> int:
+        status, row = roles.call("POST", "/api/callbacks", token, {**later, "queue": queue})
+        assert status == 201, row
+        return int(row["id"])
+
+    sales, support, mine, taken = book("sales"), book("support"), book("sales", agent), \
+        book("sales")
+    roles.app.callbacks.store.update(taken, agent="1003")  # 1003 took it; a retry is due
+    assert roles.app.callbacks.store.get(mine)["booked_by"] == "1003"  # type: ignore[index]
+    move = {"at": 4102448400}
+    for token, out, ours in ((sup, sales, support), (agent, support, mine)):
+        assert roles.call("PATCH", f"/api/callbacks/{out}", token, move)[0] == 404
+        assert roles.call("DELETE", f"/api/callbacks/{out}", token)[0] == 404
+        assert roles.call("DELETE", "/api/callbacks/99999", token)[0] == 404
+        status, row = roles.call("PATCH", f"/api/callbacks/{ours}", token, move)
+        assert (status, row["next_at"]) == (200, 4102448400), row
+        status, row = roles.call("DELETE", f"/api/callbacks/{ours}", token)
+        assert (status, row["status"]) == (200, "cancelled"), row
+        assert roles.call("DELETE", f"/api/callbacks/{ours}", token)[0] == 409
+    assert roles.call("PATCH", f"/api/callbacks/{taken}", agent, move)[0] == 200
+    listed = {r["id"] for r in roles.call("GET", "/api/callbacks", agent)[1]}
+    assert listed & {sales, support, mine, taken} == {mine, taken}
+    assert all(r["booked_by"] == "1003" or r["agent"] == "1003"
+               for r in roles.call("GET", "/api/callbacks", agent)[1])
+    assert roles.app.callbacks.store.get(sales)["status"] == "open"  # type: ignore[index]
