@@ -206,8 +206,8 @@ def test_agent_signs_in_changes_state_transfers_and_books_a_callback(artifacts: 
     transfer = [json.dumps(e) for e in events if e["type"] == "transferred"]
     assert len(transfer) == 1 and f'"user:{TARGET}"' in transfer[0], transfer
     assert disposition == "disposition: Solved"
-    assert [(c["number"], c["status"], c["at"][:16]) for c in callbacks] == [
-        (NUMBER, "open", f"{later}T10:30")], callbacks
+    assert [(c["number"], c["status"], c["at"][:16], c["booked_by"]) for c in callbacks] == [
+        (NUMBER, "open", f"{later}T10:30", AGENT)], callbacks  # the desk's login booked it
     assert booked.startswith(f"callback booked: {later}T10:30"), booked
     assert any(i["kind"] == "note" and i.get("text", "").endswith(
         ": Wants a call about the invoice") for i in timeline), timeline
