@@ -132,7 +132,9 @@ class QueueRunner:
         self.on_decision: Callable[[str, float], None] | None = None
         self.callbacks: CallbackDesk | None = None  #: stores and dials callback requests
         self.publish: Callable[[Event], None] = lambda e: None  #: the event bus
-        self._last: dict[str, tuple[Call, float]] = {}  # agent -> last queue call, unix time
+        #: agent -> its last queue call (id, queue, source; not the call, which is freed once
+        #: over) and the unix time it was connected
+        self._last: dict[str, tuple[str, str, str, float]] = {}
         #: told (caller's call id or "", agent, queue, caller number) just before an agent's
         #: phone rings (the screen pop); returns the caller's name for the phone ("": none)
         self.on_offer: Offer | None = None  #: the screen pop (``CallServices.offer``)
@@ -568,7 +570,7 @@ class QueueRunner:
             calls = (caller_leg.call, agent_leg.call)  # held: their legs may end meanwhile
             for call in calls:
                 call.agent, call.queue = a.agent, a.queue
-            self._last[a.agent] = (calls[0], time.time())
+            self._last[a.agent] = (calls[0].id, a.queue, calls[0].source, time.time())
             log.info("queue_connected", agent=a.agent, call=a.call, queue=a.queue)
             handovers = [x.handover for x in calls]
             await flows.until_first(caller_leg.ended, agent_leg.ended, *handovers)
@@ -775,26 +777,26 @@ class QueueRunner:
         ``call_id``): published for the CDR. KeyError: no such call of the agent; ValueError:
         the queue has no such code."""
         last = self._last.get(agent)
-        if last is None or time.time() - last[1] > DISPOSITION_WINDOW \
-                or call_id not in (None, last[0].id):
+        if last is None or time.time() - last[3] > DISPOSITION_WINDOW \
+                or call_id not in (None, last[0]):
             raise KeyError(agent)
-        call = last[0]
-        q = self.cfg.queue(call.queue or "")
+        call_id, queue = last[:2]
+        q = self.cfg.queue(queue)
         name = q.dispositions.get(code) if q is not None else None
         if q is None or name is None:
-            raise ValueError(f"queue {call.queue} has no disposition {code!r}")
-        self.publish(CallDisposition(call_id=call.id, agent=agent, queue=q.name, code=code,
+            raise ValueError(f"queue {queue} has no disposition {code!r}")
+        self.publish(CallDisposition(call_id=call_id, agent=agent, queue=q.name, code=code,
                                      name=name))
-        log.info("disposition", agent=agent, call=call.id, queue=q.name, code=code, name=name)
-        return {"call": call.id, "agent": agent, "queue": q.name, "code": code,
+        log.info("disposition", agent=agent, call=call_id, queue=q.name, code=code, name=name)
+        return {"call": call_id, "agent": agent, "queue": q.name, "code": code,
                 "disposition": name}
 
     def _inbound_last(self, agent: str) -> bool:
         """The agent's last queue call of the hour is an inbound one (a campaign's goes to
         the dialer)."""
         last = self._last.get(agent)
-        return last is not None and not last[0].source.startswith("campaign:") \
-            and time.time() - last[1] <= DISPOSITION_WINDOW
+        return last is not None and not last[2].startswith("campaign:") \
+            and time.time() - last[3] <= DISPOSITION_WINDOW
 
     def change_member(self, agent: str, queue: str, *, add: bool | None, tier: int = 1,
                       penalty: int = 0) -> bool:

@@ -9,7 +9,7 @@ import gc
 import re
 import socket
 import weakref
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,8 +17,10 @@ from callcenter.app import Application
 from callcenter.calls import flows
 from callcenter.calls.call import Call, LegState
 from callcenter.cli import load_setup
-from callcenter.config import apply_overrides
+from callcenter.config import Config, apply_overrides
 from callcenter.log import configure_logging
+from callcenter.sip.auth import digest_response, parse_auth_params
+from ivr.dialplan import Dialplan
 from tests.helpers.ports import allocate
 from tests.unit.test_b2bua_core import (
     FakeApp,
@@ -106,86 +108,217 @@ async def bridge_and_hang_up(services: FakeApp, stack: FakeStack,
     return weakref.ref(leg.call)
 
 
-def test_a_call_to_an_ivr_line_through_the_server_leaves_no_cycle(tmp_path: Path) -> None:
-    """The real SIP stack and media engine, the benchmark's line: INVITE, ACK, BYE over UDP."""
-    configure_logging("error", "json", None)
+def server_config(tmp_path: Path) -> tuple[Config, Dialplan]:
+    """The benchmark's configuration (media in process) with queue ``sales`` (agent 1001,
+    callback key 5) and its line 0800000002."""
+    plans = tmp_path / "dialplans"
+    plans.mkdir()
+    (plans / "bench.yaml").write_text((REPO / "benchmarks/dialplans/bench.yaml").read_text() + (
+        '  - {number: "0800000002", name: Queue, kind: toll-free, accept: [pstn], language: pl,'
+        " queue: sales, prompt: welcome, timeout: 3600}\n"))
     config = tmp_path / "config.yaml"
     config.write_text((REPO / "benchmarks/bench-config.yaml").read_text().replace(
-        "../sounds", str(REPO / "sounds")).replace(
-        "dialplans: dialplans", f"dialplans: {REPO / 'benchmarks/dialplans'}").replace(
-        "codecs: [PCMU, PCMA]", "codecs: [PCMU, PCMA]\n  workers: 0"))
+        "../sounds", str(REPO / "sounds")).replace("dialplans: dialplans", f"dialplans: {plans}")
+        .replace("codecs: [PCMU, PCMA]", "codecs: [PCMU, PCMA]\n  workers: 0") + (
+        "queues:\n  - {name: sales, members: [{user: '1001', static: true}], wrapup: 0,"
+        " callback_key: '5', announce_every: null, auto_pause_after: null}\n"))
     cfg, dialplan, _ = load_setup(config)
-    cfg = apply_overrides(cfg, sip_port=allocate(1)[0], http_port=allocate(1)[0], db=tmp_path / "db")
+    return apply_overrides(cfg, sip_port=allocate(1)[0], http_port=allocate(1)[0],
+                           db=tmp_path / "db"), dialplan
 
-    async def run() -> collections.Counter[str]:
+
+def run_server(tmp_path: Path, scenario: Callable[[Application], Awaitable[None]]) -> None:
+    configure_logging("error", "json", None)
+    cfg, dialplan = server_config(tmp_path)
+
+    async def run() -> None:
         app = Application(cfg, dialplan)
         await app.start()
         try:
-            with collector_off() as garbage:
-                call = await call_and_hang_up(app)
-                for _ in range(100):  # the call's last tasks finish (bounded)
-                    if call() is None:  # freed by reference counting
-                        break
-                    await asyncio.sleep(0.02)
-            return garbage
+            await scenario(app)
         finally:
             await app.stop()
 
-    garbage = asyncio.run(run())
-    assert not garbage, f"a finished call's cycles: {dict(garbage)}"
+    asyncio.run(run())
 
 
-async def call_and_hang_up(app: Application) -> weakref.ref[Call]:
-    """A caller calls the benchmark's line and hangs up; its call, weakly."""
-    loop = asyncio.get_running_loop()
-    server = ("127.0.0.1", app.stack.port)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, \
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtp:
-        sock.bind(("127.0.0.1", 0))
-        sock.setblocking(False)
-        rtp.bind(("127.0.0.1", 0))
-        me, to_tag = sock.getsockname()[1], ""
+async def freed(call: weakref.ref[Call]) -> bool:
+    """The call is gone once its last tasks finished (bounded), the collector being off."""
+    for _ in range(250):
+        if call() is None:
+            return True
+        await asyncio.sleep(0.02)
+    return False
 
-        async def send(method: str, cseq: int, body: str = "") -> None:
-            to = f"<sip:0800000001@127.0.0.1>{';tag=' + to_tag if to_tag else ''}"
-            head = (f"{method} sip:0800000001@127.0.0.1:{server[1]} SIP/2.0\r\n"
-                    f"Via: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK{method}{cseq};rport\r\n"
-                    f"From: <sip:bench@127.0.0.1:{me}>;tag=c1\r\nTo: {to}\r\n"
-                    f"Call-ID: cycles@test\r\nCSeq: {cseq} {method}\r\n"
-                    f"Contact: <sip:bench@127.0.0.1:{me}>\r\nMax-Forwards: 70\r\n")
-            if body:
-                head += "Content-Type: application/sdp\r\n"
-            await loop.sock_sendto(sock, f"{head}Content-Length: {len(body)}\r\n\r\n{body}"
-                                   .encode(), server)
 
-        async def final(method: str) -> bytes:
-            while True:
-                data = await asyncio.wait_for(loop.sock_recv(sock, 65535), 10)
-                if re.match(rb"SIP/2.0 [2-6]\d\d .*\r\n(.*\r\n)*CSeq: \d+ " + method.encode(),
-                            data):
-                    return data
+def test_a_call_to_an_ivr_line_through_the_server_leaves_no_cycle(tmp_path: Path) -> None:
+    """The real SIP stack and media engine, the benchmark's line: INVITE, ACK, BYE over UDP."""
 
-        await send("INVITE", 1, "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
-                   f"t=0 0\r\nm=audio {rtp.getsockname()[1]} RTP/AVP 0\r\n"
-                   "a=rtpmap:0 PCMU/8000\r\n")
-        ok = await final("INVITE")
-        assert ok.startswith(b"SIP/2.0 200")
+    async def scenario(app: Application) -> None:
+        with collector_off() as garbage, Peer(app, "bench") as caller:
+            call = await caller.call("0800000001")
+            await caller.hang_up()
+            assert await freed(call)
+        assert not garbage, f"a finished call's cycles: {dict(garbage)}"
+
+    run_server(tmp_path, scenario)
+
+
+def test_queue_calls_answered_abandoned_and_called_back_leave_no_cycle(tmp_path: Path) -> None:
+    """Through the server's queue: a caller who hangs up waiting, one an agent answered and
+    talked to, one who booked a callback (its request then rings the agent): each call is
+    freed by reference counting the moment it ended, the agent's too."""
+
+    async def scenario(app: Application) -> None:
+        with collector_off() as garbage, Peer(app, "1001") as agent:
+            with Peer(app, "+48221000001") as caller:  # no agent yet: waits, hangs up
+                abandoned = await caller.call("0800000002")
+                await caller.hang_up()
+                assert await freed(abandoned)
+            await agent.register()
+            with Peer(app, "+48221000002") as caller:
+                answered = await caller.call("0800000002")
+                await until(lambda: len(agent.got("ACK")) == 1)
+                taken = weakref.ref(next(x.call for x in app.b2bua.live_legs.values()
+                                         if x.party == "1001"))
+                await caller.hang_up()
+                await until(lambda: len(agent.got("BYE")) == 1)
+                assert await freed(answered) and await freed(taken)
+            assert app.queues.agent_command("1001", "pause")
+            with Peer(app, "+48221000003") as caller:
+                booked = await caller.call("0800000002")
+                await until(lambda: bool(app.queues.queue_stats("sales")[0]["callers"]))
+                await caller.send("INFO", "Signal=5\r\nDuration=160\r\n",
+                                  "application/dtmf-relay")
+                await until(lambda: bool(caller.got("BYE")))  # the request kept, hung up
+                assert await freed(booked)
+            agent.answer = 486
+            assert app.queues.agent_command("1001", "unpause")
+            await until(lambda: len(agent.got("INVITE")) == 2)  # the callback rings the agent
+            invite = agent.got("INVITE")[1]
+            assert b"+48221000003" in invite.split(b"\r\n\r\n")[0]
+            await until(lambda: len(agent.got("ACK")) == 2)  # the 486's ACK
+        assert not garbage, f"a finished call's cycles: {dict(garbage)}"
+
+    run_server(tmp_path, scenario)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in 10 s")
+
+
+class Peer:
+    """A phone or a caller on a UDP socket, a few lines of SIP: it answers what the server
+    asks (INVITE with ``answer``, BYE, OPTIONS) and keeps every request it got."""
+
+    def __init__(self, app: Application, user: str) -> None:
+        self.app, self.user, self.answer = app, user, 200
+        self.server = ("127.0.0.1", app.stack.port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for sock in (self.sock, self.rtp):
+            sock.bind(("127.0.0.1", 0))
+            sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+        self.requests: list[bytes] = []
+        self.responses: asyncio.Queue[bytes] = asyncio.Queue()
+        self.call_id, self.cseq, self.to_tag, self.to = f"{user}-{self.port}@test", 0, "", ""
+        self.reader = asyncio.ensure_future(self._read())
+
+    def __enter__(self) -> Peer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reader.cancel()
+        self.sock.close()
+        self.rtp.close()
+
+    def got(self, method: str) -> list[bytes]:
+        return [x for x in self.requests if x.startswith(method.encode() + b" ")]
+
+    def sdp(self) -> str:
+        return ("v=0\r\no=p 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                f"m=audio {self.rtp.getsockname()[1]} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+
+    async def send(self, method: str, body: str = "", ctype: str = "application/sdp", *,
+                   to: str = "", extra: str = "") -> bytes:
+        """Send a request (in the dialog once there is one); its final response."""
+        if method != "ACK":
+            self.cseq += 1
+        to = to or self.to
+        head = (f"{method} sip:{to}@127.0.0.1:{self.server[1]} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{method}{self.cseq};rport\r\n"
+                f"From: <sip:{self.user}@127.0.0.1>;tag=p{self.port}\r\n"
+                f"To: <sip:{to}@127.0.0.1>{';tag=' + self.to_tag if self.to_tag else ''}\r\n"
+                f"Call-ID: {self.call_id}\r\nCSeq: {self.cseq} {method}\r\n"
+                f"Contact: <sip:{self.user}@127.0.0.1:{self.port}>\r\nMax-Forwards: 70\r\n"
+                f"{extra}{'Content-Type: ' + ctype + chr(13) + chr(10) if body else ''}"
+                f"Content-Length: {len(body)}\r\n\r\n{body}")
+        self.sock.sendto(head.encode(), self.server)
+        while method != "ACK":
+            data = await asyncio.wait_for(self.responses.get(), 10)
+            if re.search(rb"\r\nCSeq: %d " % self.cseq, data) and not data.startswith(b"SIP/2.0 1"):
+                return data
+        return b""
+
+    async def call(self, number: str) -> weakref.ref[Call]:
+        """Call ``number`` and ACK its 200; the server's call, weakly."""
+        self.to = number
+        ok = await self.send("INVITE", self.sdp())
+        assert ok.startswith(b"SIP/2.0 200"), ok
         found = re.search(rb"\nTo:[^\r]*;tag=([^\r;]+)", ok)
         assert found is not None
-        to_tag = found.group(1).decode()
-        await send("ACK", 1)
-        (call,) = app.b2bua.calls.values()
-        for _ in range(100):  # the prompt plays (bounded wait)
-            if call.legs[0].acked.is_set() and call.legs[0].channel.stats.packets_out > 5:
-                break
-            await asyncio.sleep(0.02)
-        ref = weakref.ref(call)
-        del call
-        await send("BYE", 2)
-        assert (await final("BYE")).startswith(b"SIP/2.0 200")
-        for _ in range(250):
-            if not app.b2bua.calls and not app._invites:
-                break
-            await asyncio.sleep(0.02)
-        assert not app.b2bua.calls and not app._invites
-        return ref
+        self.to_tag = found.group(1).decode()
+        await self.send("ACK")
+        await until(lambda: any(x.caller == self.user for x in self.app.b2bua.calls.values()))
+        (call,) = [x for x in self.app.b2bua.calls.values() if x.caller == self.user]
+        return weakref.ref(call)
+
+    async def hang_up(self) -> None:
+        assert (await self.send("BYE")).startswith(b"SIP/2.0 200")
+
+    async def register(self) -> None:
+        self.to = self.user
+        contact = "Expires: 3600\r\n"
+        challenge = await self.send("REGISTER", extra=contact)
+        found = re.search(rb"\nWWW-Authenticate: ([^\r]+)", challenge)
+        assert challenge.startswith(b"SIP/2.0 401") and found is not None
+        _, params = parse_auth_params(found.group(1).decode())
+        uri = f"sip:{self.user}@127.0.0.1:{self.server[1]}"
+        response = digest_response(algorithm=params["algorithm"], username=self.user,
+                                   realm=params["realm"], password="agent1001",
+                                   method="REGISTER", uri=uri, nonce=params["nonce"])
+        auth = (f'Authorization: Digest username="{self.user}", realm="{params["realm"]}", '
+                f'nonce="{params["nonce"]}", uri="{uri}", response="{response}", '
+                f'algorithm={params["algorithm"]}, opaque="{params["opaque"]}"\r\n')
+        assert (await self.send("REGISTER", extra=contact + auth)).startswith(b"SIP/2.0 200")
+        self.to = ""
+
+    async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            data = await loop.sock_recv(self.sock, 65535)
+            if data.startswith(b"SIP/2.0 "):
+                self.responses.put_nowait(data)
+                continue
+            self.requests.append(data)
+            if data.startswith(b"ACK "):
+                continue
+            status, body = 200, ""
+            if data.startswith(b"INVITE "):
+                status, body = self.answer, self.sdp() if self.answer == 200 else ""
+            self.sock.sendto(self._response(data, status, body), self.server)
+
+    def _response(self, req: bytes, status: int, body: str) -> bytes:
+        head = req.split(b"\r\n\r\n")[0].decode().split("\r\n")
+        keep = [x for x in head[1:] if x.split(":")[0].lower() in ("via", "from", "call-id", "cseq")]
+        to = next(x for x in head if x.lower().startswith("to:"))
+        to += "" if ";tag=" in to else f";tag=a{self.port}"
+        lines = [f"SIP/2.0 {status} {'OK' if status == 200 else 'Busy Here'}", *keep, to,
+                 f"Contact: <sip:{self.user}@127.0.0.1:{self.port}>"]
+        lines += ["Content-Type: application/sdp"] if body else []
+        return ("\r\n".join([*lines, f"Content-Length: {len(body)}", "", body])).encode()
