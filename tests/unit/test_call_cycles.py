@@ -34,13 +34,12 @@ from tests.unit.test_b2bua_core import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-KINDS = ("Call", "Leg", "Channel", "FakeChannel", "Dialog", "ServerRequest", "function")
 
 
 @contextmanager
 def collector_off() -> Iterator[collections.Counter[str]]:
-    """Objects made meanwhile that only the collector could free, counted by type (those of
-    ``KINDS``; a lambda or closure counts as ``function <its name>``)."""
+    """Objects made meanwhile that only the collector could free, counted by type (a lambda
+    or closure counts as ``function <its name>``)."""
     gc.collect()
     gc.disable()
     found: collections.Counter[str] = collections.Counter()
@@ -50,9 +49,8 @@ def collector_off() -> Iterator[collections.Counter[str]]:
         gc.set_debug(gc.DEBUG_SAVEALL)
         gc.collect()
         for obj in gc.garbage:
-            kind = type(obj).__name__
-            if kind in KINDS:
-                found[f"function {obj.__qualname__}" if kind == "function" else kind] += 1
+            kind = type(obj).__qualname__
+            found[f"function {obj.__qualname__}" if kind == "function" else kind] += 1
         gc.garbage.clear()
         gc.set_debug(0)
         gc.enable()
@@ -110,12 +108,14 @@ async def bridge_and_hang_up(services: FakeApp, stack: FakeStack,
 
 def server_config(tmp_path: Path) -> tuple[Config, Dialplan]:
     """The benchmark's configuration (media in process) with queue ``sales`` (agent 1001,
-    callback key 5) and its line 0800000002."""
+    callback key 5), its line 0800000002, and 1001's direct line 0800000003."""
     plans = tmp_path / "dialplans"
     plans.mkdir()
     (plans / "bench.yaml").write_text((REPO / "benchmarks/dialplans/bench.yaml").read_text() + (
         '  - {number: "0800000002", name: Queue, kind: toll-free, accept: [pstn], language: pl,'
-        " queue: sales, prompt: welcome, timeout: 3600}\n"))
+        " queue: sales, prompt: welcome, timeout: 3600}\n"
+        '  - {number: "0800000003", name: Agent, kind: other, accept: [pstn], language: pl,'
+        " flow: agent}\nnodes:\n  agent: {type: transfer, user: '1001'}\n"))
     config = tmp_path / "config.yaml"
     config.write_text((REPO / "benchmarks/bench-config.yaml").read_text().replace(
         "../sounds", str(REPO / "sounds")).replace("dialplans: dialplans", f"dialplans: {plans}")
@@ -164,10 +164,11 @@ def test_a_call_to_an_ivr_line_through_the_server_leaves_no_cycle(tmp_path: Path
     run_server(tmp_path, scenario)
 
 
-def test_queue_calls_answered_abandoned_and_called_back_leave_no_cycle(tmp_path: Path) -> None:
-    """Through the server's queue: a caller who hangs up waiting, one an agent answered and
-    talked to, one who booked a callback (its request then rings the agent): each call is
-    freed by reference counting the moment it ended, the agent's too."""
+def test_queue_direct_and_callback_calls_leave_no_cycle(tmp_path: Path) -> None:
+    """Through the server: a queue caller who hangs up waiting, one an agent answered and
+    talked to, a call to the agent's direct line, a queue caller who booked a callback (its
+    request then rings the agent): each call is freed by reference counting the moment it
+    ended, the agent's too."""
 
     async def scenario(app: Application) -> None:
         with collector_off() as garbage, Peer(app, "1001") as agent:
@@ -184,6 +185,14 @@ def test_queue_calls_answered_abandoned_and_called_back_leave_no_cycle(tmp_path:
                 await caller.hang_up()
                 await until(lambda: len(agent.got("BYE")) == 1)
                 assert await freed(answered) and await freed(taken)
+            with Peer(app, "+48221000004") as caller:  # the agent's direct line
+                direct = await caller.call("0800000003")
+                await until(lambda: len(agent.got("ACK")) == 2)
+                taken = weakref.ref(next(x.call for x in app.b2bua.live_legs.values()
+                                         if x.party == "1001"))
+                await caller.hang_up()
+                await until(lambda: len(agent.got("BYE")) == 2)
+                assert await freed(direct) and await freed(taken)
             assert app.queues.agent_command("1001", "pause")
             with Peer(app, "+48221000003") as caller:
                 booked = await caller.call("0800000002")
@@ -194,10 +203,10 @@ def test_queue_calls_answered_abandoned_and_called_back_leave_no_cycle(tmp_path:
                 assert await freed(booked)
             agent.answer = 486
             assert app.queues.agent_command("1001", "unpause")
-            await until(lambda: len(agent.got("INVITE")) == 2)  # the callback rings the agent
-            invite = agent.got("INVITE")[1]
+            await until(lambda: len(agent.got("INVITE")) == 3)  # the callback rings the agent
+            invite = agent.got("INVITE")[2]
             assert b"+48221000003" in invite.split(b"\r\n\r\n")[0]
-            await until(lambda: len(agent.got("ACK")) == 2)  # the 486's ACK
+            await until(lambda: len(agent.got("ACK")) == 3)  # the 486's ACK
         assert not garbage, f"a finished call's cycles: {dict(garbage)}"
 
     run_server(tmp_path, scenario)
@@ -227,13 +236,13 @@ class Peer:
         self.requests: list[bytes] = []
         self.responses: asyncio.Queue[bytes] = asyncio.Queue()
         self.call_id, self.cseq, self.to_tag, self.to = f"{user}-{self.port}@test", 0, "", ""
-        self.reader = asyncio.ensure_future(self._read())
+        asyncio.get_running_loop().add_reader(self.sock, self._read)  # no task: no garbage
 
     def __enter__(self) -> Peer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.reader.cancel()
+        asyncio.get_running_loop().remove_reader(self.sock)
         self.sock.close()
         self.rtp.close()
 
@@ -298,10 +307,12 @@ class Peer:
         assert (await self.send("REGISTER", extra=contact + auth)).startswith(b"SIP/2.0 200")
         self.to = ""
 
-    async def _read(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _read(self) -> None:
         while True:
-            data = await loop.sock_recv(self.sock, 65535)
+            try:
+                data = self.sock.recv(65535)
+            except BlockingIOError:
+                return
             if data.startswith(b"SIP/2.0 "):
                 self.responses.put_nowait(data)
                 continue
