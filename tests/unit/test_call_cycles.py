@@ -177,24 +177,17 @@ def test_queue_direct_and_callback_calls_leave_no_cycle(tmp_path: Path) -> None:
                 await caller.hang_up()
                 assert await freed(abandoned)
             await agent.register()
-            with Peer(app, "+48221000002") as caller:
-                answered = await caller.call("0800000002")
-                await until(lambda: len(agent.got("ACK")) == 1)
-                taken = weakref.ref(next(x.call for x in app.b2bua.live_legs.values()
-                                         if x.party == "1001"))
-                await caller.hang_up()
-                await until(lambda: len(agent.got("BYE")) == 1)
-                assert await freed(answered) and await freed(taken)
-            with Peer(app, "+48221000004") as caller:  # the agent's direct line
-                direct = await caller.call("0800000003")
-                await until(lambda: len(agent.got("ACK")) == 2)
-                taken = weakref.ref(next(x.call for x in app.b2bua.live_legs.values()
-                                         if x.party == "1001"))
-                await caller.hang_up()
-                await until(lambda: len(agent.got("BYE")) == 2)
-                assert await freed(direct) and await freed(taken)
+            for n, line in enumerate(("0800000002", "0800000003"), 1):  # queue, direct line
+                with Peer(app, f"+4822100000{n + 1}") as caller:
+                    answered = await caller.call(line)
+                    await until(lambda n=n: len(agent.got("ACK")) == n)
+                    taken = weakref.ref(next(x.call for x in app.b2bua.live_legs.values()
+                                             if x.party == "1001"))
+                    await caller.hang_up()
+                    await until(lambda n=n: len(agent.got("BYE")) == n)
+                    assert await freed(answered) and await freed(taken)
             assert app.queues.agent_command("1001", "pause")
-            with Peer(app, "+48221000003") as caller:
+            with Peer(app, "+48221000009") as caller:
                 booked = await caller.call("0800000002")
                 await until(lambda: bool(app.queues.queue_stats("sales")[0]["callers"]))
                 await caller.send("INFO", "Signal=5\r\nDuration=160\r\n",
@@ -205,7 +198,7 @@ def test_queue_direct_and_callback_calls_leave_no_cycle(tmp_path: Path) -> None:
             assert app.queues.agent_command("1001", "unpause")
             await until(lambda: len(agent.got("INVITE")) == 3)  # the callback rings the agent
             invite = agent.got("INVITE")[2]
-            assert b"+48221000003" in invite.split(b"\r\n\r\n")[0]
+            assert b"+48221000009" in invite.split(b"\r\n\r\n")[0]
             await until(lambda: len(agent.got("ACK")) == 3)  # the 486's ACK
         assert not garbage, f"a finished call's cycles: {dict(garbage)}"
 
