@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from callcenter.app import Application
 from callcenter.calls import flows
 from callcenter.calls.call import Call, LegState
@@ -106,8 +108,8 @@ async def bridge_and_hang_up(services: FakeApp, stack: FakeStack,
     return weakref.ref(leg.call)
 
 
-def server_config(tmp_path: Path) -> tuple[Config, Dialplan]:
-    """The benchmark's configuration (media in process) with queue ``sales`` (agent 1001,
+def server_config(tmp_path: Path, workers: int) -> tuple[Config, Dialplan]:
+    """The benchmark's configuration (``workers`` media workers) with queue ``sales`` (agent 1001,
     callback key 5), its line 0800000002, and 1001's direct line 0800000003."""
     plans = tmp_path / "dialplans"
     plans.mkdir()
@@ -119,7 +121,7 @@ def server_config(tmp_path: Path) -> tuple[Config, Dialplan]:
     config = tmp_path / "config.yaml"
     config.write_text((REPO / "benchmarks/bench-config.yaml").read_text().replace(
         "../sounds", str(REPO / "sounds")).replace("dialplans: dialplans", f"dialplans: {plans}")
-        .replace("codecs: [PCMU, PCMA]", "codecs: [PCMU, PCMA]\n  workers: 0") + (
+        .replace("codecs: [PCMU, PCMA]", f"codecs: [PCMU, PCMA]\n  workers: {workers}") + (
         "queues:\n  - {name: sales, members: [{user: '1001', static: true}], wrapup: 0,"
         " callback_key: '5', announce_every: null, auto_pause_after: null}\n"))
     cfg, dialplan, _ = load_setup(config)
@@ -127,9 +129,10 @@ def server_config(tmp_path: Path) -> tuple[Config, Dialplan]:
                            db=tmp_path / "db"), dialplan
 
 
-def run_server(tmp_path: Path, scenario: Callable[[Application], Awaitable[None]]) -> None:
+def run_server(tmp_path: Path, workers: int,
+               scenario: Callable[[Application], Awaitable[None]]) -> None:
     configure_logging("error", "json", None)
-    cfg, dialplan = server_config(tmp_path)
+    cfg, dialplan = server_config(tmp_path, workers)
 
     async def run() -> None:
         app = Application(cfg, dialplan)
@@ -151,7 +154,9 @@ async def freed(call: weakref.ref[Call]) -> bool:
     return False
 
 
-def test_a_call_to_an_ivr_line_through_the_server_leaves_no_cycle(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, 2])  # the media in process, or the workers' proxies
+def test_a_call_to_an_ivr_line_through_the_server_leaves_no_cycle(tmp_path: Path,
+                                                                  workers: int) -> None:
     """The real SIP stack and media engine, the benchmark's line: INVITE, ACK, BYE over UDP."""
 
     async def scenario(app: Application) -> None:
@@ -161,10 +166,11 @@ def test_a_call_to_an_ivr_line_through_the_server_leaves_no_cycle(tmp_path: Path
             assert await freed(call)
         assert not garbage, f"a finished call's cycles: {dict(garbage)}"
 
-    run_server(tmp_path, scenario)
+    run_server(tmp_path, workers, scenario)
 
 
-def test_queue_direct_and_callback_calls_leave_no_cycle(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, 2])
+def test_queue_direct_and_callback_calls_leave_no_cycle(tmp_path: Path, workers: int) -> None:
     """Through the server: a queue caller who hangs up waiting, one an agent answered and
     talked to, a call to the agent's direct line, a queue caller who booked a callback (its
     request then rings the agent): each call is freed by reference counting the moment it
@@ -202,7 +208,7 @@ def test_queue_direct_and_callback_calls_leave_no_cycle(tmp_path: Path) -> None:
             await until(lambda: len(agent.got("ACK")) == 3)  # the 486's ACK
         assert not garbage, f"a finished call's cycles: {dict(garbage)}"
 
-    run_server(tmp_path, scenario)
+    run_server(tmp_path, workers, scenario)
 
 
 async def until(condition: Callable[[], bool]) -> None:
