@@ -49,9 +49,10 @@ class HangupCause(StrEnum):
 
 
 class _LegCall:
-    """``Leg.call``: held strongly until the call has ended and weakly after (``detach``), so
-    a finished call (its legs in ``Call.legs``, each leg's call) is freed by reference
-    counting instead of waiting for the cyclic garbage collector."""
+    """``Leg.call``: held strongly until both the leg and its call have ended, weakly after
+    (``detach``), so a finished call (its legs in ``Call.legs``, each leg's call) is freed by
+    reference counting instead of waiting for the cyclic garbage collector. Whatever keeps a
+    leg past that and needs its call keeps the call (or its id) itself."""
 
     def __get__(self, leg: Leg | None, owner: type | None = None) -> Call:
         if leg is None:
@@ -110,7 +111,7 @@ class Leg:
         return self.media.codec if self.media else "PCMU"
 
     def detach(self) -> None:
-        """Its call has ended: from now on the leg refers to it weakly."""
+        """The leg and its call have ended: from now on the leg refers to the call weakly."""
         self._call = None
 
 
