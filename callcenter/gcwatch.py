@@ -3,8 +3,8 @@
 A collection of the oldest generation scans every object the collector tracks, with the
 event loop standing still meanwhile (about a microsecond per object here). The server's
 tracked objects grow with its live calls and their SIP transactions (several hundred
-each; a call's legs, channel and closures refer to each other, so a finished call waits for
-the collector), and with CPython's defaults (700, 10, 10) a full collection came every
+each; a finished call is freed by reference counting: its ended legs refer to it weakly and
+nothing else refers back, tests/unit/test_call_cycles.py), and with CPython's defaults (700, 10, 10) a full collection came every
 few seconds under load: 0.3-0.7 s pauses at 130 calls/s, 1-3.4 s once a backlog had
 grown the heap to a million objects, each pause growing the backlog further.
 

@@ -522,7 +522,7 @@ class B2BUA:
         invite: Request | None = leg.outbound_invite
         if invite is None or leg.state not in (LegState.DIALING, LegState.RINGING):
             return
-        cancel = cancel_for(invite)
+        cancel, call_id = cancel_for(invite), leg.call.id
         leg.state = LegState.ENDED
         invite_fut: asyncio.Future[Response] | None = leg.outbound_future
         if invite_fut is not None and not leg.provisional.is_set():
@@ -553,7 +553,7 @@ class B2BUA:
         except (TimeoutError, RequestTimeout, asyncio.CancelledError):
             return
         if 200 <= resp.status < 300:
-            log.info("answered_while_cancelled", call_id=leg.call.id, party=leg.party)
+            log.info("answered_while_cancelled", call_id=call_id, party=leg.party)
             # Kept on the (ended) leg, outside self.dialogs, so that retransmissions of this
             # 2xx (our ACK lost) are ACKed again by dial()'s resend_ack.
             dialog = leg.dialog = Dialog.from_uac(invite, resp)
@@ -587,7 +587,7 @@ class B2BUA:
         if leg.direction == "outbound" and leg.state in (LegState.DIALING, LegState.RINGING):
             await self.cancel(leg)
             return
-        dialog = leg.dialog
+        dialog, call_id = leg.dialog, leg.call.id
         self._end_leg(leg)
         if dialog is None:
             return
@@ -596,7 +596,7 @@ class B2BUA:
         try:
             await asyncio.wait_for(fut, self.timers.bye)
         except (TimeoutError, RequestTimeout):
-            log.info("bye_unanswered", call_id=leg.call.id)
+            log.info("bye_unanswered", call_id=call_id)
 
     def _end_leg(self, leg: Leg) -> None:
         self.live_legs.pop(id(leg), None)
@@ -608,6 +608,7 @@ class B2BUA:
             self.on_leg("ended", leg)
         if leg.channel is not None:
             leg.channel.close()
+            leg.channel.on_dtmf = None  # its closures refer back to the leg
         if leg.invite is not None and leg.invite.key is not None:
             self.pending_invites.pop(leg.invite.key, None)
         if leg.dialog is not None:
@@ -618,6 +619,10 @@ class B2BUA:
             call.done.set()
             self.calls.pop(call.id, None)
             self.on_call_end(call)
+        if call.done.is_set():  # its legs that have ended refer to it weakly from now on
+            for x in call.legs:
+                if x.ended.is_set():
+                    x.detach()
 
     async def hangup_call(self, call: Call, cause: HangupCause, side: str) -> None:
         if call.hangup_cause is None:

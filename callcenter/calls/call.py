@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any
@@ -47,10 +48,31 @@ class HangupCause(StrEnum):
     SHUTDOWN = "shutdown"
 
 
+class _LegCall:
+    """``Leg.call``: held strongly until both the leg and its call have ended, weakly after
+    (``detach``), so a finished call (its legs in ``Call.legs``, each leg's call) is freed by
+    reference counting instead of waiting for the cyclic garbage collector. Whatever keeps a
+    leg past that and needs its call keeps the call (or its id) itself."""
+
+    def __get__(self, leg: Leg | None, owner: type | None = None) -> Call:
+        if leg is None:
+            raise AttributeError("call")  # Leg.call: no class-level value (no default)
+        call = leg._call or (leg._call_ref() if leg._call_ref else None)
+        if call is None:
+            raise ReferenceError("the call of an ended leg is gone")
+        return call
+
+    def __set__(self, leg: Leg, call: Call) -> None:
+        leg._call_ref = weakref.ref(call)
+        leg._call = call
+
+
 @dataclass(eq=False)
 class Leg:
     """One SIP dialog of a call, with its media channel."""
 
+    _call: Call | None = field(default=None, init=False, repr=False)
+    _call_ref: weakref.ref[Call] | None = field(default=None, init=False, repr=False)
     call: Call
     direction: str  # "inbound" (they called us) or "outbound" (we called them)
     peer: Address  # where in-dialog requests go (the source of their signalling)
@@ -87,6 +109,13 @@ class Leg:
     @property
     def codec(self) -> str:
         return self.media.codec if self.media else "PCMU"
+
+    def detach(self) -> None:
+        """The leg and its call have ended: from now on the leg refers to the call weakly."""
+        self._call = None
+
+
+Leg.call = _LegCall()  # type: ignore[assignment]  # the field, kept as _LegCall says
 
 
 @dataclass(eq=False)

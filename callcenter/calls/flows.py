@@ -45,18 +45,18 @@ def trunk_target(trunk: Trunk, number: str, trunks: Sequence[Trunk]) -> dict[str
     return {**target, "failover": failover} if failover else target
 
 
-def screen_pop(pop: Offer | None, call: Call | None, agent: str, kind: str, *,
+def screen_pop(pop: Offer | None, call: Call | str | None, agent: str, kind: str, *,
                queue: str = "", number: str = "", **about: Any) -> tuple[str, str]:
     """The one way to pop the customer card before ``agent``'s phone rings for ``call``'s
-    customer (``number`` when there is no call yet, a booked callback); ``kind`` (queue,
-    transfer, callback, campaign, preview) and ``about`` say why. Returns the customer's name
-    for the phone's display and the call's desk page for its Call-Info ("" when unknown); a
-    failed pop never stops the ring."""
+    customer (or call id ``call``'s customer ``number``; a booked callback has no call yet);
+    ``kind`` (queue, transfer, callback, campaign, preview) and ``about`` say why. Returns the
+    customer's name for the phone's display and the call's desk page for its Call-Info (""
+    when unknown); a failed pop never stops the ring."""
     if pop is None:
         return "", ""
+    call_id, number = (call.id, call.customer) if isinstance(call, Call) else (call or "", number)
     try:
-        return pop(call.id if call else "", agent, queue, call.customer if call else number,
-                   {"kind": kind, **about})
+        return pop(call_id, agent, queue, number, {"kind": kind, **about})
     except Exception:
         log.exception("offer_failed", agent=agent, kind=kind)
         return "", ""

@@ -77,6 +77,11 @@ class _Entry:
     callback_id: int | None = None  # the stored request a callback entry works
     about: dict[str, Any] = field(default_factory=dict)  # more for the screen pop's ``why``
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    #: the caller's call ("": a booked callback), whom the agent talks to, the call's source:
+    #: kept here, as an ended leg refers to its call weakly (a finished call is freed at once)
+    call_id: str = ""
+    customer: str = ""
+    source: str = ""
 
 
 class CallbackDesk(Protocol):
@@ -127,7 +132,9 @@ class QueueRunner:
         self.on_decision: Callable[[str, float], None] | None = None
         self.callbacks: CallbackDesk | None = None  #: stores and dials callback requests
         self.publish: Callable[[Event], None] = lambda e: None  #: the event bus
-        self._last: dict[str, tuple[Call, float]] = {}  # agent -> last queue call, unix time
+        #: agent -> its last queue call (id, queue, source; not the call, which is freed once
+        #: over) and the unix time it was connected
+        self._last: dict[str, tuple[str, str, str, float]] = {}
         #: told (caller's call id or "", agent, queue, caller number) just before an agent's
         #: phone rings (the screen pop); returns the caller's name for the phone ("": none)
         self.on_offer: Offer | None = None  #: the screen pop (``CallServices.offer``)
@@ -270,7 +277,7 @@ class QueueRunner:
             entry = self._entries.get(a.call)
             if entry is not None:
                 entry.queue = a.to_queue
-                if entry.leg is not None:
+                if entry.leg is not None and not _gone(entry.leg):
                     entry.leg.call.queue = a.to_queue
             log.info("queue_overflow", call=a.call, frm=a.from_queue, to=a.to_queue,
                      reason=a.reason.value)
@@ -297,8 +304,8 @@ class QueueRunner:
     def call_id_of(self, engine_call: str) -> str:
         """The SIP-side call id of the engine's call id ``<call id>/<n>``."""
         entry = self._entries.get(engine_call)
-        if entry is not None and entry.leg is not None:
-            return entry.leg.call.id
+        if entry is not None and entry.call_id:
+            return entry.call_id
         return engine_call.partition("/")[0]
 
     def queue_of(self, engine_call: str) -> str:
@@ -332,13 +339,15 @@ class QueueRunner:
         if leg.state is not LegState.ANSWERED:
             return "hangup"
         self._seq += 1
+        call = leg.call
         entry = _Entry(
-            id=f"{leg.call.id}/{self._seq}", leg=leg, queue=queue, language=language,
-            caller=leg.call.caller, outcome=asyncio.get_running_loop().create_future(),
-            priority=priority, about=dict(about or {}),
+            id=f"{call.id}/{self._seq}", leg=leg, queue=queue, language=language,
+            caller=call.caller, outcome=asyncio.get_running_loop().create_future(),
+            priority=priority, about=dict(about or {}), call_id=call.id,
+            customer=call.customer, source=call.source,
         )
         self._entries[entry.id] = entry
-        leg.call.queue, leg.call.language = queue, language
+        call.queue, call.language = queue, language
         if leg.channel is not None:
             leg.channel.stop_playing()
         while not leg.dtmf.empty():  # keys pressed before the queue are not queue keys
@@ -372,7 +381,7 @@ class QueueRunner:
         self._seq += 1
         entry = _Entry(id=f"callback-{callback_id}/{self._seq}", leg=None, queue=queue, language=language,
                        caller=number, outcome=asyncio.get_running_loop().create_future(),
-                       callback=True, callback_id=callback_id)
+                       callback=True, callback_id=callback_id, customer=number)
         self._entries[entry.id] = entry
         self._feed(ev.CallArrived(call=entry.id, queue=queue, caller=number, callback=True,
                                   entered=entered))
@@ -501,18 +510,16 @@ class QueueRunner:
             self._feed(ev.RingFailed(agent=a.agent, call=a.call,
                                      reason=ev.RingFailure.UNREACHABLE))
             return
-        customer = entry.leg.call if entry.leg else None
-        number = customer.customer if customer else entry.caller  # a campaign's: whom it called
+        number, source = entry.customer, entry.source  # a campaign's: whom it called
         call = Call(caller=number, called=a.agent, source=f"queue:{a.queue}",
                     direction="outbound")
         self._offers.add(call)
-        source = customer.source if customer else ""
         why: dict[str, Any] = (
             {"kind": "callback", "callback_id": entry.callback_id} if entry.callback
             else {"kind": "campaign", "campaign": source[9:]} if source.startswith("campaign:")
             else {"kind": "queue"}) | entry.about
-        name, info = flows.screen_pop(self.on_offer, customer, a.agent, queue=a.queue, number=number,
-                                **why)
+        name, info = flows.screen_pop(self.on_offer, entry.call_id, a.agent, queue=a.queue,
+                                      number=number, **why)
         log.info("ring_agent", agent=a.agent, call=a.call, queue=a.queue,
                  contact=bindings[0].contact, contacts=len(bindings), callback=a.callback)
         leg = await self.b2bua.dial_fork(
@@ -560,16 +567,16 @@ class QueueRunner:
                 and agent_leg.state is LegState.ANSWERED:
             caller_leg.channel.stop_playing()
             self.b2bua.media.bridge(caller_leg.channel, agent_leg.channel)
-            for call in (caller_leg.call, agent_leg.call):
+            calls = (caller_leg.call, agent_leg.call)  # held: their legs may end meanwhile
+            for call in calls:
                 call.agent, call.queue = a.agent, a.queue
-            self._last[a.agent] = (caller_leg.call, time.time())
+            self._last[a.agent] = (calls[0].id, a.queue, calls[0].source, time.time())
             log.info("queue_connected", agent=a.agent, call=a.call, queue=a.queue)
-            handovers = (caller_leg.call.handover, agent_leg.call.handover)
+            handovers = [x.handover for x in calls]
             await flows.until_first(caller_leg.ended, agent_leg.ended, *handovers)
             if any(h.is_set() for h in handovers):  # a transfer owns both legs now
-                self._transferred(entry, a, caller_leg.call.transferred_to
-                                  or agent_leg.call.transferred_to,
-                                  caller_leg.call.attended or agent_leg.call.attended)
+                self._transferred(entry, a, calls[0].transferred_to or calls[1].transferred_to,
+                                  calls[0].attended or calls[1].attended)
                 return
             by = ev.HungUpBy.CALLER if _gone(caller_leg) else ev.HungUpBy.AGENT
         elif agent_leg.state is LegState.ENDED:
@@ -685,7 +692,7 @@ class QueueRunner:
         if self.engine is None or agent not in self._since:
             return
         in_use = agent in self._claims or any(
-            x.call not in self._offers and x.state is not LegState.ENDED
+            x.state is not LegState.ENDED and x.call not in self._offers
             for x in self._phone_legs.get(agent, ()))
         if in_use != self.in_use(agent):
             log.info("agent_device_in_use", agent=agent, in_use=in_use)
@@ -770,26 +777,26 @@ class QueueRunner:
         ``call_id``): published for the CDR. KeyError: no such call of the agent; ValueError:
         the queue has no such code."""
         last = self._last.get(agent)
-        if last is None or time.time() - last[1] > DISPOSITION_WINDOW \
-                or call_id not in (None, last[0].id):
+        if last is None or time.time() - last[3] > DISPOSITION_WINDOW \
+                or call_id not in (None, last[0]):
             raise KeyError(agent)
-        call = last[0]
-        q = self.cfg.queue(call.queue or "")
+        call_id, queue = last[:2]
+        q = self.cfg.queue(queue)
         name = q.dispositions.get(code) if q is not None else None
         if q is None or name is None:
-            raise ValueError(f"queue {call.queue} has no disposition {code!r}")
-        self.publish(CallDisposition(call_id=call.id, agent=agent, queue=q.name, code=code,
+            raise ValueError(f"queue {queue} has no disposition {code!r}")
+        self.publish(CallDisposition(call_id=call_id, agent=agent, queue=q.name, code=code,
                                      name=name))
-        log.info("disposition", agent=agent, call=call.id, queue=q.name, code=code, name=name)
-        return {"call": call.id, "agent": agent, "queue": q.name, "code": code,
+        log.info("disposition", agent=agent, call=call_id, queue=q.name, code=code, name=name)
+        return {"call": call_id, "agent": agent, "queue": q.name, "code": code,
                 "disposition": name}
 
     def _inbound_last(self, agent: str) -> bool:
         """The agent's last queue call of the hour is an inbound one (a campaign's goes to
         the dialer)."""
         last = self._last.get(agent)
-        return last is not None and not last[0].source.startswith("campaign:") \
-            and time.time() - last[1] <= DISPOSITION_WINDOW
+        return last is not None and not last[2].startswith("campaign:") \
+            and time.time() - last[3] <= DISPOSITION_WINDOW
 
     def change_member(self, agent: str, queue: str, *, add: bool | None, tier: int = 1,
                       penalty: int = 0) -> bool:
@@ -863,7 +870,7 @@ class QueueRunner:
                 "sl_seconds": self.cfg.queue(name).sl_seconds,  # type: ignore[union-attr]
                 "number": self.engine.queue_names.index(name) + 1,  # *41<number>, *42<number>
                 "agents": self.engine.members(name),
-                "callers": [{"call_id": e.leg.call.id if e.leg else "", "caller": e.caller,
+                "callers": [{"call_id": e.call_id, "caller": e.caller,
                              "callback": e.callback}
                             for e in map(self._entries.get, self.engine.waiting(name))
                             if e is not None],
@@ -896,7 +903,7 @@ class QueueRunner:
         (the agent or its campaign called), the ``other`` party's number, ``answered`` (the
         agent's leg) and ``seconds`` since the agent's leg came."""
         live = [(added, x) for x, added in self._phone_legs.get(agent, {}).items()
-                if x.call not in self._offers and x.state is not LegState.ENDED]
+                if x.state is not LegState.ENDED and x.call not in self._offers]
         if not live:
             return None
         added, leg = max(reversed(live), key=lambda item: item[0])  # ties: the later leg
@@ -916,7 +923,7 @@ class QueueRunner:
         """The queue call ringing or connected at ``agent`` (the customer's call id)."""
         for e in self._entries.values():
             if agent in e.rings or agent in e.agent_legs:
-                return {"call_id": e.leg.call.id if e.leg else "", "caller": e.caller,
+                return {"call_id": e.call_id, "caller": e.caller,
                         "queue": e.queue, "answered": agent in e.agent_legs}
         return None
 

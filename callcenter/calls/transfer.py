@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from callcenter.calls import flows
-from callcenter.calls.call import HangupCause, Leg, LegState
+from callcenter.calls.call import Call, HangupCause, Leg, LegState
 from callcenter.events.bus import CallTransferred
 from callcenter.sip.errors import BadRequest, CallDoesNotExist, Forbidden, NotFound, SipError
 from callcenter.sip.uri import NameAddr, SipUri
@@ -299,23 +299,24 @@ class Transfers:
         agent.released = caller.released = True  # a BYE ends that leg only: this flow decides
         self.b2bua.media.unbridge(caller.channel)
         keys: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.consultants[caller.call.id] = agent.party
+        call_id = caller.call.id
+        self.consultants[call_id] = agent.party
         try:
             callee = await self._ring(caller, target)
             if isinstance(callee, int):
-                log.info("consult_failed", call_id=caller.call.id, to=to, status=callee)
+                log.info("consult_failed", call_id=call_id, to=to, status=callee)
                 self._restore(caller, agent)
                 return
             flows.hold_music(self.services, caller)
             if agent.state is LegState.ANSWERED:  # else: hung up while it rang, completes
                 self.b2bua.media.bridge(agent.channel, callee.channel)
-                self._consults[agent] = self._consulting[caller.call.id] = keys
+                self._consults[agent] = self._consulting[call_id] = keys
                 await flows.until_first(agent.ended, callee.ended, caller.ended,
                                         *self._key_event(keys))
         finally:
             self._consults.pop(agent, None)
-            self._consulting.pop(caller.call.id, None)
-            self.consultants.pop(caller.call.id, None)
+            self._consulting.pop(call_id, None)
+            self.consultants.pop(call_id, None)
         key = keys.result() if keys.done() else None
         if key == "3" and all(x.state is LegState.ANSWERED for x in (caller, agent, callee)):
             await self.conference(caller, agent, callee, by=by)
@@ -374,10 +375,11 @@ class Transfers:
         self._spawn(self._then_release(transferee, to, transferor, by))
 
     async def _then_release(self, transferee: Leg, to: str, transferor: Leg, by: str) -> None:
+        call_id = transferee.call.id
         try:
             await self.blind(transferee, to, transferor=transferor, by=by)
         except SipError as exc:
-            log.info("transfer_failed", call_id=transferee.call.id, to=to, error=str(exc))
+            log.info("transfer_failed", call_id=call_id, to=to, error=str(exc))
             return
         await self.b2bua.hangup(transferor)
 
@@ -456,15 +458,19 @@ class Transfers:
             self.b2bua.media.bridge(transferee.channel, other.channel)
         self._spawn(self._own(transferee, other))
 
-    async def _own(self, a: Leg, b: Leg) -> None:
+    def _own(self, a: Leg, b: Leg) -> Coroutine[Any, Any, None]:
         """Keep ``a`` and ``b`` bridged until one leaves (then hang up the rest) or a new
-        transfer takes them. (An agent's phone counts as in use for the ACD by its leg.)"""
-        handovers = {a.call.handover, b.call.handover}
+        transfer takes them. (An agent's phone counts as in use for the ACD by its leg.) Their
+        calls are taken now: an ended leg refers to its call weakly once the call has ended."""
+        return self._keep(a, b, {a.call, b.call})
+
+    async def _keep(self, a: Leg, b: Leg, calls: set[Call]) -> None:
+        handovers = {x.handover for x in calls}
         await flows.until_first(a.ended, b.ended, *handovers)
         if any(h.is_set() for h in handovers):
             return
         side = "caller" if a.state is LegState.ENDED else "callee"
-        for call in {a.call, b.call}:
+        for call in calls:
             await self.b2bua.hangup_call(call, HangupCause.NORMAL, side)
 
     async def _queue(self, leg: Leg, queue: str, priority: int) -> None:

@@ -97,11 +97,16 @@ class Conference:
     sessions: list[Session] = field(default_factory=list)
     mix: Mix | None = None
     watcher: asyncio.Task[None] | None = None
+    #: the caller's and the agent's calls, held: an ended leg refers to its call weakly
+    calls: tuple[Call, Call] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.calls = (self.caller.call, self.agent.call)
 
     @property
     def call_id(self) -> str:
         """The call record the conversation belongs to (the caller's call)."""
-        return self.caller.call.id
+        return self.calls[0].id
 
 
 @dataclass
@@ -257,7 +262,7 @@ class SupervisorService:
         """(caller leg, agent leg) of the agent's (or the call's) bridged conversation."""
         for conf in self.conferences.values():
             if (agent and conf.agent.party == agent) or (call_id and call_id in (
-                    conf.caller.call.id, conf.agent.call.id)):
+                    conf.calls[0].id, conf.calls[1].id)):
                 return conf.caller, conf.agent
         candidates: list[Leg] = []
         for leg in self.b2bua.live_legs.values():  # queue and campaign agent legs too
@@ -354,7 +359,7 @@ class SupervisorService:
             log.exception("supervisor_mix_failed")
             self._finish(session, "failed", "system")
             return
-        call = conf.caller.call
+        call = conf.calls[0]
         queue = self._queue_of(call) or ""
         self.log.update(session.id, call_id=call.id, joined=session.joined, queue=queue,
                         agent=agent.party)
@@ -384,7 +389,7 @@ class SupervisorService:
         conf = session.conference
         if conf is not None and session.state == "active":
             self._remix(conf)
-            self._call_event(conf.caller.call, "supervisor_mode", session)
+            self._call_event(conf.calls[0], "supervisor_mode", session)
 
     def _leave(self, session: Session) -> None:
         """Take the session out of its conference; the last one out re-bridges the call."""
@@ -392,7 +397,7 @@ class SupervisorService:
         if conf is None or session not in conf.sessions:
             return
         conf.sessions.remove(session)
-        self._call_event(conf.caller.call, "supervisor_left", session)
+        self._call_event(conf.calls[0], "supervisor_left", session)
         if conf.sessions:
             self._remix(conf)
             return
@@ -563,7 +568,7 @@ def _who_left(conf: Conference) -> str:
         return "agent"
     if conf.agent.state is not LegState.ENDED:
         return "caller"
-    side = conf.agent.call.hangup_side  # "caller" = the inbound leg, "callee" = outbound
+    side = conf.calls[1].hangup_side  # "caller" = the inbound leg, "callee" = outbound
     if side in ("caller", "callee"):
         return "agent" if (side == "callee") == (conf.agent.direction == "outbound") else "caller"
     return "caller"

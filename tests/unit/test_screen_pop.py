@@ -85,7 +85,8 @@ def test_a_predictive_campaign_ring_pops_the_contacts_fields() -> None:
                   transport="udp", party="+48601000001", state=LegState.ANSWERED)
         entry = _Entry(id="c1", leg=leg, queue="sales", language="pl", caller="+48220000000",
                        outcome=asyncio.get_running_loop().create_future(),
-                       about={"contact": "Jan Kowalski", "fields": {"plan": "gold"}})
+                       about={"contact": "Jan Kowalski", "fields": {"plan": "gold"}},
+                       call_id=customer.id, customer=customer.customer, source=customer.source)
         await runner._ring(entry, act.RingAgent(agent="1001", call="c1", queue="sales",
                                                 timeout=10))
 
