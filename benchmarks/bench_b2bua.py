@@ -154,7 +154,7 @@ def run_rate(args: argparse.Namespace, side: str, rate: int, workdir: Path) -> d
             time.sleep(args.hold + 2)
             profiler = py_spy(pid, args.profile_seconds, workdir / "profile.txt")
         finish_sipp(sipp, args.duration + args.hold + 60, workdir)
-        main_cpu = own_cpu_seconds(pid) - main_cpu0
+        user, system = (b - a for a, b in zip(main_cpu0, own_cpu_seconds(pid), strict=True))
         if profiler is not None:
             profiler.wait(args.profile_seconds + 30)
         sampler.stop()
@@ -183,7 +183,8 @@ def run_rate(args: argparse.Namespace, side: str, rate: int, workdir: Path) -> d
         "answered_after_caller_left": late,
         "sipp_rc": sipp.returncode, "cpu_mean": round(cpu["mean"], 1),
         "cpu_p90": round(cpu["p90"], 1), "cpu_max": round(cpu["max"], 1),
-        "main_cpu_ms_per_call": round(1000 * main_cpu / max(1, ok), 3), **gc,
+        "main_cpu_ms_per_call": round(1000 * (user + system) / max(1, ok), 3),
+        "main_system_pct": round(100 * system / max(1e-9, user + system), 1), **gc,
         "machine_busy_pct": round(sampler.system_summary(args.hold + 2, args.duration), 1),
         "passed": ok == rate * args.duration and failed == 0 and sipp.returncode == 0
         and count(far, "IncomingCall(C)") >= ok and count(far, "FailedCall(C)") == 0

@@ -244,10 +244,10 @@ class CpuSampler:
         }
 
 
-def own_cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) of the process alone, its children not included."""
+def own_cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user, system) of the process alone, its children not included."""
     t = psutil.Process(pid).cpu_times()
-    return float(t.user + t.system)
+    return float(t.user), float(t.system)
 
 
 def py_spy(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] | None:
