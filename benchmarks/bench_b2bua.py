@@ -26,6 +26,7 @@ The B2BUA's CPU (% of one core, children included) is sampled each second.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -40,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import yaml
 
 from benchmarks.bench_acd_latency import AGENT_BASE, NUMBER, PASSWORD_PREFIX, Agents
+from benchmarks.bench_cps import clock_figures, report_profile
 from benchmarks.benchlib import (
     BENCH,
     HOST,
@@ -49,6 +51,8 @@ from benchmarks.benchlib import (
     finish_sipp,
     machine,
     niceness,
+    own_cpu_seconds,
+    py_spy,
     sipp_row,
     start_sipp,
     terminate,
@@ -127,6 +131,8 @@ def run_rate(args: argparse.Namespace, side: str, rate: int, workdir: Path) -> d
     server: Server | None = None
     b2bua: subprocess.Popen[bytes] | None = None
     uas: subprocess.Popen[bytes] | None = None
+    profiler: subprocess.Popen[bytes] | None = None
+    gc: dict[str, float] = {}
     try:
         if side == "callcenter":
             server = Server(workdir, write_config(args, workdir), args.sip_port, args.http_port,
@@ -142,15 +148,28 @@ def run_rate(args: argparse.Namespace, side: str, rate: int, workdir: Path) -> d
         stat = workdir / "stat.csv"
         stat.unlink(missing_ok=True)
         sampler = CpuSampler(pid).start()
+        main_cpu0 = own_cpu_seconds(pid)
         sipp = start_sipp(args, SCENARIO, NUMBER, rate, args.hold, workdir, stat)
+        if args.profile:
+            time.sleep(args.hold + 2)
+            profiler = py_spy(pid, args.profile_seconds, workdir / "profile.txt")
         finish_sipp(sipp, args.duration + args.hold + 60, workdir)
+        user, system = (b - a for a, b in zip(main_cpu0, own_cpu_seconds(pid), strict=True))
+        if profiler is not None:
+            profiler.wait(args.profile_seconds + 30)
         sampler.stop()
+        if server is not None:
+            with contextlib.suppress(OSError):
+                clock = clock_figures(args.http_port)
+                gc = {k: clock[k] for k in ("gc_s", "full_gcs", "gc_pause_max_s") if k in clock}
     finally:
         for proc in (uas, b2bua):
             if proc is not None:
                 terminate(proc, 10)
         if server is not None:
             server.stop()
+    if profiler is not None and (workdir / "profile.txt").exists():
+        report_profile(workdir / "profile.txt")
     row, far = sipp_row(stat), sipp_row(workdir / "uas-stat.csv")
     log = workdir / "server.log"  # ours: far ends answering after their caller had left
     late = log.read_text().count('"answered_while_cancelled"') if log.exists() else 0
@@ -164,6 +183,8 @@ def run_rate(args: argparse.Namespace, side: str, rate: int, workdir: Path) -> d
         "answered_after_caller_left": late,
         "sipp_rc": sipp.returncode, "cpu_mean": round(cpu["mean"], 1),
         "cpu_p90": round(cpu["p90"], 1), "cpu_max": round(cpu["max"], 1),
+        "main_cpu_ms_per_call": round(1000 * (user + system) / max(1, ok), 3),
+        "main_system_pct": round(100 * system / max(1e-9, user + system), 1), **gc,
         "machine_busy_pct": round(sampler.system_summary(args.hold + 2, args.duration), 1),
         "passed": ok == rate * args.duration and failed == 0 and sipp.returncode == 0
         and count(far, "IncomingCall(C)") >= ok and count(far, "FailedCall(C)") == 0
@@ -193,6 +214,8 @@ def main() -> int:
     p.add_argument("--workdir", default="/tmp/callcenter-bench/b2bua")
     p.add_argument("--nice", type=int, default=0, help="niceness of the B2BUA and both SIPps")
     p.add_argument("--stop-on-fail", action="store_true")
+    p.add_argument("--profile", action="store_true", help="py-spy the B2BUA during the run")
+    p.add_argument("--profile-seconds", type=int, default=15)
     args = p.parse_args()
     args.duration = max(1, min(args.duration, 600))
     print(json.dumps(machine()), flush=True)

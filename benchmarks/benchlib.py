@@ -9,6 +9,7 @@ import contextlib
 import csv
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -243,11 +244,20 @@ class CpuSampler:
         }
 
 
+def own_cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user, system) of the process alone, its children not included."""
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user), float(t.system)
+
+
 def py_spy(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] | None:
     """Start `py-spy record` on the server (collapsed stacks) when py-spy is installed."""
     exe = Path(sys.executable).parent / "py-spy"
     if not exe.exists():
-        return None
+        found = shutil.which("py-spy")  # e.g. from a venv of its own on PATH
+        if found is None:
+            return None
+        exe = Path(found)
     return subprocess.Popen(
         [str(exe), "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200",
          "--format", "raw", "--output", str(out), "--nonblocking"],

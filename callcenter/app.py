@@ -81,6 +81,9 @@ log = structlog.get_logger("app")
 
 #: Retry-After (seconds) of the 503 a draining server answers: about one restart
 RETRY_AFTER = 10
+#: CDR updates and call events are committed in batches, at most this long after the write
+#: (a commit per write was the store's cost; the CDR's insert is still committed at once)
+COMMIT_DELAY = 0.05
 
 
 
@@ -228,6 +231,7 @@ class Application:
 
     # ------------------------------------------------------------- lifecycle
     async def start(self) -> None:
+        self.store.commit_within(COMMIT_DELAY)
         await self.prompts.refresh()  # every prompt decoded before the first call
         await self.media.start()
         await self.stack.start()

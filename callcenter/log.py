@@ -113,6 +113,11 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.captureWarnings(True)
+    # What no line shows, left out of every record (the logging HOWTO's "Optimization"): the
+    # caller's frame (a stack walk), thread, process id (a getpid call) and process name.
+    # About 5 of the 32 µs a line cost; a B2BUA call logs 7 lines.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 
     structlog.configure(
         processors=[

@@ -83,6 +83,8 @@ class B2BUA:
         #: every leg not yet ended, inbound or placed by us, by ``id(leg)`` (a queue call's agent
         #: leg and both legs of a campaign call belong to calls that are not in ``calls``)
         self.live_legs: dict[int, Leg] = {}
+        #: the same legs by ``id(leg.channel)``: finding a channel's leg scanned every leg
+        self._by_channel: dict[int, Leg] = {}
         self._session_id = random.randrange(1, 2**31)
         self.session_refresh = session_refresh
         #: background tasks (hang-ups, session refreshes): asyncio keeps only weak references
@@ -120,6 +122,7 @@ class B2BUA:
         assert leg.invite is not None
         req = leg.invite.request
         leg.channel = self.media.open_channel(inband_dtmf=inband_dtmf)
+        self._by_channel[id(leg.channel)] = leg
         if not req.body:
             leg.local_sdp = self._offer(leg)  # late offer: our offer in the 200, answer in ACK
             leg.offer_in_2xx = True
@@ -132,6 +135,7 @@ class B2BUA:
                 **self._srtp(leg),
             )
         except SipError:
+            self._by_channel.pop(id(leg.channel), None)
             leg.channel.close()
             leg.channel = None
             raise
@@ -447,6 +451,7 @@ class B2BUA:
     ) -> tuple[Request, asyncio.Future[Response]]:
         """Open the leg's channel and send the INVITE with our offer (``dial``'s first half)."""
         leg.channel = self.media.open_channel()
+        self._by_channel[id(leg.channel)] = leg
         offer = self._offer(leg)
         leg.local_sdp = offer
         transport, host = leg.transport, self.stack.advertised
@@ -600,6 +605,8 @@ class B2BUA:
 
     def _end_leg(self, leg: Leg) -> None:
         self.live_legs.pop(id(leg), None)
+        if leg.channel is not None:
+            self._by_channel.pop(id(leg.channel), None)
         if leg.state is LegState.ENDED and leg.ended.is_set():
             return
         leg.state = LegState.ENDED
@@ -728,9 +735,15 @@ class B2BUA:
     def partner(self, leg: Leg) -> Leg | None:
         """The live leg whose channel is bridged to ``leg``'s (in this call or another)."""
         peer = leg.channel.peer if leg.channel is not None else None
-        if peer is None:
-            return None
-        return next((x for x in self.live_legs.values() if x.channel is peer), None)
+        return None if peer is None else self.leg_of(peer)
+
+    def leg_of(self, channel: object) -> Leg | None:
+        """The live leg (see ``live_legs``) whose channel is ``channel``: from the index,
+        else (a channel given to a leg by other code) by a scan."""
+        leg = self._by_channel.get(id(channel))
+        if leg is not None and leg.channel is channel:
+            return leg
+        return next((x for x in self.live_legs.values() if x.channel is channel), None)
 
     def replaced(self, value: str) -> Leg | None:
         """The answered leg a Replaces value names (RFC 3891), else None; BadRequest when

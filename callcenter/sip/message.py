@@ -145,7 +145,10 @@ class Headers:
         if not isinstance(name, str):
             return False
         cname = g.canonical_name(name)
-        return any(n == cname for n, _ in self._items)
+        for n, _ in self._items:  # a loop, not any(<generator>): ~3x cheaper, read ~45x a call
+            if n == cname:
+                return True
+        return False
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(list(self._items))
@@ -333,8 +336,15 @@ class Request(Message):
 
     @property
     def request_uri(self) -> SipUri | str:
-        """The Request-URI parsed: a `SipUri`, or the text for other schemes."""
-        return parse_uri(self.uri)
+        """The Request-URI parsed: a `SipUri` (a copy), or the text for other schemes."""
+        return _copy_uri(self._request_uri())
+
+    def _request_uri(self) -> SipUri | str:
+        """Parsed once per `uri` text (parse and validation read it too)."""
+        cached: tuple[str, SipUri | str] | None = self.__dict__.get("_ruri")
+        if cached is None or cached[0] != self.uri:
+            cached = self.__dict__["_ruri"] = (self.uri, parse_uri(self.uri))
+        return cached[1]
 
 
 @dataclass
@@ -530,7 +540,7 @@ def _parse_request(start: str, lines: list[str], rest: bytes, size: int) -> Requ
             raise _bad("unsupported version", 505)
         req.version = g.SIP_VERSION
         try:
-            parse_uri(uri)
+            req._request_uri()
         except ValueError:
             raise _bad("malformed Request-URI") from None
         req.body = rest[: _body_length(headers, len(rest))]
@@ -565,7 +575,7 @@ def validate_request(req: Request) -> None:
         if scheme not in g.SUPPORTED_SCHEMES:
             raise _bad(f"scheme {scheme}", 416)
         try:
-            parse_uri(req.uri)
+            req._request_uri()
         except ValueError:
             raise _bad("malformed Request-URI") from None
     except SipParseError as err:

@@ -5,16 +5,22 @@ run on the event loop: a commit appends to the WAL without fsync. The one fsync 
 checkpoint, runs in a thread of its own (``Checkpointer``): on a box busy writing other files an
 fsync can take seconds, and on the loop it would hold up every call. A call's row is inserted
 when the call starts, so a crash never loses it.
+In the server (``commit_within``) a CDR's updates and its events are batched: run at once,
+committed together at most ``delay`` seconds later, with the next call's insert, before any
+other transaction on the connection, or at close (the commit was most of a write's cost:
+about 27 µs against 2 for a statement in a batch).
 Schema changes are numbered migrations recorded in ``schema_migrations``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
@@ -261,18 +267,29 @@ class Checkpointer(threading.Thread):
         self.join(timeout=5.0)
 
 
+class _Connection(sqlite3.Connection):
+    """A ``with connection:`` block first commits the store's batched writes, so an error
+    in the block rolls back the block's own statements, never a call's records."""
+
+    def __enter__(self) -> _Connection:
+        self.commit()
+        return super().__enter__()
+
+
 class Store:
     """The call-center database. ``Store(":memory:")`` works for tests."""
 
     def __init__(self, path: Path | str) -> None:
         if str(path) == ":memory:":
-            self.db = sqlite_utils.Database(memory=True)
+            self.db = sqlite_utils.Database(sqlite3.connect(":memory:", factory=_Connection))
         else:
             path = Path(path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite_utils.Database(path)
+            self.db = sqlite_utils.Database(sqlite3.connect(str(path), factory=_Connection))
             self.db.enable_wal()
         self.path = path
+        self._delay: float | None = None
+        self._commit_at: asyncio.TimerHandle | None = None
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=2000")
         self.migrate()
@@ -313,8 +330,38 @@ class Store:
                 + f"\nINSERT INTO schema_migrations VALUES ({version}, {time.time()!r});\nCOMMIT;"
             )
 
+    def commit_within(self, delay: float | None) -> None:
+        """Batch the call records' writes, committed at most ``delay`` s later (call from the
+        event loop that runs the writes); None: each committed at once."""
+        self._delay = delay
+        self.commit()
+
+    def commit(self) -> None:
+        """Commit the batched writes now."""
+        if self._commit_at is not None:
+            self._commit_at.cancel()
+            self._commit_at = None
+        self.db.conn.commit()
+
+    @contextmanager
+    def _written(self) -> Iterator[None]:
+        """A CDR update or event: committed at once, or batched (``commit_within``).
+        A failed statement undoes only itself (SQLite's statement atomicity): the batch
+        stays."""
+        if self._delay is None:
+            with self.db.conn:
+                yield
+            return
+        yield
+        if self._commit_at is None:
+            try:
+                self._commit_at = asyncio.get_running_loop().call_later(self._delay, self.commit)
+            except RuntimeError:  # no loop to commit later
+                self.commit()
+
     def close(self) -> None:
-        """Close the connection (the last one to close checkpoints what is left)."""
+        """Commit and close the connection (the last one to close checkpoints what is left)."""
+        self.commit()
         if self.checkpointer is not None:
             self.checkpointer.stop()
         self.db.close()
@@ -322,9 +369,10 @@ class Store:
     # -- calls -------------------------------------------------------------------------------
 
     def start_call(self, record: CallRecord) -> None:
-        """Insert the CDR when the call starts (committed at once: a crash never loses it)."""
-        with self.db.conn:
-            self.db.conn.execute(_INSERT_CALL, [getattr(record, c) for c in _CALL_COLUMNS])
+        """Insert the CDR when the call starts, committed at once with whatever was batched
+        (a crash never loses the call)."""
+        self.db.conn.execute(_INSERT_CALL, [getattr(record, c) for c in _CALL_COLUMNS])
+        self.commit()
 
     def update_call(self, call_id: str, **fields: Any) -> None:
         """Set columns of a call's CDR (names as in CallRecord); KeyError for unknown calls."""
@@ -334,7 +382,7 @@ class Store:
         if not fields:
             return
         sets = ", ".join(f'"{name}" = ?' for name in fields)
-        with self.db.conn:
+        with self._written():
             cursor = self.db.conn.execute(
                 f"UPDATE calls SET {sets} WHERE id = ?", [*fields.values(), call_id]
             )
@@ -370,7 +418,7 @@ class Store:
             "billsec = coalesce(round(max(0.0, ? - coalesce(?, answer)), 3), 0.0), "
             f"{sets} WHERE id = ?"
         )
-        with self.db.conn:
+        with self._written():
             cursor = self.db.conn.execute(sql, [end, end, end, answer, *fields.values(), call_id])
         if cursor.rowcount != 1:
             raise KeyError(call_id)
@@ -389,7 +437,7 @@ class Store:
 
     def add_call_event(self, call_id: str, ts: float, type: str, data: dict[str, Any]) -> None:
         """Append an event to a call's timeline (``data`` is stored as JSON)."""
-        with self.db.conn:
+        with self._written():
             self.db.conn.execute(
                 "INSERT INTO call_events (call_id, ts, type, data) VALUES (?, ?, ?, ?)",
                 (call_id, ts, type, json.dumps(data, ensure_ascii=False, default=str)),

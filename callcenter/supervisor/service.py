@@ -255,8 +255,7 @@ class SupervisorService:
     # ------------------------------------------------------------------ finding calls
 
     def _leg_of(self, channel: Channel) -> Leg | None:
-        return next((leg for leg in self.b2bua.live_legs.values()
-                     if leg.channel is channel), None)
+        return self.b2bua.leg_of(channel)
 
     def _find(self, agent: str | None, call_id: str | None) -> tuple[Leg, Leg] | None:
         """(caller leg, agent leg) of the agent's (or the call's) bridged conversation."""

@@ -966,3 +966,24 @@ def test_srtp_per_leg_policy_and_transport(transport: str, policy: str, srtp: bo
     offer = b2bua._offer(leg).serialize()  # what we offer this leg when we call it
     assert ("a=crypto:1 AES_CM_128_HMAC_SHA1_80" in offer) is srtp
     assert ("RTP/SAVP" in offer) is (policy == "required")
+
+
+def test_the_leg_of_a_channel_and_the_partner_come_from_an_index_until_the_leg_ends() -> None:
+    async def run() -> None:
+        b2bua, stack, _, _ = make_b2bua()
+        legs = []
+        for branch in ("z9hG4bKa", "z9hG4bKb"):
+            invite = request("INVITE", branch=branch)
+            invite.headers.set("Call-ID", f"{branch}@test")
+            call = Call(caller="caller", called="0800", source="trunk:pstn")
+            legs.append(b2bua.new_inbound(call, server_request(stack, invite), "caller"))
+            b2bua.accept_offer(legs[-1])
+        a, b = legs
+        a.channel.peer, b.channel.peer = b.channel, a.channel  # type: ignore[union-attr]
+        assert b2bua.leg_of(a.channel) is a and b2bua.leg_of(b.channel) is b
+        assert b2bua.partner(a) is b and b2bua.partner(b) is a
+        assert id(b.channel) in b2bua._by_channel
+        b2bua._end_leg(b)
+        assert b2bua.partner(a) is None and id(b.channel) not in b2bua._by_channel
+
+    asyncio.run(run())

@@ -124,3 +124,26 @@ def test_bad_arguments() -> None:
         configure_logging("loud", "json")
     with pytest.raises(ValueError):
         configure_logging("info", "xml")
+
+
+def test_records_skip_what_no_line_shows() -> None:
+    """No stack walk for the caller, no getpid, thread or process name per record: nothing
+    rendered uses them; the line itself is unchanged."""
+    out, records = io.StringIO(), []
+    configure_logging("info", "json", stream=out)
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    keep = Keep()
+    logging.getLogger().addHandler(keep)
+    try:
+        get_logger("callcenter.test").info("call_started", caller="0600111222")
+    finally:
+        logging.getLogger().removeHandler(keep)
+    (line,) = lines(out)
+    assert set(line) == {"timestamp", "level", "logger", "event", "caller"}
+    (record,) = records
+    assert record.funcName == "(unknown function)" and record.lineno == 0
+    assert record.process is None and record.thread is None and record.processName is None

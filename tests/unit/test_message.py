@@ -421,3 +421,26 @@ def test_mutated_messages_never_crash(edits: list[tuple[int, int, bytes]]) -> No
         pos = min(pos, len(data))
         data = data[:pos] + insert + data[pos + cut :]
     _check_total(data)
+
+
+def test_the_request_uri_is_parsed_once_per_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parsing, validation and the property read it once; each read is a copy; a new `uri`
+    text is parsed again."""
+    import callcenter.sip.message as message
+
+    calls: list[str] = []
+    real = message.parse_uri
+    monkeypatch.setattr(message, "parse_uri", lambda text: calls.append(text) or real(text))
+    req = parse_message(
+        b"INVITE sip:0800@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\n"
+        b"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:0800@127.0.0.1>\r\nCall-ID: c\r\n"
+        b"CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+    assert isinstance(req, Request)
+    validate_request(req)
+    first = req.request_uri
+    assert isinstance(first, SipUri) and first.user == "0800"
+    first.user = "changed"
+    assert req.request_uri.user == "0800" and calls == ["sip:0800@127.0.0.1"]
+    req.uri = "sip:0900@127.0.0.1"
+    assert req.request_uri.user == "0900" and len(calls) == 2  # type: ignore[union-attr]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -283,3 +284,38 @@ def test_checkpoints_run_off_the_loop_thread(tmp_path: Path) -> None:
     finally:
         store.close()
     assert not store.checkpointer.is_alive()
+
+
+def test_batched_call_records_are_committed_and_never_lost(tmp_path: Path) -> None:
+    """With ``commit_within`` a CDR's updates and events wait for one commit (at most the
+    delay later); the insert is committed at once; a failed transaction of other code on the
+    connection rolls back only itself; close commits what is left."""
+    path = tmp_path / "cc.db"
+
+    def seen(sql: str) -> int:
+        conn = sqlite3.connect(path)
+        try:
+            return int(conn.execute(sql).fetchone()[0])
+        finally:
+            conn.close()
+
+    async def run() -> None:
+        store = Store(path)
+        store.commit_within(0.05)
+        store.start_call(record())
+        assert seen("SELECT count(*) FROM calls") == 1  # a crash now keeps the call
+        store.add_call_event("c1", 1.0, "ivr_node", {"node": "menu"})
+        store.update_call("c1", answer=1002.0)
+        with pytest.raises(sqlite3.IntegrityError), store.db.conn:
+            store.db.conn.execute("INSERT INTO calls (id) VALUES ('c1')")  # duplicate: rollback
+        for _ in range(200):  # bounded wait for the batch's commit
+            if seen("SELECT count(*) FROM call_events") == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert seen("SELECT count(*) FROM call_events WHERE type = 'ivr_node'") == 1
+        assert seen("SELECT answer FROM calls") == 1002
+        store.finish_call("c1", end=1030.0, hangup_cause="normal_clearing", hangup_side="caller")
+        store.close()
+
+    asyncio.run(run())
+    assert seen('SELECT "end" FROM calls') == 1030
