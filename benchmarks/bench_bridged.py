@@ -284,18 +284,8 @@ def stream(args: argparse.Namespace, socks: list[socket.socket], plan: list[tupl
     fds = ",".join(str(s.fileno()) for s in socks)
     start = time.time_ns() + 1_500_000_000
     until = start + int(args.seconds * 1e9) + 12_000_000_000
-    nice = niceness(args.nice)
-
-    def load_priority() -> None:
-        """The generator and sink: niceness, and with --realtime SCHED_RR one step below the
-        relays, so they keep their schedule without ever delaying a relay."""
-        if nice is not None:
-            nice()
-        if args.realtime > 1:
-            os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(args.realtime - 1))
-
     common = {"pass_fds": [s.fileno() for s in socks], "stdin": subprocess.DEVNULL,
-              "preexec_fn": load_priority}
+              "preexec_fn": niceness(args.nice)}
     for s in socks:  # what an earlier side left there
         s.setblocking(False)
         with contextlib.suppress(BlockingIOError):
@@ -440,8 +430,7 @@ def main() -> int:
     p.add_argument("--workers", default="0", help="media.workers of the server: auto or N")
     p.add_argument("--realtime", type=int, default=0,
                    help="SCHED_RR priority of both relays (media.realtime_priority; rtpengine "
-                        "--scheduling=rr --priority), the generator and sink one below; "
-                        "0 = normal")
+                        "--scheduling=rr --priority); 0 = normal")
     p.add_argument("--setup-rate", type=float, default=50.0, help="new calls per second")
     p.add_argument("--config", default=str(BENCH / "bench-config.yaml"))
     p.add_argument("--sip-port", type=int, default=27360)
