@@ -738,12 +738,9 @@ class B2BUA:
         return None if peer is None else self.leg_of(peer)
 
     def leg_of(self, channel: object) -> Leg | None:
-        """The live leg (see ``live_legs``) whose channel is ``channel``: from the index,
-        else (a channel given to a leg by other code) by a scan."""
+        """The live leg (see ``live_legs``) whose channel is ``channel``."""
         leg = self._by_channel.get(id(channel))
-        if leg is not None and leg.channel is channel:
-            return leg
-        return next((x for x in self.live_legs.values() if x.channel is channel), None)
+        return leg if leg is not None and leg.channel is channel else None
 
     def replaced(self, value: str) -> Leg | None:
         """The answered leg a Replaces value names (RFC 3891), else None; BadRequest when

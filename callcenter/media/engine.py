@@ -515,32 +515,19 @@ class Channel:
             and not peer._dtmf_out
             and peer.remote is not None
         ):
-            if start == 12 and end == n and peer.payload_type == pt and (
-                    out := peer.stream.restamp(data, ssrc, ts, now)) is not None:
-                peer._send(out)
-                peer.stats.relayed_out += 1
-                if peer._rec_stereo:
-                    peer._record_out(data[12:], pt)
-                return
-            payload = data[start:end]
-            if peer.payload_type != pt:
-                payload = payload.translate(
-                    g711.ULAW_TO_ALAW if pt == g711.PCMU else g711.ALAW_TO_ULAW
-                )
-            peer._send(
-                peer.stream.relay(
-                    payload,
-                    peer.payload_type,
-                    ssrc,
-                    ts,
-                    now,
-                    marker=b1 > 127,
-                    samples=len(payload),
-                )
-            )
+            out: bytes | bytearray | None = peer.stream.restamp(data, ssrc, ts, now) if (
+                start == 12 and end == n and peer.payload_type == pt) else None
+            if out is None:  # a new source, a jump, a header with more, or transcoding
+                payload = data[start:end]
+                if peer.payload_type != pt:
+                    payload = payload.translate(
+                        g711.ULAW_TO_ALAW if pt == g711.PCMU else g711.ALAW_TO_ULAW)
+                out = peer.stream.relay(payload, peer.payload_type, ssrc, ts, now,
+                                        marker=b1 > 127, samples=len(payload))
+            peer._send(out)
             peer.stats.relayed_out += 1
             if peer._rec_stereo:
-                peer._record_out(payload, peer.payload_type)
+                peer._record_out(bytes(out[12:]), peer.payload_type)
         elif self._jb is not None:
             payload = data[start:end]
             self._jb.push(payload if pt == g711.PCMU else payload.translate(g711.ALAW_TO_ULAW),

@@ -10,7 +10,10 @@ phase by phase: the whisper reaches 1001 only, never its partner 1002.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import require_binary
 from tests.helpers import audio
@@ -30,6 +33,21 @@ def phones(artifacts: Path, srv: ServerProcess) -> list[BaresipAgent]:
             for user, hz in (("1001", AGENT_HZ), ("1002", CALLER_HZ), ("2001", SUPER_HZ))]
 
 
+@contextmanager
+def three_phones(artifacts: Path, overrides: dict[str, Any] | None = None
+                 ) -> Iterator[tuple[ServerProcess, BaresipAgent, BaresipAgent, BaresipAgent]]:
+    """The server and 1001, 1002, 2001 registered; everything stopped afterwards."""
+    srv = ServerProcess(artifacts, overrides=overrides).start()
+    one, two, boss = phones(artifacts, srv)
+    try:
+        with one, two, boss:
+            for phone in (one, two, boss):
+                phone.ctrl.wait_registered()
+            yield srv, one, two, boss
+    finally:
+        srv.stop()
+
+
 def listen(srv: ServerProcess, boss: BaresipAgent) -> tuple[str, float]:
     """2001 listens to agent 1001 by API (the server calls 2001): the session's id once it
     is active, and when 2001's phone answered (its recording's start)."""
@@ -47,34 +65,27 @@ def listen(srv: ServerProcess, boss: BaresipAgent) -> tuple[str, float]:
 def test_a_supervisor_joins_the_agents_own_direct_call(artifacts: Path) -> None:
     require_binary("baresip")
     require_binary("sox")
-    srv = ServerProcess(artifacts).start()
-    agent_, other, boss = phones(artifacts, srv)
-    try:
-        with agent_, other, boss:
-            for phone in (agent_, other, boss):
-                phone.ctrl.wait_registered()
-            agent_.dial(f"sip:1002@127.0.0.1:{srv.sip_port}")
-            other.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
-            agent_.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
-            t_call = time.time()
-            session, t_boss = listen(srv, boss)
-            times = {"listen": time.time()}
-            for mode in ("whisper", "barge"):
-                time.sleep(PHASE)
-                status, changed = http(srv, "PATCH",
-                                       f"/api/supervisor/sessions/{session}",
-                                       {"mode": mode})
-                assert status == 200 and changed["mode"] == mode, changed
-                times[mode] = time.time()
+    with three_phones(artifacts) as (srv, agent_, other, boss):
+        agent_.dial(f"sip:1002@127.0.0.1:{srv.sip_port}")
+        other.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+        agent_.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+        t_call = time.time()
+        session, t_boss = listen(srv, boss)
+        times = {"listen": time.time()}
+        for mode in ("whisper", "barge"):
             time.sleep(PHASE)
-            t_end = time.time()
-            agent_.ctrl.command("hangup")  # the agent ends its call: everybody is hung up
-            assert closed(agent_, 10)
-            assert closed(other, 10), "1002 was not hung up"
-            assert closed(boss, 10), "the supervisor was not hung up"
-            said = [audio.read_wav(p.recordings()["heard"])[0] for p in (agent_, other, boss)]
-    finally:
-        srv.stop()
+            status, changed = http(srv, "PATCH",
+                                   f"/api/supervisor/sessions/{session}",
+                                   {"mode": mode})
+            assert status == 200 and changed["mode"] == mode, changed
+            times[mode] = time.time()
+        time.sleep(PHASE)
+        t_end = time.time()
+        agent_.ctrl.command("hangup")  # the agent ends its call: everybody is hung up
+        assert closed(agent_, 10)
+        assert closed(other, 10), "1002 was not hung up"
+        assert closed(boss, 10), "the supervisor was not hung up"
+        said = [audio.read_wav(p.recordings()["heard"])[0] for p in (agent_, other, boss)]
 
     ends = {"listen": times["whisper"], "whisper": times["barge"], "barge": t_end}
     got = {mode: tuple(heard(samples, t0, start + MARGIN, ends[mode] - 0.3)
@@ -103,26 +114,19 @@ def test_agent_leaves_a_listened_transfer(artifacts: Path) -> None:
     supervisor is hung up, and 1002 goes on in the IVR (hears its prompt) until it ends."""
     require_binary("baresip")
     require_binary("sox")
-    srv = ServerProcess(artifacts, overrides=dialplan(artifacts, PLAN)).start()
-    agent_, caller, boss = phones(artifacts, srv)
-    try:
-        with agent_, caller, boss:
-            for phone in (agent_, caller, boss):
-                phone.ctrl.wait_registered()
-            caller.dial(f"sip:0800999002@127.0.0.1:{srv.sip_port}")
-            agent_.ctrl.wait_event("CALL_ESTABLISHED", timeout=20)
-            listen(srv, boss)
-            time.sleep(2.0)
-            agent_.ctrl.command("hangup")
-            t_left = time.time()
-            assert closed(agent_, 10)
-            assert closed(boss, 10), "the supervisor was not hung up"
-            assert not caller.ctrl.seen("CALL_CLOSED"), "the caller was hung up with the agent"
-            assert closed(caller, 30), "the IVR did not end the call after its prompt"
-            heard_ = audio.read_wav(caller.recordings()["heard"])[0]
-            t_closed = time.time()
-    finally:
-        srv.stop()
+    with three_phones(artifacts, dialplan(artifacts, PLAN)) as (srv, agent_, caller, boss):
+        caller.dial(f"sip:0800999002@127.0.0.1:{srv.sip_port}")
+        agent_.ctrl.wait_event("CALL_ESTABLISHED", timeout=20)
+        listen(srv, boss)
+        time.sleep(2.0)
+        agent_.ctrl.command("hangup")
+        t_left = time.time()
+        assert closed(agent_, 10)
+        assert closed(boss, 10), "the supervisor was not hung up"
+        assert not caller.ctrl.seen("CALL_CLOSED"), "the caller was hung up with the agent"
+        assert closed(caller, 30), "the IVR did not end the call after its prompt"
+        heard_ = audio.read_wav(caller.recordings()["heard"])[0]
+        t_closed = time.time()
     (row,) = rows(srv.db_path, "SELECT * FROM supervisor_sessions")
     assert (row["agent"], row["ended_by"], row["result"]) == ("1001", "agent", "ended"), row
     prompt = heard_[-int((t_closed - t_left) * 8000):][8000:]  # after 1001 left
