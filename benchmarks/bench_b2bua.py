@@ -6,9 +6,11 @@ per rate:
 
 - callcenter: line 0800000001 (trunk `pstn`) whose flow is `{type: transfer, user: "7001"}`,
   an agent's direct number, the only way a trunk call reaches a registered phone. User 7001
-  is registered (REGISTER with digest from the port the SIPp far end then binds). The server
-  answers the caller, starts hold music, rings 7001, bridges the two legs (RTP through the
-  server) and relays the BYE.
+  is registered (REGISTER with digest from the port the SIPp far end then binds). With
+  `--answer through` (default; the line has `ring_through: true`), as a plain B2BUA: the
+  server rings 7001, answers the caller when 7001 answers, bridges the two legs (RTP through
+  the server: media stays anchored) and relays the BYE. With `--answer first` the line
+  answers the caller at once and plays hold music while 7001 rings (an IVR's transfer).
 - sippy: Sippy's `b2bua` (its own venv, see benchmarks/README.md) with `--static_route` to the
   same far end, no RTP proxy (it relays signalling only), logging at WARN (at its default INFO
   it writes every SIP message).
@@ -74,7 +76,8 @@ def write_config(args: argparse.Namespace, workdir: Path) -> Path:
     plans.mkdir(parents=True, exist_ok=True)
     (plans / "did.yaml").write_text(yaml.safe_dump({
         "lines": [{"number": NUMBER, "name": "DID", "kind": "other", "accept": ["pstn"],
-                   "language": "pl", "flow": "ring"}],
+                   "language": "pl", "flow": "ring",
+                   "ring_through": args.answer == "through"}],
         "nodes": {"ring": {"type": "transfer", "user": USER}},
     }))
     data["dialplans"] = str(plans)
@@ -177,6 +180,7 @@ def run_rate(args: argparse.Namespace, side: str, rate: int, workdir: Path) -> d
     ok, failed = count(row, "SuccessfulCall(C)"), count(row, "FailedCall(C)")
     return {
         "side": side, "rate": rate, "duration": args.duration, "hold_s": args.hold,
+        **({"answer": args.answer} if side == "callcenter" else {}),
         "placed": count(row, "OutgoingCall(C)"), "successful": ok, "failed": failed,
         "retransmissions": count(row, "Retransmissions(C)"),
         "uas_calls": count(far, "IncomingCall(C)"), "uas_failed": count(far, "FailedCall(C)"),
@@ -202,6 +206,9 @@ def main() -> int:
     p.add_argument("--duration", type=int, default=30, help="seconds of new calls per rate")
     p.add_argument("--hold", type=float, default=1.0, help="seconds between ACK and BYE")
     p.add_argument("--workers", default="0", help="media.workers of the server: auto or N")
+    p.add_argument("--answer", choices=["through", "first"], default="through",
+                   help="ours: answer the caller when the far end answers (a plain B2BUA), "
+                   "or at once with hold music while the far end rings")
     p.add_argument("--config", default=str(BENCH / "bench-config.yaml"))
     p.add_argument("--sip-port", type=int, default=27460)
     p.add_argument("--http-port", type=int, default=27480)

@@ -559,22 +559,34 @@ class Application:
                              caller_id=self.cfg.caller_id(rule.caller_id, user))
 
     async def _ivr(self, leg: Leg, line: Line, dialplan: Dialplan) -> None:
-        """Answer and run the line's IVR flow (or its queue) until the caller is done."""
-        call = leg.call
-        call.flow_owned = True
-        self.b2bua.answer(leg)
-        self.answered(call, None)
-        if not await self.b2bua.confirmed(leg):
-            return
-        self._watch_digits(leg)
-        await self._run_line(leg, line, dialplan)
+        """Answer and run the line's IVR flow (or its queue) until the caller is done; a
+        ring-through line's flow answers when it needs to (``LiveCall``)."""
+        leg.call.flow_owned = True
+        if line.ring_through and line.flow is not None:
+            await self._run_line(leg, line, dialplan, answer=self._answer_caller)
+        elif await self._answer_caller(leg):
+            await self._run_line(leg, line, dialplan)
 
-    async def _run_line(self, leg: Leg, line: Line, dialplan: Dialplan) -> None:
-        """The line's IVR flow for an answered caller; then hang up, unless a transfer took
-        the call meanwhile."""
+    async def _answer_caller(self, leg: Leg) -> bool:
+        """Answer a line's caller; False if its ACK never came (or it left)."""
+        if leg.state is LegState.ENDED:
+            return False
+        self.b2bua.answer(leg)
+        self.answered(leg.call, None)
+        if not await self.b2bua.confirmed(leg):
+            return False
+        self._watch_digits(leg)
+        return True
+
+    async def _run_line(
+        self, leg: Leg, line: Line, dialplan: Dialplan, answer: flows.Answer | None = None,
+    ) -> None:
+        """The line's IVR flow for an answered caller (or one ``answer`` answers when the flow
+        needs it); then hang up, unless a transfer took the call meanwhile."""
         call, transfers = leg.call, leg.call.transfers
         live = LiveCall(self.services, leg, queues=self.queues, trunks=self.cfg.trunk,
-                        route_out=partial(dialplan.route_out, who=self._who(None)))
+                        route_out=partial(dialplan.route_out, who=self._who(None)),
+                        answer=answer)
         result = await run_flow(
             live, dialplan, services=self.ivr_store, sounds=self.cfg.sounds, line=line
         )

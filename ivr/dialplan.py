@@ -106,6 +106,10 @@ class Line(_Model):
     timeout: float = Field(default=10, gt=0)
     #: without a flow: send the caller straight to this ACD queue (no IVR)
     queue: str | None = None
+    #: not answered at once: a ``transfer`` node rings its target while the caller hears it
+    #: ring (180), and the caller is answered when the target answers; the first node that
+    #: needs the line's audio (a prompt, a menu, a queue, a recording) answers it
+    ring_through: bool = False
 
     @property
     def is_pattern(self) -> bool:

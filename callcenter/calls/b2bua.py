@@ -450,7 +450,8 @@ class B2BUA:
         on_answer: Callable[[Leg], None] | None = None,
     ) -> tuple[Request, asyncio.Future[Response]]:
         """Open the leg's channel and send the INVITE with our offer (``dial``'s first half)."""
-        leg.channel = self.media.open_channel()
+        first = leg.call.legs[0].channel if leg.call.legs else None
+        leg.channel = self.media.open_channel(near=first)  # it will likely meet the caller
         self._by_channel[id(leg.channel)] = leg
         offer = self._offer(leg)
         leg.local_sdp = offer

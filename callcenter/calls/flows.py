@@ -6,7 +6,7 @@ The flow functions only use B2BUA operations and the media channel's control int
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -187,10 +187,17 @@ async def dial_out(
         await until_first(leg.ended, callee.ended)
 
 
+#: Answers a ring-through caller once its callee answered; False: the caller is gone.
+Answer = Callable[[Leg], Awaitable[bool]]
+
+
 async def transfer_to_user(
-    services: CallServices, leg: Leg, user: str, *, ring_timeout: float = 30.0
+    services: CallServices, leg: Leg, user: str, *, ring_timeout: float = 30.0,
+    answer: Answer | None = None,
 ) -> str:
-    """Ring ``user`` for an answered caller (who hears hold music meanwhile) and bridge them.
+    """Ring ``user`` for an answered caller (who hears hold music meanwhile) and bridge them;
+    with ``answer``, for a caller not answered yet (ring-through: it hears the phone ring and
+    is answered when the user answers).
 
     Returns ``answered`` when the user talked and hung up first (the caller is still there),
     ``hangup`` when the caller left, ``transferred`` when a transfer took the call, or why
@@ -200,35 +207,49 @@ async def transfer_to_user(
     bindings = services.registrar.contacts(user, services.now(), reachable_only=True)
     if not bindings:
         return "unavailable"
-    hold_music(services, leg)
+    if answer is None:
+        hold_music(services, leg)
     call.flow_owned = True
     name, info = screen_pop(services.offer, call, user, "transfer")
     callee = await b2bua.dial_fork_unless(
         leg.ended, call, bindings, party=user, from_user=call.caller, from_display=name,
-        info=info, timeout=ring_timeout,
+        info=info, timeout=ring_timeout, on_ringing=_ringing(b2bua, leg, answer),
     )
-    return await _transferred_to(services, leg, callee)
+    return await _transferred_to(services, leg, callee, answer)
 
 
 async def transfer_to_number(
     services: CallServices, leg: Leg, trunk: Trunk, number: str, *, caller_id: str,
-    ring_timeout: float = 60.0,
+    ring_timeout: float = 60.0, answer: Answer | None = None,
 ) -> str:
     """``transfer_to_user`` for an outside ``number`` through ``trunk``."""
-    hold_music(services, leg)
+    if answer is None:
+        hold_music(services, leg)
     leg.call.flow_owned = True
     callee = await services.b2bua.dial_unless(
         leg.ended, leg.call, **trunk_target(trunk, number, services.trunks()),
         from_user=caller_id,
-        timeout=ring_timeout,
+        timeout=ring_timeout, on_ringing=_ringing(services.b2bua, leg, answer),
     )
-    return await _transferred_to(services, leg, callee)
+    return await _transferred_to(services, leg, callee, answer)
 
 
-async def _transferred_to(services: CallServices, leg: Leg, callee: Leg | None) -> str:
-    """Bridge an answered caller (hearing hold music) to ``callee`` until one hangs up."""
+def _ringing(b2bua: B2BUA, leg: Leg, answer: Answer | None) -> Callable[[], None] | None:
+    """A ring-through caller hears the callee ring (180); an answered one hears music."""
+    return None if answer is None else (lambda: b2bua.ring(leg))
+
+
+async def _transferred_to(
+    services: CallServices, leg: Leg, callee: Leg | None, answer: Answer | None = None,
+) -> str:
+    """Bridge an answered caller (hearing hold music) to ``callee`` until one hangs up; with
+    ``answer``, answer the ringing caller first."""
     b2bua, call = services.b2bua, leg.call
     if callee is None:
+        return "hangup"
+    if answer is not None and callee.state is LegState.ANSWERED \
+            and leg.state is not LegState.ENDED and not await answer(leg):
+        await b2bua.hangup(callee)  # the caller never confirmed our 200
         return "hangup"
     if leg.channel is not None:
         leg.channel.stop_playing()

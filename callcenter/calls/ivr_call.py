@@ -17,6 +17,7 @@ from callcenter.calls.numbers import ANONYMOUS
 from callcenter.events.bus import IvrStep
 from callcenter.media.engine import PlayOutcome
 from callcenter.media.g711 import PCMA, PCMU
+from callcenter.sip.errors import SipError
 from ivr.dialplan import OutboundMatch
 from ivr.engine import CallerHungUp
 
@@ -35,6 +36,7 @@ class LiveCall:
         self, services: CallServices, leg: Leg, *, queues: QueueRunner | None,
         route_out: Callable[[str], OutboundMatch | None] = lambda number: None,
         trunks: Callable[[str], Trunk | None] = lambda name: None,
+        answer: flows.Answer | None = None,
     ) -> None:
         self.services = services
         self.queues = queues
@@ -46,11 +48,35 @@ class LiveCall:
         self.caller = "" if leg.call.caller == ANONYMOUS else leg.call.caller
         self.called = leg.call.called
         self.language = "pl"
+        #: a ring-through line's caller not answered yet: how to answer it
+        self._answer = answer
+        #: the status a ring-through caller gets if the flow hangs up after a failed transfer
+        self._refusal: int | None = None
 
     # ------------------------------------------------------------ helpers
     def _check(self) -> None:
-        if self.leg.state is not LegState.ANSWERED:
+        if self.leg.state is not LegState.ANSWERED and (
+                self._answer is None or self.leg.state is LegState.ENDED):
             raise CallerHungUp()
+
+    async def _ready(self) -> None:
+        """A ring-through caller is answered by the first step that needs the line."""
+        if self._answer is not None and self.leg.state is not LegState.ENDED:
+            await self._answer_now(self.leg)
+        self._check()
+
+    async def _answer_now(self, leg: Leg) -> bool:
+        answer, self._answer = self._answer, None
+        return answer is not None and await answer(leg)
+
+    def _ringing_answer(self) -> flows.Answer | None:
+        """How a transfer answers this caller when its callee does (None: answered)."""
+        return self._answer_now if self._answer is not None else None
+
+    def _failed(self, outcome: str) -> str:
+        """A ring-through transfer that failed: the status the caller would get."""
+        self._refusal = {"busy": 486, "rejected": 603}.get(outcome, 480)
+        return outcome
 
     @property
     def _codec(self) -> int:
@@ -58,6 +84,8 @@ class LiveCall:
 
     # ------------------------------------------------------- CallControl
     async def play(self, prompts: Sequence[str], *, interruptible: bool) -> str | None:
+        if prompts:
+            await self._ready()
         for path in prompts:
             self._check()
             if interruptible and not self.leg.dtmf.empty():
@@ -70,7 +98,7 @@ class LiveCall:
         return None
 
     async def get_digit(self, timeout: float) -> str | None:
-        self._check()
+        await self._ready()
         if not self.leg.dtmf.empty():
             return self.leg.dtmf.get_nowait()
         if timeout <= 0:
@@ -80,6 +108,8 @@ class LiveCall:
         return digit
 
     async def record(self, path: Path, *, max_seconds: float, beep: bool) -> float:
+        if self._answer is not None and self.leg.state is not LegState.ENDED:
+            await self._answer_now(self.leg)
         if self.leg.state is not LegState.ANSWERED or self.leg.channel is None:
             return 0.0
         if beep:
@@ -109,7 +139,7 @@ class LiveCall:
             return round(time.monotonic() - started, 2)
 
     async def transfer_to_queue(self, queue: str, *, priority: int, skills: dict[str, int]) -> str:
-        self._check()
+        await self._ready()
         runner = self.queues
         if runner is None:
             log.warning("no_acd", queue=queue)
@@ -121,8 +151,10 @@ class LiveCall:
 
     async def transfer_to_user(self, user: str) -> str:
         self._check()
-        return self._unless_transferred(
-            await flows.transfer_to_user(self.services, self.leg, user))
+        answer = self._ringing_answer()
+        outcome = self._unless_transferred(
+            await flows.transfer_to_user(self.services, self.leg, user, answer=answer))
+        return self._failed(outcome) if answer is not None else outcome
 
     def _unless_transferred(self, outcome: str) -> str:
         """A transfer took the caller: this flow ends here, leaving the call to it."""
@@ -141,11 +173,21 @@ class LiveCall:
             log.info("outbound_refused", number=number,
                      reason=match.reason if match is not None else "no outbound rule")
             return "no_route" if match is None else "refused"
-        return self._unless_transferred(await flows.transfer_to_number(
-            self.services, self.leg, trunk, number, caller_id=rule.caller_id or self.caller))
+        answer = self._ringing_answer()
+        outcome = self._unless_transferred(await flows.transfer_to_number(
+            self.services, self.leg, trunk, number, caller_id=rule.caller_id or self.caller,
+            answer=answer))
+        return self._failed(outcome) if answer is not None else outcome
 
     async def hangup(self) -> None:
-        await self.services.b2bua.hangup_call(self.leg.call, HangupCause.NORMAL, "system")
+        call = self.leg.call
+        if self._answer is not None:  # ring-through, never answered: a busy callee's busy
+            if self._refusal is not None and call.hangup_cause is None:
+                call.hangup_side = "callee"
+                call.hangup_cause = {486: HangupCause.BUSY, 603: HangupCause.REJECTED}.get(
+                    self._refusal, HangupCause.NO_ANSWER)
+            self.services.b2bua.reject(self.leg, SipError(status=self._refusal or 480))
+        await self.services.b2bua.hangup_call(call, HangupCause.NORMAL, "system")
 
     def now(self) -> datetime:
         return self.services.clock.now()

@@ -740,9 +740,11 @@ class MediaEngine:
         return list(self._channels.values())
 
     def open_channel(self, *, inband_dtmf: bool = False,
-                     sockets: tuple[socket.socket, socket.socket] | None = None) -> Channel:
+                     sockets: tuple[socket.socket, socket.socket] | None = None,
+                     near: object | None = None) -> Channel:
         """Bind an RTP (even) + RTCP port pair (or take the bound, non-blocking ``sockets`` a
-        media worker was handed) and return its channel."""
+        media worker was handed) and return its channel. ``near`` (where workers place a
+        channel) means nothing in one process."""
         loop = self._loop
         if loop is None:
             raise MediaError("MediaEngine.start() was not awaited")

@@ -9,8 +9,9 @@ holds a ``Prompt`` keeps its frames; the next ``get`` returns the new ones.
 from __future__ import annotations
 
 import asyncio
+import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,9 +143,9 @@ def load_prompt(path: str | Path, codec: int) -> Prompt:
     return Prompt(str(path), codec, encode_frames(read_wav(path), codec))
 
 
-def _stamp(path: Path) -> Stamp | None:
+def _stamp(path: Path | str) -> Stamp | None:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return None
     return st.st_ino, st.st_mtime_ns, st.st_size
@@ -168,15 +169,17 @@ def load_changed(root: Path, known: dict[Path, Stamp], codecs: Iterable[int]) ->
     ``known``. Touches nothing shared, so it can run in a worker thread. A file still being
     written (its stamp changed while it was read) is left for the next refresh."""
     out = Changes()
-    paths = set(root.rglob("*.wav")) if root.is_dir() else set()
-    for path in sorted(paths | known.keys()):
-        stamp = _stamp(path)
+    by_name = {str(path): path for path in known}  # plain strings: a scan of every file
+    for name in sorted({*_wavs(str(root)), *by_name}):  # each second stays cheap
+        stamp = _stamp(name)
+        old = by_name.get(name)
         if stamp is None:
-            if path in known:
-                out.removed.add(path)
+            if old is not None:
+                out.removed.add(old)
             continue
-        if known.get(path) == stamp:
+        if old is not None and known[old] == stamp:
             continue
+        path = old or Path(name)
         try:
             samples = read_wav(path)
             prompts = {c: Prompt(str(path), c, encode_frames(samples, c)) for c in codecs}
@@ -187,6 +190,14 @@ def load_changed(root: Path, known: dict[Path, Stamp], codecs: Iterable[int]) ->
         if _stamp(path) == stamp:
             out.loaded[path] = (stamp, prompts)
     return out
+
+
+def _wavs(root: str) -> Iterator[str]:
+    """Every ``*.wav`` file under ``root`` (as ``Path.rglob`` finds them)."""
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            if name.endswith(".wav"):
+                yield os.path.join(folder, name)
 
 
 class PromptCache:

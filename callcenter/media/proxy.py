@@ -498,14 +498,19 @@ class MediaWorkers:
                 w.proc.kill()
         self._loop = None
 
-    def open_channel(self, *, inband_dtmf: bool = False) -> WorkerChannel:
+    def open_channel(self, *, inband_dtmf: bool = False,
+                     near: object | None = None) -> WorkerChannel:
+        """A channel on the worker of ``near`` (a channel it will likely be bridged or mixed
+        with: no move later), else on the least loaded worker."""
         if self._loop is None:
             raise MediaError("MediaWorkers.start() was not awaited")
         socks = self._ports._bind_pair()
         ch = WorkerChannel(self, self._next_id(), socks, inband_dtmf)
         self._ports._ports_used.add(ch.port)
         self._channels[ch.id] = ch
-        ch._attach(min(self._workers, key=lambda w: len(w.channels)))
+        home = near._worker if isinstance(near, WorkerChannel) and not near.closed else None
+        ch._attach(home if home in self._workers
+                   else min(self._workers, key=lambda w: len(w.channels)))
         return ch
 
     def _release(self, ch: WorkerChannel) -> None:

@@ -227,6 +227,33 @@ def test_a_channel_moved_to_its_peers_worker_keeps_one_continuous_stream() -> No
     run(body)
 
 
+def test_a_channel_opened_near_another_shares_its_worker_and_bridges_without_a_move() -> None:
+    """The B2BUA opens a call's second leg near the first: same worker, so the bridge sends
+    no Close/Moved round trip; a closed ``near`` falls back to the least loaded worker."""
+
+    async def body(media: MediaWorkers) -> None:
+        a = media.open_channel()
+        b = media.open_channel()  # least loaded: the other worker
+        c = media.open_channel(near=a)
+        assert b._worker is not a._worker and c._worker is a._worker
+        x, y = Peer(), Peer()
+        a.configure(x.addr, g711.PCMU, 101)
+        c.configure(y.addr, g711.PCMU, 101)
+        media.bridge(a, c)
+        assert c._worker is a._worker and not a._worker.leaving
+        for i in range(10):
+            x.send(encode_rtp(RtpPacket(0, 100 + i, 160 * i, 0xCAFE, b"\x11" * 160)), a.port)
+            await asyncio.sleep(0.01)
+        await until(lambda: sum(q.payload == b"\x11" * 160 for q in heard(y)) >= 8)
+        b.close()
+        d = media.open_channel(near=b)  # closed: placed by load (b's worker is empty now)
+        assert d._worker is not a._worker
+        x.close()
+        y.close()
+
+    run(body)
+
+
 def test_close_is_answered_with_the_channels_final_figures() -> None:
     """The figures a worker sends each second can miss the last second of a call: its answer
     to the close carries the final ones (what the CDR's RTP loss and jitter are made of)."""
