@@ -61,8 +61,9 @@ class LiveCall:
 
     async def _ready(self) -> None:
         """A ring-through caller is answered by the first step that needs the line."""
-        if self._answer is not None and self.leg.state is not LegState.ENDED:
-            await self._answer_now(self.leg)
+        if self._answer is not None and self.leg.state is not LegState.ENDED \
+                and not await self._answer_now(self.leg):
+            raise CallerHungUp()  # gone, or never confirmed our 200 (as an answered line)
         self._check()
 
     async def _answer_now(self, leg: Leg) -> bool:
@@ -108,8 +109,9 @@ class LiveCall:
         return digit
 
     async def record(self, path: Path, *, max_seconds: float, beep: bool) -> float:
-        if self._answer is not None and self.leg.state is not LegState.ENDED:
-            await self._answer_now(self.leg)
+        if self._answer is not None and self.leg.state is not LegState.ENDED \
+                and not await self._answer_now(self.leg):
+            return 0.0
         if self.leg.state is not LegState.ANSWERED or self.leg.channel is None:
             return 0.0
         if beep:
