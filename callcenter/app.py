@@ -587,10 +587,7 @@ class Application:
         live = LiveCall(self.services, leg, queues=self.queues, trunks=self.cfg.trunk,
                         route_out=partial(dialplan.route_out, who=self._who(None)),
                         answer=answer)
-        result = await run_flow(
-            live, dialplan, services=self.ivr_store, sounds=self.cfg.sounds, line=line
-        )
-        log.info("ivr_finished", reason=result.reason.value, path=result.path[-12:])
+        await run_flow(live, dialplan, services=self.ivr_store, sounds=self.cfg.sounds, line=line)
         if call.transfers == transfers and any(x.state is not LegState.ENDED for x in call.legs):
             await self.b2bua.hangup_call(call, HangupCause.NORMAL, "system")
 

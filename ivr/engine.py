@@ -347,7 +347,7 @@ class _Session:
             except Exception:  # noqa: BLE001 - the caller may be gone already
                 pass
         self.call.event("ivr_end", reason=reason.value, node=self.path[-1] if self.path else "",
-                        digits=self.vars["digits"])
+                        digits=self.vars["digits"], path=self.path[-12:])
         return FlowResult(reason, self.path, dict(self.vars))
 
     async def _enter(self, name: str) -> str | None:

@@ -612,6 +612,9 @@ class B2BUA:
             return
         leg.state = LegState.ENDED
         leg.ended.set()
+        if leg.refresh_timer is not None:
+            leg.refresh_timer.cancel()
+            leg.refresh_timer = None
         if self.on_leg is not None:
             self.on_leg("ended", leg)
         if leg.channel is not None:
@@ -705,7 +708,7 @@ class B2BUA:
         if req.method == "BYE":
             sreq.respond(200)
             side = "caller" if leg.direction == "inbound" else "callee"
-            log.info("bye_received", call_id=leg.call.id, side=side)
+            log.debug("bye_received", call_id=leg.call.id, side=side)  # call_ended tells
             call = leg.call
             if leg.released or (call.flow_owned and leg is not call.caller_leg):
                 self._end_leg(leg)  # the agent left; the flow decides what the caller hears
@@ -840,7 +843,17 @@ class B2BUA:
         log.info("no_ack_for_final_response", method=event.request.method)
 
     def _watch(self, leg: Leg) -> None:
-        if self.session_refresh > 0:
+        """Refresh an answered leg in ``session_refresh`` s: a timer, not a task per leg
+        (most calls end first; ``_end_leg`` cancels it)."""
+        if self.session_refresh > 0 and leg.state is not LegState.ENDED:
+            if leg.refresh_timer is not None:
+                leg.refresh_timer.cancel()
+            leg.refresh_timer = asyncio.get_running_loop().call_later(
+                self.session_refresh, self._refresh_due, leg)
+
+    def _refresh_due(self, leg: Leg) -> None:
+        leg.refresh_timer = None
+        if leg.state is LegState.ANSWERED:
             self._spawn(self._keepalive(leg))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -850,20 +863,14 @@ class B2BUA:
         return task
 
     async def _keepalive(self, leg: Leg) -> None:
-        """Re-INVITE the leg every ``session_refresh`` seconds; hang up when it is gone."""
-        while True:
-            try:
-                await asyncio.wait_for(leg.ended.wait(), self.session_refresh)
-                return
-            except TimeoutError:
-                pass
-            if leg.state is not LegState.ANSWERED:
-                return
-            if not await self.refresh(leg):
-                log.warning("session_refresh_failed", call_id=leg.call.id, party=leg.party)
-                side = "caller" if leg.direction == "inbound" else "callee"
-                await self.hangup_call(leg.call, HangupCause.TIMEOUT, side)
-                return
+        """Re-INVITE the leg; hang up its call when the peer is gone, else refresh again in
+        ``session_refresh`` s."""
+        if not await self.refresh(leg):
+            log.warning("session_refresh_failed", call_id=leg.call.id, party=leg.party)
+            side = "caller" if leg.direction == "inbound" else "callee"
+            await self.hangup_call(leg.call, HangupCause.TIMEOUT, side)
+            return
+        self._watch(leg)
 
     async def refresh(self, leg: Leg) -> bool:
         """Send a re-INVITE with our unchanged SDP; False when the peer is gone."""

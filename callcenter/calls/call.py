@@ -105,6 +105,8 @@ class Leg:
     #: when this party put the call on hold (its re-INVITE sendonly/inactive), else None
     held_since: float | None = None
     trunk: str = ""  #: the trunk this leg's call goes through (counts to its max_channels)
+    #: the session refresh (re-INVITE) due next on this answered leg
+    refresh_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     @property
     def codec(self) -> str:

@@ -987,3 +987,33 @@ def test_the_leg_of_a_channel_and_the_partner_come_from_an_index_until_the_leg_e
         assert b2bua.partner(a) is None and id(b.channel) not in b2bua._by_channel
 
     asyncio.run(run())
+
+
+def test_an_answered_leg_is_refreshed_each_period_and_an_ended_one_never() -> None:
+    """The session refresh is a timer per answered leg (no task until it is due): a
+    re-INVITE each ``session_refresh``, none once the leg ended."""
+
+    async def run() -> None:
+        b2bua, stack, media, _ = make_b2bua()
+        b2bua.session_refresh = 0.05
+        leg = inbound_leg(b2bua, stack, media)
+        b2bua.answer(leg)
+        assert leg.refresh_timer is not None and not b2bua._tasks
+        for n in (1, 2):
+            for _ in range(200):  # bounded: the refresh comes within a few periods
+                if len(stack.requests) == n:
+                    break
+                await asyncio.sleep(0.01)
+            req, fut = stack.requests[-1]
+            assert req.method == "INVITE" and len(stack.requests) == n
+            fut.set_result(ok_for(req, to_tag="f1"))
+        for _ in range(200):
+            if leg.refresh_timer is not None and not b2bua._tasks:
+                break
+            await asyncio.sleep(0.01)
+        b2bua._end_leg(leg)
+        assert leg.refresh_timer is None
+        await asyncio.sleep(0.15)  # three periods: nothing more is sent
+        assert len(stack.requests) == 2
+
+    asyncio.run(run())
