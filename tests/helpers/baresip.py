@@ -274,10 +274,12 @@ class BaresipAgent:
         self.ctrl.command(f"dial {target}")
 
     def recordings(self) -> dict[str, Path]:
-        """Newest sndfile dumps: 'heard' (-dec.wav, received) and 'said' (-enc.wav, sent)."""
+        """Newest sndfile dumps: 'heard' (-dec.wav, received) and 'said' (-enc.wav, sent).
+        Some dumps come without the .wav suffix (WAV all the same; seen on a call out to a
+        number), so both names count."""
         out = {}
-        for key, suffix in (("heard", "-dec.wav"), ("said", "-enc.wav")):
-            files = sorted(self.rec_dir.glob(f"*{suffix}"))
+        for key, suffix in (("heard", "-dec"), ("said", "-enc")):
+            files = sorted([*self.rec_dir.glob(f"*{suffix}.wav"), *self.rec_dir.glob(f"*{suffix}")])
             if files:
                 out[key] = files[-1]
         return out

@@ -1,6 +1,7 @@
 """A supervisor listens, whispers and barges on a call the agent placed itself (issue 16).
 
 Not a queue call and not one the agent took: agent 1001 (baresip, 1000 Hz) dials user 1002
+(or, in the last test, an outside number through the trunk)
 (baresip, 440 Hz) directly, so the agent's leg is the call's caller leg. Supervisor 2001
 (baresip, 1800 Hz) starts an API session on agent 1001 (the server calls 2001) and switches
 listen -> whisper -> barge; each party's recording of what it heard is checked by spectrum,
@@ -15,13 +16,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tests.conftest import require_binary
-from tests.helpers import audio
+from tests.helpers import audio, ports
 from tests.helpers.api import http, rows
 from tests.helpers.baresip import BaresipAgent
+from tests.helpers.carrier import Carrier
+from tests.helpers.g711 import ulaw_to_linear
 from tests.helpers.phones import agent, closed
 from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import wait_until
+from tests.integration.test_dial_out import NATIONAL
+from tests.integration.test_dialer_preview import sales_and_trunk
 from tests.integration.test_supervisor import AGENT_HZ, CALLER_HZ, MARGIN, PHASE, SUPER_HZ, heard
 from tests.integration.test_user_leaves_transfer import dialplan
 
@@ -131,3 +138,59 @@ def test_agent_leaves_a_listened_transfer(artifacts: Path) -> None:
     assert (row["agent"], row["ended_by"], row["result"]) == ("1001", "agent", "ended"), row
     prompt = heard_[-int((t_closed - t_left) * 8000):][8000:]  # after 1001 left
     assert audio.active_rms(prompt) > 5 * audio.SILENCE_RMS, "the caller heard no prompt"
+
+
+def test_a_supervisor_joins_the_agents_call_out_through_the_trunk(artifacts: Path) -> None:
+    """Agent 1001 dials an outside number (trunk ``pstn`` to the simulated carrier, which
+    greets for 0.5 s, then is silent and records what it hears); 2001 listens, whispers and
+    barges: the carrier hears 2001 only in barge, 1001 hears 2001 from whisper on."""
+    require_binary("baresip")
+    require_binary("sox")
+    carrier_port = ports.allocate(2).base
+    with Carrier(carrier_port, max_call=40) as carrier, \
+            three_phones(artifacts, sales_and_trunk(carrier_port)) as (srv, agent_, _, boss):
+        agent_.dial(f"sip:{NATIONAL}@127.0.0.1:{srv.sip_port}")
+        agent_.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+        t_call = time.time()
+        assert wait_until(lambda: any(c.answered for c in carrier.calls.values()), 10)
+        (out,) = carrier.calls.values()
+        session, t_boss = listen(srv, boss)
+        times = {"listen": (time.time(), time.monotonic())}
+        for mode in ("whisper", "barge"):
+            time.sleep(PHASE)
+            status, changed = http(srv, "PATCH", f"/api/supervisor/sessions/{session}",
+                                   {"mode": mode})
+            assert status == 200 and changed["mode"] == mode, changed
+            times[mode] = (time.time(), time.monotonic())
+        time.sleep(PHASE)
+        t_end = (time.time(), time.monotonic())
+        agent_.ctrl.command("hangup")
+        assert closed(agent_, 10)
+        assert closed(boss, 10), "the supervisor was not hung up"
+        assert wait_until(lambda: out.ended is not None, 10), "the carrier was not hung up"
+        said = [audio.read_wav(p.recordings()["heard"])[0] for p in (agent_, boss)]
+        assert out.answered is not None
+
+    def carrier_heard(start: float, end: float) -> set[float]:
+        """The tones in what the carrier received between monotonic times start and end."""
+        a, b = start - out.answered, end - out.answered  # type: ignore[operator]
+        frames = [payload for t, payload in out.heard if a <= t < b]
+        block = np.array([ulaw_to_linear(x) for f in frames for x in f], dtype=np.float64)
+        assert len(block) > 4000, f"the carrier heard too little in {a:.1f}-{b:.1f} s"
+        return {f for f in (AGENT_HZ, SUPER_HZ) if audio.tone_present(block, f, ratio=0.05)}
+
+    order = ["listen", "whisper", "barge"]
+    ends = {mode: (times[order[i + 1]] if i < 2 else t_end) for i, mode in enumerate(order)}
+    got = {mode: (heard(said[0], t_call, start[0] + MARGIN, ends[mode][0] - 0.3),
+                  heard(said[1], t_boss, start[0] + MARGIN, ends[mode][0] - 0.3),
+                  carrier_heard(start[1] + MARGIN, ends[mode][1] - 0.3))
+           for mode, start in times.items()}
+    assert got == {  # what 1001, 2001 and the carrier heard (the carrier is silent: no tone)
+        "listen": (set(), {AGENT_HZ}, {AGENT_HZ}),
+        "whisper": ({SUPER_HZ}, {AGENT_HZ}, {AGENT_HZ}),
+        "barge": ({SUPER_HZ}, {AGENT_HZ}, {AGENT_HZ, SUPER_HZ}),
+    }, got
+    (row,) = rows(srv.db_path, "SELECT * FROM supervisor_sessions")
+    (cdr,) = rows(srv.db_path, "SELECT * FROM calls WHERE caller = '1001'")
+    assert (row["agent"], row["call_id"], row["ended_by"]) == ("1001", cdr["id"], "agent"), row
+    assert cdr["direction"] == "outbound", cdr
