@@ -9,12 +9,14 @@ the registrar still runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,6 +24,8 @@ from typing import Any
 
 from .audio import loop_wav
 from .ports import PortBlock
+
+REC_PREFIX = "bsrec-"  #: the short directories under /tmp that hold the sndfile dumps
 
 CONFIG = """\
 poll_method\tepoll
@@ -211,6 +215,9 @@ class BaresipAgent:
         self.answermode, self.regint, self.codecs = answermode, regint, codecs
         self.transport, self.mediaenc, self.cafile = transport, mediaenc, cafile
         self.certificate = certificate
+        #: workdir/rec: a link to a short directory under /tmp, since baresip's sndfile module
+        #: cuts a dump's path at 127 characters (the `-dec.wav` of a dump under a long test
+        #: name was lost); a dump's path stays valid after baresip stopped
         self.rec_dir = self.workdir / "rec"
         self.proc: subprocess.Popen[bytes] | None = None
         self._ctrl: BaresipCtrl | None = None
@@ -224,8 +231,25 @@ class BaresipAgent:
     def aor(self) -> str:
         return f"sip:{self.user}@127.0.0.1:{self.registrar_port}"
 
+    def _short_rec_dir(self) -> None:
+        """Point workdir/rec at a new short directory (once; a restart keeps it), and remove
+        such directories older than a day (earlier runs)."""
+        if self.rec_dir.is_symlink():
+            if self.rec_dir.exists():
+                return
+            self.rec_dir.unlink()  # its directory was removed (an earlier run's, a day old)
+        stale = time.time() - 86400
+        for old in Path(tempfile.gettempdir()).glob(f"{REC_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                if old.stat().st_mtime < stale:
+                    shutil.rmtree(old, ignore_errors=True)
+        if self.rec_dir.is_dir():
+            shutil.rmtree(self.rec_dir)  # a plain directory from an older helper
+        self.rec_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.rec_dir.symlink_to(tempfile.mkdtemp(prefix=REC_PREFIX))
+
     def write_config(self) -> None:
-        self.rec_dir.mkdir(parents=True, exist_ok=True)
+        self._short_rec_dir()
         source = self.workdir / "source.wav"
         loop_wav(self.source_wav, source, self.source_seconds)
         (self.workdir / "config").write_text(
@@ -274,12 +298,10 @@ class BaresipAgent:
         self.ctrl.command(f"dial {target}")
 
     def recordings(self) -> dict[str, Path]:
-        """Newest sndfile dumps: 'heard' (-dec.wav, received) and 'said' (-enc.wav, sent).
-        Some dumps come without the .wav suffix (WAV all the same; seen on a call out to a
-        number), so both names count."""
+        """Newest sndfile dumps: 'heard' (-dec.wav, received) and 'said' (-enc.wav, sent)."""
         out = {}
-        for key, suffix in (("heard", "-dec"), ("said", "-enc")):
-            files = sorted([*self.rec_dir.glob(f"*{suffix}.wav"), *self.rec_dir.glob(f"*{suffix}")])
+        for key, suffix in (("heard", "-dec.wav"), ("said", "-enc.wav")):
+            files = sorted(self.rec_dir.glob(f"*{suffix}"))
             if files:
                 out[key] = files[-1]
         return out
