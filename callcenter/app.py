@@ -719,7 +719,7 @@ class Application:
                 status = leg.sip_status
         started = call.started_at
         self.events.publish(events.CallEnded(  # the store sink closes the CDR
-            ts=end, call_id=call.id, cause=cause.value, side=side, digits=call.digits,
+            end=end, call_id=call.id, cause=cause.value, side=side, digits=call.digits,
             sip_status=status, duration=None if started is None else round(end - started, 3),
             hold_seconds=round(call.held(self.now()), 3), agent=call.agent, queue=call.queue,
             **self._rtp_quality(call) | self._carrier(call)))

@@ -75,6 +75,9 @@ class CallEnded(Event):
     call_id: str
     cause: str
     side: str  # caller | callee | system
+    #: when its last leg ended (the CDR's end); ``ts`` is when the record closed: later by
+    #: the wait for a media worker's final figures, so the call's events stay in ts order
+    end: float | None = None
     duration: float | None = None
     digits: str = ""
     sip_status: int | None = None  #: final SIP status of the call (None when never answered)

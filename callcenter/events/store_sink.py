@@ -102,7 +102,7 @@ class StoreSink:
                                      ("rtp_jitter_ms", e.rtp_jitter_ms), ("trunk", e.trunk),
                                      ("trunk_call_id", e.trunk_call_id),
                                      ("sip_call_id", e.sip_call_id)) if v is not None}
-        self.store.finish_call(e.call_id, end=e.ts, hangup_cause=e.cause, hangup_side=e.side,
+        self.store.finish_call(e.call_id, end=e.ts if e.end is None else e.end, hangup_cause=e.cause, hangup_side=e.side,
                                sip_status=e.sip_status, digits=e.digits,
                                hold_seconds=e.hold_seconds, agent=e.agent, queue=e.queue,
                                **quality)

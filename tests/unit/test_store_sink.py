@@ -102,6 +102,17 @@ def test_an_unanswered_call_bills_nothing_and_a_recording_without_cdr_is_ignored
         sink(CallAnswered(call_id="nope"))  # the bus logs it; the publisher never sees it
 
 
+def test_a_call_closed_after_its_end_keeps_its_end_in_the_cdr() -> None:
+    """With media workers the record closes once the final RTP figures came, a moment after
+    the last leg ended: the event's ts is the closing, the CDR's end stays ``end``."""
+    store = Store(":memory:")
+    sink = StoreSink(store)
+    sink(_started())
+    sink(CallEnded(ts=107.5, end=105.0, call_id="c1", cause="normal_clearing", side="caller"))
+    record = store.get_call("c1")
+    assert record is not None and record.end == 105.0
+
+
 def test_queue_log_agent_states_and_registrations() -> None:
     store = Store(":memory:")
     sink = StoreSink(store)
