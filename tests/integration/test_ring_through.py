@@ -5,16 +5,15 @@ line's audio (here: a prompt after no answer) answers it then."""
 
 from __future__ import annotations
 
-import shutil
 from contextlib import ExitStack
 from pathlib import Path
 
 from tests.conftest import require_binary
 from tests.helpers import ports
-from tests.helpers.artifacts import REPO
 from tests.helpers.phones import answering_phone, register
 from tests.helpers.server import ServerProcess
 from tests.helpers.sipp import Sipp, run_sipp
+from tests.integration.test_user_leaves_transfer import dialplan
 
 ANNA, BUSY, NOBODY = "0800001001", "0800001002", "0800001003"
 LINES = f"""\
@@ -34,11 +33,7 @@ nodes:
 def test_the_caller_hears_the_agent_ring_and_is_answered_when_the_agent_answers(
         artifacts: Path) -> None:
     require_binary("sipp")
-    dialplans = artifacts / "dialplans"
-    dialplans.mkdir()
-    shutil.copy(REPO / "dialplans" / "hotline.yaml", dialplans)
-    (dialplans / "direct.yaml").write_text(LINES, encoding="utf-8")
-    with ServerProcess(artifacts, overrides={"dialplans": str(dialplans)}) as server, \
+    with ServerProcess(artifacts, overrides=dialplan(artifacts, LINES)) as server, \
             ExitStack() as stack:
         phone = answering_phone(server, "1001", artifacts, stack, talk_ms=1000, calls=1,
                                 timeout=30)
