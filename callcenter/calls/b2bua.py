@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import weakref
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -482,9 +483,12 @@ class B2BUA:
                 if on_ringing:
                     on_ringing()
 
+        answered = weakref.ref(leg)  # the stack keeps this for 32 s; the leg is freed at its end
+
         def resend_ack(resp: Response) -> None:
-            if leg.dialog is not None:
-                self._send_ack(leg, resp)
+            alive = answered()
+            if alive is not None and alive.dialog is not None:
+                self._send_ack(alive, resp)
 
         def final(resp: Response) -> None:
             if on_answer and 200 <= resp.status < 300 and leg.state is not LegState.ENDED:
@@ -805,10 +809,10 @@ class B2BUA:
             # §9.2: a CANCEL that matches an INVITE already answered (its transaction lives on
             # in Accepted or Completed) gets a 200 and changes nothing; an unknown one a 481.
             invite = self.stack.server_request(invite_key)
-            if invite is None:
+            if invite is None and not self.stack.has_transaction(invite_key):
                 raise CallDoesNotExist("CANCEL of no INVITE")
             sreq.respond(200)
-            if not invite.answered:
+            if invite is not None and not invite.answered:
                 self._cancel_early(invite)
             return
         sreq.respond(200)
@@ -826,7 +830,7 @@ class B2BUA:
         """CANCEL of an INVITE whose handler task has not made a leg yet: answer it 487 now
         and remember it, so that ``new_inbound`` ends the leg at once."""
         stack = self.stack
-        self._early_cancels = {k for k in self._early_cancels if stack.server_request(k) is not None}
+        self._early_cancels = {k for k in self._early_cancels if stack.has_transaction(k)}
         assert invite.key is not None
         self._early_cancels.add(invite.key)
         invite.refuse(RequestTerminated(), to_tag=new_tag())

@@ -136,6 +136,7 @@ class SipStack:
             tls_port=tls_port, tls_server=tls_server, tls_client=tls_client,
         )
         self._pending: dict[TxKey, _Pending] = {}
+        self._acking: dict[TxKey, Callable[[Response], None]] = {}  # see _on_response
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -285,23 +286,24 @@ class SipStack:
     def _on_response(self, key: TxKey, resp: Response) -> None:
         pending = self._pending.get(key)
         if pending is None:
+            again = self._acking.get(key)
+            if again is not None and 200 <= resp.status < 300:
+                again(resp)
             return
         if resp.status < 200:
             if pending.on_provisional:
                 pending.on_provisional(resp)
             return
-        if pending.future.done():
-            if 200 <= resp.status < 300 and pending.on_retransmitted_2xx:
-                pending.on_retransmitted_2xx(resp)
-            return
         self._transaction_done(key, pending, f"{resp.status // 100}xx")
         pending.future.set_result(resp)
-        if 200 <= resp.status < 300 and key.method == "INVITE" and self.loop is not None:
+        del self._pending[key]
+        if (200 <= resp.status < 300 and key.method == "INVITE" and self.loop is not None
+                and pending.on_retransmitted_2xx is not None):
             # Kept for the 2xx retransmissions (each needs our ACK again) while the layer keeps
-            # the transaction in Accepted, then dropped with it (Timer M, RFC 6026 §8.4).
-            self.loop.call_later(64 * self.layer.t1, self._pending.pop, key, None)
-        else:
-            self._pending.pop(key, None)
+            # the transaction in Accepted, then dropped with it (Timer M, RFC 6026 §8.4): only
+            # that callback, so what the others refer to (a call's legs) is not kept for 32 s.
+            self._acking[key] = pending.on_retransmitted_2xx
+            self.loop.call_later(64 * self.layer.t1, self._acking.pop, key, None)
         if pending.on_final:  # the future's awaiters resume later, from the loop
             pending.on_final(resp)
 
@@ -378,12 +380,16 @@ class SipStack:
 
     def server_request(self, key: TxKey) -> ServerRequest | None:
         """The live server transaction ``key`` as a request to answer (``answered`` once a
-        final response went out); None when there is no such transaction."""
+        final response went out); None when there is no such transaction or it is settled
+        (it only absorbs retransmissions: ``has_transaction``)."""
         tx = self.layer.get(key)
-        if tx is None:
+        if tx is None or tx.request is None:
             return None
         answered = tx.state is not TxState.PROCEEDING
         return ServerRequest(self, tx.request, tx.peer, tx.transport, tx.key, answered)
+
+    def has_transaction(self, key: TxKey) -> bool:
+        return self.layer.get(key) is not None
 
     def send_ack(self, ack: Request, dest: Address, transport: str) -> None:
         self.layer.send_stateless(ack, dest, transport)

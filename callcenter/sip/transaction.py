@@ -268,6 +268,18 @@ TABLE: dict[Machine, dict[tuple[TxState, Input | Timer], Step]] = {
 del S
 
 
+#: states in which a transaction needs no more than the bytes it sent: a client's final
+#: response came (an INVITE's non-2xx is ACKed again from ``ack_wire``), a server's non-INVITE
+#: final response or an INVITE's non-2xx went out and was ACKed (an INVITE's 2xx: once its ACK
+#: came, ``_ack_received``)
+SETTLED: dict[Machine, frozenset[TxState]] = {
+    Machine.INVITE_CLIENT: frozenset({TxState.COMPLETED, TxState.ACCEPTED}),
+    Machine.NON_INVITE_CLIENT: frozenset({TxState.COMPLETED}),
+    Machine.INVITE_SERVER: frozenset({TxState.CONFIRMED}),
+    Machine.NON_INVITE_SERVER: frozenset({TxState.COMPLETED}),
+}
+
+
 def step(machine: Machine, state: TxState, event: Input | Timer) -> Step:
     """The table's entry for ``event`` in ``state``; TransactionError if there is none."""
     try:
@@ -287,7 +299,10 @@ def _response_input(status: int, *, sent: bool) -> Input:
 @dataclass(eq=False)
 class Transaction:
     key: TxKey
-    request: Request
+    #: None once settled (``SETTLED``): then it only answers retransmissions from ``wire`` and
+    #: ``ack_wire``, and what the parsed messages held (about 30 objects) is freed at once
+    #: instead of after Timer J, L or M (32 s over UDP: 3 transactions of every call)
+    request: Request | None
     peer: Address
     transport: str
     server: bool
@@ -297,10 +312,17 @@ class Transaction:
     interval: float = 0.0  # current retransmission interval
     timers: dict[Timer, float] = field(default_factory=dict)
     ack_wire: bytes = b""  # client INVITE: the ACK for a non-2xx final response
+    ack_key: tuple[str, str, int] | None = None  # server INVITE: the ACK its 2xx awaits
+    merge_key: tuple[str, str, int, str] | None = None  # server: §8.2.2.2 merged requests
+
+    @property
+    def live_request(self) -> Request:
+        assert self.request is not None, "a settled transaction has no request"
+        return self.request
 
     @property
     def invite(self) -> bool:
-        return self.request.method == "INVITE"
+        return self.key.method == "INVITE"
 
     @property
     def reliable(self) -> bool:
@@ -475,34 +497,35 @@ class TransactionLayer:
                 tx.last_response, tx.wire = response, serialize(response)
                 out.append((tx.wire, tx.peer, tx.transport))
             elif action is Do.SEND_TRYING:
-                self.send_response(tx.key, make_response(tx.request, 100), now)
+                self.send_response(tx.key, make_response(tx.live_request, 100), now)
             elif action is Do.REPORT:
                 assert response is not None
                 self._events.append(ResponseReceived(response, tx.key))
             elif action is Do.NEW_REQUEST:
                 assert source is not None
-                self._events.append(RequestReceived(tx.request, source, transport, tx.key))
+                self._events.append(RequestReceived(tx.live_request, source, transport, tx.key))
             elif action is Do.ACK_TO_TU:
                 assert request is not None and source is not None
                 self._ack_received(request, source, transport)
             elif action is Do.SEND_ACK:
                 assert response is not None
-                tx.ack_wire = serialize(ack_for(tx.request, response))
+                tx.ack_wire = serialize(ack_for(tx.live_request, response))
                 out.append((tx.ack_wire, tx.peer, tx.transport))
             elif action is Do.RESEND_ACK:
                 out.append((tx.ack_wire, tx.peer, tx.transport))
             elif action is Do.AWAIT_ACK:
-                self._await_ack[_ack_key(tx.request)] = tx.key
+                tx.ack_key = _ack_key(tx.live_request)
+                self._await_ack[tx.ack_key] = tx.key
             elif action is Do.TIMEOUT:
-                self._events.append(TransactionTimeout(tx.key, tx.request, server=tx.server))
+                self._events.append(TransactionTimeout(tx.key, tx.live_request, server=tx.server))
             elif action is Do.ACK_TIMEOUT:
-                akey = _ack_key(tx.request)
-                if self._await_ack.get(akey) == tx.key:
+                akey = tx.ack_key
+                if akey is not None and self._await_ack.get(akey) == tx.key:
                     del self._await_ack[akey]
                     assert tx.last_response is not None
-                    self._events.append(AckTimeout(tx.key, tx.request, tx.last_response))
+                    self._events.append(AckTimeout(tx.key, tx.live_request, tx.last_response))
             elif action is Do.FAIL_503:
-                resp = make_response(tx.request, 503, "Service Unavailable")
+                resp = make_response(tx.live_request, 503, "Service Unavailable")
                 self._events.append(ResponseReceived(resp, tx.key))
             elif action is Do.RESET_INTERVAL:
                 tx.interval = self.t1
@@ -516,6 +539,8 @@ class TransactionLayer:
                 tx.timers.clear()
             elif action is Do.TERMINATE:
                 self._terminate(tx.key)
+        if tx.state in SETTLED[tx.machine]:
+            tx.request = tx.last_response = None
 
     def _arm(self, tx: Transaction, timer: Timer, at: float) -> None:
         tx.timers[timer] = at
@@ -527,14 +552,10 @@ class TransactionLayer:
             return
         tx.state = TxState.TERMINATED
         tx.timers.clear()
-        if tx.server:
-            req = tx.request
-            mkey = (req.call_id, req.from_tag or "", req.cseq[0], req.method)
-            if self._merge.get(mkey) == key:
-                del self._merge[mkey]
-            akey = _ack_key(req)
-            if self._await_ack.get(akey) == key:
-                del self._await_ack[akey]
+        if tx.merge_key is not None and self._merge.get(tx.merge_key) == key:
+            del self._merge[tx.merge_key]
+        if tx.ack_key is not None and self._await_ack.get(tx.ack_key) == key:
+            del self._await_ack[tx.ack_key]
 
     def _ack_received(self, ack: Request, source: Address, transport: str) -> None:
         """An ACK of a 2xx: that 2xx stops being retransmitted; the ACK is the TU's."""
@@ -542,6 +563,7 @@ class TransactionLayer:
         inv = self._txs.get(inv_key) if inv_key is not None else None
         if inv is not None:
             inv.timers.pop(Timer.RETRANSMIT_2XX, None)
+            inv.request = inv.last_response = None  # settled: it only absorbs retransmissions
         self._events.append(RequestReceived(ack, source, transport, None))
 
     def _receive_request(self, req: Request, source: Address, transport: str, now: float) -> None:
@@ -567,6 +589,7 @@ class TransactionLayer:
         tx = Transaction(
             key, req, response_destination(req.top_via, source, transport), transport, server=True,
             state=TxState.PROCEEDING if req.method == "INVITE" else TxState.TRYING,
+            merge_key=mkey,
         )
         self._txs[key] = tx
         self._input(tx, Input.START, now, source=source, transport=transport)

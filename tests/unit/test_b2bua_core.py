@@ -75,6 +75,7 @@ class FakeStack:
 
     invite_key = staticmethod(SipStack.invite_key)
     server_request = SipStack.server_request
+    has_transaction = SipStack.has_transaction
 
     def now(self) -> float:
         return 0.0

@@ -17,7 +17,7 @@ import pytest
 
 from callcenter.app import Application
 from callcenter.calls import flows
-from callcenter.calls.call import Call, LegState
+from callcenter.calls.call import Call, Leg, LegState
 from callcenter.cli import load_setup
 from callcenter.config import Config, apply_overrides
 from callcenter.log import configure_logging
@@ -145,8 +145,9 @@ def run_server(tmp_path: Path, workers: int,
     asyncio.run(run())
 
 
-async def freed(call: weakref.ref[Call]) -> bool:
-    """The call is gone once its last tasks finished (bounded), the collector being off."""
+async def freed(call: weakref.ref[Call] | weakref.ref[Leg]) -> bool:
+    """The call (or leg) is gone once its last tasks finished (bounded), the collector
+    being off."""
     for _ in range(250):
         if call() is None:
             return True
@@ -187,11 +188,14 @@ def test_queue_direct_and_callback_calls_leave_no_cycle(tmp_path: Path, workers:
                 with Peer(app, f"+4822100000{n + 1}") as caller:
                     answered = await caller.call(line)
                     await until(lambda n=n: len(agent.got("ACK")) == n)
-                    taken = weakref.ref(next(x.call for x in app.b2bua.live_legs.values()
-                                             if x.party == "1001"))
+                    leg = next(x for x in app.b2bua.live_legs.values() if x.party == "1001")
+                    taken, dialled = weakref.ref(leg.call), weakref.ref(leg)
+                    del leg
                     await caller.hang_up()
                     await until(lambda n=n: len(agent.got("BYE")) == n)
-                    assert await freed(answered) and await freed(taken)
+                    # the agent's leg too: the stack keeps its answered INVITE's transaction
+                    # 32 s for 2xx retransmissions, and with it, once, every callback's leg
+                    assert await freed(answered) and await freed(taken) and await freed(dialled)
             assert app.queues.agent_command("1001", "pause")
             with Peer(app, "+48221000009") as caller:
                 booked = await caller.call("0800000002")

@@ -9,7 +9,7 @@ import pytest
 
 from callcenter.log import configure_logging
 from callcenter.sip.events import AckTimeout, TransactionTimeout
-from callcenter.sip.message import Request, make_response, parse_message, serialize
+from callcenter.sip.message import Request, Response, make_response, parse_message, serialize
 from callcenter.sip.stack import RequestTimeout, ServerRequest, SipStack
 
 PEER = ("127.0.0.1", 5072)
@@ -54,14 +54,18 @@ def test_answered_invite_is_forgotten_after_timer_m() -> None:
     async def run() -> None:
         stack, _ = make_stack()
         req = invite()
-        key, fut = stack.send_request(req, PEER, "udp")
+        again: list[Response] = []
+        key, fut = stack.send_request(req, PEER, "udp", on_retransmitted_2xx=again.append)
         ok = make_response(req, 200, to_tag="t1")
         stack._on_message(serialize(ok), PEER, "udp")
         assert (await fut).status == 200
-        assert key in stack._pending  # retransmitted 2xx still reach the dialog
+        stack._on_message(serialize(ok), PEER, "udp")
+        assert len(again) == 1  # retransmitted 2xx still reach the dialog
         await asyncio.sleep(64 * T1 + 0.2)
-        assert key not in stack._pending
+        assert key not in stack._pending and key not in stack._acking
         assert stack.layer.get(key) is None
+        stack._on_message(serialize(ok), PEER, "udp")
+        assert len(again) == 1
         await stack.close()
 
     asyncio.run(run())

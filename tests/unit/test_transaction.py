@@ -279,3 +279,36 @@ def test_transport_error_ends_the_client_transaction_with_503(method: str) -> No
     assert layer.get(key) is None
     assert layer.get(other) is not None  # its request was not the one that failed
     assert layer.datagrams_to_send() == []  # no ACK for a 503 nobody sent
+
+
+def test_a_settled_transaction_keeps_only_the_bytes_it_sent() -> None:
+    """After the final response (an INVITE's 2xx: after its ACK) the parsed messages are
+    freed at once, not after Timer J, L or M (32 s of every call over UDP); retransmissions
+    are still answered from the bytes sent."""
+    layer = TransactionLayer()
+    dest = ("127.0.0.1", 5072)
+    bye = request("BYE", branch="z9hG4bKbye", cseq=2, to_tag="x")
+    layer.receive(bye, SRC, "udp", now=0.0)
+    (ev,) = events(layer)
+    layer.send_response(ev.key, make_response(ev.request, 200), now=0.0)
+    (sent,) = layer.datagrams_to_send()
+    inv = request(branch="z9hG4bKinv")
+    layer.receive(inv, SRC, "udp", now=0.0)
+    (got,) = events(layer)
+    layer.send_response(got.key, make_response(got.request, 200, to_tag="x"), now=0.0)
+    assert layer.get(got.key).request is inv  # its 2xx may go unacknowledged: AckTimeout
+    layer.receive(request("ACK", branch="z9hG4bKack", to_tag="x"), SRC, "udp", now=0.1)
+    out = request("INVITE", branch="z9hG4bKout")
+    key = layer.send_request(out, dest, "udp", now=0.0)
+    layer.receive(make_response(out, 200, to_tag="t"), dest, "udp", now=0.1)
+    events(layer)
+    layer.datagrams_to_send()
+    for tx in (layer.get(ev.key), layer.get(got.key), layer.get(key)):
+        assert tx is not None and tx.request is None and tx.last_response is None
+    layer.receive(bye, SRC, "udp", now=1.0)
+    assert layer.datagrams_to_send() == [sent] and events(layer) == []
+    layer.receive(make_response(out, 200, to_tag="t"), dest, "udp", now=1.0)
+    (again,) = events(layer)
+    assert isinstance(again, ResponseReceived) and again.response.status == 200  # ACKed again
+    layer.handle_timer(40.0)
+    assert len(layer) == 0
