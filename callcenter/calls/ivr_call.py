@@ -197,6 +197,7 @@ class LiveCall:
     def event(self, type: str, **data: Any) -> None:
         if type == "ivr_node" and "language" in data:
             self.language = str(data["language"])
-        log.info(type, **{k: v for k, v in data.items() if k != "file"})
+        # a debug line: each step is kept in call_events and published whatever the level
+        log.debug(type, **{k: v for k, v in data.items() if k != "file"})
         self.services.publish(IvrStep(call_id=self.call_id, step=type, data=data))
 

@@ -10,6 +10,7 @@ take for a valid number (an extension, a short code) is left as it came.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -115,6 +116,7 @@ def parse(number: str, country: str) -> phonenumbers.PhoneNumber | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)  # the numbers a trunk's calls are for: a few hotlines
 def national(number: str, country: str) -> str:
     """``number`` in the dialplan's national form (see the module's docstring)."""
     parsed = parse(number, country)
