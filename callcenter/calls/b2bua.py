@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.calls.call import Call, HangupCause, Leg, LegState, fired
 from callcenter.calls.numbers import Identity
 from callcenter.media.dtmf import parse_sip_info
 from callcenter.sip import sdp
@@ -171,8 +171,8 @@ class B2BUA:
         again and again until Timer H, then a BYE (RFC 3261 §13.3.1.4), instead of a prompt
         played into the void.
         """
-        ended = asyncio.ensure_future(leg.ended.wait())
-        acked = asyncio.ensure_future(leg.acked.wait())
+        ended = fired(leg.ended)
+        acked = fired(leg.acked)
         try:
             await asyncio.wait(
                 {ended, acked}, timeout=self.timers.ack,
@@ -515,7 +515,7 @@ class B2BUA:
     @staticmethod
     async def _unless(gone: asyncio.Event, dial: Coroutine[Any, Any, Leg]) -> Leg | None:
         dialing = asyncio.ensure_future(dial)
-        waiting = asyncio.ensure_future(gone.wait())
+        waiting = fired(gone)
         try:
             await asyncio.wait({dialing, waiting}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -538,7 +538,7 @@ class B2BUA:
         if invite_fut is not None and not leg.provisional.is_set():
             # §9.1: a CANCEL MUST NOT be sent before a provisional response (a phone that has
             # not seen the INVITE yet answers it 481 and rings on); wait for one, or the final.
-            got_1xx = asyncio.ensure_future(leg.provisional.wait())
+            got_1xx = fired(leg.provisional)
             try:
                 waiters: set[asyncio.Future[Any]] = {got_1xx, invite_fut}
                 await asyncio.wait(

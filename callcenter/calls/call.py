@@ -24,6 +24,36 @@ if TYPE_CHECKING:
 Address = tuple[str, int]
 
 
+class Flag(asyncio.Event):
+    """An ``asyncio.Event`` that also hands out plain futures: waiting for the first of
+    several things (a leg's end, its ACK, a key) then needs no task per thing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._futures: list[asyncio.Future[bool]] = []
+
+    def waiter(self) -> asyncio.Future[bool]:
+        """A future done when the flag is set (cancel it when no longer wanted)."""
+        fut = asyncio.get_running_loop().create_future()
+        if self.is_set():
+            fut.set_result(True)
+        else:
+            self._futures.append(fut)
+        return fut
+
+    def set(self) -> None:
+        super().set()
+        futures, self._futures = self._futures, []
+        for fut in futures:
+            if not fut.done():
+                fut.set_result(True)
+
+
+def fired(event: asyncio.Event) -> asyncio.Future[Any]:
+    """A future done once ``event`` is set: a ``Flag``'s waiter, else a task that waits."""
+    return event.waiter() if isinstance(event, Flag) else asyncio.ensure_future(event.wait())
+
+
 class LegState(Enum):
     INCOMING = "incoming"  # INVITE received, not answered
     DIALING = "dialing"  # INVITE sent, no answer yet
@@ -84,8 +114,8 @@ class Leg:
     media: NegotiatedMedia | None = None
     local_sdp: SessionDescription | None = None
     invite: ServerRequest | None = None  # the pending inbound INVITE, until answered
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-    acked: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: Flag = field(default_factory=Flag)
+    acked: Flag = field(default_factory=Flag)
     dtmf: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     sdp_version: int = 1
     local_tag: str = ""  # our tag in this leg's dialog (To for inbound, From for outbound)
@@ -94,7 +124,7 @@ class Leg:
     outbound_key: TxKey | None = None  # its client transaction
     outbound_future: asyncio.Future[Response] | None = None  # its final response
     #: set at the first 1xx to our INVITE: only then may it be CANCELled (RFC 3261 §9.1)
-    provisional: asyncio.Event = field(default_factory=asyncio.Event)
+    provisional: Flag = field(default_factory=Flag)
     #: our re-INVITE on this leg awaits its final response (theirs meanwhile gets a 491)
     reinviting: bool = False
     #: our SDP offer went out in a 2xx (late offer, or a re-INVITE without SDP): the answer

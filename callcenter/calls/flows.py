@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.calls.call import Call, HangupCause, Leg, LegState, fired
 from callcenter.calls.numbers import outbound_identity, present
 from callcenter.media.engine import PlayOutcome
 from callcenter.media.prompts import PromptError
@@ -73,7 +73,7 @@ async def play(leg: Leg, prompt: Any, *, interruptible: bool = False) -> PlayOut
             done.set_result(outcome)
 
     leg.channel.play(prompt, finished, interruptible=interruptible)
-    ended = asyncio.ensure_future(leg.ended.wait())
+    ended = fired(leg.ended)
     try:
         waiters: set[asyncio.Future[Any]] = {done, ended}
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -85,7 +85,7 @@ async def play(leg: Leg, prompt: Any, *, interruptible: bool = False) -> PlayOut
 async def next_digit(leg: Leg, timeout: float) -> str | None:
     """The next key the caller presses, or None after ``timeout`` or when the leg ends."""
     get = asyncio.ensure_future(leg.dtmf.get())
-    ended = asyncio.ensure_future(leg.ended.wait())
+    ended = fired(leg.ended)
     try:
         await asyncio.wait({get, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -99,7 +99,7 @@ async def next_digit(leg: Leg, timeout: float) -> str | None:
 
 async def until_first(*events: asyncio.Event) -> None:
     """Wait until one of ``events`` is set."""
-    waits = {asyncio.ensure_future(event.wait()) for event in events}
+    waits = {fired(event) for event in events}
     try:
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     finally:

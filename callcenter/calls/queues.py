@@ -33,7 +33,7 @@ from acd import actions as act
 from acd import events as ev
 from acd.engine import AcdError
 from callcenter.calls import acd_config, flows
-from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.calls.call import Call, HangupCause, Leg, LegState, fired
 from callcenter.calls.services import Offer
 from callcenter.events.bus import CallDisposition, Event
 from callcenter.media.g711 import PCMA, PCMU
@@ -429,7 +429,7 @@ class QueueRunner:
         assert leg is not None
         while leg.state is LegState.ANSWERED and not entry.agent_legs:
             get = asyncio.ensure_future(leg.dtmf.get())
-            ended = asyncio.ensure_future(leg.ended.wait())
+            ended = fired(leg.ended)
             try:
                 await asyncio.wait({get, ended}, return_when=asyncio.FIRST_COMPLETED)
             finally:

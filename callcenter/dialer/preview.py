@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from callcenter.calls import flows
-from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.calls.call import Call, HangupCause, Leg, LegState, fired
 from callcenter.dialer.compliance import failed_outcome
 from callcenter.dialer.flight import Flight, Live
 from callcenter.media.g711 import PCMA, PCMU
@@ -313,7 +313,7 @@ class PreviewDesk:
                                loop=True, replace=True)
         flight.started = svc.now()
         dial = await runner.dial_contact(live, flight, call)
-        agent_gone = asyncio.ensure_future(phone.ended.wait())
+        agent_gone = fired(phone.ended)
         await asyncio.wait({dial, agent_gone}, return_when=asyncio.FIRST_COMPLETED)
         if not dial.done():  # the agent hung up while the contact rang
             dial.cancel()
@@ -344,7 +344,7 @@ class PreviewDesk:
             "attempt": flight.attempt, "agent": agent, "number": number,
             "name": flight.contact.get("name", ""),
             "fields": json.loads(flight.contact.get("fields") or "{}")})
-        ends = {asyncio.ensure_future(phone.ended.wait()), asyncio.ensure_future(leg.ended.wait())}
+        ends = {fired(phone.ended), fired(leg.ended)}
         await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
         for task in ends:
             task.cancel()

@@ -36,7 +36,7 @@ import structlog
 
 from acd import actions as act
 from callcenter.calls import flows
-from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.calls.call import Call, HangupCause, Leg, LegState, fired
 from callcenter.dialer.amd import AmdDecision, AmdDetector, AmdResult
 from callcenter.dialer.callbacks import pick_callbacks, plan_callback
 from callcenter.dialer.campaigns import CampaignStore, calling_window, retry_policy
@@ -462,7 +462,7 @@ class CampaignRunner:
                    "fields": json.loads(flight.contact.get("fields") or "{}")}
         queued = asyncio.ensure_future(self.queues.enqueue(
             leg, c.queue, priority=c.priority, language=c.language, about=contact))
-        bridged = asyncio.ensure_future(flight.bridged.wait())
+        bridged = fired(flight.bridged)
         await asyncio.wait({queued, bridged}, timeout=ABANDON_GRACE,
                            return_when=asyncio.FIRST_COMPLETED)
         bridged.cancel()
@@ -492,8 +492,8 @@ class CampaignRunner:
             tap = _AmdTap()
             tap.listen(channel)
         cfg = tap.detector.cfg
-        ended = asyncio.ensure_future(leg.ended.wait())
-        decided = asyncio.ensure_future(tap.decided.wait())
+        ended = fired(leg.ended)
+        decided = fired(tap.decided)
         try:
             await asyncio.wait({ended, decided}, timeout=cfg.total_analysis_time / 1000 + 1.0,
                                return_when=asyncio.FIRST_COMPLETED)

@@ -30,7 +30,7 @@ import sqlite_utils
 import structlog
 
 from callcenter.calls import flows
-from callcenter.calls.call import Call, HangupCause, Leg, LegState
+from callcenter.calls.call import Call, HangupCause, Leg, LegState, fired
 from callcenter.events.bus import CallRecording, SupervisorStep
 from callcenter.media.engine import Channel, MediaError, Mix
 from callcenter.media.g711 import PCMA, PCMU
@@ -416,8 +416,8 @@ class SupervisorService:
 
     async def _watch(self, conf: Conference) -> None:
         """Caller or agent gone: every supervisor on the conversation is hung up."""
-        waits = [asyncio.ensure_future(conf.caller.ended.wait()),
-                 asyncio.ensure_future(conf.agent.ended.wait())]
+        waits = [fired(conf.caller.ended),
+                 fired(conf.agent.ended)]
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
