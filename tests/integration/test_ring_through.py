@@ -89,40 +89,58 @@ def received(result: SippResult, status: int) -> tuple[float, str]:
     raise AssertionError(f"no {status} received:\n{result.messages[-3000:]}")
 
 
-def test_the_callees_early_media_reaches_the_caller_before_the_answer(
-        artifacts: Path, media: Media) -> None:
-    """The agent's side answers 183 with SDP and plays an announcement, then 200: the caller
-    gets a 183 with SDP (the 200's To tag) and hears the announcement before the 200."""
+def early_call(artifacts: Path, media: Media, final: str) -> float:
+    """A trunk caller of line EARLY whose callee (1004) sends early media (an announcement)
+    for a while, then its ``final`` answer (``media``: 200, ``busy``: 486). Checks the
+    signalling and the CDR; returns how well the audio the caller got before that answer
+    matches the announcement (1.0: all of it; our silence alone: 0)."""
     require_binary("sipp")
     pcap = media.caller_pcap["PCMU"]
+    status = 200 if final == "media" else 486
     with ServerProcess(artifacts, overrides=dialplan(artifacts, LINES)) as server, \
             ExitStack() as stack:
         block = ports.allocate(8)
         register(server, "1004", block, artifacts / "reg_1004")
         far = stack.enter_context(Sipp(
-            "uas_early_media.xml", workdir=artifacts / "phone_1004", ports=block, calls=1,
+            f"uas_early_{final}.xml", workdir=artifacts / "phone_1004", ports=block, calls=1,
             timeout=40, extra=["-aa"], keys={"audio_pcap": str(pcap)},
             duration_ms=int(pcap_seconds(pcap) * 1000) + 1500))
-        caller = Sipp("uac_early_media.xml", workdir=artifacts / "caller",
+        caller = Sipp(f"uac_early_{final}.xml", workdir=artifacts / "caller",
                       ports=ports.allocate(8), remote_port=server.sip_port, service=EARLY,
                       timeout=40)
         started = time.time()  # the sink's packet times count from about here
         with RtpSink(caller.sink_port) as sink:
             result = caller.start().wait()
             packets = sink.packets
-        answered = far.wait(15)
+        far_result = far.wait(15)
         call_id = result.messages.split("Call-ID: ", 1)[1].split()[0]
         cdr = server.wait_cdr(lambda r: r["sip_call_id"] == call_id and r["end"] is not None)
         assert server.alive()
     assert result.returncode == 0, result.summary() + server.log_tail()
-    assert answered.returncode == 0, answered.summary()
-    ok_at, ok_tag = received(result, 200)
-    _, early_tag = received(result, 183)
-    assert early_tag == ok_tag
-    # what the caller got before the 200: the announcement, not only our silence
+    assert far_result.returncode == 0, far_result.summary()
+    answer_at, answer_tag = received(result, status)
+    assert received(result, 183)[1] == answer_tag
+    if status == 200:
+        assert cdr is not None and cdr["answer"] is not None, cdr
+        assert cdr["hangup_cause"] == "normal_clearing", cdr
+    else:  # never answered: the callee's busy is the caller's
+        assert "SIP/2.0 200" not in result.messages.split("486 Busy Here", 1)[0]
+        assert cdr is not None and cdr["answer"] is None and cdr["hangup_cause"] == "busy", cdr
     before = b"".join(p.payload for p in packets
-                      if p.payload_type == 0 and started + p.time < ok_at)
-    heard = audio.decode_g711(before, "PCMU")
-    assert audio.best_match(audio.read_wav(media.caller_wav)[0], heard) > 0.6, len(before)
-    assert cdr is not None and cdr["answer"] is not None and cdr["hangup_cause"] == \
-        "normal_clearing", cdr
+                      if p.payload_type == 0 and started + p.time < answer_at)
+    announcement = audio.read_wav(media.caller_wav)[0]
+    return audio.best_match(announcement, audio.decode_g711(before, "PCMU"))
+
+
+def test_the_callees_early_media_reaches_the_caller_before_the_answer(
+        artifacts: Path, media: Media) -> None:
+    """The callee answers 183 with SDP and plays an announcement, then 200: the caller gets a
+    183 with SDP (the 200's To tag) and hears the announcement before the 200."""
+    assert early_call(artifacts, media, "media") > 0.6
+
+
+def test_a_callee_busy_after_early_media_passes_its_busy_on(
+        artifacts: Path, media: Media) -> None:
+    """The callee plays an announcement in its early media, then is busy: the caller heard
+    it, then gets the 486 (never answered; CDR cause busy)."""
+    assert early_call(artifacts, media, "busy") > 0.6
