@@ -148,6 +148,23 @@ class B2BUA:
             leg.invite.respond(180, to_tag=self.local_tag(leg))
             leg.state = LegState.RINGING
 
+    def early_media(self, leg: Leg, callee: Leg) -> None:
+        """Let the unanswered caller ``leg`` hear ``callee``'s early media (its 18x carried an
+        SDP answer): a 183 with our answer to the caller's offer (the 200's SDP and To tag,
+        sent unreliably: no 100rel, RFC 3261 §13.3.1.1) and the two channels bridged from now
+        on; the 200 keeps the bridge. A caller that made no offer gets the 180 instead (our
+        offer in a 183 would need PRACK for its answer)."""
+        sreq = leg.invite
+        if sreq is None or sreq.answered or leg.offer_in_2xx or leg.local_sdp is None \
+                or leg.channel is None or leg.channel.closed or callee.channel is None \
+                or callee.channel.closed:
+            self.ring(leg)
+            return
+        sreq.respond(183, to_tag=self.local_tag(leg), body=leg.local_sdp.serialize().encode(),
+                     headers={"Contact": self.stack.contact(transport=leg.transport)})
+        leg.state = LegState.RINGING
+        self.media.bridge(leg.channel, callee.channel, notify=False)  # no conversation yet
+
     def answer(self, leg: Leg) -> None:
         """Send the 200 with our SDP; the dialog starts now (RFC 3261 §13.3.1.4)."""
         sreq = leg.invite
@@ -206,6 +223,7 @@ class B2BUA:
         identity: Callable[[str, str], Identity] | None = None, trunk: str = "",
         max_channels: int | None = None, info: str = "",
         on_answer: Callable[[Leg], None] | None = None,
+        on_early: Callable[[Leg], None] | None = None,
     ) -> Leg:
         """Place a call; returns the leg (state ANSWERED, or ENDED with the reason in sip_status).
 
@@ -220,7 +238,9 @@ class B2BUA:
         calls: a full trunk reads as a 503. ``info``: a page about the call for the phone
         (``Call-Info: <info>;purpose=info``, RFC 3261 §20.9), the agent's desk.
         ``on_answer(leg)`` runs as the callee's 2xx is processed, loop turns before this returns
-        (what the callee sends from then on is no early media).
+        (what the callee sends from then on is no early media). With ``on_early``, a 18x
+        carrying an SDP answer configures the leg's channel (early media, RFC 3960) and calls
+        ``on_early(leg)`` in place of ``on_ringing``; without it such SDP is ignored.
         """
         targets = [{"target_uri": target_uri, "dest": dest, "transport": transport,
                     "party": party, "auth": auth, "to_user": to_user, "identity": identity,
@@ -243,6 +263,7 @@ class B2BUA:
                         from_display=from_display, timeout=timeout, on_ringing=on_ringing,
                         auth=target.get("auth"), to_user=target.get("to_user"),
                         identity=target.get("identity"), info=info, on_answer=on_answer,
+                        on_early=on_early,
                     )
             except BaseException:
                 if spare is not None:
@@ -288,6 +309,7 @@ class B2BUA:
         on_ringing: Callable[[], None] | None, auth: tuple[str, str] | None = None,
         to_user: str | None = None, identity: Callable[[str, str], Identity] | None = None,
         info: str = "", on_answer: Callable[[Leg], None] | None = None,
+        on_early: Callable[[Leg], None] | None = None,
     ) -> Leg:
         """Send the INVITE of a leg made by ``_outbound_leg`` and wait for its outcome."""
         call = leg.call
@@ -295,7 +317,7 @@ class B2BUA:
             invite, fut = self._send_invite(
                 leg, target_uri=target_uri, from_user=from_user, from_display=from_display,
                 on_ringing=on_ringing, to_user=to_user, identity=identity, info=info,
-                on_answer=on_answer,
+                on_answer=on_answer, on_early=on_early,
             )
         except Exception:
             self._end_leg(leg)  # closes the channel: no leaked RTP ports (review finding 8)
@@ -314,7 +336,7 @@ class B2BUA:
                 if retry is not None:
                     invite = retry
                     leg.provisional.clear()
-                    fut = self._send_leg_invite(leg, invite, on_ringing, on_answer)
+                    fut = self._send_leg_invite(leg, invite, on_ringing, on_answer, on_early)
                     resp = await asyncio.wait_for(asyncio.shield(fut), deadline - loop.time())
         except TimeoutError:
             await self.cancel(leg)
@@ -356,6 +378,7 @@ class B2BUA:
         self, call: Call, bindings: Sequence[Binding], *, party: str, from_user: str,
         from_display: str = "", timeout: float = 30.0,
         on_ringing: Callable[[], None] | None = None, info: str = "",
+        on_early: Callable[[Leg], None] | None = None,
     ) -> Leg:
         """Ring every binding of ``party`` at once (parallel forking, RFC 3261 §16.7 done by
         a B2BUA: one outbound leg per contact, in the order given, i.e. highest q first).
@@ -365,7 +388,8 @@ class B2BUA:
         returns one ENDED leg with the most telling status (``_fork_rank``): a phone that
         rang out (408) over a decline (603), busy (486) only when no phone rang. A 6xx does
         not stop the other branches: the desk phone may be declined while the softphone
-        still rings. ``on_ringing`` fires once. With one binding this is ``dial()``.
+        still rings. ``on_ringing`` fires once; ``on_early`` (``dial``) for each branch's early
+        media. With one binding this is ``dial()``.
         """
         if not bindings:
             raise ValueError("dial_fork needs at least one binding")
@@ -374,7 +398,7 @@ class B2BUA:
             return await self.dial(
                 call, target_uri=b.contact, dest=b.source, transport=b.transport, party=party,
                 from_user=from_user, from_display=from_display, timeout=timeout,
-                on_ringing=on_ringing, info=info,
+                on_ringing=on_ringing, info=info, on_early=on_early,
             )
         rang = False
 
@@ -390,7 +414,7 @@ class B2BUA:
         tasks = [
             asyncio.ensure_future(self._dial_leg(
                 leg, target_uri=b.contact, from_user=from_user, from_display=from_display,
-                timeout=timeout, on_ringing=ringing, info=info,
+                timeout=timeout, on_ringing=ringing, info=info, on_early=on_early,
             ))
             for leg, b in zip(legs, bindings, strict=True)
         ]
@@ -449,6 +473,7 @@ class B2BUA:
         on_ringing: Callable[[], None] | None, to_user: str | None = None,
         identity: Callable[[str, str], Identity] | None = None, info: str = "",
         on_answer: Callable[[Leg], None] | None = None,
+        on_early: Callable[[Leg], None] | None = None,
     ) -> tuple[Request, asyncio.Future[Response]]:
         """Open the leg's channel and send the INVITE with our offer (``dial``'s first half)."""
         first = leg.call.legs[0].channel if leg.call.legs else None
@@ -467,18 +492,22 @@ class B2BUA:
             contact=self.stack.contact(transport=transport), sdp=offer.serialize().encode(),
             from_host="anonymous.invalid" if who.anonymous else None, extra=extra,
         )
-        return invite, self._send_leg_invite(leg, invite, on_ringing, on_answer)
+        return invite, self._send_leg_invite(leg, invite, on_ringing, on_answer, on_early)
 
     def _send_leg_invite(
         self, leg: Leg, invite: Request, on_ringing: Callable[[], None] | None,
         on_answer: Callable[[Leg], None] | None = None,
+        on_early: Callable[[Leg], None] | None = None,
     ) -> asyncio.Future[Response]:
         """Send ``invite`` for the leg (its first, or again with credentials)."""
         leg.outbound_invite = invite
 
         def provisional(resp: Response) -> None:
             leg.provisional.set()
-            if resp.status in (180, 183) and leg.state is LegState.DIALING:
+            if on_early is not None and self._early_answer(leg, resp):
+                leg.state = LegState.RINGING
+                on_early(leg)
+            elif resp.status in (180, 183) and leg.state is LegState.DIALING:
                 leg.state = LegState.RINGING
                 if on_ringing:
                     on_ringing()
@@ -500,6 +529,20 @@ class B2BUA:
         )
         leg.outbound_key, leg.outbound_future = key, fut
         return fut
+
+    def _early_answer(self, leg: Leg, resp: Response) -> bool:
+        """Take a 18x's SDP answer to our offer as the ringing leg's media (the 2xx's answer
+        replaces it); False without one, with a bad one, or when the leg has one already."""
+        if not (180 <= resp.status < 200 and resp.body) or leg.media is not None \
+                or leg.state not in (LegState.DIALING, LegState.RINGING) or leg.local_sdp is None:
+            return False
+        try:
+            leg.media = sdp.parse_answer(sdp.parse(resp.body), leg.local_sdp)
+        except SipError as exc:
+            log.warning("bad_early_sdp", call_id=leg.call.id, error=str(exc))
+            return False
+        self._configure(leg)
+        return True
 
     async def dial_unless(self, gone: asyncio.Event, call: Call, **dial: Any) -> Leg | None:
         """``dial()``, given up (CANCEL) if ``gone`` is set first (e.g. the caller hung up

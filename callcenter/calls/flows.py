@@ -213,7 +213,7 @@ async def transfer_to_user(
     name, info = screen_pop(services.offer, call, user, "transfer")
     callee = await b2bua.dial_fork_unless(
         leg.ended, call, bindings, party=user, from_user=call.caller, from_display=name,
-        info=info, timeout=ring_timeout, on_ringing=_ringing(b2bua, leg, answer),
+        info=info, timeout=ring_timeout, **_ringing(b2bua, leg, answer),
     )
     return await _transferred_to(services, leg, callee, answer)
 
@@ -229,14 +229,18 @@ async def transfer_to_number(
     callee = await services.b2bua.dial_unless(
         leg.ended, leg.call, **trunk_target(trunk, number, services.trunks()),
         from_user=caller_id,
-        timeout=ring_timeout, on_ringing=_ringing(services.b2bua, leg, answer),
+        timeout=ring_timeout, **_ringing(services.b2bua, leg, answer),
     )
     return await _transferred_to(services, leg, callee, answer)
 
 
-def _ringing(b2bua: B2BUA, leg: Leg, answer: Answer | None) -> Callable[[], None] | None:
-    """A ring-through caller hears the callee ring (180); an answered one hears music."""
-    return None if answer is None else (lambda: b2bua.ring(leg))
+def _ringing(b2bua: B2BUA, leg: Leg, answer: Answer | None) -> dict[str, Any]:
+    """A ring-through caller hears the callee ring (180) or its early media (183, bridged
+    until the answer goes on as the call); an answered one hears its music."""
+    if answer is None:
+        return {}
+    return {"on_ringing": lambda: b2bua.ring(leg),
+            "on_early": lambda callee: b2bua.early_media(leg, callee)}
 
 
 async def _transferred_to(

@@ -758,15 +758,18 @@ class MediaEngine:
         self.stats.channels = len(self._channels)
         return ch
 
-    def bridge(self, a: Channel, b: Channel) -> None:
-        """Relay each channel's incoming audio and DTMF to the other as it arrives."""
+    def bridge(self, a: Channel, b: Channel, *, notify: bool = True) -> None:
+        """Relay each channel's incoming audio and DTMF to the other as it arrives; a pair
+        bridged already (early media) stays as it is. ``on_bridge`` hears of it (a
+        conversation starts) unless ``notify`` is False."""
         if a is b or a.closed or b.closed:
             raise MediaError("bridge needs two open channels")
-        self.unbridge(a)
-        self.unbridge(b)
-        a.peer = b
-        b.peer = a
-        for fn in list(self.on_bridge):
+        if a.peer is not b or b.peer is not a:
+            self.unbridge(a)
+            self.unbridge(b)
+            a.peer = b
+            b.peer = a
+        for fn in list(self.on_bridge) if notify else ():
             _safe_call(fn, a, b)
 
     def unbridge(self, ch: Channel) -> None:

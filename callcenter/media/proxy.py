@@ -528,15 +528,16 @@ class MediaWorkers:
             if ch._worker is not home and home is not None:
                 ch._attach(home)
 
-    def bridge(self, a: WorkerChannel, b: WorkerChannel) -> None:
+    def bridge(self, a: WorkerChannel, b: WorkerChannel, *, notify: bool = True) -> None:
         if a is b or a.closed or b.closed:
             raise MediaError("bridge needs two open channels")
-        self.unbridge(a)
-        self.unbridge(b)
-        self._gather((b, a) if a.playing and not b.playing else (a, b))
-        a.peer, b.peer = b, a
-        a._send(p.Bridge(a.id, b.id))
-        for fn in list(self.on_bridge):
+        if a.peer is not b or b.peer is not a:  # else bridged already (early media): no gap
+            self.unbridge(a)
+            self.unbridge(b)
+            self._gather((b, a) if a.playing and not b.playing else (a, b))
+            a.peer, b.peer = b, a
+            a._send(p.Bridge(a.id, b.id))
+        for fn in list(self.on_bridge) if notify else ():
             _safe(fn, a, b)
 
     def unbridge(self, ch: WorkerChannel) -> None:

@@ -50,6 +50,10 @@ class FakeChannel:
 class FakeMedia:
     def __init__(self) -> None:
         self.channels: list[FakeChannel] = []
+        self.bridges: list[tuple[FakeChannel, FakeChannel, bool]] = []
+
+    def bridge(self, a: FakeChannel, b: FakeChannel, *, notify: bool = True) -> None:
+        self.bridges.append((a, b, notify))
 
     def open_channel(self, **kwargs: Any) -> FakeChannel:
         self.channels.append(FakeChannel(20000 + 2 * len(self.channels)))
@@ -1016,5 +1020,85 @@ def test_an_answered_leg_is_refreshed_each_period_and_an_ended_one_never() -> No
         assert leg.refresh_timer is None
         await asyncio.sleep(0.15)  # three periods: nothing more is sent
         assert len(stack.requests) == 2
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("ring_through", [True, False])
+@pytest.mark.parametrize("early_sdp", [True, False])
+def test_early_media_reaches_a_ring_through_caller_in_a_183_and_the_bridge(
+        ring_through: bool, early_sdp: bool) -> None:
+    """The callee's 18x with SDP (early media): a ring-through caller gets a 183 with our
+    answer to its offer (To tag of the later 200) and the channels are bridged, quietly (no
+    conversation yet); the 200's SDP is applied as usual. A 18x without SDP stays a 180; an
+    answered caller (no ring-through) is not told and nothing is bridged."""
+
+    async def run() -> None:
+        b2bua, stack, media, _ = make_b2bua()
+        caller = inbound_leg(b2bua, stack, media)
+
+        async def answer(leg: Leg) -> bool:
+            return True
+
+        ringing = flows._ringing(b2bua, caller, answer if ring_through else None)
+        dial = asyncio.ensure_future(b2bua.dial(
+            caller.call, target_uri="sip:1001@127.0.0.1:5072", dest=PHONE, transport="udp",
+            party="1001", from_user="caller", **ringing))
+        await asyncio.sleep(0)
+        (invite, invite_fut), = stack.requests
+        callee = caller.call.legs[1]
+        progress = ok_for(invite)
+        progress.status, progress.reason = 183, "Session Progress"
+        progress.body = sdp_answer(40000) if early_sdp else b""
+        stack.on_provisional[0](progress)
+        sent = [parse_message(data) for data, _, _ in stack.layer.datagrams_to_send()]
+        early = ring_through and early_sdp
+        assert [r.status for r in sent if isinstance(r, Response)] == (
+            [183] if early else [180] if ring_through else [])
+        assert callee.state is LegState.RINGING
+        if early:
+            assert sent[0].body == caller.local_sdp.serialize().encode()  # type: ignore[union-attr]
+            assert sent[0].to_tag == b2bua.local_tag(caller)
+            assert media.bridges == [(caller.channel, callee.channel, False)]
+            assert callee.channel.configured[-1]["remote"] == ("127.0.0.1", 40000)
+        else:
+            assert not media.bridges and not callee.channel.configured and callee.media is None
+        answered = ok_for(invite)
+        answered.body = sdp_answer(40002, version=2)  # the final answer may differ
+        invite_fut.set_result(answered)
+        assert await asyncio.wait_for(dial, 1) is callee and callee.state is LegState.ANSWERED
+        assert callee.channel.configured[-1]["remote"] == ("127.0.0.1", 40002)
+        b2bua.answer(caller)
+        (ok,) = [parse_message(data) for data, _, _ in stack.layer.datagrams_to_send()]
+        assert isinstance(ok, Response) and ok.status == 200
+        assert ok.to_tag == b2bua.local_tag(caller)
+
+    asyncio.run(run())
+
+
+def test_a_callee_failing_after_early_media_ends_its_leg_and_channel() -> None:
+    """Busy after the 183: the callee's channel closes (which ends the bridge); the caller's
+    INVITE is left for the flow to answer (its busy, or a prompt)."""
+
+    async def run() -> None:
+        b2bua, stack, media, _ = make_b2bua()
+        caller = inbound_leg(b2bua, stack, media)
+        dial = asyncio.ensure_future(b2bua.dial(
+            caller.call, target_uri="sip:1001@127.0.0.1:5072", dest=PHONE, transport="udp",
+            party="1001", from_user="caller",
+            on_early=lambda callee: b2bua.early_media(caller, callee)))
+        await asyncio.sleep(0)
+        (invite, invite_fut), = stack.requests
+        progress = ok_for(invite)
+        progress.status, progress.reason, progress.body = 183, "Session Progress", sdp_answer(4)
+        stack.on_provisional[0](progress)
+        assert stack.wire_statuses() == [183] and len(media.bridges) == 1
+        busy = ok_for(invite)
+        busy.status, busy.reason = 486, "Busy Here"
+        invite_fut.set_result(busy)
+        callee = await asyncio.wait_for(dial, 1)
+        assert callee.state is LegState.ENDED and callee.sip_status == 486
+        assert callee.channel.closed and not caller.channel.closed
+        assert not caller.invite.answered and stack.wire_statuses() == []  # type: ignore[union-attr]
 
     asyncio.run(run())

@@ -114,3 +114,25 @@ def test_unbridge_and_bridge_take_a_channel_out_of_its_mix() -> None:
             await engine.close()
 
     asyncio.run(main())
+
+
+def test_a_quiet_bridge_goes_on_when_bridged_again() -> None:
+    """Early media bridges quietly (no conversation for ``on_bridge`` yet); bridging the same
+    pair when the call is answered keeps the bridge (never undone) and tells ``on_bridge``."""
+    async def main() -> None:
+        engine = MediaEngine(HOST, (43000, 43999))
+        await engine.start()
+        try:
+            a, b = engine.open_channel(), engine.open_channel()
+            seen, undone = [], []
+            engine.on_bridge.append(lambda x, y: seen.append((x, y)))
+            engine.bridge(a, b, notify=False)
+            assert a.peer is b and b.peer is a and not seen
+            unbridge = engine.unbridge
+            engine.unbridge = lambda ch: (undone.append(ch), unbridge(ch))  # type: ignore[method-assign]
+            engine.bridge(a, b)
+            assert a.peer is b and b.peer is a and seen == [(a, b)] and not undone
+        finally:
+            await engine.close()
+
+    asyncio.run(main())

@@ -483,3 +483,23 @@ def test_realtime_priority_puts_the_workers_and_a_restarted_one_under_round_robi
             check(pid)
 
     run(body, realtime_priority=7)
+
+
+def test_bridging_a_quietly_bridged_pair_again_tells_the_worker_nothing() -> None:
+    """Early media bridges a call's legs quietly; the answer bridges them again: no unbridge
+    and bridge go to the worker (no gap), and ``on_bridge`` hears of it only then."""
+
+    async def body(media: MediaWorkers) -> None:
+        a = media.open_channel()
+        b = media.open_channel(near=a)
+        seen: list[tuple[WorkerChannel, WorkerChannel]] = []
+        media.on_bridge.append(lambda x, y: seen.append((x, y)))
+        media.bridge(a, b, notify=False)
+        assert a.peer is b and b.peer is a and not seen
+        sent: list[object] = []
+        for ch in (a, b):
+            ch._send = lambda msg, send=ch._send: (sent.append(msg), send(msg))  # type: ignore[method-assign]
+        media.bridge(a, b)
+        assert not sent and seen == [(a, b)] and a.peer is b and b.peer is a
+
+    run(body)
