@@ -685,7 +685,11 @@ class B2BUA:
     async def hangup_call(self, call: Call, cause: HangupCause, side: str) -> None:
         if call.hangup_cause is None:
             call.hangup_cause, call.hangup_side = cause, side
-        await asyncio.gather(*(self.hangup(leg) for leg in list(call.legs)))
+        legs = [leg for leg in call.legs if leg.state is not LegState.ENDED]
+        if len(legs) == 1:  # the usual case, the other party having hung up: no task
+            await self.hangup(legs[0])
+        elif legs:
+            await asyncio.gather(*(self.hangup(leg) for leg in legs))
 
     async def fail_call(self, call: Call) -> None:
         """End a call whose flow raised: a 500 to an unanswered caller, BYE/CANCEL elsewhere.

@@ -180,9 +180,9 @@ class Call:
     transfers: int = 0
     transferred_to: str = ""  #: the last transfer's target ("user:1002", "queue:sales")
     attended: bool = False  #: the last transfer was attended (the target talked to first)
-    handover: asyncio.Event = field(default_factory=asyncio.Event)
+    handover: Flag = field(default_factory=Flag)
     hold_seconds: float = 0.0  #: time its parties spent on hold, holds ended so far
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    done: Flag = field(default_factory=Flag)
 
     @property
     def caller_leg(self) -> Leg | None:
@@ -195,7 +195,7 @@ class Call:
 
     def hand_over(self, target: str, *, attended: bool = False) -> None:
         """A transfer to ``target`` takes the call: wake whoever waits on ``handover``."""
-        old, self.handover = self.handover, asyncio.Event()
+        old, self.handover = self.handover, Flag()
         self.transfers += 1
         self.transferred_to, self.attended = target, attended
         old.set()
