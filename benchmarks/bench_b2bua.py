@@ -18,7 +18,11 @@ per rate:
 A rate passes when the caller SIPp counts every call placed as successful, none failed, exit
 code 0, the far end got every call and failed none, and (ours) no far end answered after its
 caller had hung up: our server answers the caller before it rings the far end, so a caller
-can succeed without ever talking to the far end when the server falls behind.
+can succeed without ever talking to the far end when the server falls behind. A rate is
+clean when it passed and the caller never had to send a request again (no retransmission:
+the B2BUA answered every request within T1, 500 ms, so it kept up); ``--rule clean`` makes
+``--search`` and ``--stop-on-fail`` use that, and each side's last line names its highest
+passing and highest clean rate of the rates tried.
 The B2BUA's CPU (% of one core, children included) is sampled each second.
 
     python3 benchmarks/bench_b2bua.py --rates 50,100,150 --duration 30 --hold 1
@@ -193,7 +197,12 @@ def run_rate(args: argparse.Namespace, side: str, rate: int, workdir: Path) -> d
         "passed": ok == rate * args.duration and failed == 0 and sipp.returncode == 0
         and count(far, "IncomingCall(C)") >= ok and count(far, "FailedCall(C)") == 0
         and late == 0,
-    }
+    } | {"clean": False}
+
+
+def _judged(res: dict[str, Any]) -> dict[str, Any]:
+    res["clean"] = bool(res["passed"]) and res["retransmissions"] == 0
+    return res
 
 
 def main() -> int:
@@ -221,18 +230,23 @@ def main() -> int:
     p.add_argument("--workdir", default="/tmp/callcenter-bench/b2bua")
     p.add_argument("--nice", type=int, default=0, help="niceness of the B2BUA and both SIPps")
     p.add_argument("--stop-on-fail", action="store_true")
+    p.add_argument("--rule", choices=["passed", "clean"], default="passed",
+                   help="what --search and --stop-on-fail count as a success")
     p.add_argument("--profile", action="store_true", help="py-spy the B2BUA during the run")
     p.add_argument("--profile-seconds", type=int, default=15)
     args = p.parse_args()
     args.duration = max(1, min(args.duration, 600))
     print(json.dumps(machine()), flush=True)
     for side in args.sides.split(","):
-        def one(rate: int, side: str = side) -> bool:
-            res = run_rate(args, side, max(1, min(rate, 2000)),
-                           Path(args.workdir) / side / f"r{rate}")
+        tried: list[dict[str, Any]] = []
+
+        def one(rate: int, side: str = side, tried: list[dict[str, Any]] = tried) -> bool:
+            res = _judged(run_rate(args, side, max(1, min(rate, 2000)),
+                                   Path(args.workdir) / side / f"r{rate}"))
+            tried.append(res)
             print(json.dumps(res), flush=True)
             time.sleep(2)
-            return bool(res["passed"])
+            return bool(res[args.rule])
 
         if args.rates:
             for rate in (int(r) for r in args.rates.split(",")):
@@ -244,6 +258,10 @@ def main() -> int:
                 mid = (lo + hi) // 2
                 lo, hi = (mid, hi) if one(mid) else (lo, mid)
             print(json.dumps({"side": side, "highest_passing": lo, "failing": hi}), flush=True)
+        print(json.dumps({"side": side, "summary": {
+            rule: max((r["rate"] for r in tried if r[rule]), default=None)
+            for rule in ("passed", "clean")}, "rates": sorted({r["rate"] for r in tried})}),
+            flush=True)
     return 0
 
 
