@@ -429,12 +429,16 @@ class Application:
                             stack=stack, stack_samples=f"{count}/{total}")
 
     # ------------------------------------------------------------- dispatch
-    async def handle(self, sreq: ServerRequest) -> None:
+    def handle(self, sreq: ServerRequest) -> Coroutine[Any, Any, None] | None:
+        """The stack's handler: what it returns to await runs as a task (an in-dialog ACK,
+        one per call, needs none)."""
         req = sreq.request
         if self.draining and req.to_tag is None and req.method in ("INVITE", "OPTIONS"):
             # a load balancer that probes with OPTIONS stops sending here too (RFC 3261 §21.5.4)
             raise ServiceUnavailable("draining", headers={"Retry-After": str(RETRY_AFTER)})
-        await dispatch(sreq, self.handlers)
+        if req.method == "ACK" and req.to_tag is not None:
+            return self.b2bua.on_ack(sreq)
+        return dispatch(sreq, self.handlers)
 
     async def _new_call(self, sreq: ServerRequest) -> None:
         """An INVITE outside a dialog, counted while its call runs (a drain waits for it)."""

@@ -737,20 +737,31 @@ class B2BUA:
     def find_leg(self, req: Request) -> Leg | None:
         return self.dialogs.get((req.call_id, req.to_tag or "", req.from_tag or ""))
 
-    async def on_in_dialog(self, sreq: ServerRequest) -> None:
+    def on_ack(self, sreq: ServerRequest) -> Coroutine[Any, Any, None] | None:
+        """An ACK in a dialog, handled at once (no task): the hang-up to await when the SDP
+        answer it carries is unusable, else None."""
         req = sreq.request
         leg = self.find_leg(req)
+        if leg is None:
+            return None
+        offered, leg.offer_in_2xx = leg.offer_in_2xx, False
+        failed = None
+        if offered and req.body and leg.local_sdp:  # the answer to our 2xx's offer
+            try:
+                leg.media = sdp.parse_answer(sdp.parse(req.body), leg.local_sdp)
+                self._configure(leg)
+            except SipError:
+                failed = self.hangup_call(leg.call, HangupCause.MEDIA_FAILED, "caller")
+        leg.acked.set()
+        return failed
+
+    async def on_in_dialog(self, sreq: ServerRequest) -> None:
+        req = sreq.request
         if req.method == "ACK":
-            if leg is not None:
-                offered, leg.offer_in_2xx = leg.offer_in_2xx, False
-                if offered and req.body and leg.local_sdp:  # the answer to our 2xx's offer
-                    try:
-                        leg.media = sdp.parse_answer(sdp.parse(req.body), leg.local_sdp)
-                        self._configure(leg)
-                    except SipError:
-                        await self.hangup_call(leg.call, HangupCause.MEDIA_FAILED, "caller")
-                leg.acked.set()
+            if (failed := self.on_ack(sreq)) is not None:
+                await failed
             return
+        leg = self.find_leg(req)
         if leg is None:
             raise CallDoesNotExist(f"no dialog for {req.method}")
         assert leg.dialog is not None

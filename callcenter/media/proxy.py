@@ -278,7 +278,7 @@ class WorkerChannel:
     def close(self) -> None:
         if self.closed:
             return
-        self.engine.unbridge(self)
+        self.engine._unbridge(self, tell=False)
         self._end_plays(PlayOutcome.STOPPED)
         self._listeners.clear()
         self._send(p.Close(self.id))
@@ -541,11 +541,15 @@ class MediaWorkers:
             _safe(fn, a, b)
 
     def unbridge(self, ch: WorkerChannel) -> None:
+        self._unbridge(ch, tell=True)
+
+    def _unbridge(self, ch: WorkerChannel, *, tell: bool) -> None:
+        """``tell``: False when a Close follows (the worker's close unbridges the channel)."""
         peer = ch.peer
         ch.peer = None
         if peer is not None and peer.peer is ch:
             peer.peer = None
-        if peer is not None or ch.mix is not None:
+        if tell and (peer is not None or ch.mix is not None):
             ch._send(p.Unbridge(ch.id))
         leave_mix(ch, self._mixes)
 
