@@ -37,8 +37,10 @@ class Flag(asyncio.Event):
         fut = asyncio.get_running_loop().create_future()
         if self.is_set():
             fut.set_result(True)
-        else:
-            self._futures.append(fut)
+            return fut
+        if len(self._futures) >= 16:  # a long-lived leg's many waits, most of them cancelled
+            self._futures = [f for f in self._futures if not f.done()]
+        self._futures.append(fut)
         return fut
 
     def set(self) -> None:

@@ -31,3 +31,19 @@ def test_a_flags_waiters_are_futures_done_when_it_is_set() -> None:
         assert await other is True
 
     asyncio.run(run())
+
+
+def test_a_long_lived_flag_keeps_only_the_waits_still_pending() -> None:
+    """A caller waiting an hour in a queue waits on its leg's end once per prompt: the
+    cancelled waits are let go, not kept until the call ends."""
+
+    async def run() -> None:
+        flag = Flag()
+        pending = flag.waiter()
+        for _ in range(1000):
+            flag.waiter().cancel()
+        assert len(flag._futures) <= 17
+        flag.set()
+        assert pending.done()
+
+    asyncio.run(run())
