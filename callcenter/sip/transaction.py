@@ -315,6 +315,10 @@ class Transaction:
     ack_key: tuple[str, str, int] | None = None  # server INVITE: the ACK its 2xx awaits
     merge_key: tuple[str, str, int, str] | None = None  # server: §8.2.2.2 merged requests
 
+    def settle(self) -> None:
+        """Only retransmissions are left to answer (``SETTLED``): free the parsed messages."""
+        self.request = self.last_response = None
+
     @property
     def live_request(self) -> Request:
         assert self.request is not None, "a settled transaction has no request"
@@ -540,7 +544,7 @@ class TransactionLayer:
             elif action is Do.TERMINATE:
                 self._terminate(tx.key)
         if tx.state in SETTLED[tx.machine]:
-            tx.request = tx.last_response = None
+            tx.settle()
 
     def _arm(self, tx: Transaction, timer: Timer, at: float) -> None:
         tx.timers[timer] = at
@@ -563,7 +567,7 @@ class TransactionLayer:
         inv = self._txs.get(inv_key) if inv_key is not None else None
         if inv is not None:
             inv.timers.pop(Timer.RETRANSMIT_2XX, None)
-            inv.request = inv.last_response = None  # settled: it only absorbs retransmissions
+            inv.settle()  # its 2xx was ACKed
         self._events.append(RequestReceived(ack, source, transport, None))
 
     def _receive_request(self, req: Request, source: Address, transport: str, now: float) -> None:
