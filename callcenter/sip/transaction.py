@@ -485,7 +485,8 @@ class TransactionLayer:
         source: Address | None = None, transport: str = "",
     ) -> None:
         """Run the table's transition for ``event``: set the next state, then the actions."""
-        actions, tx.state = step(tx.machine, tx.state, event)
+        machine = tx.machine
+        actions, tx.state = step(machine, tx.state, event)
         out = self._out
         for action in actions:
             if isinstance(action, Start):
@@ -543,7 +544,7 @@ class TransactionLayer:
                 tx.timers.clear()
             elif action is Do.TERMINATE:
                 self._terminate(tx.key)
-        if tx.state in SETTLED[tx.machine]:
+        if tx.state in SETTLED[machine]:
             tx.settle()
 
     def _arm(self, tx: Transaction, timer: Timer, at: float) -> None:
