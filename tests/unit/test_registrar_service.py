@@ -160,6 +160,28 @@ def test_expiry_and_qualify_follow_the_injected_clock() -> None:
     assert users == [("1001", False)] and not service.registrar.all_bindings()
 
 
+def test_phones_registered_together_are_qualified_spread_over_the_interval() -> None:
+    """600 phones that registered in the same second are not all sent an OPTIONS at once:
+    each one-second tick takes its share (600 / 30 s = 20), the longest unqualified first,
+    and every phone is qualified once within the interval."""
+    from callcenter.sip.registrar import Binding
+
+    table = service.registrar._bindings
+    for i in range(600):
+        user = f"{2000 + i}"
+        table[user] = {f"sip:{user}@127.0.0.1": Binding(
+            user=user, contact=f"sip:{user}@127.0.0.1", expires_at=3600.0,
+            source=("127.0.0.1", 6000 + i), transport="udp", call_id=f"c{i}", cseq=1,
+            last_qualified=0.0)}  # all registered at 0
+    assert service.tick(1.0) == []  # the loop's first tick: nothing due yet
+    batches = [service.tick(float(t)) for t in range(2, 62)]
+    assert [len(b) for b in batches[:28]] == [0] * 28  # due from 30 s on
+    assert [len(b) for b in batches[28:58]] == [20] * 30  # 30.0 s .. 59.0 s, 20 a tick
+    firsts = [b for batch in batches[28:58] for b in batch]
+    assert len({b.user for b in firsts}) == 600  # each phone once
+    assert {b.user for b in batches[58]} == {b.user for b in batches[28]}  # 60 s: oldest first
+
+
 def test_a_phone_on_tls_is_dialled_at_its_contact_once_its_connection_is_gone() -> None:
     """The transports learn each TLS phone's Contact by its source, and forget it on expiry."""
     stack.transport = "tls"
