@@ -272,6 +272,35 @@ def test_bridge_relays_restamped_and_transcoded_with_continuous_stream() -> None
     assert [d for p in events if (d := rx.feed(p.payload, p.timestamp, p.ssrc))] == ["4"]
 
 
+def test_a_bridged_channel_still_plays_a_prompt_and_sends_its_dtmf_on_the_clock() -> None:
+    """The clock skips bridged channels with nothing of their own queued, not those playing a
+    prompt (an announcement to one party) or sending DTMF."""
+    x, y = Peer(), Peer()
+    frames = encode_frames(sine_pcm(500, 0.2), g711.PCMU)
+
+    async def body(engine: MediaEngine) -> None:
+        a = engine.open_channel()
+        b = engine.open_channel()
+        a.configure(x.addr, g711.PCMU, 101)
+        b.configure(y.addr, g711.PCMU, 101)
+        engine.bridge(a, b)
+        done: list[PlayOutcome] = []
+        a.play(frames, done.append)
+        await until(lambda: bool(done))
+        a.send_dtmf("5")
+        await until(lambda: (x.poll(), sum(p.payload_type == 101 for p in x.packets) >= 3)[1])
+        y.poll()
+
+    try:
+        run(body)
+    finally:
+        x.close()
+        y.close()
+    audio = [p.payload for p in x.packets if p.payload_type == 0]
+    assert audio == list(frames)  # the prompt, and no silence around it: a is bridged
+    assert y.packets == []  # b is bridged and its party silent: nothing to relay
+
+
 def test_bridge_relays_payload_as_is_decoding_only_while_the_audio_is_needed(
         tmp_path: Path) -> None:
     """A bridge forwards the payload bytes untouched and decodes nothing (in-band DTMF
