@@ -12,7 +12,8 @@ with a magic word, the stream number, the sequence number, the slot time and the
 (CLOCK_REALTIME ns, taken right before `sendto`); the rest is PCMU silence. The sink records
 (stream, sequence, send time, kernel receive time) of every packet carrying the magic; the
 kernel's SO_TIMESTAMPNS on loopback is when the relay's `sendto` ran, so the sink's own
-delays do not count (it reads in batches, waking every 5 ms), and the sender's lateness (send time - slot) is reported apart.
+delays do not count (it reads in batches, waking every 5 ms), and the sender's lateness
+(send time - slot) is reported apart.
 """
 
 from __future__ import annotations

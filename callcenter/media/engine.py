@@ -904,30 +904,21 @@ class MediaEngine:
         stats.ticks += 1
         self._deadline += self.ptime
         self._timer = loop.call_at(self._deadline, self._tick)
+        slot = stats.ticks % SR_INTERVAL_TICKS
+        unix_time = 0.0
         if self._clocked_dirty:
             self._clocked_dirty = False
             self._clocked = tuple(c for c in self._channels.values() if c.remote is not None)
         for ch in self._clocked:
-            # A relayed channel with nothing of its own queued sends only what its peer
-            # receives: skipping it here, without a call, is most of the clock's work when
-            # most calls are bridged (`Channel._tick` would return at once).
-            if ch.closed or (ch.peer is not None and ch._current is None and not ch._dtmf_out):
+            if ch.closed:
                 continue
             try:
                 ch._tick(now, late, skipped)
+                if ch.id % SR_INTERVAL_TICKS == slot:
+                    unix_time = unix_time or time.time()
+                    ch._sender_report(now, unix_time)
             except Exception:
                 log.exception("media channel %d failed on the clock", ch.id)
-        # A 250th of the clocked channels send their SR each tick: each about every 5 s (a
-        # channel's turn moves when the set changes; RFC 3550 spreads reports anyway).
-        due = self._clocked[stats.ticks % SR_INTERVAL_TICKS::SR_INTERVAL_TICKS]
-        if due:
-            unix_time = time.time()
-            for ch in due:
-                if not ch.closed:
-                    try:
-                        ch._sender_report(now, unix_time)
-                    except Exception:
-                        log.exception("media channel %d failed on the clock", ch.id)
         if self.rtp_timeout and stats.ticks % 50 == 0:
             self._check_silence(now)
         if self._mixes:
