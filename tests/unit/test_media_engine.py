@@ -20,7 +20,15 @@ from callcenter.media.dtmf import COL_FREQS, ROW_FREQS, Rfc4733Receiver, event_p
 from callcenter.media.engine import Channel, MediaEngine, PlayOutcome
 from callcenter.media.prompts import Prompt, encode_frames
 from callcenter.media.recorder import WavRecorder
-from callcenter.media.rtp import RtpPacket, decode_rtp, encode_rtp, seq_delta, ts_delta
+from callcenter.media.rtp import (
+    ReceptionStats,
+    RtpPacket,
+    decode_rtp,
+    encode_rtp,
+    seq_delta,
+    ts_delta,
+)
+from callcenter.media.srtp import new_key
 
 HOST = "127.0.0.1"
 PORTS = (34000, 34999)
@@ -211,6 +219,16 @@ class Peer:
         self.sock.close()
 
 
+def bridged(engine: MediaEngine, x: Peer, y: Peer, **kw: bool) -> tuple[Channel, Channel]:
+    """Channel a facing far end x and channel b facing y, bridged (PCMU, events on 101)."""
+    a = engine.open_channel(**kw)
+    b = engine.open_channel()
+    a.configure(x.addr, g711.PCMU, 101)
+    b.configure(y.addr, g711.PCMU, 101)
+    engine.bridge(a, b)
+    return a, b
+
+
 def _one_stream(pkts: list[RtpPacket], pt: int) -> list[RtpPacket]:
     """Asserts the packets are one RTP stream (one SSRC, sequence +1 throughout); returns
     those of payload type ``pt``."""
@@ -279,11 +297,7 @@ def test_a_bridged_channel_still_plays_a_prompt_and_sends_its_dtmf_on_the_clock(
     frames = encode_frames(sine_pcm(500, 0.2), g711.PCMU)
 
     async def body(engine: MediaEngine) -> None:
-        a = engine.open_channel()
-        b = engine.open_channel()
-        a.configure(x.addr, g711.PCMU, 101)
-        b.configure(y.addr, g711.PCMU, 101)
-        engine.bridge(a, b)
+        a, b = bridged(engine, x, y)
         done: list[PlayOutcome] = []
         a.play(frames, done.append)
         await until(lambda: bool(done))
@@ -311,11 +325,7 @@ def test_bridge_relays_payload_as_is_decoding_only_while_the_audio_is_needed(
     sent: list[bytes] = []
 
     async def body(engine: MediaEngine) -> None:
-        a = engine.open_channel(inband_dtmf=True)
-        b = engine.open_channel()
-        a.configure(x.addr, g711.PCMU, 101)
-        b.configure(y.addr, g711.PCMU, 101)
-        engine.bridge(a, b)
+        a, b = bridged(engine, x, y, inband_dtmf=True)
         seq = 0
 
         async def burst(n: int, pace: bool = False) -> None:
@@ -359,6 +369,146 @@ def test_bridge_relays_payload_as_is_decoding_only_while_the_audio_is_needed(
     assert all(ts_delta(q.timestamp, p.timestamp) > 0 for p, q in pairwise(audio))
     relayed = [p.payload for p in audio if len(p.payload) == 160]
     assert relayed[:30] == sent[:30] and relayed[-10:] == sent[-10:]
+
+
+class StepClock:
+    """Arrival times for a channel's packets: 20 ms apart, with a made-up network jitter."""
+
+    def __init__(self, start: float) -> None:
+        self.times: list[float] = []
+        self.start = start
+
+    def __call__(self) -> float:
+        k = len(self.times)
+        self.times.append(self.start + 0.02 * k + 0.0007 * (k * 7 % 5))
+        return self.times[-1]
+
+
+def test_the_plain_relay_counts_and_restamps_as_the_full_packet_path() -> None:
+    """Most packets of a bridged call take the plain relay of `Channel._on_readable`; its
+    reception figures (loss, sequence cycles, RFC 3550 jitter) and the restamped stream are
+    what the full path gives: checked against `ReceptionStats` fed the same arrivals, with a
+    sequence wrap, a lost packet and a marker on the way."""
+    x, y = Peer(), Peer()
+    frames = encode_frames(sine_pcm(600, 0.6), g711.PCMU)
+    seqs = [(65520 + i) % 65536 for i in range(len(frames))]
+    del seqs[10]  # lost: the next one goes through `_on_packet`
+    armed: list[bool] = []
+
+    async def body(engine: MediaEngine) -> None:
+        a, b = bridged(engine, x, y)
+        a._time = clock = StepClock(engine.now())
+        for k, seq in enumerate(seqs):
+            i = (seq - 65520) % 65536
+            pkt = RtpPacket(0, seq, 1000 + 160 * i, 0xCAFE, frames[i], marker=(k == 20))
+            x.send(encode_rtp(pkt), a.port)
+            await until(lambda k=k: len(clock.times) == k + 1)
+            armed.append(a._plain_to is b)
+        await until(lambda: (y.poll(), len(y.packets) == len(seqs))[1])
+        ref = ReceptionStats()
+        for seq, t in zip(seqs, clock.times, strict=True):
+            ref.update(0xCAFE, seq, 1000 + 160 * ((seq - 65520) % 65536), t)
+        rx = a.stats.reception
+        assert (rx.received, rx.cycles, rx.max_seq, rx.transit) == (
+            ref.received, ref.cycles, ref.max_seq, ref.transit)
+        assert rx.jitter == pytest.approx(ref.jitter) and ref.jitter > 10
+        assert a.stats.packets_lost == 1 and a.stats.packets_in == len(seqs)
+        assert b.stats.relayed_out == b.stats.packets_out == b.stream.packets == len(seqs)
+        assert b.stats.bytes_out == sum(len(p.payload) + 12 for p in y.packets)
+
+    try:
+        run(body)
+    finally:
+        x.close()
+        y.close()
+    assert sum(armed) > len(seqs) - 5  # the plain relay took the packets, not `_on_packet`
+    audio = _one_stream(y.packets, 0)
+    assert [p.payload for p in audio] == [frames[(s - 65520) % 65536] for s in seqs]
+    steps = [ts_delta(q.timestamp, p.timestamp) for p, q in pairwise(audio)]
+    assert steps[9] == 320 and steps[:9] + steps[10:] == [160] * (len(steps) - 1)
+    assert [p.marker for p in audio].count(True) == 2  # the first packet and the marked one
+
+
+@pytest.mark.parametrize("change", ["record", "stereo_on_peer", "listener", "inband",
+                                    "srtp_on_peer", "transcode_on_peer", "unbridge"])
+def test_a_change_mid_call_takes_the_relay_off_its_plain_path(change: str,
+                                                               tmp_path: Path) -> None:
+    """Once the relay is plain, each change that needs more of a packet (a recording, an
+    audio tap, in-band detection, SRTP, transcoding, a bridge undone) applies to the next
+    packet."""
+    x, y = Peer(), Peer()
+    frames = encode_frames(sine_pcm(770, 0.2), g711.PCMU)
+    tapped: list[bytes] = []
+    seen: dict[str, object] = {}
+
+    async def body(engine: MediaEngine) -> None:
+        a, b = bridged(engine, x, y)
+        seq = 0
+        while a._plain_to is not b:  # until the relay is plain
+            x.send(encode_rtp(RtpPacket(0, seq, 160 * seq, 0xCAFE, g711.silence(0))), a.port)
+            seq += 1
+            await until(lambda n=seq: a.stats.packets_in == n)
+        while True:  # forget what b sent before the change
+            try:
+                y.sock.recvfrom(2048)
+            except BlockingIOError:
+                break
+        before = (a.stats.decoded, b.stats.relayed_out)
+        for f in frames:  # queued before the change, read after it
+            x.send(encode_rtp(RtpPacket(0, seq, 160 * seq, 0xCAFE, f)), a.port)
+            seq += 1
+        if change == "record":
+            a.start_recording(tmp_path / "r.wav")
+        elif change == "stereo_on_peer":
+            b.start_recording(tmp_path / "r.wav", stereo=True)
+        elif change == "listener":
+            a.add_listener(tapped.append)
+        elif change == "inband":
+            a.inband_dtmf = True
+        elif change == "srtp_on_peer":
+            b.configure(y.addr, g711.PCMU, 101, srtp=("AES_CM_128_HMAC_SHA1_80", new_key()))
+        elif change == "transcode_on_peer":
+            b.configure(y.addr, g711.PCMA, 101)
+        elif change == "unbridge":
+            engine.unbridge(a)
+        await until(lambda: a.stats.packets_in == seq)
+        seen["decoded"] = a.stats.decoded - before[0]
+        seen["relayed"] = b.stats.relayed_out - before[1]
+        await asyncio.sleep(0.06)
+        got = []
+        while True:
+            try:
+                got.append(y.sock.recvfrom(2048)[0])
+            except BlockingIOError:
+                break
+        seen["got"] = [d for d in got if not 192 <= d[1] <= 223]
+        a.stop_recording()
+        b.stop_recording()
+
+    try:
+        run(body)
+    finally:
+        x.close()
+        y.close()
+    got: list[bytes] = seen["got"]  # type: ignore[assignment]
+    if change in ("record", "listener", "inband"):
+        assert seen["decoded"] == len(frames)
+        assert len(tapped) == (len(frames) if change == "listener" else 0)
+    if change == "stereo_on_peer":
+        _, samples = read_wav_samples(tmp_path / "r.wav")
+        right = samples[1::2]
+        assert np.abs(right.astype(np.int32)).max() > 1000  # the relayed tone, on b's side
+    if change == "srtp_on_peer":
+        assert got and all(len(d) == 12 + 160 + 10 for d in got)  # protected: a 10-byte tag
+    if change == "transcode_on_peer":
+        relayed = [decode_rtp(d) for d in got if decode_rtp(d).payload != g711.silence(8)]
+        assert [p.payload for p in relayed][-len(frames):] == [
+            g711.transcode(f, 0, 8) for f in frames]
+    if change == "unbridge":
+        assert seen["relayed"] == 0
+        assert all(decode_rtp(d).payload == g711.silence(0) for d in got)
+    else:
+        assert seen["relayed"] == len(frames)
 
 
 def test_bad_packets_are_counted_and_do_not_stop_the_channel() -> None:
