@@ -16,7 +16,8 @@ per rate:
   it writes every SIP message).
 
 A rate passes when the caller SIPp counts every call placed as successful, none failed, exit
-code 0, the far end got every call and failed none, and (ours) no far end answered after its
+code 0, the far end got every call, failed none and completed each (the BYE relayed to it and
+answered), and (ours) no far end answered after its
 caller had hung up: our server answers the caller before it rings the far end, so a caller
 can succeed without ever talking to the far end when the server falls behind. A rate is
 clean when it passed and the caller never had to send a request again (no retransmission:
@@ -161,6 +162,7 @@ def run_rate(args: argparse.Namespace, side: str, rate: int, workdir: Path) -> d
             time.sleep(args.hold + 2)
             profiler = py_spy(pid, args.profile_seconds, workdir / "profile.txt")
         finish_sipp(sipp, args.duration + args.hold + 60, workdir)
+        time.sleep(2.5)  # the last BYEs reach the far end, which writes its stats each second
         user, system = (b - a for a, b in zip(main_cpu0, own_cpu_seconds(pid), strict=True))
         if profiler is not None:
             profiler.wait(args.profile_seconds + 30)
@@ -188,6 +190,7 @@ def run_rate(args: argparse.Namespace, side: str, rate: int, workdir: Path) -> d
         "placed": count(row, "OutgoingCall(C)"), "successful": ok, "failed": failed,
         "retransmissions": count(row, "Retransmissions(C)"),
         "uas_calls": count(far, "IncomingCall(C)"), "uas_failed": count(far, "FailedCall(C)"),
+        "uas_completed": count(far, "SuccessfulCall(C)"),
         "answered_after_caller_left": late,
         "sipp_rc": sipp.returncode, "cpu_mean": round(cpu["mean"], 1),
         "cpu_p90": round(cpu["p90"], 1), "cpu_max": round(cpu["max"], 1),
@@ -196,6 +199,7 @@ def run_rate(args: argparse.Namespace, side: str, rate: int, workdir: Path) -> d
         "machine_busy_pct": round(sampler.system_summary(args.hold + 2, args.duration), 1),
         "passed": ok == rate * args.duration and failed == 0 and sipp.returncode == 0
         and count(far, "IncomingCall(C)") >= ok and count(far, "FailedCall(C)") == 0
+        and count(far, "SuccessfulCall(C)") >= ok
         and late == 0,
     } | {"clean": False}
 
