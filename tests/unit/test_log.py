@@ -126,9 +126,10 @@ def test_bad_arguments() -> None:
         configure_logging("info", "xml")
 
 
-def test_records_skip_what_no_line_shows() -> None:
-    """No stack walk for the caller, no getpid, thread or process name per record: nothing
-    rendered uses them; the line itself is unchanged."""
+def test_our_lines_make_no_record_and_library_records_skip_what_no_line_shows() -> None:
+    """Our lines are written without a stdlib LogRecord; a library's record carries no
+    stack walk for the caller, no getpid, thread or process name: nothing rendered uses
+    them. Both lines read the same."""
     out, records = io.StringIO(), []
     configure_logging("info", "json", stream=out)
 
@@ -140,10 +141,43 @@ def test_records_skip_what_no_line_shows() -> None:
     logging.getLogger().addHandler(keep)
     try:
         get_logger("callcenter.test").info("call_started", caller="0600111222")
+        logging.getLogger("somelib").info("library line")
     finally:
         logging.getLogger().removeHandler(keep)
-    (line,) = lines(out)
-    assert set(line) == {"timestamp", "level", "logger", "event", "caller"}
-    (record,) = records
+    ours, theirs = lines(out)
+    assert set(ours) == {"timestamp", "level", "logger", "event", "caller"}
+    assert set(theirs) == {"timestamp", "level", "logger", "event"}
+    assert theirs["logger"] == "somelib" and theirs["event"] == "library line"
+    (record,) = records  # the library's only
+    assert record.name == "somelib"
     assert record.funcName == "(unknown function)" and record.lineno == 0
     assert record.process is None and record.thread is None and record.processName is None
+
+def test_a_logger_already_used_follows_the_new_level_format_and_rotated_file(
+    tmp_path: Path,
+) -> None:
+    """Loggers are cached on first use (a module's ``log``); configuring again still applies
+    to them: level, renderer and handler. A file moved away (logrotate) is reopened."""
+    log = get_logger("callcenter.cached")
+    console = io.StringIO()
+    configure_logging("info", "console", stream=console)
+    log.info("first", n=1)
+    log.debug("not at info")
+    out = io.StringIO()
+    configure_logging("debug", "json", stream=out)
+    log.debug("now shown", n=2)
+    log.info("call %s from %s", "c1", "pstn")
+    assert "first" in console.getvalue() and "not at info" not in console.getvalue()
+    shown, formatted = lines(out)
+    assert shown["event"] == "now shown" and shown["level"] == "debug" and shown["n"] == 2
+    assert formatted["event"] == "call c1 from pstn" and formatted["logger"] == "callcenter.cached"
+    path = tmp_path / "server.log"
+    configure_logging("warning", "json", path)
+    log.info("below warning")
+    log.warning("before rotation")
+    path.rename(tmp_path / "server.log.1")
+    log.error("after rotation")
+    assert [json.loads(x)["event"] for x in (tmp_path / "server.log.1").read_text().splitlines()] \
+        == ["before rotation"]
+    (after,) = [json.loads(x) for x in path.read_text().splitlines()]
+    assert after["event"] == "after rotation" and after["level"] == "error"
