@@ -26,7 +26,13 @@ the B2BUA answered every request within T1, 500 ms, so it kept up); ``--rule cle
 passing and highest clean rate of the rates tried.
 The B2BUA's CPU (% of one core, children included) is sampled each second.
 
+With ``--callgrind``, ours only, at a low rate: the main process runs under valgrind's
+callgrind and the run reports the instructions it spent per call (counted from the first call
+placed to the last one's end; its media workers run natively). Unlike CPU time, that count
+does not depend on what else the machine does, so two trees compare in one run each.
+
     python3 benchmarks/bench_b2bua.py --rates 50,100,150 --duration 30 --hold 1
+    python3 benchmarks/bench_b2bua.py --sides callcenter --callgrind --rates 5 --duration 40
     python3 benchmarks/bench_b2bua.py --sides sippy --search 100 400 --duration 30
 """
 
@@ -144,8 +150,12 @@ def run_rate(args: argparse.Namespace, side: str, rate: int, workdir: Path) -> d
     try:
         if side == "callcenter":
             server = Server(workdir, write_config(args, workdir), args.sip_port, args.http_port,
-                            nice=args.nice)
-            server.start()
+                            nice=args.nice, wrapper=[
+                                "valgrind", "--tool=callgrind", "--callgrind-out-file="
+                                + str(workdir / "callgrind.%p")] if args.callgrind else [])
+            for old in workdir.glob("callgrind.*"):
+                old.unlink()
+            server.start(timeout=240 if args.callgrind else 15)
             pid, uas_port = server.pid, register_far_end(args.sip_port)
         else:
             uas_port = args.uas_port
@@ -157,12 +167,18 @@ def run_rate(args: argparse.Namespace, side: str, rate: int, workdir: Path) -> d
         stat.unlink(missing_ok=True)
         sampler = CpuSampler(pid).start()
         main_cpu0 = own_cpu_seconds(pid)
+        if args.callgrind:
+            subprocess.run(["callgrind_control", "--zero", str(pid)], check=True,
+                           stdout=subprocess.DEVNULL)
         sipp = start_sipp(args, SCENARIO, NUMBER, rate, args.hold, workdir, stat)
         if args.profile:
             time.sleep(args.hold + 2)
             profiler = py_spy(pid, args.profile_seconds, workdir / "profile.txt")
         finish_sipp(sipp, args.duration + args.hold + 60, workdir)
         time.sleep(2.5)  # the last BYEs reach the far end, which writes its stats each second
+        if args.callgrind:
+            subprocess.run(["callgrind_control", "--dump", str(pid)], check=True,
+                           stdout=subprocess.DEVNULL)
         user, system = (b - a for a, b in zip(main_cpu0, own_cpu_seconds(pid), strict=True))
         if profiler is not None:
             profiler.wait(args.profile_seconds + 30)
@@ -184,6 +200,7 @@ def run_rate(args: argparse.Namespace, side: str, rate: int, workdir: Path) -> d
     late = log.read_text().count('"answered_while_cancelled"') if log.exists() else 0
     cpu = sampler.summary(args.hold + 2, args.duration)
     ok, failed = count(row, "SuccessfulCall(C)"), count(row, "FailedCall(C)")
+    counted = _callgrind_instructions(workdir) if args.callgrind else None
     return {
         "side": side, "rate": rate, "duration": args.duration, "hold_s": args.hold,
         **({"answer": args.answer} if side == "callcenter" else {}),
@@ -196,12 +213,23 @@ def run_rate(args: argparse.Namespace, side: str, rate: int, workdir: Path) -> d
         "cpu_p90": round(cpu["p90"], 1), "cpu_max": round(cpu["max"], 1),
         "main_cpu_ms_per_call": round(1000 * (user + system) / max(1, ok), 3),
         "main_system_pct": round(100 * system / max(1e-9, user + system), 1), **gc,
+        **({"main_instructions_per_call": round(counted / max(1, ok))} if counted else {}),
         "machine_busy_pct": round(sampler.system_summary(args.hold + 2, args.duration), 1),
         "passed": ok == rate * args.duration and failed == 0 and sipp.returncode == 0
         and count(far, "IncomingCall(C)") >= ok and count(far, "FailedCall(C)") == 0
         and count(far, "SuccessfulCall(C)") >= ok
         and late == 0,
     } | {"clean": False}
+
+
+def _callgrind_instructions(workdir: Path) -> int | None:
+    """Instructions in the dump taken at the end of the calls (the one numbered 1: counted
+    since the zeroing before the first call)."""
+    dumps = sorted(workdir.glob("callgrind.*.1"))
+    for line in dumps[0].read_text(errors="replace").splitlines() if dumps else []:
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    return None
 
 
 def _judged(res: dict[str, Any]) -> dict[str, Any]:
@@ -238,6 +266,9 @@ def main() -> int:
                    help="what --search and --stop-on-fail count as a success")
     p.add_argument("--profile", action="store_true", help="py-spy the B2BUA during the run")
     p.add_argument("--profile-seconds", type=int, default=15)
+    p.add_argument("--callgrind", action="store_true",
+                   help="ours only: count the main process's instructions per call (valgrind); "
+                   "use a low rate, such as 5")
     args = p.parse_args()
     args.duration = max(1, min(args.duration, 600))
     print(json.dumps(machine()), flush=True)

@@ -67,6 +67,8 @@ class Server:
     nice: int = 0
     """Niceness of the server process (negative = ahead of other load on a shared machine)."""
     proc: subprocess.Popen[bytes] | None = None
+    wrapper: list[str] = field(default_factory=list)
+    """A command the server runs under (valgrind ...)."""
 
     def start(self, timeout: float = 15.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -84,7 +86,7 @@ class Server:
             config = self.workdir / "bench-config.yaml"
             config.write_text(yaml.safe_dump(data, allow_unicode=True))
         cmd = [
-            sys.executable, "-m", "callcenter", "serve", "--config", str(config),
+            *self.wrapper, sys.executable, "-m", "callcenter", "serve", "--config", str(config),
             "--sip-port", str(self.sip_port), "--http-port", str(self.http_port),
             "--db", str(db), "--log-format", "json",
         ]

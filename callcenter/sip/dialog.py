@@ -71,8 +71,8 @@ class Dialog:
             call_id=req.call_id,
             local_tag=local_tag,
             remote_tag=req.from_tag or "",
-            local_uri=_without_tag(req.headers.get("To") or ""),
-            remote_uri=_without_tag(req.headers.get("From") or ""),
+            local_uri=_without_tag(req.to),
+            remote_uri=_without_tag(req.from_),
             remote_target=str(NameAddr.parse(contact).uri),
             route_set=list(req.headers.get_all("Record-Route")),
             local_seq=0,
@@ -88,8 +88,8 @@ class Dialog:
             call_id=req.call_id,
             local_tag=req.from_tag or "",
             remote_tag=resp.to_tag or "",
-            local_uri=_without_tag(req.headers.get("From") or ""),
-            remote_uri=_without_tag(req.headers.get("To") or ""),
+            local_uri=_without_tag(req.from_),
+            remote_uri=_without_tag(req.to),
             remote_target=target,
             route_set=list(reversed(resp.headers.get_all("Record-Route"))),
             local_seq=req.cseq[0],
@@ -219,7 +219,8 @@ def _route_uri(route: str) -> SipUri | None:
     return uri if isinstance(uri, SipUri) else None
 
 
-def _without_tag(value: str) -> str:
-    addr = NameAddr.parse(value)
+def _without_tag(addr: NameAddr) -> str:
+    """``addr`` (a copy the message gave, parsed once per message) as text, without its
+    tag."""
     addr.params.pop("tag", None)
     return str(addr)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from callcenter.sip import grammar as g
@@ -191,6 +192,13 @@ def _copy_via(via: Via) -> Via:
     return Via(via.transport, via.host, via.port, dict(via.params), via.protocol)
 
 
+# The values a message keeps parsed, shared between messages: a dialog's requests and responses
+# repeat the same From, To and Contact. Safe to share because a message never hands out what
+# it keeps, only copies (see Message); what fails to parse raises again, as nothing is kept.
+_parse_name_addr = lru_cache(maxsize=4096)(NameAddr.parse)
+_parse_via = lru_cache(maxsize=4096)(Via.parse)
+
+
 class Message:
     """Convenience properties shared by requests and responses, computed from `headers`.
 
@@ -237,7 +245,7 @@ class Message:
         return _parse_cseq(value)
 
     def _vias(self) -> tuple[Via, ...]:
-        return tuple(Via.parse(v) for v in self.headers.get_all("Via"))
+        return tuple(_parse_via(v) for v in self.headers.get_all("Via"))
 
     def _top_via(self) -> Via:
         vias: tuple[Via, ...] | None = self._cache().get("vias")
@@ -246,13 +254,13 @@ class Message:
         value = self.headers.get("Via")
         if value is None:
             raise ValueError("no Via")
-        return Via.parse(value)
+        return _parse_via(value)
 
     def _from(self) -> NameAddr:
-        return NameAddr.parse(self.headers.get("From") or "")
+        return _parse_name_addr(self.headers.get("From") or "")
 
     def _to(self) -> NameAddr:
-        return NameAddr.parse(self.headers.get("To") or "")
+        return _parse_name_addr(self.headers.get("To") or "")
 
     def _max_forwards(self) -> int | None:
         value = self.headers.get("Max-Forwards")
@@ -260,7 +268,7 @@ class Message:
 
     def _contacts(self) -> tuple[NameAddr, ...]:
         return tuple(
-            NameAddr(uri="*") if v == "*" else NameAddr.parse(v)
+            NameAddr(uri="*") if v == "*" else _parse_name_addr(v)
             for v in self.headers.get_all("Contact")
         )
 

@@ -136,6 +136,24 @@ def test_returned_objects_are_copies() -> None:
     assert serialize(req) == serialize(parse_message(INVITE))  # type: ignore[arg-type]
 
 
+def test_messages_with_the_same_values_share_nothing_they_hand_out() -> None:
+    """A dialog's messages repeat From, To, Contact and Via: parsed once for all of them, and
+    what one message hands out is still its own copy."""
+    first, second = parse_message(INVITE), parse_message(INVITE)
+    assert isinstance(first, Request) and isinstance(second, Request)
+    frm, via, contact = first.from_, first.top_via, first.contacts[0]
+    frm.params["tag"] = "changed"
+    assert isinstance(frm.uri, SipUri)
+    frm.uri.user = "mallory"
+    via.params["received"] = "203.0.113.5"
+    contact.params["expires"] = "0"
+    for msg in (second, first):
+        assert msg.from_tag == "1928301774"
+        assert msg.from_.uri == SipUri(host="example.com", user="alice")
+        assert "received" not in msg.top_via.params and msg.contacts[0].params == {}
+    assert second.from_ is not first.from_ and second.top_via is not first.top_via
+
+
 def test_copies_carry_every_field() -> None:
     """The cache hands out copies field by field: a new dataclass field must be copied too."""
     assert [f.name for f in fields(Via)] == ["transport", "host", "port", "params", "protocol"]
