@@ -73,7 +73,7 @@ class Dialog:
             remote_tag=req.from_tag or "",
             local_uri=_without_tag(req.to),
             remote_uri=_without_tag(req.from_),
-            remote_target=str(NameAddr.parse(contact).uri),
+            remote_target=str(req.contacts[0].uri),
             route_set=list(req.headers.get_all("Record-Route")),
             local_seq=0,
             remote_seq=req.cseq[0],
@@ -82,8 +82,7 @@ class Dialog:
     @classmethod
     def from_uac(cls, req: Request, resp: Response) -> Dialog:
         """The dialog a UAC creates from a 1xx-with-tag or 2xx response (§12.1.2)."""
-        contact = resp.headers.get("Contact")
-        target = str(NameAddr.parse(contact).uri) if contact else req.uri
+        target = str(resp.contacts[0].uri) if resp.headers.get("Contact") else req.uri
         return cls(
             call_id=req.call_id,
             local_tag=req.from_tag or "",
@@ -113,9 +112,8 @@ class Dialog:
         if self.remote_seq is not None and seq <= self.remote_seq:
             return False
         self.remote_seq = seq
-        contact = req.headers.get("Contact")
-        if contact and req.method in ("INVITE", "UPDATE"):
-            self.remote_target = str(NameAddr.parse(contact).uri)
+        if req.method in ("INVITE", "UPDATE") and req.headers.get("Contact"):
+            self.remote_target = str(req.contacts[0].uri)
         return True
 
     def create_request(

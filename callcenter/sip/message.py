@@ -197,6 +197,7 @@ def _copy_via(via: Via) -> Via:
 # it keeps, only copies (see Message); what fails to parse raises again, as nothing is kept.
 _parse_name_addr = lru_cache(maxsize=4096)(NameAddr.parse)
 _parse_via = lru_cache(maxsize=4096)(Via.parse)
+_parse_request_uri = lru_cache(maxsize=4096)(parse_uri)
 
 
 class Message:
@@ -351,7 +352,7 @@ class Request(Message):
         """Parsed once per `uri` text (parse and validation read it too)."""
         cached: tuple[str, SipUri | str] | None = self.__dict__.get("_ruri")
         if cached is None or cached[0] != self.uri:
-            cached = self.__dict__["_ruri"] = (self.uri, parse_uri(self.uri))
+            cached = self.__dict__["_ruri"] = (self.uri, _parse_request_uri(self.uri))
         return cached[1]
 
 

@@ -165,11 +165,17 @@ def test_srtp_agent_hears_the_prompt_decrypted(artifacts: Path, certs: Certs) ->
         if sniffer is not None:
             sniffer.close()
     heard = audio.read_wav(agent.recordings()["heard"])[0]
-    assert audio.tone_present(heard[4000:16000], TONE_HZ, ratio=0.2), "no tone heard"
+    # In 100 ms blocks, not over the whole 1.5 s: a pure tone carries about a quarter of a
+    # block's energy, and a jitter gap or a restart out of phase inside one long block took
+    # it under the threshold on a busy box. Undecrypted audio is noise in every block.
+    blocks = [heard[i:i + 800] for i in range(4000, 16000, 800)]
+    toned = [audio.tone_present(b, TONE_HZ, ratio=0.1) for b in blocks]
+    assert sum(toned) >= len(blocks) // 2, f"tone in {toned} of 100 ms blocks 0.5-2 s in " \
+        f"({len(heard)} samples heard)"
     if sniffer is None:
         return  # no CAP_NET_RAW here: what the phone heard is the proof
     to_phone = [p[2] for p in sniffer.packets if len(p[2]) > 172]
-    assert len(to_phone) > 50, f"{len(to_phone)} RTP packets seen"
+    assert len(to_phone) > 50, f"{len(to_phone)} SRTP packets seen of {len(sniffer.packets)}"
     as_plain = np.concatenate([audio.decode_g711(p[12:172], "PCMU") for p in to_phone])
     assert not audio.tone_present(as_plain, TONE_HZ, ratio=0.05), "plain RTP on the wire"
 
