@@ -464,3 +464,21 @@ def test_the_request_uri_is_parsed_once_per_text(monkeypatch: pytest.MonkeyPatch
     assert req.request_uri.user == "0800" and calls == ["sip:0800@127.0.0.1"]
     req.uri = "sip:0900@127.0.0.1"
     assert req.request_uri.user == "0900" and len(calls) == 2  # type: ignore[union-attr]
+
+
+def test_validation_checks_the_core_headers_again_only_after_a_change() -> None:
+    """Validating a request just parsed does not check its core headers twice; a request
+    whose headers changed since (or were replaced) is checked again."""
+    req = parse_message(INVITE)
+    assert isinstance(req, Request)
+    validate_request(req)
+    req.headers.set("CSeq", "x INVITE")
+    with pytest.raises(SipParseError):
+        validate_request(req)
+    req.headers.set("CSeq", "314159 INVITE")
+    validate_request(req)
+    bad = req.headers.copy()
+    bad.remove("Call-ID")
+    req.headers = bad
+    with pytest.raises(SipParseError):
+        validate_request(req)
