@@ -73,7 +73,7 @@ class Dialog:
             remote_tag=req.from_tag or "",
             local_uri=_without_tag(req.to),
             remote_uri=_without_tag(req.from_),
-            remote_target=str(req.contacts[0].uri),
+            remote_target=_contact_target(req),
             route_set=list(req.headers.get_all("Record-Route")),
             local_seq=0,
             remote_seq=req.cseq[0],
@@ -82,7 +82,7 @@ class Dialog:
     @classmethod
     def from_uac(cls, req: Request, resp: Response) -> Dialog:
         """The dialog a UAC creates from a 1xx-with-tag or 2xx response (§12.1.2)."""
-        target = str(resp.contacts[0].uri) if resp.headers.get("Contact") else req.uri
+        target = _contact_target(resp) if resp.headers.get("Contact") else req.uri
         return cls(
             call_id=req.call_id,
             local_tag=req.from_tag or "",
@@ -113,7 +113,7 @@ class Dialog:
             return False
         self.remote_seq = seq
         if req.method in ("INVITE", "UPDATE") and req.headers.get("Contact"):
-            self.remote_target = str(req.contacts[0].uri)
+            self.remote_target = _contact_target(req)
         return True
 
     def create_request(
@@ -217,8 +217,16 @@ def _route_uri(route: str) -> SipUri | None:
     return uri if isinstance(uri, SipUri) else None
 
 
+def _contact_target(msg: Request | Response) -> str:
+    """The first Contact's URI as text (the message's copy); ValueError for ``*`` or a value
+    that does not parse, as parsing it here did."""
+    uri = msg.contacts[0].uri
+    if uri == "*":
+        raise ValueError("Contact * names no target")
+    return str(uri)
+
+
 def _without_tag(addr: NameAddr) -> str:
-    """``addr`` (a copy the message gave, parsed once per message) as text, without its
-    tag."""
+    """``addr`` (a copy the message handed out) as text, without its tag."""
     addr.params.pop("tag", None)
     return str(addr)

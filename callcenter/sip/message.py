@@ -192,12 +192,23 @@ def _copy_via(via: Via) -> Via:
     return Via(via.transport, via.host, via.port, dict(via.params), via.protocol)
 
 
-# The values a message keeps parsed, shared between messages: a dialog's requests and responses
-# repeat the same From, To and Contact. Safe to share because a message never hands out what
-# it keeps, only copies (see Message); what fails to parse raises again, as nothing is kept.
-_parse_name_addr = lru_cache(maxsize=4096)(NameAddr.parse)
-_parse_via = lru_cache(maxsize=4096)(Via.parse)
-_parse_request_uri = lru_cache(maxsize=4096)(parse_uri)
+def _shared(parse: Callable[[str], _T]) -> Callable[[str], _T]:
+    """``parse`` with a memo shared by all messages: a dialog's requests and responses repeat
+    the same From, To, Contact, Via and Request-URI. Safe to share because a message never
+    hands out what it keeps, only copies (see Message); what fails to parse raises again, as
+    nothing is kept. Bounded: 4,096 values of at most 512 characters (a longer one is parsed
+    each time), so a peer sending new values cannot grow it past a few megabytes."""
+    memo = lru_cache(maxsize=4096)(parse)
+
+    def parse_shared(text: str) -> _T:
+        return memo(text) if len(text) <= 512 else parse(text)
+
+    return parse_shared
+
+
+_parse_name_addr = _shared(NameAddr.parse)
+_parse_via = _shared(Via.parse)
+_parse_request_uri = _shared(parse_uri)
 
 
 class Message:

@@ -104,3 +104,31 @@ def test_notify_reports_the_referred_call_as_a_sipfrag() -> None:
     assert done.headers.get("Subscription-State") == "terminated;reason=noresource"
     assert done.body == b"SIP/2.0 200 OK\r\n"
     assert done.cseq[0] == trying.cseq[0] + 1
+
+
+def test_a_dialog_from_an_invite_takes_its_values_from_the_message() -> None:
+    """From, To (without tags) and the target come from the message; a Contact of ``*``
+    names no target (as before, a ValueError); a From longer than the shared memo keeps is
+    parsed all the same."""
+    import pytest
+
+    from callcenter.sip.message import parse_message
+
+    long_name = "x" * 600
+
+    def invite(contact: str, display: str = "Alice") -> bytes:
+        return (
+            "INVITE sip:0800@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n"
+            f'From: "{display}" <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:0800@127.0.0.1>\r\n'
+            f"Call-ID: c1\r\nCSeq: 7 INVITE\r\nContact: {contact}\r\nMax-Forwards: 70\r\n"
+            "Content-Length: 0\r\n\r\n").encode()
+
+    for display in ("Alice", long_name):
+        req = parse_message(invite("<sip:alice@127.0.0.1:5070;transport=udp>", display))
+        d = Dialog.from_uas(req, "b2")  # type: ignore[arg-type]
+        assert d.remote_uri == f'"{display}" <sip:alice@127.0.0.1>' and d.remote_tag == "a1"
+        assert d.local_uri == "<sip:0800@127.0.0.1>" and d.remote_seq == 7
+        assert d.remote_target == "sip:alice@127.0.0.1:5070;transport=udp"
+        assert req.from_tag == "a1"  # the message's own value kept its tag
+    with pytest.raises(ValueError):
+        Dialog.from_uas(parse_message(invite("*")), "b2")  # type: ignore[arg-type]
