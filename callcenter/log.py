@@ -35,8 +35,6 @@ from structlog.typing import Processor
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 _HANDLER_MARK = "_callcenter_handler"
-_LEVEL_NUMBERS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-                  "error": logging.ERROR, "critical": logging.CRITICAL}
 
 
 class _Output:
@@ -193,7 +191,8 @@ def configure_logging(
         old.close()
     root.addHandler(handler)
     root.setLevel(level.upper())
-    _Output.handler, _Output.level, _Output.final = handler, _LEVEL_NUMBERS[level], final
+    _Output.handler, _Output.final = handler, final
+    _Output.level = logging.getLevelNamesMapping()[level.upper()]
     logging.captureWarnings(True)
     # What no line shows, left out of every record of the libraries' lines, which still go
     # through logging (the logging HOWTO's "Optimization"): the caller's frame (a stack

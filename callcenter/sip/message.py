@@ -468,8 +468,7 @@ def _check_core(msg: Message) -> None:
     """Raise SipParseError if the core headers cannot be used. Checked once per state of the
     headers: validating a request just parsed does not check them again."""
     h = msg.headers
-    checked: tuple[Headers, int] | None = msg.__dict__.get("_core_ok")
-    if checked is not None and checked[0] is h and checked[1] == h.version:
+    if "core_ok" in msg._cache():  # emptied when the headers change
         return
     for name in g.MANDATORY_REQUEST:
         if name not in h:
@@ -494,7 +493,7 @@ def _check_core(msg: Message) -> None:
     mf = msg.max_forwards
     if mf is not None and mf > g.MAX_MAX_FORWARDS:
         raise _bad("Max-Forwards out of range")
-    msg.__dict__["_core_ok"] = (h, h.version)
+    msg._cache()["core_ok"] = True
 
 
 def parse_message(data: bytes) -> Request | Response:
