@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import gzip
+import json
 import logging
 import logging.handlers
 import os
@@ -35,6 +36,22 @@ from structlog.typing import Processor
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 _HANDLER_MARK = "_callcenter_handler"
+
+
+def _json_fallback(obj: object) -> object:
+    """What JSON cannot hold, written as structlog's own renderer does: __structlog__, else
+    repr."""
+    method = getattr(obj, "__structlog__", None)
+    return method() if method is not None else repr(obj)
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False, default=_json_fallback)
+
+
+def _json_line(event_dict: object, **_options: object) -> str:
+    """A JSON line from one encoder for all (``json.dumps`` with options, which structlog's
+    renderer always passes, builds a new encoder for every line)."""
+    return _JSON.encode(event_dict)
 
 
 class _Output:
@@ -166,7 +183,8 @@ def configure_logging(
 
     renderer: Processor
     if use_json:
-        renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
+        # one encoder for every line (json.dumps with options builds one per call)
+        renderer = structlog.processors.JSONRenderer(_json_line)
         # No locals in tracebacks: they may hold passwords and SIP credentials.
         tracebacks = structlog.processors.ExceptionRenderer(
             structlog.tracebacks.ExceptionDictTransformer(show_locals=False)

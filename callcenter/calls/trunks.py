@@ -11,6 +11,7 @@ import ipaddress
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from callcenter.config.models import Trunk
 from callcenter.sip.uri import SipUri
@@ -45,6 +46,18 @@ def trunk_of(trunks: Sequence[Trunk], registered: Mapping[str, Registered], targ
         reg = registered.get(trunk.name)
         if trunk.inbound != "ip" and reg and user == reg.user and source in reg.sources:
             return trunk
-    addr = ipaddress.ip_address(source)
+    addr = _address(source)
     return next((t for t in trunks if t.inbound != "register" and any(
-        addr in ipaddress.ip_network(net, strict=False) for net in t.addresses)), None)
+        addr in _network(net) for net in t.addresses)), None)
+
+
+@lru_cache(maxsize=1024)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """A caller's IP address, parsed once (every call from a carrier comes from a few)."""
+    return ipaddress.ip_address(text)
+
+
+@lru_cache(maxsize=1024)
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A trunk's address or network as configured, parsed once."""
+    return ipaddress.ip_network(text, strict=False)

@@ -9,6 +9,7 @@ import report.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
@@ -70,8 +71,10 @@ def _why_invalid(compact: str, country: str) -> str:
     return f"not a valid {region} number"
 
 
+@lru_cache(maxsize=4096)
 def try_normalize(raw: str, *, country: str = "PL") -> tuple[str | None, str | None]:
-    """``(e164, None)`` or ``(None, reason)``."""
+    """``(e164, None)`` or ``(None, reason)``. Remembered: every call from a trunk looks its
+    caller's number up a few times, and ``phonenumbers`` takes tens of microseconds."""
     try:
         return normalize(raw, country=country), None
     except NumberError as exc:

@@ -294,13 +294,17 @@ def _converter(tp: Any) -> Convert | None:
     return _tuples
 
 
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+"""One encoder for every frame (``json.dumps`` with options builds a new one per call)."""
+
+
 def encode(msg: Any) -> bytes:
     """One frame for ``msg``."""
     body = {name: getattr(msg, name) for name in _names(msg.__class__)}
     blob: bytes = body.pop("data", b"")
     body = _plain(body)
     body["t"] = type(msg).__name__
-    header = json.dumps(body, separators=(",", ":")).encode()
+    header = _dumps(body).encode()
     return _PREFIX.pack(len(header), len(blob)) + header + blob
 
 

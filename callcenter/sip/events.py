@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from callcenter.sip.message import Request, Response
 
 Address = tuple[str, int]
 
 
-@dataclass(frozen=True, slots=True)
-class TxKey:
+class TxKey(NamedTuple):
     """Which transaction a message belongs to (RFC 3261 §17.1.3 client, §17.2.3 server).
 
     ``method`` is the request's, INVITE for an ACK (it belongs to the INVITE's transaction).
     ``sent_by`` is the top Via's host:port (server side only). ``rfc2543`` holds the
     Request-URI, From tag, Call-ID and CSeq number that match requests whose branch lacks the
     magic cookie (§17.2.3's fallback), else None.
+
+    A named tuple, not a dataclass: it keys the layer's dictionaries, looked up a few dozen
+    times a call, and a tuple hashes and compares in C.
     """
 
     server: bool
@@ -28,7 +31,7 @@ class TxKey:
     def cancelled_invite(self) -> TxKey:
         """The INVITE server transaction this CANCEL's key matches (§9.2: same Via branch
         and sent-by, or the same RFC 2543 fields)."""
-        return replace(self, method="INVITE")
+        return self._replace(method="INVITE")
 
 
 @dataclass(frozen=True, slots=True)

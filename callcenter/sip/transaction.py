@@ -56,7 +56,14 @@ TIMER_C = 180.0  # seconds; "greater than 3 minutes" for proxies (§16.6), a bou
 TIMER_D = 32.0  # seconds over UDP: "at least 32 seconds" (§17.1.1.2), whatever T1 is
 
 
-class TxState(Enum):
+class _Enum(Enum):
+    """An enum hashed by identity (its members are singletons): the table's lookups hash a
+    state and an input a few dozen times a call, and Enum's own hash runs in Python."""
+
+    __hash__ = object.__hash__
+
+
+class TxState(_Enum):
     CALLING = "calling"
     TRYING = "trying"
     PROCEEDING = "proceeding"
@@ -66,7 +73,7 @@ class TxState(Enum):
     TERMINATED = "terminated"
 
 
-class Machine(Enum):
+class Machine(_Enum):
     """The four machines of RFC 3261 §17 (with RFC 6026's Accepted state)."""
 
     INVITE_CLIENT = "INVITE client"  # §17.1.1
@@ -94,7 +101,7 @@ class Timer(StrEnum):
     RETRANSMIT_2XX = "2xx"
 
 
-class Input(Enum):
+class Input(_Enum):
     """What else drives a transaction: the TU, the peer and the transport."""
 
     START = "start"  # the transaction was created (client: TU's request; server: peer's)
@@ -109,7 +116,7 @@ class Input(Enum):
     TRANSPORT_ERROR = "transport error"
 
 
-class Do(Enum):
+class Do(_Enum):
     """Side effects of a transition, run in the order the table lists them."""
 
     TRANSMIT = "transmit"  # (re)send the transaction's last message: request or response

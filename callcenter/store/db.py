@@ -19,8 +19,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,9 @@ import structlog
 from callcenter.store.records import CALL_FIELDS, CallRecord
 
 log = structlog.get_logger("store")
+_event_json = json.JSONEncoder(ensure_ascii=False, default=str).encode
+"""A call event's data as JSON: one encoder for all (``json.dumps`` with options builds one
+each time)."""
 
 #: Migration N (1-based) brings the schema from version N-1 to N. Append, never edit.
 MIGRATIONS: list[str] = [
@@ -343,21 +345,21 @@ class Store:
             self._commit_at = None
         self.db.conn.commit()
 
-    @contextmanager
-    def _written(self) -> Iterator[None]:
+    def _write(self, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
         """A CDR update or event: committed at once, or batched (``commit_within``).
         A failed statement undoes only itself (SQLite's statement atomicity): the batch
         stays."""
+        conn = self.db.conn
         if self._delay is None:
-            with self.db.conn:
-                yield
-            return
-        yield
+            with conn:
+                return conn.execute(sql, args)
+        cursor = conn.execute(sql, args)
         if self._commit_at is None:
             try:
                 self._commit_at = asyncio.get_running_loop().call_later(self._delay, self.commit)
             except RuntimeError:  # no loop to commit later
                 self.commit()
+        return cursor
 
     def close(self) -> None:
         """Commit and close the connection (the last one to close checkpoints what is left)."""
@@ -382,10 +384,7 @@ class Store:
         if not fields:
             return
         sets = ", ".join(f'"{name}" = ?' for name in fields)
-        with self._written():
-            cursor = self.db.conn.execute(
-                f"UPDATE calls SET {sets} WHERE id = ?", [*fields.values(), call_id]
-            )
+        cursor = self._write(f"UPDATE calls SET {sets} WHERE id = ?", [*fields.values(), call_id])
         if cursor.rowcount != 1:
             raise KeyError(call_id)
 
@@ -418,8 +417,7 @@ class Store:
             "billsec = coalesce(round(max(0.0, ? - coalesce(?, answer)), 3), 0.0), "
             f"{sets} WHERE id = ?"
         )
-        with self._written():
-            cursor = self.db.conn.execute(sql, [end, end, end, answer, *fields.values(), call_id])
+        cursor = self._write(sql, [end, end, end, answer, *fields.values(), call_id])
         if cursor.rowcount != 1:
             raise KeyError(call_id)
 
@@ -437,11 +435,8 @@ class Store:
 
     def add_call_event(self, call_id: str, ts: float, type: str, data: dict[str, Any]) -> None:
         """Append an event to a call's timeline (``data`` is stored as JSON)."""
-        with self._written():
-            self.db.conn.execute(
-                "INSERT INTO call_events (call_id, ts, type, data) VALUES (?, ?, ?, ?)",
-                (call_id, ts, type, json.dumps(data, ensure_ascii=False, default=str)),
-            )
+        self._write("INSERT INTO call_events (call_id, ts, type, data) VALUES (?, ?, ?, ?)",
+                    (call_id, ts, type, _event_json(data)))
 
     def call_events(self, call_id: str) -> list[dict[str, Any]]:
         """A call's events in time order, ``data`` decoded."""
