@@ -281,11 +281,14 @@ def _converter(tp: Any) -> Convert | None:
     second."""
     if isinstance(tp, type) and is_dataclass(tp):
         hints = get_type_hints(tp)
-        plan = [(f.name, _converter(hints[f.name])) for f in fields(tp)]
+        plan = [(f.name, conv) for f in fields(tp)
+                if (conv := _converter(hints[f.name])) is not None]
 
         def build(value: dict[str, Any]) -> Any:
-            return tp(**{name: value[name] if conv is None else conv(value[name])
-                         for name, conv in plan if name in value})
+            for name, conv in plan:  # only the fields that need it: the dict is ours
+                if name in value:
+                    value[name] = conv(value[name])
+            return tp(**value)
         return build
     if get_origin(tp) is dict and (item := _converter(get_args(tp)[1])) is not None:
         return lambda value: {k: item(v) for k, v in value.items()}
@@ -300,9 +303,14 @@ _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 def encode(msg: Any) -> bytes:
     """One frame for ``msg``."""
-    body = {name: getattr(msg, name) for name in _names(msg.__class__)}
-    blob: bytes = body.pop("data", b"")
-    body = _plain(body)
+    body: dict[str, Any] = {}
+    blob: bytes = b""
+    for name in _names(msg.__class__):
+        value = getattr(msg, name)
+        if name == "data":
+            blob = value
+        else:
+            body[name] = value if type(value) in _SCALARS else _plain(value)
     body["t"] = type(msg).__name__
     header = _dumps(body).encode()
     return _PREFIX.pack(len(header), len(blob)) + header + blob

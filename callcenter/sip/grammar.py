@@ -232,12 +232,12 @@ def only(chars: frozenset[str]) -> Callable[[str], bool]:
     return lambda text: match(text) is not None
 
 
-_token_chars = only(TOKEN_CHARS)
+_token = re.compile(char_class(TOKEN_CHARS) + "+").fullmatch
 
 
 def is_token(text: str) -> bool:
     """True if `text` is a non-empty §25.1 token."""
-    return bool(text) and _token_chars(text)
+    return _token(text) is not None
 
 
 # Character-set tests used by the URI and header parsers ("%" admits escapes, decoded later).

@@ -79,6 +79,8 @@ class Headers:
         cname = g.canonical_name(name)
         for n, v in self._items:
             if n == cname:
+                if "," not in v:  # _split's common case, inline: read ~50 times a call
+                    return v.strip()
                 parts = self._split(n, v)
                 if parts:
                     return parts[0]
@@ -90,7 +92,10 @@ class Headers:
         out: list[str] = []
         for n, v in self._items:
             if n == cname:
-                out.extend(self._split(n, v))
+                if "," not in v:
+                    out.append(v.strip())
+                else:
+                    out.extend(self._split(n, v))
         return out
 
     def count(self, name: str) -> int:
@@ -425,11 +430,23 @@ def _header_lines(lines: list[str]) -> list[tuple[str, str]]:
             raise _bad("empty header line")
         name, colon, value = line.partition(":")
         name = name.rstrip(" \t")
-        if not colon or not g.is_token(name):
+        cname = _LINE_NAMES.get(name)
+        if cname is None:
+            if not colon or not g.is_token(name):
+                raise _bad("malformed header line")
+            cname = g.canonical_name(name)
+            if len(_LINE_NAMES) < 512:
+                _LINE_NAMES[name] = cname
+        elif not colon:
             raise _bad("malformed header line")
         value = value.strip()
-        items.append((g.canonical_name(name), [value] if value else []))
+        items.append((cname, [value] if value else []))
     return [(name, " ".join(pieces)) for name, pieces in items]
+
+
+_LINE_NAMES: dict[str, str] = {}
+"""Header names as peers spell them, checked (tokens) and made canonical once; the first 512
+spellings seen (a peer sending new names only finds them checked each time)."""
 
 
 def parse_headers(text: str) -> Headers:
