@@ -24,6 +24,7 @@ import subprocess
 import sys
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,9 @@ class _Gate:
 def _names(msg: object) -> tuple[object, ...]:
     """The channels and mixes (their ids never clash: one counter) and the prompts (the
     worker's cache: a key comes after the play that brought its frames) a message is about."""
+    cls = type(msg)
+    if cls in _ONE_CHANNEL:  # most messages (Open, Configure, Close, ...): one test
+        return (msg.ch,)  # type: ignore[attr-defined]
     if isinstance(msg, p.Play):
         return msg.ch, *(k for k in (msg.key, *msg.forget) if k)
     if isinstance(msg, p.Bridge):
@@ -80,6 +84,12 @@ def _names(msg: object) -> tuple[object, ...]:
         return (msg.mix,)
     ch = getattr(msg, "ch", None)
     return () if ch is None else (ch,)
+
+
+_ONE_CHANNEL = frozenset(cls for cls in p.MESSAGES.values()
+                         if cls not in (p.Play, p.Bridge, p.Mix, p.SetMatrix, p.Unmix)
+                         and "ch" in {f.name for f in fields(cls)})
+"""The messages whose only id is their channel's, ``ch`` (never None)."""
 
 
 class _Worker:

@@ -296,6 +296,7 @@ class NegotiatedMedia:
 # --------------------------------------------------------------------------- parsing
 
 _LINE = re.compile(r"^([a-zA-Z])=(.*)$")
+_split_lines = re.compile(r"\r?\n|\r").split
 
 
 def parse(text: str | bytes) -> SessionDescription:
@@ -305,7 +306,7 @@ def parse(text: str | bytes) -> SessionDescription:
             text = bytes(text).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise SdpError("body is not UTF-8") from exc
-    lines = [line.strip() for line in re.split(r"\r?\n|\r", text)]
+    lines = [line.strip() for line in _split_lines(text)]
     lines = [line for line in lines if line]
     if not lines:
         raise SdpError("empty body")
