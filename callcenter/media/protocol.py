@@ -284,11 +284,16 @@ def _converter(tp: Any) -> Convert | None:
         plan = [(f.name, conv) for f in fields(tp)
                 if (conv := _converter(hints[f.name])) is not None]
 
+        known = frozenset(f.name for f in fields(tp))
+
         def build(value: dict[str, Any]) -> Any:
             for name, conv in plan:  # only the fields that need it: the dict is ours
                 if name in value:
                     value[name] = conv(value[name])
-            return tp(**value)
+            try:
+                return tp(**value)
+            except TypeError:  # a field only a newer peer knows is left out (a missing one
+                return tp(**{k: v for k, v in value.items() if k in known})  # raises again)
         return build
     if get_origin(tp) is dict and (item := _converter(get_args(tp)[1])) is not None:
         return lambda value: {k: item(v) for k, v in value.items()}

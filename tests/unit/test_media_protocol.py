@@ -48,6 +48,13 @@ def test_frames_split_at_every_byte_and_joined() -> None:
     assert p.Decoder().feed(stream) == SAMPLES
 
 
+def test_a_field_only_a_newer_peer_knows_is_left_out() -> None:
+    """A worker restarted from an upgraded install may send a field this side lacks."""
+    header = b'{"t":"Closed","ch":1,"stats":{"packets_in":4,"new_figure":1},"later":true}'
+    frame = len(header).to_bytes(4, "big") + bytes(4) + header
+    assert p.Decoder().feed(frame) == [p.Closed(1, ChannelStats(packets_in=4))]
+
+
 def test_addresses_come_back_as_tuples() -> None:
     (msg,) = p.Decoder().feed(p.encode(SAMPLES[1]))
     assert msg.remote == ("127.0.0.1", 4000)  # a list would never equal a socket's address

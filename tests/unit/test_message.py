@@ -482,3 +482,22 @@ def test_validation_checks_the_core_headers_again_only_after_a_change() -> None:
     req.headers = bad
     with pytest.raises(SipParseError):
         validate_request(req)
+
+
+def test_header_names_are_checked_once_and_the_memo_stays_bounded() -> None:
+    """Header names as peers spell them are remembered once checked: a name seen before is
+    still refused on a line without a colon, and a peer sending ever new names does not
+    grow the memo past its bound (they are checked each time)."""
+    import callcenter.sip.message as message
+
+    head = (b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\n"
+            b"From: <sip:b@127.0.0.1>;tag=1\r\nTo: <sip:a@127.0.0.1>\r\nCall-ID: c\r\n"
+            b"CSeq: 1 OPTIONS\r\nMax-Forwards: 70")
+    for i in range(700):
+        req = parse_message(head + f"\r\nX-Name-{i}: v\r\n\r\n".encode())
+        assert req.headers.get(f"x-name-{i}") == "v"
+    assert len(message._LINE_NAMES) <= 512
+    with pytest.raises(SipParseError):
+        parse_message(head + b"\r\nVia\r\n\r\n")  # "Via" is remembered; no colon here
+    with pytest.raises(SipParseError):
+        parse_message(head + b"\r\nBad Name: x\r\n\r\n")  # never remembered
