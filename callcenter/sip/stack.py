@@ -302,8 +302,8 @@ class SipStack:
             # Kept for the 2xx retransmissions (each needs our ACK again) while the layer keeps
             # the transaction in Accepted, then dropped with it (Timer M, RFC 6026 §8.4): only
             # that callback, so what the others refer to (a call's legs) is not kept for 32 s.
+            self._forget_acked()
             self._acking[key] = pending.on_retransmitted_2xx
-            self.loop.call_later(64 * self.layer.t1, self._acking.pop, key, None)
         if pending.on_final:  # the future's awaiters resume later, from the loop
             pending.on_final(resp)
 
@@ -341,10 +341,22 @@ class SipStack:
         if at is not None and self.loop is not None:
             self._timer = self.loop.call_at(at, self._on_timer)
 
+    def _forget_acked(self) -> None:
+        """Drop the 2xx handlers whose INVITE transaction the layer has ended. They end in
+        the order they were added (Timer M runs 64*T1 from the 2xx on every transport), so
+        only the oldest are looked at: no timer of its own per answered INVITE."""
+        acking, layer = self._acking, self.layer
+        while acking:
+            key = next(iter(acking))
+            if layer.get(key) is not None:
+                return
+            del acking[key]
+
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
         self.layer.handle_timer(self.now())
+        self._forget_acked()
         self._process()
 
     def send_request(

@@ -71,6 +71,35 @@ def test_answered_invite_is_forgotten_after_timer_m() -> None:
     asyncio.run(run())
 
 
+def test_each_answered_invite_keeps_its_2xx_handler_until_its_own_timer_m() -> None:
+    """Handlers go in the order their transactions end: the older one is dropped at its
+    Timer M, the younger one still ACKs a retransmitted 2xx until its own."""
+
+    async def run() -> None:
+        stack, _ = make_stack()
+        got: dict[str, list[Response]] = {"a": [], "b": []}
+        oks = {}
+        for name, branch in (("a", "z9hG4bKorder1"), ("b", "z9hG4bKorder2")):
+            req = invite(branch)
+            _, fut = stack.send_request(req, PEER, "udp", on_retransmitted_2xx=got[name].append)
+            oks[name] = make_response(req, 200, to_tag="t" + name)
+            stack._on_message(serialize(oks[name]), PEER, "udp")
+            assert (await fut).status == 200
+            if name == "a":
+                await asyncio.sleep(56 * T1)  # b answered most of a Timer M later
+        await asyncio.sleep(8 * T1 + 0.1)  # a's Timer M has fired (timers fire in order),
+        # b's is 0.46 s away
+        for name in ("a", "b"):
+            stack._on_message(serialize(oks[name]), PEER, "udp")
+        assert (len(got["a"]), len(got["b"])) == (0, 1)
+        assert len(stack._acking) == 1
+        await asyncio.sleep(56 * T1 + 0.2)
+        assert not stack._acking
+        await stack.close()
+
+    asyncio.run(run())
+
+
 def test_failed_invite_is_forgotten_at_once() -> None:
     async def run() -> None:
         stack, _ = make_stack()
