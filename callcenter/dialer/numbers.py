@@ -71,10 +71,17 @@ def _why_invalid(compact: str, country: str) -> str:
     return f"not a valid {region} number"
 
 
-@lru_cache(maxsize=4096)
 def try_normalize(raw: str, *, country: str = "PL") -> tuple[str | None, str | None]:
-    """``(e164, None)`` or ``(None, reason)``. Remembered: every call from a trunk looks its
-    caller's number up a few times, and ``phonenumbers`` takes tens of microseconds."""
+    """``(e164, None)`` or ``(None, reason)``. Remembered (4,096 texts of up to 64
+    characters): every call from a trunk looks its caller's number up a few times, and
+    ``phonenumbers`` takes tens of microseconds."""
+    if len(raw) > 64:  # no number is this long: not worth keeping (an import's garbage)
+        return _try_normalize.__wrapped__(raw, country)
+    return _try_normalize(raw, country)
+
+
+@lru_cache(maxsize=4096)
+def _try_normalize(raw: str, country: str) -> tuple[str | None, str | None]:
     try:
         return normalize(raw, country=country), None
     except NumberError as exc:

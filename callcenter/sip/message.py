@@ -435,7 +435,7 @@ def _header_lines(lines: list[str]) -> list[tuple[str, str]]:
             if not colon or not g.is_token(name):
                 raise _bad("malformed header line")
             cname = g.canonical_name(name)
-            if len(_LINE_NAMES) < 512:
+            if len(_LINE_NAMES) < 512 and len(name) <= 64:
                 _LINE_NAMES[name] = cname
         elif not colon:
             raise _bad("malformed header line")
@@ -445,8 +445,9 @@ def _header_lines(lines: list[str]) -> list[tuple[str, str]]:
 
 
 _LINE_NAMES: dict[str, str] = {}
-"""Header names as peers spell them, checked (tokens) and made canonical once; the first 512
-spellings seen (a peer sending new names only finds them checked each time)."""
+"""Header names as peers spell them, checked (tokens) and made canonical once: the first 512
+spellings seen of at most 64 characters (a peer sending new or long names only finds them
+checked each time; the memo stays under a few tens of kilobytes)."""
 
 
 def parse_headers(text: str) -> Headers:

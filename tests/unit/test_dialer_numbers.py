@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from callcenter.dialer.numbers import NumberError, normalize, timezone_for, try_normalize
+from callcenter.dialer.numbers import (
+    NumberError,
+    _try_normalize,
+    normalize,
+    timezone_for,
+    try_normalize,
+)
 
 
 @pytest.mark.parametrize("raw", [
@@ -43,3 +49,15 @@ def test_timezone_from_number() -> None:
     assert timezone_for("+12125551234") == "America/New_York"
     assert timezone_for("+13105551234") == "America/Los_Angeles"
     assert timezone_for("+999") is None
+
+
+def test_try_normalize_remembers_short_texts_only() -> None:
+    """Numbers are looked up several times a call: the answer is kept, for texts of up to
+    64 characters (an import's long garbage is checked each time, never kept)."""
+    _try_normalize.cache_clear()
+    assert try_normalize("22 123 45 67") == ("+48221234567", None)
+    assert try_normalize("22 123 45 67") == ("+48221234567", None)
+    assert _try_normalize.cache_info().hits == 1
+    long = "1" * 65
+    assert try_normalize(long)[0] is None and try_normalize(long)[1]
+    assert _try_normalize.cache_info().currsize == 1

@@ -486,8 +486,8 @@ def test_validation_checks_the_core_headers_again_only_after_a_change() -> None:
 
 def test_header_names_are_checked_once_and_the_memo_stays_bounded() -> None:
     """Header names as peers spell them are remembered once checked: a name seen before is
-    still refused on a line without a colon, and a peer sending ever new names does not
-    grow the memo past its bound (they are checked each time)."""
+    still refused on a line without a colon, and a peer sending ever new or long names does
+    not grow the memo past its bound (they are checked each time)."""
     import callcenter.sip.message as message
 
     head = (b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\n"
@@ -501,3 +501,7 @@ def test_header_names_are_checked_once_and_the_memo_stays_bounded() -> None:
         parse_message(head + b"\r\nVia\r\n\r\n")  # "Via" is remembered; no colon here
     with pytest.raises(SipParseError):
         parse_message(head + b"\r\nBad Name: x\r\n\r\n")  # never remembered
+    message._LINE_NAMES.clear()
+    req = parse_message(head + b"\r\nX-" + b"a" * 100 + b": v\r\n\r\n")
+    assert req.headers.get("x-" + "a" * 100) == "v" and "Via" in message._LINE_NAMES
+    assert not any(len(name) > 64 for name in message._LINE_NAMES)
