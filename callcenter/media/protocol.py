@@ -284,7 +284,7 @@ def _converter(tp: Any) -> Convert | None:
         plan = [(f.name, conv) for f in fields(tp)
                 if (conv := _converter(hints[f.name])) is not None]
 
-        known = frozenset(f.name for f in fields(tp))
+        known = frozenset(_names(tp))
 
         def build(value: dict[str, Any]) -> Any:
             for name, conv in plan:  # only the fields that need it: the dict is ours
